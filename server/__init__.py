@@ -1,0 +1,16 @@
+"""Liaison server.
+
+Map (dependencies point inwards)::
+
+    transport/ (socket.io gateway, REST)  ──▶  services/ (application services)
+                                                   │
+                                  domain/ (pure) ◀─┴─▶ storage/, fanout/ (interfaces)
+                                                             ▲
+                                              sqlite / memory implementations
+
+    app.py       the composition root: create_app(settings)
+    settings.py  frozen settings from flags and LIAISON_* variables
+    cli.py       the ``liaison`` command
+"""
+
+__version__ = "0.1.0"

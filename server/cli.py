@@ -1,0 +1,202 @@
+"""The ``liaison`` command: serve, demo, organisations and users."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from protocol.errors import ProtocolError
+from server.app import COMPONENTS, create_app
+from server.domain.model import Org, Role
+from server.services.admin import create_user
+from server.settings import Settings
+from server.storage.directory import Directory, DirectoryConflict
+
+SETTINGS_HELP = "\n".join(
+    f"  LIAISON_{f.name.upper():<22} default: {f.default!r}" for f in fields(Settings)
+)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "data_dir": getattr(args, "data_dir", None),
+        "demo": True if getattr(args, "demo", False) else None,
+    }
+    return Settings.from_env(**overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    print(
+        f"Liaison on http://{settings.host}:{settings.port} (data in {settings.data_dir})",  # noqa: T201
+        flush=True,
+    )
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        reuse_port=getattr(args, "reuse_port", False),
+    )
+    return 0
+
+
+def _with_app(settings: Settings, action: Callable[[Any], Awaitable[int]]) -> int:
+    """Run ``action`` with a started (but not listening) app, for offline admin."""
+
+    async def run() -> int:
+        app = create_app(settings)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        try:
+            return await action(app[COMPONENTS])
+        finally:
+            await runner.cleanup()
+
+    return asyncio.run(run())
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(data_dir=args.data_dir, demo=True)
+    return _with_app(settings, lambda _: asyncio.sleep(0, 0))
+
+
+def _directory_action(
+    args: argparse.Namespace, action: Callable[[Directory], Awaitable[int]]
+) -> int:
+    async def run() -> int:
+        directory = Directory(_settings(args).data_dir / "directory.db")
+        await directory.start()
+        try:
+            return await action(directory)
+        except (ProtocolError, DirectoryConflict) as exc:
+            print(f"error: {exc}")  # noqa: T201
+            return 1
+        finally:
+            await directory.close()
+
+    return asyncio.run(run())
+
+
+def cmd_org_add(args: argparse.Namespace) -> int:
+    async def action(directory: Directory) -> int:
+        await directory.add_org(Org(args.id, args.name, args.kind))
+        print(f"organisation {args.id} added")  # noqa: T201
+        return 0
+
+    return _directory_action(args, action)
+
+
+def cmd_org_list(args: argparse.Namespace) -> int:
+    async def action(directory: Directory) -> int:
+        for org in directory.orgs.values():
+            print(f"{org.id}\t{org.kind}\t{org.name}")  # noqa: T201
+        return 0
+
+    return _directory_action(args, action)
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    password = args.password or getpass.getpass(f"password for {args.username}: ")
+
+    async def action(directory: Directory) -> int:
+        user = await create_user(
+            directory,
+            username=args.username,
+            org=args.org,
+            name=args.name or args.username,
+            role=args.role,
+            password=password,
+        )
+        print(f"user {user.username} ({user.role}) added to {user.org_id}")  # noqa: T201
+        return 0
+
+    return _directory_action(args, action)
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    async def action(directory: Directory) -> int:
+        for user in directory.users.values():
+            print(f"{user.username}\t{user.org_id}\t{user.role}\t{user.name}")  # noqa: T201
+        return 0
+
+    return _directory_action(args, action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="liaison",
+        description="Liaison: real-time joint incident coordination server.",
+        epilog="Settings (flags override environment variables):\n" + SETTINGS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def data_dir(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", type=Path, help="data directory (LIAISON_DATA_DIR)")
+
+    serve = sub.add_parser("serve", help="run the server on the embedded default")
+    serve.add_argument("--host", help="listen address (LIAISON_HOST)")
+    serve.add_argument("--port", type=int, help="listen port (LIAISON_PORT)")
+    serve.add_argument("--demo", action="store_true", help="seed demo data at start")
+    serve.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="SO_REUSEPORT, to run one process per core on one port",
+    )
+    data_dir(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="seed demo organisations, users and an incident")
+    data_dir(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    org = sub.add_parser("org", help="manage organisations").add_subparsers(
+        dest="org", required=True
+    )
+    org_add = org.add_parser("add", help="add an organisation")
+    org_add.add_argument("id")
+    org_add.add_argument("name")
+    org_add.add_argument("--kind", default="ngo", help="police, ngo, ... (default ngo)")
+    data_dir(org_add)
+    org_add.set_defaults(func=cmd_org_add)
+    org_list = org.add_parser("list", help="list organisations")
+    data_dir(org_list)
+    org_list.set_defaults(func=cmd_org_list)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="user", required=True)
+    user_add = user.add_parser("add", help="add a user or bot")
+    user_add.add_argument("username")
+    user_add.add_argument("--org", required=True)
+    user_add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    user_add.add_argument("--name")
+    user_add.add_argument("--password", help="prompted for if absent")
+    data_dir(user_add)
+    user_add.set_defaults(func=cmd_user_add)
+    user_list = user.add_parser("list", help="list users")
+    data_dir(user_list)
+    user_list.set_defaults(func=cmd_user_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

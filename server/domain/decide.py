@@ -1,0 +1,341 @@
+"""The rules: a command, the incident's current state and who asks -> an event draft.
+
+Every refusal is a ``ProtocolError`` with a stable code, raised before anything
+is stored. Visibility, permissions and state transitions are all checked here,
+in one place, for every transport (socket.io, REST, bots).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from protocol import v1
+from protocol.errors import ErrorCode, ProtocolError
+from server.domain.directory import DirectoryView
+from server.domain.events import EventDraft
+from server.domain.incident import TASK_TERMINAL, IncidentState, TaskState
+from server.domain.model import Principal, Role
+
+
+def refuse(code: ErrorCode, message: str | None = None) -> ProtocolError:
+    return ProtocolError(code, message)
+
+
+def new_incident_id() -> str:
+    return "inc_" + secrets.token_hex(8)
+
+
+def new_epoch() -> str:
+    return secrets.token_hex(6)
+
+
+def _draft(
+    who: Principal,
+    cmd: v1.IncidentCommand | v1.IncidentCreate,
+    incident: str,
+    kind: str,
+    body: dict[str, Any],
+    visibility: tuple[str, ...] | None,
+    epoch: str | None = None,
+) -> EventDraft:
+    return EventDraft(
+        incident=incident,
+        type=kind,
+        actor_user=who.user_id,
+        actor_org=who.org_id,
+        actor_name=who.name,
+        client_id=cmd.id,
+        visibility=visibility,
+        body=body,
+        epoch=epoch,
+    )
+
+
+def _require_coordinator(who: Principal) -> None:
+    if not who.coordinates:
+        raise refuse(ErrorCode.FORBIDDEN, f"role {who.role} may not do this")
+
+
+def _check_orgs(directory: DirectoryView, orgs: tuple[str, ...] | list[str]) -> None:
+    for org in orgs:
+        if directory.org(org) is None:
+            raise refuse(ErrorCode.INVALID, f"unknown organisation {org!r}")
+
+
+def _check_liaisons(directory: DirectoryView, liaisons: dict[str, str], orgs: list[str]) -> None:
+    for org, user_id in liaisons.items():
+        user = directory.user(user_id)
+        if org not in orgs or user is None or user.org_id != org:
+            raise refuse(ErrorCode.INVALID, f"liaison {user_id!r} is not a member of {org!r}")
+
+
+def resolve_visibility(
+    state: IncidentState, who: Principal, requested: tuple[str, ...] | None
+) -> tuple[str, ...] | None:
+    """Restrict to participants; the author's own organisation always sees its event."""
+    if requested is None:
+        return None
+    unknown = [org for org in requested if not state.participates(org)]
+    if unknown:
+        raise refuse(ErrorCode.INVALID, f"visibility names non-participants: {unknown}")
+    orgs = dict.fromkeys(requested)
+    orgs[who.org_id] = None
+    return tuple(sorted(orgs))
+
+
+def narrower(
+    inherited: tuple[str, ...] | None, requested: tuple[str, ...] | None
+) -> tuple[str, ...] | None:
+    """A follow-up event never reaches more organisations than its subject."""
+    if inherited is None:
+        return requested
+    if requested is None:
+        return inherited
+    return tuple(org for org in inherited if org in requested) or inherited
+
+
+def decide_create(who: Principal, cmd: v1.IncidentCreate, directory: DirectoryView) -> EventDraft:
+    _require_coordinator(who)
+    orgs = list(dict.fromkeys((who.org_id, *cmd.orgs)))
+    _check_orgs(directory, orgs)
+    if cmd.lead_org is not None and cmd.lead_org not in orgs:
+        raise refuse(ErrorCode.INVALID, "lead_org must be a participating organisation")
+    _check_liaisons(directory, cmd.liaisons, orgs)
+    body = {
+        "title": cmd.title,
+        "category": cmd.category,
+        "priority": cmd.priority,
+        "description": cmd.description,
+        "location": cmd.location.to_wire() if cmd.location else None,
+        "orgs": orgs,
+        "lead_org": cmd.lead_org or who.org_id,
+        "liaisons": cmd.liaisons,
+        "status": "reported",
+    }
+    return _draft(who, cmd, new_incident_id(), "incident.created", body, None, new_epoch())
+
+
+def decide(
+    state: IncidentState, who: Principal, cmd: v1.Command, directory: DirectoryView
+) -> EventDraft:
+    """Decide an incident-scoped command against the incident's current state."""
+    if not state.participates(who.org_id):
+        raise refuse(ErrorCode.NOT_FOUND, "no such incident")
+    assert isinstance(cmd, v1.IncidentCommand)
+    if state.status == "closed" and not isinstance(cmd, v1.IncidentStatus):
+        raise refuse(ErrorCode.CONFLICT, "the incident is closed")
+    vis = resolve_visibility(state, who, cmd.visibility)
+    match cmd:
+        case v1.IncidentUpdate():
+            return _update(state, who, cmd, directory, vis)
+        case v1.IncidentStatus():
+            return _status(state, who, cmd, vis)
+        case v1.MessagePost():
+            return _post(state, who, cmd, directory, vis)
+        case v1.MessageEdit() | v1.MessageRetract() | v1.MessageAck():
+            return _message_followup(state, who, cmd, vis)
+        case v1.TaskCreate():
+            return _task_create(state, who, cmd, directory, vis)
+        case v1.TaskAssign():
+            return _task_assign(state, who, cmd, directory, vis)
+        case v1.TaskTransition():
+            return _task_transition(state, who, cmd, vis)
+        case v1.ResponderStatus():
+            body: dict[str, Any] = {
+                "status": cmd.status,
+                "position": cmd.position.to_wire() if cmd.position else None,
+            }
+            return _draft(who, cmd, state.id, "responder.status", body, vis)
+        case v1.ResponderPosition():
+            body = {"position": cmd.position.to_wire()}
+            return _draft(who, cmd, state.id, "responder.position", body, vis)
+    raise refuse(ErrorCode.UNKNOWN_TYPE, f"{cmd.TYPE} is not an incident command")
+
+
+def _update(
+    state: IncidentState,
+    who: Principal,
+    cmd: v1.IncidentUpdate,
+    directory: DirectoryView,
+    vis: tuple[str, ...] | None,
+) -> EventDraft:
+    _require_coordinator(who)
+    if vis is not None:
+        raise refuse(ErrorCode.INVALID, "incident updates are visible to every participant")
+    _check_orgs(directory, cmd.add_orgs)
+    orgs = list(dict.fromkeys((*state.orgs, *cmd.add_orgs)))
+    if cmd.lead_org is not None and cmd.lead_org not in orgs:
+        raise refuse(ErrorCode.INVALID, "lead_org must be a participating organisation")
+    _check_liaisons(directory, cmd.liaisons, orgs)
+    body = {
+        "title": cmd.title,
+        "category": cmd.category,
+        "priority": cmd.priority,
+        "description": cmd.description,
+        "location": cmd.location.to_wire() if cmd.location else None,
+        "add_orgs": [org for org in cmd.add_orgs if org not in state.orgs],
+        "lead_org": cmd.lead_org,
+        "liaisons": cmd.liaisons,
+    }
+    if all(v in (None, [], {}) for v in body.values()):
+        raise refuse(ErrorCode.INVALID, "nothing to update")
+    return _draft(who, cmd, state.id, "incident.updated", body, None)
+
+
+def _status(
+    state: IncidentState, who: Principal, cmd: v1.IncidentStatus, vis: tuple[str, ...] | None
+) -> EventDraft:
+    _require_coordinator(who)
+    if vis is not None:
+        raise refuse(ErrorCode.INVALID, "status changes are visible to every participant")
+    if cmd.status == state.status:
+        raise refuse(ErrorCode.CONFLICT, f"the incident is already {cmd.status}")
+    body = {"status": cmd.status, "previous": state.status, "note": cmd.note}
+    return _draft(who, cmd, state.id, "incident.status_changed", body, None)
+
+
+def _post(
+    state: IncidentState,
+    who: Principal,
+    cmd: v1.MessagePost,
+    directory: DirectoryView,
+    vis: tuple[str, ...] | None,
+) -> EventDraft:
+    if cmd.reply_to is not None:
+        parent = state.messages.get(cmd.reply_to)
+        if parent is None or not _sees(parent.visibility, who):
+            raise refuse(ErrorCode.NOT_FOUND, "reply_to is not a message you can see")
+        vis = narrower(parent.visibility, vis)
+    for org in cmd.mention_orgs:
+        if not state.participates(org):
+            raise refuse(ErrorCode.INVALID, f"mentioned organisation {org!r} does not participate")
+    for user_id in cmd.mention_users:
+        user = directory.user(user_id)
+        if user is None or not state.participates(user.org_id):
+            raise refuse(ErrorCode.INVALID, f"mentioned user {user_id!r} does not participate")
+    body = {
+        "text": cmd.text,
+        "mentions": {"users": list(cmd.mention_users), "orgs": list(cmd.mention_orgs)},
+        "reply_to": cmd.reply_to,
+        "urgent": cmd.urgent,
+    }
+    return _draft(who, cmd, state.id, "message.posted", body, vis)
+
+
+def _sees(visibility: tuple[str, ...] | None, who: Principal) -> bool:
+    return visibility is None or who.org_id in visibility
+
+
+def _message_followup(
+    state: IncidentState,
+    who: Principal,
+    cmd: v1.MessageEdit | v1.MessageRetract | v1.MessageAck,
+    vis: tuple[str, ...] | None,
+) -> EventDraft:
+    msg = state.messages.get(cmd.message)
+    if msg is None or not _sees(msg.visibility, who):
+        raise refuse(ErrorCode.NOT_FOUND, "no such message")
+    if msg.retracted:
+        raise refuse(ErrorCode.CONFLICT, "the message was retracted")
+    vis = narrower(msg.visibility, vis)
+    if isinstance(cmd, v1.MessageAck):
+        if who.user_id in msg.acks:
+            raise refuse(ErrorCode.CONFLICT, "you already acknowledged this message")
+        return _draft(who, cmd, state.id, "message.acknowledged", {"message": msg.seq}, vis)
+    if msg.author_user != who.user_id:
+        raise refuse(ErrorCode.FORBIDDEN, "only the author may edit or retract a message")
+    if isinstance(cmd, v1.MessageEdit):
+        body = {"message": msg.seq, "text": cmd.text}
+        return _draft(who, cmd, state.id, "message.edited", body, vis)
+    return _draft(who, cmd, state.id, "message.retracted", {"message": msg.seq}, vis)
+
+
+def _check_assignee(
+    state: IncidentState, directory: DirectoryView, assignee: v1.Assignee
+) -> dict[str, Any]:
+    org = assignee.org
+    if assignee.user is not None:
+        user = directory.user(assignee.user)
+        if user is None or not state.participates(user.org_id):
+            raise refuse(ErrorCode.INVALID, "the assignee does not participate")
+        if org is not None and org != user.org_id:
+            raise refuse(ErrorCode.INVALID, "the assignee is not a member of that organisation")
+        org = user.org_id
+    if org is None or not state.participates(org):
+        raise refuse(ErrorCode.INVALID, "the assigned organisation does not participate")
+    return {"org": org, "user": assignee.user}
+
+
+def _task_create(
+    state: IncidentState,
+    who: Principal,
+    cmd: v1.TaskCreate,
+    directory: DirectoryView,
+    vis: tuple[str, ...] | None,
+) -> EventDraft:
+    _require_coordinator(who)
+    assignee = _check_assignee(state, directory, cmd.assignee) if cmd.assignee else None
+    if assignee and vis is not None and assignee["org"] not in vis:
+        raise refuse(ErrorCode.INVALID, "the assignee's organisation could not see the task")
+    body = {"title": cmd.title, "details": cmd.details, "assignee": assignee}
+    return _draft(who, cmd, state.id, "task.created", body, vis)
+
+
+def _visible_task(state: IncidentState, who: Principal, task_id: int) -> TaskState:
+    task = state.tasks.get(task_id)
+    if task is None or not _sees(task.visibility, who):
+        raise refuse(ErrorCode.NOT_FOUND, "no such task")
+    if task.status in TASK_TERMINAL:
+        raise refuse(ErrorCode.CONFLICT, f"the task is already {task.status}")
+    return task
+
+
+def _task_assign(
+    state: IncidentState,
+    who: Principal,
+    cmd: v1.TaskAssign,
+    directory: DirectoryView,
+    vis: tuple[str, ...] | None,
+) -> EventDraft:
+    _require_coordinator(who)
+    task = _visible_task(state, who, cmd.task)
+    assignee = _check_assignee(state, directory, cmd.assignee)
+    if task.visibility is not None and assignee["org"] not in task.visibility:
+        raise refuse(ErrorCode.INVALID, "the assignee's organisation could not see the task")
+    body = {"task": task.id, "assignee": assignee}
+    return _draft(who, cmd, state.id, "task.assigned", body, narrower(task.visibility, vis))
+
+
+#: command type -> (event type, task statuses it may start from)
+_TRANSITIONS: dict[str, tuple[str, frozenset[str]]] = {
+    "task.accept": ("task.accepted", frozenset({"assigned"})),
+    "task.decline": ("task.declined", frozenset({"assigned"})),
+    "task.start": ("task.started", frozenset({"accepted"})),
+    "task.complete": ("task.completed", frozenset({"accepted", "in_progress"})),
+    "task.cancel": (
+        "task.cancelled",
+        frozenset({"open", "assigned", "accepted", "declined", "in_progress"}),
+    ),
+}
+
+
+def _is_assignee(task: TaskState, who: Principal) -> bool:
+    if task.assignee_user is not None:
+        return task.assignee_user == who.user_id
+    return task.assignee_org == who.org_id
+
+
+def _task_transition(
+    state: IncidentState, who: Principal, cmd: v1.TaskTransition, vis: tuple[str, ...] | None
+) -> EventDraft:
+    task = _visible_task(state, who, cmd.task)
+    kind, allowed_from = _TRANSITIONS[cmd.TYPE]
+    if cmd.TYPE == "task.cancel":
+        _require_coordinator(who)
+    elif not (_is_assignee(task, who) or who.role is Role.SUPERVISOR):
+        raise refuse(ErrorCode.FORBIDDEN, "only the assignee may do this")
+    if task.status not in allowed_from:
+        raise refuse(ErrorCode.CONFLICT, f"a task that is {task.status} cannot be {kind[5:]}")
+    body = {"task": task.id, "note": cmd.note}
+    return _draft(who, cmd, state.id, kind, body, narrower(task.visibility, vis))

@@ -1,0 +1,39 @@
+"""Organisations, roles and the authenticated principal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    DISPATCHER = "dispatcher"
+    RESPONDER = "responder"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+    BOT = "bot"
+
+
+#: Roles that run incidents: open them, change them, hand out tasks.
+COORDINATORS = frozenset({Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN, Role.BOT})
+
+
+@dataclass(frozen=True, slots=True)
+class Org:
+    id: str
+    name: str
+    kind: str  # "police", "ngo", "system", ...
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is acting: a user or a bot, always within one organisation."""
+
+    user_id: str
+    org_id: str
+    role: Role
+    name: str
+
+    @property
+    def coordinates(self) -> bool:
+        return self.role in COORDINATORS

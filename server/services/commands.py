@@ -1,0 +1,90 @@
+"""The one write path: validate, decide against current state, append durably.
+
+Socket.IO handlers and REST endpoints both call ``CommandService.execute``;
+its result is what the client's ack carries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from protocol import v1
+from protocol.errors import ErrorCode, ProtocolError
+from server.domain.decide import decide, decide_create
+from server.domain.directory import DirectoryView
+from server.domain.events import AppendResult, EventDraft
+from server.domain.model import Principal
+from server.errors import LogNotFound, StorageUnavailable
+from server.services.projections import Projections
+from server.storage.base import EventLog
+
+#: Commands whose validity depends on state another command may change at the
+#: same moment (task and incident transitions, message edits). They are decided
+#: and appended one at a time per incident on this node; posts and positions,
+#: the bulk of the traffic, go straight through.
+_SERIAL = (
+    v1.IncidentUpdate,
+    v1.IncidentStatus,
+    v1.TaskCreate,
+    v1.TaskAssign,
+    v1.TaskTransition,
+    v1.MessageEdit,
+    v1.MessageRetract,
+    v1.MessageAck,
+)
+
+
+class CommandService:
+    def __init__(self, log: EventLog, projections: Projections, directory: DirectoryView) -> None:
+        self._log = log
+        self._projections = projections
+        self._directory = directory
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def execute(self, who: Principal, cmd: v1.Command) -> dict[str, Any]:
+        """Run a write command; the ack payload on success, ProtocolError otherwise."""
+        if isinstance(cmd, v1.IncidentCreate):
+            result = await self._append(decide_create(who, cmd, self._directory))
+            # Load the projection now so the creator can act on it at once.
+            await self._projections.get(result.event.incident)
+        elif isinstance(cmd, v1.IncidentCommand):
+            if isinstance(cmd, _SERIAL):
+                lock = self._locks.setdefault(cmd.incident, asyncio.Lock())
+                async with lock:
+                    result = await self._decide_and_append(who, cmd)
+            else:
+                result = await self._decide_and_append(who, cmd)
+        else:
+            raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"{cmd.TYPE} is not a write command")
+        ev = result.event
+        return {
+            "incident": ev.incident,
+            "seq": ev.seq,
+            "epoch": ev.epoch,
+            "ts": ev.ts_ms,
+            "duplicate": result.duplicate,
+        }
+
+    async def _decide_and_append(self, who: Principal, cmd: v1.IncidentCommand) -> AppendResult:
+        state = await self._projections.get(cmd.incident)
+        if state is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")
+        try:
+            draft = decide(state, who, cmd, self._directory)
+        except ProtocolError:
+            # A retry of an action that was stored may now be refused by the
+            # state it changed (a second "accept"): answer with the original.
+            original = await self._log.find(who.user_id, cmd.id)
+            if original is not None and original.incident == cmd.incident:
+                return AppendResult(original, duplicate=True)
+            raise
+        return await self._append(draft)
+
+    async def _append(self, draft: EventDraft) -> AppendResult:
+        try:
+            return await self._log.append(draft)
+        except StorageUnavailable as exc:
+            raise ProtocolError(ErrorCode.UNAVAILABLE) from exc
+        except LogNotFound as exc:
+            raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident") from exc

@@ -1,0 +1,48 @@
+"""Wire envelopes for stored events (see protocol/SPEC.md, "Events").
+
+A restricted event becomes a placeholder for organisations that may not see it:
+same incident, seq, epoch and chain link, nothing else, so gap detection and
+offline chain verification keep working without leaking content.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from protocol import PROTOCOL_VERSION
+from protocol.v1 import RESTRICTED_TYPE
+from server.domain.events import StoredEvent
+
+
+def envelope(ev: StoredEvent) -> dict[str, Any]:
+    return {
+        "v": PROTOCOL_VERSION,
+        "type": ev.type,
+        "incident": ev.incident,
+        "seq": ev.seq,
+        "epoch": ev.epoch,
+        "ts": ev.ts_ms,
+        "actor": {"user": ev.actor_user, "org": ev.actor_org, "name": ev.actor_name},
+        "cid": ev.client_id,
+        "visibility": list(ev.visibility) if ev.visibility is not None else None,
+        "body": ev.body,
+        "digest": ev.digest,
+        "hash": ev.hash,
+    }
+
+
+def placeholder(ev: StoredEvent) -> dict[str, Any]:
+    return {
+        "v": PROTOCOL_VERSION,
+        "type": RESTRICTED_TYPE,
+        "incident": ev.incident,
+        "seq": ev.seq,
+        "epoch": ev.epoch,
+        "digest": ev.digest,
+        "hash": ev.hash,
+    }
+
+
+def for_org(ev: StoredEvent, org: str | None) -> dict[str, Any]:
+    """The envelope ``org`` may receive (None: unrestricted, for exports)."""
+    return envelope(ev) if org is None or ev.visible_to(org) else placeholder(ev)

@@ -1,0 +1,209 @@
+"""Delivery: who follows which incident, and getting every event to them once.
+
+Hot path (one committed batch of one incident)::
+
+    log commit ─▶ Hub._on_events(incident, events)        (sync, no task per recipient)
+                    for each event: encode once per (audience, encoding) on first use
+                    for each follower: in-order check, then subscriber.push(bytes)
+
+A follower's ``FollowState.last`` is the last seq handed to it. Live events
+must arrive as ``last + 1``; anything else means events went missing on the
+live path, so the follower goes into catch-up: live events are buffered while
+the gap is read from the log, then the buffer is drained. Following from a
+position uses the same catch-up, which is why resume never loses nor doubles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
+
+import msgpack
+import orjson
+
+from protocol.errors import ErrorCode
+from protocol.v1 import FollowTarget
+from server.domain.events import StoredEvent
+from server.services.envelope import envelope, placeholder
+from server.services.projections import Projections
+from server.storage.base import EventLog
+
+log = logging.getLogger(__name__)
+
+#: Events read from the log per page when catching a follower up.
+CATCH_UP_PAGE = 500
+
+Piece = str | bytes
+
+
+class Subscriber(Protocol):
+    """A live connection as the hub sees it (implemented by the transport)."""
+
+    org: str
+    encoding: str
+
+    def push(self, piece: Piece) -> bool:
+        """Queue one encoded envelope; False if the connection is gone or cut off."""
+        ...
+
+    async def writable(self) -> None:
+        """Wait until the outbound buffer has room (used when catching up)."""
+        ...
+
+
+ENCODERS: dict[str, Callable[[dict[str, Any]], Piece]] = {
+    "json": lambda env: orjson.dumps(env).decode(),
+    "msgpack": lambda env: msgpack.packb(env, use_bin_type=True),
+}
+
+
+class _Encoded:
+    """Per-event cache: each (visible?, encoding) is serialised at most once."""
+
+    __slots__ = ("cache", "event")
+
+    def __init__(self, event: StoredEvent) -> None:
+        self.event = event
+        self.cache: dict[tuple[bool, str], Piece] = {}
+
+    def piece(self, visible: bool, encoding: str) -> Piece:
+        key = (visible, encoding)
+        piece = self.cache.get(key)
+        if piece is None:
+            env = envelope(self.event) if visible else placeholder(self.event)
+            piece = self.cache[key] = ENCODERS[encoding](env)
+        return piece
+
+
+@dataclass(slots=True, eq=False)
+class FollowState:
+    last: int
+    catching_up: bool = True
+    buffer: list[StoredEvent] = field(default_factory=list)
+
+
+class Hub:
+    def __init__(self, log: EventLog, projections: Projections) -> None:
+        self._log = log
+        self._projections = projections
+        self._followers: dict[str, dict[Subscriber, FollowState]] = {}
+        self._listeners: dict[str, Callable[[Sequence[StoredEvent]], None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------ follow/drop
+
+    async def follow(self, sub: Subscriber, target: FollowTarget) -> dict[str, Any]:
+        """Start (or restart) delivery of one incident from ``target.after_seq``."""
+        incident = target.incident
+        result: dict[str, Any] = {"incident": incident}
+        state = await self._projections.get(incident)
+        if state is None or not state.participates(sub.org):
+            return result | {"status": ErrorCode.NOT_FOUND.code}
+        result |= {"epoch": state.epoch, "head_seq": state.seq}
+        if target.epoch is not None and target.epoch != state.epoch:
+            return result | {"status": ErrorCode.RESYNC_REQUIRED.code}
+        if target.after_seq > state.seq:
+            return result | {"status": ErrorCode.OUT_OF_RANGE.code}
+        followers = self._followers.get(incident)
+        if followers is None:
+            followers = self._followers[incident] = {}
+            listener = self._listeners[incident] = partial(self._on_events, incident)
+            self._log.subscribe(incident, listener)
+        fs = followers[sub] = FollowState(last=target.after_seq)
+        await self._catch_up(sub, incident, fs)
+        return result | {"status": "ok", "head_seq": max(state.seq, fs.last)}
+
+    def unfollow(self, sub: Subscriber, incident: str) -> None:
+        followers = self._followers.get(incident)
+        if followers is None or followers.pop(sub, None) is None:
+            return
+        if not followers:
+            del self._followers[incident]
+            self._log.unsubscribe(incident, self._listeners.pop(incident))
+
+    def drop(self, sub: Subscriber) -> None:
+        """Forget a connection that went away."""
+        for incident in [i for i, f in self._followers.items() if sub in f]:
+            self.unfollow(sub, incident)
+
+    def following(self, sub: Subscriber) -> dict[str, int]:
+        """incident -> last seq delivered, for resume hints."""
+        return {i: f[sub].last for i, f in self._followers.items() if sub in f}
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -------------------------------------------------------------- delivery
+
+    def _on_events(self, incident: str, events: Sequence[StoredEvent]) -> None:
+        followers = self._followers.get(incident)
+        if not followers:
+            return
+        encoded = [_Encoded(ev) for ev in events]
+        for sub, fs in list(followers.items()):
+            for enc in encoded:
+                self._deliver_live(sub, incident, fs, enc)
+
+    def _deliver_live(self, sub: Subscriber, incident: str, fs: FollowState, enc: _Encoded) -> None:
+        ev = enc.event
+        if fs.catching_up:
+            fs.buffer.append(ev)
+        elif ev.seq <= fs.last:
+            return  # seen already (a duplicate publish)
+        elif ev.seq == fs.last + 1:
+            if sub.push(enc.piece(ev.visible_to(sub.org), sub.encoding)):
+                fs.last = ev.seq
+            else:
+                self.unfollow(sub, incident)
+        else:
+            # A gap on the live path: fetch it from the log, buffer meanwhile.
+            fs.catching_up = True
+            fs.buffer.append(ev)
+            task = asyncio.create_task(self._catch_up(sub, incident, fs))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _catch_up(self, sub: Subscriber, incident: str, fs: FollowState) -> None:
+        """Deliver from the log after ``fs.last``, then the buffered live events."""
+        try:
+            while True:
+                events = await self._log.read(incident, fs.last, CATCH_UP_PAGE)
+                if not self._push_in_order(sub, fs, events):
+                    self.unfollow(sub, incident)
+                    return
+                if len(events) == CATCH_UP_PAGE:
+                    await sub.writable()
+                    continue
+                buffered, fs.buffer = fs.buffer, []
+                if buffered and buffered[-1].seq > fs.last and buffered[0].seq > fs.last + 1:
+                    fs.buffer = buffered  # the log had not caught up with the buffer yet
+                    continue
+                if not self._push_in_order(sub, fs, buffered):
+                    self.unfollow(sub, incident)
+                    return
+                if not fs.buffer:
+                    fs.catching_up = False
+                    return
+        except Exception:
+            log.exception("catch-up of %s failed; the client must resume", incident)
+            self.unfollow(sub, incident)
+            raise
+
+    @staticmethod
+    def _push_in_order(sub: Subscriber, fs: FollowState, events: Sequence[StoredEvent]) -> bool:
+        for ev in events:
+            if ev.seq != fs.last + 1:
+                if ev.seq <= fs.last:
+                    continue
+                return True  # a hole: the next read fills it
+            visible = ev.visible_to(sub.org)
+            if not sub.push(_Encoded(ev).piece(visible, sub.encoding)):
+                return False
+            fs.last = ev.seq
+        return True

@@ -1,0 +1,86 @@
+"""Settings: frozen once read, from flags or LIAISON_* environment variables.
+
+Every setting is documented in README.md ("Settings") and ``liaison --help``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    #: Interface and port to listen on.
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: Where the embedded backend keeps its SQLite files and the generated secret.
+    data_dir: Path = Path("./data")
+    #: Secret for signing tokens; generated into data_dir on first start if empty.
+    #: Every node of a deployment must share it.
+    secret: str = ""
+    #: Lifetime of a login token, seconds.
+    token_ttl_s: int = 12 * 3600
+    #: Browser origins allowed to open Socket.IO connections (comma separated).
+    #: Empty: the server's own http://host:port. "*" allows any (never in production).
+    allowed_origins: tuple[str, ...] = ()
+    #: Initial admin password; generated and printed once if empty.
+    admin_password: str = ""
+    #: SQLite synchronous mode: FULL survives power loss, NORMAL only a crash.
+    sqlite_synchronous: str = "FULL"
+    #: Bytes of events waiting for one connection before it is cut off as slow.
+    max_pending_bytes: int = 4 * 1024 * 1024
+    #: Engine.IO heartbeat: a dead client is noticed after interval + timeout.
+    ping_interval_s: float = 20.0
+    ping_timeout_s: float = 15.0
+    #: Python logging level.
+    log_level: str = "INFO"
+    #: Seed demo organisations, users and an incident at start (idempotent).
+    demo: bool = field(default=False)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then LIAISON_<NAME> variables, then explicit overrides (flags)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"LIAISON_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _convert(f.name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @property
+    def origins(self) -> list[str] | str:
+        if self.allowed_origins == ("*",):
+            return "*"
+        if self.allowed_origins:
+            return list(self.allowed_origins)
+        hosts = (
+            {self.host, "localhost", "127.0.0.1"}
+            if self.host
+            in (
+                "127.0.0.1",
+                "localhost",
+                "0.0.0.0",  # noqa: S104
+            )
+            else {self.host}
+        )
+        return sorted(f"http://{h}:{self.port}" for h in hosts)
+
+
+def _convert(name: str, raw: str) -> Any:
+    default = Settings.__dataclass_fields__[name].default
+    if isinstance(default, bool):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    if isinstance(default, Path):
+        return Path(raw)
+    if isinstance(default, tuple):
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+    return raw

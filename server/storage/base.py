@@ -1,0 +1,66 @@
+"""The storage/fan-out interface every backend implements.
+
+Guarantees a backend must give (the contract suite in tests/contract checks them):
+
+* ``append`` returns only after the event is durable. It assigns the next
+  ``seq`` of the incident atomically: gapless, strictly increasing from 1.
+* Idempotency: a draft whose ``(actor_user, client_id)`` was stored before is not
+  stored again; the original event comes back with ``duplicate=True``.
+* Fan-out: after an append is durable, subscribers of the incident get the
+  event, per incident in ``seq`` order, each exactly once from the live path.
+  The live path may still miss events (a dropped pub/sub link): subscribers
+  detect the gap from ``seq`` and ``read`` the missing range. Resume is
+  always served from the log, never from the fan-out.
+* ``read(incident, after_seq, limit)`` returns up to ``limit`` events with
+  ``seq > after_seq`` in order; ``limit`` must be >= 1.
+* ``head`` returns the incident's epoch and last seq, or None if unknown.
+  The epoch changes if a log is ever reset, so old positions are refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from server.domain.events import AppendResult, EventDraft, StoredEvent
+
+#: Receives committed events of one incident, in seq order. Called on the event
+#: loop, synchronously: it must not block (no I/O, no awaits).
+Listener = Callable[[Sequence[StoredEvent]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class LogHead:
+    """A position in an incident's log: (epoch, seq)."""
+
+    epoch: str
+    seq: int
+
+
+class EventLog(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def append(self, draft: EventDraft) -> AppendResult:
+        """Store durably, then fan out; raises StorageUnavailable or LogNotFound."""
+        ...
+
+    async def read(self, incident: str, after_seq: int, limit: int) -> list[StoredEvent]: ...
+
+    async def head(self, incident: str) -> LogHead | None: ...
+
+    async def find(self, actor_user: str, client_id: str) -> StoredEvent | None:
+        """The event stored for this idempotency key, if any."""
+        ...
+
+    async def incidents(self) -> list[str]:
+        """Every incident with a log, oldest first."""
+        ...
+
+    def subscribe(self, incident: str, listener: Listener) -> None:
+        """Start delivering the incident's committed events to ``listener``."""
+        ...
+
+    def unsubscribe(self, incident: str, listener: Listener) -> None: ...

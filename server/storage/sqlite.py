@@ -1,0 +1,383 @@
+"""SqliteEventLog: the embedded default. One file, WAL, group commit.
+
+Write path (the hot one)::
+
+    append() ──▶ pending list ──▶ writer task takes *all* pending drafts
+                                  └─▶ one thread hop: check idempotency, assign
+                                      seq, chain hashes, INSERT..., one COMMIT
+                 ◀── futures resolved in order, after publishing to listeners
+
+Seq, timestamps and the hash chain are assigned inside the writer thread, in
+the same transaction that stores them, so a crash can never leave a seq that
+was acknowledged but not stored, nor a gap. Many posts share one fsync.
+Reads use a second connection on another thread (WAL lets them run beside the
+writer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from server.domain import chain
+from server.domain.events import AppendResult, EventDraft, StoredEvent
+from server.errors import LogNotFound, StorageUnavailable
+from server.fanout.memory import MemoryBroker
+from server.storage.base import Listener, LogHead
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS logs (
+    incident   TEXT PRIMARY KEY,
+    epoch      TEXT NOT NULL,
+    head_seq   INTEGER NOT NULL,
+    head_hash  TEXT NOT NULL,
+    head_ts    INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    incident   TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    epoch      TEXT NOT NULL,
+    type       TEXT NOT NULL,
+    ts_ms      INTEGER NOT NULL,
+    actor_user TEXT NOT NULL,
+    actor_org  TEXT NOT NULL,
+    actor_name TEXT NOT NULL,
+    client_id  TEXT NOT NULL,
+    visibility TEXT,
+    body       BLOB NOT NULL,
+    digest     TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    PRIMARY KEY (incident, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS events_idempotency ON events (actor_user, client_id);
+"""
+
+_COLUMNS = (
+    "incident, seq, epoch, type, ts_ms, actor_user, actor_org, actor_name, client_id,"
+    " visibility, body, digest, hash"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteConfig:
+    path: Path
+    #: "FULL" survives power loss; "NORMAL" survives a process crash (kill -9) only.
+    synchronous: str = "FULL"
+    #: Upper bound of drafts committed in one transaction.
+    max_batch: int = 2_000
+
+
+def _row_to_event(row: tuple[Any, ...]) -> StoredEvent:
+    vis = row[9]
+    return StoredEvent(
+        incident=row[0],
+        seq=row[1],
+        epoch=row[2],
+        type=row[3],
+        ts_ms=row[4],
+        actor_user=row[5],
+        actor_org=row[6],
+        actor_name=row[7],
+        client_id=row[8],
+        visibility=tuple(orjson.loads(vis)) if vis is not None else None,
+        body=orjson.loads(row[10]),
+        digest=row[11],
+        hash=row[12],
+    )
+
+
+@dataclass(slots=True)
+class _Head:
+    epoch: str
+    seq: int
+    hash: str
+    ts_ms: int
+
+
+class _Writer:
+    """Owns the write connection; runs only on the writer thread."""
+
+    def __init__(self, config: SqliteConfig) -> None:
+        self.db = sqlite3.connect(config.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(f"PRAGMA synchronous={config.synchronous}")
+        self.db.executescript(SCHEMA)
+        self.heads: dict[str, _Head] = {}
+
+    def _head(self, incident: str) -> _Head | None:
+        head = self.heads.get(incident)
+        if head is None:
+            row = self.db.execute(
+                "SELECT epoch, head_seq, head_hash, head_ts FROM logs WHERE incident = ?",
+                (incident,),
+            ).fetchone()
+            if row is None:
+                return None
+            head = self.heads[incident] = _Head(*row)
+        return head
+
+    def _existing(self, draft: EventDraft) -> StoredEvent | None:
+        row = self.db.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE actor_user = ? AND client_id = ?",  # noqa: S608
+            (draft.actor_user, draft.client_id),
+        ).fetchone()
+        return _row_to_event(row) if row else None
+
+    def commit(self, drafts: Sequence[EventDraft]) -> list[AppendResult | Exception]:
+        """Store a batch in one transaction; one result (or error) per draft."""
+        results: list[AppendResult | Exception] = []
+        touched: dict[str, _Head] = {}
+        in_batch: dict[tuple[str, str], StoredEvent] = {}
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            for draft in drafts:
+                results.append(self._store(draft, touched, in_batch))
+            for incident, head in touched.items():
+                self.db.execute(
+                    "UPDATE logs SET head_seq = ?, head_hash = ?, head_ts = ? WHERE incident = ?",
+                    (head.seq, head.hash, head.ts_ms, incident),
+                )
+            self.db.execute("COMMIT")
+        except Exception:
+            with contextlib.suppress(Exception):
+                self.db.execute("ROLLBACK")
+            self.heads.clear()  # the cache may hold seqs that were rolled back
+            raise
+        return results
+
+    def _store(
+        self,
+        draft: EventDraft,
+        touched: dict[str, _Head],
+        in_batch: dict[tuple[str, str], StoredEvent],
+    ) -> AppendResult | Exception:
+        key = (draft.actor_user, draft.client_id)
+        earlier = in_batch.get(key) or self._existing(draft)
+        if earlier is not None:
+            return AppendResult(earlier, duplicate=True)
+        now = int(time.time() * 1000)
+        if draft.type == "incident.created":
+            assert draft.epoch is not None
+            if self._head(draft.incident) is not None:
+                return LogNotFound(f"incident {draft.incident} exists already")
+            self.db.execute(
+                "INSERT INTO logs VALUES (?, ?, 0, ?, ?, ?)",
+                (draft.incident, draft.epoch, chain.GENESIS, now, now),
+            )
+            head = self.heads[draft.incident] = _Head(draft.epoch, 0, chain.GENESIS, now)
+        else:
+            maybe_head = self._head(draft.incident)
+            if maybe_head is None:
+                return LogNotFound(f"no log for incident {draft.incident}")
+            head = maybe_head
+        event = _sequence(draft, head, max(now, head.ts_ms))
+        self.db.execute(
+            f"INSERT INTO events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608
+            (
+                event.incident,
+                event.seq,
+                event.epoch,
+                event.type,
+                event.ts_ms,
+                event.actor_user,
+                event.actor_org,
+                event.actor_name,
+                event.client_id,
+                orjson.dumps(list(event.visibility)).decode() if event.visibility else None,
+                orjson.dumps(event.body),
+                event.digest,
+                event.hash,
+            ),
+        )
+        head.seq, head.hash, head.ts_ms = event.seq, event.hash, event.ts_ms
+        touched[draft.incident] = head
+        in_batch[key] = event
+        return AppendResult(event, duplicate=False)
+
+
+def _sequence(draft: EventDraft, head: _Head, ts_ms: int) -> StoredEvent:
+    """Give a draft the next seq of its log, a timestamp and its chain link."""
+    seq = head.seq + 1
+    content = chain.canonical_content(
+        incident=draft.incident,
+        seq=seq,
+        epoch=head.epoch,
+        type=draft.type,
+        ts_ms=ts_ms,
+        actor_user=draft.actor_user,
+        actor_org=draft.actor_org,
+        client_id=draft.client_id,
+        visibility=draft.visibility,
+        body=draft.body,
+    )
+    digest = chain.digest_of(content)
+    return StoredEvent(
+        incident=draft.incident,
+        seq=seq,
+        epoch=head.epoch,
+        type=draft.type,
+        ts_ms=ts_ms,
+        actor_user=draft.actor_user,
+        actor_org=draft.actor_org,
+        actor_name=draft.actor_name,
+        client_id=draft.client_id,
+        visibility=draft.visibility,
+        body=draft.body,
+        digest=digest,
+        hash=chain.chain(head.hash, digest),
+    )
+
+
+class SqliteEventLog:
+    """The embedded EventLog: SQLite on disk plus in-process fan-out."""
+
+    def __init__(self, config: SqliteConfig) -> None:
+        self.config = config
+        self.broker = MemoryBroker()
+        self._pending: list[tuple[EventDraft, asyncio.Future[AppendResult]]] = []
+        self._wakeup = asyncio.Event()
+        self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="liaison-sqlite-w")
+        self._read_pool = ThreadPoolExecutor(1, thread_name_prefix="liaison-sqlite-r")
+        self._writer: _Writer | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.config.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await loop.run_in_executor(self._write_pool, _Writer, self.config)
+        self._reader = await loop.run_in_executor(self._read_pool, self._open_reader)
+        self._task = asyncio.create_task(self._write_loop(), name="sqlite-group-commit")
+
+    def _open_reader(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.config.path, check_same_thread=False)
+        db.execute("PRAGMA query_only=ON")
+        return db
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for _, fut in self._pending:
+            if not fut.done():
+                fut.set_exception(StorageUnavailable("the server is shutting down"))
+        self._pending.clear()
+        loop = asyncio.get_running_loop()
+        if self._writer is not None:
+            await loop.run_in_executor(self._write_pool, self._writer.db.close)
+        if self._reader is not None:
+            await loop.run_in_executor(self._read_pool, self._reader.close)
+        self._write_pool.shutdown(wait=True)
+        self._read_pool.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ write
+
+    async def append(self, draft: EventDraft) -> AppendResult:
+        fut: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        self._pending.append((draft, fut))
+        self._wakeup.set()
+        return await fut
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch = self._pending[: self.config.max_batch]
+                del self._pending[: self.config.max_batch]
+                await self._commit(loop, batch)
+
+    async def _commit(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[tuple[EventDraft, asyncio.Future[AppendResult]]],
+    ) -> None:
+        assert self._writer is not None
+        drafts = [draft for draft, _ in batch]
+        try:
+            results = await loop.run_in_executor(self._write_pool, self._writer.commit, drafts)
+        except asyncio.CancelledError:
+            for _, fut in batch:
+                fut.cancel()
+            raise
+        except Exception as exc:
+            log.exception("commit of %d events failed", len(batch))
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(StorageUnavailable(str(exc)))
+            return
+        # Publish first, in seq order, then acknowledge: an ack never overtakes
+        # the event it acknowledges on this node.
+        self._publish([r.event for r in results if isinstance(r, AppendResult) and not r.duplicate])
+        for (_, fut), result in zip(batch, results, strict=True):
+            if fut.done():
+                continue
+            if isinstance(result, Exception):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
+
+    def _publish(self, events: list[StoredEvent]) -> None:
+        by_incident: dict[str, list[StoredEvent]] = {}
+        for event in events:
+            by_incident.setdefault(event.incident, []).append(event)
+        for incident, evs in by_incident.items():
+            self.broker.publish(incident, evs)
+
+    # ------------------------------------------------------------------- read
+
+    async def _query(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        def run() -> list[tuple[Any, ...]]:
+            assert self._reader is not None
+            return self._reader.execute(sql, args).fetchall()
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._read_pool, run)
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    async def read(self, incident: str, after_seq: int, limit: int) -> list[StoredEvent]:
+        rows = await self._query(
+            f"SELECT {_COLUMNS} FROM events WHERE incident = ? AND seq > ?"  # noqa: S608
+            " ORDER BY seq LIMIT ?",
+            (incident, after_seq, max(1, limit)),
+        )
+        return [_row_to_event(row) for row in rows]
+
+    async def head(self, incident: str) -> LogHead | None:
+        rows = await self._query("SELECT epoch, head_seq FROM logs WHERE incident = ?", (incident,))
+        return LogHead(rows[0][0], rows[0][1]) if rows else None
+
+    async def find(self, actor_user: str, client_id: str) -> StoredEvent | None:
+        rows = await self._query(
+            f"SELECT {_COLUMNS} FROM events WHERE actor_user = ? AND client_id = ?",  # noqa: S608
+            (actor_user, client_id),
+        )
+        return _row_to_event(rows[0]) if rows else None
+
+    async def incidents(self) -> list[str]:
+        rows = await self._query("SELECT incident FROM logs ORDER BY created_ms, incident", ())
+        return [row[0] for row in rows]
+
+    # ---------------------------------------------------------------- fan-out
+
+    def subscribe(self, incident: str, listener: Listener) -> None:
+        self.broker.subscribe(incident, listener)
+
+    def unsubscribe(self, incident: str, listener: Listener) -> None:
+        self.broker.unsubscribe(incident, listener)

@@ -1,0 +1,270 @@
+"""Socket.IO gateway: connect and negotiate, ``cmd`` with ack, ``ev`` delivery.
+
+Handlers run inline (``async_handlers=False``), so one connection's commands
+are handled one at a time, in the order sent; other connections are not
+held up (each has its own reader). Work in flight is bounded by one command
+per connection.
+
+Frames (see protocol/SPEC.md):
+    client → server   connect auth {token, versions, encoding}; ``cmd`` + ack
+    server → client   ``welcome`` once; ``ev`` [envelope, ...]; ``notice`` {code, ...}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import socketio
+
+from protocol import PROTOCOL_VERSION, SUPPORTED_VERSIONS, v1
+from protocol.codec import Codec, check_decoded, codec_for
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.fields import Fields
+from protocol.limits import Limits
+from server import __version__
+from server.auth import TokenSigner
+from server.domain.model import Principal
+from server.services.commands import CommandService
+from server.services.hub import Hub, Piece
+from server.storage.directory import Directory
+from server.transport.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+
+class _OrjsonModule:
+    """python-socketio's ``json=`` hook: orjson instead of the stdlib."""
+
+    @staticmethod
+    def dumps(obj: Any, **_: Any) -> str:
+        return orjson.dumps(obj).decode()
+
+    @staticmethod
+    def loads(text: str | bytes, **_: Any) -> Any:
+        return orjson.loads(text)
+
+
+@dataclass(eq=False, slots=True)
+class Session:
+    """One connected client; what the hub calls a Subscriber."""
+
+    sid: str
+    principal: Principal
+    codec: Codec
+    outbox: Outbox
+
+    @property
+    def org(self) -> str:
+        return self.principal.org_id
+
+    @property
+    def encoding(self) -> str:
+        return self.codec.name
+
+    def push(self, piece: Piece) -> bool:
+        return self.outbox.push(piece)
+
+    async def writable(self) -> None:
+        await self.outbox.writable()
+
+
+class LiaisonSocketServer(socketio.AsyncServer):  # type: ignore[misc]
+    """Refuses binary packets with more than one attachment before buffering them.
+
+    python-socketio buffers whatever attachment count a packet announces
+    (measured: +140 MiB from 160 frames). A msgpack command is exactly one
+    attachment; JSON sessions may send none.
+    """
+
+    binary_allowed: set[str]
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        if isinstance(data, str) and data[:1] in ("5", "6"):
+            count = data[1 : data.find("-")] if "-" in data[:12] else ""
+            if count != "1" or eio_sid not in self.binary_allowed:
+                log.warning("refused a binary packet with %r attachments from %s", count, eio_sid)
+                await self.eio.disconnect(eio_sid)
+                return
+        elif isinstance(data, bytes) and eio_sid not in self._binary_packet:
+            await self.eio.disconnect(eio_sid)
+            return
+        await super()._handle_eio_message(eio_sid, data)
+
+
+def _error_ack(codec: Codec, err: ProtocolError) -> Any:
+    return _ack(codec, {"ok": False, "error": err.to_wire()})
+
+
+def _ack(codec: Codec, payload: dict[str, Any]) -> Any:
+    return codec.encode(payload) if codec.name == "msgpack" else payload
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        commands: CommandService,
+        hub: Hub,
+        directory: Directory,
+        signer: TokenSigner,
+        limits: Limits,
+        allowed_origins: list[str] | str,
+        max_pending_bytes: int,
+        ping_interval: float,
+        ping_timeout: float,
+    ) -> None:
+        self.commands, self.hub, self.directory, self.signer = commands, hub, directory, signer
+        self.limits = limits
+        self.max_pending_bytes = max_pending_bytes
+        self.sessions: dict[str, Session] = {}
+        self.sio = LiaisonSocketServer(
+            async_mode="aiohttp",
+            async_handlers=False,
+            cors_allowed_origins=allowed_origins,
+            json=_OrjsonModule,
+            # The documented frame limit is enforced per command with a typed
+            # error; this is only the hard cap beyond which engine.io drops
+            # the connection.
+            max_http_buffer_size=limits.max_frame_bytes * 4,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            http_compression=False,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.sio.binary_allowed = set()
+        self.sio.on("connect", self.on_connect)
+        self.sio.on("disconnect", self.on_disconnect)
+        self.sio.on("cmd", self.on_cmd)
+        self.sio.on("*", self.on_unknown)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---------------------------------------------------------------- connect
+
+    def _negotiate(self, auth: Any) -> tuple[Principal, Codec, int]:
+        f = Fields(auth if isinstance(auth, dict) else {}, "auth", self.limits)
+        principal = self.signer.verify(
+            auth.get("token") if isinstance(auth, dict) else None, self.directory
+        )
+        offered = auth.get("versions", [PROTOCOL_VERSION]) if isinstance(auth, dict) else []
+        if not isinstance(offered, list):
+            raise ProtocolError(ErrorCode.INVALID, "auth.versions must be a list")
+        common = [v for v in SUPPORTED_VERSIONS if v in offered]
+        if not common:
+            raise ProtocolError(
+                ErrorCode.UNSUPPORTED_VERSION, detail={"supported": list(SUPPORTED_VERSIONS)}
+            )
+        encoding = f.opt_str("encoding", max_chars=16) or "json"
+        return principal, codec_for(encoding, self.limits), max(common)
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        try:
+            principal, codec, version = self._negotiate(auth)
+        except ProtocolError as err:
+            raise socketio.exceptions.ConnectionRefusedError(err.to_wire()) from None
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        eio_socket = self.sio.eio.sockets[eio_sid]
+        outbox = Outbox(
+            eio_socket, codec.name, self.max_pending_bytes, lambda: self._spawn(self._cut_off(sid))
+        )
+        self.sessions[sid] = Session(sid, principal, codec, outbox)
+        if codec.name == "msgpack":
+            self.sio.binary_allowed.add(eio_sid)
+        welcome = {
+            "v": version,
+            "encoding": codec.name,
+            "server": {"name": "liaison", "version": __version__},
+            "limits": self.limits.to_wire(),
+            "user": {
+                "id": principal.user_id,
+                "org": principal.org_id,
+                "role": principal.role.value,
+                "name": principal.name,
+            },
+        }
+        # Queued after the CONNECT packet, which python-socketio sends when
+        # this handler returns (no await yields in between).
+        self._spawn(self.sio.emit("welcome", welcome, to=sid))
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        session = self.sessions.pop(sid, None)
+        if session is not None:
+            session.outbox.closed = True
+            self.hub.drop(session)
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        self.sio.binary_allowed.discard(eio_sid)
+
+    async def _cut_off(self, sid: str) -> None:
+        session = self.sessions.get(sid)
+        if session is None:
+            return
+        resume = self.hub.following(session)
+        self.hub.drop(session)
+        notice = {
+            "code": ErrorCode.SLOW_CONSUMER.code,
+            "message": ErrorCode.SLOW_CONSUMER.default_message,
+            "resume": resume,
+        }
+        session.outbox.send_text('2["notice",' + orjson.dumps(notice).decode() + "]")
+        log.warning("cut off slow consumer %s (%s)", sid, session.principal.user_id)
+        await self.sio.disconnect(sid)
+
+    # --------------------------------------------------------------- commands
+
+    async def on_cmd(self, sid: str, data: Any = None) -> Any:
+        session = self.sessions.get(sid)
+        if session is None:
+            return None
+        codec = session.codec
+        try:
+            value = self._decode(codec, data)
+            cmd = v1.parse_command(value, self.limits)
+            return _ack(codec, {"ok": True, **await self._run(session, cmd)})
+        except ProtocolError as err:
+            return _error_ack(codec, err)
+        except Exception:
+            log.exception("command from %s failed", session.principal.user_id)
+            return _error_ack(codec, ProtocolError(ErrorCode.INTERNAL))
+
+    def _decode(self, codec: Codec, data: Any) -> Any:
+        if codec.name == "msgpack":
+            if not isinstance(data, bytes):
+                raise ProtocolError(ErrorCode.MALFORMED, "msgpack sessions send binary frames")
+            return codec.decode(data)
+        if not isinstance(data, dict):
+            raise ProtocolError(ErrorCode.MALFORMED, "json sessions send an object")
+        # socket.io already parsed the JSON; size is checked on the canonical
+        # re-encoding (a few microseconds for a typical post).
+        return check_decoded(data, self.limits)
+
+    async def _run(self, session: Session, cmd: v1.Command) -> dict[str, Any]:
+        match cmd:
+            case v1.Follow():
+                results = [await self.hub.follow(session, t) for t in cmd.targets]
+                return {"incidents": results}
+            case v1.Unfollow():
+                for incident in cmd.incidents:
+                    self.hub.unfollow(session, incident)
+                return {"incidents": list(cmd.incidents)}
+        return await self.commands.execute(session.principal, cmd)
+
+    async def on_unknown(self, event: str, sid: str, *args: Any) -> Any:
+        session = self.sessions.get(sid)
+        err = ProtocolError(
+            ErrorCode.UNKNOWN_TYPE, f"unknown event {event!r}; send commands as 'cmd'"
+        )
+        return _error_ack(session.codec, err) if session else err.to_wire()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

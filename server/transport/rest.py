@@ -1,0 +1,259 @@
+"""JSON REST API: login, reads (incidents, timeline), writes for bots, admin.
+
+Every write goes through the same CommandService as Socket.IO; every read is
+filtered by the caller's organisation. Errors are ``{"error": {code, message,
+retryable}}`` with the HTTP status of ``STATUS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from protocol import v1
+from protocol.codec import check_decoded
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.fields import Fields
+from protocol.limits import Limits
+from server.auth import TokenSigner, check_password, hash_password
+from server.services.admin import create_user
+from server.domain.model import Org, Principal, Role
+from server.services.commands import CommandService
+from server.services.envelope import for_org
+from server.services.projections import Projections
+from server.storage.base import EventLog
+from server.storage.directory import Directory, DirectoryConflict
+
+STATUS = {
+    ErrorCode.MALFORMED: 400,
+    ErrorCode.TOO_LARGE: 413,
+    ErrorCode.INVALID: 400,
+    ErrorCode.UNKNOWN_TYPE: 400,
+    ErrorCode.UNSUPPORTED_VERSION: 400,
+    ErrorCode.UNSUPPORTED_ENCODING: 400,
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.OUT_OF_RANGE: 416,
+    ErrorCode.RESYNC_REQUIRED: 409,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.SLOW_CONSUMER: 503,
+    ErrorCode.INTERNAL: 500,
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def error_response(err: ProtocolError) -> web.Response:
+    return json_response({"error": err.to_wire()}, STATUS[err.code])
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ProtocolError as err:
+        return error_response(err)
+
+
+class RestApi:
+    def __init__(
+        self,
+        *,
+        log: EventLog,
+        projections: Projections,
+        commands: CommandService,
+        directory: Directory,
+        signer: TokenSigner,
+        limits: Limits,
+    ) -> None:
+        self.log, self.projections, self.commands = log, projections, commands
+        self.directory, self.signer, self.limits = directory, signer, limits
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/healthz", self.healthz),
+            web.post("/api/v1/auth/login", self.login),
+            web.get("/api/v1/me", self.me),
+            web.get("/api/v1/orgs", self.list_orgs),
+            web.post("/api/v1/orgs", self.add_org),
+            web.get("/api/v1/users", self.list_users),
+            web.post("/api/v1/users", self.add_user),
+            web.get("/api/v1/incidents", self.list_incidents),
+            web.post("/api/v1/incidents", self.create_incident),
+            web.get("/api/v1/incidents/{id}", self.get_incident),
+            web.get("/api/v1/incidents/{id}/timeline", self.timeline),
+            web.post("/api/v1/commands", self.command),
+        ]
+
+    # ------------------------------------------------------------- plumbing
+
+    def principal(self, request: web.Request) -> Principal:
+        header = request.headers.get("Authorization", "")
+        token = header[7:] if header.startswith("Bearer ") else None
+        return self.signer.verify(token, self.directory)
+
+    def admin(self, request: web.Request) -> Principal:
+        who = self.principal(request)
+        if who.role is not Role.ADMIN:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "administrators only")
+        return who
+
+    async def body(self, request: web.Request) -> Any:
+        raw = await request.read()
+        if len(raw) > self.limits.max_frame_bytes:
+            raise ProtocolError(ErrorCode.TOO_LARGE, detail={"limit": self.limits.max_frame_bytes})
+        try:
+            return check_decoded(orjson.loads(raw), self.limits)
+        except orjson.JSONDecodeError as exc:
+            raise ProtocolError(ErrorCode.MALFORMED, f"invalid JSON: {exc}") from exc
+
+    def _int_query(self, request: web.Request, name: str, default: int, high: int) -> int:
+        raw = request.query.get(name)
+        if raw is None:
+            return default
+        if not raw.isdigit() or int(raw) > high:
+            raise ProtocolError(ErrorCode.INVALID, f"{name} must be an integer 0..{high}")
+        return int(raw)
+
+    # ---------------------------------------------------------------- routes
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return json_response({"status": "ok", "time": int(time.time() * 1000)})
+
+    async def login(self, request: web.Request) -> web.Response:
+        f = Fields(await self.body(request), "", self.limits)
+        username, password = f.req_str("username"), f.req_str("password")
+        user = self.directory.by_username(username)
+        stored = user.password_hash if user else hash_password("timing-equaliser")
+        ok = await asyncio.get_running_loop().run_in_executor(
+            None, check_password, password, stored
+        )
+        if user is None or not ok or user.disabled:
+            raise ProtocolError(ErrorCode.UNAUTHENTICATED, "wrong username or password")
+        token, exp = self.signer.issue(user.id)
+        return json_response({"token": token, "expires": exp, "user": user.to_wire()})
+
+    async def me(self, request: web.Request) -> web.Response:
+        who = self.principal(request)
+        org = self.directory.org(who.org_id)
+        return json_response(
+            {
+                "id": who.user_id,
+                "name": who.name,
+                "role": who.role.value,
+                "org": who.org_id,
+                "org_name": org.name if org else None,
+            }
+        )
+
+    async def list_orgs(self, request: web.Request) -> web.Response:
+        self.principal(request)
+        orgs = [{"id": o.id, "name": o.name, "kind": o.kind} for o in self.directory.orgs.values()]
+        return json_response({"orgs": orgs})
+
+    async def add_org(self, request: web.Request) -> web.Response:
+        self.admin(request)
+        f = Fields(await self.body(request), "", self.limits)
+        org = Org(id=f.ident("id"), name=f.req_str("name"), kind=f.req_str("kind", max_chars=32))
+        try:
+            await self.directory.add_org(org)
+        except DirectoryConflict as exc:
+            raise ProtocolError(ErrorCode.CONFLICT, str(exc)) from exc
+        return json_response({"id": org.id, "name": org.name, "kind": org.kind}, 201)
+
+    async def list_users(self, request: web.Request) -> web.Response:
+        who = self.principal(request)
+        users = [
+            u.to_wire()
+            for u in self.directory.users.values()
+            if who.role is Role.ADMIN or u.org_id == who.org_id
+        ]
+        return json_response({"users": users})
+
+    async def add_user(self, request: web.Request) -> web.Response:
+        self.admin(request)
+        f = Fields(await self.body(request), "", self.limits)
+        user = await create_user(
+            self.directory,
+            username=f.ident("username"),
+            org=f.ident("org"),
+            name=f.req_str("name"),
+            role=f.choice("role", tuple(r.value for r in Role)),
+            password=f.req_str("password", max_chars=256),
+        )
+        return json_response(user.to_wire(), 201)
+
+    async def list_incidents(self, request: web.Request) -> web.Response:
+        who = self.principal(request)
+        status = request.query.get("status")
+        category = request.query.get("category")
+        text = (request.query.get("q") or "").lower()
+        out = []
+        for state in await self.projections.all():
+            if not state.participates(who.org_id):
+                continue
+            if status and state.status != status:
+                continue
+            if category and state.category != category:
+                continue
+            if text and text not in state.title.lower():
+                continue
+            out.append(state.summary())
+        out.sort(key=lambda s: s["updated"], reverse=True)
+        return json_response({"incidents": out})
+
+    async def create_incident(self, request: web.Request) -> web.Response:
+        who = self.principal(request)
+        value = await self.body(request)
+        if isinstance(value, dict):
+            value = {**value, "type": "incident.create"}
+        cmd = v1.parse_command(value, self.limits)
+        return json_response(await self.commands.execute(who, cmd), 201)
+
+    async def _visible_state(self, request: web.Request, who: Principal) -> Any:
+        state = await self.projections.get(request.match_info["id"])
+        if state is None or not state.participates(who.org_id):
+            raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")
+        return state
+
+    async def get_incident(self, request: web.Request) -> web.Response:
+        who = self.principal(request)
+        state = await self._visible_state(request, who)
+        return json_response(state.view(who.org_id, int(time.time() * 1000)))
+
+    async def timeline(self, request: web.Request) -> web.Response:
+        who = self.principal(request)
+        state = await self._visible_state(request, who)
+        after = self._int_query(request, "after_seq", 0, 2**53)
+        limit = self._int_query(request, "limit", 200, self.limits.max_page) or 1
+        if after > state.seq:
+            raise ProtocolError(ErrorCode.OUT_OF_RANGE, detail={"head_seq": state.seq})
+        events = await self.log.read(state.id, after, limit)
+        return json_response(
+            {
+                "incident": state.id,
+                "epoch": state.epoch,
+                "head_seq": state.seq,
+                "events": [for_org(ev, who.org_id) for ev in events],
+                "next_after_seq": events[-1].seq if len(events) == limit else None,
+            }
+        )
+
+    async def command(self, request: web.Request) -> web.Response:
+        who = self.principal(request)
+        cmd = v1.parse_command(await self.body(request), self.limits)
+        if not cmd.WRITES:
+            raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"{cmd.TYPE} is only for live connections")
+        return json_response({"ok": True, **await self.commands.execute(who, cmd)})
