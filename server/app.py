@@ -116,13 +116,13 @@ async def _bootstrap(c: Components) -> None:
     generated = await ensure_admin(c.directory, c.settings.admin_password)
     if generated:
         # Printed once, on the first start only; never logged again.
-        print(f"\n  Created user 'admin' with one-time password: {generated}\n", flush=True)  # noqa: T201
+        print(f"\n  Created user 'admin' with one-time password: {generated}\n", flush=True)
     if c.settings.demo and await seed_demo(c.directory, c.commands, c.projections):
         print(
             "  Demo data seeded: users dispatch, officer, sergeant, outreach, shelter-lead,"
             " shelter-super, cad-bot; password 'liaison-demo'.",
             flush=True,
-        )  # noqa: T201
+        )
 
 
 def _add_client_routes(app: web.Application) -> None:

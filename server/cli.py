@@ -41,7 +41,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     print(
-        f"Liaison on http://{settings.host}:{settings.port} (data in {settings.data_dir})",  # noqa: T201
+        f"Liaison on http://{settings.host}:{settings.port} (data in {settings.data_dir})",
         flush=True,
     )
     web.run_app(
@@ -83,7 +83,7 @@ def _directory_action(
         try:
             return await action(directory)
         except (ProtocolError, DirectoryConflict) as exc:
-            print(f"error: {exc}")  # noqa: T201
+            print(f"error: {exc}")
             return 1
         finally:
             await directory.close()
@@ -94,7 +94,7 @@ def _directory_action(
 def cmd_org_add(args: argparse.Namespace) -> int:
     async def action(directory: Directory) -> int:
         await directory.add_org(Org(args.id, args.name, args.kind))
-        print(f"organisation {args.id} added")  # noqa: T201
+        print(f"organisation {args.id} added")
         return 0
 
     return _directory_action(args, action)
@@ -103,7 +103,7 @@ def cmd_org_add(args: argparse.Namespace) -> int:
 def cmd_org_list(args: argparse.Namespace) -> int:
     async def action(directory: Directory) -> int:
         for org in directory.orgs.values():
-            print(f"{org.id}\t{org.kind}\t{org.name}")  # noqa: T201
+            print(f"{org.id}\t{org.kind}\t{org.name}")
         return 0
 
     return _directory_action(args, action)
@@ -121,7 +121,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
             role=args.role,
             password=password,
         )
-        print(f"user {user.username} ({user.role}) added to {user.org_id}")  # noqa: T201
+        print(f"user {user.username} ({user.role}) added to {user.org_id}")
         return 0
 
     return _directory_action(args, action)
@@ -130,7 +130,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 def cmd_user_list(args: argparse.Namespace) -> int:
     async def action(directory: Directory) -> int:
         for user in directory.users.values():
-            print(f"{user.username}\t{user.org_id}\t{user.role}\t{user.name}")  # noqa: T201
+            print(f"{user.username}\t{user.org_id}\t{user.role}\t{user.name}")
         return 0
 
     return _directory_action(args, action)

@@ -21,8 +21,8 @@ from protocol.errors import ErrorCode, ProtocolError
 from protocol.fields import Fields
 from protocol.limits import Limits
 from server.auth import TokenSigner, check_password, hash_password
-from server.services.admin import create_user
 from server.domain.model import Org, Principal, Role
+from server.services.admin import create_user
 from server.services.commands import CommandService
 from server.services.envelope import for_org
 from server.services.projections import Projections

@@ -1,0 +1,245 @@
+"""LiaisonClient: the reference client implementation of protocol v1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import msgpack
+import socketio
+
+from protocol import PROTOCOL_VERSION
+from protocol.codec import MsgpackCodec
+
+log = logging.getLogger(__name__)
+
+
+class CommandFailed(Exception):
+    """The server refused a command; ``code`` is the protocol's stable error code."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        self.error = error
+        self.code: str = error.get("code", "internal")
+        self.retryable: bool = bool(error.get("retryable"))
+        super().__init__(f"{self.code}: {error.get('message')}")
+
+
+@dataclass(slots=True)
+class Position:
+    epoch: str | None
+    seq: int
+
+
+class LiaisonClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        encoding: str = "json",
+        transports: list[str] | None = None,
+        ack_timeout: float = 10.0,
+        retries: int = 5,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.encoding = encoding
+        self.transports = transports or ["websocket"]
+        self.ack_timeout = ack_timeout
+        self.retries = retries
+        self.token: str | None = None
+        self.user: dict[str, Any] | None = None
+        self.welcome: dict[str, Any] | None = None
+        self.positions: dict[str, Position] = {}
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.notices: list[dict[str, Any]] = []
+        self.resyncs: list[str] = []
+        self._welcomed = asyncio.Event()
+        self._codec = MsgpackCodec() if encoding == "msgpack" else None
+        self._http: aiohttp.ClientSession | None = None
+        self._refollow: asyncio.Task[None] | None = None
+        self.sio = socketio.AsyncClient(
+            reconnection=True,
+            reconnection_delay=0.2,
+            reconnection_delay_max=2.0,
+            randomization_factor=0.2,
+        )
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("welcome", self._on_welcome)
+        self.sio.on("ev", self._on_ev)
+        self.sio.on("notice", self._on_notice)
+
+    # ------------------------------------------------------------------ REST
+
+    async def _session(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        return self._http
+
+    async def request(self, method: str, path: str, body: Any = None) -> Any:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        http = await self._session()
+        async with http.request(method, self.base_url + path, json=body, headers=headers) as resp:
+            data = await resp.json()
+            if resp.status >= 400:
+                raise CommandFailed(data.get("error", {"code": "internal"}))
+            return data
+
+    async def login(self, username: str, password: str) -> dict[str, Any]:
+        data = await self.request(
+            "POST", "/api/v1/auth/login", {"username": username, "password": password}
+        )
+        self.token, self.user = data["token"], data["user"]
+        return dict(data)
+
+    async def incidents(self) -> list[dict[str, Any]]:
+        data = await self.request("GET", "/api/v1/incidents")
+        return list(data["incidents"])
+
+    async def incident(self, incident: str) -> dict[str, Any]:
+        return dict(await self.request("GET", f"/api/v1/incidents/{incident}"))
+
+    async def timeline(self, incident: str, after_seq: int = 0) -> list[dict[str, Any]]:
+        """Every event of the incident after ``after_seq``, following the pages."""
+        events: list[dict[str, Any]] = []
+        cursor: int | None = after_seq
+        while cursor is not None:
+            page = await self.request(
+                "GET", f"/api/v1/incidents/{incident}/timeline?after_seq={cursor}&limit=1000"
+            )
+            events.extend(page["events"])
+            cursor = page["next_after_seq"]
+        return events
+
+    # ------------------------------------------------------------------ live
+
+    async def connect(self, timeout: float = 10.0) -> dict[str, Any]:
+        auth = {"token": self.token, "versions": [PROTOCOL_VERSION], "encoding": self.encoding}
+        self._welcomed.clear()
+        await self.sio.connect(
+            self.base_url, auth=auth, transports=self.transports, wait_timeout=timeout
+        )
+        await asyncio.wait_for(self._welcomed.wait(), timeout)
+        assert self.welcome is not None
+        return self.welcome
+
+    async def close(self) -> None:
+        if self._refollow is not None:
+            self._refollow.cancel()
+        await self.sio.disconnect()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def _on_connect(self) -> None:
+        # After a reconnect, resume every followed incident from our position.
+        if self.positions:
+            self._refollow = asyncio.create_task(self._follow_all())
+
+    async def _follow_all(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._welcomed.wait()
+            await self.follow_many(list(self.positions))
+
+    async def _on_welcome(self, data: dict[str, Any]) -> None:
+        self.welcome = data
+        self._welcomed.set()
+
+    async def _on_notice(self, data: dict[str, Any]) -> None:
+        self.notices.append(data)
+
+    async def _on_ev(self, batch: Any) -> None:
+        envelopes = msgpack.unpackb(batch, raw=False) if isinstance(batch, bytes) else batch
+        gaps: set[str] = set()
+        for env in envelopes:
+            pos = self.positions.get(env["incident"])
+            if pos is None or env["incident"] in gaps:
+                continue
+            if env["seq"] <= pos.seq:
+                continue  # a duplicate: already delivered
+            if env["seq"] != pos.seq + 1:
+                gaps.add(env["incident"])
+                continue
+            pos.seq, pos.epoch = env["seq"], env["epoch"]
+            self.events.put_nowait(env)
+        if gaps:
+            self._refollow = asyncio.create_task(self.follow_many(sorted(gaps)))
+
+    async def follow(self, incident: str, after_seq: int | None = None) -> dict[str, Any]:
+        if after_seq is not None:
+            self.positions[incident] = Position(None, after_seq)
+        results = await self.follow_many([incident])
+        return results[0]
+
+    async def follow_many(self, incidents: list[str]) -> list[dict[str, Any]]:
+        targets = []
+        for incident in incidents:
+            pos = self.positions.setdefault(incident, Position(None, 0))
+            targets.append({"incident": incident, "after_seq": pos.seq, "epoch": pos.epoch})
+        ack = await self.send({"type": "follow", "incidents": targets})
+        results: list[dict[str, Any]] = ack["incidents"]
+        for result in results:
+            if result["status"] == "resync_required":
+                # Our position belongs to a log that no longer exists: start over.
+                self.resyncs.append(result["incident"])
+                self.positions[result["incident"]] = Position(result["epoch"], 0)
+                await self.follow_many([result["incident"]])
+            elif result["status"] != "ok":
+                self.positions.pop(result["incident"], None)
+        return results
+
+    async def unfollow(self, incident: str) -> None:
+        self.positions.pop(incident, None)
+        await self.send({"type": "unfollow", "incidents": [incident]})
+
+    async def send(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Send a command and wait for its ack; retries keep the same client id."""
+        if command["type"] not in ("follow", "unfollow"):
+            command.setdefault("id", uuid.uuid4().hex)
+        last_error: Exception | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+            try:
+                ack = await self._call(command)
+            except (TimeoutError, socketio.exceptions.SocketIOError) as exc:
+                last_error = exc
+                continue
+            if ack.get("ok"):
+                return ack
+            failure = CommandFailed(ack["error"])
+            if not failure.retryable:
+                raise failure
+            last_error = failure
+        assert last_error is not None
+        raise last_error
+
+    async def _call(self, command: dict[str, Any]) -> dict[str, Any]:
+        if not self.sio.connected:
+            raise TimeoutError("not connected")
+        payload: Any = self._codec.encode(command) if self._codec else command
+        ack = await self.sio.call("cmd", payload, timeout=self.ack_timeout)
+        if isinstance(ack, bytes):
+            ack = msgpack.unpackb(ack, raw=False)
+        result: dict[str, Any] = ack
+        return result
+
+    async def post(self, incident: str, text: str, **fields: Any) -> dict[str, Any]:
+        return await self.send(
+            {"type": "message.post", "incident": incident, "text": text, **fields}
+        )
+
+    async def next_event(self, timeout: float = 5.0) -> dict[str, Any]:
+        return await asyncio.wait_for(self.events.get(), timeout)
+
+    async def wait_seq(self, incident: str, seq: int, timeout: float = 10.0) -> None:
+        """Wait until events up to ``seq`` of ``incident`` have been received."""
+
+        async def reached() -> None:
+            while self.positions.get(incident, Position(None, 0)).seq < seq:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(reached(), timeout)
