@@ -58,9 +58,11 @@ class LiaisonClient:
         self.notices: list[dict[str, Any]] = []
         self.resyncs: list[str] = []
         self._welcomed = asyncio.Event()
+        #: Set whenever an event is delivered; wait_seq sleeps on it.
+        self._progress = asyncio.Event()
         self._codec = MsgpackCodec() if encoding == "msgpack" else None
         self._http: aiohttp.ClientSession | None = None
-        self._refollow: asyncio.Task[None] | None = None
+        self._refollow: asyncio.Task[Any] | None = None
         self.sio = socketio.AsyncClient(
             reconnection=True,
             reconnection_delay=0.2,
@@ -165,6 +167,7 @@ class LiaisonClient:
                 continue
             pos.seq, pos.epoch = env["seq"], env["epoch"]
             self.events.put_nowait(env)
+            self._progress.set()
         if gaps:
             self._refollow = asyncio.create_task(self.follow_many(sorted(gaps)))
 
@@ -237,9 +240,7 @@ class LiaisonClient:
 
     async def wait_seq(self, incident: str, seq: int, timeout: float = 10.0) -> None:
         """Wait until events up to ``seq`` of ``incident`` have been received."""
-
-        async def reached() -> None:
+        async with asyncio.timeout(timeout):
             while self.positions.get(incident, Position(None, 0)).seq < seq:
-                await asyncio.sleep(0.01)
-
-        await asyncio.wait_for(reached(), timeout)
+                self._progress.clear()
+                await self._progress.wait()

@@ -39,7 +39,7 @@ class Fields:
             raise _invalid(self._name(key), "is required")
         return value
 
-    def str(self, key: str, *, required: bool = True, max_chars: int | None = None) -> Any:
+    def text(self, key: str, *, required: bool = True, max_chars: int | None = None) -> Any:
         value = self._get(key, required)
         if value is None:
             return None
@@ -53,11 +53,11 @@ class Fields:
         return value
 
     def req_str(self, key: str, *, max_chars: int | None = None) -> str:
-        value: str = self.str(key, required=True, max_chars=max_chars)
+        value: str = self.text(key, required=True, max_chars=max_chars)
         return value
 
     def opt_str(self, key: str, *, max_chars: int | None = None) -> str | None:
-        value: str | None = self.str(key, required=False, max_chars=max_chars)
+        value: str | None = self.text(key, required=False, max_chars=max_chars)
         return value
 
     def ident(self, key: str) -> str:
@@ -66,7 +66,7 @@ class Fields:
     def opt_ident(self, key: str) -> str | None:
         return self.opt_str(key, max_chars=self.limits.max_id_chars)
 
-    def int(self, key: str, *, required: bool = True, minimum: int = 0) -> Any:
+    def integer(self, key: str, *, required: bool = True, minimum: int = 0) -> Any:
         value = self._get(key, required)
         if value is None:
             return None
@@ -77,11 +77,11 @@ class Fields:
         return value
 
     def req_int(self, key: str, *, minimum: int = 0) -> int:
-        value: int = self.int(key, required=True, minimum=minimum)
+        value: int = self.integer(key, required=True, minimum=minimum)
         return value
 
     def opt_int(self, key: str, *, minimum: int = 0) -> int | None:
-        value: int | None = self.int(key, required=False, minimum=minimum)
+        value: int | None = self.integer(key, required=False, minimum=minimum)
         return value
 
     def opt_float(self, key: str, low: float, high: float) -> float | None:
@@ -101,7 +101,7 @@ class Fields:
             raise _invalid(self._name(key), f"must be between {low} and {high}")
         return number
 
-    def bool(self, key: str, default: bool = False) -> bool:
+    def flag(self, key: str, default: bool = False) -> bool:
         value = self._get(key, False)
         if value is None:
             return default
@@ -110,7 +110,7 @@ class Fields:
         return value
 
     def choice(self, key: str, options: tuple[str, ...], *, required: bool = True) -> Any:
-        value = self.str(key, required=required)
+        value = self.text(key, required=required)
         if value is not None and value not in options:
             raise _invalid(self._name(key), f"must be one of {', '.join(options)}")
         return value

@@ -277,7 +277,7 @@ class MessagePost(IncidentCommand):
             mention_users=(mentions.str_list("users") or ()) if mentions else (),
             mention_orgs=(mentions.str_list("orgs") or ()) if mentions else (),
             reply_to=f.opt_int("reply_to", minimum=1),
-            urgent=f.bool("urgent"),
+            urgent=f.flag("urgent"),
         )
 
 

@@ -32,7 +32,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "data_dir": getattr(args, "data_dir", None),
         "demo": True if getattr(args, "demo", False) else None,
     }
-    return Settings.from_env(**overrides)
+    return Settings.from_env(overrides)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -70,7 +70,7 @@ def _with_app(settings: Settings, action: Callable[[Any], Awaitable[int]]) -> in
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    settings = Settings.from_env(data_dir=args.data_dir, demo=True)
+    settings = Settings.from_env({"data_dir": args.data_dir, "demo": True})
     return _with_app(settings, lambda _: asyncio.sleep(0, 0))
 
 

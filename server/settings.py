@@ -41,9 +41,12 @@ class Settings:
     demo: bool = field(default=False)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    def from_env(
+        cls, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+    ) -> Settings:
         """Defaults, then LIAISON_<NAME> variables, then explicit overrides (flags)."""
         env = os.environ if environ is None else environ
+        overrides = overrides or {}
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get(f"LIAISON_{f.name.upper()}")

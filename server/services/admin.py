@@ -84,9 +84,9 @@ async def seed_demo(
     for org in DEMO_ORGS:
         if directory.org(org.id) is None:
             await directory.add_org(org)
-    for username, org, name, role in DEMO_USERS:
+    for username, org_id, name, role in DEMO_USERS:
         await create_user(
-            directory, username=username, org=org, name=name, role=role, password=DEMO_PASSWORD
+            directory, username=username, org=org_id, name=name, role=role, password=DEMO_PASSWORD
         )
     dispatcher = directory.user("u_dispatch")
     assert dispatcher is not None

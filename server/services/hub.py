@@ -43,8 +43,13 @@ Piece = str | bytes
 class Subscriber(Protocol):
     """A live connection as the hub sees it (implemented by the transport)."""
 
-    org: str
-    encoding: str
+    @property
+    def org(self) -> str: ...
+
+    @property
+    def encoding(self) -> str:
+        """The codec name: "json" or "msgpack"."""
+        ...
 
     def push(self, piece: Piece) -> bool:
         """Queue one encoded envelope; False if the connection is gone or cut off."""

@@ -170,7 +170,7 @@ class Gateway:
         try:
             principal, codec, version = self._negotiate(auth)
         except ProtocolError as err:
-            raise socketio.exceptions.ConnectionRefusedError(err.to_wire()) from None
+            raise socketio.exceptions.ConnectionRefusedError(err.message, err.to_wire()) from None
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         eio_socket = self.sio.eio.sockets[eio_sid]
         outbox = Outbox(

@@ -45,6 +45,7 @@ class BatchPacket(eio_packet.Packet):  # type: ignore[misc]
     def encode(self, b64: bool = False) -> Any:
         if self.encode_cache is None:
             self._on_seal(self)
+            self.data: Any
             if self.binary:
                 self.data = msgpack_array_header(len(self.pieces)) + b"".join(self.pieces)
             else:

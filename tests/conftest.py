@@ -1,0 +1,170 @@
+"""Fixtures that start real Liaison servers on loopback ports.
+
+Servers run as subprocesses (``python -m server.cli serve``) so tests can kill
+them with SIGKILL and restart them on the same data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from liaison_client import LiaisonClient
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_PASSWORD = "admin-password-for-tests"
+DEMO_PASSWORD = "liaison-demo"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class LiaisonServer:
+    """A ``liaison serve --demo`` subprocess on its own data directory and port."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir / "server.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> None:
+        env = {
+            **os.environ,
+            "LIAISON_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "LIAISON_LOG_LEVEL": "WARNING",
+            **self.env,
+        }
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "server.cli",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--demo",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as resp:  # noqa: S310
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not become healthy")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no flushing."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+    def errors_logged(self) -> list[str]:
+        return [
+            line
+            for line in self.log_path.read_text().splitlines()
+            if " ERROR " in line or "Traceback" in line
+        ]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiaisonServer]:
+    """One shared server; tests isolate themselves by creating their own incidents."""
+    srv = LiaisonServer(tmp_path_factory.mktemp("liaison-shared"))
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[LiaisonServer]:
+    """A server of the test's own, for restarts and kills."""
+    srv = LiaisonServer(tmp_path / "data")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[LiaisonClient]]:
+    """Collects clients a test opens and closes them at the end."""
+    opened: list[LiaisonClient] = []
+    yield opened
+    for client in opened:
+        await client.close()
+
+
+async def connect(
+    opened: list[LiaisonClient],
+    srv: LiaisonServer,
+    username: str,
+    *,
+    encoding: str = "json",
+    password: str = DEMO_PASSWORD,
+    live: bool = True,
+) -> LiaisonClient:
+    client = LiaisonClient(srv.url, encoding=encoding)
+    opened.append(client)
+    await client.login(username, password)
+    if live:
+        await client.connect()
+    return client
+
+
+async def new_incident(dispatcher: LiaisonClient, title: str = "Test incident") -> str:
+    ack = await dispatcher.send(
+        {
+            "type": "incident.create",
+            "title": title,
+            "category": "welfare",
+            "priority": "high",
+            "orgs": ["metro-police", "harbour-shelter"],
+            "location": {"lat": 51.5, "lon": -0.07, "address": "Harbour Bridge"},
+        }
+    )
+    incident: str = ack["incident"]
+    return incident
