@@ -118,6 +118,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiaisonServer]:
     srv.start()
     yield srv
     srv.stop()
+    assert srv.errors_logged() == [], "the shared server logged errors"
 
 
 @pytest.fixture

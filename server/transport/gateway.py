@@ -87,12 +87,23 @@ class LiaisonSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             count = data[1 : data.find("-")] if "-" in data[:12] else ""
             if count != "1" or eio_sid not in self.binary_allowed:
                 log.warning("refused a binary packet with %r attachments from %s", count, eio_sid)
-                await self.eio.disconnect(eio_sid)
+                await self._cut(eio_sid)
                 return
         elif isinstance(data, bytes) and eio_sid not in self._binary_packet:
-            await self.eio.disconnect(eio_sid)
+            await self._cut(eio_sid)
             return
         await super()._handle_eio_message(eio_sid, data)
+
+    async def _cut(self, eio_sid: str) -> None:
+        """Drop a misbehaving connection, closing its TCP stream outright.
+
+        engine.io's disconnect only queues a CLOSE packet; a hostile client can
+        ignore it and keep sending, so the transport is closed as well.
+        """
+        request = self.environ.get(eio_sid, {}).get("aiohttp.request")
+        await self.eio.disconnect(eio_sid)
+        if request is not None and request.transport is not None:
+            request.transport.close()
 
 
 def _error_ack(codec: Codec, err: ProtocolError) -> Any:
