@@ -1,0 +1,186 @@
+"""The EventLog contract, run against every backend.
+
+Each backend fixture yields a started log; add a backend by adding a param.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from server.domain import chain
+from server.domain.events import EventDraft, StoredEvent
+from server.errors import LogNotFound
+from server.storage.base import EventLog
+from server.storage.sqlite import SqliteConfig, SqliteEventLog
+
+
+def open_sqlite(path: Path) -> SqliteEventLog:
+    return SqliteEventLog(SqliteConfig(path / "events.db", synchronous="NORMAL"))
+
+
+BACKENDS = {"sqlite": open_sqlite}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+async def log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventLog]:
+    backend: EventLog = BACKENDS[request.param](tmp_path)
+    await backend.start()
+    yield backend
+    await backend.close()
+
+
+def draft(
+    incident: str,
+    cid: str,
+    *,
+    kind: str = "message.posted",
+    user: str = "u1",
+    visibility: tuple[str, ...] | None = None,
+) -> EventDraft:
+    body = (
+        {"title": "t", "category": "c", "priority": "normal", "orgs": ["o1"]}
+        if kind == "incident.created"
+        else {"text": cid}
+    )
+    return EventDraft(
+        incident=incident,
+        type=kind,
+        actor_user=user,
+        actor_org="o1",
+        actor_name="User One",
+        client_id=cid,
+        visibility=visibility,
+        body=body,
+        epoch="ep-" + incident if kind == "incident.created" else None,
+    )
+
+
+async def open_incident(log: EventLog, incident: str = "inc1") -> None:
+    await log.append(draft(incident, "create-" + incident, kind="incident.created"))
+
+
+async def test_seq_is_gapless_from_one_under_concurrency(log: EventLog) -> None:
+    await open_incident(log)
+    results = await asyncio.gather(*(log.append(draft("inc1", f"c{i}")) for i in range(300)))
+    assert sorted(r.event.seq for r in results) == list(range(2, 302))
+    assert [r.event.seq for r in results] == list(range(2, 302)), "append order is seq order"
+    head = await log.head("inc1")
+    assert head is not None
+    assert (head.epoch, head.seq) == ("ep-inc1", 301)
+
+
+async def test_seqs_are_per_incident(log: EventLog) -> None:
+    await open_incident(log, "a")
+    await open_incident(log, "b")
+    a = await log.append(draft("a", "x1"))
+    b = await log.append(draft("b", "x2"))
+    assert (a.event.seq, b.event.seq) == (2, 2)
+    assert await log.incidents() == ["a", "b"]
+
+
+async def test_same_client_id_is_stored_once(log: EventLog) -> None:
+    await open_incident(log)
+    first, *retries = await asyncio.gather(*(log.append(draft("inc1", "same")) for _ in range(5)))
+    assert not first.duplicate
+    assert all(r.duplicate and r.event == first.event for r in retries)
+    later = await log.append(draft("inc1", "same"))
+    assert later.duplicate
+    assert later.event == first.event
+    assert len(await log.read("inc1", 0, 100)) == 2
+    assert await log.find("u1", "same") == first.event
+    other_user = await log.append(draft("inc1", "same", user="u2"))
+    assert not other_user.duplicate, "client ids are scoped to their user"
+
+
+async def test_read_ranges(log: EventLog) -> None:
+    await open_incident(log)
+    for i in range(9):
+        await log.append(draft("inc1", f"c{i}"))
+    assert [e.seq for e in await log.read("inc1", 0, 100)] == list(range(1, 11))
+    assert [e.seq for e in await log.read("inc1", 4, 3)] == [5, 6, 7]
+    assert await log.read("inc1", 10, 5) == []
+    assert await log.read("nope", 0, 5) == []
+    assert await log.head("nope") is None
+
+
+async def test_append_to_unknown_incident_fails(log: EventLog) -> None:
+    with pytest.raises(LogNotFound):
+        await log.append(draft("ghost", "c1"))
+
+
+async def test_events_are_hash_chained(log: EventLog) -> None:
+    await open_incident(log)
+    for i in range(5):
+        await log.append(draft("inc1", f"c{i}", visibility=("o1",) if i % 2 else None))
+    events = await log.read("inc1", 0, 100)
+    assert chain.verify((e.seq, e.digest, e.hash) for e in events) is None
+    for e in events:
+        content = chain.canonical_content(
+            incident=e.incident,
+            seq=e.seq,
+            epoch=e.epoch,
+            type=e.type,
+            ts_ms=e.ts_ms,
+            actor_user=e.actor_user,
+            actor_org=e.actor_org,
+            client_id=e.client_id,
+            visibility=e.visibility,
+            body=e.body,
+        )
+        assert chain.digest_of(content) == e.digest
+    tampered = [(e.seq, e.digest if e.seq != 3 else "0" * 64, e.hash) for e in events]
+    assert chain.verify(tampered) == 3
+
+
+async def test_timestamps_never_go_backwards(log: EventLog) -> None:
+    await open_incident(log)
+    for i in range(50):
+        await log.append(draft("inc1", f"c{i}"))
+    stamps = [e.ts_ms for e in await log.read("inc1", 0, 100)]
+    assert stamps == sorted(stamps)
+
+
+async def test_subscribers_get_committed_events_in_order(log: EventLog) -> None:
+    await open_incident(log)
+    seen: list[int] = []
+
+    def listener(events: Sequence[StoredEvent]) -> None:
+        seen.extend(e.seq for e in events)
+
+    log.subscribe("inc1", listener)
+    results = await asyncio.gather(*(log.append(draft("inc1", f"c{i}")) for i in range(100)))
+    assert seen == [r.event.seq for r in results] == list(range(2, 102))
+    await log.append(draft("inc1", "c0"))  # a duplicate is not published again
+    log.unsubscribe("inc1", listener)
+    await log.append(draft("inc1", "after"))
+    assert seen == list(range(2, 102))
+
+
+async def test_ack_comes_after_publish(log: EventLog) -> None:
+    """When append returns, every subscriber has already been handed the event."""
+    await open_incident(log)
+    seen: list[int] = []
+    log.subscribe("inc1", lambda evs: seen.extend(e.seq for e in evs))
+    result = await log.append(draft("inc1", "c1"))
+    assert seen == [result.event.seq]
+
+
+async def test_log_survives_reopen(tmp_path: Path) -> None:
+    first = open_sqlite(tmp_path)
+    await first.start()
+    await open_incident(first)
+    await first.append(draft("inc1", "c1"))
+    await first.close()
+    second = open_sqlite(tmp_path)
+    await second.start()
+    try:
+        assert [e.seq for e in await second.read("inc1", 0, 10)] == [1, 2]
+        nxt = await second.append(draft("inc1", "c2"))
+        assert nxt.event.seq == 3
+        assert (await second.append(draft("inc1", "c1"))).duplicate
+    finally:
+        await second.close()

@@ -1,0 +1,275 @@
+"""The pure domain: rules, visibility and the projection, without any I/O."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from protocol import v1
+from protocol.errors import ErrorCode, ProtocolError
+from server.domain import chain
+from server.domain.decide import decide, decide_create, narrower
+from server.domain.events import EventDraft, StoredEvent
+from server.domain.incident import IncidentState
+from server.domain.model import Org, Principal, Role
+
+POLICE, NGO, OTHER = "police", "ngo", "other"
+DISPATCH = Principal("u_d", POLICE, Role.DISPATCHER, "Dana")
+OFFICER = Principal("u_o", POLICE, Role.RESPONDER, "Omar")
+OUTREACH = Principal("u_n", NGO, Role.RESPONDER, "Nia")
+OUTSIDER = Principal("u_x", OTHER, Role.DISPATCHER, "Xavier")
+
+
+class Directory:
+    orgs = {o: Org(o, o.title(), "x") for o in (POLICE, NGO, OTHER)}
+    users = {p.user_id: p for p in (DISPATCH, OFFICER, OUTREACH, OUTSIDER)}
+
+    def org(self, org_id: str) -> Org | None:
+        return self.orgs.get(org_id)
+
+    def user(self, user_id: str) -> Principal | None:
+        return self.users.get(user_id)
+
+
+DIRECTORY = Directory()
+
+
+class Log:
+    """Sequences drafts like a backend would, and applies them to a state."""
+
+    def __init__(self) -> None:
+        self.events: list[StoredEvent] = []
+        self.state: IncidentState | None = None
+        self.ts = itertools.count(1_000)
+        self.prev = chain.GENESIS
+
+    def store(self, d: EventDraft) -> StoredEvent:
+        seq = len(self.events) + 1
+        epoch = d.epoch or self.events[0].epoch
+        ts = next(self.ts)
+        digest = chain.digest_of(
+            chain.canonical_content(
+                incident=d.incident,
+                seq=seq,
+                epoch=epoch,
+                type=d.type,
+                ts_ms=ts,
+                actor_user=d.actor_user,
+                actor_org=d.actor_org,
+                client_id=d.client_id,
+                visibility=d.visibility,
+                body=d.body,
+            )
+        )
+        self.prev = chain.chain(self.prev, digest)
+        ev = StoredEvent(
+            d.incident,
+            seq,
+            epoch,
+            d.type,
+            ts,
+            d.actor_user,
+            d.actor_org,
+            d.actor_name,
+            d.client_id,
+            d.visibility,
+            d.body,
+            digest,
+            self.prev,
+        )
+        if self.state is None:
+            self.state = IncidentState(id=d.incident, epoch=epoch)
+        self.state.apply(ev)
+        self.events.append(ev)
+        return ev
+
+    def do(self, who: Principal, command: dict[str, Any]) -> StoredEvent:
+        cmd = v1.parse_command({"id": f"c{len(self.events)}", **command})
+        if isinstance(cmd, v1.IncidentCreate):
+            return self.store(decide_create(who, cmd, DIRECTORY))
+        assert self.state is not None
+        return self.store(decide(self.state, who, cmd, DIRECTORY))
+
+    def refuse(self, who: Principal, command: dict[str, Any]) -> ErrorCode:
+        with pytest.raises(ProtocolError) as err:
+            self.do(who, command)
+        return err.value.code
+
+
+@pytest.fixture
+def log() -> Log:
+    log = Log()
+    log.do(
+        DISPATCH,
+        {
+            "type": "incident.create",
+            "title": "Bridge",
+            "category": "welfare",
+            "orgs": [NGO],
+            "liaisons": {NGO: "u_n"},
+        },
+    )
+    return log
+
+
+def inc(log: Log, **fields: Any) -> dict[str, Any]:
+    assert log.state is not None
+    return {"incident": log.state.id, **fields}
+
+
+def test_replaying_the_log_gives_the_same_state_as_live_projection(log: Log) -> None:
+    msg = log.do(DISPATCH, inc(log, type="message.post", text="hi", urgent=True)).seq
+    log.do(OUTREACH, inc(log, type="message.ack", message=msg))
+    log.do(DISPATCH, inc(log, type="message.edit", message=msg, text="hello"))
+    task = log.do(DISPATCH, inc(log, type="task.create", title="Go", assignee={"org": NGO})).seq
+    log.do(OUTREACH, inc(log, type="task.accept", task=task))
+    log.do(OUTREACH, inc(log, type="task.start", task=task))
+    log.do(
+        OUTREACH,
+        inc(log, type="responder.status", status="on_scene", position={"lat": 1.0, "lon": 2.0}),
+    )
+    log.do(OUTREACH, inc(log, type="task.complete", task=task, note="done"))
+    log.do(DISPATCH, inc(log, type="incident.status", status="resolved"))
+    assert log.state is not None
+    replayed = IncidentState(id=log.state.id, epoch=log.state.epoch)
+    for ev in log.events:
+        replayed.apply(ev)
+    assert replayed.view(None, 5_000) == log.state.view(None, 5_000)
+    view = replayed.view(NGO, 5_000)
+    assert view["tasks"][0]["status"] == "completed"
+    assert view["messages"][0]["text"] == "hello"
+    assert view["messages"][0]["acks"] == {"u_n": log.events[2].ts_ms}
+    assert view["responders"][0]["status"] == "on_scene"
+    assert view["status"] == "resolved"
+    assert [h["status"] for h in view["status_history"]] == ["reported", "resolved"]
+    assert chain.verify((e.seq, e.digest, e.hash) for e in log.events) is None
+
+
+def test_creator_org_always_participates_and_unknown_orgs_are_refused() -> None:
+    log = Log()
+    ev = log.do(DISPATCH, {"type": "incident.create", "title": "t", "category": "c"})
+    assert ev.body["orgs"] == [POLICE]
+    assert (
+        log.refuse(
+            DISPATCH, {"type": "incident.create", "title": "t", "category": "c", "orgs": ["ghost"]}
+        )
+        is ErrorCode.INVALID
+    )
+    assert (
+        log.refuse(OUTREACH, {"type": "incident.create", "title": "t", "category": "c"})
+        is ErrorCode.FORBIDDEN
+    )
+
+
+def test_liaison_must_belong_to_their_org() -> None:
+    assert (
+        Log().refuse(
+            DISPATCH,
+            {
+                "type": "incident.create",
+                "title": "t",
+                "category": "c",
+                "orgs": [NGO],
+                "liaisons": {NGO: "u_o"},
+            },
+        )
+        is ErrorCode.INVALID
+    )
+
+
+def test_non_participants_cannot_see_or_act(log: Log) -> None:
+    assert log.refuse(OUTSIDER, inc(log, type="message.post", text="x")) is ErrorCode.NOT_FOUND
+
+
+def test_restricted_visibility_always_includes_the_author(log: Log) -> None:
+    ev = log.do(OUTREACH, inc(log, type="message.post", text="x", visibility=[POLICE]))
+    assert ev.visibility == (NGO, POLICE)
+    assert (
+        log.refuse(DISPATCH, inc(log, type="message.post", text="x", visibility=[OTHER]))
+        is ErrorCode.INVALID
+    )
+
+
+def test_followups_inherit_the_restriction_of_their_subject(log: Log) -> None:
+    secret = log.do(DISPATCH, inc(log, type="message.post", text="x", visibility=[POLICE])).seq
+    reply = log.do(OFFICER, inc(log, type="message.post", text="y", reply_to=secret))
+    assert reply.visibility == (POLICE,)
+    ack = log.do(OFFICER, inc(log, type="message.ack", message=secret))
+    assert ack.visibility == (POLICE,)
+    assert log.refuse(OUTREACH, inc(log, type="message.ack", message=secret)) is ErrorCode.NOT_FOUND
+    assert narrower((POLICE,), None) == (POLICE,)
+    assert narrower(None, (NGO,)) == (NGO,)
+    assert narrower((POLICE, NGO), (NGO,)) == (NGO,)
+
+
+def test_only_the_author_edits_or_retracts(log: Log) -> None:
+    msg = log.do(DISPATCH, inc(log, type="message.post", text="x")).seq
+    assert (
+        log.refuse(OFFICER, inc(log, type="message.edit", message=msg, text="z"))
+        is ErrorCode.FORBIDDEN
+    )
+    log.do(DISPATCH, inc(log, type="message.retract", message=msg))
+    assert (
+        log.refuse(DISPATCH, inc(log, type="message.edit", message=msg, text="z"))
+        is ErrorCode.CONFLICT
+    )
+    assert log.state is not None
+    assert log.state.messages[msg].to_wire()["text"] is None
+
+
+def test_task_lifecycle_rules(log: Log) -> None:
+    task = log.do(DISPATCH, inc(log, type="task.create", title="Blankets")).seq
+    assert log.refuse(OUTREACH, inc(log, type="task.accept", task=task)) is ErrorCode.FORBIDDEN
+    log.do(DISPATCH, inc(log, type="task.assign", task=task, assignee={"user": "u_n"}))
+    assert log.refuse(OFFICER, inc(log, type="task.accept", task=task)) is ErrorCode.FORBIDDEN
+    assert log.refuse(OUTREACH, inc(log, type="task.start", task=task)) is ErrorCode.CONFLICT
+    log.do(OUTREACH, inc(log, type="task.decline", task=task, note="no van"))
+    log.do(DISPATCH, inc(log, type="task.assign", task=task, assignee={"org": NGO}))
+    log.do(OUTREACH, inc(log, type="task.accept", task=task))
+    assert log.refuse(OUTREACH, inc(log, type="task.cancel", task=task)) is ErrorCode.FORBIDDEN
+    log.do(OUTREACH, inc(log, type="task.complete", task=task, note="delivered"))
+    assert log.refuse(DISPATCH, inc(log, type="task.cancel", task=task)) is ErrorCode.CONFLICT
+    assert log.state is not None
+    board = log.state.tasks[task]
+    assert (board.status, board.note, board.assignee_org) == ("completed", "delivered", NGO)
+
+
+def test_assignee_must_see_a_restricted_task(log: Log) -> None:
+    task = log.do(DISPATCH, inc(log, type="task.create", title="t", visibility=[POLICE])).seq
+    assert (
+        log.refuse(DISPATCH, inc(log, type="task.assign", task=task, assignee={"org": NGO}))
+        is ErrorCode.INVALID
+    )
+
+
+def test_closed_incident_refuses_writes_but_can_reopen(log: Log) -> None:
+    log.do(DISPATCH, inc(log, type="incident.status", status="closed"))
+    assert log.refuse(OUTREACH, inc(log, type="message.post", text="x")) is ErrorCode.CONFLICT
+    log.do(DISPATCH, inc(log, type="incident.status", status="active"))
+    log.do(OUTREACH, inc(log, type="message.post", text="x"))
+
+
+def test_update_adds_organisations_and_sets_fields(log: Log) -> None:
+    assert log.refuse(OUTSIDER, inc(log, type="message.post", text="x")) is ErrorCode.NOT_FOUND
+    log.do(
+        DISPATCH,
+        inc(log, type="incident.update", add_orgs=[OTHER], priority="critical", lead_org=NGO),
+    )
+    assert log.state is not None
+    assert (log.state.orgs, log.state.priority, log.state.lead_org) == (
+        [POLICE, NGO, OTHER],
+        "critical",
+        NGO,
+    )
+    log.do(OUTSIDER, inc(log, type="message.post", text="joined"))
+    assert log.refuse(DISPATCH, inc(log, type="incident.update")) is ErrorCode.INVALID
+
+
+def test_positions_age_in_the_view(log: Log) -> None:
+    ev = log.do(OUTREACH, inc(log, type="responder.position", lat=1.5, lon=2.5, accuracy_m=8))
+    assert log.state is not None
+    responder = log.state.view(NGO, ev.ts_ms + 61_000)["responders"][0]
+    assert responder["position"] == {"lat": 1.5, "lon": 2.5, "accuracy_m": 8.0}
+    assert responder["position_age_s"] == 61
