@@ -52,11 +52,13 @@ class Subscriber(Protocol):
         ...
 
     def push(self, piece: Piece) -> bool:
-        """Queue one encoded envelope; False if the connection is gone or cut off."""
+        """Queue one live envelope; False if the connection is gone or was cut off
+        because its buffer overflowed."""
         ...
 
-    async def writable(self) -> None:
-        """Wait until the outbound buffer has room (used when catching up)."""
+    async def push_backlog(self, piece: Piece) -> bool:
+        """Queue one envelope read from the log, waiting for room instead of
+        overflowing; False if the connection is gone."""
         ...
 
 
@@ -179,17 +181,16 @@ class Hub:
         try:
             while True:
                 events = await self._log.read(incident, fs.last, CATCH_UP_PAGE)
-                if not self._push_in_order(sub, fs, events):
+                if not await self._push_in_order(sub, fs, events):
                     self.unfollow(sub, incident)
                     return
                 if len(events) == CATCH_UP_PAGE:
-                    await sub.writable()
                     continue
                 buffered, fs.buffer = fs.buffer, []
                 if buffered and buffered[-1].seq > fs.last and buffered[0].seq > fs.last + 1:
                     fs.buffer = buffered  # the log had not caught up with the buffer yet
                     continue
-                if not self._push_in_order(sub, fs, buffered):
+                if not await self._push_in_order(sub, fs, buffered):
                     self.unfollow(sub, incident)
                     return
                 if not fs.buffer:
@@ -201,14 +202,16 @@ class Hub:
             raise
 
     @staticmethod
-    def _push_in_order(sub: Subscriber, fs: FollowState, events: Sequence[StoredEvent]) -> bool:
+    async def _push_in_order(
+        sub: Subscriber, fs: FollowState, events: Sequence[StoredEvent]
+    ) -> bool:
         for ev in events:
             if ev.seq != fs.last + 1:
                 if ev.seq <= fs.last:
                     continue
                 return True  # a hole: the next read fills it
             visible = ev.visible_to(sub.org)
-            if not sub.push(_Encoded(ev).piece(visible, sub.encoding)):
+            if not await sub.push_backlog(_Encoded(ev).piece(visible, sub.encoding)):
                 return False
             fs.last = ev.seq
         return True

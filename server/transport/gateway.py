@@ -35,6 +35,10 @@ from server.transport.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
+#: How long a slow consumer that is cut off gets to read the notice before its
+#: TCP connection is aborted.
+CUT_OFF_GRACE_S = 2.0
+
 
 class _OrjsonModule:
     """python-socketio's ``json=`` hook: orjson instead of the stdlib."""
@@ -68,8 +72,8 @@ class Session:
     def push(self, piece: Piece) -> bool:
         return self.outbox.push(piece)
 
-    async def writable(self) -> None:
-        await self.outbox.writable()
+    async def push_backlog(self, piece: Piece) -> bool:
+        return await self.outbox.push_backlog(piece)
 
 
 class LiaisonSocketServer(socketio.AsyncServer):  # type: ignore[misc]
@@ -95,15 +99,28 @@ class LiaisonSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         await super()._handle_eio_message(eio_sid, data)
 
     async def _cut(self, eio_sid: str) -> None:
-        """Drop a misbehaving connection, closing its TCP stream outright.
+        """Drop a misbehaving connection at once."""
+        await self.close_connection(eio_sid, grace_s=0.0)
 
-        engine.io's disconnect only queues a CLOSE packet; a hostile client can
-        ignore it and keep sending, so the transport is closed as well.
+    async def close_connection(self, eio_sid: str, grace_s: float) -> None:
+        """Close an engine.io connection even if its peer has stopped reading.
+
+        engine.io's own disconnect waits until its writer has sent everything
+        queued, and that writer waits for the peer: a phone that stopped
+        reading would hold it forever. We queue the engine.io CLOSE (which
+        clients treat as a transport loss and so reconnect), give a slow but
+        live peer ``grace_s`` to read it, then abort the TCP connection.
         """
+        socket = self.eio.sockets.get(eio_sid)
         request = self.environ.get(eio_sid, {}).get("aiohttp.request")
-        await self.eio.disconnect(eio_sid)
-        if request is not None and request.transport is not None:
-            request.transport.close()
+        upgraded = socket is not None and socket.upgraded
+        if socket is not None:
+            await socket.close(wait=False, abort=False)
+        if upgraded and request is not None and request.transport is not None:
+            if grace_s:
+                await asyncio.sleep(grace_s)
+            if not request.transport.is_closing():
+                request.transport.abort()
 
 
 def _error_ack(codec: Codec, err: ProtocolError) -> Any:
@@ -227,7 +244,8 @@ class Gateway:
         }
         session.outbox.send_text('2["notice",' + orjson.dumps(notice).decode() + "]")
         log.warning("cut off slow consumer %s (%s)", sid, session.principal.user_id)
-        await self.sio.disconnect(sid)
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        await self.sio.close_connection(eio_sid, grace_s=CUT_OFF_GRACE_S)
 
     # --------------------------------------------------------------- commands
 

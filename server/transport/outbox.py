@@ -75,6 +75,22 @@ class Outbox:
         self.closed = False
 
     def push(self, piece: Piece) -> bool:
+        """Queue a live event; cut the connection off if its buffer overflows."""
+        if not self._append(piece):
+            return False
+        if self._pending > self._max:
+            self.closed = True
+            self._on_overflow()
+            return False
+        return True
+
+    async def push_backlog(self, piece: Piece) -> bool:
+        """Queue an event read from the log; wait for the writer rather than overflow."""
+        while self._pending > self._max // 2 and not self.closed:
+            await self._drained.wait()
+        return self._append(piece)
+
+    def _append(self, piece: Piece) -> bool:
         if self.closed or self._socket.closed:
             return False
         batch = self._open
@@ -88,10 +104,6 @@ class Outbox:
             self._drained.clear()
         batch.pieces.append(piece)
         self._pending += len(piece)
-        if self._pending > self._max:
-            self.closed = True
-            self._on_overflow()
-            return False
         return True
 
     def _sealed(self, batch: BatchPacket) -> None:
@@ -99,9 +111,6 @@ class Outbox:
             self._open = None
             self._pending = 0
             self._drained.set()
-
-    async def writable(self) -> None:
-        await self._drained.wait()
 
     def send_text(self, socketio_frame: str) -> None:
         """Queue a ready Socket.IO text frame (control notices), after pending events."""

@@ -1,0 +1,67 @@
+"""A phone that stops reading is cut off with a resume hint; nobody else waits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from liaison_client import LiaisonClient
+from tests.conftest import LiaisonServer, connect, new_incident
+from tests.integration.rawws import RawWebSocket
+
+
+@pytest.fixture
+def small_buffer_server(tmp_path: Path) -> Iterator[LiaisonServer]:
+    srv = LiaisonServer(tmp_path / "data", env={"LIAISON_MAX_PENDING_BYTES": "65536"})
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+async def test_slow_consumer_is_cut_off_and_catches_up_from_the_log(
+    small_buffer_server: LiaisonServer, clients: list[LiaisonClient]
+) -> None:
+    srv = small_buffer_server
+    dispatcher = await connect(clients, srv, "dispatch")
+    incident = await new_incident(dispatcher)
+    healthy = await connect(clients, srv, "officer")
+    await healthy.follow(incident, after_seq=1)
+    slow_login = await connect(clients, srv, "outreach", live=False)
+
+    stalled = RawWebSocket(
+        "127.0.0.1", srv.port, "/socket.io/?EIO=4&transport=websocket", rcvbuf=4096
+    )
+    assert stalled.recv_text().startswith("0")
+    stalled.send_text("40" + orjson.dumps({"token": slow_login.token}).decode())
+    assert stalled.recv_text().startswith("40")
+    stalled.send_text(
+        '420["cmd",'
+        + orjson.dumps(
+            {"type": "follow", "incidents": [{"incident": incident, "after_seq": 1}]}
+        ).decode()
+        + "]"
+    )
+    # From here on the phone reads nothing.
+
+    text = "x" * 7000
+    acks = await asyncio.gather(*(dispatcher.post(incident, f"{i} {text}") for i in range(600)))
+    last = max(a["seq"] for a in acks)
+    await healthy.wait_seq(incident, last, timeout=30)  # never held up by the stalled phone
+
+    received = await asyncio.to_thread(stalled.drain)
+    stalled.close()
+    assert b'"slow_consumer"' in received, "the server said why it hung up"
+
+    # The same phone comes back and resumes from what it had: nothing is lost.
+    phone = LiaisonClient(srv.url)
+    clients.append(phone)
+    phone.token = slow_login.token
+    await phone.connect()
+    await phone.follow(incident, after_seq=1)
+    await phone.wait_seq(incident, last, timeout=30)
+    seqs = [phone.events.get_nowait()["seq"] for _ in range(phone.events.qsize())]
+    assert seqs == list(range(2, last + 1))
