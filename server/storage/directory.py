@@ -84,6 +84,15 @@ class Directory:
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(SCHEMA)
         self._db = db
+        self._load()
+
+    async def reload(self) -> None:
+        """Pick up rows written by another process (the ``liaison`` CLI)."""
+        await self._run(self._load)
+
+    def _load(self) -> None:
+        db = self._db
+        assert db is not None
         for oid, name, kind in db.execute("SELECT id, name, kind FROM orgs"):
             self.orgs[oid] = Org(oid, name, kind)
         for row in db.execute(

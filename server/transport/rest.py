@@ -136,6 +136,9 @@ class RestApi:
         f = Fields(await self.body(request), "", self.limits)
         username, password = f.req_str("username"), f.req_str("password")
         user = self.directory.by_username(username)
+        if user is None:  # perhaps just added with the CLI
+            await self.directory.reload()
+            user = self.directory.by_username(username)
         stored = user.password_hash if user else hash_password("timing-equaliser")
         ok = await asyncio.get_running_loop().run_in_executor(
             None, check_password, password, stored
