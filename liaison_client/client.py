@@ -185,7 +185,7 @@ class LiaisonClient:
         ack = await self.send({"type": "follow", "incidents": targets})
         results: list[dict[str, Any]] = ack["incidents"]
         for result in results:
-            if result["status"] == "resync_required":
+            if result["status"] in ("resync_required", "out_of_range"):
                 # Our position belongs to a log that no longer exists: start over.
                 self.resyncs.append(result["incident"])
                 self.positions[result["incident"]] = Position(result["epoch"], 0)

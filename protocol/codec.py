@@ -28,8 +28,11 @@ class Codec(Protocol):
 
 
 def _check_depth(value: Any, max_depth: int, depth: int = 0) -> None:
+    """Refuse deep nesting, and values JSON cannot carry (msgpack bin and ext)."""
     if depth > max_depth:
         raise ProtocolError(ErrorCode.INVALID, f"nesting deeper than {max_depth}")
+    if isinstance(value, bytes | msgpack.ExtType):
+        raise ProtocolError(ErrorCode.MALFORMED, "binary and extension values are not allowed")
     if isinstance(value, dict):
         for item in value.values():
             _check_depth(item, max_depth, depth + 1)

@@ -25,25 +25,28 @@ INCIDENT_STATUSES = ("reported", "active", "contained", "resolved", "closed")
 PRIORITIES = ("low", "normal", "high", "critical")
 RESPONDER_STATUSES = ("available", "en_route", "on_scene", "unavailable")
 
-#: Every event type a log can hold, with the command that produces it.
-EVENT_TYPES = (
-    "incident.created",
-    "incident.updated",
-    "incident.status_changed",
-    "message.posted",
-    "message.edited",
-    "message.retracted",
-    "message.acknowledged",
-    "task.created",
-    "task.assigned",
-    "task.accepted",
-    "task.declined",
-    "task.started",
-    "task.completed",
-    "task.cancelled",
-    "responder.status",
-    "responder.position",
-)
+#: Each write command and the event type it appends.
+EVENT_OF_COMMAND = {
+    "incident.create": "incident.created",
+    "incident.update": "incident.updated",
+    "incident.status": "incident.status_changed",
+    "message.post": "message.posted",
+    "message.edit": "message.edited",
+    "message.retract": "message.retracted",
+    "message.ack": "message.acknowledged",
+    "task.create": "task.created",
+    "task.assign": "task.assigned",
+    "task.accept": "task.accepted",
+    "task.decline": "task.declined",
+    "task.start": "task.started",
+    "task.complete": "task.completed",
+    "task.cancel": "task.cancelled",
+    "responder.status": "responder.status",
+    "responder.position": "responder.position",
+}
+
+#: Every event type a log can hold.
+EVENT_TYPES = tuple(EVENT_OF_COMMAND.values())
 
 #: What a client receives instead of an event it may not see.
 RESTRICTED_TYPE = "restricted"

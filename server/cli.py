@@ -49,7 +49,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         print=None,
-        reuse_port=getattr(args, "reuse_port", False),
     )
     return 0
 
@@ -152,11 +151,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (LIAISON_HOST)")
     serve.add_argument("--port", type=int, help="listen port (LIAISON_PORT)")
     serve.add_argument("--demo", action="store_true", help="seed demo data at start")
-    serve.add_argument(
-        "--reuse-port",
-        action="store_true",
-        help="SO_REUSEPORT, to run one process per core on one port",
-    )
     data_dir(serve)
     serve.set_defaults(func=cmd_serve)
 

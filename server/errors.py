@@ -3,7 +3,8 @@
 Exception
 └── LiaisonError
     ├── StorageUnavailable   the log could not be read or written (retryable)
-    └── LogNotFound          no log for that incident
+    ├── LogNotFound          no log for that incident
+    └── ClientIdReused       a client id names a different, earlier action
 """
 
 from __future__ import annotations
@@ -19,3 +20,7 @@ class StorageUnavailable(LiaisonError):
 
 class LogNotFound(LiaisonError):
     """An append or read named an incident whose log does not exist."""
+
+
+class ClientIdReused(LiaisonError):
+    """A client id was already used by the same user for a different action."""

@@ -40,6 +40,12 @@ class Settings:
     #: Seed demo organisations, users and an incident at start (idempotent).
     demo: bool = field(default=False)
 
+    def __post_init__(self) -> None:
+        if self.sqlite_synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):
+            raise ValueError("LIAISON_SQLITE_SYNCHRONOUS must be FULL, EXTRA or NORMAL")
+        if self.max_pending_bytes < 64 * 1024:
+            raise ValueError("LIAISON_MAX_PENDING_BYTES must be at least 65536")
+
     @classmethod
     def from_env(
         cls, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None

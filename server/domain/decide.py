@@ -326,6 +326,11 @@ def _is_assignee(task: TaskState, who: Principal) -> bool:
     return task.assignee_org == who.org_id
 
 
+def _supervises(task: TaskState, who: Principal) -> bool:
+    """A supervisor may act for the assignees of their own organisation only."""
+    return who.role is Role.SUPERVISOR and task.assignee_org == who.org_id
+
+
 def _task_transition(
     state: IncidentState, who: Principal, cmd: v1.TaskTransition, vis: tuple[str, ...] | None
 ) -> EventDraft:
@@ -333,7 +338,7 @@ def _task_transition(
     kind, allowed_from = _TRANSITIONS[cmd.TYPE]
     if cmd.TYPE == "task.cancel":
         _require_coordinator(who)
-    elif not (_is_assignee(task, who) or who.role is Role.SUPERVISOR):
+    elif not (_is_assignee(task, who) or _supervises(task, who)):
         raise refuse(ErrorCode.FORBIDDEN, "only the assignee may do this")
     if task.status not in allowed_from:
         raise refuse(ErrorCode.CONFLICT, f"a task that is {task.status} cannot be {kind[5:]}")

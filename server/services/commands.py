@@ -15,7 +15,7 @@ from server.domain.decide import decide, decide_create
 from server.domain.directory import DirectoryView
 from server.domain.events import AppendResult, EventDraft
 from server.domain.model import Principal
-from server.errors import LogNotFound, StorageUnavailable
+from server.errors import ClientIdReused, LogNotFound, StorageUnavailable
 from server.services.projections import Projections
 from server.storage.base import EventLog
 
@@ -76,7 +76,11 @@ class CommandService:
             # A retry of an action that was stored may now be refused by the
             # state it changed (a second "accept"): answer with the original.
             original = await self._log.find(who.user_id, cmd.id)
-            if original is not None and original.incident == cmd.incident:
+            if (
+                original is not None
+                and original.incident == cmd.incident
+                and original.type == v1.EVENT_OF_COMMAND.get(cmd.TYPE)
+            ):
                 return AppendResult(original, duplicate=True)
             raise
         return await self._append(draft)
@@ -88,3 +92,5 @@ class CommandService:
             raise ProtocolError(ErrorCode.UNAVAILABLE) from exc
         except LogNotFound as exc:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident") from exc
+        except ClientIdReused as exc:
+            raise ProtocolError(ErrorCode.CONFLICT, str(exc)) from exc

@@ -5,7 +5,9 @@ Guarantees a backend must give (the contract suite in tests/contract checks them
 * ``append`` returns only after the event is durable. It assigns the next
   ``seq`` of the incident atomically: gapless, strictly increasing from 1.
 * Idempotency: a draft whose ``(actor_user, client_id)`` was stored before is not
-  stored again; the original event comes back with ``duplicate=True``.
+  stored again; the original event comes back with ``duplicate=True``. If the
+  stored event is a different action (``is_same_action``), append raises
+  ClientIdReused instead.
 * Fan-out: after an append is durable, subscribers of the incident get the
   event, per incident in ``seq`` order, each exactly once from the live path.
   The live path may still miss events (a dropped pub/sub link): subscribers
@@ -24,6 +26,18 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from server.domain.events import AppendResult, EventDraft, StoredEvent
+
+
+def is_same_action(earlier: StoredEvent, draft: EventDraft) -> bool:
+    """Whether a draft is a retry of ``earlier`` rather than a reuse of its client id.
+
+    A retried ``incident.create`` decides a fresh incident id each time, so only
+    its type is compared.
+    """
+    if earlier.type != draft.type:
+        return False
+    return draft.type == "incident.created" or earlier.incident == draft.incident
+
 
 #: Receives committed events of one incident, in seq order. Called on the event
 #: loop, synchronously: it must not block (no I/O, no awaits).

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import sqlite3
 import time
@@ -25,15 +26,15 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
 from server.domain import chain
 from server.domain.events import AppendResult, EventDraft, StoredEvent
-from server.errors import LogNotFound, StorageUnavailable
+from server.errors import ClientIdReused, LogNotFound, StorageUnavailable
 from server.fanout.memory import MemoryBroker
-from server.storage.base import Listener, LogHead
+from server.storage.base import Listener, LogHead, is_same_action
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,8 @@ class _Writer:
         key = (draft.actor_user, draft.client_id)
         earlier = in_batch.get(key) or self._existing(draft)
         if earlier is not None:
+            if not is_same_action(earlier, draft):
+                return ClientIdReused(f"id {draft.client_id!r} was used for another action")
             return AppendResult(earlier, duplicate=True)
         now = int(time.time() * 1000)
         if draft.type == "incident.created":
@@ -241,6 +244,24 @@ def _sequence(draft: EventDraft, head: _Head, ts_ms: int) -> StoredEvent:
     )
 
 
+def _lock_exclusively(path: Path) -> IO[bytes]:
+    """One process per embedded log: seq, heads and fan-out live in that process.
+
+    A second process on the same files would assign seqs from its own cached
+    heads and fan out only to its own clients, so it is refused outright.
+    """
+    handle = path.open("ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        handle.close()
+        raise StorageUnavailable(
+            f"{path.parent} is in use by another Liaison process; the embedded backend"
+            " serves one process per data directory (use Redis for several nodes)"
+        ) from exc
+    return handle
+
+
 class SqliteEventLog:
     """The embedded EventLog: SQLite on disk plus in-process fan-out."""
 
@@ -254,10 +275,12 @@ class SqliteEventLog:
         self._writer: _Writer | None = None
         self._reader: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
+        self._lock: IO[bytes] | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.config.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock_exclusively(self.config.path.with_suffix(".lock"))
         self._writer = await loop.run_in_executor(self._write_pool, _Writer, self.config)
         self._reader = await loop.run_in_executor(self._read_pool, self._open_reader)
         self._task = asyncio.create_task(self._write_loop(), name="sqlite-group-commit")
@@ -283,6 +306,8 @@ class SqliteEventLog:
             await loop.run_in_executor(self._read_pool, self._reader.close)
         self._write_pool.shutdown(wait=True)
         self._read_pool.shutdown(wait=True)
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
 
     # ------------------------------------------------------------------ write
 

@@ -202,7 +202,7 @@ class Gateway:
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         eio_socket = self.sio.eio.sockets[eio_sid]
         outbox = Outbox(
-            eio_socket, codec.name, self.max_pending_bytes, lambda: self._spawn(self._cut_off(sid))
+            eio_socket, codec.name, self.max_pending_bytes, lambda: self._overflowed(sid)
         )
         self.sessions[sid] = Session(sid, principal, codec, outbox)
         if codec.name == "msgpack":
@@ -231,12 +231,18 @@ class Gateway:
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         self.sio.binary_allowed.discard(eio_sid)
 
-    async def _cut_off(self, sid: str) -> None:
+    def _overflowed(self, sid: str) -> None:
+        """Called inside a push that overflowed, before the hub forgets the follows."""
         session = self.sessions.get(sid)
-        if session is None:
-            return
-        resume = self.hub.following(session)
-        self.hub.drop(session)
+        if session is not None:
+            # seq positions queued so far: the client resumes from what it
+            # actually received, which is never more than this.
+            resume = self.hub.following(session)
+            self.hub.drop(session)
+            self._spawn(self._cut_off(session, resume))
+
+    async def _cut_off(self, session: Session, resume: dict[str, int]) -> None:
+        sid = session.sid
         notice = {
             "code": ErrorCode.SLOW_CONSUMER.code,
             "message": ErrorCode.SLOW_CONSUMER.default_message,

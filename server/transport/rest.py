@@ -8,6 +8,7 @@ retryable}}`` with the HTTP status of ``STATUS``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,7 +21,7 @@ from protocol.codec import check_decoded
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.fields import Fields
 from protocol.limits import Limits
-from server.auth import TokenSigner, check_password, hash_password
+from server.auth import TokenSigner, check_password
 from server.domain.model import Org, Principal, Role
 from server.services.admin import create_user
 from server.services.commands import CommandService
@@ -48,6 +49,14 @@ STATUS = {
     ErrorCode.INTERNAL: 500,
 }
 
+log = logging.getLogger(__name__)
+
+#: Checked against when the username is unknown, so both answers take as long.
+_TIMING_EQUALISER = (
+    "scrypt$1f25f4a3a8a5382312ec796c1d695c15$"
+    "d74535968361616b250df5551972880af9260572990723ae07979421340c03a1"
+)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -65,6 +74,17 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     except ProtocolError as err:
         return error_response(err)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(ProtocolError(ErrorCode.TOO_LARGE))
+    except web.HTTPNotFound:
+        return error_response(ProtocolError(ErrorCode.NOT_FOUND, "no such endpoint"))
+    except web.HTTPMethodNotAllowed:
+        return error_response(ProtocolError(ErrorCode.NOT_FOUND, "method not allowed here"))
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(ProtocolError(ErrorCode.INTERNAL))
 
 
 class RestApi:
@@ -139,7 +159,7 @@ class RestApi:
         if user is None:  # perhaps just added with the CLI
             await self.directory.reload()
             user = self.directory.by_username(username)
-        stored = user.password_hash if user else hash_password("timing-equaliser")
+        stored = user.password_hash if user else _TIMING_EQUALISER
         ok = await asyncio.get_running_loop().run_in_executor(
             None, check_password, password, stored
         )
@@ -223,7 +243,7 @@ class RestApi:
         if isinstance(value, dict):
             value = {**value, "type": "incident.create"}
         cmd = v1.parse_command(value, self.limits)
-        return json_response(await self.commands.execute(who, cmd), 201)
+        return json_response({"ok": True, **await self.commands.execute(who, cmd)}, 201)
 
     async def _visible_state(self, request: web.Request, who: Principal) -> Any:
         state = await self.projections.get(request.match_info["id"])

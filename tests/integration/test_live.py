@@ -131,6 +131,23 @@ async def test_retry_with_same_client_id_is_stored_once(
     assert texts.count("ambulance requested") == 1
 
 
+async def test_reusing_a_client_id_for_another_action_is_a_conflict(
+    server: LiaisonServer, clients: list[LiaisonClient]
+) -> None:
+    dispatcher = await connect(clients, server, "dispatch")
+    first, second = await new_incident(dispatcher), await new_incident(dispatcher)
+    cid = uuid.uuid4().hex
+    await dispatcher.send({"type": "message.post", "id": cid, "incident": first, "text": "a"})
+    for reuse in (
+        {"type": "message.post", "id": cid, "incident": second, "text": "a"},
+        {"type": "responder.status", "id": cid, "incident": first, "status": "available"},
+    ):
+        with pytest.raises(CommandFailed) as refused:
+            await dispatcher.send(reuse)
+        assert refused.value.code == "conflict"
+    assert len(await dispatcher.timeline(second)) == 1
+
+
 async def test_retry_of_a_state_change_returns_the_original(
     server: LiaisonServer, clients: list[LiaisonClient]
 ) -> None:

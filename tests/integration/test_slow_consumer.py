@@ -55,6 +55,7 @@ async def test_slow_consumer_is_cut_off_and_catches_up_from_the_log(
     received = await asyncio.to_thread(stalled.drain)
     stalled.close()
     assert b'"slow_consumer"' in received, "the server said why it hung up"
+    assert f'"resume":{{"{incident}":'.encode() in received, "with a resume hint"
 
     # The same phone comes back and resumes from what it had: nothing is lost.
     phone = LiaisonClient(srv.url)

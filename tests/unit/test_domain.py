@@ -236,6 +236,14 @@ def test_task_lifecycle_rules(log: Log) -> None:
     assert (board.status, board.note, board.assignee_org) == ("completed", "delivered", NGO)
 
 
+def test_supervisors_act_only_for_their_own_organisation(log: Log) -> None:
+    sergeant = Principal("u_s", POLICE, Role.SUPERVISOR, "Sam")
+    task = log.do(DISPATCH, inc(log, type="task.create", title="t", assignee={"org": NGO})).seq
+    assert log.refuse(sergeant, inc(log, type="task.accept", task=task)) is ErrorCode.FORBIDDEN
+    ngo_lead = Principal("u_l", NGO, Role.SUPERVISOR, "Lee")
+    log.do(ngo_lead, inc(log, type="task.accept", task=task))
+
+
 def test_assignee_must_see_a_restricted_task(log: Log) -> None:
     task = log.do(DISPATCH, inc(log, type="task.create", title="t", visibility=[POLICE])).seq
     assert (
