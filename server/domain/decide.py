@@ -7,6 +7,7 @@ in one place, for every transport (socket.io, REST, bots).
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from typing import Any
 
@@ -22,8 +23,14 @@ def refuse(code: ErrorCode, message: str | None = None) -> ProtocolError:
     return ProtocolError(code, message)
 
 
-def new_incident_id() -> str:
-    return "inc_" + secrets.token_hex(8)
+def incident_id_for(user_id: str, client_id: str) -> str:
+    """Derived from the idempotency key, so a retried create names the same incident.
+
+    Every backend then finds a retry in the incident's own log, which keeps
+    each append within one incident's keys (one Redis Cluster slot).
+    """
+    digest = hashlib.sha256(f"{user_id}\x00{client_id}".encode()).hexdigest()
+    return "inc_" + digest[:16]
 
 
 def new_epoch() -> str:
@@ -113,7 +120,8 @@ def decide_create(who: Principal, cmd: v1.IncidentCreate, directory: DirectoryVi
         "liaisons": cmd.liaisons,
         "status": "reported",
     }
-    return _draft(who, cmd, new_incident_id(), "incident.created", body, None, new_epoch())
+    incident = incident_id_for(who.user_id, cmd.id)
+    return _draft(who, cmd, incident, "incident.created", body, None, new_epoch())
 
 
 def decide(

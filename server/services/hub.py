@@ -99,6 +99,7 @@ class Hub:
         self._projections = projections
         self._followers: dict[str, dict[Subscriber, FollowState]] = {}
         self._listeners: dict[str, Callable[[Sequence[StoredEvent]], None]] = {}
+        self._ready: dict[str, asyncio.Future[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ follow/drop
@@ -115,14 +116,33 @@ class Hub:
             return result | {"status": ErrorCode.RESYNC_REQUIRED.code}
         if target.after_seq > state.seq:
             return result | {"status": ErrorCode.OUT_OF_RANGE.code}
+        followers = await self._subscribed(incident)
+        fs = followers[sub] = FollowState(last=target.after_seq)
+        await self._catch_up(sub, incident, fs)
+        return result | {"status": "ok", "head_seq": max(state.seq, fs.last)}
+
+    async def _subscribed(self, incident: str) -> dict[Subscriber, FollowState]:
+        """The incident's followers, once the log delivers its events live."""
         followers = self._followers.get(incident)
         if followers is None:
             followers = self._followers[incident] = {}
             listener = self._listeners[incident] = partial(self._on_events, incident)
-            self._log.subscribe(incident, listener)
-        fs = followers[sub] = FollowState(last=target.after_seq)
-        await self._catch_up(sub, incident, fs)
-        return result | {"status": "ok", "head_seq": max(state.seq, fs.last)}
+            ready = self._ready[incident] = asyncio.get_running_loop().create_future()
+            try:
+                await self._log.subscribe(incident, listener)
+                ready.set_result(None)
+            except BaseException as exc:
+                self._followers.pop(incident, None)
+                self._listeners.pop(incident, None)
+                self._ready.pop(incident, None)
+                ready.set_exception(exc)
+                ready.exception()  # retrieved here; concurrent followers get it too
+                raise
+        else:
+            await asyncio.shield(self._ready[incident])
+            if self._followers.get(incident) is not followers:
+                return await self._subscribed(incident)  # emptied meanwhile: start over
+        return followers
 
     def unfollow(self, sub: Subscriber, incident: str) -> None:
         followers = self._followers.get(incident)
@@ -130,6 +150,7 @@ class Hub:
             return
         if not followers:
             del self._followers[incident]
+            self._ready.pop(incident, None)
             self._log.unsubscribe(incident, self._listeners.pop(incident))
 
     def drop(self, sub: Subscriber) -> None:

@@ -41,7 +41,7 @@ class Projections:
                 state = IncidentState(id=incident, epoch=head.epoch)
                 await self._catch_up(state)
                 self._states[incident] = state
-                self._log.subscribe(incident, partial(self._on_events, incident))
+                await self._log.subscribe(incident, partial(self._on_events, incident))
             elif incident in self._stale:
                 self._stale.discard(incident)
                 await self._catch_up(state)

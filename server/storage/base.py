@@ -73,8 +73,15 @@ class EventLog(Protocol):
         """Every incident with a log, oldest first."""
         ...
 
-    def subscribe(self, incident: str, listener: Listener) -> None:
-        """Start delivering the incident's committed events to ``listener``."""
+    async def subscribe(self, incident: str, listener: Listener) -> None:
+        """Deliver the incident's committed events to ``listener`` from now on.
+
+        Returns once the live path is active: every event committed after
+        this returns reaches the listener. Read the log *after* subscribing
+        to get everything before, and let seq drop the overlap.
+        """
         ...
 
-    def unsubscribe(self, incident: str, listener: Listener) -> None: ...
+    def unsubscribe(self, incident: str, listener: Listener) -> None:
+        """Stop delivering to ``listener`` (takes effect at once, cleanup may lag)."""
+        ...

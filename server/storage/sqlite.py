@@ -401,7 +401,7 @@ class SqliteEventLog:
 
     # ---------------------------------------------------------------- fan-out
 
-    def subscribe(self, incident: str, listener: Listener) -> None:
+    async def subscribe(self, incident: str, listener: Listener) -> None:
         self.broker.subscribe(incident, listener)
 
     def unsubscribe(self, incident: str, listener: Listener) -> None:

@@ -151,7 +151,7 @@ async def test_subscribers_get_committed_events_in_order(log: EventLog) -> None:
     def listener(events: Sequence[StoredEvent]) -> None:
         seen.extend(e.seq for e in events)
 
-    log.subscribe("inc1", listener)
+    await log.subscribe("inc1", listener)
     results = await asyncio.gather(*(log.append(draft("inc1", f"c{i}")) for i in range(100)))
     assert seen == [r.event.seq for r in results] == list(range(2, 102))
     await log.append(draft("inc1", "c0"))  # a duplicate is not published again
@@ -164,7 +164,7 @@ async def test_ack_comes_after_publish(log: EventLog) -> None:
     """When append returns, every subscriber has already been handed the event."""
     await open_incident(log)
     seen: list[int] = []
-    log.subscribe("inc1", lambda evs: seen.extend(e.seq for e in evs))
+    await log.subscribe("inc1", lambda evs: seen.extend(e.seq for e in evs))
     result = await log.append(draft("inc1", "c1"))
     assert seen == [result.event.seq]
 
