@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from liaison_client import LiaisonClient
+from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_PASSWORD = "admin-password-for-tests"
@@ -109,6 +110,16 @@ class LiaisonServer:
             for line in self.log_path.read_text().splitlines()
             if " ERROR " in line or "Traceback" in line
         ]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server with AOF on, for the whole session; kill it only in
+    tests that restart it (they use their own)."""
+    srv = RedisServer(tmp_path_factory.mktemp("redis"))
+    srv.start()
+    yield srv
+    srv.stop()
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from server.domain.events import EventDraft, StoredEvent
+
 GENESIS = "0" * 64
 
 
@@ -65,3 +67,39 @@ def verify(links: Iterable[tuple[int, str, str]]) -> int | None:
             return seq
         prev, expected_seq = hash_, seq + 1
     return None
+
+
+def sequence_draft(
+    draft: EventDraft, epoch: str, prev_seq: int, prev_hash: str, ts_ms: int
+) -> StoredEvent:
+    """The stored form of a draft appended after (prev_seq, prev_hash): next seq, chained."""
+    seq = prev_seq + 1
+    digest = digest_of(
+        canonical_content(
+            incident=draft.incident,
+            seq=seq,
+            epoch=epoch,
+            type=draft.type,
+            ts_ms=ts_ms,
+            actor_user=draft.actor_user,
+            actor_org=draft.actor_org,
+            client_id=draft.client_id,
+            visibility=draft.visibility,
+            body=draft.body,
+        )
+    )
+    return StoredEvent(
+        incident=draft.incident,
+        seq=seq,
+        epoch=epoch,
+        type=draft.type,
+        ts_ms=ts_ms,
+        actor_user=draft.actor_user,
+        actor_org=draft.actor_org,
+        actor_name=draft.actor_name,
+        client_id=draft.client_id,
+        visibility=draft.visibility,
+        body=draft.body,
+        digest=digest,
+        hash=chain(prev_hash, digest),
+    )

@@ -75,7 +75,7 @@ class CommandService:
         except ProtocolError:
             # A retry of an action that was stored may now be refused by the
             # state it changed (a second "accept"): answer with the original.
-            original = await self._log.find(who.user_id, cmd.id)
+            original = await self._log.find(cmd.incident, who.user_id, cmd.id)
             if (
                 original is not None
                 and original.incident == cmd.incident

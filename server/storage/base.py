@@ -65,8 +65,8 @@ class EventLog(Protocol):
 
     async def head(self, incident: str) -> LogHead | None: ...
 
-    async def find(self, actor_user: str, client_id: str) -> StoredEvent | None:
-        """The event stored for this idempotency key, if any."""
+    async def find(self, incident: str, actor_user: str, client_id: str) -> StoredEvent | None:
+        """The event this user's client id produced in this incident, if any."""
         ...
 
     async def incidents(self) -> list[str]:

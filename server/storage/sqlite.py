@@ -31,6 +31,7 @@ from typing import IO, Any
 import orjson
 
 from server.domain import chain
+from server.domain.chain import sequence_draft
 from server.domain.events import AppendResult, EventDraft, StoredEvent
 from server.errors import ClientIdReused, LogNotFound, StorageUnavailable
 from server.fanout.memory import MemoryBroker
@@ -186,7 +187,7 @@ class _Writer:
             if maybe_head is None:
                 return LogNotFound(f"no log for incident {draft.incident}")
             head = maybe_head
-        event = _sequence(draft, head, max(now, head.ts_ms))
+        event = sequence_draft(draft, head.epoch, head.seq, head.hash, max(now, head.ts_ms))
         self.db.execute(
             f"INSERT INTO events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608
             (
@@ -209,39 +210,6 @@ class _Writer:
         touched[draft.incident] = head
         in_batch[key] = event
         return AppendResult(event, duplicate=False)
-
-
-def _sequence(draft: EventDraft, head: _Head, ts_ms: int) -> StoredEvent:
-    """Give a draft the next seq of its log, a timestamp and its chain link."""
-    seq = head.seq + 1
-    content = chain.canonical_content(
-        incident=draft.incident,
-        seq=seq,
-        epoch=head.epoch,
-        type=draft.type,
-        ts_ms=ts_ms,
-        actor_user=draft.actor_user,
-        actor_org=draft.actor_org,
-        client_id=draft.client_id,
-        visibility=draft.visibility,
-        body=draft.body,
-    )
-    digest = chain.digest_of(content)
-    return StoredEvent(
-        incident=draft.incident,
-        seq=seq,
-        epoch=head.epoch,
-        type=draft.type,
-        ts_ms=ts_ms,
-        actor_user=draft.actor_user,
-        actor_org=draft.actor_org,
-        actor_name=draft.actor_name,
-        client_id=draft.client_id,
-        visibility=draft.visibility,
-        body=draft.body,
-        digest=digest,
-        hash=chain.chain(head.hash, digest),
-    )
 
 
 def _lock_exclusively(path: Path) -> IO[bytes]:
@@ -388,10 +356,11 @@ class SqliteEventLog:
         rows = await self._query("SELECT epoch, head_seq FROM logs WHERE incident = ?", (incident,))
         return LogHead(rows[0][0], rows[0][1]) if rows else None
 
-    async def find(self, actor_user: str, client_id: str) -> StoredEvent | None:
+    async def find(self, incident: str, actor_user: str, client_id: str) -> StoredEvent | None:
         rows = await self._query(
-            f"SELECT {_COLUMNS} FROM events WHERE actor_user = ? AND client_id = ?",  # noqa: S608
-            (actor_user, client_id),
+            f"SELECT {_COLUMNS} FROM events WHERE actor_user = ? AND client_id = ?"  # noqa: S608
+            " AND incident = ?",
+            (actor_user, client_id, incident),
         )
         return _row_to_event(rows[0]) if rows else None
 

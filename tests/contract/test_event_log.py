@@ -15,19 +15,27 @@ from server.domain import chain
 from server.domain.events import EventDraft, StoredEvent
 from server.errors import LogNotFound
 from server.storage.base import EventLog
+from server.storage.redis_log import RedisConfig, RedisEventLog
 from server.storage.sqlite import SqliteConfig, SqliteEventLog
+from tests.redis_server import RedisServer
 
 
 def open_sqlite(path: Path) -> SqliteEventLog:
     return SqliteEventLog(SqliteConfig(path / "events.db", synchronous="NORMAL"))
 
 
-BACKENDS = {"sqlite": open_sqlite}
+def open_redis(redis_server: RedisServer) -> RedisEventLog:
+    redis_server.flush()
+    return RedisEventLog(RedisConfig(url=redis_server.url, node_id="contract"))
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=["sqlite", "redis"])
 async def log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventLog]:
-    backend: EventLog = BACKENDS[request.param](tmp_path)
+    backend: EventLog
+    if request.param == "sqlite":
+        backend = open_sqlite(tmp_path)
+    else:
+        backend = open_redis(request.getfixturevalue("redis_server"))
     await backend.start()
     yield backend
     await backend.close()
@@ -91,7 +99,8 @@ async def test_same_client_id_is_stored_once(log: EventLog) -> None:
     assert later.duplicate
     assert later.event == first.event
     assert len(await log.read("inc1", 0, 100)) == 2
-    assert await log.find("u1", "same") == first.event
+    assert await log.find("inc1", "u1", "same") == first.event
+    assert await log.find("other", "u1", "same") is None
     other_user = await log.append(draft("inc1", "same", user="u2"))
     assert not other_user.duplicate, "client ids are scoped to their user"
 

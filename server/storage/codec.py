@@ -1,0 +1,64 @@
+"""StoredEvent <-> msgpack, for backends that store or publish bytes (Redis)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from server.domain.events import StoredEvent
+
+
+def pack_event(ev: StoredEvent) -> bytes:
+    data: bytes = msgpack.packb(
+        [
+            ev.incident,
+            ev.seq,
+            ev.epoch,
+            ev.type,
+            ev.ts_ms,
+            ev.actor_user,
+            ev.actor_org,
+            ev.actor_name,
+            ev.client_id,
+            list(ev.visibility) if ev.visibility is not None else None,
+            ev.body,
+            ev.digest,
+            ev.hash,
+        ],
+        use_bin_type=True,
+    )
+    return data
+
+
+def unpack_event(data: bytes) -> StoredEvent:
+    return _from_fields(msgpack.unpackb(data, raw=False))
+
+
+def _from_fields(f: list[Any]) -> StoredEvent:
+    return StoredEvent(
+        incident=f[0],
+        seq=f[1],
+        epoch=f[2],
+        type=f[3],
+        ts_ms=f[4],
+        actor_user=f[5],
+        actor_org=f[6],
+        actor_name=f[7],
+        client_id=f[8],
+        visibility=tuple(f[9]) if f[9] is not None else None,
+        body=f[10],
+        digest=f[11],
+        hash=f[12],
+    )
+
+
+def pack_events(packed: list[bytes]) -> bytes:
+    """A msgpack array of already-packed events (the pub/sub payload)."""
+    n = len(packed)
+    header = bytes((0x90 | n,)) if n < 16 else b"\xdc" + n.to_bytes(2, "big")
+    return header + b"".join(packed)
+
+
+def unpack_events(data: bytes) -> list[StoredEvent]:
+    return [_from_fields(f) for f in msgpack.unpackb(data, raw=False)]

@@ -1,0 +1,41 @@
+-- Append a run of consecutive events to one incident's log, atomically.
+--
+-- The caller computed seq, timestamps and the hash chain (Redis Lua has no
+-- sha256) from the head it last saw; this script is the compare-and-set that
+-- makes that safe across nodes: it appends only if the head is still what the
+-- caller assumed and none of the client ids was used, then moves the head and
+-- publishes, all in one step, so the fan-out order is the seq order.
+--
+-- KEYS[1] log stream   KEYS[2] head hash   KEYS[3] idempotency hash
+-- ARGV[1] expected head seq   ARGV[2] expected head hash
+-- ARGV[3] new head seq   ARGV[4] new head hash   ARGV[5] new head ts
+-- ARGV[6] epoch (set only when the log is created, else "")
+-- ARGV[7] channel   ARGV[8] publish payload (msgpack array of events)
+-- ARGV[9..] triples: idempotency field, seq, event (msgpack)
+--
+-- Returns {"ok"} | {"moved", head seq, head hash} | {"dup", idempotency field}
+
+local head = redis.call('HMGET', KEYS[2], 'seq', 'hash')
+local seq = head[1] and tonumber(head[1]) or 0
+local hash = head[2] or '0000000000000000000000000000000000000000000000000000000000000000'
+if seq ~= tonumber(ARGV[1]) or hash ~= ARGV[2] then
+  return {'moved', tostring(seq), hash}
+end
+if ARGV[6] == '' and seq == 0 then
+  return {'moved', '0', hash}  -- no such log: only a creation may start one
+end
+for i = 9, #ARGV, 3 do
+  if redis.call('HEXISTS', KEYS[3], ARGV[i]) == 1 then
+    return {'dup', ARGV[i]}
+  end
+end
+for i = 9, #ARGV, 3 do
+  redis.call('XADD', KEYS[1], ARGV[i + 1] .. '-0', 'e', ARGV[i + 2])
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+end
+if ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[2], 'epoch', ARGV[6])
+end
+redis.call('HSET', KEYS[2], 'seq', ARGV[3], 'hash', ARGV[4], 'ts', ARGV[5])
+redis.call('PUBLISH', ARGV[7], ARGV[8])
+return {'ok'}

@@ -1,0 +1,50 @@
+"""Every Redis key and channel Liaison uses, in one place.
+
+Per-incident keys share the hash tag ``{<incident>}`` so one incident lives in
+one Redis Cluster slot and the append script touches a single slot.
+"""
+
+from __future__ import annotations
+
+PREFIX = "liaison:"
+
+#: ZSET of incident ids scored by creation time (ms).
+INCIDENTS = PREFIX + "incidents"
+#: Token secret shared by every node when none is configured.
+SECRET = PREFIX + "secret"
+#: Directory hashes: org id -> msgpack, user id -> msgpack, username -> user id.
+ORGS = PREFIX + "orgs"
+USERS = PREFIX + "users"
+USERNAMES = PREFIX + "usernames"
+#: Published when the directory changes, so nodes refresh their caches.
+DIRECTORY_CHANNEL = PREFIX + "directory"
+
+
+def log_key(incident: str) -> str:
+    """Stream of the incident's events; entry id ``<seq>-0``, field ``e`` = msgpack."""
+    return f"{PREFIX}{{{incident}}}:log"
+
+
+def head_key(incident: str) -> str:
+    """Hash: epoch, seq, hash, ts of the last event."""
+    return f"{PREFIX}{{{incident}}}:head"
+
+
+def idem_key(incident: str) -> str:
+    """Hash: "<user>\\0<client id>" -> seq of the event it produced."""
+    return f"{PREFIX}{{{incident}}}:idem"
+
+
+def channel(incident: str) -> str:
+    """Pub/sub channel carrying a msgpack array of the events just appended."""
+    return f"{PREFIX}{{{incident}}}:ev"
+
+
+def presence_key(incident: str) -> str:
+    """ZSET: "<user>\\0<node>" scored by the expiry time of that node's claim (ms)."""
+    return f"{PREFIX}{{{incident}}}:presence"
+
+
+def probe_channel(node: str) -> str:
+    """A node publishes here to itself to prove its subscriber connection is alive."""
+    return f"{PREFIX}probe:{node}"

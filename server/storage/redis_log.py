@@ -1,0 +1,302 @@
+"""RedisEventLog: incident logs in Redis Streams, shared by many server nodes.
+
+Write path::
+
+    append() ─▶ pending ─▶ writer takes all, groups them per incident, and per
+                incident: check client ids (HMGET), sequence and chain the
+                drafts from the cached head, then one EVALSHA of append.lua
+                (compare-and-set on the head; XADD each; move the head; PUBLISH)
+             ◀─ "ok": deliver to this node's feeds, then acknowledge
+                "moved": another node appended first; re-read the head, redo
+                "dup": a concurrent retry won; re-check the client ids
+
+Why compare-and-set instead of assigning seq inside the script: every event
+carries a sha256 hash chain and Redis Lua only offers sha1. The script still
+decides atomically whether the run is appended, so seq stays gapless and the
+fan-out order is the seq order. Runs of one incident are appended one at a
+time per node; contention only costs a retry when two nodes write the same
+incident in the same instant.
+
+Durability: an append is acknowledged when Redis has applied it. Run Redis
+with ``appendonly yes``: with ``appendfsync everysec`` a ``kill -9`` of Redis
+loses nothing acknowledged, a power cut may lose about a second;
+``appendfsync always`` closes that at a throughput cost (deploy/README.md).
+Nothing is ever trimmed from a log (``MAXLEN ~`` can drop unread entries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, RedisError
+
+from server.domain import chain
+from server.domain.chain import sequence_draft
+from server.domain.events import AppendResult, EventDraft, StoredEvent
+from server.errors import ClientIdReused, LogNotFound, StorageUnavailable
+from server.fanout.redis import RedisFanout, RedisFanoutConfig
+from server.storage import redis_keys as keys
+from server.storage.base import Listener, LogHead, is_same_action
+from server.storage.codec import pack_event, pack_events, unpack_event
+
+log = logging.getLogger(__name__)
+
+APPEND_LUA = (Path(__file__).parent / "lua" / "append.lua").read_text()
+
+#: How often one run may lose the compare-and-set race before giving up.
+MAX_ATTEMPTS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class RedisConfig:
+    url: str
+    #: Names this node in probes and presence; unique per process.
+    node_id: str
+    max_batch: int = 500
+    fanout: RedisFanoutConfig = field(default_factory=RedisFanoutConfig)
+
+
+@dataclass(slots=True)
+class _Head:
+    epoch: str
+    seq: int
+    hash: str
+    ts_ms: int
+
+
+_Pending = tuple[EventDraft, "asyncio.Future[AppendResult]"]
+
+
+def _idem_field(draft: EventDraft) -> str:
+    return f"{draft.actor_user}\x00{draft.client_id}"
+
+
+class RedisEventLog:
+    def __init__(self, config: RedisConfig) -> None:
+        self.config = config
+        self.redis: aioredis.Redis = aioredis.Redis.from_url(
+            config.url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
+        )
+        self.fanout = RedisFanout(
+            self.redis, config.node_id, self.read, self._head_seq, config.fanout
+        )
+        self._script = self.redis.register_script(APPEND_LUA)
+        self._heads: dict[str, _Head] = {}
+        self._pending: list[_Pending] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.fanout.start()
+        self._task = asyncio.create_task(self._write_loop(), name="redis-writer")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for _, fut in self._pending:
+            if not fut.done():
+                fut.set_exception(StorageUnavailable("the server is shutting down"))
+        await self.fanout.close()
+        await self.redis.aclose()
+
+    # ------------------------------------------------------------------ write
+
+    async def append(self, draft: EventDraft) -> AppendResult:
+        fut: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        self._pending.append((draft, fut))
+        self._wakeup.set()
+        return await fut
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch = self._pending[: self.config.max_batch]
+                del self._pending[: self.config.max_batch]
+                runs: dict[str, list[_Pending]] = {}
+                for item in batch:
+                    runs.setdefault(item[0].incident, []).append(item)
+                await asyncio.gather(*(self._append_run(i, run) for i, run in runs.items()))
+
+    async def _append_run(self, incident: str, run: list[_Pending]) -> None:
+        try:
+            for _ in range(MAX_ATTEMPTS):
+                run = await self._settle_retries(incident, run)
+                if not run or await self._try_append(incident, run):
+                    return
+            raise StorageUnavailable(f"too much contention on {incident}")
+        except (RedisError, OSError, StorageUnavailable) as exc:
+            self._heads.pop(incident, None)
+            error = exc if isinstance(exc, StorageUnavailable) else StorageUnavailable(str(exc))
+            for _, fut in run:
+                if not fut.done():
+                    fut.set_exception(error)
+
+    async def _settle_retries(self, incident: str, run: list[_Pending]) -> list[_Pending]:
+        """Answer drafts whose client id was stored already; return the rest, once each."""
+        stored = await self.redis.hmget(keys.idem_key(incident), [_idem_field(d) for d, _ in run])
+        fresh: list[_Pending] = []
+        firsts: dict[str, _Pending] = {}
+        for (draft, fut), seq in zip(run, stored, strict=True):
+            key = _idem_field(draft)
+            if seq is not None:
+                original = await self._event_at(incident, int(seq))
+                if original is None:
+                    fut.set_exception(StorageUnavailable("idempotency entry without event"))
+                elif is_same_action(original, draft):
+                    fut.set_result(AppendResult(original, duplicate=True))
+                else:
+                    fut.set_exception(ClientIdReused(f"id {draft.client_id!r} was used already"))
+            elif key in firsts:
+                # The same action twice in one run: answer it from the first.
+                first_fut = firsts[key][1]
+                first_fut.add_done_callback(_echo_into(fut, draft))
+            else:
+                firsts[key] = (draft, fut)
+                fresh.append((draft, fut))
+        return fresh
+
+    async def _try_append(self, incident: str, run: list[_Pending]) -> bool:
+        head = await self._head_for_write(incident)
+        creating = run[0][0].type == "incident.created"
+        if creating and head is not None:
+            for _, fut in run:
+                fut.set_exception(LogNotFound(f"incident {incident} exists already"))
+            return True
+        if head is None and not creating:
+            for _, fut in run:
+                fut.set_exception(LogNotFound(f"no log for incident {incident}"))
+            return True
+        if head is None:
+            epoch = run[0][0].epoch
+            assert epoch is not None
+            head = _Head(epoch, 0, chain.GENESIS, 0)
+        start = _Head(head.epoch, head.seq, head.hash, head.ts_ms)
+        now = int(time.time() * 1000)
+        events: list[StoredEvent] = []
+        cursor = _Head(start.epoch, start.seq, start.hash, start.ts_ms)
+        for draft, _ in run:
+            ev = sequence_draft(
+                draft, cursor.epoch, cursor.seq, cursor.hash, max(now, cursor.ts_ms)
+            )
+            cursor = _Head(ev.epoch, ev.seq, ev.hash, ev.ts_ms)
+            events.append(ev)
+        packed = [pack_event(ev) for ev in events]
+        args: list[str | int | bytes] = [
+            start.seq,
+            start.hash,
+            cursor.seq,
+            cursor.hash,
+            cursor.ts_ms,
+            start.epoch if creating else "",
+            keys.channel(incident),
+            pack_events(packed),
+        ]
+        for (draft, _), ev, blob in zip(run, events, packed, strict=True):
+            args += [_idem_field(draft), ev.seq, blob]
+        if creating:
+            await self.redis.zadd(keys.INCIDENTS, {incident: now}, nx=True)
+        reply = await self._eval(incident, args)
+        if reply[0] == b"ok":
+            self._heads[incident] = cursor
+            self.fanout.deliver(incident, events)  # before the acks: ack never overtakes
+            for (_, fut), ev in zip(run, events, strict=True):
+                if not fut.done():
+                    fut.set_result(AppendResult(ev, duplicate=False))
+            return True
+        self._heads.pop(incident, None)  # "moved" or "dup": look again
+        return False
+
+    async def _eval(self, incident: str, args: list[str | int | bytes]) -> list[bytes]:
+        script_keys = [keys.log_key(incident), keys.head_key(incident), keys.idem_key(incident)]
+        try:
+            reply: list[bytes] = await self._script(keys=script_keys, args=args)
+        except NoScriptError:  # Redis restarted and lost its script cache
+            reply = await self.redis.eval(APPEND_LUA, len(script_keys), *script_keys, *args)
+        return reply
+
+    async def _head_for_write(self, incident: str) -> _Head | None:
+        head = self._heads.get(incident)
+        if head is None:
+            fields: Any = await self.redis.hmget(
+                keys.head_key(incident), ["epoch", "seq", "hash", "ts"]
+            )
+            epoch, seq, hash_, ts = fields
+            if epoch is None:
+                return None
+            head = self._heads[incident] = _Head(epoch.decode(), int(seq), hash_.decode(), int(ts))
+        return head
+
+    # ------------------------------------------------------------------- read
+
+    async def _event_at(self, incident: str, seq: int) -> StoredEvent | None:
+        events = await self.read(incident, seq - 1, 1)
+        return events[0] if events and events[0].seq == seq else None
+
+    async def read(self, incident: str, after_seq: int, limit: int) -> list[StoredEvent]:
+        try:
+            entries: Any = await self.redis.xrange(
+                keys.log_key(incident), min=f"{after_seq + 1}-0", max="+", count=max(1, limit)
+            )
+        except (RedisError, OSError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        return [unpack_event(fields[b"e"]) for _, fields in entries]
+
+    async def head(self, incident: str) -> LogHead | None:
+        try:
+            fields: Any = await self.redis.hmget(keys.head_key(incident), ["epoch", "seq"])
+            epoch, seq = fields
+        except (RedisError, OSError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        return LogHead(epoch.decode(), int(seq)) if epoch is not None else None
+
+    async def _head_seq(self, incident: str) -> int:
+        head = await self.head(incident)
+        return head.seq if head is not None else 0
+
+    async def find(self, incident: str, actor_user: str, client_id: str) -> StoredEvent | None:
+        try:
+            seq = await self.redis.hget(keys.idem_key(incident), f"{actor_user}\x00{client_id}")
+        except (RedisError, OSError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        return await self._event_at(incident, int(seq)) if seq is not None else None
+
+    async def incidents(self) -> list[str]:
+        try:
+            members: Any = await self.redis.zrange(keys.INCIDENTS, 0, -1)
+        except (RedisError, OSError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        return [m.decode() for m in members]
+
+    # ---------------------------------------------------------------- fan-out
+
+    async def subscribe(self, incident: str, listener: Listener) -> None:
+        await self.fanout.subscribe(incident, listener)
+
+    def unsubscribe(self, incident: str, listener: Listener) -> None:
+        self.fanout.unsubscribe(incident, listener)
+
+
+def _echo_into(
+    target: asyncio.Future[AppendResult], draft: EventDraft
+) -> Callable[[asyncio.Future[AppendResult]], None]:
+    def echo(first: asyncio.Future[AppendResult]) -> None:
+        if target.done():
+            return
+        if first.cancelled() or first.exception() is not None:
+            target.set_exception(first.exception() or StorageUnavailable("cancelled"))
+        else:
+            target.set_result(AppendResult(first.result().event, duplicate=True))
+
+    return echo
