@@ -7,10 +7,13 @@ dependency order, so teardown runs in reverse even when start-up fails half way.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -21,7 +24,11 @@ from server.services.commands import CommandService
 from server.services.hub import Hub
 from server.services.projections import Projections
 from server.settings import Settings
-from server.storage.directory import Directory
+from server.storage import redis_keys
+from server.storage.base import EventLog
+from server.storage.directory import Directory, SqliteDirectoryStorage
+from server.storage.redis_directory import RedisDirectoryStorage
+from server.storage.redis_log import RedisConfig, RedisEventLog
 from server.storage.sqlite import SqliteConfig, SqliteEventLog
 from server.transport.engineio_tuning import disable_websocket_compression
 from server.transport.gateway import Gateway
@@ -36,7 +43,7 @@ CLIENT_DIST = Path(__file__).resolve().parent.parent / "client_web" / "dist"
 class Components:
     settings: Settings
     directory: Directory
-    log: SqliteEventLog
+    log: EventLog
     projections: Projections
     commands: CommandService
     hub: Hub
@@ -47,9 +54,15 @@ class Components:
 COMPONENTS = web.AppKey("components", Components)
 
 
-def _load_secret(settings: Settings) -> bytes:
+async def _load_secret(settings: Settings, event_log: EventLog) -> bytes:
+    """The configured secret, else one shared through Redis, else one in the data dir."""
     if settings.secret:
         return settings.secret.encode()
+    if isinstance(event_log, RedisEventLog):
+        client = event_log.redis
+        await client.set(redis_keys.SECRET, secrets.token_hex(32), nx=True)
+        value: Any = await client.get(redis_keys.SECRET)
+        return bytes(value)
     path = settings.data_dir / "secret"
     if not path.exists():
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -58,17 +71,26 @@ def _load_secret(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
+def _backends(settings: Settings) -> tuple[EventLog, Directory]:
+    """SQLite in the data dir by default; Redis when a URL is configured."""
+    if settings.redis_url:
+        node = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
+        redis_log = RedisEventLog(RedisConfig(url=settings.redis_url, node_id=node))
+        return redis_log, Directory(RedisDirectoryStorage(redis_log.redis))
+    sqlite_log = SqliteEventLog(
+        SqliteConfig(settings.data_dir / "events.db", synchronous=settings.sqlite_synchronous)
+    )
+    return sqlite_log, Directory(SqliteDirectoryStorage(settings.data_dir / "directory.db"))
+
+
 def create_app(settings: Settings) -> web.Application:
     disable_websocket_compression()
     app = web.Application(middlewares=[errors_middleware], client_max_size=1024 * 1024)
-    directory = Directory(settings.data_dir / "directory.db")
-    event_log = SqliteEventLog(
-        SqliteConfig(settings.data_dir / "events.db", synchronous=settings.sqlite_synchronous)
-    )
+    event_log, directory = _backends(settings)
     projections = Projections(event_log)
     commands = CommandService(event_log, projections, directory)
     hub = Hub(event_log, projections)
-    signer = TokenSigner(_load_secret(settings), settings.token_ttl_s)
+    signer = TokenSigner(settings.token_ttl_s)
     gateway = Gateway(
         commands=commands,
         hub=hub,
@@ -97,16 +119,19 @@ def create_app(settings: Settings) -> web.Application:
     _add_client_routes(app)
 
     async def storage_ctx(_: web.Application) -> AsyncIterator[None]:
-        await directory.start()
         await event_log.start()
         try:
-            await _bootstrap(components)
-            yield
+            await directory.start()
+            try:
+                signer.secret = await _load_secret(settings, event_log)
+                await _bootstrap(components)
+                yield
+            finally:
+                await gateway.close()
+                await hub.close()
+                await directory.close()
         finally:
-            await gateway.close()
-            await hub.close()
             await event_log.close()
-            await directory.close()
 
     app.cleanup_ctx.append(storage_ctx)
     return app

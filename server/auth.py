@@ -50,12 +50,16 @@ def _unb64(text: str) -> bytes:
 
 
 class TokenSigner:
-    def __init__(self, secret: bytes, ttl_s: int) -> None:
-        self._secret = secret
+    """Signs with ``secret``; set at start-up (it may come from Redis)."""
+
+    def __init__(self, ttl_s: int, secret: bytes = b"") -> None:
+        self.secret = secret
         self.ttl_s = ttl_s
 
     def _sign(self, payload: str) -> str:
-        return _b64(hmac.new(self._secret, payload.encode(), hashlib.sha256).digest())
+        if not self.secret:
+            raise RuntimeError("the token secret was not loaded")
+        return _b64(hmac.new(self.secret, payload.encode(), hashlib.sha256).digest())
 
     def issue(self, user_id: str, now: float | None = None) -> tuple[str, int]:
         exp = int((now or time.time()) + self.ttl_s)

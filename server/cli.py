@@ -11,6 +11,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from protocol.errors import ProtocolError
@@ -18,7 +19,13 @@ from server.app import COMPONENTS, create_app
 from server.domain.model import Org, Role
 from server.services.admin import create_user
 from server.settings import Settings
-from server.storage.directory import Directory, DirectoryConflict
+from server.storage.directory import (
+    Directory,
+    DirectoryConflict,
+    DirectoryStorage,
+    SqliteDirectoryStorage,
+)
+from server.storage.redis_directory import RedisDirectoryStorage
 
 SETTINGS_HELP = "\n".join(
     f"  LIAISON_{f.name.upper():<22} default: {f.default!r}" for f in fields(Settings)
@@ -77,7 +84,14 @@ def _directory_action(
     args: argparse.Namespace, action: Callable[[Directory], Awaitable[int]]
 ) -> int:
     async def run() -> int:
-        directory = Directory(_settings(args).data_dir / "directory.db")
+        settings = _settings(args)
+        client = aioredis.Redis.from_url(settings.redis_url) if settings.redis_url else None
+        storage: DirectoryStorage = (
+            RedisDirectoryStorage(client)
+            if client is not None
+            else SqliteDirectoryStorage(settings.data_dir / "directory.db")
+        )
+        directory = Directory(storage)
         await directory.start()
         try:
             return await action(directory)
@@ -86,6 +100,8 @@ def _directory_action(
             return 1
         finally:
             await directory.close()
+            if client is not None:
+                await client.aclose()
 
     return asyncio.run(run())
 

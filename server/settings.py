@@ -16,6 +16,12 @@ class Settings:
     #: Interface and port to listen on.
     host: str = "127.0.0.1"
     port: int = 8080
+    #: Redis URL (redis://host:port/db). Empty: the embedded default (SQLite, one
+    #: process). Set: the logs, fan-out and directory live in Redis, shared by
+    #: every node.
+    redis_url: str = ""
+    #: Names this node in probes and logs; default hostname-pid.
+    node_id: str = ""
     #: Where the embedded backend keeps its SQLite files and the generated secret.
     data_dir: Path = Path("./data")
     #: Secret for signing tokens; generated into data_dir on first start if empty.

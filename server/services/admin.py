@@ -41,20 +41,28 @@ async def create_user(
 
 
 async def ensure_admin(directory: Directory, password: str) -> str | None:
-    """Create the first admin if there is none; return a generated password to print once."""
+    """Create the first admin if there is none; return a generated password to print once.
+
+    Several nodes may start at once on one Redis: whoever loses the race finds
+    the admin (or the organisation) taken and leaves it as it is.
+    """
     if directory.by_username("admin") is not None:
         return None
-    if directory.org(ADMIN_ORG.id) is None:
-        await directory.add_org(ADMIN_ORG)
     generated = None if password else secrets.token_urlsafe(12)
-    await create_user(
-        directory,
-        username="admin",
-        org=ADMIN_ORG.id,
-        name="Administrator",
-        role="admin",
-        password=password or generated or "",
-    )
+    try:
+        if directory.org(ADMIN_ORG.id) is None:
+            await directory.add_org(ADMIN_ORG)
+        await create_user(
+            directory,
+            username="admin",
+            org=ADMIN_ORG.id,
+            name="Administrator",
+            role="admin",
+            password=password or generated or "",
+        )
+    except (DirectoryConflict, ProtocolError):
+        await directory.reload()
+        return None
     return generated
 
 
@@ -81,13 +89,21 @@ async def seed_demo(
     """Seed demo organisations, users and one open incident; False if already seeded."""
     if directory.by_username("dispatch") is not None:
         return False
-    for org in DEMO_ORGS:
-        if directory.org(org.id) is None:
-            await directory.add_org(org)
-    for username, org_id, name, role in DEMO_USERS:
-        await create_user(
-            directory, username=username, org=org_id, name=name, role=role, password=DEMO_PASSWORD
-        )
+    try:
+        for org in DEMO_ORGS:
+            if directory.org(org.id) is None:
+                await directory.add_org(org)
+        for username, org_id, name, role in DEMO_USERS:
+            await create_user(
+                directory,
+                username=username,
+                org=org_id,
+                name=name,
+                role=role,
+                password=DEMO_PASSWORD,
+            )
+    except (DirectoryConflict, ProtocolError):
+        await directory.reload()  # another node is seeding: its incident id is ours too
     dispatcher = directory.user("u_dispatch")
     assert dispatcher is not None
     created = await commands.execute(

@@ -1,8 +1,9 @@
-"""Organisations, users and their password hashes, in SQLite.
+"""Organisations, users and their password hashes.
 
-The whole directory is small (thousands of rows) and read on every command,
-so it lives in memory; writes go to disk first (on a worker thread), then
-into memory.
+The directory is small (thousands of rows) and read on every command, so
+``Directory`` keeps all of it in memory; writes go to a ``DirectoryStorage``
+first (SQLite for one node, Redis for many), then into memory. A miss on
+login reloads, so users added by another process or node are found.
 """
 
 from __future__ import annotations
@@ -13,26 +14,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from server.domain.model import Org, Principal, Role
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS orgs (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, created_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS users (
-    id TEXT PRIMARY KEY,
-    username TEXT NOT NULL UNIQUE,
-    org_id TEXT NOT NULL REFERENCES orgs(id),
-    name TEXT NOT NULL,
-    role TEXT NOT NULL,
-    password_hash TEXT NOT NULL,
-    disabled INTEGER NOT NULL DEFAULT 0,
-    created_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,61 +43,62 @@ class User:
             "disabled": self.disabled,
         }
 
+    def to_row(self) -> list[Any]:
+        return [
+            self.id,
+            self.username,
+            self.org_id,
+            self.name,
+            self.role.value,
+            self.password_hash,
+            self.disabled,
+        ]
+
+    @classmethod
+    def from_row(cls, row: Any) -> User:
+        return cls(row[0], row[1], row[2], row[3], Role(row[4]), row[5], bool(row[6]))
+
 
 class DirectoryConflict(Exception):
     """A username or organisation id is taken already."""
 
 
+class DirectoryStorage(Protocol):
+    """Where the directory is kept. Adds raise DirectoryConflict on a taken id."""
+
+    async def open(self) -> None: ...
+
+    async def load(self) -> tuple[list[Org], list[User]]: ...
+
+    async def add_org(self, org: Org) -> None: ...
+
+    async def add_user(self, user: User) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class Directory:
     """Implements domain.directory.DirectoryView plus the admin operations."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="liaison-directory")
-        self._db: sqlite3.Connection | None = None
+    def __init__(self, storage: DirectoryStorage) -> None:
+        self.storage = storage
         self.orgs: dict[str, Org] = {}
         self.users: dict[str, User] = {}
         self._by_username: dict[str, User] = {}
 
     async def start(self) -> None:
-        await self._run(self._open)
-
-    def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(SCHEMA)
-        self._db = db
-        self._load()
-
-    async def reload(self) -> None:
-        """Pick up rows written by another process (the ``liaison`` CLI)."""
-        await self._run(self._load)
-
-    def _load(self) -> None:
-        db = self._db
-        assert db is not None
-        for oid, name, kind in db.execute("SELECT id, name, kind FROM orgs"):
-            self.orgs[oid] = Org(oid, name, kind)
-        for row in db.execute(
-            "SELECT id, username, org_id, name, role, password_hash, disabled FROM users"
-        ):
-            self._remember(User(row[0], row[1], row[2], row[3], Role(row[4]), row[5], bool(row[6])))
+        await self.storage.open()
+        await self.reload()
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._run(self._db.close)
-        self._pool.shutdown(wait=True)
+        await self.storage.close()
 
-    async def _run(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-
-    def _remember(self, user: User) -> None:
-        old = self.users.get(user.id)
-        if old is not None:
-            self._by_username.pop(old.username, None)
-        self.users[user.id] = user
-        self._by_username[user.username] = user
+    async def reload(self) -> None:
+        """Pick up rows written by another process or node."""
+        orgs, users = await self.storage.load()
+        self.orgs = {org.id: org for org in orgs}
+        self.users = {user.id: user for user in users}
+        self._by_username = {user.username: user for user in users}
 
     # ------------------------------------------------------------ DirectoryView
 
@@ -132,72 +117,99 @@ class Directory:
     async def add_org(self, org: Org) -> Org:
         if org.id in self.orgs:
             raise DirectoryConflict(f"organisation {org.id!r} exists")
-
-        def write() -> None:
-            assert self._db is not None
-            self._db.execute(
-                "INSERT INTO orgs VALUES (?, ?, ?, ?)",
-                (org.id, org.name, org.kind, int(time.time() * 1000)),
-            )
-
-        await self._run(write)
+        await self.storage.add_org(org)
         self.orgs[org.id] = org
         return org
 
     async def add_user(self, user: User) -> User:
         if user.org_id not in self.orgs:
-            raise DirectoryConflict(f"no organisation {user.org_id!r}")
+            await self.reload()
+            if user.org_id not in self.orgs:
+                raise DirectoryConflict(f"no organisation {user.org_id!r}")
         if user.id in self.users or user.username in self._by_username:
             raise DirectoryConflict(f"user {user.username!r} exists")
-
-        def write() -> None:
-            assert self._db is not None
-            self._db.execute(
-                "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    user.id,
-                    user.username,
-                    user.org_id,
-                    user.name,
-                    user.role.value,
-                    user.password_hash,
-                    int(user.disabled),
-                    int(time.time() * 1000),
-                ),
-            )
-
-        await self._run(write)
-        self._remember(user)
+        await self.storage.add_user(user)
+        self.users[user.id] = user
+        self._by_username[user.username] = user
         return user
 
-    async def set_password(self, user_id: str, password_hash: str) -> None:
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS orgs (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL
+);
+"""
+
+
+class SqliteDirectoryStorage:
+    """The directory in a SQLite file, written on a worker thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="liaison-directory")
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def open(self) -> None:
+        def connect() -> sqlite3.Connection:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+            return db
+
+        self._db = await self._run(connect)
+
+    async def load(self) -> tuple[list[Org], list[User]]:
+        def read() -> tuple[list[Org], list[User]]:
+            assert self._db is not None
+            orgs = [Org(*row) for row in self._db.execute("SELECT id, name, kind FROM orgs")]
+            users = [
+                User.from_row(row)
+                for row in self._db.execute(
+                    "SELECT id, username, org_id, name, role, password_hash, disabled FROM users"
+                )
+            ]
+            return orgs, users
+
+        result: tuple[list[Org], list[User]] = await self._run(read)
+        return result
+
+    async def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         def write() -> None:
             assert self._db is not None
-            self._db.execute(
-                "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
-            )
+            try:
+                self._db.execute(sql, args)
+            except sqlite3.IntegrityError as exc:
+                raise DirectoryConflict(str(exc)) from exc
 
         await self._run(write)
-        old = self.users[user_id]
-        self._remember(
-            User(old.id, old.username, old.org_id, old.name, old.role, password_hash, old.disabled)
+
+    async def add_org(self, org: Org) -> None:
+        await self._write(
+            "INSERT INTO orgs VALUES (?, ?, ?, ?)",
+            (org.id, org.name, org.kind, int(time.time() * 1000)),
         )
 
-    async def setting(self, key: str) -> str | None:
-        def read() -> str | None:
-            assert self._db is not None
-            row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-            return row[0] if row else None
+    async def add_user(self, user: User) -> None:
+        await self._write(
+            "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (*user.to_row()[:6], int(user.disabled), int(time.time() * 1000)),
+        )
 
-        value: str | None = await self._run(read)
-        return value
-
-    async def set_setting(self, key: str, value: str) -> None:
-        def write() -> None:
-            assert self._db is not None
-            self._db.execute(
-                "INSERT INTO settings VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
-                (key, value, value),
-            )
-
-        await self._run(write)
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._db.close)
+        self._pool.shutdown(wait=True)

@@ -70,6 +70,9 @@ def error_response(err: ProtocolError) -> web.Response:
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Typed JSON errors for the REST API; Socket.IO and static files are left alone."""
+    if not request.path.startswith("/api/"):
+        return await handler(request)
     try:
         return await handler(request)
     except ProtocolError as err:

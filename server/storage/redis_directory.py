@@ -1,0 +1,48 @@
+"""The directory in Redis, shared by every node (see directory.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from server.domain.model import Org
+from server.errors import StorageUnavailable
+from server.storage import redis_keys as keys
+from server.storage.directory import DirectoryConflict, User
+
+
+class RedisDirectoryStorage:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+
+    async def open(self) -> None:
+        return None
+
+    async def load(self) -> tuple[list[Org], list[User]]:
+        try:
+            raw_orgs: Any = await self._redis.hvals(keys.ORGS)
+            raw_users: Any = await self._redis.hvals(keys.USERS)
+        except (RedisError, OSError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        orgs = [Org(*msgpack.unpackb(raw)) for raw in raw_orgs]
+        users = [User.from_row(msgpack.unpackb(raw)) for raw in raw_users]
+        return orgs, users
+
+    async def add_org(self, org: Org) -> None:
+        added = await self._redis.hsetnx(
+            keys.ORGS, org.id, msgpack.packb([org.id, org.name, org.kind])
+        )
+        if not added:
+            raise DirectoryConflict(f"organisation {org.id!r} exists")
+
+    async def add_user(self, user: User) -> None:
+        # The username is claimed first, so two nodes cannot both add it.
+        if not await self._redis.hsetnx(keys.USERNAMES, user.username, user.id):
+            raise DirectoryConflict(f"user {user.username!r} exists")
+        await self._redis.hset(keys.USERS, user.id, msgpack.packb(user.to_row()))
+
+    async def close(self) -> None:
+        return None

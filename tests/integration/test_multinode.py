@@ -1,0 +1,146 @@
+"""Three server processes on one Redis: one log, one order, resume anywhere."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from liaison_client import LiaisonClient
+from tests.conftest import LiaisonServer, connect, new_incident
+from tests.redis_server import RedisServer
+
+
+def start_nodes(redis: RedisServer, base: Path, count: int) -> list[LiaisonServer]:
+    nodes = []
+    for i in range(count):
+        node = LiaisonServer(
+            base / f"node{i}",
+            env={
+                "LIAISON_REDIS_URL": redis.url,
+                "LIAISON_NODE_ID": f"node{i}",
+            },
+        )
+        node.start()
+        nodes.append(node)
+    return nodes
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of the test's own, so it can be killed."""
+    srv = RedisServer(tmp_path / "redis")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def cluster(own_redis: RedisServer, tmp_path: Path) -> Iterator[list[LiaisonServer]]:
+    nodes = start_nodes(own_redis, tmp_path, 3)
+    yield nodes
+    for node in nodes:
+        node.stop()
+    for node in nodes:
+        assert node.errors_logged() == [], node.log_path.read_text()[-3000:]
+
+
+async def test_clients_on_different_nodes_see_one_order(
+    cluster: list[LiaisonServer], clients: list[LiaisonClient]
+) -> None:
+    a, b, c = cluster
+    dispatcher = await connect(clients, a, "dispatch")
+    incident = await new_incident(dispatcher)
+    officer = await connect(clients, c, "officer")
+    phone = await connect(clients, b, "outreach")
+    watcher = await connect(clients, c, "shelter-lead")
+    for client in (dispatcher, officer, phone, watcher):
+        await client.follow(incident, after_seq=1)
+
+    async def burst(client: LiaisonClient, n: int) -> list[int]:
+        acks = await asyncio.gather(
+            *(client.post(incident, f"{client.user} {i}") for i in range(n))
+        )
+        return [ack["seq"] for ack in acks]
+
+    seqs = await asyncio.gather(burst(dispatcher, 60), burst(officer, 60), burst(phone, 30))
+    assert sorted(s for run in seqs for s in run) == list(range(2, 152))
+    orders = []
+    for client in (dispatcher, officer, phone, watcher):
+        await client.wait_seq(incident, 151)
+        events = [client.events.get_nowait() for _ in range(client.events.qsize())]
+        assert [e["seq"] for e in events] == list(range(2, 152))
+        orders.append([e["cid"] for e in events])
+    assert all(order == orders[0] for order in orders)
+
+
+async def test_reconnecting_to_another_node_resumes_without_loss(
+    cluster: list[LiaisonServer], clients: list[LiaisonClient]
+) -> None:
+    a, b, c = cluster
+    dispatcher = await connect(clients, a, "dispatch")
+    incident = await new_incident(dispatcher)
+    phone = await connect(clients, b, "outreach")
+    await phone.follow(incident, after_seq=1)
+    await dispatcher.post(incident, "first")
+    await phone.wait_seq(incident, 2)
+    await phone.sio.disconnect()
+    missed = [(await dispatcher.post(incident, f"while away {i}"))["seq"] for i in range(20)]
+
+    moved = LiaisonClient(c.url)
+    clients.append(moved)
+    moved.token, moved.positions = phone.token, phone.positions
+    await moved.connect()
+    await moved.follow(incident)
+    await moved.wait_seq(incident, missed[-1])
+    got = [moved.events.get_nowait()["seq"] for _ in range(moved.events.qsize())]
+    assert got == missed
+
+
+async def test_killed_node_clients_resume_elsewhere(
+    cluster: list[LiaisonServer], clients: list[LiaisonClient]
+) -> None:
+    a, b, c = cluster
+    dispatcher = await connect(clients, a, "dispatch")
+    incident = await new_incident(dispatcher)
+    phone = await connect(clients, b, "outreach")
+    await phone.follow(incident, after_seq=1)
+    await dispatcher.post(incident, "before")
+    await phone.wait_seq(incident, 2)
+
+    b.kill()
+    acked = [(await dispatcher.post(incident, f"after kill {i}"))["seq"] for i in range(30)]
+    await phone.sio.disconnect()
+
+    survivor = LiaisonClient(c.url)
+    clients.append(survivor)
+    survivor.token, survivor.positions = phone.token, phone.positions
+    await survivor.connect()
+    await survivor.follow(incident)
+    await survivor.wait_seq(incident, acked[-1])
+    got = [survivor.events.get_nowait()["seq"] for _ in range(survivor.events.qsize())]
+    assert got == acked
+    b.start()  # so the fixture's teardown finds it running
+
+
+async def test_user_added_on_one_node_logs_in_on_another(
+    cluster: list[LiaisonServer], clients: list[LiaisonClient]
+) -> None:
+    a, _, c = cluster
+    admin = await connect(clients, a, "admin", password="admin-password-for-tests", live=False)
+    await admin.request(
+        "POST",
+        "/api/v1/users",
+        {
+            "username": "late-joiner",
+            "org": "harbour-shelter",
+            "name": "Late Joiner",
+            "role": "responder",
+            "password": "correct horse battery",
+        },
+    )
+    joiner = await connect(clients, c, "late-joiner", password="correct horse battery")
+    assert joiner.welcome is not None
+    assert joiner.welcome["user"]["id"] == "u_late-joiner"
