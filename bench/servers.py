@@ -1,0 +1,199 @@
+"""Starting, pinning, waiting for and stopping the servers under test.
+
+Every process the benchmark starts goes through ``Processes``, which stops
+them by pid (SIGTERM, then SIGKILL) when the run ends, also on error or
+Ctrl-C, so nothing outlives ``python -m bench``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+VENV_BIN = REPO / ".venv" / "bin"
+NODE_DIR = BENCH_DIR / "node"
+NPM_TIMEOUT_S = 120
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSpec:
+    """One server under test: how to start it and what the load client should expect."""
+
+    name: str  # key in results: baseline, liaison, node
+    title: str  # column header
+    kind: str  # "liaison" or "plain" (see bench.load.Target)
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path = REPO
+
+
+def free_port() -> int:
+    """A currently unused loopback port (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def python_executable() -> str:
+    """The project's virtualenv Python, else the one running us."""
+    candidate = VENV_BIN / "python"
+    return str(candidate) if candidate.exists() else sys.executable
+
+
+def baseline_spec(port: int) -> ServerSpec:
+    argv = (python_executable(), "-m", "bench.baseline_socketio", "--port", str(port))
+    return ServerSpec("baseline", "python-socketio", "plain", argv)
+
+
+def liaison_spec(port: int, data_dir: Path) -> ServerSpec:
+    liaison = VENV_BIN / "liaison"
+    exe = (str(liaison),) if liaison.exists() else (python_executable(), "-m", "server.cli")
+    argv = (*exe, "serve", "--demo", "--host", "127.0.0.1", "--port", str(port))
+    argv += ("--data-dir", str(data_dir))
+    return ServerSpec("liaison", "Liaison", "liaison", argv, {"LIAISON_LOG_LEVEL": "WARNING"})
+
+
+def node_spec(port: int) -> ServerSpec:
+    node = shutil.which("node") or "node"
+    return ServerSpec(
+        "node", "Node socket.io", "plain", (node, "server.js", str(port)), cwd=NODE_DIR
+    )
+
+
+def prepare_node() -> str | None:
+    """Install the Node reference's dependencies if needed; None if ready, else why not."""
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if (NODE_DIR / "node_modules" / "socket.io" / "package.json").exists():
+        return None
+    npm = shutil.which("npm")
+    if npm is None:
+        return "npm is not installed"
+    verb = "ci" if (NODE_DIR / "package-lock.json").exists() else "install"
+    try:
+        done = subprocess.run(
+            [npm, verb, "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=NODE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=NPM_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"npm {verb} failed: {exc}"
+    if done.returncode != 0:
+        return f"npm {verb} failed: {done.stderr.strip()[-300:]}"
+    return None
+
+
+def child_setup(cpu: int | None) -> Callable[[], None]:
+    """A ``preexec_fn``: pin the child to one CPU, and have it die with us.
+
+    Pinning before exec covers every thread the child will start (Node's
+    libuv and V8 threads, Liaison's SQLite threads). PR_SET_PDEATHSIG sends
+    the child SIGTERM if this process dies without cleaning up (kill -9).
+    """
+
+    libc = ctypes.CDLL(None, use_errno=True)  # resolved here: nothing heavy after fork
+
+    def setup() -> None:
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+        with contextlib.suppress(AttributeError):
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return setup
+
+
+class Processes:
+    """Owns every child process of the run; stops them all by pid on exit."""
+
+    def __init__(self) -> None:
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> Processes:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for proc in reversed(self._procs):
+            stop(proc)
+        self._procs.clear()
+
+    def start(
+        self,
+        argv: tuple[str, ...] | list[str],
+        *,
+        cwd: Path,
+        env: dict[str, str],
+        cpu: int | None,
+        stdout: int | IO[bytes] | None,
+        stderr: int | IO[bytes] | None,
+    ) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            preexec_fn=child_setup(cpu),  # safe: this process starts no threads
+        )
+        self._procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        stop(proc)
+        if proc in self._procs:
+            self._procs.remove(proc)
+
+
+def stop(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
+    """SIGTERM by pid, then SIGKILL if it has not exited within ``grace_s``."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(grace_s)
+
+
+def wait_ready(proc: subprocess.Popen[bytes], port: int, timeout_s: float = 30.0) -> None:
+    """Poll until the server answers HTTP on ``port`` (any status will do)."""
+    deadline = time.monotonic() + timeout_s
+    url = f"http://127.0.0.1:{port}/"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with code {proc.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=1.0):  # loopback only
+                return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    raise RuntimeError(f"server not ready on port {port} after {timeout_s:.0f} s")
