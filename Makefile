@@ -8,7 +8,12 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 DATA   ?= ./data
 
-.PHONY: install run demo test lint typecheck unit bench clean
+.PHONY: install system-deps run demo test lint typecheck unit bench clean
+
+# The tests start their own redis-server (and nginx) processes; install them
+# from Debian's packages when the machine lacks them. Root, or sudo, needed.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SYSTEM_BINARIES := redis-server:redis-server nginx:nginx
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +22,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+system-deps:
+	@missing=""; for pair in $(SYSTEM_BINARIES); do \
+	  bin=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$bin >/dev/null 2>&1 || [ -x /usr/sbin/$$bin ] || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
 
 ## Start the server on the embedded default (SQLite in $(DATA)). DEMO=1 seeds demo data.
 run: install
@@ -32,7 +47,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install
+unit: install system-deps
 	$(BIN)/pytest -q
 
 ## Lint, type-check and run the whole test suite.

@@ -86,12 +86,15 @@ class RedisFanout:
     def __init__(
         self,
         client: aioredis.Redis,
+        subscriber: aioredis.Redis,
         node_id: str,
         read_range: ReadRange,
         head_seq: HeadSeq,
         config: RedisFanoutConfig = RedisFanoutConfig(),
     ) -> None:
         self._redis = client
+        #: A client of its own for pub/sub, named ``liaison-sub-<node>`` in CLIENT LIST.
+        self._subscriber = subscriber
         self._node = node_id
         self._read_range = read_range
         self._head_seq = head_seq
@@ -117,6 +120,7 @@ class RedisFanout:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._drop_pubsub()
+        await self._subscriber.aclose()
 
     # ------------------------------------------------------------ subscribing
 
@@ -208,10 +212,20 @@ class RedisFanout:
                     feed.emit(later)
                 if not feed.buffer:
                     break
-        except (StorageUnavailable, RedisError, OSError):
-            log.warning("filling %s from the log failed; retried on reconnect", feed.incident)
+        except (StorageUnavailable, RedisError, OSError) as exc:
+            _reraise_if_cancelled()
+            log.warning("filling %s from the log failed (%s); retrying", feed.incident, exc)
+            feed.filling = False
+            self._spawn(self._refill_later(feed))
         finally:
             feed.filling = False
+
+    async def _refill_later(self, feed: Feed) -> None:
+        """Retry a failed fill: no new event may ever come to reveal the gap."""
+        await self._pause(self.config.backoff_min_s * 5)
+        if self._feeds.get(feed.incident) is feed and not feed.filling:
+            feed.filling = True
+            await self._fill(feed)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -238,7 +252,7 @@ class RedisFanout:
                 backoff = self.config.backoff_min_s
 
     async def _listen(self) -> None:
-        pubsub = self._redis.pubsub()
+        pubsub = self._subscriber.pubsub()
         channels = [keys.probe_channel(self._node), *(keys.channel(i) for i in self._feeds)]
         await pubsub.subscribe(*channels)
         self._pubsub = pubsub

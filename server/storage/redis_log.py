@@ -85,8 +85,11 @@ class RedisEventLog:
         self.redis: aioredis.Redis = aioredis.Redis.from_url(
             config.url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
         )
+        subscriber = aioredis.Redis.from_url(
+            config.url, socket_connect_timeout=2, client_name=f"liaison-sub-{config.node_id}"
+        )
         self.fanout = RedisFanout(
-            self.redis, config.node_id, self.read, self._head_seq, config.fanout
+            self.redis, subscriber, config.node_id, self.read, self._head_seq, config.fanout
         )
         self._script = self.redis.register_script(APPEND_LUA)
         self._heads: dict[str, _Head] = {}

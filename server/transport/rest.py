@@ -153,7 +153,13 @@ class RestApi:
     # ---------------------------------------------------------------- routes
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return json_response({"status": "ok", "time": int(time.time() * 1000)})
+        health: dict[str, Any] = {"status": "ok", "time": int(time.time() * 1000)}
+        fanout = getattr(self.log, "fanout", None)
+        if fanout is not None:
+            health["subscriber"] = {
+                "connected": fanout.connected.is_set(), "connections": fanout.connections,
+            }
+        return json_response(health)
 
     async def login(self, request: web.Request) -> web.Response:
         f = Fields(await self.body(request), "", self.limits)
