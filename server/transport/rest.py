@@ -157,7 +157,8 @@ class RestApi:
         fanout = getattr(self.log, "fanout", None)
         if fanout is not None:
             health["subscriber"] = {
-                "connected": fanout.connected.is_set(), "connections": fanout.connections,
+                "connected": fanout.connected.is_set(),
+                "connections": fanout.connections,
             }
         return json_response(health)
 

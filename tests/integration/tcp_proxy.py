@@ -36,8 +36,9 @@ class FreezableProxy:
             task.add_done_callback(self._tasks.discard)
 
     @staticmethod
-    async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter,
-                    frozen: asyncio.Event) -> None:
+    async def _pump(
+        src: asyncio.StreamReader, dst: asyncio.StreamWriter, frozen: asyncio.Event
+    ) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await src.read(65536):
                 if frozen.is_set():

@@ -49,8 +49,12 @@ class Poster:
     async def run(self, interval: float = 0.01) -> None:
         i = 0
         while not self.stop.is_set():
-            command = {"type": "message.post", "id": f"steady-{i}", "incident": self.incident,
-                       "text": f"steady {i}"}
+            command = {
+                "type": "message.post",
+                "id": f"steady-{i}",
+                "incident": self.incident,
+                "text": f"steady {i}",
+            }
             for _ in range(200):  # this poster retries as long as it takes, same id
                 try:
                     ack = await self.client._call(dict(command))
@@ -98,9 +102,11 @@ async def test_redis_restart_loses_no_acknowledged_event(
     got = [watcher.events.get_nowait() for _ in range(watcher.events.qsize())]
     assert [e["seq"] for e in got] == list(range(2, len(got) + 2)), "each event once, in order"
     assert {e["cid"] for e in got} >= set(poster.acked)
-    print(f"\nredis restart: {len(poster.acked)} acked ({acked_before} before the kill), "
-          f"{poster.refused_retryable} refused as retryable during the outage, "
-          f"0 lost, {len(got)} delivered to the subscriber on the other node")
+    print(
+        f"\nredis restart: {len(poster.acked)} acked ({acked_before} before the kill), "
+        f"{poster.refused_retryable} refused as retryable during the outage, "
+        f"0 lost, {len(got)} delivered to the subscriber on the other node"
+    )
     assert poster.refused_retryable > 0, "the outage was visible to the poster as 'unavailable'"
     for node in two_nodes:
         assert node.errors_logged() == []
@@ -139,8 +145,7 @@ async def test_cut_subscriber_connection_is_noticed_and_gap_filled(
             cuts += _kill_named(client, "liaison-sub-node1")
         finally:
             client.close()
-        acked += [(await dispatcher.post(incident, f"cut {round_}.{i}"))["seq"]
-                  for i in range(10)]
+        acked += [(await dispatcher.post(incident, f"cut {round_}.{i}"))["seq"] for i in range(10)]
         async with asyncio.timeout(20):
             while await connections() == before:  # wait until node1 has resubscribed
                 await asyncio.sleep(0.05)
@@ -150,8 +155,10 @@ async def test_cut_subscriber_connection_is_noticed_and_gap_filled(
     got = [watcher.events.get_nowait()["seq"] for _ in range(watcher.events.qsize())]
     assert got == list(range(2, acked[-1] + 1))
     assert await connections() == 1 + cuts
-    print(f"\npub/sub cut {cuts} times on node1: {len(acked)} events posted meanwhile, "
-          f"0 missed; the last one arrived {recovered_in:.2f}s after node1 was back")
+    print(
+        f"\npub/sub cut {cuts} times on node1: {len(acked)} events posted meanwhile, "
+        f"0 missed; the last one arrived {recovered_in:.2f}s after node1 was back"
+    )
 
 
 async def test_deaf_subscriber_is_noticed_by_its_liveness_probe(
@@ -160,10 +167,16 @@ async def test_deaf_subscriber_is_noticed_by_its_liveness_probe(
     """A half-open link (no error, no data) to Redis is found by the probe, not by luck."""
     proxy = FreezableProxy(own_redis.port)
     await proxy.start()
-    direct = LiaisonServer(tmp_path / "direct", env={"LIAISON_REDIS_URL": own_redis.url,
-                                                     "LIAISON_NODE_ID": "direct"})
-    proxied = LiaisonServer(tmp_path / "proxied", env={
-        "LIAISON_REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0", "LIAISON_NODE_ID": "proxied"})
+    direct = LiaisonServer(
+        tmp_path / "direct", env={"LIAISON_REDIS_URL": own_redis.url, "LIAISON_NODE_ID": "direct"}
+    )
+    proxied = LiaisonServer(
+        tmp_path / "proxied",
+        env={
+            "LIAISON_REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0",
+            "LIAISON_NODE_ID": "proxied",
+        },
+    )
     try:
         await asyncio.to_thread(direct.start)
         await asyncio.to_thread(proxied.start)
@@ -181,8 +194,10 @@ async def test_deaf_subscriber_is_noticed_by_its_liveness_probe(
         recovered_in = time.monotonic() - started
         got = [watcher.events.get_nowait()["seq"] for _ in range(watcher.events.qsize())]
         assert got == list(range(2, acked[-1] + 1))
-        print(f"\ndeaf subscriber: {frozen} connections frozen, 20 events posted, 0 missed, "
-              f"recovered by the probe in {recovered_in:.1f}s")
+        print(
+            f"\ndeaf subscriber: {frozen} connections frozen, 20 events posted, 0 missed, "
+            f"recovered by the probe in {recovered_in:.1f}s"
+        )
     finally:
         await asyncio.to_thread(proxied.stop)
         await asyncio.to_thread(direct.stop)
