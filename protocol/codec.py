@@ -115,6 +115,15 @@ class MsgpackCodec:
         return value
 
 
+def msgpack_array_header(n: int) -> bytes:
+    """The msgpack header of an array of ``n`` items, to wrap already-packed items."""
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 0x10000:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
 def check_decoded(value: Any, limits: Limits = LIMITS) -> Any:
     """Apply the frame limits to a value a transport already parsed (Socket.IO JSON)."""
     _check_size(orjson.dumps(value), limits)

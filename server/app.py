@@ -30,7 +30,7 @@ from server.storage.directory import Directory, SqliteDirectoryStorage
 from server.storage.redis_directory import RedisDirectoryStorage
 from server.storage.redis_log import RedisConfig, RedisEventLog
 from server.storage.sqlite import SqliteConfig, SqliteEventLog
-from server.transport.engineio_tuning import disable_websocket_compression
+from server.transport.engineio_tuning import tune_engineio
 from server.transport.gateway import Gateway
 from server.transport.rest import RestApi, errors_middleware
 
@@ -84,7 +84,7 @@ def _backends(settings: Settings) -> tuple[EventLog, Directory]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    disable_websocket_compression()
+    tune_engineio()
     app = web.Application(middlewares=[errors_middleware], client_max_size=1024 * 1024)
     event_log, directory = _backends(settings)
     projections = Projections(event_log)

@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 #: Events read from the log per page when catching a follower up.
 CATCH_UP_PAGE = 500
 
-Piece = str | bytes
+#: One envelope, encoded once and shared by every recipient of its audience.
+Piece = bytes
 
 
 class Subscriber(Protocol):
@@ -63,7 +64,7 @@ class Subscriber(Protocol):
 
 
 ENCODERS: dict[str, Callable[[dict[str, Any]], Piece]] = {
-    "json": lambda env: orjson.dumps(env).decode(),
+    "json": orjson.dumps,
     "msgpack": lambda env: msgpack.packb(env, use_bin_type=True),
 }
 

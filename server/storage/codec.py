@@ -6,6 +6,7 @@ from typing import Any
 
 import msgpack
 
+from protocol.codec import msgpack_array_header
 from server.domain.events import StoredEvent
 
 
@@ -55,9 +56,7 @@ def _from_fields(f: list[Any]) -> StoredEvent:
 
 def pack_events(packed: list[bytes]) -> bytes:
     """A msgpack array of already-packed events (the pub/sub payload)."""
-    n = len(packed)
-    header = bytes((0x90 | n,)) if n < 16 else b"\xdc" + n.to_bytes(2, "big")
-    return header + b"".join(packed)
+    return msgpack_array_header(len(packed)) + b"".join(packed)
 
 
 def unpack_events(data: bytes) -> list[StoredEvent]:

@@ -31,7 +31,7 @@ from server.domain.model import Principal
 from server.services.commands import CommandService
 from server.services.hub import Hub, Piece
 from server.storage.directory import Directory
-from server.transport.outbox import Outbox
+from server.transport.outbox import Flusher, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,7 @@ class Gateway:
         self.limits = limits
         self.max_pending_bytes = max_pending_bytes
         self.sessions: dict[str, Session] = {}
+        self.flusher = Flusher()
         self.sio = LiaisonSocketServer(
             async_mode="aiohttp",
             async_handlers=False,
@@ -202,7 +203,11 @@ class Gateway:
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         eio_socket = self.sio.eio.sockets[eio_sid]
         outbox = Outbox(
-            eio_socket, codec.name, self.max_pending_bytes, lambda: self._overflowed(sid)
+            eio_socket,
+            codec.name,
+            self.max_pending_bytes,
+            lambda: self._overflowed(sid),
+            self.flusher,
         )
         self.sessions[sid] = Session(sid, principal, codec, outbox)
         if codec.name == "msgpack":
