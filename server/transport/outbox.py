@@ -134,7 +134,9 @@ class Outbox:
 
     async def push_backlog(self, piece: Piece) -> bool:
         """Queue an event read from the log; wait for the peer rather than overflow."""
-        while self._backlog() > self._max // 2 and not self.closed:
+        # The transport's buffer has no drain notification of ours to await;
+        # this poll runs only while a catch-up outpaces the peer.
+        while self._backlog() > self._max // 2 and not self.closed:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
         return self._append(piece)
 
