@@ -35,6 +35,27 @@ _SERIAL = (
 )
 
 
+#: Commands a connection may pipeline: decided in arrival order against the
+#: current state and acknowledged in that order, without waiting for the
+#: previous one's commit. They do not depend on the outcome of an earlier
+#: command of the same connection (a client cannot reply to or edit a post
+#: before it knows the post's seq).
+PIPELINED = (v1.MessagePost, v1.ResponderStatus, v1.ResponderPosition)
+
+Ack = dict[str, Any]
+
+
+def ack_payload(result: AppendResult) -> Ack:
+    ev = result.event
+    return {
+        "incident": ev.incident,
+        "seq": ev.seq,
+        "epoch": ev.epoch,
+        "ts": ev.ts_ms,
+        "duplicate": result.duplicate,
+    }
+
+
 class CommandService:
     def __init__(self, log: EventLog, projections: Projections, directory: DirectoryView) -> None:
         self._log = log
@@ -42,7 +63,7 @@ class CommandService:
         self._directory = directory
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def execute(self, who: Principal, cmd: v1.Command) -> dict[str, Any]:
+    async def execute(self, who: Principal, cmd: v1.Command) -> Ack:
         """Run a write command; the ack payload on success, ProtocolError otherwise."""
         if isinstance(cmd, v1.IncidentCreate):
             result = await self._append(decide_create(who, cmd, self._directory))
@@ -57,21 +78,29 @@ class CommandService:
                 result = await self._decide_and_append(who, cmd)
         else:
             raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"{cmd.TYPE} is not a write command")
-        ev = result.event
-        return {
-            "incident": ev.incident,
-            "seq": ev.seq,
-            "epoch": ev.epoch,
-            "ts": ev.ts_ms,
-            "duplicate": result.duplicate,
-        }
+        return ack_payload(result)
 
-    async def _decide_and_append(self, who: Principal, cmd: v1.IncidentCommand) -> AppendResult:
+    async def submit(self, who: Principal, cmd: v1.IncidentCommand) -> asyncio.Future[AppendResult]:
+        """Decide a PIPELINED command now and queue its append; await ``outcome`` later.
+
+        Refusals raise here; storage errors surface from ``outcome``.
+        """
+        draft = await self._decide(who, cmd)
+        if isinstance(draft, AppendResult):
+            done: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+            done.set_result(draft)
+            return done
+        return self._log.enqueue(draft)
+
+    async def outcome(self, pending: asyncio.Future[AppendResult]) -> Ack:
+        return ack_payload(await self._translated(pending))
+
+    async def _decide(self, who: Principal, cmd: v1.IncidentCommand) -> EventDraft | AppendResult:
         state = await self._projections.get(cmd.incident)
         if state is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")
         try:
-            draft = decide(state, who, cmd, self._directory)
+            return decide(state, who, cmd, self._directory)
         except ProtocolError:
             # A retry of an action that was stored may now be refused by the
             # state it changed (a second "accept"): answer with the original.
@@ -83,11 +112,21 @@ class CommandService:
             ):
                 return AppendResult(original, duplicate=True)
             raise
+
+    async def _decide_and_append(self, who: Principal, cmd: v1.IncidentCommand) -> AppendResult:
+        draft = await self._decide(who, cmd)
+        if isinstance(draft, AppendResult):
+            return draft
         return await self._append(draft)
 
     async def _append(self, draft: EventDraft) -> AppendResult:
+        return await self._translated(self._log.enqueue(draft))
+
+    @staticmethod
+    async def _translated(pending: asyncio.Future[AppendResult]) -> AppendResult:
+        """Storage outcomes as protocol errors."""
         try:
-            return await self._log.append(draft)
+            return await pending
         except StorageUnavailable as exc:
             raise ProtocolError(ErrorCode.UNAVAILABLE) from exc
         except LogNotFound as exc:

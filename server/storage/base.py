@@ -21,6 +21,7 @@ Guarantees a backend must give (the contract suite in tests/contract checks them
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -57,8 +58,16 @@ class EventLog(Protocol):
 
     async def close(self) -> None: ...
 
+    def enqueue(self, draft: EventDraft) -> asyncio.Future[AppendResult]:
+        """Queue an append; the future resolves once it is durable and fanned out.
+
+        Drafts of one incident enqueued by one node get seqs in enqueue order.
+        The future fails with StorageUnavailable, LogNotFound or ClientIdReused.
+        """
+        ...
+
     async def append(self, draft: EventDraft) -> AppendResult:
-        """Store durably, then fan out; raises StorageUnavailable or LogNotFound."""
+        """``await enqueue(draft)``."""
         ...
 
     async def read(self, incident: str, after_seq: int, limit: int) -> list[StoredEvent]: ...

@@ -279,11 +279,14 @@ class SqliteEventLog:
 
     # ------------------------------------------------------------------ write
 
-    async def append(self, draft: EventDraft) -> AppendResult:
+    def enqueue(self, draft: EventDraft) -> asyncio.Future[AppendResult]:
         fut: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
         self._pending.append((draft, fut))
         self._wakeup.set()
-        return await fut
+        return fut
+
+    async def append(self, draft: EventDraft) -> AppendResult:
+        return await self.enqueue(draft)
 
     async def _write_loop(self) -> None:
         loop = asyncio.get_running_loop()

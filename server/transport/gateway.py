@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import socketio
+from socketio import packet as sio_packet
 
 from protocol import PROTOCOL_VERSION, SUPPORTED_VERSIONS, v1
 from protocol.codec import Codec, check_decoded, codec_for
@@ -27,11 +29,13 @@ from protocol.fields import Fields
 from protocol.limits import Limits
 from server import __version__
 from server.auth import TokenSigner
+from server.domain.events import AppendResult
 from server.domain.model import Principal
-from server.services.commands import CommandService
+from server.services.commands import PIPELINED, CommandService
 from server.services.hub import Hub, Piece
 from server.storage.directory import Directory
 from server.transport.outbox import Flusher, Outbox
+from server.transport.pipeline import AckPipeline
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,7 @@ class Session:
     principal: Principal
     codec: Codec
     outbox: Outbox
+    acks: AckPipeline
 
     @property
     def org(self) -> str:
@@ -85,6 +90,18 @@ class LiaisonSocketServer(socketio.AsyncServer):  # type: ignore[misc]
     """
 
     binary_allowed: set[str]
+    #: Receives every ``cmd`` with its ack id: (sid, eio_sid, namespace, ack id, data).
+    command_handler: Callable[[str, str, str, int | None, Any], Awaitable[None]]
+
+    async def _handle_event_internal(
+        self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: int | None
+    ) -> None:
+        if data and data[0] == "cmd":
+            await self.command_handler(
+                sid, eio_sid, namespace or "/", id, data[1] if len(data) > 1 else None
+            )
+            return
+        await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         if isinstance(data, str) and data[:1] in ("5", "6"):
@@ -168,7 +185,7 @@ class Gateway:
         self.sio.binary_allowed = set()
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
-        self.sio.on("cmd", self.on_cmd)
+        self.sio.command_handler = self.on_cmd
         self.sio.on("*", self.on_unknown)
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -209,7 +226,8 @@ class Gateway:
             lambda: self._overflowed(sid),
             self.flusher,
         )
-        self.sessions[sid] = Session(sid, principal, codec, outbox)
+        acks = self._pipeline(codec, eio_sid, "/")
+        self.sessions[sid] = Session(sid, principal, codec, outbox, acks)
         if codec.name == "msgpack":
             self.sio.binary_allowed.add(eio_sid)
         welcome = {
@@ -233,6 +251,7 @@ class Gateway:
         if session is not None:
             session.outbox.closed = True
             self.hub.drop(session)
+            await session.acks.close()
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         self.sio.binary_allowed.discard(eio_sid)
 
@@ -260,20 +279,48 @@ class Gateway:
 
     # --------------------------------------------------------------- commands
 
-    async def on_cmd(self, sid: str, data: Any = None) -> Any:
+    async def on_cmd(
+        self, sid: str, eio_sid: str, namespace: str, ack_id: int | None, data: Any
+    ) -> None:
+        """One ``cmd``: decided now, acknowledged in arrival order (see pipeline.py)."""
         session = self.sessions.get(sid)
         if session is None:
-            return None
+            return
         codec = session.codec
         try:
-            value = self._decode(codec, data)
-            cmd = v1.parse_command(value, self.limits)
-            return _ack(codec, {"ok": True, **await self._run(session, cmd)})
+            cmd = v1.parse_command(self._decode(codec, data), self.limits)
+            if isinstance(cmd, PIPELINED):
+                pending = await self.commands.submit(session.principal, cmd)
+                await session.acks.add(ack_id, pending)
+                return
+            await session.acks.idle()  # earlier commands are acknowledged first
+            payload = _ack(codec, {"ok": True, **await self._run(session, cmd)})
         except ProtocolError as err:
-            return _error_ack(codec, err)
+            payload = _error_ack(codec, err)
         except Exception:
             log.exception("command from %s failed", session.principal.user_id)
-            return _error_ack(codec, ProtocolError(ErrorCode.INTERNAL))
+            payload = _error_ack(codec, ProtocolError(ErrorCode.INTERNAL))
+        await session.acks.add(ack_id, payload)
+
+    def _pipeline(self, codec: Codec, eio_sid: str, namespace: str) -> AckPipeline:
+        async def send_ack(ack_id: int, payload: Any) -> None:
+            await self.sio._send_packet(
+                eio_sid,
+                self.sio.packet_class(
+                    sio_packet.ACK, namespace=namespace, id=ack_id, data=[payload]
+                ),
+            )
+
+        async def finish(pending: asyncio.Future[AppendResult]) -> Any:
+            try:
+                return _ack(codec, {"ok": True, **await self.commands.outcome(pending)})
+            except ProtocolError as err:
+                return _error_ack(codec, err)
+            except Exception:
+                log.exception("a pipelined command failed")
+                return _error_ack(codec, ProtocolError(ErrorCode.INTERNAL))
+
+        return AckPipeline(send_ack, finish)
 
     def _decode(self, codec: Codec, data: Any) -> Any:
         if codec.name == "msgpack":

@@ -124,13 +124,16 @@ class Outbox:
     # ------------------------------------------------------------------ push
 
     def push(self, piece: Piece) -> bool:
-        """Queue a live event; cut the connection off if it is too far behind."""
-        if not self._append(piece):
-            return False
-        if self._backlog() > self._max:
+        """Queue a live event; cut the connection off if it is too far behind.
+
+        "Behind" is what the peer has not taken yet from earlier turns (the
+        transport's buffer, or the batch engine.io's writer has not taken): a
+        single burst larger than the limit does not cut off a peer that reads.
+        """
+        if self._unread() > self._max:
             self._overflow()
             return False
-        return True
+        return self._append(piece)
 
     async def push_backlog(self, piece: Piece) -> bool:
         """Queue an event read from the log; wait for the peer rather than overflow."""
@@ -167,6 +170,13 @@ class Outbox:
             self._open = None
             self._pending_bytes = sum(len(p) for p in self._pending)
 
+    def _unread(self) -> int:
+        """Bytes from earlier turns the peer has not taken yet."""
+        transport = websocket_transport(self._socket)
+        if transport is not None and self._open is None:
+            return int(transport.get_write_buffer_size())
+        return self._pending_bytes
+
     def _backlog(self) -> int:
         """Bytes not yet handed to the kernel: ours plus the transport's buffer."""
         transport = websocket_transport(self._socket)
@@ -196,8 +206,6 @@ class Outbox:
         if frame is None:
             frame = frames[key] = build_frame(self._binary, pieces)
         transport.write(frame)
-        if transport.get_write_buffer_size() > self._max:
-            self._overflow()
 
     def send_text(self, socketio_frame: str) -> None:
         """Queue a ready Socket.IO text frame (control notices), after pending events."""

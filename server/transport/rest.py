@@ -72,7 +72,13 @@ def error_response(err: ProtocolError) -> web.Response:
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Typed JSON errors for the REST API; Socket.IO and static files are left alone."""
     if not request.path.startswith("/api/"):
-        return await handler(request)
+        try:
+            return await handler(request)
+        except ConnectionResetError:
+            # The peer left during a handshake or poll (a phone losing signal):
+            # not a server error. aiohttp would log it with a traceback.
+            log.info("%s %s: the client went away", request.method, request.path)
+            return web.Response(status=499)
     try:
         return await handler(request)
     except ProtocolError as err:

@@ -16,7 +16,7 @@ from tests.integration.rawws import RawWebSocket
 
 @pytest.fixture
 def small_buffer_server(tmp_path: Path) -> Iterator[LiaisonServer]:
-    srv = LiaisonServer(tmp_path / "data", env={"LIAISON_MAX_PENDING_BYTES": "65536"})
+    srv = LiaisonServer(tmp_path / "data", env={"LIAISON_MAX_PENDING_BYTES": "1048576"})
     srv.start()
     yield srv
     srv.stop()
@@ -48,8 +48,12 @@ async def test_slow_consumer_is_cut_off_and_catches_up_from_the_log(
     # From here on the phone reads nothing.
 
     text = "x" * 7000
-    acks = await asyncio.gather(*(dispatcher.post(incident, f"{i} {text}") for i in range(600)))
-    last = max(a["seq"] for a in acks)
+    last = 0
+    for burst in range(20):  # 4.2 MB in bursts of 210 kB: more than the phone's buffers
+        acks = await asyncio.gather(
+            *(dispatcher.post(incident, f"{burst}.{i} {text}") for i in range(30))
+        )
+        last = max(last, *(a["seq"] for a in acks))
     await healthy.wait_seq(incident, last, timeout=30)  # never held up by the stalled phone
 
     received = await asyncio.to_thread(stalled.drain)

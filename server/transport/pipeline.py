@@ -1,0 +1,73 @@
+"""In-order acknowledgements for one connection's pipelined commands.
+
+A phone or a bot may send many posts without waiting for each ack. Each post
+is decided and queued for commit as it arrives (so commits are shared across
+a connection's posts), and its ack is sent when it is durable — always in the
+order the commands arrived. At most ``limit`` commands are in flight per
+connection; beyond that the connection's reader waits (backpressure).
+
+One drainer task per busy connection, not one task per command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from server.domain.events import AppendResult
+
+SendAck = Callable[[int, Any], Awaitable[None]]
+Finish = Callable[["asyncio.Future[AppendResult]"], Awaitable[Any]]
+
+
+class AckPipeline:
+    def __init__(self, send_ack: SendAck, finish: Finish, limit: int = 64) -> None:
+        self._send_ack = send_ack
+        self._finish = finish
+        self._limit = limit
+        self._queue: deque[tuple[int | None, Any]] = deque()
+        self._drainer: asyncio.Task[None] | None = None
+        self._space = asyncio.Event()
+        self._space.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def add(self, ack_id: int | None, item: Any) -> None:
+        """Queue the ack of one command: a ready payload, or a pending append."""
+        if not self._queue and not isinstance(item, asyncio.Future):
+            if ack_id is not None:
+                await self._send_ack(ack_id, item)
+            return
+        self._queue.append((ack_id, item))
+        self._idle.clear()
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        if len(self._queue) >= self._limit:
+            self._space.clear()
+            await self._space.wait()
+
+    async def idle(self) -> None:
+        """Wait until every queued ack was sent (before a command that must see them)."""
+        await self._idle.wait()
+
+    async def _drain(self) -> None:
+        while self._queue:
+            ack_id, item = self._queue[0]
+            payload = await self._finish(item) if isinstance(item, asyncio.Future) else item
+            self._queue.popleft()
+            if len(self._queue) < self._limit:
+                self._space.set()
+            if ack_id is not None:
+                await self._send_ack(ack_id, payload)
+        self._idle.set()
+
+    async def close(self) -> None:
+        if self._drainer is not None:
+            self._drainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drainer
+        self._space.set()
+        self._idle.set()
