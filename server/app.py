@@ -19,6 +19,7 @@ from aiohttp import web
 
 from protocol.limits import LIMITS
 from server.auth import TokenSigner
+from server.fanout.presence import MemoryPresence, Presence, RedisPresence
 from server.services.admin import ensure_admin, seed_demo
 from server.services.commands import CommandService
 from server.services.hub import Hub
@@ -89,7 +90,12 @@ def create_app(settings: Settings) -> web.Application:
     event_log, directory = _backends(settings)
     projections = Projections(event_log)
     commands = CommandService(event_log, projections, directory)
-    hub = Hub(event_log, projections)
+    presence: Presence = (
+        RedisPresence(event_log.redis, event_log.config.node_id, settings.presence_ttl_s)
+        if isinstance(event_log, RedisEventLog)
+        else MemoryPresence()
+    )
+    hub = Hub(event_log, projections, presence)
     signer = TokenSigner(settings.token_ttl_s)
     gateway = Gateway(
         commands=commands,
@@ -114,12 +120,14 @@ def create_app(settings: Settings) -> web.Application:
         directory=directory,
         signer=signer,
         limits=LIMITS,
+        presence=presence,
     )
     app.add_routes(rest.routes())
     _add_client_routes(app)
 
     async def storage_ctx(_: web.Application) -> AsyncIterator[None]:
         await event_log.start()
+        await presence.start()
         try:
             await directory.start()
             try:
@@ -131,6 +139,7 @@ def create_app(settings: Settings) -> web.Application:
                 await hub.close()
                 await directory.close()
         finally:
+            await presence.close()
             await event_log.close()
 
     app.cleanup_ctx.append(storage_ctx)

@@ -22,6 +22,8 @@ class Settings:
     redis_url: str = ""
     #: Names this node in probes and logs; default hostname-pid.
     node_id: str = ""
+    #: Seconds a node's presence claims outlive it (Redis mode).
+    presence_ttl_s: float = 30.0
     #: Where the embedded backend keeps its SQLite files and the generated secret.
     data_dir: Path = Path("./data")
     #: Secret for signing tokens; generated into data_dir on first start if empty.

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
@@ -28,6 +28,7 @@ import orjson
 from protocol.errors import ErrorCode
 from protocol.v1 import FollowTarget
 from server.domain.events import StoredEvent
+from server.fanout.presence import Presence
 from server.services.envelope import envelope, placeholder
 from server.services.projections import Projections
 from server.storage.base import EventLog
@@ -46,6 +47,14 @@ class Subscriber(Protocol):
 
     @property
     def org(self) -> str: ...
+
+    @property
+    def user(self) -> str: ...
+
+    @property
+    def connection(self) -> str:
+        """Unique per live connection (for presence)."""
+        ...
 
     @property
     def encoding(self) -> str:
@@ -95,9 +104,10 @@ class FollowState:
 
 
 class Hub:
-    def __init__(self, log: EventLog, projections: Projections) -> None:
+    def __init__(self, log: EventLog, projections: Projections, presence: Presence) -> None:
         self._log = log
         self._projections = projections
+        self._presence = presence
         self._followers: dict[str, dict[Subscriber, FollowState]] = {}
         self._listeners: dict[str, Callable[[Sequence[StoredEvent]], None]] = {}
         self._ready: dict[str, asyncio.Future[None]] = {}
@@ -119,6 +129,7 @@ class Hub:
             return result | {"status": ErrorCode.OUT_OF_RANGE.code}
         followers = await self._subscribed(incident)
         fs = followers[sub] = FollowState(last=target.after_seq)
+        await self._presence.join(incident, sub.user, sub.connection)
         await self._catch_up(sub, incident, fs)
         return result | {"status": "ok", "head_seq": max(state.seq, fs.last)}
 
@@ -149,6 +160,7 @@ class Hub:
         followers = self._followers.get(incident)
         if followers is None or followers.pop(sub, None) is None:
             return
+        self._spawn(self._presence.leave(incident, sub.user, sub.connection))
         if not followers:
             del self._followers[incident]
             self._ready.pop(incident, None)
@@ -162,6 +174,11 @@ class Hub:
     def following(self, sub: Subscriber) -> dict[str, int]:
         """incident -> last seq delivered, for resume hints."""
         return {i: f[sub].last for i, f in self._followers.items() if sub in f}
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -194,9 +211,7 @@ class Hub:
             # A gap on the live path: fetch it from the log, buffer meanwhile.
             fs.catching_up = True
             fs.buffer.append(ev)
-            task = asyncio.create_task(self._catch_up(sub, incident, fs))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._catch_up(sub, incident, fs))
 
     async def _catch_up(self, sub: Subscriber, incident: str, fs: FollowState) -> None:
         """Deliver from the log after ``fs.last``, then the buffered live events."""

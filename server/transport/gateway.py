@@ -71,6 +71,14 @@ class Session:
         return self.principal.org_id
 
     @property
+    def user(self) -> str:
+        return self.principal.user_id
+
+    @property
+    def connection(self) -> str:
+        return self.sid
+
+    @property
     def encoding(self) -> str:
         return self.codec.name
 

@@ -23,6 +23,7 @@ from protocol.fields import Fields
 from protocol.limits import Limits
 from server.auth import TokenSigner, check_password
 from server.domain.model import Org, Principal, Role
+from server.fanout.presence import Presence
 from server.services.admin import create_user
 from server.services.commands import CommandService
 from server.services.envelope import for_org
@@ -106,7 +107,9 @@ class RestApi:
         directory: Directory,
         signer: TokenSigner,
         limits: Limits,
+        presence: Presence,
     ) -> None:
+        self.presence = presence
         self.log, self.projections, self.commands = log, projections, commands
         self.directory, self.signer, self.limits = directory, signer, limits
 
@@ -270,7 +273,9 @@ class RestApi:
     async def get_incident(self, request: web.Request) -> web.Response:
         who = self.principal(request)
         state = await self._visible_state(request, who)
-        return json_response(state.view(who.org_id, int(time.time() * 1000)))
+        view = state.view(who.org_id, int(time.time() * 1000))
+        view["online"] = await self.presence.online(state.id)
+        return json_response(view)
 
     async def timeline(self, request: web.Request) -> web.Response:
         who = self.principal(request)

@@ -13,7 +13,9 @@ from tests.conftest import LiaisonServer, connect, new_incident
 from tests.redis_server import RedisServer
 
 
-def start_nodes(redis: RedisServer, base: Path, count: int) -> list[LiaisonServer]:
+def start_nodes(
+    redis: RedisServer, base: Path, count: int, env: dict[str, str] | None = None
+) -> list[LiaisonServer]:
     nodes = []
     for i in range(count):
         node = LiaisonServer(
@@ -21,6 +23,8 @@ def start_nodes(redis: RedisServer, base: Path, count: int) -> list[LiaisonServe
             env={
                 "LIAISON_REDIS_URL": redis.url,
                 "LIAISON_NODE_ID": f"node{i}",
+                "LIAISON_PRESENCE_TTL_S": "1.5",  # a dead node's presence goes quickly
+                **(env or {}),
             },
         )
         node.start()
@@ -144,3 +148,30 @@ async def test_user_added_on_one_node_logs_in_on_another(
     joiner = await connect(clients, c, "late-joiner", password="correct horse battery")
     assert joiner.welcome is not None
     assert joiner.welcome["user"]["id"] == "u_late-joiner"
+
+
+async def test_presence_is_shared_and_expires_with_a_dead_node(
+    cluster: list[LiaisonServer], clients: list[LiaisonClient]
+) -> None:
+    a, b, c = cluster
+    dispatcher = await connect(clients, a, "dispatch")
+    incident = await new_incident(dispatcher)
+    await dispatcher.follow(incident)
+    phone = await connect(clients, b, "outreach")
+    await phone.follow(incident)
+    officer = await connect(clients, c, "officer")
+    await officer.follow(incident)
+    everyone = ["u_dispatch", "u_officer", "u_outreach"]
+    assert (await dispatcher.incident(incident))["online"] == everyone
+
+    await officer.unfollow(incident)  # leaving is immediate
+    async with asyncio.timeout(5):
+        while (await dispatcher.incident(incident))["online"] != ["u_dispatch", "u_outreach"]:
+            await asyncio.sleep(0.05)
+
+    b.kill()  # nobody tells Redis: the claims expire on their own
+    async with asyncio.timeout(10):
+        while (await dispatcher.incident(incident))["online"] != ["u_dispatch"]:
+            await asyncio.sleep(0.2)
+    await phone.close()
+    b.start()

@@ -1,0 +1,125 @@
+"""Who is online per incident: a connection following it counts as present.
+
+Presence is ephemeral (not an event in the log). Two implementations:
+
+* ``MemoryPresence``: this process only (the embedded default).
+* ``RedisPresence``: shared by every node. Each claim is a member of the
+  incident's ZSET scored by its expiry time; the node that holds it renews
+  its claims every ``ttl_s / 3``. When a node dies its claims are not renewed
+  and fall out after ``ttl_s`` — nobody has to notice the death.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from server.storage import redis_keys as keys
+
+log = logging.getLogger(__name__)
+
+
+class Presence(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def join(self, incident: str, user: str, connection: str) -> None: ...
+
+    async def leave(self, incident: str, user: str, connection: str) -> None: ...
+
+    async def online(self, incident: str) -> list[str]:
+        """User ids with at least one live connection following the incident."""
+        ...
+
+
+class MemoryPresence:
+    def __init__(self) -> None:
+        self._claims: dict[str, Counter[str]] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def join(self, incident: str, user: str, connection: str) -> None:
+        self._claims.setdefault(incident, Counter())[user] += 1
+
+    async def leave(self, incident: str, user: str, connection: str) -> None:
+        claims = self._claims.get(incident)
+        if claims is not None and claims[user] > 0:
+            claims[user] -= 1
+            if claims[user] == 0:
+                del claims[user]
+
+    async def online(self, incident: str) -> list[str]:
+        return sorted(self._claims.get(incident, ()))
+
+
+class RedisPresence:
+    def __init__(self, client: aioredis.Redis, node_id: str, ttl_s: float = 30.0) -> None:
+        self._redis = client
+        self._node = node_id
+        self.ttl_s = ttl_s
+        self._held: dict[str, set[str]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def _member(self, user: str, connection: str) -> str:
+        return f"{user}\x00{self._node}\x00{connection}"
+
+    def _expiry(self) -> int:
+        return int((time.time() + self.ttl_s) * 1000)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._renew(), name="presence-renew")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for incident, members in list(self._held.items()):
+            with contextlib.suppress(RedisError, OSError):
+                await self._redis.zrem(keys.presence_key(incident), *members)
+        self._held.clear()
+
+    async def join(self, incident: str, user: str, connection: str) -> None:
+        member = self._member(user, connection)
+        self._held.setdefault(incident, set()).add(member)
+        with contextlib.suppress(RedisError, OSError):  # renewed later if Redis is away
+            await self._redis.zadd(keys.presence_key(incident), {member: self._expiry()})
+
+    async def leave(self, incident: str, user: str, connection: str) -> None:
+        member = self._member(user, connection)
+        held = self._held.get(incident)
+        if held is not None:
+            held.discard(member)
+            if not held:
+                del self._held[incident]
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.zrem(keys.presence_key(incident), member)
+
+    async def online(self, incident: str) -> list[str]:
+        now = int(time.time() * 1000)
+        members: Any = await self._redis.zrangebyscore(keys.presence_key(incident), now, "+inf")
+        return sorted({m.decode().split("\x00", 1)[0] for m in members})
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl_s / 3)
+            expiry, now = self._expiry(), int(time.time() * 1000)
+            for incident, members in list(self._held.items()):
+                key = keys.presence_key(incident)
+                try:
+                    await self._redis.zadd(key, dict.fromkeys(members, expiry))
+                    await self._redis.zremrangebyscore(key, "-inf", now)  # others' dead claims
+                except (RedisError, OSError) as exc:
+                    log.warning("renewing presence of %s failed: %s", incident, exc)
