@@ -38,6 +38,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         "port": getattr(args, "port", None),
         "data_dir": getattr(args, "data_dir", None),
         "demo": True if getattr(args, "demo", False) else None,
+        "redis_url": getattr(args, "redis_url", None),
+        "node_id": getattr(args, "node_id", None),
     }
     return Settings.from_env(overrides)
 
@@ -167,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (LIAISON_HOST)")
     serve.add_argument("--port", type=int, help="listen port (LIAISON_PORT)")
     serve.add_argument("--demo", action="store_true", help="seed demo data at start")
+    serve.add_argument(
+        "--redis-url", help="run as one node of many on this Redis (LIAISON_REDIS_URL)"
+    )
+    serve.add_argument("--node-id", help="this node's name (LIAISON_NODE_ID)")
     data_dir(serve)
     serve.set_defaults(func=cmd_serve)
 

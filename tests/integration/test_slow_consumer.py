@@ -12,11 +12,17 @@ import pytest
 from liaison_client import LiaisonClient
 from tests.conftest import LiaisonServer, connect, new_incident
 from tests.integration.rawws import RawWebSocket
+from tests.redis_server import RedisServer
 
 
-@pytest.fixture
-def small_buffer_server(tmp_path: Path) -> Iterator[LiaisonServer]:
-    srv = LiaisonServer(tmp_path / "data", env={"LIAISON_MAX_PENDING_BYTES": "1048576"})
+@pytest.fixture(params=["embedded", "redis"])
+def small_buffer_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiaisonServer]:
+    env = {"LIAISON_MAX_PENDING_BYTES": "1048576"}
+    if request.param == "redis":
+        redis_server: RedisServer = request.getfixturevalue("redis_server")
+        redis_server.flush()
+        env["LIAISON_REDIS_URL"] = redis_server.url
+    srv = LiaisonServer(tmp_path / "data", env=env)
     srv.start()
     yield srv
     srv.stop()
