@@ -33,10 +33,11 @@ def pack_event(ev: StoredEvent) -> bytes:
 
 
 def unpack_event(data: bytes) -> StoredEvent:
-    return _from_fields(msgpack.unpackb(data, raw=False))
+    return event_from_fields(msgpack.unpackb(data, raw=False))
 
 
-def _from_fields(f: list[Any]) -> StoredEvent:
+def event_from_fields(f: list[Any]) -> StoredEvent:
+    """A StoredEvent from its fields in storage order (see pack_event)."""
     return StoredEvent(
         incident=f[0],
         seq=f[1],
@@ -60,4 +61,4 @@ def pack_events(packed: list[bytes]) -> bytes:
 
 
 def unpack_events(data: bytes) -> list[StoredEvent]:
-    return [_from_fields(f) for f in msgpack.unpackb(data, raw=False)]
+    return [event_from_fields(f) for f in msgpack.unpackb(data, raw=False)]

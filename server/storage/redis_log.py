@@ -27,7 +27,6 @@ Nothing is ever trimmed from a log (``MAXLEN ~`` can drop unread entries).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -46,6 +45,7 @@ from server.fanout.redis import RedisFanout, RedisFanoutConfig
 from server.storage import redis_keys as keys
 from server.storage.base import Listener, LogHead, is_same_action
 from server.storage.codec import pack_event, pack_events, unpack_event
+from server.storage.group_commit import GroupCommitQueue, Pending
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,6 @@ class _Head:
     ts_ms: int
 
 
-_Pending = tuple[EventDraft, "asyncio.Future[AppendResult]"]
-
-
 def _idem_field(draft: EventDraft) -> str:
     return f"{draft.actor_user}\x00{draft.client_id}"
 
@@ -93,49 +90,33 @@ class RedisEventLog:
         )
         self._script = self.redis.register_script(APPEND_LUA)
         self._heads: dict[str, _Head] = {}
-        self._pending: list[_Pending] = []
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._queue = GroupCommitQueue(self._commit, config.max_batch, "redis-writer")
 
     async def start(self) -> None:
         await self.fanout.start()
-        self._task = asyncio.create_task(self._write_loop(), name="redis-writer")
+        self._queue.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        for _, fut in self._pending:
-            if not fut.done():
-                fut.set_exception(StorageUnavailable("the server is shutting down"))
+        await self._queue.close()
         await self.fanout.close()
         await self.redis.aclose()
 
     # ------------------------------------------------------------------ write
 
     def enqueue(self, draft: EventDraft) -> asyncio.Future[AppendResult]:
-        fut: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
-        self._pending.append((draft, fut))
-        self._wakeup.set()
-        return fut
+        return self._queue.enqueue(draft)
 
     async def append(self, draft: EventDraft) -> AppendResult:
         return await self.enqueue(draft)
 
-    async def _write_loop(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                batch = self._pending[: self.config.max_batch]
-                del self._pending[: self.config.max_batch]
-                runs: dict[str, list[_Pending]] = {}
-                for item in batch:
-                    runs.setdefault(item[0].incident, []).append(item)
-                await asyncio.gather(*(self._append_run(i, run) for i, run in runs.items()))
+    async def _commit(self, batch: list[Pending]) -> None:
+        """One batch: a run per incident, the runs of different incidents concurrently."""
+        runs: dict[str, list[Pending]] = {}
+        for item in batch:
+            runs.setdefault(item[0].incident, []).append(item)
+        await asyncio.gather(*(self._append_run(i, run) for i, run in runs.items()))
 
-    async def _append_run(self, incident: str, run: list[_Pending]) -> None:
+    async def _append_run(self, incident: str, run: list[Pending]) -> None:
         try:
             for _ in range(MAX_ATTEMPTS):
                 run = await self._settle_retries(incident, run)
@@ -149,11 +130,11 @@ class RedisEventLog:
                 if not fut.done():
                     fut.set_exception(error)
 
-    async def _settle_retries(self, incident: str, run: list[_Pending]) -> list[_Pending]:
+    async def _settle_retries(self, incident: str, run: list[Pending]) -> list[Pending]:
         """Answer drafts whose client id was stored already; return the rest, once each."""
         stored = await self.redis.hmget(keys.idem_key(incident), [_idem_field(d) for d, _ in run])
-        fresh: list[_Pending] = []
-        firsts: dict[str, _Pending] = {}
+        fresh: list[Pending] = []
+        firsts: dict[str, Pending] = {}
         for (draft, fut), seq in zip(run, stored, strict=True):
             key = _idem_field(draft)
             if seq is not None:
@@ -173,7 +154,7 @@ class RedisEventLog:
                 fresh.append((draft, fut))
         return fresh
 
-    async def _try_append(self, incident: str, run: list[_Pending]) -> bool:
+    async def _try_append(self, incident: str, run: list[Pending]) -> bool:
         head = await self._head_for_write(incident)
         creating = run[0][0].type == "incident.created"
         if creating and head is not None:

@@ -36,6 +36,8 @@ from server.domain.events import AppendResult, EventDraft, StoredEvent
 from server.errors import ClientIdReused, LogNotFound, StorageUnavailable
 from server.fanout.memory import MemoryBroker
 from server.storage.base import Listener, LogHead, is_same_action
+from server.storage.codec import event_from_fields
+from server.storage.group_commit import GroupCommitQueue, Pending
 
 log = logging.getLogger(__name__)
 
@@ -83,22 +85,9 @@ class SqliteConfig:
 
 
 def _row_to_event(row: tuple[Any, ...]) -> StoredEvent:
-    vis = row[9]
-    return StoredEvent(
-        incident=row[0],
-        seq=row[1],
-        epoch=row[2],
-        type=row[3],
-        ts_ms=row[4],
-        actor_user=row[5],
-        actor_org=row[6],
-        actor_name=row[7],
-        client_id=row[8],
-        visibility=tuple(orjson.loads(vis)) if vis is not None else None,
-        body=orjson.loads(row[10]),
-        digest=row[11],
-        hash=row[12],
-    )
+    vis, body = row[9], row[10]
+    visibility = orjson.loads(vis) if vis is not None else None
+    return event_from_fields([*row[:9], visibility, orjson.loads(body), row[11], row[12]])
 
 
 @dataclass(slots=True)
@@ -236,13 +225,11 @@ class SqliteEventLog:
     def __init__(self, config: SqliteConfig) -> None:
         self.config = config
         self.broker = MemoryBroker()
-        self._pending: list[tuple[EventDraft, asyncio.Future[AppendResult]]] = []
-        self._wakeup = asyncio.Event()
+        self._queue = GroupCommitQueue(self._commit, config.max_batch, "sqlite-group-commit")
         self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="liaison-sqlite-w")
         self._read_pool = ThreadPoolExecutor(1, thread_name_prefix="liaison-sqlite-r")
         self._writer: _Writer | None = None
         self._reader: sqlite3.Connection | None = None
-        self._task: asyncio.Task[None] | None = None
         self._lock: IO[bytes] | None = None
 
     async def start(self) -> None:
@@ -251,7 +238,7 @@ class SqliteEventLog:
         self._lock = _lock_exclusively(self.config.path.with_suffix(".lock"))
         self._writer = await loop.run_in_executor(self._write_pool, _Writer, self.config)
         self._reader = await loop.run_in_executor(self._read_pool, self._open_reader)
-        self._task = asyncio.create_task(self._write_loop(), name="sqlite-group-commit")
+        self._queue.start()
 
     def _open_reader(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.config.path, check_same_thread=False)
@@ -259,14 +246,7 @@ class SqliteEventLog:
         return db
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        for _, fut in self._pending:
-            if not fut.done():
-                fut.set_exception(StorageUnavailable("the server is shutting down"))
-        self._pending.clear()
+        await self._queue.close()
         loop = asyncio.get_running_loop()
         if self._writer is not None:
             await loop.run_in_executor(self._write_pool, self._writer.db.close)
@@ -280,31 +260,15 @@ class SqliteEventLog:
     # ------------------------------------------------------------------ write
 
     def enqueue(self, draft: EventDraft) -> asyncio.Future[AppendResult]:
-        fut: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
-        self._pending.append((draft, fut))
-        self._wakeup.set()
-        return fut
+        return self._queue.enqueue(draft)
 
     async def append(self, draft: EventDraft) -> AppendResult:
         return await self.enqueue(draft)
 
-    async def _write_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                batch = self._pending[: self.config.max_batch]
-                del self._pending[: self.config.max_batch]
-                await self._commit(loop, batch)
-
-    async def _commit(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        batch: list[tuple[EventDraft, asyncio.Future[AppendResult]]],
-    ) -> None:
+    async def _commit(self, batch: list[Pending]) -> None:
         assert self._writer is not None
         drafts = [draft for draft, _ in batch]
+        loop = asyncio.get_running_loop()
         try:
             results = await loop.run_in_executor(self._write_pool, self._writer.commit, drafts)
         except asyncio.CancelledError:

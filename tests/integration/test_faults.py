@@ -22,14 +22,6 @@ from tests.redis_server import RedisServer
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    srv = RedisServer(tmp_path / "redis")
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
 def two_nodes(own_redis: RedisServer, tmp_path: Path) -> Iterator[list[LiaisonServer]]:
     nodes = start_nodes(own_redis, tmp_path, 2)
     yield nodes

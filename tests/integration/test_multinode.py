@@ -33,15 +33,6 @@ def start_nodes(
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A Redis of the test's own, so it can be killed."""
-    srv = RedisServer(tmp_path / "redis")
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
 def cluster(own_redis: RedisServer, tmp_path: Path) -> Iterator[list[LiaisonServer]]:
     nodes = start_nodes(own_redis, tmp_path, 3)
     yield nodes
