@@ -65,9 +65,20 @@ class AckPipeline:
         self._idle.set()
 
     async def close(self) -> None:
+        """The connection is gone: stop sending. Commits in flight still complete."""
         if self._drainer is not None:
             self._drainer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._drainer
+        for _, item in self._queue:
+            if isinstance(item, asyncio.Future):
+                item.add_done_callback(_consume)
+        self._queue.clear()
         self._space.set()
         self._idle.set()
+
+
+def _consume(fut: asyncio.Future[AppendResult]) -> None:
+    """Mark an outcome nobody will read as seen (no "never retrieved" noise)."""
+    if not fut.cancelled():
+        fut.exception()
