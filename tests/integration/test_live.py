@@ -100,7 +100,9 @@ async def test_concurrent_posters_get_gapless_seq_and_one_order_for_everyone(
         acks = await asyncio.gather(
             *(client.post(incident, f"{client.user} {i}") for i in range(40))
         )
-        return [a["seq"] for a in acks]
+        seqs = [a["seq"] for a in acks]
+        assert seqs == sorted(seqs), "one connection's pipelined posts keep their order"
+        return seqs
 
     all_seqs = sorted(s for seqs in await asyncio.gather(*map(burst, posters)) for s in seqs)
     assert all_seqs == list(range(2, 122))
