@@ -131,7 +131,12 @@ class LiaisonClient:
     async def close(self) -> None:
         if self._refollow is not None:
             self._refollow.cancel()
-        await self.sio.disconnect()
+        # shutdown() also stops a reconnection in progress; the HTTP session of
+        # an aborted reconnection attempt is closed explicitly.
+        await self.sio.shutdown()
+        http = getattr(self.sio.eio, "http", None)
+        if http is not None and not http.closed:
+            await http.close()
         if self._http is not None:
             await self._http.close()
             self._http = None

@@ -49,10 +49,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    print(
-        f"Liaison on http://{settings.host}:{settings.port} (data in {settings.data_dir})",
-        flush=True,
-    )
+    where = f"Redis {settings.redis_url}" if settings.redis_url else f"data in {settings.data_dir}"
+    print(f"Liaison on http://{settings.host}:{settings.port} ({where})", flush=True)
     web.run_app(
         create_app(settings),
         host=settings.host,

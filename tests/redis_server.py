@@ -1,7 +1,8 @@
 """A real ``redis-server`` process per test session, on a free loopback port.
 
-Started with AOF on (as deploy/ recommends), so fault tests can kill -9 and
-restart it on the same directory and check that nothing acknowledged is lost.
+Started with AOF on and ``appendfsync always`` (as deploy/ recommends), so
+fault tests can kill -9 and restart it on the same directory and check that
+nothing acknowledged is lost.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class RedisServer:
                 "--appendonly",
                 "yes",
                 "--appendfsync",
-                "everysec",
+                "always",
                 "--save",
                 "",
                 "--logfile",

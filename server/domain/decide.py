@@ -91,6 +91,20 @@ def resolve_visibility(
     return tuple(sorted(orgs))
 
 
+def same_as_subject(
+    subject: tuple[str, ...] | None, requested: tuple[str, ...] | None
+) -> tuple[str, ...] | None:
+    """Edits, acks and task changes are seen by exactly who sees their subject.
+
+    They change state shown with the subject (a message's text, a task's
+    status), so a narrower follow-up would leak into the subject's view and a
+    wider one would reveal the subject. Asking for another visibility is refused.
+    """
+    if requested is not None and requested != subject:
+        raise refuse(ErrorCode.INVALID, "a follow-up has the visibility of what it follows")
+    return subject
+
+
 def narrower(
     inherited: tuple[str, ...] | None, requested: tuple[str, ...] | None
 ) -> tuple[str, ...] | None:
@@ -246,7 +260,7 @@ def _message_followup(
         raise refuse(ErrorCode.NOT_FOUND, "no such message")
     if msg.retracted:
         raise refuse(ErrorCode.CONFLICT, "the message was retracted")
-    vis = narrower(msg.visibility, vis)
+    vis = same_as_subject(msg.visibility, vis)
     if isinstance(cmd, v1.MessageAck):
         if who.user_id in msg.acks:
             raise refuse(ErrorCode.CONFLICT, "you already acknowledged this message")
@@ -312,7 +326,7 @@ def _task_assign(
     if task.visibility is not None and assignee["org"] not in task.visibility:
         raise refuse(ErrorCode.INVALID, "the assignee's organisation could not see the task")
     body = {"task": task.id, "assignee": assignee}
-    return _draft(who, cmd, state.id, "task.assigned", body, narrower(task.visibility, vis))
+    return _draft(who, cmd, state.id, "task.assigned", body, same_as_subject(task.visibility, vis))
 
 
 #: command type -> (event type, task statuses it may start from)
@@ -351,4 +365,4 @@ def _task_transition(
     if task.status not in allowed_from:
         raise refuse(ErrorCode.CONFLICT, f"a task that is {task.status} cannot be {kind[5:]}")
     body = {"task": task.id, "note": cmd.note}
-    return _draft(who, cmd, state.id, kind, body, narrower(task.visibility, vis))
+    return _draft(who, cmd, state.id, kind, body, same_as_subject(task.visibility, vis))

@@ -82,27 +82,47 @@ class TaskState:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Stamped:
+    """A value set by an event, with that event's time and visibility."""
+
+    value: Any
+    ms: int
+    visibility: tuple[str, ...] | None
+
+
+def _latest_for(values: dict[Any, Stamped], org: str | None) -> Stamped | None:
+    """The newest value ``org`` may see: never one set by an event it may not see."""
+    visible = [v for v in values.values() if _visible(v.visibility, org)]
+    return max(visible, key=lambda v: v.ms) if visible else None
+
+
 @dataclass(slots=True)
 class ResponderState:
+    """A responder's status and position, kept per visibility of the events that
+    set them: a police-only position must not show through a later public
+    status update."""
+
     user: str
     org: str
     name: str
-    status: str | None = None
-    status_ms: int | None = None
-    position: dict[str, Any] | None = None
-    position_ms: int | None = None
-    visibility: tuple[str, ...] | None = None
+    statuses: dict[Any, Stamped] = field(default_factory=dict)
+    positions: dict[Any, Stamped] = field(default_factory=dict)
 
-    def to_wire(self, now_ms: int) -> dict[str, Any]:
-        age = None if self.position_ms is None else max(0, now_ms - self.position_ms) // 1000
+    def to_wire(self, now_ms: int, org: str | None) -> dict[str, Any] | None:
+        status = _latest_for(self.statuses, org)
+        position = _latest_for(self.positions, org)
+        if status is None and position is None:
+            return None
+        age = None if position is None else max(0, now_ms - position.ms) // 1000
         return {
             "user": self.user,
             "org": self.org,
             "name": self.name,
-            "status": self.status,
-            "status_ts": self.status_ms,
-            "position": self.position,
-            "position_ts": self.position_ms,
+            "status": status.value if status else None,
+            "status_ts": status.ms if status else None,
+            "position": position.value if position else None,
+            "position_ts": position.ms if position else None,
             "position_age_s": age,
         }
 
@@ -172,7 +192,7 @@ class IncidentState:
         ]
         out["tasks"] = [t.to_wire() for t in self.tasks.values() if _visible(t.visibility, org)]
         out["responders"] = [
-            r.to_wire(now_ms) for r in self.responders.values() if _visible(r.visibility, org)
+            wire for r in self.responders.values() if (wire := r.to_wire(now_ms, org)) is not None
         ]
         return out
 
@@ -297,20 +317,19 @@ def _responder(s: IncidentState, ev: StoredEvent) -> ResponderState:
         r = s.responders[ev.actor_user] = ResponderState(
             user=ev.actor_user, org=ev.actor_org, name=ev.actor_name
         )
-    r.visibility = ev.visibility
     return r
 
 
 def _responder_status(s: IncidentState, ev: StoredEvent) -> None:
     r = _responder(s, ev)
-    r.status, r.status_ms = ev.body["status"], ev.ts_ms
+    r.statuses[ev.visibility] = Stamped(ev.body["status"], ev.ts_ms, ev.visibility)
     if ev.body.get("position"):
-        r.position, r.position_ms = ev.body["position"], ev.ts_ms
+        r.positions[ev.visibility] = Stamped(ev.body["position"], ev.ts_ms, ev.visibility)
 
 
 def _responder_position(s: IncidentState, ev: StoredEvent) -> None:
     r = _responder(s, ev)
-    r.position, r.position_ms = ev.body["position"], ev.ts_ms
+    r.positions[ev.visibility] = Stamped(ev.body["position"], ev.ts_ms, ev.visibility)
 
 
 _APPLY = {

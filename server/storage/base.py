@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from server.domain.events import AppendResult, EventDraft, StoredEvent
 
@@ -76,6 +76,10 @@ class EventLog(Protocol):
 
     async def find(self, incident: str, actor_user: str, client_id: str) -> StoredEvent | None:
         """The event this user's client id produced in this incident, if any."""
+        ...
+
+    def health(self) -> dict[str, Any]:
+        """``healthy`` (bool) plus what an operator needs to see, for /healthz."""
         ...
 
     async def incidents(self) -> list[str]:

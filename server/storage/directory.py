@@ -9,6 +9,8 @@ login reloads, so users added by another process or node are found.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from server.domain.model import Org, Principal, Role
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +84,12 @@ class DirectoryStorage(Protocol):
 class Directory:
     """Implements domain.directory.DirectoryView plus the admin operations."""
 
-    def __init__(self, storage: DirectoryStorage) -> None:
+    def __init__(self, storage: DirectoryStorage, refresh_s: float = 0.0) -> None:
         self.storage = storage
+        #: Shared storage (Redis) is re-read this often, so organisations and
+        #: users added on another node appear here too; 0 = only on a miss.
+        self.refresh_s = refresh_s
+        self._refresher: asyncio.Task[None] | None = None
         self.orgs: dict[str, Org] = {}
         self.users: dict[str, User] = {}
         self._by_username: dict[str, User] = {}
@@ -89,9 +97,23 @@ class Directory:
     async def start(self) -> None:
         await self.storage.open()
         await self.reload()
+        if self.refresh_s > 0:
+            self._refresher = asyncio.create_task(self._refresh(), name="directory-refresh")
 
     async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
         await self.storage.close()
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            try:
+                await self.reload()
+            except Exception as exc:  # storage away: keep serving from memory
+                log.warning("directory refresh failed: %s", exc)
 
     async def reload(self) -> None:
         """Pick up rows written by another process or node."""

@@ -16,8 +16,6 @@ SECRET = PREFIX + "secret"
 ORGS = PREFIX + "orgs"
 USERS = PREFIX + "users"
 USERNAMES = PREFIX + "usernames"
-#: Published when the directory changes, so nodes refresh their caches.
-DIRECTORY_CHANNEL = PREFIX + "directory"
 
 
 def log_key(incident: str) -> str:

@@ -17,10 +17,11 @@ fan-out order is the seq order. Runs of one incident are appended one at a
 time per node; contention only costs a retry when two nodes write the same
 incident in the same instant.
 
-Durability: an append is acknowledged when Redis has applied it. Run Redis
-with ``appendonly yes``: with ``appendfsync everysec`` a ``kill -9`` of Redis
-loses nothing acknowledged, a power cut may lose about a second;
-``appendfsync always`` closes that at a throughput cost (deploy/README.md).
+Durability: an append is acknowledged when Redis has applied it, so run Redis
+with ``appendonly yes`` and ``appendfsync always`` (deploy/redis/redis.conf).
+``everysec`` is not enough: while a background fsync runs, Redis holds back
+its AOF writes for up to 2 s yet still replies, and a ``kill -9`` then lost
+acknowledged events (9 of 2,000 in 1 of 8 runs); a power cut can cost ~1 s.
 Nothing is ever trimmed from a log (``MAXLEN ~`` can drop unread entries).
 """
 
@@ -258,6 +259,15 @@ class RedisEventLog:
         except (RedisError, OSError) as exc:
             raise StorageUnavailable(str(exc)) from exc
         return await self._event_at(incident, int(seq)) if seq is not None else None
+
+    def health(self) -> dict[str, Any]:
+        connected = self.fanout.connected.is_set()
+        return {
+            "healthy": connected,
+            "backend": "redis",
+            "node": self.config.node_id,
+            "subscriber": {"connected": connected, "connections": self.fanout.connections},
+        }
 
     async def incidents(self) -> list[str]:
         try:

@@ -331,6 +331,9 @@ class SqliteEventLog:
         )
         return _row_to_event(rows[0]) if rows else None
 
+    def health(self) -> dict[str, Any]:
+        return {"healthy": True, "backend": "sqlite"}
+
     async def incidents(self) -> list[str]:
         rows = await self._query("SELECT incident FROM logs ORDER BY created_ms, incident", ())
         return [row[0] for row in rows]

@@ -162,14 +162,16 @@ class RestApi:
     # ---------------------------------------------------------------- routes
 
     async def healthz(self, request: web.Request) -> web.Response:
-        health: dict[str, Any] = {"status": "ok", "time": int(time.time() * 1000)}
-        fanout = getattr(self.log, "fanout", None)
-        if fanout is not None:
-            health["subscriber"] = {
-                "connected": fanout.connected.is_set(),
-                "connections": fanout.connections,
-            }
-        return json_response(health)
+        backend = self.log.health()
+        healthy = backend.pop("healthy")
+        # Unhealthy: e.g. live delivery from other nodes is interrupted (it
+        # resumes and fills the gap by itself). Tell the load balancer.
+        health = {
+            "status": "ok" if healthy else "degraded",
+            "time": int(time.time() * 1000),
+            **backend,
+        }
+        return json_response(health, 200 if healthy else 503)
 
     async def login(self, request: web.Request) -> web.Response:
         f = Fields(await self.body(request), "", self.limits)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 import redis
 
@@ -125,7 +126,10 @@ async def test_cut_subscriber_connection_is_noticed_and_gap_filled(
     await watcher.wait_seq(incident, 2)
 
     async def connections() -> int:
-        health = await watcher.request("GET", "/healthz")
+        """node1's subscriber connections so far (the health answer is 503 while it is down)."""
+        async with aiohttp.ClientSession() as http, http.get(b.url + "/healthz") as resp:
+            health = await resp.json()
+        assert resp.status == (200 if health["subscriber"]["connected"] else 503)
         return int(health["subscriber"]["connections"])
 
     cuts = 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from liaison_client import LiaisonClient
+from liaison_client import CommandFailed, LiaisonClient
 from tests.conftest import LiaisonServer, connect, new_incident
 from tests.redis_server import RedisServer
 
@@ -166,3 +166,28 @@ async def test_presence_is_shared_and_expires_with_a_dead_node(
             await asyncio.sleep(0.2)
     await phone.close()
     b.start()
+
+
+async def test_organisation_added_on_one_node_is_known_on_another(
+    cluster: list[LiaisonServer], clients: list[LiaisonClient]
+) -> None:
+    a, _, c = cluster
+    admin = await connect(clients, a, "admin", password="admin-password-for-tests", live=False)
+    await admin.request("POST", "/api/v1/orgs", {"id": "rangers", "name": "Rangers", "kind": "ngo"})
+    dispatcher = await connect(clients, c, "dispatch")
+    async with asyncio.timeout(15):  # nodes re-read the shared directory every 5 s
+        while True:
+            try:
+                await dispatcher.send(
+                    {
+                        "type": "incident.create",
+                        "title": "Injured deer",
+                        "category": "wildlife",
+                        "orgs": ["rangers"],
+                    }
+                )
+                break
+            except CommandFailed as refused:
+                if refused.code != "invalid":  # only "unknown organisation" is expected
+                    raise
+                await asyncio.sleep(0.5)

@@ -281,3 +281,41 @@ def test_positions_age_in_the_view(log: Log) -> None:
     responder = log.state.view(NGO, ev.ts_ms + 61_000)["responders"][0]
     assert responder["position"] == {"lat": 1.5, "lon": 2.5, "accuracy_m": 8.0}
     assert responder["position_age_s"] == 61
+
+
+def test_restricted_position_never_shows_through_a_later_public_status(log: Log) -> None:
+    officer_secret = log.do(
+        OFFICER, inc(log, type="responder.position", lat=1.0, lon=2.0, visibility=[POLICE])
+    )
+    log.do(OFFICER, inc(log, type="responder.status", status="on_scene"))
+    assert log.state is not None
+    ngo = log.state.view(NGO, officer_secret.ts_ms)["responders"][0]
+    assert (ngo["status"], ngo["position"], ngo["position_ts"]) == ("on_scene", None, None)
+    police = log.state.view(POLICE, officer_secret.ts_ms)["responders"][0]
+    assert police["position"] == {"lat": 1.0, "lon": 2.0, "accuracy_m": None}
+    log.do(OFFICER, inc(log, type="responder.position", lat=3.0, lon=4.0))
+    assert log.state.view(NGO, 0)["responders"][0]["position"]["lat"] == 3.0
+
+
+def test_responder_seen_only_in_restricted_events_is_not_listed(log: Log) -> None:
+    log.do(OFFICER, inc(log, type="responder.status", status="en_route", visibility=[POLICE]))
+    assert log.state is not None
+    assert log.state.view(NGO, 0)["responders"] == []
+    assert log.state.view(POLICE, 0)["responders"][0]["status"] == "en_route"
+
+
+def test_follow_ups_cannot_change_the_visibility_of_their_subject(log: Log) -> None:
+    public = log.do(DISPATCH, inc(log, type="message.post", text="x")).seq
+    for command in (
+        {"type": "message.edit", "message": public, "text": "secret edit"},
+        {"type": "message.ack", "message": public},
+        {"type": "message.retract", "message": public},
+    ):
+        assert log.refuse(DISPATCH, inc(log, visibility=[POLICE], **command)) is ErrorCode.INVALID
+    task = log.do(DISPATCH, inc(log, type="task.create", title="t", assignee={"org": NGO})).seq
+    assert (
+        log.refuse(OUTREACH, inc(log, type="task.accept", task=task, visibility=[NGO]))
+        is ErrorCode.INVALID
+    )
+    assert log.state is not None
+    assert log.state.messages[public].text == "x"
