@@ -8,12 +8,20 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 DATA   ?= ./data
 
-.PHONY: install system-deps run demo test lint typecheck unit bench clean
+.PHONY: install system-deps client run demo test lint typecheck unit jstest bench clean
 
-# The tests start their own redis-server (and nginx) processes; install them
-# from Debian's packages when the machine lacks them. Root, or sudo, needed.
+# The tests start their own redis-server (and nginx) processes, and drive the
+# browser client in Debian's chromium; install them from Debian's packages when
+# the machine lacks them. Root, or sudo, needed.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SYSTEM_BINARIES := redis-server:redis-server nginx:nginx
+SYSTEM_BINARIES := redis-server:redis-server nginx:nginx chromium:chromium
+
+# The browser client (client_web/): npm dependencies from the committed lock
+# file, bundled by esbuild into client_web/dist, which the server serves at /.
+CLIENT       := client_web
+CLIENT_DEPS  := $(CLIENT)/node_modules/.installed-stamp
+CLIENT_BUILD := $(CLIENT)/dist/index.html
+CLIENT_SRC   := $(shell find $(CLIENT)/src -type f 2>/dev/null) $(CLIENT)/build.mjs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +30,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(CLIENT_DEPS): $(CLIENT)/package.json $(CLIENT)/package-lock.json
+	cd $(CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(CLIENT_DEPS)
+
+$(CLIENT_BUILD): $(CLIENT_DEPS) $(CLIENT_SRC)
+	cd $(CLIENT) && node build.mjs
+
+## Build the browser client (npm ci only when the lock file changed).
+client: $(CLIENT_BUILD)
 
 system-deps:
 	@missing=""; for pair in $(SYSTEM_BINARIES); do \
@@ -34,7 +52,7 @@ system-deps:
 	fi
 
 ## Start the server on the embedded default (SQLite in $(DATA)). DEMO=1 seeds demo data.
-run: install
+run: install client
 	$(BIN)/liaison serve --host $(HOST) --port $(PORT) --data-dir $(DATA) $(if $(DEMO),--demo,)
 
 demo: install
@@ -47,14 +65,18 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install system-deps
+unit: install system-deps client
 	$(BIN)/pytest -q
 
+## The browser client's own tests (node's runner), golden vectors included.
+jstest: $(CLIENT_DEPS)
+	cd $(CLIENT) && node --test test/
+
 ## Lint, type-check and run the whole test suite.
-test: lint typecheck unit
+test: lint typecheck jstest unit
 
 bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(CLIENT)/node_modules $(CLIENT)/dist

@@ -34,6 +34,7 @@ from server.storage.sqlite import SqliteConfig, SqliteEventLog
 from server.transport.engineio_tuning import tune_engineio
 from server.transport.gateway import Gateway
 from server.transport.rest import RestApi, errors_middleware
+from server.transport.web_client import add_web_client_routes
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def _backends(settings: Settings) -> tuple[EventLog, Directory]:
     if settings.redis_url:
         node = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
         redis_log = RedisEventLog(RedisConfig(url=settings.redis_url, node_id=node))
-        return redis_log, Directory(RedisDirectoryStorage(redis_log.redis))
+        return redis_log, Directory(RedisDirectoryStorage(redis_log.redis), refresh_s=5.0)
     sqlite_log = SqliteEventLog(
         SqliteConfig(settings.data_dir / "events.db", synchronous=settings.sqlite_synchronous)
     )
@@ -161,16 +162,15 @@ async def _bootstrap(c: Components) -> None:
 
 def _add_client_routes(app: web.Application) -> None:
     """Serve the browser client if it was built, else a short pointer to the API."""
-    index = CLIENT_DIST / "index.html"
+    if (CLIENT_DIST / "index.html").exists():
+        add_web_client_routes(app, CLIENT_DIST, app[COMPONENTS].settings.tile_url)
+        return
 
     async def root(_: web.Request) -> web.StreamResponse:
-        if index.exists():
-            return web.FileResponse(index)
         return web.Response(
-            text="Liaison server is running. REST API under /api/v1, Socket.IO at /socket.io/.",
+            text="Liaison server is running. REST API under /api/v1, Socket.IO at /socket.io/."
+            " (The browser client is not built: run `make client`.)",
             content_type="text/plain",
         )
 
     app.router.add_get("/", root)
-    if CLIENT_DIST.is_dir():
-        app.router.add_static("/app/", CLIENT_DIST)

@@ -47,6 +47,10 @@ class Settings:
     log_level: str = "INFO"
     #: Seed demo organisations, users and an incident at start (idempotent).
     demo: bool = field(default=False)
+    #: Map tile URL template for the browser client, for example
+    #: https://tile.example.org/{z}/{x}/{y}.png. Empty: the map shows positions
+    #: on a plain grid, with no tile server contacted.
+    tile_url: str = ""
 
     def __post_init__(self) -> None:
         if self.sqlite_synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):

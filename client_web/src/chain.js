@@ -1,0 +1,74 @@
+// Hash-chain verification of an incident's timeline (SPEC section 14.3).
+// Used by the supervisor's replay ("chain verified") and by the vector tests.
+
+const FLOAT_KEYS = new Set(["lat", "lon", "accuracy_m"]);
+
+/** orjson's float format: shortest round-trip, always a fraction or an exponent. */
+export function canonFloat(f) {
+  if (Object.is(f, -0)) return "-0.0";
+  const a = Math.abs(f);
+  if (Number.isInteger(f) && a < 1e16) return String(f) + ".0";
+  if ((a >= 1e-6 && a < 1e-5) || (a >= 1e16 && a < 1e21)) return f.toExponential();
+  return String(f);
+}
+
+function byCodePoint(a, b) {
+  const A = Array.from(a);
+  const B = Array.from(b);
+  for (let i = 0; i < Math.min(A.length, B.length); i++) {
+    const d = A[i].codePointAt(0) - B[i].codePointAt(0);
+    if (d) return d;
+  }
+  return A.length - B.length;
+}
+
+/** canonical_json: sorted keys by code point, no whitespace, floats as orjson writes them. */
+export function canon(v, key) {
+  if (Array.isArray(v)) return "[" + v.map((x) => canon(x, key)).join(",") + "]";
+  if (v !== null && typeof v === "object") {
+    return (
+      "{" +
+      Object.keys(v)
+        .sort(byCodePoint)
+        .map((k) => JSON.stringify(k) + ":" + canon(v[k], k))
+        .join(",") +
+      "}"
+    );
+  }
+  if (typeof v === "number" && FLOAT_KEYS.has(key)) return canonFloat(v);
+  return JSON.stringify(v);
+}
+
+export async function sha256hex(text) {
+  const d = await globalThis.crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export function digestContent(e) {
+  return {
+    incident: e.incident,
+    seq: e.seq,
+    epoch: e.epoch,
+    type: e.type,
+    ts_ms: e.ts,
+    actor_user: e.actor.user,
+    actor_org: e.actor.org,
+    client_id: e.cid,
+    visibility: e.visibility,
+    body: e.body,
+  };
+}
+
+/** The first bad seq of a whole timeline (seq 1..n), or null if the chain holds. */
+export async function verifyChain(envelopes) {
+  let prev = "0".repeat(64);
+  for (const [i, e] of envelopes.entries()) {
+    if (e.seq !== i + 1) return e.seq;
+    if (e.type !== "restricted") {
+      if ((await sha256hex(canon(digestContent(e)))) !== e.digest) return e.seq;
+    }
+    if ((await sha256hex(prev + e.digest)) !== e.hash) return e.seq;
+    prev = e.hash;
+  }
+  return null;
+}

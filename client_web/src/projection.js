@@ -1,0 +1,271 @@
+// The client's projection of an incident's log: the same rules as the
+// server's (SPEC section 10, "Building state from events"), applied to the
+// envelopes this organisation receives, placeholders included. Used for the
+// live view (the backlog from seq 1, then live `ev`) and for replay (folded
+// from the timeline up to a chosen moment).
+
+import { TASK_FINAL } from "./protocol.js";
+
+export const TASK_STATUS_AFTER = {
+  "task.assigned": "assigned",
+  "task.accepted": "accepted",
+  "task.declined": "declined",
+  "task.started": "in_progress",
+  "task.completed": "completed",
+  "task.cancelled": "cancelled",
+};
+
+export function emptyState(id, epoch = null) {
+  return {
+    id,
+    epoch,
+    seq: 0,
+    title: "",
+    category: "",
+    priority: "normal",
+    description: null,
+    location: null,
+    status: "reported",
+    status_history: [],
+    orgs: [],
+    lead_org: null,
+    liaisons: {},
+    created_by: "",
+    created: 0,
+    updated: 0,
+    messages: new Map(),
+    tasks: new Map(),
+    responders: new Map(),
+    people: new Map(),
+    restricted: 0,
+    rev: 0,
+  };
+}
+
+function learn(s, user, name, org) {
+  if (user && name) s.people.set(user, { name, org });
+}
+
+/**
+ * Apply one envelope; the caller guarantees seq order (env.seq === s.seq + 1).
+ * Unknown event types only advance the position (SPEC 19).
+ */
+export function apply(s, env) {
+  s.seq = env.seq;
+  s.epoch = env.epoch;
+  s.rev++;
+  if (env.type === "restricted") {
+    s.restricted++;
+    return;
+  }
+  s.updated = env.ts;
+  if (env.actor) learn(s, env.actor.user, env.actor.name, env.actor.org);
+  const handler = HANDLERS[env.type];
+  if (handler) handler(s, env, env.body || {});
+}
+
+function touchTask(task, env) {
+  task.updated_seq = env.seq;
+  task.updated = env.ts;
+  task.rev = (task.rev || 0) + 1;
+}
+
+function responder(s, env) {
+  let r = s.responders.get(env.actor.user);
+  if (!r) {
+    r = {
+      user: env.actor.user,
+      org: env.actor.org,
+      name: env.actor.name,
+      status: null,
+      status_ts: null,
+      position: null,
+      position_ts: null,
+    };
+    s.responders.set(env.actor.user, r);
+  }
+  r.name = env.actor.name || r.name;
+  return r;
+}
+
+const HANDLERS = {
+  "incident.created"(s, env, b) {
+    s.title = b.title;
+    s.category = b.category;
+    s.priority = b.priority;
+    s.description = b.description ?? null;
+    s.location = b.location ?? null;
+    s.orgs = [...(b.orgs || [])];
+    s.lead_org = b.lead_org ?? null;
+    s.liaisons = { ...(b.liaisons || {}) };
+    s.created_by = env.actor.user;
+    s.created = env.ts;
+    s.status = b.status || "reported";
+    s.status_history = [{ status: s.status, by: env.actor.user, ts: env.ts, seq: env.seq }];
+  },
+  "incident.updated"(s, env, b) {
+    for (const key of ["title", "category", "priority", "description", "location", "lead_org"]) {
+      if (b[key] !== null && b[key] !== undefined) s[key] = b[key];
+    }
+    for (const org of b.add_orgs || []) if (!s.orgs.includes(org)) s.orgs.push(org);
+    Object.assign(s.liaisons, b.liaisons || {});
+  },
+  "incident.status_changed"(s, env, b) {
+    s.status = b.status;
+    s.status_history.push({
+      status: b.status,
+      by: env.actor.user,
+      ts: env.ts,
+      seq: env.seq,
+      note: b.note ?? null,
+    });
+  },
+  "message.posted"(s, env, b) {
+    s.messages.set(env.seq, {
+      seq: env.seq,
+      author: { user: env.actor.user, org: env.actor.org, name: env.actor.name },
+      text: b.text,
+      ts: env.ts,
+      visibility: env.visibility,
+      urgent: !!b.urgent,
+      reply_to: b.reply_to ?? null,
+      mentions: b.mentions || { users: [], orgs: [] },
+      edited_seq: null,
+      retracted: false,
+      acks: {},
+      cid: env.cid,
+      rev: 1,
+    });
+  },
+  "message.edited"(s, env, b) {
+    const m = s.messages.get(b.message);
+    if (m && !m.retracted) {
+      m.text = b.text;
+      m.edited_seq = env.seq;
+      m.rev++;
+    }
+  },
+  "message.retracted"(s, env, b) {
+    const m = s.messages.get(b.message);
+    if (m) {
+      m.retracted = true;
+      m.text = null;
+      m.rev++;
+    }
+  },
+  "message.acknowledged"(s, env, b) {
+    const m = s.messages.get(b.message);
+    if (m && !(env.actor.user in m.acks)) {
+      m.acks[env.actor.user] = env.ts;
+      m.rev++;
+    }
+  },
+  "task.created"(s, env, b) {
+    const task = {
+      id: env.seq,
+      title: b.title,
+      details: b.details ?? null,
+      created_by: env.actor.user,
+      visibility: env.visibility,
+      status: "open",
+      assignee: { org: null, user: null },
+      note: null,
+      updated_seq: env.seq,
+      updated: env.ts,
+      rev: 1,
+    };
+    if (b.assignee) {
+      task.assignee = { org: b.assignee.org ?? null, user: b.assignee.user ?? null };
+      task.status = "assigned";
+    }
+    s.tasks.set(env.seq, task);
+  },
+  "responder.status"(s, env, b) {
+    const r = responder(s, env);
+    r.status = b.status;
+    r.status_ts = env.ts;
+    if (b.position) {
+      r.position = b.position;
+      r.position_ts = env.ts;
+    }
+  },
+  "responder.position"(s, env, b) {
+    const r = responder(s, env);
+    r.position = b.position;
+    r.position_ts = env.ts;
+  },
+};
+
+for (const kind of Object.keys(TASK_STATUS_AFTER)) {
+  HANDLERS[kind] = (s, env, b) => {
+    const task = s.tasks.get(b.task);
+    if (!task || TASK_FINAL.has(task.status)) return;
+    task.status = TASK_STATUS_AFTER[kind];
+    if (kind === "task.assigned") {
+      task.assignee = { org: b.assignee?.org ?? null, user: b.assignee?.user ?? null };
+    }
+    if (b.note !== null && b.note !== undefined) task.note = b.note;
+    touchTask(task, env);
+  };
+}
+
+/** Fold a timeline (seq order) into a state, stopping after the last event at or before `untilTs`. */
+export function replayState(id, events, untilTs = Infinity) {
+  const s = emptyState(id, events[0]?.epoch ?? null);
+  for (const env of events) {
+    if (env.type !== "restricted" && env.ts > untilTs) break;
+    apply(s, env);
+  }
+  return s;
+}
+
+// ------------------------------------------------------------------ derived
+
+/** Messages in channel order. */
+export function messageList(s) {
+  return [...s.messages.values()].sort((a, b) => a.seq - b.seq);
+}
+
+export function taskList(s) {
+  return [...s.tasks.values()].sort((a, b) => a.id - b.id);
+}
+
+export function isMine(task, me) {
+  if (!me) return false;
+  if (task.assignee.user) return task.assignee.user === me.id;
+  return task.assignee.org === me.org;
+}
+
+/** Which task actions `me` may take now (the server decides; this only hides buttons). */
+export function taskActions(task, me) {
+  if (!me || TASK_FINAL.has(task.status)) return [];
+  const coordinator = ["dispatcher", "supervisor", "admin", "bot"].includes(me.role);
+  const assignee =
+    isMine(task, me) || (me.role === "supervisor" && task.assignee.org === me.org);
+  const out = [];
+  if (assignee) {
+    if (task.status === "assigned") out.push("task.accept", "task.decline");
+    if (task.status === "accepted") out.push("task.start");
+    if (task.status === "accepted" || task.status === "in_progress") out.push("task.complete");
+  }
+  if (coordinator) out.push("task.assign", "task.cancel");
+  return out;
+}
+
+/** Counts for the incident list: unread messages from others, urgent ones I have not acknowledged. */
+export function counts(s, me, readSeq = 0) {
+  let unread = 0;
+  let unacked = 0;
+  for (const m of s.messages.values()) {
+    if (!me || m.author.user === me.id || m.retracted) continue;
+    if (m.seq > readSeq) unread++;
+    if (m.urgent && !(me.id in m.acks)) unacked++;
+  }
+  let myTasks = 0;
+  for (const t of s.tasks.values()) if (t.status === "assigned" && isMine(t, me)) myTasks++;
+  return { unread, unacked, myTasks };
+}
+
+export function personName(s, user, fallbackPeople) {
+  return s.people.get(user)?.name || fallbackPeople?.get(user)?.name || user;
+}

@@ -1,0 +1,364 @@
+// Liaison protocol v1, client side: constants, limits and command validation.
+//
+// validateCommand() mirrors the server's parser (protocol/v1.py and
+// protocol/fields.py) field by field and in the same order, so the client can
+// refuse a frame before it is queued and name the same field the server would.
+// The golden vectors in protocol/vectors/commands.json pin the behaviour
+// (test/vectors.test.js).
+
+export const PROTOCOL_VERSION = 1;
+
+export const DEFAULT_LIMITS = Object.freeze({
+  max_frame_bytes: 65536,
+  max_text_chars: 8000,
+  max_short_chars: 300,
+  max_id_chars: 64,
+  max_list_items: 100,
+  max_depth: 8,
+  max_page: 1000,
+});
+
+export const INCIDENT_STATUSES = ["reported", "active", "contained", "resolved", "closed"];
+export const PRIORITIES = ["low", "normal", "high", "critical"];
+export const RESPONDER_STATUSES = ["available", "en_route", "on_scene", "unavailable"];
+export const TASK_STATUSES = [
+  "open",
+  "assigned",
+  "accepted",
+  "declined",
+  "in_progress",
+  "completed",
+  "cancelled",
+];
+export const TASK_FINAL = new Set(["completed", "cancelled"]);
+export const COORDINATOR_ROLES = new Set(["dispatcher", "supervisor", "admin", "bot"]);
+
+/** Each write command and the event type it appends. */
+export const EVENT_OF_COMMAND = {
+  "incident.create": "incident.created",
+  "incident.update": "incident.updated",
+  "incident.status": "incident.status_changed",
+  "message.post": "message.posted",
+  "message.edit": "message.edited",
+  "message.retract": "message.retracted",
+  "message.ack": "message.acknowledged",
+  "task.create": "task.created",
+  "task.assign": "task.assigned",
+  "task.accept": "task.accepted",
+  "task.decline": "task.declined",
+  "task.start": "task.started",
+  "task.complete": "task.completed",
+  "task.cancel": "task.cancelled",
+  "responder.status": "responder.status",
+  "responder.position": "responder.position",
+};
+
+/** Task transitions: command type -> statuses it may start from (SPEC 8.9). */
+export const TASK_TRANSITIONS = {
+  "task.accept": new Set(["assigned"]),
+  "task.decline": new Set(["assigned"]),
+  "task.start": new Set(["accepted"]),
+  "task.complete": new Set(["accepted", "in_progress"]),
+  "task.cancel": new Set(["open", "assigned", "accepted", "declined", "in_progress"]),
+};
+
+/** A command the client refuses before sending, shaped like the server's error. */
+export class CommandInvalid extends Error {
+  constructor(code, message, field) {
+    super(message);
+    this.code = code;
+    this.field = field;
+  }
+
+  toWire() {
+    const error = { code: this.code, message: this.message, retryable: false };
+    if (this.field) error.detail = { field: this.field };
+    return error;
+  }
+}
+
+const invalid = (field, why) => new CommandInvalid("invalid", `${field}: ${why}`, field);
+
+/** Characters as the protocol counts them: Unicode code points. */
+export function codePoints(text) {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
+}
+
+const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+const isInt = (v) => typeof v === "number" && Number.isInteger(v);
+const MAX_INT = 2 ** 53;
+
+class Fields {
+  constructor(obj, where, limits) {
+    if (!isObject(obj)) throw invalid(where || "message", "must be an object");
+    this.obj = obj;
+    this.where = where;
+    this.limits = limits;
+  }
+
+  name(key) {
+    return this.where ? `${this.where}.${key}` : key;
+  }
+
+  get(key, required) {
+    const value = Object.hasOwn(this.obj, key) ? this.obj[key] : undefined;
+    if ((value === undefined || value === null) && required) {
+      throw invalid(this.name(key), "is required");
+    }
+    return value ?? null;
+  }
+
+  text(key, { required = true, maxChars } = {}) {
+    const value = this.get(key, required);
+    if (value === null) return null;
+    if (typeof value !== "string") throw invalid(this.name(key), "must be a string");
+    const limit = maxChars ?? this.limits.max_short_chars;
+    if (codePoints(value) > limit) throw invalid(this.name(key), `longer than ${limit} characters`);
+    if (required && !value.trim()) throw invalid(this.name(key), "must not be empty");
+    return value;
+  }
+
+  ident(key) {
+    return this.text(key, { maxChars: this.limits.max_id_chars });
+  }
+
+  optIdent(key) {
+    return this.text(key, { required: false, maxChars: this.limits.max_id_chars });
+  }
+
+  integer(key, { required = true, minimum = 0 } = {}) {
+    const value = this.get(key, required);
+    if (value === null) return null;
+    if (!isInt(value)) throw invalid(this.name(key), "must be an integer");
+    if (value < minimum || value > MAX_INT) {
+      throw invalid(this.name(key), `must be between ${minimum} and 2^53`);
+    }
+    return value;
+  }
+
+  number(key, low, high, required) {
+    const value = this.get(key, required);
+    if (value === null) return null;
+    if (typeof value !== "number") throw invalid(this.name(key), "must be a number");
+    if (!Number.isFinite(value) || value < low || value > high) {
+      throw invalid(this.name(key), `must be between ${low} and ${high}`);
+    }
+    return value;
+  }
+
+  flag(key) {
+    const value = this.get(key, false);
+    if (value === null) return false;
+    if (typeof value !== "boolean") throw invalid(this.name(key), "must be true or false");
+    return value;
+  }
+
+  choice(key, options, { required = true } = {}) {
+    const value = this.text(key, { required });
+    if (value !== null && !options.includes(value)) {
+      throw invalid(this.name(key), `must be one of ${options.join(", ")}`);
+    }
+    return value;
+  }
+
+  strList(key, { required = false } = {}) {
+    const value = this.get(key, required);
+    if (value === null) return null;
+    if (!Array.isArray(value)) throw invalid(this.name(key), "must be a list of strings");
+    if (value.length > this.limits.max_list_items) {
+      throw invalid(this.name(key), `more than ${this.limits.max_list_items} items`);
+    }
+    for (const item of value) {
+      if (typeof item !== "string" || !item || codePoints(item) > this.limits.max_id_chars) {
+        throw invalid(this.name(key), "items must be non-empty short strings");
+      }
+    }
+    return [...new Set(value)];
+  }
+
+  objList(key) {
+    const value = this.get(key, true);
+    if (!Array.isArray(value) || value.length === 0) {
+      throw invalid(this.name(key), "must be a non-empty list");
+    }
+    if (value.length > this.limits.max_list_items) {
+      throw invalid(this.name(key), `more than ${this.limits.max_list_items} items`);
+    }
+    return value.map((item, i) => new Fields(item, `${this.name(key)}[${i}]`, this.limits));
+  }
+
+  sub(key, { required = false } = {}) {
+    const value = this.get(key, required);
+    if (value === null) return null;
+    return new Fields(value, this.name(key), this.limits);
+  }
+
+  strMap(key) {
+    const value = this.get(key, false);
+    if (value === null) return null;
+    const bad = () => invalid(this.name(key), "must be an object of short strings");
+    if (!isObject(value) || Object.keys(value).length > this.limits.max_list_items) throw bad();
+    for (const [k, v] of Object.entries(value)) {
+      if (typeof v !== "string" || codePoints(k) > this.limits.max_id_chars) throw bad();
+      if (codePoints(v) > this.limits.max_id_chars) {
+        throw invalid(this.name(key), "values must be short strings");
+      }
+    }
+    return value;
+  }
+}
+
+function incidentBase(f) {
+  f.ident("id");
+  f.ident("incident");
+  f.strList("visibility");
+}
+
+function location(f) {
+  f.number("lat", -90, 90, true);
+  f.number("lon", -180, 180, true);
+  f.text("address", { required: false });
+}
+
+function position(f) {
+  f.number("lat", -90, 90, true);
+  f.number("lon", -180, 180, true);
+  f.number("accuracy_m", 0, 1e6, false);
+}
+
+function assignee(f) {
+  const org = f.optIdent("org");
+  const user = f.optIdent("user");
+  if (org === null && user === null) {
+    throw new CommandInvalid("invalid", `${f.where}: needs org or user`, null);
+  }
+}
+
+function transition(f) {
+  incidentBase(f);
+  f.integer("task", { minimum: 1 });
+  f.text("note", { required: false, maxChars: f.limits.max_text_chars });
+}
+
+const PARSERS = {
+  follow(f) {
+    for (const t of f.objList("incidents")) {
+      t.ident("incident");
+      t.integer("after_seq", { required: false });
+      t.optIdent("epoch");
+    }
+  },
+  unfollow(f) {
+    f.strList("incidents", { required: true });
+  },
+  "incident.create"(f) {
+    const loc = f.sub("location");
+    f.ident("id");
+    f.text("title");
+    f.text("category", { maxChars: 64 });
+    f.choice("priority", PRIORITIES, { required: false });
+    if (loc) location(loc);
+    f.strList("orgs");
+    f.optIdent("lead_org");
+    f.strMap("liaisons");
+    f.text("description", { required: false, maxChars: f.limits.max_text_chars });
+  },
+  "incident.update"(f) {
+    const loc = f.sub("location");
+    incidentBase(f);
+    f.text("title", { required: false });
+    f.text("category", { required: false, maxChars: 64 });
+    f.choice("priority", PRIORITIES, { required: false });
+    if (loc) location(loc);
+    f.strList("add_orgs");
+    f.optIdent("lead_org");
+    f.strMap("liaisons");
+    f.text("description", { required: false, maxChars: f.limits.max_text_chars });
+  },
+  "incident.status"(f) {
+    incidentBase(f);
+    f.choice("status", INCIDENT_STATUSES);
+    f.text("note", { required: false });
+  },
+  "message.post"(f) {
+    const mentions = f.sub("mentions");
+    incidentBase(f);
+    f.text("text", { maxChars: f.limits.max_text_chars });
+    if (mentions) {
+      mentions.strList("users");
+      mentions.strList("orgs");
+    }
+    f.integer("reply_to", { required: false, minimum: 1 });
+    f.flag("urgent");
+  },
+  "message.edit"(f) {
+    incidentBase(f);
+    f.integer("message", { minimum: 1 });
+    f.text("text", { maxChars: f.limits.max_text_chars });
+  },
+  "message.retract"(f) {
+    incidentBase(f);
+    f.integer("message", { minimum: 1 });
+  },
+  "message.ack"(f) {
+    incidentBase(f);
+    f.integer("message", { minimum: 1 });
+  },
+  "task.create"(f) {
+    const who = f.sub("assignee");
+    incidentBase(f);
+    f.text("title");
+    f.text("details", { required: false, maxChars: f.limits.max_text_chars });
+    if (who) assignee(who);
+  },
+  "task.assign"(f) {
+    const who = f.sub("assignee", { required: true });
+    incidentBase(f);
+    f.integer("task", { minimum: 1 });
+    assignee(who);
+  },
+  "task.accept": transition,
+  "task.decline": transition,
+  "task.start": transition,
+  "task.complete": transition,
+  "task.cancel": transition,
+  "responder.status"(f) {
+    const pos = f.sub("position");
+    incidentBase(f);
+    f.choice("status", RESPONDER_STATUSES);
+    if (pos) position(pos);
+  },
+  "responder.position"(f) {
+    incidentBase(f);
+    position(f);
+  },
+};
+
+export const COMMAND_TYPES = Object.keys(PARSERS);
+
+/**
+ * Validate a command frame the way the server does.
+ * Returns the command type, or throws CommandInvalid ({code, field}).
+ */
+export function validateCommand(frame, limits = DEFAULT_LIMITS) {
+  const bytes = new TextEncoder().encode(JSON.stringify(frame) ?? "").length;
+  if (bytes > limits.max_frame_bytes) {
+    throw new CommandInvalid("too_large", `frame of ${bytes} bytes`, null);
+  }
+  const f = new Fields(frame, "", limits);
+  const type = f.text("type", { maxChars: 64 });
+  const parse = PARSERS[type];
+  if (!parse) throw new CommandInvalid("unknown_type", `unknown message type '${type}'`, null);
+  parse(f);
+  return type;
+}
+
+/** A fresh client action id: generated once, when the user acts (SPEC 12). */
+export function newClientId() {
+  if (globalThis.crypto?.randomUUID) return "w-" + globalThis.crypto.randomUUID();
+  const bytes = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(bytes);
+  return "w-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}

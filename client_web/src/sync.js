@@ -1,0 +1,479 @@
+// The live channel: Socket.IO connection, follow/resume by (epoch, seq), the
+// outbox of commands, and the connection state shown to the user.
+//
+// The rules are the protocol's (SPEC sections 5, 7, 11, 12, 15) and the same
+// as the Python reference client's (liaison_client/client.py):
+// - after every `welcome`, follow every incident we hold from (epoch, last_seq);
+// - an envelope at or below last_seq is a duplicate and is dropped; one beyond
+//   last_seq + 1 is a gap: the rest of that incident's batch is dropped and the
+//   incident is followed again from last_seq;
+// - every write gets its client id once, when the person acts, is stored in the
+//   outbox (IndexedDB) before it is sent, and is resent with the same id until
+//   it is acknowledged; acknowledged or refused for good, it leaves the outbox.
+//   One command is in flight at a time, so the server stores them in the order
+//   the person made them.
+
+import { PROTOCOL_VERSION, DEFAULT_LIMITS, validateCommand, newClientId } from "./protocol.js";
+
+export const ACK_TIMEOUT_MS = 10_000;
+const BACKOFF_MS = [200, 400, 800, 1600, 2000, 4000, 8000];
+const FOLLOW_CHUNK = 100;
+
+/** Follow positions and the `ev` processing rules of SPEC 11.3; no I/O. */
+export class Positions {
+  constructor() {
+    /** @type {Map<string, {epoch: string|null, seq: number}>} */
+    this.map = new Map();
+  }
+
+  has(incident) {
+    return this.map.has(incident);
+  }
+
+  get(incident) {
+    return this.map.get(incident);
+  }
+
+  set(incident, epoch, seq) {
+    this.map.set(incident, { epoch, seq });
+  }
+
+  delete(incident) {
+    this.map.delete(incident);
+  }
+
+  incidents() {
+    return [...this.map.keys()];
+  }
+
+  targets(incidents = this.incidents()) {
+    return incidents
+      .filter((i) => this.map.has(i))
+      .map((incident) => {
+        const pos = this.map.get(incident);
+        return { incident, after_seq: pos.seq, epoch: pos.epoch };
+      });
+  }
+
+  /**
+   * Sort a batch into envelopes to apply (in order) and incidents with a gap.
+   * Positions advance as envelopes are accepted.
+   */
+  accept(batch) {
+    const accepted = [];
+    const gaps = new Set();
+    for (const env of batch) {
+      if (!env || typeof env !== "object") continue;
+      const pos = this.map.get(env.incident);
+      if (!pos || gaps.has(env.incident)) continue;
+      if (!Number.isInteger(env.seq) || env.seq <= pos.seq) continue; // duplicate
+      if (env.seq !== pos.seq + 1) {
+        gaps.add(env.incident);
+        continue;
+      }
+      pos.seq = env.seq;
+      pos.epoch = env.epoch;
+      accepted.push(env);
+    }
+    return { accepted, gaps };
+  }
+}
+
+/** Minimal event emitter. */
+class Emitter {
+  constructor() {
+    this.handlers = new Map();
+  }
+
+  on(name, fn) {
+    if (!this.handlers.has(name)) this.handlers.set(name, new Set());
+    this.handlers.get(name).add(fn);
+    return () => this.handlers.get(name).delete(fn);
+  }
+
+  emit(name, ...args) {
+    for (const fn of this.handlers.get(name) || []) {
+      try {
+        fn(...args);
+      } catch (err) {
+        console.error(`handler of ${name} failed`, err);
+      }
+    }
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Sync: one per signed-in user.
+ *
+ * options:
+ *   io(url, opts)   socket.io-client's io (injected: tests pass a fake)
+ *   url             server origin
+ *   store           {loadOutbox(), putOutbox(item), deleteOutbox(id)}
+ *   getToken()      the current bearer token
+ *   user            {id, org, role, name}
+ *   online()        whether the browser thinks it has a network (navigator.onLine)
+ *
+ * events: status, welcome, events(incident, envelopes), followed(result),
+ *         resync(incident, epoch), gone(incident), outbox(items),
+ *         acked(item, ack), failed(item, error), unauthenticated(error), notice(n)
+ */
+export class Sync extends Emitter {
+  constructor({ io, url, store, getToken, user, online = () => true, ackTimeout = ACK_TIMEOUT_MS }) {
+    super();
+    this.io = io;
+    this.url = url;
+    this.store = store;
+    this.getToken = getToken;
+    this.user = user;
+    this.isOnline = online;
+    this.ackTimeout = ackTimeout;
+    this.positions = new Positions();
+    this.limits = DEFAULT_LIMITS;
+    this.outbox = [];
+    this.status = "offline";
+    this.welcomed = false;
+    this.pumping = false;
+    this.socket = null;
+    this.stopped = false;
+    this.refollowing = new Set();
+    this.lastError = null;
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  async start() {
+    const items = await this.store.loadOutbox();
+    this.outbox = items
+      .filter((item) => item.user === this.user.id)
+      .sort((a, b) => a.order - b.order);
+    for (const item of this.outbox) if (item.state === "sending") item.state = "queued";
+    this.emit("outbox", this.outbox);
+    this.socket = this.io(this.url, {
+      path: "/socket.io/",
+      transports: ["websocket", "polling"],
+      tryAllTransports: true,
+      autoConnect: false,
+      reconnectionDelay: 500,
+      reconnectionDelayMax: 5000,
+      randomizationFactor: 0.3,
+      timeout: 10_000,
+      auth: (cb) =>
+        cb({ token: this.getToken(), versions: [PROTOCOL_VERSION], encoding: "json" }),
+    });
+    const s = this.socket;
+    s.on("connect", () => {
+      this.welcomed = false;
+      this.setStatus("connecting");
+    });
+    s.on("welcome", (data) => this.onWelcome(data));
+    s.on("ev", (batch) => this.onEv(batch));
+    s.on("notice", (notice) => this.onNotice(notice));
+    s.on("disconnect", (reason) => this.onDisconnect(reason));
+    s.on("connect_error", (err) => this.onConnectError(err));
+    if (this.isOnline()) this.connect();
+    else this.setStatus("offline");
+  }
+
+  connect() {
+    if (this.stopped || !this.socket) return;
+    if (!this.socket.connected && !this.socket.active) {
+      this.setStatus("connecting");
+      this.socket.connect();
+    }
+  }
+
+  /** The browser says the network is gone: stop trying until it is back. */
+  goOffline() {
+    if (!this.socket) return;
+    this.welcomed = false;
+    this.socket.disconnect();
+    this.setStatus("offline");
+  }
+
+  goOnline() {
+    if (this.status === "offline" || !this.socket?.connected) this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    this.welcomed = false;
+    this.socket?.disconnect();
+    this.socket?.removeAllListeners?.();
+    this.socket = null;
+    this.setStatus("offline");
+  }
+
+  setStatus(status) {
+    if (this.status === status) return;
+    this.status = status;
+    this.emit("status", status);
+  }
+
+  // ------------------------------------------------------------ socket events
+
+  async onWelcome(data) {
+    this.welcome = data;
+    this.limits = { ...DEFAULT_LIMITS, ...(data?.limits || {}) };
+    this.welcomed = true;
+    this.lastError = null;
+    this.setStatus("online");
+    this.emit("welcome", data);
+    // Resume every incident we hold, then send what waited in the outbox.
+    try {
+      await this.followNow(this.positions.incidents());
+    } catch {
+      // the connection dropped again: the next welcome retries
+    }
+    this.pump();
+  }
+
+  onDisconnect(reason) {
+    this.welcomed = false;
+    if (this.stopped) return;
+    if (reason === "io client disconnect") {
+      this.setStatus("offline");
+      return;
+    }
+    this.setStatus(this.isOnline() ? "reconnecting" : "offline");
+    if (reason === "io server disconnect") {
+      // A server-initiated disconnect is not retried by socket.io (SPEC 15).
+      setTimeout(() => this.connect(), 1000 + Math.random() * 1000);
+    }
+  }
+
+  onConnectError(err) {
+    const data = err?.data;
+    if (data && typeof data === "object" && data.code) {
+      this.lastError = data;
+      if (data.code === "unauthenticated") {
+        this.setStatus("signed_out");
+        this.emit("unauthenticated", data);
+        return;
+      }
+      // Refused for good (version, encoding): do not hammer the server.
+      this.setStatus("refused");
+      this.emit("refused", data);
+      return;
+    }
+    this.setStatus(this.isOnline() ? "reconnecting" : "offline");
+  }
+
+  onNotice(notice) {
+    // slow_consumer: the server closes the transport; socket.io reconnects and
+    // the next welcome resumes from our own positions. Unknown codes: ignored.
+    if (notice && typeof notice === "object") this.emit("notice", notice);
+  }
+
+  onEv(batch) {
+    if (!Array.isArray(batch)) return;
+    const { accepted, gaps } = this.positions.accept(batch);
+    if (accepted.length) {
+      const byIncident = new Map();
+      for (const env of accepted) {
+        if (!byIncident.has(env.incident)) byIncident.set(env.incident, []);
+        byIncident.get(env.incident).push(env);
+      }
+      for (const [incident, envs] of byIncident) this.emit("events", incident, envs);
+    }
+    if (gaps.size) this.refollow([...gaps]);
+  }
+
+  async refollow(incidents) {
+    const fresh = incidents.filter((i) => !this.refollowing.has(i));
+    if (!fresh.length) return;
+    fresh.forEach((i) => this.refollowing.add(i));
+    try {
+      await this.followNow(fresh);
+    } catch {
+      // reconnect follows everything again
+    } finally {
+      fresh.forEach((i) => this.refollowing.delete(i));
+    }
+  }
+
+  // ------------------------------------------------------------------ follows
+
+  /** Hold a position for an incident and follow it (now if connected, else after welcome). */
+  async follow(incident, epoch = null, seq = 0) {
+    this.positions.set(incident, epoch, seq);
+    if (this.welcomed) {
+      try {
+        await this.followNow([incident]);
+      } catch {
+        // followed again after the next welcome
+      }
+    }
+  }
+
+  async unfollow(incident) {
+    this.positions.delete(incident);
+    if (this.welcomed) {
+      try {
+        await this.call({ type: "unfollow", incidents: [incident] });
+      } catch {
+        // a new connection has no follows anyway
+      }
+    }
+  }
+
+  async followNow(incidents) {
+    const targets = this.positions.targets(incidents);
+    for (let i = 0; i < targets.length; i += FOLLOW_CHUNK) {
+      const chunk = targets.slice(i, i + FOLLOW_CHUNK);
+      const ack = await this.call({ type: "follow", incidents: chunk });
+      if (!ack?.ok) throw new Error(ack?.error?.code || "follow failed");
+      for (const result of ack.incidents || []) this.onFollowResult(result);
+    }
+  }
+
+  onFollowResult(result) {
+    const pos = this.positions.get(result.incident);
+    if (!pos) return;
+    if (result.status === "ok") {
+      if (!pos.epoch) pos.epoch = result.epoch ?? null;
+      this.emit("followed", result);
+    } else if (result.status === "resync_required" || result.status === "out_of_range") {
+      // Our position belongs to a log that no longer exists (or a restored
+      // backup): discard and start over from 0 in the returned epoch.
+      this.positions.set(result.incident, result.epoch ?? null, 0);
+      this.emit("resync", result.incident, result.epoch ?? null, result.status);
+      this.refollow([result.incident]);
+    } else {
+      this.positions.delete(result.incident);
+      this.emit("gone", result.incident);
+    }
+  }
+
+  // ----------------------------------------------------------------- commands
+
+  /** One command with an ack, on the live connection. Rejects when not connected. */
+  call(frame) {
+    const s = this.socket;
+    if (!s || !s.connected || !this.welcomed) return Promise.reject(new Error("not connected"));
+    return s.timeout(this.ackTimeout).emitWithAck("cmd", frame);
+  }
+
+  /**
+   * Queue a write. The client id is assigned here, once; the item is stored
+   * before anything is sent. Throws CommandInvalid if the frame would be refused.
+   */
+  async enqueue(cmd) {
+    const frame = { ...cmd, id: cmd.id || newClientId() };
+    validateCommand(frame, this.limits);
+    const item = {
+      id: frame.id,
+      user: this.user.id,
+      incident: frame.incident ?? null,
+      cmd: frame,
+      order: Date.now() * 1000 + (this.outbox.length % 1000),
+      created: Date.now(),
+      attempts: 0,
+      state: "queued",
+      error: null,
+    };
+    const last = this.outbox[this.outbox.length - 1];
+    if (last && item.order <= last.order) item.order = last.order + 1;
+    await this.store.putOutbox(item);
+    this.outbox.push(item);
+    this.emit("outbox", this.outbox);
+    this.pump();
+    return item;
+  }
+
+  /** Replace a queued, never-sent position report instead of piling them up offline. */
+  async enqueuePosition(cmd) {
+    const stale = this.outbox.find(
+      (i) =>
+        i.cmd.type === "responder.position" &&
+        i.incident === cmd.incident &&
+        i.state === "queued" &&
+        i.attempts === 0,
+    );
+    if (stale) await this.drop(stale.id);
+    return this.enqueue(cmd);
+  }
+
+  queued() {
+    return this.outbox.filter((i) => i.state !== "failed");
+  }
+
+  async drop(id) {
+    const idx = this.outbox.findIndex((i) => i.id === id);
+    if (idx < 0) return;
+    this.outbox.splice(idx, 1);
+    await this.store.deleteOutbox(id);
+    this.emit("outbox", this.outbox);
+  }
+
+  /** Send what is queued, one at a time, in order, until empty or disconnected. */
+  async pump() {
+    if (this.pumping) return;
+    this.pumping = true;
+    let failures = 0;
+    try {
+      for (;;) {
+        if (!this.welcomed || !this.socket?.connected) return;
+        const item = this.outbox.find((i) => i.state === "queued" || i.state === "sending");
+        if (!item) return;
+        item.state = "sending";
+        item.attempts++;
+        this.emit("outbox", this.outbox);
+        let ack;
+        try {
+          ack = await this.call(item.cmd);
+        } catch {
+          // No ack (timeout or disconnect): resend the same frame, same id.
+          item.state = "queued";
+          this.emit("outbox", this.outbox);
+          if (!this.socket?.connected) return;
+          await sleep(BACKOFF_MS[Math.min(failures++, BACKOFF_MS.length - 1)]);
+          continue;
+        }
+        if (ack?.ok) {
+          failures = 0;
+          await this.drop(item.id);
+          this.emit("acked", item, ack);
+          continue;
+        }
+        const error = ack?.error || { code: "internal", retryable: true, message: "no answer" };
+        if (error.retryable) {
+          item.state = "queued";
+          item.error = error;
+          this.emit("outbox", this.outbox);
+          await sleep(BACKOFF_MS[Math.min(failures++, BACKOFF_MS.length - 1)]);
+          continue;
+        }
+        // Refused for good: it will not succeed unchanged. Keep it visible
+        // (failed) so the person sees what was not sent and why.
+        item.state = "failed";
+        item.error = error;
+        await this.store.putOutbox(item);
+        this.emit("outbox", this.outbox);
+        this.emit("failed", item, error);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+}
+
+/** An in-memory outbox store (tests, and browsers without IndexedDB). */
+export class MemoryStore {
+  constructor() {
+    this.items = new Map();
+  }
+
+  async loadOutbox() {
+    return [...this.items.values()].map((i) => structuredClone(i));
+  }
+
+  async putOutbox(item) {
+    this.items.set(item.id, structuredClone(item));
+  }
+
+  async deleteOutbox(id) {
+    this.items.delete(id);
+  }
+}

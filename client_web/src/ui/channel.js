@@ -1,0 +1,452 @@
+// The incident channel: messages with author and organisation badge,
+// mentions, replies, urgent messages with their acknowledgements, restricted
+// notes marked as such, and what is still queued on this device.
+
+import { h, reconcile, setText, setChildren } from "../dom.js";
+import { messageList } from "../projection.js";
+import { clock, initials } from "../format.js";
+import { explain } from "../errors.js";
+import { codePoints } from "../protocol.js";
+
+function clip(text, n) {
+  const chars = [...String(text ?? "")];
+  return chars.length > n ? chars.slice(0, n - 1).join("") + "…" : chars.join("");
+}
+
+export function orgBadge(app, org) {
+  return h("span", { class: ["badge", "org", "kind-" + app.orgKind(org)], "data-org": org }, app.orgName(org));
+}
+
+export function visibilityText(app, visibility) {
+  if (!visibility) return null;
+  const names = visibility.map((o) => app.orgName(o));
+  return names.length === 1 ? `${names[0]} only` : `Only ${names.join(" + ")}`;
+}
+
+export class Channel {
+  constructor(app, incidentId, { readOnly = false } = {}) {
+    this.app = app;
+    this.id = incidentId;
+    this.readOnly = readOnly;
+    this.replyTo = null;
+    this.mentions = { users: new Set(), orgs: new Set() };
+    this.list = h("ol", { class: "messages", role: "log", "aria-label": "Channel", "aria-live": "polite" });
+    this.pendingList = h("ol", { class: "messages pending-messages", "aria-label": "Not sent yet" });
+    this.emptyNote = h("p", { class: "empty" }, "No messages yet.");
+    this.scroller = h("div", { class: "channel-scroll" }, this.emptyNote, this.list, this.pendingList);
+    this.el = h("section", { class: "channel", "aria-label": "Channel" }, this.scroller);
+    if (!readOnly) this.buildComposer();
+  }
+
+  buildComposer() {
+    const app = this.app;
+    this.text = h("textarea", {
+      class: "composer-text",
+      rows: 2,
+      "aria-label": "Message",
+      placeholder: "Message to everyone on this incident",
+      maxlength: 8000,
+      on: {
+        keydown: (ev) => {
+          if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+            ev.preventDefault();
+            this.submit();
+          }
+        },
+        input: () => this.updateCounter(),
+      },
+    });
+    this.urgent = h("input", { type: "checkbox", class: "urgent-box" });
+    this.visibility = h("select", {
+      class: "visibility",
+      "aria-label": "Who may see it",
+      on: { change: () => this.updatePlaceholder() },
+    });
+    this.mentionPick = h("select", {
+      class: "mention-pick",
+      "aria-label": "Mention",
+      on: { change: () => this.addMention() },
+    });
+    this.replyChip = h("div", { class: "reply-chip", hidden: true });
+    this.mentionChips = h("div", { class: "mention-chips" });
+    this.counter = h("span", { class: "counter", "aria-live": "polite" });
+    this.sendButton = h("button", { type: "submit", class: "primary send" }, "Send");
+    this.composer = h(
+      "form",
+      {
+        class: "composer",
+        "aria-label": "Write a message",
+        on: {
+          submit: (ev) => {
+            ev.preventDefault();
+            this.submit();
+          },
+        },
+      },
+      this.replyChip,
+      this.mentionChips,
+      h("div", { class: "composer-main" }, this.text, this.sendButton),
+      h(
+        "div",
+        { class: "composer-row" },
+        h("label", { class: "check urgent-label" }, this.urgent, " Urgent"),
+        this.visibility,
+        this.mentionPick,
+        this.counter,
+      ),
+    );
+    this.el.append(this.composer);
+    this.optionsKey = "";
+    void app;
+  }
+
+  updateOptions(state) {
+    const app = this.app;
+    const key = state.orgs.join(",") + "|" + [...state.people.keys()].join(",") + "|" + app.orgs.size;
+    if (key === this.optionsKey) return;
+    this.optionsKey = key;
+    const current = this.visibility.value;
+    const mine = app.me.org;
+    const others = state.orgs.filter((o) => o !== mine);
+    setChildren(
+      this.visibility,
+      h("option", { value: "" }, "Everyone on this incident"),
+      h("option", { value: mine }, `${app.orgName(mine)} only`),
+      others.length > 1
+        ? others.map((o) => h("option", { value: `${mine},${o}` }, `Only ${app.orgName(mine)} + ${app.orgName(o)}`))
+        : null,
+    );
+    this.visibility.value = [...this.visibility.options].some((o) => o.value === current) ? current : "";
+    const people = [...state.people.entries()].filter(([id]) => id !== app.me.id);
+    setChildren(
+      this.mentionPick,
+      h("option", { value: "" }, "Mention…"),
+      h(
+        "optgroup",
+        { label: "Organisations" },
+        state.orgs.map((o) => h("option", { value: "org:" + o }, app.orgName(o))),
+      ),
+      people.length
+        ? h(
+            "optgroup",
+            { label: "People" },
+            people.map(([id, p]) => h("option", { value: "user:" + id }, `${p.name} (${app.orgName(p.org)})`)),
+          )
+        : null,
+    );
+    this.updatePlaceholder();
+  }
+
+  updatePlaceholder() {
+    const v = this.visibility.value;
+    this.text.placeholder = v
+      ? `Restricted note: ${visibilityText(this.app, v.split(","))}`
+      : "Message to everyone on this incident";
+    this.composer.classList.toggle("restricted", !!v);
+  }
+
+  updateCounter() {
+    const n = codePoints(this.text.value);
+    setText(this.counter, n > 7000 ? `${n} / 8000` : "");
+  }
+
+  addMention() {
+    const value = this.mentionPick.value;
+    this.mentionPick.value = "";
+    if (!value) return;
+    const [kind, id] = value.split(/:(.*)/s);
+    (kind === "org" ? this.mentions.orgs : this.mentions.users).add(id);
+    this.renderMentionChips();
+    this.text.focus();
+  }
+
+  renderMentionChips() {
+    const state = this.app.states.get(this.id);
+    const chips = [];
+    for (const o of this.mentions.orgs) chips.push(["orgs", o, this.app.orgName(o)]);
+    for (const u of this.mentions.users) chips.push(["users", u, this.app.personName(state, u)]);
+    this.mentionChips.replaceChildren(
+      ...chips.map(([kind, id, name]) =>
+        h(
+          "button",
+          {
+            type: "button",
+            class: "chip",
+            title: "Remove this mention",
+            on: {
+              click: () => {
+                this.mentions[kind].delete(id);
+                this.renderMentionChips();
+              },
+            },
+          },
+          `@${name} ×`,
+        ),
+      ),
+    );
+  }
+
+  setReply(message) {
+    this.replyTo = message ? message.seq : null;
+    if (!message) {
+      this.replyChip.hidden = true;
+      this.replyChip.replaceChildren();
+      return;
+    }
+    this.replyChip.hidden = false;
+    this.replyChip.replaceChildren(
+      h("span", {}, `Replying to ${message.author.name}: “${clip(message.text ?? "withdrawn", 60)}”`),
+      h(
+        "button",
+        { type: "button", class: "chip", "aria-label": "Cancel reply", on: { click: () => this.setReply(null) } },
+        "×",
+      ),
+    );
+    this.text.focus();
+  }
+
+  async submit() {
+    const text = this.text.value;
+    if (!text.trim()) {
+      this.text.focus();
+      return;
+    }
+    const cmd = { type: "message.post", incident: this.id, text };
+    if (this.urgent.checked) cmd.urgent = true;
+    if (this.replyTo) cmd.reply_to = this.replyTo;
+    if (this.visibility.value) cmd.visibility = this.visibility.value.split(",");
+    if (this.mentions.users.size || this.mentions.orgs.size) {
+      cmd.mentions = { users: [...this.mentions.users], orgs: [...this.mentions.orgs] };
+    }
+    const item = await this.app.send(cmd);
+    if (!item) return; // refused before sending: the text stays for correction
+    this.text.value = "";
+    this.urgent.checked = false;
+    this.mentions.users.clear();
+    this.mentions.orgs.clear();
+    this.renderMentionChips();
+    this.setReply(null);
+    this.updateCounter();
+    this.stickToBottom = true;
+    this.app.schedule();
+  }
+
+  setClosed(closed) {
+    if (!this.composer) return;
+    this.composer.classList.toggle("closed", closed);
+    this.text.disabled = closed;
+    this.sendButton.disabled = closed;
+  }
+
+  focusComposer() {
+    this.text?.focus();
+  }
+
+  toggleUrgent() {
+    if (!this.urgent) return;
+    this.urgent.checked = !this.urgent.checked;
+    this.text.focus();
+  }
+
+  replyToLatest() {
+    const state = this.app.states.get(this.id);
+    const last = state && messageList(state).filter((m) => !m.retracted).pop();
+    if (last) this.setReply(last);
+  }
+
+  acknowledgeOldest() {
+    const state = this.app.states.get(this.id);
+    if (!state) return;
+    const me = this.app.me.id;
+    const pending = new Set(this.app.pendingFor(this.id).filter((i) => i.cmd.type === "message.ack").map((i) => i.cmd.message));
+    const m = messageList(state).find(
+      (m) => m.urgent && !m.retracted && m.author.user !== me && !(me in m.acks) && !pending.has(m.seq),
+    );
+    if (m) this.app.send({ type: "message.ack", incident: this.id, message: m.seq });
+    else this.app.toasts.info("No urgent message is waiting for your acknowledgement.");
+  }
+
+  // ----------------------------------------------------------------- render
+
+  update(state, pending = []) {
+    if (!state) return;
+    if (!this.readOnly) this.updateOptions(state);
+    const atBottom =
+      this.stickToBottom ||
+      this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight < 60;
+    const messages = messageList(state);
+    const pendingAcks = new Set(pending.filter((i) => i.cmd.type === "message.ack").map((i) => i.cmd.message));
+    const me = this.app.me;
+    reconcile(
+      this.list,
+      messages,
+      (m) => m.seq,
+      (m) => `${m.rev}|${pendingAcks.has(m.seq)}|${this.app.orgs.size}|${m.reply_to ? state.messages.get(m.reply_to)?.rev : ""}`,
+      (m) => this.renderMessage(state, m, pendingAcks.has(m.seq), me),
+    );
+    const seenCids = new Set(messages.map((m) => m.cid).filter(Boolean));
+    const posts = pending.filter((i) => i.cmd.type === "message.post" && !seenCids.has(i.id));
+    reconcile(
+      this.pendingList,
+      posts,
+      (i) => i.id,
+      (i) => `${i.state}|${i.error?.code || ""}|${this.app.sync?.status}`,
+      (i) => this.renderPending(i),
+    );
+    this.emptyNote.hidden = messages.length + posts.length > 0;
+    if (atBottom) this.scroller.scrollTop = this.scroller.scrollHeight;
+    this.stickToBottom = false;
+  }
+
+  renderMessage(state, m, ackPending, me) {
+    const app = this.app;
+    const mentionsMe =
+      m.mentions?.users?.includes(me.id) || m.mentions?.orgs?.includes(me.org);
+    const restricted = visibilityText(app, m.visibility);
+    const mine = m.author.user === me.id;
+    const head = h(
+      "div",
+      { class: "msg-head" },
+      h("span", { class: "avatar", "aria-hidden": "true" }, initials(m.author.name)),
+      h("span", { class: "author" }, m.author.name),
+      orgBadge(app, m.author.org),
+      h("time", { datetime: new Date(m.ts).toISOString(), title: new Date(m.ts).toLocaleString() }, clock(m.ts)),
+      m.urgent ? h("span", { class: "tag urgent-tag" }, "URGENT") : null,
+      restricted ? h("span", { class: "tag restricted-tag", title: "Restricted note: only these organisations see it" }, `Restricted · ${restricted}`) : null,
+      mentionsMe ? h("span", { class: "tag mention-tag" }, "Mentions you") : null,
+    );
+    const parts = [head];
+    if (m.reply_to) {
+      const parent = state.messages.get(m.reply_to);
+      parts.push(
+        h(
+          "div",
+          { class: "reply-ref" },
+          parent
+            ? `↪ ${parent.author.name}: ${parent.retracted ? "(withdrawn)" : clip(parent.text, 80)}`
+            : "↪ a message you cannot see",
+        ),
+      );
+    }
+    if (m.retracted) parts.push(h("div", { class: "msg-text withdrawn" }, "Message withdrawn."));
+    else parts.push(h("div", { class: "msg-text" }, m.text, m.edited_seq ? h("span", { class: "edited" }, " (edited)") : null));
+    const mentionNames = [
+      ...(m.mentions?.orgs || []).map((o) => app.orgName(o)),
+      ...(m.mentions?.users || []).map((u) => app.personName(state, u)),
+    ];
+    if (mentionNames.length) parts.push(h("div", { class: "mentions" }, "@ " + mentionNames.join(", ")));
+    if (m.urgent && !m.retracted) {
+      const ackers = Object.keys(m.acks).map((u) => app.personName(state, u));
+      parts.push(
+        h(
+          "div",
+          { class: ["acks", ackers.length ? "acked" : "waiting"] },
+          ackers.length ? `Acknowledged by ${ackers.join(", ")}` : "Not acknowledged yet",
+        ),
+      );
+    }
+    if (!this.readOnly && !m.retracted) {
+      const actions = [];
+      const needsMyAck = m.urgent && !mine && !(me.id in m.acks);
+      if (needsMyAck) {
+        actions.push(
+          ackPending
+            ? h("span", { class: "pending-note" }, "Acknowledging…")
+            : h(
+                "button",
+                {
+                  type: "button",
+                  class: "primary ack",
+                  on: { click: () => app.send({ type: "message.ack", incident: this.id, message: m.seq }) },
+                },
+                "Acknowledge",
+              ),
+        );
+      }
+      actions.push(h("button", { type: "button", class: "link", on: { click: () => this.setReply(m) } }, "Reply"));
+      if (mine) {
+        actions.push(
+          h(
+            "button",
+            {
+              type: "button",
+              class: "link",
+              on: {
+                click: () => {
+                  if (confirm("Withdraw this message? Everyone will see that it was withdrawn.")) {
+                    app.send({ type: "message.retract", incident: this.id, message: m.seq });
+                  }
+                },
+              },
+            },
+            "Withdraw",
+          ),
+        );
+      }
+      parts.push(h("div", { class: "msg-actions" }, actions));
+    }
+    return h(
+      "li",
+      {
+        class: ["msg", m.urgent && "urgent", mine && "mine", mentionsMe && "mentioned", restricted && "restricted", m.retracted && "retracted"],
+        "data-seq": m.seq,
+        "data-author": m.author.user,
+      },
+      parts,
+    );
+  }
+
+  renderPending(item) {
+    const app = this.app;
+    const cmd = item.cmd;
+    let status;
+    if (item.state === "failed") {
+      const why = explain(item.error, cmd.type);
+      status = h(
+        "div",
+        { class: "pending-status failed", role: "alert" },
+        `Not sent: ${why.title} ${why.action}`,
+        h(
+          "button",
+          {
+            type: "button",
+            class: "link",
+            on: {
+              click: () => {
+                this.text.value = cmd.text;
+                app.sync.drop(item.id);
+                this.text.focus();
+              },
+            },
+          },
+          "Edit and send again",
+        ),
+        h("button", { type: "button", class: "link", on: { click: () => app.sync.drop(item.id) } }, "Discard"),
+      );
+    } else {
+      const online = app.sync?.status === "online";
+      status = h(
+        "div",
+        { class: "pending-status" },
+        online ? "Sending…" : "Queued on this device — sent when the connection is back",
+      );
+    }
+    const restricted = visibilityText(app, cmd.visibility ? [...new Set([app.me.org, ...cmd.visibility])].sort() : null);
+    return h(
+      "li",
+      { class: ["msg", "mine", "pending", cmd.urgent && "urgent", restricted && "restricted"], "data-cid": item.id },
+      h(
+        "div",
+        { class: "msg-head" },
+        h("span", { class: "avatar", "aria-hidden": "true" }, initials(app.me.name)),
+        h("span", { class: "author" }, app.me.name),
+        orgBadge(app, app.me.org),
+        h("time", {}, clock(item.created)),
+        cmd.urgent ? h("span", { class: "tag urgent-tag" }, "URGENT") : null,
+        restricted ? h("span", { class: "tag restricted-tag" }, `Restricted · ${restricted}`) : null,
+      ),
+      h("div", { class: "msg-text" }, cmd.text),
+      status,
+    );
+  }
+}

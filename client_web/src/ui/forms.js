@@ -1,0 +1,102 @@
+// Opening an incident (coordinators).
+
+import { h } from "../dom.js";
+import { PRIORITIES } from "../protocol.js";
+import { PRIORITY_LABEL } from "../format.js";
+
+const CATEGORIES = ["welfare", "mental-health", "missing-person", "domestic", "shelter", "wildlife", "other"];
+
+export class NewIncidentDialog {
+  constructor(app) {
+    this.app = app;
+  }
+
+  open() {
+    const app = this.app;
+    const title = h("input", { id: "ni-title", required: true, maxlength: 300, autocomplete: "off" });
+    const category = h("input", { id: "ni-category", required: true, maxlength: 64, list: "ni-categories", value: "welfare" });
+    const categories = h("datalist", { id: "ni-categories" }, CATEGORIES.map((c) => h("option", { value: c })));
+    const priority = h("select", { id: "ni-priority" }, PRIORITIES.map((p) => h("option", { value: p, selected: p === "normal" }, PRIORITY_LABEL[p])));
+    const address = h("input", { id: "ni-address", maxlength: 300, autocomplete: "off" });
+    const lat = h("input", { id: "ni-lat", inputmode: "decimal", placeholder: "51.5055", autocomplete: "off" });
+    const lon = h("input", { id: "ni-lon", inputmode: "decimal", placeholder: "-0.0754", autocomplete: "off" });
+    const description = h("textarea", { id: "ni-description", rows: 3, maxlength: 8000 });
+    const orgBoxes = [...app.orgs.values()]
+      .filter((o) => o.id !== app.me.org && o.kind !== "system")
+      .map((o) => {
+        const box = h("input", { type: "checkbox", value: o.id, name: "orgs" });
+        return h("label", { class: "check" }, box, ` ${o.name}`);
+      });
+    const error = h("p", { class: "form-error", role: "alert" });
+    const dialog = h(
+      "dialog",
+      { class: "new-incident", "aria-label": "New incident" },
+      h(
+        "form",
+        {
+          method: "dialog",
+          on: {
+            submit: async (ev) => {
+              ev.preventDefault();
+              error.textContent = "";
+              const cmd = {
+                type: "incident.create",
+                title: title.value.trim(),
+                category: category.value.trim(),
+                priority: priority.value,
+              };
+              const la = lat.value.trim();
+              const lo = lon.value.trim();
+              if (la || lo) {
+                const latN = Number(la.replace(",", "."));
+                const lonN = Number(lo.replace(",", "."));
+                if (!Number.isFinite(latN) || !Number.isFinite(lonN) || Math.abs(latN) > 90 || Math.abs(lonN) > 180) {
+                  error.textContent = "The position is not valid: latitude −90…90 and longitude −180…180, in decimal degrees.";
+                  return;
+                }
+                cmd.location = { lat: latN, lon: lonN };
+                if (address.value.trim()) cmd.location.address = address.value.trim();
+              } else if (address.value.trim()) {
+                error.textContent = "Give a latitude and longitude with the address, so the incident shows on the map.";
+                return;
+              }
+              const orgs = orgBoxes.map((l) => l.firstChild).filter((b) => b.checked).map((b) => b.value);
+              if (orgs.length) cmd.orgs = orgs;
+              if (description.value.trim()) cmd.description = description.value.trim();
+              const item = await app.send(cmd);
+              if (item) {
+                dialog.close();
+                dialog.remove();
+                const note = app.toasts.info(
+                  app.sync.status === "online" ? "Opening the incident…" : "The incident is queued and opens when the connection is back.",
+                );
+                app.openOnAck.set(item.id, note);
+              }
+            },
+          },
+        },
+        h("h2", {}, "New incident"),
+        h("label", { for: "ni-title" }, "Title"),
+        title,
+        h("div", { class: "form-row" }, h("div", {}, h("label", { for: "ni-category" }, "Category"), category, categories), h("div", {}, h("label", { for: "ni-priority" }, "Priority"), priority)),
+        h("label", { for: "ni-address" }, "Address or landmark"),
+        address,
+        h("div", { class: "form-row" }, h("div", {}, h("label", { for: "ni-lat" }, "Latitude"), lat), h("div", {}, h("label", { for: "ni-lon" }, "Longitude"), lon)),
+        h("fieldset", {}, h("legend", {}, "Organisations taking part (yours is always included)"), orgBoxes.length ? orgBoxes : h("p", { class: "muted" }, "No other organisation is known yet.")),
+        h("label", { for: "ni-description" }, "What is known"),
+        description,
+        error,
+        h(
+          "div",
+          { class: "form-row" },
+          h("button", { type: "submit", class: "primary" }, "Open incident"),
+          h("button", { type: "button", on: { click: () => { dialog.close(); dialog.remove(); } } }, "Cancel"),
+        ),
+      ),
+    );
+    dialog.addEventListener("close", () => dialog.remove());
+    document.body.append(dialog);
+    dialog.showModal();
+    title.focus();
+  }
+}

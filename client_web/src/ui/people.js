@@ -1,0 +1,105 @@
+// Who is where: responders with status and the age of their last position,
+// and the map (Leaflet, loaded only when a map is first shown).
+
+import { h, reconcile, setText } from "../dom.js";
+import { RESPONDER_LABEL, ago, distanceM, distanceText, freshness, label } from "../format.js";
+import { orgBadge } from "./channel.js";
+
+export class Responders {
+  constructor(app) {
+    this.app = app;
+    this.list = h("ul", { class: "responders", "aria-label": "Responders" });
+    this.empty = h("p", { class: "empty" }, "Nobody has reported a status yet.");
+    this.el = h("section", { class: "people", "aria-label": "Responders" }, h("div", { class: "section-head" }, h("h3", {}, "Who is where")), this.empty, this.list);
+  }
+
+  update(state, now = Date.now()) {
+    const rs = [...state.responders.values()].sort((a, b) => (b.status_ts || 0) - (a.status_ts || 0));
+    const tick = Math.floor(now / 15000);
+    reconcile(
+      this.list,
+      rs,
+      (r) => r.user,
+      (r) => `${r.status}|${r.status_ts}|${r.position_ts}|${tick}|${this.app.orgs.size}`,
+      (r) => {
+        const fresh = freshness(r.position_ts, now);
+        const d = distanceM(r.position, state.location);
+        return h(
+          "li",
+          { class: ["responder", "fresh-" + fresh], "data-user": r.user },
+          h("span", { class: "author" }, r.name),
+          " ",
+          orgBadge(this.app, r.org),
+          " ",
+          h("span", { class: ["rstatus", "rs-" + r.status] }, label(RESPONDER_LABEL, r.status) || "No status"),
+          h(
+            "span",
+            { class: "muted where" },
+            r.position
+              ? ` · position ${ago(r.position_ts, now)}${d !== null ? ` · ${distanceText(d)} from the incident` : ""}`
+              : " · no position shared",
+          ),
+        );
+      },
+    );
+    this.empty.hidden = rs.length > 0;
+  }
+}
+
+export class MapView {
+  constructor(app) {
+    this.app = app;
+    this.map = null;
+    this.loading = false;
+    this.canvas = h("div", { class: "map-canvas", role: "img", "aria-label": "Map of the incident and the responders" });
+    this.note = h("p", { class: "map-note muted" });
+    this.el = h("section", { class: "map-section", "aria-label": "Map" }, this.canvas, this.note);
+  }
+
+  update(state, now = Date.now()) {
+    if (!this.map) {
+      if (!this.loading) {
+        this.loading = true;
+        import("./map.js")
+          .then(({ createMap }) => {
+            this.map = createMap(this.canvas, { tileUrl: this.app.tileUrl });
+            this.app.panes.forEach((p) => p.markDirty());
+            this.app.replay?.markDirty?.();
+            this.app.schedule();
+          })
+          .catch((err) => {
+            console.error(err);
+            setText(this.note, "The map could not be loaded; positions are listed above.");
+          });
+      }
+      return;
+    }
+    const people = [...state.responders.values()].map((r) => ({
+      ...r,
+      orgKind: this.app.orgKind(r.org),
+      statusText: label(RESPONDER_LABEL, r.status) || "No status",
+      age: ago(r.position_ts, now),
+      fresh: freshness(r.position_ts, now),
+    }));
+    this.map.update({ location: state.location, title: state.title, people });
+    const located = people.filter((p) => p.position).length;
+    setText(
+      this.note,
+      [
+        state.location ? "" : "The incident has no location yet.",
+        located ? "" : "No responder position yet.",
+        this.app.tileUrl ? "" : "No map tiles configured: positions are shown on a plain grid.",
+      ]
+        .filter(Boolean)
+        .join(" "),
+    );
+  }
+
+  resize() {
+    this.map?.resize();
+  }
+
+  destroy() {
+    this.map?.destroy();
+  }
+}
