@@ -27,9 +27,15 @@ import socketio
 from aiohttp import web
 
 
-def create_app() -> web.Application:
-    """Build the aiohttp app with the Socket.IO server attached."""
-    sio = socketio.AsyncServer(async_mode="aiohttp", logger=False, engineio_logger=False)
+def create_app(client_manager: socketio.AsyncManager | None = None) -> web.Application:
+    """Build the aiohttp app with the Socket.IO server attached.
+
+    ``client_manager`` is the library's default (in-process rooms) unless
+    given; bench/baseline_redis.py passes an ``AsyncRedisManager``.
+    """
+    sio = socketio.AsyncServer(
+        client_manager=client_manager, async_mode="aiohttp", logger=False, engineio_logger=False
+    )
     seqs: dict[str, int] = {}
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:

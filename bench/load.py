@@ -13,6 +13,9 @@ B  latency: a fixed post rate to the same N subscribers (open loop: the
 C  many small incidents: M incidents, K members each; every member follows
    its incident and posts, at a fixed aggregate rate. Same latency method.
 D  one connection's post rate: A with one publisher and one subscriber.
+E  cross-node fan-out: A's closed loop (part "E") and B's fixed rate (part
+   "E-lat") with the publishers on one node and the subscribers on another
+   node of the same Redis (``sub_port``), so every event crosses Redis.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -55,9 +58,13 @@ class LoadConfig:
 
     kind: str  # "liaison" (login, real incidents) or "plain" (any auth, rooms by name)
     host: str
-    port: int
-    server_pid: int
+    port: int  # where publishers connect (and REST calls go)
+    #: Processes of the server under test by role, CPU-accounted together; the
+    #: first is "the server" (single node) or node A (E). Settle waits for all.
+    server_pids: dict[str, int]
     run_id: str
+    #: Where subscribers connect; 0: ``port``. E: node B of the same Redis.
+    sub_port: int = 0
     workloads: tuple[str, ...] = ("A", "B", "C", "D")
     warmup_s: float = 1.0
     duration_s: float = 5.0
@@ -78,6 +85,7 @@ class LoadConfig:
         values = orjson.loads(raw)
         if "workloads" in values:
             values["workloads"] = tuple(values["workloads"])
+        values["server_pids"] = {str(k): int(v) for k, v in values["server_pids"].items()}
         return cls(**values)
 
     def to_json(self) -> str:
@@ -103,6 +111,11 @@ class Target:
     @property
     def base(self) -> str:
         return f"http://{self.config.host}:{self.config.port}"
+
+    @property
+    def sub_port(self) -> int:
+        """Subscribers' port: another node than the publishers' in E, else the same."""
+        return self.config.sub_port or self.config.port
 
     @property
     def is_liaison(self) -> bool:
@@ -154,15 +167,19 @@ class Target:
 
 
 async def open_connections(
-    target: Target, users: Sequence[str], sink: EventSink
+    target: Target, users: Sequence[str], sink: EventSink, port: int | None = None
 ) -> list[SioConnection]:
-    """Open one connection per user entry, ``CONNECT_PARALLEL`` at a time."""
+    """One connection per user entry, ``CONNECT_PARALLEL`` at a time, to ``port``.
+
+    ``port`` defaults to the publishers' port (node A in E).
+    """
     gate = asyncio.Semaphore(CONNECT_PARALLEL)
     cfg = target.config
+    to_port = cfg.port if port is None else port
 
     async def one(user: str) -> SioConnection:
         async with gate:
-            return await connect(cfg.host, cfg.port, target.auth(user), sink)
+            return await connect(cfg.host, to_port, target.auth(user), sink)
 
     return list(await asyncio.gather(*(one(u) for u in users)))
 
@@ -180,9 +197,13 @@ async def follow(conn: SioConnection, incident: str, after_seq: int) -> None:
 async def open_followers(
     target: Target, incidents: Sequence[tuple[str, int]], sink: EventSink
 ) -> list[SioConnection]:
-    """One connection per entry of ``incidents``, each following that incident."""
+    """One connection per entry of ``incidents``, each following that incident.
+
+    They connect to the subscribers' port: the same server as the publishers,
+    except in E, where it is the other node.
+    """
     users = [SUBSCRIBER_USERS[i % len(SUBSCRIBER_USERS)] for i in range(len(incidents))]
-    conns = await open_connections(target, users, sink)
+    conns = await open_connections(target, users, sink, target.sub_port)
     await asyncio.gather(
         *(follow(c, inc, head) for c, (inc, head) in zip(conns, incidents, strict=True))
     )
@@ -240,9 +261,9 @@ def health(stats: Stats) -> dict[str, Any]:
 async def measure_window(stats: Stats, cfg: LoadConfig) -> dict[str, float]:
     """Sleep through warm-up, then snapshot around the measured window."""
     await asyncio.sleep(cfg.warmup_s)
-    first = Snapshot.take(stats, cfg.server_pid)
+    first = Snapshot.take(stats, cfg.server_pids)
     await asyncio.sleep(cfg.duration_s)
-    return window_figures(first, Snapshot.take(stats, cfg.server_pid))
+    return window_figures(first, Snapshot.take(stats, cfg.server_pids))
 
 
 # -------------------------------------------------------------- workload A
@@ -398,15 +419,20 @@ async def latency_run(
 
 async def workload_b(target: Target) -> dict[str, Any]:
     """Latency of one busy incident: a fixed rate from a few bots to many followers."""
+    return await fixed_rate_fanout(target, "b")
+
+
+async def fixed_rate_fanout(target: Target, label: str) -> dict[str, Any]:
+    """B's shape: ``b_rate`` posts/s from ``b_publishers`` to ``subscribers`` followers."""
     cfg = target.config
-    [(incident, head)] = await target.incidents("b", 1)
+    [(incident, head)] = await target.incidents(label, 1)
     sink = LatencySink(Stats())
     subs = await open_followers(target, [(incident, head)] * cfg.subscribers, sink)
     pub_users = [PUBLISHER_USERS[i % len(PUBLISHER_USERS)] for i in range(cfg.b_publishers)]
     pubs = await open_connections(target, pub_users, QuietSink(sink.stats))
     try:
         result = await latency_run(
-            [(p, incident) for p in pubs], cfg.b_rate, cfg.subscribers, sink, cfg, "b"
+            [(p, incident) for p in pubs], cfg.b_rate, cfg.subscribers, sink, cfg, label
         )
     finally:
         close_all(subs + pubs)
@@ -436,11 +462,33 @@ async def workload_c(target: Target) -> dict[str, Any]:
     return {**result, "incidents": cfg.c_incidents, "members": cfg.c_members}
 
 
-WORKLOADS = {"A": workload_a, "B": workload_b, "C": workload_c, "D": workload_d}
+async def workload_e_fanout(target: Target) -> dict[str, Any]:
+    """E, throughput: A's closed loop, publishers on node A, subscribers on node B."""
+    cfg = target.config
+    return await closed_loop_fanout(target, "e", cfg.subscribers, cfg.publishers, cfg.window)
 
 
-async def settle(server_pid: int, limit_s: float) -> float:
+async def workload_e_latency(target: Target) -> dict[str, Any]:
+    """E, latency: B's fixed rate, publishers on node A, subscribers on node B."""
+    return await fixed_rate_fanout(target, "el")
+
+
+Workload = Callable[[Target], Awaitable[dict[str, Any]]]
+#: Each selectable workload and the parts it runs, by the key its figures get.
+WORKLOADS: dict[str, tuple[tuple[str, Workload], ...]] = {
+    "A": (("A", workload_a),),
+    "B": (("B", workload_b),),
+    "C": (("C", workload_c),),
+    "D": (("D", workload_d),),
+    "E": (("E", workload_e_fanout), ("E-lat", workload_e_latency)),
+}
+
+
+async def settle(server_pids: dict[str, int], limit_s: float) -> float:
     """Wait until the server is idle (< 10 % of a core over 250 ms); seconds waited.
+
+    "The server" is every process in ``server_pids`` together (E: both nodes
+    and Redis).
 
     An overloaded server keeps working through its backlog after the clients
     have gone; starting the next workload before that would charge it to the
@@ -448,9 +496,9 @@ async def settle(server_pid: int, limit_s: float) -> float:
     """
     start = time.monotonic()
     while time.monotonic() - start < limit_s:
-        before = process_cpu_s(server_pid)
+        before = sum(process_cpu_s(pid) for pid in server_pids.values())
         await asyncio.sleep(0.25)
-        if process_cpu_s(server_pid) - before < 0.025:
+        if sum(process_cpu_s(pid) for pid in server_pids.values()) - before < 0.025:
             break
     return round(time.monotonic() - start, 2)
 
@@ -462,9 +510,10 @@ async def run(cfg: LoadConfig) -> dict[str, Any]:
     results: dict[str, Any] = {}
     try:
         for name in cfg.workloads:
-            await settle(cfg.server_pid, cfg.settle_s)
-            results[name] = await WORKLOADS[name](target)
-            results[name]["settle_after_s"] = await settle(cfg.server_pid, cfg.settle_s)
+            for key, workload in WORKLOADS[name]:
+                await settle(cfg.server_pids, cfg.settle_s)
+                results[key] = await workload(target)
+                results[key]["settle_after_s"] = await settle(cfg.server_pids, cfg.settle_s)
     finally:
         await target.close()
     return results

@@ -149,30 +149,41 @@ class Snapshot:
     ev_frames: int
     acks_ok: int
     client_cpu_s: float
-    server_cpu_s: float
+    #: CPU seconds of each process of the server under test, by role.
+    server_cpu_s: dict[str, float]
     busy_s: float
 
     @classmethod
-    def take(cls, stats: Stats, server_pid: int) -> Snapshot:
+    def take(cls, stats: Stats, server_pids: dict[str, int]) -> Snapshot:
         return cls(
             t=time.monotonic(),
             deliveries=stats.deliveries,
             ev_frames=stats.ev_frames,
             acks_ok=stats.acks_ok,
             client_cpu_s=process_cpu_s(os.getpid()),
-            server_cpu_s=process_cpu_s(server_pid),
+            server_cpu_s={role: process_cpu_s(pid) for role, pid in server_pids.items()},
             busy_s=machine_busy_s(),
         )
 
 
 def window_figures(a: Snapshot, b: Snapshot) -> dict[str, float]:
-    """Rates and CPU shares between two snapshots; 100 % CPU is one full core."""
+    """Rates and CPU shares between two snapshots; 100 % CPU is one full core.
+
+    ``server_cpu_pct`` sums every process of the server under test; with more
+    than one (E: node A, node B, Redis) each also gets ``<role>_cpu_pct``.
+    """
     dt = max(b.t - a.t, 1e-9)
     client = (b.client_cpu_s - a.client_cpu_s) / dt * 100
-    server = (b.server_cpu_s - a.server_cpu_s) / dt * 100
+    roles = {
+        role: (b.server_cpu_s[role] - a.server_cpu_s.get(role, 0.0)) / dt * 100
+        for role in b.server_cpu_s
+    }
+    server = sum(roles.values())
     busy = (b.busy_s - a.busy_s) / dt * 100
     frames = b.ev_frames - a.ev_frames
+    per_role = {f"{role}_cpu_pct": round(pct, 1) for role, pct in roles.items()}
     return {
+        **(per_role if len(roles) > 1 else {}),
         "window_s": round(dt, 3),
         "deliveries_per_s": round((b.deliveries - a.deliveries) / dt, 1),
         "posts_per_s": round((b.acks_ok - a.acks_ok) / dt, 1),

@@ -15,6 +15,8 @@ import orjson
 
 #: Client CPU (percent of one core) above which the clients, not the server, may be the limit.
 CLIENT_SATURATED_PCT = 90.0
+#: CPU used by everything else on the machine (percent of one core) above which a window is noisy.
+NOISY_OTHERS_PCT = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +38,35 @@ ROWS = (
     Row("C", "p50_ms", "C latency p50 ms", False, "ms"),
     Row("C", "p99_ms", "C latency p99 ms", False, "ms"),
     Row("D", "posts_per_s", "D one connection posts/s", True, "n"),
+    Row("E", "deliveries_per_s", "E cross-node deliveries/s", True, "n"),
+    Row("E", "posts_per_s", "E cross-node posts/s acked", True, "n"),
+    Row("E-lat", "p50_ms", "E cross-node p50 ms", False, "ms"),
+    Row("E-lat", "p99_ms", "E cross-node p99 ms", False, "ms"),
+    Row("E-lat", "max_ms", "E cross-node max ms", False, "ms"),
 )
+#: Cross-node figure over its single-node counterpart, same server, same run:
+#: (label, cross-node row, single-node row). Deliveries: 1.00x = nothing lost by
+#: going through Redis; latency: how many times longer the trip through Redis is.
+CROSS_VS_SINGLE = (
+    ("deliveries/s  E / A", Row("E", "deliveries_per_s", "", True, "n"),
+     Row("A", "deliveries_per_s", "", True, "n")),
+    ("latency p50   E / B", Row("E-lat", "p50_ms", "", False, "ms"),
+     Row("B", "p50_ms", "", False, "ms")),
+    ("latency p99   E / B", Row("E-lat", "p99_ms", "", False, "ms"),
+     Row("B", "p99_ms", "", False, "ms")),
+)  # fmt: skip
 #: (figure, label, decimals) printed under the table: what the machine was doing meanwhile.
 CONDITION_KEYS = (
     ("server_cpu_pct", "server CPU %", 0),
     ("client_cpu_pct", "clients CPU %", 0),
     ("other_cpu_pct", "others CPU %", 0),
     ("envelopes_per_frame", "envelopes per frame", 1),
+)
+#: E only: the server CPU above split by process (100 % = one core each).
+CLUSTER_CONDITION_KEYS = (
+    ("node_a_cpu_pct", "  node A CPU %", 0),
+    ("node_b_cpu_pct", "  node B CPU %", 0),
+    ("redis_cpu_pct", "  Redis CPU %", 0),
 )
 
 
@@ -55,9 +79,17 @@ def fmt(value: Any, unit: str) -> str:
 
 
 def ratio(mine: Any, other: Any) -> float | None:
+    """``mine / other`` to 4 significant digits; None if either is missing or lost."""
     if not isinstance(mine, int | float) or not isinstance(other, int | float) or other == 0:
         return None
-    return round(mine / other, 3)
+    return float(f"{mine / other:.4g}")
+
+
+def fmt_ratio(r: float | None) -> str:
+    """``1.23x``; two significant digits below 0.1 (``0.0015x``), so small is not ``0.00x``."""
+    if r is None:
+        return "-"
+    return f"{r:.2f}x" if r >= 0.1 else f"{r:.2g}x"
 
 
 def value_of(results: dict[str, Any], server: str, row: Row) -> Any:
@@ -77,6 +109,36 @@ def ratios(results: dict[str, Any]) -> dict[str, dict[str, float | None]]:
             for row in ROWS
         }
     return out
+
+
+def cross_vs_single(results: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Per server: E over A (deliveries/s) and E-lat over B (p50, p99), same server."""
+    out: dict[str, dict[str, float | None]] = {}
+    for server, entry in results.items():
+        wls = entry.get("workloads", {})
+        if not any(cross.workload in wls for _, cross, _ in CROSS_VS_SINGLE):
+            continue
+        out[server] = {
+            f"{cross.workload}.{cross.key}/{single.workload}.{single.key}": ratio(
+                value_of(results, server, cross), value_of(results, server, single)
+            )
+            for _, cross, single in CROSS_VS_SINGLE
+        }
+    return out
+
+
+def cross_table(cvs: dict[str, dict[str, float | None]], titles: dict[str, str]) -> str:
+    """Cross-node over single-node, one column per server that ran E."""
+    servers = [s for s in titles if s in cvs]
+    if not servers:
+        return ""
+    head = f"{'cross-node / single-node':28}" + "".join(f"{titles[s]:>17}" for s in servers)
+    lines = [head, "-" * len(head)]
+    for label, cross, single in CROSS_VS_SINGLE:
+        key = f"{cross.workload}.{cross.key}/{single.workload}.{single.key}"
+        cells = [cvs[s].get(key) for s in servers]
+        lines.append(f"{label:28}" + "".join(f"{fmt_ratio(c):>17}" for c in cells))
+    return "\n".join(lines)
 
 
 def _cell(results: dict[str, Any], server: str, row: Row) -> str:
@@ -101,12 +163,15 @@ def table(results: dict[str, Any], titles: dict[str, str], rats: dict[str, Any])
         line = f"{row.label:28}" + "".join(f"{_cell(results, s, row):>17}" for s in servers)
         for name in ratio_cols:
             r = rats[name].get(f"{row.workload}.{row.key}")
-            line += f"{(f'{r:.2f}x' if r is not None else '-'):>18}"
+            line += f"{fmt_ratio(r):>18}"
         lines.append(line + f"{('higher' if row.higher_is_better else 'lower'):>8}")
     lines.append("")
     lines.append(f"{'conditions':28}" + "".join(f"{titles[s]:>17}" for s in servers))
     for wl in sorted(ran):
-        for key, label, digits in CONDITION_KEYS:
+        cluster = any(
+            "node_a_cpu_pct" in results.get(s, {}).get("workloads", {}).get(wl, {}) for s in servers
+        )
+        for key, label, digits in CONDITION_KEYS + (CLUSTER_CONDITION_KEYS if cluster else ()):
             cells = []
             for s in servers:
                 v = results.get(s, {}).get("workloads", {}).get(wl, {}).get(key)
@@ -123,8 +188,24 @@ def notes(results: dict[str, Any], titles: dict[str, str]) -> list[str]:
         if "workloads" not in entry:
             out.append(f"{title}: not measured ({entry.get('note') or entry.get('error')})")
             continue
+        if entry.get("error"):
+            out.append(f"{title}: failed in part ({entry['error']})")
+        for wl, why in entry.get("skipped", {}).items():
+            out.append(f"{title} {wl}: not measured ({why})")
+        for proc, lines in entry.get("log_problems", {}).items():
+            out.append(f"{title} {proc} logged {len(lines)}+ warnings/errors, first: {lines[0]}")
         for wl, fig in entry["workloads"].items():
             out.extend(f"{title} {wl}: {msg}" for msg in _problems(fig))
+        noisy = [
+            f"{wl} {fig['other_cpu_pct']:.0f}%"
+            for wl, fig in entry["workloads"].items()
+            if fig.get("other_cpu_pct", 0) > NOISY_OTHERS_PCT
+        ]
+        if noisy:
+            out.append(
+                f"{title}: noisy windows, other processes used CPU (100% = one core): "
+                + ", ".join(noisy)
+            )
     if any("*" in line for line in out) or _any_saturated(results):
         out.append(
             f"* clients used >= {CLIENT_SATURATED_PCT:.0f}% of their core: that figure is "
@@ -137,7 +218,7 @@ def _problems(fig: dict[str, Any]) -> list[str]:
     found = []
     for key in ("missing_deliveries", "missing_samples"):
         if fig.get(key):
-            found.append(f"{fig[key]:,} deliveries not received within the drain time")
+            found.append(f"{fig[key]:,.0f} deliveries not received within the drain time")
     for key in ("ack_errors", "lost_connections", "notices"):
         if fig.get(key):
             found.append(f"{key.replace('_', ' ')}: {fig[key]}")
@@ -164,6 +245,13 @@ def combine_rounds(runs: list[dict[str, Any]]) -> dict[str, Any]:
     if not ok:
         return runs[-1]
     combined: dict[str, Any] = {"title": runs[-1]["title"], "workloads": median_figures(ok)}
+    for key in ("pid", "cluster_pids", "skipped", "log_problems"):
+        found = [run[key] for run in runs if key in run]
+        if found:
+            combined[key] = found[-1]
+    errors = [run["error"] for run in runs if run.get("error")]
+    if errors:
+        combined["error"] = "; ".join(errors)
     if len(runs) > 1:
         combined["rounds"] = runs
     return combined
@@ -172,7 +260,7 @@ def combine_rounds(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def median_figures(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """Median of every numeric figure across rounds; None (lost) ranks above any number."""
     out: dict[str, Any] = {}
-    for wl in rounds[0]:
+    for wl in dict.fromkeys(wl for r in rounds for wl in r):  # every workload any round ran
         figs = [r[wl] for r in rounds if wl in r]
         out[wl] = {key: _median([f.get(key) for f in figs]) for key in figs[0]}
     return out

@@ -63,12 +63,87 @@ def baseline_spec(port: int) -> ServerSpec:
     return ServerSpec("baseline", "python-socketio", "plain", argv)
 
 
-def liaison_spec(port: int, data_dir: Path) -> ServerSpec:
+def liaison_spec(port: int, data_dir: Path, redis_url: str = "", node_id: str = "") -> ServerSpec:
+    """``liaison serve --demo``; on Redis (multi-node mode) when ``redis_url`` is set."""
     liaison = VENV_BIN / "liaison"
     exe = (str(liaison),) if liaison.exists() else (python_executable(), "-m", "server.cli")
     argv = (*exe, "serve", "--demo", "--host", "127.0.0.1", "--port", str(port))
     argv += ("--data-dir", str(data_dir))
-    return ServerSpec("liaison", "Liaison", "liaison", argv, {"LIAISON_LOG_LEVEL": "WARNING"})
+    env = {"LIAISON_LOG_LEVEL": "WARNING"}
+    if redis_url:
+        env |= {"LIAISON_REDIS_URL": redis_url, "LIAISON_NODE_ID": node_id}
+    return ServerSpec("liaison", "Liaison", "liaison", argv, env)
+
+
+def baseline_redis_spec(port: int, redis_url: str) -> ServerSpec:
+    """The python-socketio baseline with ``AsyncRedisManager`` (one node of several)."""
+    module = ("-m", "bench.baseline_redis")
+    argv = (python_executable(), *module, "--port", str(port), "--redis-url", redis_url)
+    return ServerSpec("baseline", "python-socketio", "plain", argv)
+
+
+def redis_argv(port: int, directory: Path) -> tuple[str, ...]:
+    """A private redis-server: loopback only, AOF on with an fsync per write, no RDB saves.
+
+    The same durability settings as deploy/redis/redis.conf and the fault tests:
+    Liaison acknowledges only what is stored, so the benchmark pays for it too.
+    """
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    return (
+        binary,
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--dir", str(directory),
+        "--appendonly", "yes",
+        "--appendfsync", "always",
+        "--save", "",
+        "--daemonize", "no",
+        "--logfile", str(directory / "redis.log"),
+    )  # fmt: skip
+
+
+def wait_redis(proc: subprocess.Popen[bytes], port: int, timeout_s: float = 10.0) -> None:
+    """Poll until *our* redis-server answers on ``port``.
+
+    ``INFO server`` must report our child's pid: a PONG from some other Redis
+    that already held the port (on a shared machine) would otherwise let the
+    nodes write into someone else's database.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited with code {proc.returncode} at start")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
+                s.sendall(b"INFO server\r\n")
+                reply = _read_bulk(s)
+        except OSError:
+            time.sleep(0.05)
+            continue
+        if f"process_id:{proc.pid}\r\n".encode() in reply:
+            return
+        raise RuntimeError(f"another Redis answers on port {port}; not ours (pid {proc.pid})")
+    raise RuntimeError(f"redis-server not ready on port {port} after {timeout_s:.0f} s")
+
+
+def _read_bulk(s: socket.socket) -> bytes:
+    """One RESP bulk-string reply (``$<n>\\r\\n<n bytes>\\r\\n``), read whole."""
+    data = b""
+    while b"\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise OSError("redis closed the connection")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n")
+    if not head.startswith(b"$"):
+        raise OSError(f"unexpected redis reply {head[:80]!r}")
+    size = int(head[1:])
+    while len(rest) < size:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise OSError("redis closed the connection")
+        rest += chunk
+    return rest[:size]
 
 
 def node_spec(port: int) -> ServerSpec:
