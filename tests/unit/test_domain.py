@@ -46,39 +46,9 @@ class Log:
         self.prev = chain.GENESIS
 
     def store(self, d: EventDraft) -> StoredEvent:
-        seq = len(self.events) + 1
         epoch = d.epoch or self.events[0].epoch
-        ts = next(self.ts)
-        digest = chain.digest_of(
-            chain.canonical_content(
-                incident=d.incident,
-                seq=seq,
-                epoch=epoch,
-                type=d.type,
-                ts_ms=ts,
-                actor_user=d.actor_user,
-                actor_org=d.actor_org,
-                client_id=d.client_id,
-                visibility=d.visibility,
-                body=d.body,
-            )
-        )
-        self.prev = chain.chain(self.prev, digest)
-        ev = StoredEvent(
-            d.incident,
-            seq,
-            epoch,
-            d.type,
-            ts,
-            d.actor_user,
-            d.actor_org,
-            d.actor_name,
-            d.client_id,
-            d.visibility,
-            d.body,
-            digest,
-            self.prev,
-        )
+        ev = chain.sequence_draft(d, epoch, len(self.events), self.prev, next(self.ts))
+        self.prev = ev.hash
         if self.state is None:
             self.state = IncidentState(id=d.incident, epoch=epoch)
         self.state.apply(ev)
