@@ -69,6 +69,9 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE UNIQUE INDEX IF NOT EXISTS events_idempotency ON events (actor_user, client_id);
 """
 
+#: Client ids per idempotency query (SQLite binds at most 32,766 variables).
+_IN_CHUNK = 500
+
 _COLUMNS = (
     "incident, seq, epoch, type, ts_ms, actor_user, actor_org, actor_name, client_id,"
     " visibility, body, digest, hash"
@@ -120,22 +123,43 @@ class _Writer:
             head = self.heads[incident] = _Head(*row)
         return head
 
-    def _existing(self, draft: EventDraft) -> StoredEvent | None:
-        row = self.db.execute(
-            f"SELECT {_COLUMNS} FROM events WHERE actor_user = ? AND client_id = ?",  # noqa: S608
-            (draft.actor_user, draft.client_id),
-        ).fetchone()
-        return _row_to_event(row) if row else None
+    def _stored_before(self, drafts: Sequence[EventDraft]) -> dict[tuple[str, str], StoredEvent]:
+        """Events already stored for the drafts' idempotency keys: one query per user.
+
+        (``actor_user = ? AND client_id IN (...)`` searches the unique index; a
+        row-value ``IN (VALUES ...)`` would scan it.)
+        """
+        by_user: dict[str, list[str]] = {}
+        for draft in drafts:
+            by_user.setdefault(draft.actor_user, []).append(draft.client_id)
+        found: dict[tuple[str, str], StoredEvent] = {}
+        for user, client_ids in by_user.items():
+            for start in range(0, len(client_ids), _IN_CHUNK):
+                chunk = client_ids[start : start + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for row in self.db.execute(
+                    f"SELECT {_COLUMNS} FROM events"  # noqa: S608
+                    f" WHERE actor_user = ? AND client_id IN ({marks})",
+                    (user, *chunk),
+                ):
+                    event = _row_to_event(row)
+                    found[(event.actor_user, event.client_id)] = event
+        return found
 
     def commit(self, drafts: Sequence[EventDraft]) -> list[AppendResult | Exception]:
         """Store a batch in one transaction; one result (or error) per draft."""
         results: list[AppendResult | Exception] = []
         touched: dict[str, _Head] = {}
-        in_batch: dict[tuple[str, str], StoredEvent] = {}
+        rows: list[tuple[Any, ...]] = []
         try:
             self.db.execute("BEGIN IMMEDIATE")
+            known = self._stored_before(drafts)
             for draft in drafts:
-                results.append(self._store(draft, touched, in_batch))
+                results.append(self._store(draft, touched, known, rows))
+            self.db.executemany(
+                f"INSERT INTO events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608
+                rows,
+            )
             for incident, head in touched.items():
                 self.db.execute(
                     "UPDATE logs SET head_seq = ?, head_hash = ?, head_ts = ? WHERE incident = ?",
@@ -153,10 +177,12 @@ class _Writer:
         self,
         draft: EventDraft,
         touched: dict[str, _Head],
-        in_batch: dict[tuple[str, str], StoredEvent],
+        known: dict[tuple[str, str], StoredEvent],
+        rows: list[tuple[Any, ...]],
     ) -> AppendResult | Exception:
+        """Sequence one draft (its row goes to ``rows``), or answer it as a retry."""
         key = (draft.actor_user, draft.client_id)
-        earlier = in_batch.get(key) or self._existing(draft)
+        earlier = known.get(key)
         if earlier is not None:
             if not is_same_action(earlier, draft):
                 return ClientIdReused(f"id {draft.client_id!r} was used for another action")
@@ -177,8 +203,7 @@ class _Writer:
                 return LogNotFound(f"no log for incident {draft.incident}")
             head = maybe_head
         event = sequence_draft(draft, head.epoch, head.seq, head.hash, max(now, head.ts_ms))
-        self.db.execute(
-            f"INSERT INTO events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608
+        rows.append(
             (
                 event.incident,
                 event.seq,
@@ -189,15 +214,16 @@ class _Writer:
                 event.actor_org,
                 event.actor_name,
                 event.client_id,
-                orjson.dumps(list(event.visibility)).decode() if event.visibility else None,
+                # NULL means every participant: only None may become NULL.
+                None if event.visibility is None else orjson.dumps(list(event.visibility)).decode(),
                 orjson.dumps(event.body),
                 event.digest,
                 event.hash,
-            ),
+            )
         )
         head.seq, head.hash, head.ts_ms = event.seq, event.hash, event.ts_ms
         touched[draft.incident] = head
-        in_batch[key] = event
+        known[key] = event
         return AppendResult(event, duplicate=False)
 
 
