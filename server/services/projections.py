@@ -47,9 +47,6 @@ class Projections:
                 await self._catch_up(state)
             return state
 
-    def cached(self, incident: str) -> IncidentState | None:
-        return self._states.get(incident)
-
     async def all(self) -> list[IncidentState]:
         states = []
         for incident in await self._log.incidents():

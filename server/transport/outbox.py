@@ -117,7 +117,10 @@ class Outbox:
         self._on_overflow = on_overflow
         self._flusher = flusher
         self._pending: list[Piece] = []
+        #: Bytes waiting for this turn's flush (direct path).
         self._pending_bytes = 0
+        #: Bytes in the open batch engine.io's writer has not taken yet (queued path).
+        self._queued_bytes = 0
         self._open: BatchPacket | None = None
         self.closed = False
 
@@ -150,9 +153,9 @@ class Outbox:
             if not self._pending:
                 self._flusher.mark(self)
             self._pending.append(piece)
+            self._pending_bytes += len(piece)
         else:
             self._queue(piece)
-        self._pending_bytes += len(piece)
         return True
 
     def _queue(self, piece: Piece) -> None:
@@ -164,24 +167,25 @@ class Outbox:
                 self._socket.queue.put_nowait(header)
             self._socket.queue.put_nowait(batch)
         batch.pieces.append(piece)
+        self._queued_bytes += len(piece)
 
     def _sealed(self, batch: BatchPacket) -> None:
         if self._open is batch:
             self._open = None
-            self._pending_bytes = sum(len(p) for p in self._pending)
+            self._queued_bytes = 0
 
     def _unread(self) -> int:
         """Bytes from earlier turns the peer has not taken yet."""
         transport = websocket_transport(self._socket)
         if transport is not None and self._open is None:
             return int(transport.get_write_buffer_size())
-        return self._pending_bytes
+        return self._queued_bytes
 
     def _backlog(self) -> int:
         """Bytes not yet handed to the kernel: ours plus the transport's buffer."""
         transport = websocket_transport(self._socket)
         buffered = transport.get_write_buffer_size() if transport is not None else 0
-        return self._pending_bytes + buffered
+        return self._pending_bytes + self._queued_bytes + buffered
 
     def _overflow(self) -> None:
         if not self.closed:
@@ -193,9 +197,9 @@ class Outbox:
 
     def flush(self, frames: dict[tuple[bool, tuple[int, ...]], bytes]) -> None:
         pieces, self._pending = self._pending, []
+        self._pending_bytes = 0
         if not pieces or self.closed:
             return
-        self._pending_bytes -= sum(len(p) for p in pieces)
         transport = websocket_transport(self._socket)
         if transport is None:  # the socket went away or is being upgraded again
             for piece in pieces:
