@@ -7,7 +7,6 @@ them with SIGKILL and restart them on the same data directory.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from liaison_client import LiaisonClient
+from tests.processes import end_process
 from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,19 +89,11 @@ class LiaisonServer:
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no flushing."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+        end_process(self.proc, kill=True)
         self.proc = None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        end_process(self.proc)
         self.proc = None
 
     def errors_logged(self) -> list[str]:
@@ -173,6 +165,17 @@ async def connect(
     await client.login(username, password)
     if live:
         await client.connect()
+    return client
+
+
+async def resume_on(
+    opened: list[LiaisonClient], srv: LiaisonServer, device: LiaisonClient
+) -> LiaisonClient:
+    """The same device (token and stored positions) coming back through ``srv``."""
+    client = LiaisonClient(srv.url)
+    opened.append(client)
+    client.token, client.positions = device.token, device.positions
+    await client.connect()
     return client
 
 

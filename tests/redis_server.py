@@ -8,12 +8,13 @@ nothing acknowledged is lost.
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 import redis
+
+from tests.processes import end_process
 
 
 def _free_port() -> int:
@@ -75,15 +76,11 @@ class RedisServer:
         raise RuntimeError("redis-server did not answer PING")
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+        end_process(self.proc, kill=True)
         self.proc = None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+        end_process(self.proc)
         self.proc = None
 
     def flush(self) -> None:

@@ -10,7 +10,7 @@ import pytest
 import socketio
 
 from liaison_client import CommandFailed, LiaisonClient
-from tests.conftest import LiaisonServer, connect, new_incident
+from tests.conftest import LiaisonServer, connect, new_incident, resume_on
 
 
 async def refused_connect(srv: LiaisonServer, auth: Any) -> dict[str, Any]:
@@ -205,8 +205,7 @@ async def test_resume_across_kill_9_loses_no_acknowledged_event(
     fresh_server.kill()
     fresh_server.start()
 
-    survivor = await connect(clients, fresh_server, "outreach")
-    survivor.positions = phone.positions  # same phone, new process: its stored positions
+    survivor = await resume_on(clients, fresh_server, phone)  # same phone, new server process
     result = await survivor.follow(incident)
     assert result["status"] == "ok"
     assert result["head_seq"] == acked[-1]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from liaison_client import CommandFailed, LiaisonClient
-from tests.conftest import LiaisonServer, connect, new_incident
+from tests.conftest import LiaisonServer, connect, new_incident, resume_on
 from tests.redis_server import RedisServer
 
 
@@ -84,10 +84,7 @@ async def test_reconnecting_to_another_node_resumes_without_loss(
     await phone.sio.disconnect()
     missed = [(await dispatcher.post(incident, f"while away {i}"))["seq"] for i in range(20)]
 
-    moved = LiaisonClient(c.url)
-    clients.append(moved)
-    moved.token, moved.positions = phone.token, phone.positions
-    await moved.connect()
+    moved = await resume_on(clients, c, phone)
     await moved.follow(incident)
     await moved.wait_seq(incident, missed[-1])
     got = [moved.events.get_nowait()["seq"] for _ in range(moved.events.qsize())]
@@ -109,10 +106,7 @@ async def test_killed_node_clients_resume_elsewhere(
     acked = [(await dispatcher.post(incident, f"after kill {i}"))["seq"] for i in range(30)]
     await phone.sio.disconnect()
 
-    survivor = LiaisonClient(c.url)
-    clients.append(survivor)
-    survivor.token, survivor.positions = phone.token, phone.positions
-    await survivor.connect()
+    survivor = await resume_on(clients, c, phone)
     await survivor.follow(incident)
     await survivor.wait_seq(incident, acked[-1])
     got = [survivor.events.get_nowait()["seq"] for _ in range(survivor.events.qsize())]

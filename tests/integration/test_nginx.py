@@ -322,14 +322,6 @@ async def sources_per_node(proxy: Nginx, nodes: list[LiaisonServer]) -> list[str
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    srv = RedisServer(tmp_path / "redis")
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
 def nodes(
     own_redis: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[list[LiaisonServer]]:
