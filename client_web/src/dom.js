@@ -86,10 +86,24 @@ export function reconcile(container, items, keyOf, versionOf, render) {
   // anything without a key after the items (placeholders) is left alone
 }
 
-export function debounce(fn, ms) {
+/**
+ * Run `fn` once, `ms` after the first call since it last ran. Unlike a
+ * debounce, a steady stream of calls cannot postpone it forever (a phone
+ * receiving events every second still saves them). `flush()` runs it now if
+ * a run is due.
+ */
+export function batched(fn, ms) {
   let timer = null;
-  return (...args) => {
+  const run = () => {
     clearTimeout(timer);
-    timer = setTimeout(() => fn(...args), ms);
+    timer = null;
+    fn();
   };
+  const schedule = () => {
+    if (timer === null) timer = setTimeout(run, ms);
+  };
+  schedule.flush = () => {
+    if (timer !== null) run();
+  };
+  return schedule;
 }

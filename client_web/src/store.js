@@ -2,7 +2,9 @@
 // - outbox: commands not yet acknowledged, with their client ids;
 // - kv: the session (token, user), per-incident projected state and
 //   position (epoch, seq), read markers and UI preferences.
-// Falls back to memory when IndexedDB is unavailable (private modes).
+// Falls back to memory when IndexedDB is unavailable (private modes); the
+// app shows that degraded state (persist.js). Every failure rejects: callers
+// go through the Persistence tracker, which logs and shows it.
 
 const DB_NAME = "liaison";
 const DB_VERSION = 1;
@@ -18,33 +20,65 @@ export class BrowserStore {
   constructor() {
     this.db = null;
     this.memory = null;
+    /** Why IndexedDB could not be opened, when it could not (shown to the person). */
+    this.openError = null;
   }
 
   async open() {
     try {
-      const req = indexedDB.open(DB_NAME, DB_VERSION);
-      req.onupgradeneeded = () => {
-        const db = req.result;
-        if (!db.objectStoreNames.contains("outbox")) db.createObjectStore("outbox", { keyPath: "id" });
-        if (!db.objectStoreNames.contains("kv")) db.createObjectStore("kv");
-      };
-      this.db = await request(req);
+      this.db = await this.connect();
     } catch (err) {
       console.warn("IndexedDB unavailable; nothing survives a reload", err);
+      this.openError = err;
       this.memory = { outbox: new Map(), kv: new Map() };
     }
     return this;
   }
 
+  async connect() {
+    const req = indexedDB.open(DB_NAME, DB_VERSION);
+    req.onupgradeneeded = () => {
+      const db = req.result;
+      if (!db.objectStoreNames.contains("outbox")) db.createObjectStore("outbox", { keyPath: "id" });
+      if (!db.objectStoreNames.contains("kv")) db.createObjectStore("kv");
+    };
+    const db = await request(req);
+    // The browser may close the connection (storage pressure, the site's data
+    // cleared) and another tab may need to upgrade it: open again on next use.
+    db.onclose = () => {
+      if (this.db === db) this.db = null;
+    };
+    db.onversionchange = () => {
+      db.close();
+      if (this.db === db) this.db = null;
+    };
+    return db;
+  }
+
   async tx(storeName, mode, fn) {
     if (this.memory) return fn(null);
+    if (!this.db) this.db = await this.connect();
     const tx = this.db.transaction(storeName, mode);
     const done = new Promise((resolve, reject) => {
       tx.oncomplete = resolve;
       tx.onerror = () => reject(tx.error);
-      tx.onabort = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error || new DOMException("transaction aborted", "AbortError"));
     });
-    const result = await fn(tx.objectStore(storeName));
+    let result;
+    try {
+      result = await fn(tx.objectStore(storeName));
+    } catch (err) {
+      // The request failed (a value that cannot be stored, quota): undo the
+      // transaction and report this error, the cause; the abort that follows
+      // from it says nothing more.
+      done.catch(() => undefined);
+      try {
+        tx.abort();
+      } catch {
+        // already finished: nothing to undo
+      }
+      throw err;
+    }
     await done;
     return result;
   }

@@ -104,6 +104,17 @@ class Emitter {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The default `persist`: run the write, log a failure, never throw. */
+async function logFailures(what, write) {
+  try {
+    await write();
+    return true;
+  } catch (err) {
+    console.error(`could not save ${what} on this device:`, err);
+    return false;
+  }
+}
+
 /**
  * Sync: one per signed-in user.
  *
@@ -114,13 +125,26 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  *   getToken()      the current bearer token
  *   user            {id, org, role, name}
  *   online()        whether the browser thinks it has a network (navigator.onLine)
+ *   persist(what, write)  runs one store write and resolves to whether it
+ *                   succeeded; a failure must be logged and shown (persist.js).
+ *                   The outbox keeps working in memory when the store fails:
+ *                   the command is still sent, only a reload would lose it.
  *
  * events: status, welcome, events(incident, envelopes), followed(result),
  *         resync(incident, epoch), gone(incident), outbox(items),
  *         acked(item, ack), failed(item, error), unauthenticated(error), notice(n)
  */
 export class Sync extends Emitter {
-  constructor({ io, url, store, getToken, user, online = () => true, ackTimeout = ACK_TIMEOUT_MS }) {
+  constructor({
+    io,
+    url,
+    store,
+    getToken,
+    user,
+    online = () => true,
+    ackTimeout = ACK_TIMEOUT_MS,
+    persist = logFailures,
+  }) {
     super();
     this.io = io;
     this.url = url;
@@ -128,6 +152,7 @@ export class Sync extends Emitter {
     this.getToken = getToken;
     this.user = user;
     this.isOnline = online;
+    this.persist = persist;
     this.ackTimeout = ackTimeout;
     this.positions = new Positions();
     this.limits = DEFAULT_LIMITS;
@@ -138,13 +163,17 @@ export class Sync extends Emitter {
     this.socket = null;
     this.stopped = false;
     this.refollowing = new Set();
+    this.followRetries = 0;
     this.lastError = null;
   }
 
   // ---------------------------------------------------------------- lifecycle
 
   async start() {
-    const items = await this.store.loadOutbox();
+    let items = [];
+    await this.persist("the outbox (reading it)", async () => {
+      items = await this.store.loadOutbox();
+    });
     this.outbox = items
       .filter((item) => item.user === this.user.id)
       .sort((a, b) => a.order - b.order);
@@ -223,8 +252,8 @@ export class Sync extends Emitter {
     // Resume every incident we hold, then send what waited in the outbox.
     try {
       await this.followNow(this.positions.incidents());
-    } catch {
-      // the connection dropped again: the next welcome retries
+    } catch (err) {
+      this.followFailed(this.positions.incidents(), err);
     }
     this.pump();
   }
@@ -286,8 +315,8 @@ export class Sync extends Emitter {
     fresh.forEach((i) => this.refollowing.add(i));
     try {
       await this.followNow(fresh);
-    } catch {
-      // reconnect follows everything again
+    } catch (err) {
+      this.followFailed(fresh, err);
     } finally {
       fresh.forEach((i) => this.refollowing.delete(i));
     }
@@ -295,14 +324,31 @@ export class Sync extends Emitter {
 
   // ------------------------------------------------------------------ follows
 
+  /**
+   * A follow did not get through. Disconnected: the next welcome follows
+   * everything again. Still connected (the server was briefly unavailable):
+   * try again with back-off, or the incident would stay silent on a
+   * connection that looks healthy.
+   */
+  followFailed(incidents, err) {
+    console.warn(`follow of ${incidents.length} incident(s) failed:`, err?.message || err);
+    if (!this.welcomed || !this.socket?.connected || !incidents.length) return;
+    const attempt = ++this.followRetries;
+    const delay = BACKOFF_MS[Math.min(attempt - 1, BACKOFF_MS.length - 1)];
+    setTimeout(() => {
+      const held = incidents.filter((i) => this.positions.has(i));
+      if (this.welcomed && held.length) this.refollow(held);
+    }, delay);
+  }
+
   /** Hold a position for an incident and follow it (now if connected, else after welcome). */
   async follow(incident, epoch = null, seq = 0) {
     this.positions.set(incident, epoch, seq);
     if (this.welcomed) {
       try {
         await this.followNow([incident]);
-      } catch {
-        // followed again after the next welcome
+      } catch (err) {
+        this.followFailed([incident], err);
       }
     }
   }
@@ -312,8 +358,9 @@ export class Sync extends Emitter {
     if (this.welcomed) {
       try {
         await this.call({ type: "unfollow", incidents: [incident] });
-      } catch {
+      } catch (err) {
         // a new connection has no follows anyway
+        console.warn(`unfollow of ${incident} not confirmed:`, err?.message || err);
       }
     }
   }
@@ -324,7 +371,13 @@ export class Sync extends Emitter {
       const chunk = targets.slice(i, i + FOLLOW_CHUNK);
       const ack = await this.call({ type: "follow", incidents: chunk });
       if (!ack?.ok) throw new Error(ack?.error?.code || "follow failed");
-      for (const result of ack.incidents || []) this.onFollowResult(result);
+      const retry = [];
+      for (const result of ack.incidents || []) {
+        if (result.status === "unavailable") retry.push(result.incident);
+        else this.onFollowResult(result);
+      }
+      if (retry.length) this.followFailed(retry, new Error("unavailable"));
+      else this.followRetries = 0;
     }
   }
 
@@ -375,7 +428,7 @@ export class Sync extends Emitter {
     };
     const last = this.outbox[this.outbox.length - 1];
     if (last && item.order <= last.order) item.order = last.order + 1;
-    await this.store.putOutbox(item);
+    await this.persist("the outbox", () => this.store.putOutbox(item));
     this.outbox.push(item);
     this.emit("outbox", this.outbox);
     this.pump();
@@ -403,7 +456,7 @@ export class Sync extends Emitter {
     const idx = this.outbox.findIndex((i) => i.id === id);
     if (idx < 0) return;
     this.outbox.splice(idx, 1);
-    await this.store.deleteOutbox(id);
+    await this.persist("the outbox", () => this.store.deleteOutbox(id));
     this.emit("outbox", this.outbox);
   }
 
@@ -423,8 +476,9 @@ export class Sync extends Emitter {
         let ack;
         try {
           ack = await this.call(item.cmd);
-        } catch {
+        } catch (err) {
           // No ack (timeout or disconnect): resend the same frame, same id.
+          console.warn(`no answer to ${item.cmd.type} ${item.id}; resending:`, err?.message || err);
           item.state = "queued";
           this.emit("outbox", this.outbox);
           if (!this.socket?.connected) return;
@@ -449,7 +503,7 @@ export class Sync extends Emitter {
         // (failed) so the person sees what was not sent and why.
         item.state = "failed";
         item.error = error;
-        await this.store.putOutbox(item);
+        await this.persist("the outbox", () => this.store.putOutbox(item));
         this.emit("outbox", this.outbox);
         this.emit("failed", item, error);
       }

@@ -355,3 +355,53 @@ test("position reports queued offline are coalesced, other commands are not", as
   assert.equal(sync.outbox[1].cmd.lat, 51.6);
   sync.stop();
 });
+
+test("a follow answered `unavailable` is retried on the same connection", async () => {
+  const { server, sync } = setup();
+  sync.positions.set("inc_a", "e1", 4);
+  let refusals = 2;
+  server.behaviour = (frame, reply) => {
+    if (frame.type !== "follow" || refusals === 0) return false;
+    refusals--;
+    reply({ ok: true, incidents: frame.incidents.map((t) => ({ incident: t.incident, status: "unavailable" })) });
+    return true;
+  };
+  const followed = [];
+  sync.on("followed", (r) => followed.push(r.incident));
+  await sync.start();
+  await until(() => followed.length === 1, 5000);
+  assert.equal(server.connections, 1, "no reconnect was needed");
+  assert.equal(sync.positions.get("inc_a").seq, 4, "the position is kept, not reset");
+  sync.stop();
+});
+
+test("a store that fails is reported, and the command is still sent", async () => {
+  const failures = [];
+  const server = new FakeServer();
+  const store = new MemoryStore();
+  store.putOutbox = async () => {
+    throw new DOMException("the disk is full", "QuotaExceededError");
+  };
+  const sync = new Sync({
+    io: () => new FakeSocket(server),
+    url: "http://test",
+    store,
+    getToken: () => "token",
+    user: USER,
+    persist: async (what, write) => {
+      try {
+        await write();
+        return true;
+      } catch (err) {
+        failures.push([what, err.name]);
+        return false;
+      }
+    },
+  });
+  await sync.start();
+  await sync.enqueue({ type: "message.post", incident: "inc_a", text: "still sent" });
+  await until(() => sync.outbox.length === 0);
+  assert.deepEqual(failures, [["the outbox", "QuotaExceededError"]]);
+  assert.deepEqual(server.frames.filter((f) => f.type === "message.post").map((f) => f.text), ["still sent"]);
+  sync.stop();
+});

@@ -377,11 +377,15 @@ def test_police_only_note_never_reaches_the_responder(
     stored = p.evaluate(
         """async () => {
           const app = window.__liaison;
+          const saved = await app.flushPersistence();
           const state = await app.store.get(app.key('state:' + app.active));
-          return JSON.stringify([...state.messages.values()]);
+          return {saved, messages: state ? JSON.stringify([...state.messages.values()]) : null};
         }"""
     )
-    assert secret_marker not in stored, "nor is it kept on the phone"
+    assert stored["saved"] == "saved", stored
+    assert stored["messages"] is not None, "the phone keeps the incident it shows"
+    assert "keep the annex closed" in stored["messages"]
+    assert secret_marker not in stored["messages"], "nor is it kept on the phone"
     no_page_errors(phone, desk)
 
 
@@ -403,8 +407,9 @@ def test_replay_shows_the_task_board_at_a_chosen_moment(
     task = cmd(
         dispatch, "task.create", title="Offer a bed tonight", assignee={"org": "harbour-shelter"}
     )["seq"]
-    cmd(outreach, "task.accept", task=task, note="Bed 14 kept free")
-    time.sleep(0.05)
+    accepted = cmd(outreach, "task.accept", task=task, note="Bed 14 kept free")
+    while time.time() * 1000 <= accepted["ts"] + 1:  # the next event at a later moment
+        time.sleep(0.001)
     cmd(outreach, "responder.status", status="on_scene", position={"lat": 51.51, "lon": -0.08})
     cmd(outreach, "task.complete", task=task, note="Checked in at 23:10")
 
@@ -487,7 +492,8 @@ def test_phone_weight_and_time_to_interactive(
     p.click("form.login-form button[type=submit]")
     expect(p.locator("#conn")).to_have_attribute("data-state", "online")
     p.evaluate("navigator.serviceWorker.ready.then(() => true)")
-    p.wait_for_timeout(1500)  # let the state reach IndexedDB
+    assert p.evaluate("window.__liaison.flushPersistence()") == "saved"
+    expect(p.locator("#conn")).to_have_attribute("data-saved", "saved")
     p.reload()
     expect(p.locator("#conn")).to_have_attribute("data-state", "online")
     warm = p.evaluate(

@@ -1,9 +1,10 @@
 // The application: session, data (incident list, followed incidents), the
 // live channel, layout (desk or phone) and rendering.
 
-import { h, setChildren, setText, debounce } from "../dom.js";
+import { h, setChildren, setText, batched } from "../dom.js";
 import { Api, ApiError } from "../api.js";
 import { Sync } from "../sync.js";
+import { Persistence } from "../persist.js";
 import { apply, emptyState, counts } from "../projection.js";
 import { COORDINATOR_ROLES, CommandInvalid } from "../protocol.js";
 import { explain } from "../errors.js";
@@ -48,8 +49,10 @@ export class App {
     this.geo = new Geo(this);
     this.listTimer = 0;
     this.openOnAck = new Map(); // client id of an incident.create -> its "opening" toast
-    this.saveStates = debounce(() => this.persistStates(), 1200);
+    this.saveStates = batched(() => this.persistStates(), 1200);
     this.dirtyStates = new Set();
+    this.persistence = new Persistence({ onChange: () => this.schedule() });
+    if (store.memory) this.persistence.fail("everything", store.openError || "IndexedDB unavailable");
   }
 
   // ------------------------------------------------------------------- boot
@@ -69,8 +72,12 @@ export class App {
       if (document.visibilityState === "visible") {
         this.refreshList();
         this.schedule();
+      } else {
+        // A phone may kill a page in the background without another event.
+        this.flushPersistence();
       }
     });
+    window.addEventListener("pagehide", () => this.flushPersistence());
     const session = await this.store.get("session");
     if (session?.token && session.expires * 1000 > Date.now() + 60_000) {
       await this.startSession(session);
@@ -113,11 +120,9 @@ export class App {
             setText(error, "");
             try {
               const data = await this.api.login(username.value.trim(), password.value);
-              await this.store.set("session", {
-                token: data.token,
-                expires: data.expires,
-                user: data.user,
-              });
+              const session = { token: data.token, expires: data.expires, user: data.user };
+              // Not saved: this tab still works; a reload asks to sign in again.
+              await this.save("session", () => this.store.set("session", session));
               if (this.me) {
                 // Signed in again after a session ended: start clean from the
                 // stored session (the outbox waits in IndexedDB).
@@ -167,6 +172,7 @@ export class App {
       getToken: () => this.token,
       user: this.me,
       online: () => navigator.onLine,
+      persist: (what, write) => this.save(what, write),
     });
     this.wireSync();
     for (const [id, state] of this.states) this.sync.positions.set(id, state.epoch, state.seq);
@@ -191,10 +197,20 @@ export class App {
       return;
     }
     this.teardown();
-    await this.store.delete("session");
+    await this.flushPersistence();
     // Nothing of the incidents stays on a shared device; only what this person
     // queued (the outbox) waits for their next sign-in.
-    for (const key of await this.store.keys(this.key(""))) await this.store.delete(key);
+    const erased = await this.save("sign-out", async () => {
+      await this.store.delete("session");
+      for (const key of await this.store.keys(this.key(""))) await this.store.delete(key);
+    });
+    if (!erased) {
+      this.toasts.error(
+        "This device could not erase its copy of the incidents.",
+        "Close the browser, or clear this site's data in its settings.",
+      );
+      return;
+    }
     location.reload();
   }
 
@@ -235,18 +251,28 @@ export class App {
     if (!this.me) return;
     for (const id of this.dirtyStates) {
       const state = this.states.get(id);
-      if (state) this.store.set(this.key(`state:${id}`), state).catch(() => {});
+      if (state) this.save(`incident ${id}`, () => this.store.set(this.key(`state:${id}`), state));
     }
     this.dirtyStates.clear();
-    this.store.set(this.key("read"), this.read).catch(() => {});
+    this.save("read markers", () => this.store.set(this.key("read"), this.read));
     this.persistUi();
+  }
+
+  /** Write through the persistence tracker: a failure is logged and shown, never lost. */
+  save(what, write) {
+    return this.persistence.track(what, write);
+  }
+
+  /** Write everything now and resolve once it is on disk (page hide, sign-out, tests). */
+  async flushPersistence() {
+    this.saveStates.flush();
+    return this.persistence.idle();
   }
 
   persistUi() {
     if (!this.me) return;
-    this.store
-      .set(this.key("ui"), { filters: this.filters, panes: this.paneOrder, active: this.active })
-      .catch(() => {});
+    const ui = { filters: this.filters, panes: this.paneOrder, active: this.active };
+    this.save("layout", () => this.store.set(this.key("ui"), ui));
   }
 
   // ------------------------------------------------------------------- data
@@ -256,8 +282,8 @@ export class App {
       const [orgs, users] = await Promise.all([this.api.orgs(), this.api.users()]);
       this.orgs = new Map(orgs.orgs.map((o) => [o.id, o]));
       for (const u of users.users) this.people.set(u.id, { name: u.name, org: u.org });
-      this.store.set(this.key("orgs"), this.orgs).catch(() => {});
-      this.store.set(this.key("people"), this.people).catch(() => {});
+      this.save("organisations", () => this.store.set(this.key("orgs"), this.orgs));
+      this.save("people", () => this.store.set(this.key("people"), this.people));
       this.schedule();
     } catch (err) {
       this.handleApiError(err, true);
@@ -275,7 +301,8 @@ export class App {
         this.summaries.set(s.id, s);
       }
       for (const id of [...this.summaries.keys()]) if (!seen.has(id)) this.forget(id);
-      this.store.set(this.key("list"), [...this.summaries.values()]).catch(() => {});
+      const list = [...this.summaries.values()];
+      this.save("incident list", () => this.store.set(this.key("list"), list));
       this.followActive();
       this.schedule();
     } catch (err) {
@@ -316,7 +343,7 @@ export class App {
   forget(id) {
     this.summaries.delete(id);
     this.states.delete(id);
-    this.store.delete(this.key(`state:${id}`)).catch(() => {});
+    this.save(`incident ${id}`, () => this.store.delete(this.key(`state:${id}`)));
     this.sync?.unfollow(id);
     if (this.panes.has(id)) this.closePane(id);
     this.schedule();
@@ -456,7 +483,7 @@ export class App {
   sessionEnded() {
     const user = this.me;
     this.teardown();
-    this.store.delete("session").catch(() => {});
+    this.save("session", () => this.store.delete("session"));
     this.showLogin("Your session has ended. Sign in again — queued changes are kept and sent afterwards.", user);
   }
 
@@ -822,14 +849,21 @@ export class App {
         signed_out: `Signed out${q}`,
         refused: "Not connected: app and server versions differ",
       }[status] || status;
+    const saved = this.persistence.state;
     this.connEl.dataset.state = status;
     this.connEl.dataset.queued = String(queued);
-    setText(this.connEl, failed ? `${text} · ${failed} not sent` : text);
+    this.connEl.dataset.saved = saved;
+    const parts = [text];
+    if (failed) parts.push(`${failed} not sent`);
+    if (saved === "failed") parts.push("not saved on this device");
+    setText(this.connEl, parts.join(" · "));
     this.connEl.title =
-      status === "offline"
-        ? "No network. What you do is kept on this device and sent when the connection is back."
-        : status === "reconnecting"
-          ? "The connection dropped; reconnecting. Nothing you do is lost."
-          : "";
+      saved === "failed"
+        ? `${this.persistence.describe()} What you do is still sent while this page stays open; a reload would lose what is not sent yet.`
+        : status === "offline"
+          ? "No network. What you do is kept on this device and sent when the connection is back."
+          : status === "reconnecting"
+            ? "The connection dropped; reconnecting. Nothing you do is lost."
+            : "";
   }
 }

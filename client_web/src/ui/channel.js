@@ -188,6 +188,7 @@ export class Channel {
 
   setReply(message) {
     this.replyTo = message ? message.seq : null;
+    this.replyMessage = message || null;
     if (!message) {
       this.replyChip.hidden = true;
       this.replyChip.replaceChildren();
@@ -205,6 +206,13 @@ export class Channel {
     this.text.focus();
   }
 
+  /**
+   * Queue the composer's message. The composer is cleared at once, before the
+   * outbox write (which can take a while on a busy phone): the person may
+   * already be typing the next message, and clearing after the write would
+   * erase it. If the message is refused before sending, its text comes back
+   * unless something new was typed meanwhile.
+   */
   async submit() {
     const text = this.text.value;
     if (!text.trim()) {
@@ -218,8 +226,18 @@ export class Channel {
     if (this.mentions.users.size || this.mentions.orgs.size) {
       cmd.mentions = { users: [...this.mentions.users], orgs: [...this.mentions.orgs] };
     }
+    const draft = {
+      urgent: this.urgent.checked,
+      reply: this.replyMessage,
+      users: [...this.mentions.users],
+      orgs: [...this.mentions.orgs],
+    };
+    this.clearComposer();
     const item = await this.app.send(cmd);
-    if (!item) return; // refused before sending: the text stays for correction
+    if (!item && !this.text.value) this.restoreComposer(text, draft);
+  }
+
+  clearComposer() {
     this.text.value = "";
     this.urgent.checked = false;
     this.mentions.users.clear();
@@ -229,6 +247,18 @@ export class Channel {
     this.updateCounter();
     this.stickToBottom = true;
     this.app.schedule();
+  }
+
+  /** Put a refused message back for correction. */
+  restoreComposer(text, draft) {
+    this.text.value = text;
+    this.urgent.checked = draft.urgent;
+    for (const u of draft.users) this.mentions.users.add(u);
+    for (const o of draft.orgs) this.mentions.orgs.add(o);
+    this.renderMentionChips();
+    if (draft.reply) this.setReply(draft.reply);
+    this.updateCounter();
+    this.text.focus();
   }
 
   setClosed(closed) {

@@ -95,7 +95,12 @@ export class Geo {
       this.sent.set(incident, { ...this.last, at: now });
       const cmd = { type: "responder.position", incident, lat: this.last.lat, lon: this.last.lon };
       if (this.last.accuracy_m !== null) cmd.accuracy_m = this.last.accuracy_m;
-      this.app.sync.enqueuePosition(cmd).catch(() => {});
+      this.app.sync.enqueuePosition(cmd).catch((err) => {
+        // Only a position the protocol refuses lands here (out of range): the
+        // next fix is sent instead, but the reason must be visible.
+        console.error(`position for ${incident} not queued:`, err?.message || err);
+        this.sent.delete(incident);
+      });
     }
     this.app.schedule();
   }
