@@ -20,6 +20,7 @@ from tests.conftest import LiaisonServer, connect, new_incident
 from tests.integration.tcp_proxy import FreezableProxy
 from tests.integration.test_multinode import start_nodes
 from tests.redis_server import RedisServer
+from tests.waiting import until
 
 
 @pytest.fixture
@@ -37,6 +38,7 @@ class Poster:
         self.client, self.incident = client, incident
         self.acked: dict[str, int] = {}
         self.refused_retryable = 0
+        self.outage_seen = False
         self.stop = asyncio.Event()
 
     async def run(self, interval: float = 0.01) -> None:
@@ -52,6 +54,7 @@ class Poster:
                 try:
                     ack = await self.client._call(dict(command))
                 except (TimeoutError, OSError):
+                    self.outage_seen = True
                     await asyncio.sleep(0.05)
                     continue
                 if ack.get("ok"):
@@ -60,6 +63,7 @@ class Poster:
                 failure = CommandFailed(ack["error"])
                 assert failure.retryable, ack  # never a terminal error for a valid post
                 self.refused_retryable += 1
+                self.outage_seen = True
                 await asyncio.sleep(0.05)
             i += 1
             await asyncio.sleep(interval)
@@ -76,12 +80,16 @@ async def test_redis_restart_loses_no_acknowledged_event(
     poster = Poster(dispatcher, incident)
     task = asyncio.create_task(poster.run())
 
-    await asyncio.sleep(1.0)
+    await until(lambda: len(poster.acked) >= 30, 20, "posts acknowledged before the kill")
     acked_before = len(poster.acked)
-    own_redis.kill()  # kill -9: no shutdown, AOF (everysec) on disk
-    await asyncio.sleep(1.5)
+    own_redis.kill()  # kill -9: no shutdown, AOF on disk
+    # The outage is seen: posts are refused as retryable or go unanswered.
+    await until(lambda: poster.outage_seen, 20, "the poster noticed the outage")
     own_redis.start()
-    await asyncio.sleep(2.0)
+    acked_at_restart = len(poster.acked)
+    await until(
+        lambda: len(poster.acked) >= acked_at_restart + 30, 30, "posts acknowledged after restart"
+    )
     poster.stop.set()
     await asyncio.wait_for(task, 30)
 

@@ -479,8 +479,7 @@ async def test_long_polling_is_sticky_through_nginx(
             *(phone.post(incident, f"phone {round_}.{i}") for i in range(10)),
         )
         last = max(last, *(ack["seq"] for ack in acks))
-        await asyncio.sleep(0.2)
-    await phone.wait_seq(incident, last, timeout=20)
+        await phone.wait_seq(incident, last, timeout=20)  # a burst at a time
     events = drain(phone)
     assert [e["seq"] for e in events] == list(range(2, last + 1))
     assert len({e["cid"] for e in events}) == len(events) == 200
@@ -488,6 +487,8 @@ async def test_long_polling_is_sticky_through_nginx(
 
     # An idle long-poll is answered the moment an event is stored, not at the
     # next heartbeat: nothing in the proxy holds the response back.
+    # A deliberate quiet period, not a synchronisation: it is what is under
+    # test (the phone's poll has been waiting with nothing to answer).
     await asyncio.sleep(1.5)
     started = time.monotonic()
     ack = await dispatcher.post(incident, "after a quiet moment")
