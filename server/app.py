@@ -141,10 +141,22 @@ def create_app(settings: Settings) -> web.Application:
                 await directory.close()
         finally:
             await presence.close()
+            log.info("shutdown: writing what is queued and closing the event log")
             await event_log.close()
+            log.info("shutdown: storage closed%s", _released(settings))
 
+    async def send_clients_away(_: web.Application) -> None:
+        await gateway.shut_down()
+
+    # on_shutdown runs before aiohttp waits for open requests (WebSockets
+    # included); cleanup_ctx teardown runs after, once no request is left.
+    app.on_shutdown.append(send_clients_away)
     app.cleanup_ctx.append(storage_ctx)
     return app
+
+
+def _released(settings: Settings) -> str:
+    return "" if settings.redis_url else f"; {settings.data_dir} is free for another process"
 
 
 async def _bootstrap(c: Components) -> None:
