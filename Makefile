@@ -4,9 +4,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-HOST   ?= 127.0.0.1
-PORT   ?= 8080
-DATA   ?= ./data
+# Where `make run` listens and keeps its data: `make run PORT=8090 DATA=/tmp/l`,
+# or the server's own LIAISON_HOST / LIAISON_PORT / LIAISON_DATA_DIR from the
+# environment; the make variables win over the environment.
+HOST   ?= $(or $(LIAISON_HOST),127.0.0.1)
+PORT   ?= $(or $(LIAISON_PORT),8080)
+DATA   ?= $(or $(LIAISON_DATA_DIR),./data)
 
 .PHONY: install system-deps client run demo test lint typecheck unit jstest bench clean
 

@@ -241,6 +241,12 @@ class LiaisonClient:
         )
 
     async def next_event(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The next delivered event, in seq order.
+
+        Raises ``TimeoutError`` if none arrives within ``timeout`` seconds. An
+        incident can be quiet for minutes: a listener loops and carries on
+        (README.md, "Live, from Python"); the connection stays up meanwhile.
+        """
         return await asyncio.wait_for(self.events.get(), timeout)
 
     async def wait_seq(self, incident: str, seq: int, timeout: float = 10.0) -> None:

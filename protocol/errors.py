@@ -49,6 +49,11 @@ class ErrorCode(Enum):
         "You fell too far behind; reconnect and resume from your last seq.",
     )
     INTERNAL = ("internal", True, "Unexpected server error; retry with the same id.")
+    SHUTDOWN = (
+        "shutdown",
+        True,
+        "This server is shutting down; reconnect and resume from your last seq.",
+    )
 
     @property
     def code(self) -> str:

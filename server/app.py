@@ -141,23 +141,56 @@ def create_app(settings: Settings) -> web.Application:
                 await directory.close()
         finally:
             await presence.close()
+            log.info("shutdown: writing what is queued and closing the event log")
             await event_log.close()
+            log.info("shutdown: storage closed%s", _released(settings))
 
+    async def send_clients_away(_: web.Application) -> None:
+        await gateway.shut_down()
+
+    # on_shutdown runs before aiohttp waits for open requests (WebSockets
+    # included); cleanup_ctx teardown runs after, once no request is left.
+    app.on_shutdown.append(send_clients_away)
     app.cleanup_ctx.append(storage_ctx)
     return app
+
+
+def _released(settings: Settings) -> str:
+    return "" if settings.redis_url else f"; {settings.data_dir} is free for another process"
 
 
 async def _bootstrap(c: Components) -> None:
     generated = await ensure_admin(c.directory, c.settings.admin_password)
     if generated:
-        # Printed once, on the first start only; never logged again.
-        print(f"\n  Created user 'admin' with one-time password: {generated}\n", flush=True)
+        # Printed on the first start only, never logged; with the embedded
+        # backend also kept in a file only this user can read, because a line
+        # in the middle of `make run` or the journal is easily lost.
+        kept = "" if c.settings.redis_url else _keep_admin_password(c.settings, generated)
+        print(f"\n  Created user 'admin' with generated password: {generated}{kept}\n", flush=True)
     if c.settings.demo and await seed_demo(c.directory, c.commands, c.projections):
         print(
             "  Demo data seeded: users dispatch, officer, sergeant, outreach, shelter-lead,"
             " shelter-super, cad-bot; password 'liaison-demo'.",
             flush=True,
         )
+
+
+#: The generated password of the first admin, in the data dir (mode 0600).
+ADMIN_PASSWORD_FILE = "initial-admin-password"  # noqa: S105 - a file name
+
+
+def _keep_admin_password(settings: Settings, password: str) -> str:
+    """Write the generated admin password next to the data; say where, or why not."""
+    path = settings.data_dir / ADMIN_PASSWORD_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(password + "\n")
+        path.chmod(0o600)  # also if the file already existed with other modes
+    except OSError as exc:
+        log.warning("could not keep the admin password in %s: %s", path, exc)
+        return ""
+    return f"\n  (also in {path.resolve()}, readable only by this user)"
 
 
 def _add_client_routes(app: web.Application) -> None:

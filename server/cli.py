@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import importlib.metadata
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import fields
 from pathlib import Path
@@ -15,10 +17,11 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from protocol.errors import ProtocolError
+from server import __version__
 from server.app import COMPONENTS, create_app
 from server.domain.model import Org, Role
 from server.services.admin import create_user
-from server.settings import Settings
+from server.settings import HELP, Settings, human_default
 from server.storage.directory import (
     Directory,
     DirectoryConflict,
@@ -27,9 +30,22 @@ from server.storage.directory import (
 )
 from server.storage.redis_directory import RedisDirectoryStorage
 
+#: How long a stopping server waits for HTTP requests still open once every
+#: Socket.IO client was sent away (aiohttp's default is 60 s, twice systemd's
+#: TimeoutStopSec=30s). The whole stop stays within about 5 s.
+SHUTDOWN_TIMEOUT_S = 2.0
+
 SETTINGS_HELP = "\n".join(
-    f"  LIAISON_{f.name.upper():<22} default: {f.default!r}" for f in fields(Settings)
+    f"  LIAISON_{f.name.upper()}={human_default(f.name)}\n      {HELP.get(f.name, '')}"
+    for f in fields(Settings)
 )
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("liaison")
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree
+        return __version__
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -56,7 +72,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         print=None,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
     )
+    logging.getLogger("server").info("shutdown: done")
     return 0
 
 
@@ -80,23 +98,52 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _with_app(settings, lambda _: asyncio.sleep(0, 0))
 
 
+DIRECTORY_DB = "directory.db"
+
+
+def _missing_database(settings: Settings, init: bool) -> str | None:
+    """Why the admin commands must not touch this data dir, or None.
+
+    A mistyped --data-dir must not quietly become a new, empty database that
+    no server reads: only ``--init`` (or ``liaison serve``) creates one.
+    """
+    if settings.redis_url or init or (settings.data_dir / DIRECTORY_DB).exists():
+        return None
+    return (
+        f"error: {settings.data_dir.resolve()} holds no Liaison database ({DIRECTORY_DB}).\n"
+        "Point --data-dir (or LIAISON_DATA_DIR) at the server's data directory,"
+        " or pass --init to create a new one there."
+    )
+
+
+def _refused(args: argparse.Namespace) -> bool:
+    """Print why the data dir is refused, if it is."""
+    refusal = _missing_database(_settings(args), getattr(args, "init", False))
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
+    return refusal is not None
+
+
 def _directory_action(
     args: argparse.Namespace, action: Callable[[Directory], Awaitable[int]]
 ) -> int:
+    settings = _settings(args)
+    if _refused(args):
+        return 2
+
     async def run() -> int:
-        settings = _settings(args)
         client = aioredis.Redis.from_url(settings.redis_url) if settings.redis_url else None
         storage: DirectoryStorage = (
             RedisDirectoryStorage(client)
             if client is not None
-            else SqliteDirectoryStorage(settings.data_dir / "directory.db")
+            else SqliteDirectoryStorage(settings.data_dir / DIRECTORY_DB)
         )
         directory = Directory(storage)
         await directory.start()
         try:
             return await action(directory)
         except (ProtocolError, DirectoryConflict) as exc:
-            print(f"error: {exc}")
+            print(f"error: {exc}", file=sys.stderr)
             return 1
         finally:
             await directory.close()
@@ -125,6 +172,8 @@ def cmd_org_list(args: argparse.Namespace) -> int:
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
+    if _refused(args):  # before asking for a password
+        return 2
     password = args.password or getpass.getpass(f"password for {args.username}: ")
 
     async def action(directory: Directory) -> int:
@@ -155,13 +204,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="liaison",
         description="Liaison: real-time joint incident coordination server.",
-        epilog="Settings (flags override environment variables):\n" + SETTINGS_HELP,
+        epilog="Settings, with their defaults (flags override environment variables):\n"
+        + SETTINGS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"liaison {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def data_dir(p: argparse.ArgumentParser) -> None:
+    def data_dir(p: argparse.ArgumentParser, init: bool = False) -> None:
         p.add_argument("--data-dir", type=Path, help="data directory (LIAISON_DATA_DIR)")
+        if init:
+            p.add_argument(
+                "--init",
+                action="store_true",
+                help="create a new database if the data directory holds none",
+            )
 
     serve = sub.add_parser("serve", help="run the server on the embedded default")
     serve.add_argument("--host", help="listen address (LIAISON_HOST)")
@@ -185,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     org_add.add_argument("id")
     org_add.add_argument("name")
     org_add.add_argument("--kind", default="ngo", help="police, ngo, ... (default ngo)")
-    data_dir(org_add)
+    data_dir(org_add, init=True)
     org_add.set_defaults(func=cmd_org_add)
     org_list = org.add_parser("list", help="list organisations")
     data_dir(org_list)
@@ -198,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     user_add.add_argument("--role", required=True, choices=[r.value for r in Role])
     user_add.add_argument("--name")
     user_add.add_argument("--password", help="prompted for if absent")
-    data_dir(user_add)
+    data_dir(user_add, init=True)
     user_add.set_defaults(func=cmd_user_add)
     user_list = user.add_parser("list", help="list users")
     data_dir(user_list)

@@ -105,3 +105,40 @@ def _convert(name: str, raw: str) -> Any:
     if isinstance(default, tuple):
         return tuple(item.strip() for item in raw.split(",") if item.strip())
     return raw
+
+
+#: One line per setting for ``liaison --help``; README.md "Settings" says more.
+#: tests/integration/test_cli.py checks that every field has one.
+HELP: dict[str, str] = {
+    "host": "interface to listen on (0.0.0.0: every interface)",
+    "port": "port to listen on",
+    "redis_url": "redis://host:port/db: run as one node of many on this Redis; empty: SQLite",
+    "node_id": "this node's name in probes, presence and logs; empty: hostname-pid",
+    "presence_ttl_s": "seconds a dead node's users still show as online (Redis mode)",
+    "data_dir": "SQLite files, the token secret and the first admin password (embedded mode)",
+    "secret": "HMAC key signing login tokens, shared by every node; empty: generated",
+    "token_ttl_s": "lifetime of a login token, in seconds",
+    "allowed_origins": "comma-separated browser origins; empty: the server's own http://host:port",
+    "admin_password": "password for the first 'admin' user; empty: generated on first start",
+    "sqlite_synchronous": "FULL survives a power cut; NORMAL only a crash of the process",
+    "max_pending_bytes": "bytes queued for one connection before it is cut off as too slow",
+    "ping_interval_s": "seconds between heartbeats; a dead peer is noticed after interval+timeout",
+    "ping_timeout_s": "seconds a heartbeat may take before the client counts as gone",
+    "log_level": "DEBUG, INFO, WARNING or ERROR",
+    "demo": "seed demo organisations, users and an incident at start (idempotent)",
+    "tile_url": "map tile URL template ({z}/{x}/{y}) for the browser; empty: a plain grid",
+}
+
+
+def human_default(name: str) -> str:
+    """A setting's default as one would write it in an environment file."""
+    value = Settings.__dataclass_fields__[name].default
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, Path):
+        return str(value) if value.is_absolute() else f"./{value}"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

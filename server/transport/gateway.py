@@ -13,9 +13,10 @@ Frames (see protocol/SPEC.md):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -42,6 +43,13 @@ log = logging.getLogger(__name__)
 #: How long a slow consumer that is cut off gets to read the notice before its
 #: TCP connection is aborted.
 CUT_OFF_GRACE_S = 2.0
+#: How long a stopping server waits for the commands in flight to be stored and
+#: acknowledged. A command still running after that is not acknowledged; its
+#: client retries it (same id) on the server it reconnects to.
+DRAIN_TIMEOUT_S = 1.5
+#: How long a client told to reconnect gets to read the ``shutdown`` notice
+#: before its connection is aborted. Clients that read close at once.
+SEND_AWAY_GRACE_S = 1.0
 
 
 class _OrjsonModule:
@@ -65,6 +73,8 @@ class Session:
     codec: Codec
     outbox: Outbox
     acks: AckPipeline
+    #: Set when the connection is gone (``on_disconnect``).
+    gone: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def org(self) -> str:
@@ -193,9 +203,15 @@ class Gateway:
         self.sio.binary_allowed = set()
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
-        self.sio.command_handler = self.on_cmd
+        self.sio.command_handler = self._admit_cmd
         self.sio.on("*", self.on_unknown)
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Set once the server stops: commands are refused, connections sent away.
+        self.closing = False
+        #: ``cmd`` handlers running now; ``_quiet`` is set whenever there are none.
+        self._running = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -253,10 +269,13 @@ class Gateway:
         # Queued after the CONNECT packet, which python-socketio sends when
         # this handler returns (no await yields in between).
         self._spawn(self.sio.emit("welcome", welcome, to=sid))
+        if self.closing:  # a connection that slipped in while the server stops
+            self._spawn(self._send_away(self.sessions[sid]))
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         session = self.sessions.pop(sid, None)
         if session is not None:
+            session.gone.set()
             session.outbox.closed = True
             self.hub.drop(session)
             await session.acks.close()
@@ -286,6 +305,25 @@ class Gateway:
         await self.sio.close_connection(eio_sid, grace_s=CUT_OFF_GRACE_S)
 
     # --------------------------------------------------------------- commands
+
+    async def _admit_cmd(
+        self, sid: str, eio_sid: str, namespace: str, ack_id: int | None, data: Any
+    ) -> None:
+        """Refuse commands once the server stops; count the ones running until then."""
+        if self.closing:
+            session = self.sessions.get(sid)
+            if session is not None:
+                err = ProtocolError(ErrorCode.SHUTDOWN)
+                await session.acks.add(ack_id, _error_ack(session.codec, err))
+            return
+        self._running += 1
+        self._quiet.clear()
+        try:
+            await self.on_cmd(sid, eio_sid, namespace, ack_id, data)
+        finally:
+            self._running -= 1
+            if not self._running:
+                self._quiet.set()
 
     async def on_cmd(
         self, sid: str, eio_sid: str, namespace: str, ack_id: int | None, data: Any
@@ -358,6 +396,69 @@ class Gateway:
             ErrorCode.UNKNOWN_TYPE, f"unknown event {event!r}; send commands as 'cmd'"
         )
         return _error_ack(session.codec, err) if session else err.to_wire()
+
+    # --------------------------------------------------------------- shutdown
+
+    async def shut_down(self) -> None:
+        """Stop taking commands, finish those in flight, send every client elsewhere.
+
+        Runs in aiohttp's ``on_shutdown``: after the listening socket closed and
+        before aiohttp waits for open requests, which for a WebSocket means
+        until its client leaves. Clients are sent away so that they reconnect
+        by themselves (see ``_send_away``), which also ends those requests.
+        """
+        self.closing = True
+        log.info(
+            "shutdown: no longer listening; refusing new commands (%d clients connected)",
+            len(self.sessions),
+        )
+        try:
+            async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                await self._quiet.wait()
+                await asyncio.gather(*(s.acks.idle() for s in list(self.sessions.values())))
+            log.info("shutdown: every command in flight was stored and acknowledged")
+        except TimeoutError:
+            log.warning(
+                "shutdown: commands still in flight after %.1f s are not acknowledged;"
+                " their clients retry them with the same id",
+                DRAIN_TIMEOUT_S,
+            )
+        sessions = list(self.sessions.values())
+        await asyncio.gather(*(self._send_away(s) for s in sessions))
+        log.info(
+            "shutdown: told %d clients to reconnect and closed their connections", len(sessions)
+        )
+
+    async def _send_away(self, session: Session) -> None:
+        """A ``shutdown`` notice, then the end of the transport, not a disconnect.
+
+        The notice goes through engine.io's queue, after what was queued before
+        it. On a WebSocket a sentinel follows, at which engine.io's writer
+        closes the WebSocket; a long-polling session is closed once a poll has
+        taken the notice, so the next poll fails. Either way clients see a lost
+        transport and reconnect on their own. Neither a Socket.IO DISCONNECT
+        ("io server disconnect") nor an engine.io CLOSE packet is sent:
+        socket.io-client does not retry the first, python-engineio's client
+        does not retry the second.
+        """
+        eio_sid = self.sio.manager.eio_sid_from_sid(session.sid, "/")
+        socket = self.sio.eio.sockets.get(eio_sid)
+        if socket is None or socket.closed:
+            return
+        notice = {"code": ErrorCode.SHUTDOWN.code, "message": ErrorCode.SHUTDOWN.default_message}
+        session.outbox.send_text('2["notice",' + orjson.dumps(notice).decode() + "]")
+        upgraded = socket.upgraded
+        if upgraded:
+            socket.queue.put_nowait(None)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SEND_AWAY_GRACE_S):
+                await socket.queue.join()  # taken by the writer, or by a poll
+                if upgraded:
+                    await session.gone.wait()
+        if not session.gone.is_set():  # long-polling, or a peer that does not read
+            await socket.close(wait=False, abort=True)
+            socket.queue.put_nowait(None)  # releases a poll waiting for packets
+            await self.sio.close_connection(eio_sid, grace_s=0.0)
 
     async def close(self) -> None:
         for task in list(self._tasks):

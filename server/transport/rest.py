@@ -48,6 +48,7 @@ STATUS = {
     ErrorCode.UNAVAILABLE: 503,
     ErrorCode.SLOW_CONSUMER: 503,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.SHUTDOWN: 503,
 }
 
 log = logging.getLogger(__name__)
