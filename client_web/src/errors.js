@@ -95,6 +95,12 @@ export function explain(error, commandType) {
         action: "Nothing is lost: it is sent again automatically in a moment.",
         retryable: true,
       };
+    case "shutdown":
+      return {
+        title: "The server is restarting.",
+        action: "Nothing is lost: it is sent again automatically once reconnected.",
+        retryable: true,
+      };
     case "unavailable":
     case "internal":
     case "slow_consumer":

@@ -281,6 +281,13 @@ export class Sync extends Emitter {
         this.emit("unauthenticated", data);
         return;
       }
+      if (data.retryable) {
+        // A server that is stopping or cannot serve right now: try again
+        // (socket.io does not retry a refused connect by itself).
+        this.setStatus(this.isOnline() ? "reconnecting" : "offline");
+        setTimeout(() => this.connect(), 1000 + Math.random() * 2000);
+        return;
+      }
       // Refused for good (version, encoding): do not hammer the server.
       this.setStatus("refused");
       this.emit("refused", data);
@@ -290,9 +297,16 @@ export class Sync extends Emitter {
   }
 
   onNotice(notice) {
-    // slow_consumer: the server closes the transport; socket.io reconnects and
-    // the next welcome resumes from our own positions. Unknown codes: ignored.
-    if (notice && typeof notice === "object") this.emit("notice", notice);
+    // slow_consumer, shutdown: the server ends the transport; socket.io
+    // reconnects and the next welcome resumes from our own positions. Until
+    // then nothing is sent here: the person sees "reconnecting", not "online"
+    // (SPEC 15). Unknown codes: ignored.
+    if (!notice || typeof notice !== "object") return;
+    if (notice.code === "shutdown" || notice.code === "slow_consumer") {
+      this.welcomed = false;
+      this.setStatus("reconnecting");
+    }
+    this.emit("notice", notice);
   }
 
   onEv(batch) {

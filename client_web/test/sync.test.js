@@ -405,3 +405,28 @@ test("a store that fails is reported, and the command is still sent", async () =
   assert.deepEqual(server.frames.filter((f) => f.type === "message.post").map((f) => f.text), ["still sent"]);
   sync.stop();
 });
+
+test("a shutdown notice shows reconnecting and holds the outbox until the next welcome", async () => {
+  const { server, sync, socket } = setup();
+  await sync.start();
+  await until(() => sync.status === "online");
+  socket().fire("notice", { code: "shutdown", message: "stopping" });
+  assert.equal(sync.status, "reconnecting");
+  const item = await sync.enqueue({ type: "message.post", incident: "inc_a", text: "after the notice" });
+  assert.equal(server.frames.filter((f) => f.id === item.id).length, 0, "nothing sent to a stopping server");
+  socket().fire("welcome", { v: 1, encoding: "json", limits: {}, user: USER });
+  await until(() => sync.outbox.length === 0);
+  assert.equal(server.frames.filter((f) => f.id === item.id).length, 1);
+  sync.stop();
+});
+
+test("a retryable connect refusal is retried; a terminal one is not", async () => {
+  const { server, sync } = setup();
+  server.refuse = { code: "shutdown", message: "stopping", retryable: true };
+  await sync.start();
+  await until(() => sync.status === "reconnecting");
+  server.refuse = null;
+  await until(() => sync.status === "online", 5000);
+  assert.equal(server.connections, 1);
+  sync.stop();
+});

@@ -378,6 +378,7 @@ export class App {
     });
     sync.on("notice", (notice) => {
       if (notice.code === "slow_consumer") this.toasts.info("Catching up after a slow connection…");
+      if (notice.code === "shutdown") this.toasts.info("The server is restarting — reconnecting…");
     });
   }
 
