@@ -18,8 +18,6 @@ import { PROTOCOL_VERSION, DEFAULT_LIMITS, validateCommand, newClientId } from "
 export const ACK_TIMEOUT_MS = 10_000;
 const BACKOFF_MS = [200, 400, 800, 1600, 2000, 4000, 8000];
 const FOLLOW_CHUNK = 100;
-/** Delay before following again an incident the server answered with a retryable status. */
-const FOLLOW_RETRY_MS = 2000;
 
 /** Follow positions and the `ev` processing rules of SPEC 11.3; no I/O. */
 export class Positions {
@@ -342,10 +340,6 @@ export class Sync extends Emitter {
       this.positions.set(result.incident, result.epoch ?? null, 0);
       this.emit("resync", result.incident, result.epoch ?? null, result.status);
       this.refollow([result.incident]);
-    } else if (result.retryable) {
-      // e.g. "unavailable": the server could not reach its storage for this
-      // incident. Keep the position and follow again in a moment.
-      setTimeout(() => this.refollow([result.incident]), FOLLOW_RETRY_MS);
     } else {
       this.positions.delete(result.incident);
       this.emit("gone", result.incident);
