@@ -204,6 +204,7 @@ class RedisEventLog:
         except (RedisError, OSError, StorageUnavailable) as exc:
             error = exc if isinstance(exc, StorageUnavailable) else StorageUnavailable(str(exc))
         self._heads.pop(incident, None)
+        log.warning("append of %d events to %s failed: %r", len(run), incident, error)
         for _, fut in run:
             fail(fut, error)
         return error
