@@ -195,7 +195,7 @@ class LiaisonClient:
                 self.resyncs.append(result["incident"])
                 self.positions[result["incident"]] = Position(result["epoch"], 0)
                 await self.follow_many([result["incident"]])
-            elif result["status"] != "ok":
+            elif result["status"] != "ok" and not result.get("retryable"):
                 self.positions.pop(result["incident"], None)
         return results
 

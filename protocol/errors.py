@@ -49,10 +49,16 @@ class ErrorCode(Enum):
         "You fell too far behind; reconnect and resume from your last seq.",
     )
     INTERNAL = ("internal", True, "Unexpected server error; retry with the same id.")
+    # -- added in v1 (SPEC §19: codes are only ever appended) --------------------
     SHUTDOWN = (
         "shutdown",
         True,
         "This server is shutting down; reconnect and resume from your last seq.",
+    )
+    OUTCOME_UNKNOWN = (
+        "outcome_unknown",
+        True,
+        "The server cannot tell whether this was stored; retry with the same id.",
     )
 
     @property

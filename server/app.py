@@ -77,7 +77,13 @@ def _backends(settings: Settings) -> tuple[EventLog, Directory]:
     """SQLite in the data dir by default; Redis when a URL is configured."""
     if settings.redis_url:
         node = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
-        redis_log = RedisEventLog(RedisConfig(url=settings.redis_url, node_id=node))
+        redis_log = RedisEventLog(
+            RedisConfig(
+                url=settings.redis_url,
+                node_id=node,
+                max_connections=settings.redis_max_connections,
+            )
+        )
         return redis_log, Directory(RedisDirectoryStorage(redis_log.redis), refresh_s=5.0)
     sqlite_log = SqliteEventLog(
         SqliteConfig(settings.data_dir / "events.db", synchronous=settings.sqlite_synchronous)

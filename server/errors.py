@@ -3,6 +3,7 @@
 Exception
 └── LiaisonError
     ├── StorageUnavailable   the log could not be read or written (retryable)
+    ├── StorageOutcomeUnknown  a write was sent but not answered: maybe stored
     ├── LogNotFound          no log for that incident
     └── ClientIdReused       a client id names a different, earlier action
 """
@@ -16,6 +17,15 @@ class LiaisonError(Exception):
 
 class StorageUnavailable(LiaisonError):
     """The durable log failed; nothing was acknowledged, the client may retry."""
+
+
+class StorageOutcomeUnknown(LiaisonError):
+    """A write reached the store but its answer was lost: it may have been stored.
+
+    Not a StorageUnavailable on purpose: that one promises "not stored". The
+    client retries with the same id; idempotency answers it with the stored
+    event if there is one.
+    """
 
 
 class LogNotFound(LiaisonError):

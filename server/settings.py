@@ -22,6 +22,9 @@ class Settings:
     redis_url: str = ""
     #: Names this node in probes and logs; default hostname-pid.
     node_id: str = ""
+    #: Connections per node to Redis for commands (Redis mode). A caller beyond
+    #: that waits (up to 5 s, then ``unavailable``) instead of failing at once.
+    redis_max_connections: int = 64
     #: Seconds a node's presence claims outlive it (Redis mode).
     presence_ttl_s: float = 30.0
     #: Where the embedded backend keeps its SQLite files and the generated secret.
@@ -55,6 +58,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.sqlite_synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):
             raise ValueError("LIAISON_SQLITE_SYNCHRONOUS must be FULL, EXTRA or NORMAL")
+        if self.redis_max_connections < 2:
+            raise ValueError("LIAISON_REDIS_MAX_CONNECTIONS must be at least 2")
         if self.max_pending_bytes < 64 * 1024:
             raise ValueError("LIAISON_MAX_PENDING_BYTES must be at least 65536")
 

@@ -109,6 +109,13 @@ export function explain(error, commandType) {
         action: "Nothing is lost: it stays queued on this device and is retried automatically.",
         retryable: true,
       };
+    case "outcome_unknown":
+      return {
+        title: "The server did not confirm that this was saved.",
+        action:
+          "Nothing is lost and nothing is saved twice: it stays queued on this device and is sent again until the server confirms it.",
+        retryable: true,
+      };
     case "out_of_range":
     case "resync_required":
       return {

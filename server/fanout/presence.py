@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from server.errors import StorageUnavailable
 from server.storage import redis_keys as keys
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,10 @@ class RedisPresence:
 
     async def online(self, incident: str) -> list[str]:
         now = int(time.time() * 1000)
-        members: Any = await self._redis.zrangebyscore(keys.presence_key(incident), now, "+inf")
+        try:
+            members: Any = await self._redis.zrangebyscore(keys.presence_key(incident), now, "+inf")
+        except (RedisError, OSError) as exc:
+            raise StorageUnavailable(f"presence of {incident}: {exc}") from exc
         return sorted({m.decode().split("\x00", 1)[0] for m in members})
 
     async def _renew(self) -> None:

@@ -15,7 +15,7 @@ from server.domain.decide import decide, decide_create
 from server.domain.directory import DirectoryView
 from server.domain.events import AppendResult, EventDraft
 from server.domain.model import Principal
-from server.errors import ClientIdReused, LogNotFound, StorageUnavailable
+from server.errors import ClientIdReused, LogNotFound, StorageOutcomeUnknown, StorageUnavailable
 from server.services.projections import Projections
 from server.storage.base import EventLog
 
@@ -129,6 +129,8 @@ class CommandService:
             return await pending
         except StorageUnavailable as exc:
             raise ProtocolError(ErrorCode.UNAVAILABLE) from exc
+        except StorageOutcomeUnknown as exc:
+            raise ProtocolError(ErrorCode.OUTCOME_UNKNOWN) from exc
         except LogNotFound as exc:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident") from exc
         except ClientIdReused as exc:

@@ -28,6 +28,7 @@ import orjson
 from protocol.errors import ErrorCode
 from protocol.v1 import FollowTarget
 from server.domain.events import StoredEvent
+from server.errors import StorageUnavailable
 from server.fanout.presence import Presence
 from server.services.envelope import envelope, placeholder
 from server.services.projections import Projections
@@ -116,22 +117,58 @@ class Hub:
     # ------------------------------------------------------------ follow/drop
 
     async def follow(self, sub: Subscriber, target: FollowTarget) -> dict[str, Any]:
-        """Start (or restart) delivery of one incident from ``target.after_seq``."""
+        """Start (or restart) delivery of one incident from ``target.after_seq``.
+
+        Storage failing answers this target ``unavailable`` (SPEC §11.2), with
+        nothing left registered; the other targets of the command go on.
+        """
+        result: dict[str, Any] = {"incident": target.incident}
+        try:
+            return result | await self._follow(sub, target)
+        except StorageUnavailable as exc:
+            log.warning("follow of %s by %s failed: %s", target.incident, sub.user, exc)
+            code = ErrorCode.UNAVAILABLE
+            return result | {"status": code.code, "retryable": code.retryable}
+
+    async def _follow(self, sub: Subscriber, target: FollowTarget) -> dict[str, Any]:
         incident = target.incident
-        result: dict[str, Any] = {"incident": incident}
         state = await self._projections.get(incident)
         if state is None or not state.participates(sub.org):
-            return result | {"status": ErrorCode.NOT_FOUND.code}
-        result |= {"epoch": state.epoch, "head_seq": state.seq}
-        if target.epoch is not None and target.epoch != state.epoch:
+            return {"status": ErrorCode.NOT_FOUND.code}
+        # Positions are checked against the log's head, not against this
+        # node's projection: that one lags while its pub/sub link is slow or
+        # down, and a correct position would look like one beyond the end.
+        head = await self._log.head(incident)
+        if head is None:
+            return {"status": ErrorCode.NOT_FOUND.code}
+        result: dict[str, Any] = {"epoch": head.epoch, "head_seq": head.seq}
+        if target.epoch is not None and target.epoch != head.epoch:
             return result | {"status": ErrorCode.RESYNC_REQUIRED.code}
-        if target.after_seq > state.seq:
+        if target.after_seq > head.seq:
             return result | {"status": ErrorCode.OUT_OF_RANGE.code}
+        fs = await self._register(sub, incident, target.after_seq)
+        return result | {"status": "ok", "head_seq": max(head.seq, fs.last)}
+
+    async def _register(self, sub: Subscriber, incident: str, after_seq: int) -> FollowState:
+        """Register a follower and catch it up: all or nothing.
+
+        A follower left behind by a failed join would stay in catch-up mode
+        and buffer every live event of the incident, without bound.
+        """
         followers = await self._subscribed(incident)
-        fs = followers[sub] = FollowState(last=target.after_seq)
-        await self._presence.join(incident, sub.user, sub.connection)
-        await self._catch_up(sub, incident, fs)
-        return result | {"status": "ok", "head_seq": max(state.seq, fs.last)}
+        rejoining = sub in followers  # a re-follow: present already
+        fs = followers[sub] = FollowState(last=after_seq)
+        joined = rejoining
+        try:
+            if not rejoining:
+                await self._presence.join(incident, sub.user, sub.connection)
+                joined = True
+            await self._catch_up(sub, incident, fs)
+        except BaseException:
+            if followers.get(sub) is fs:
+                self._forget(sub, incident, leave=joined)
+            raise
+        return fs
 
     async def _subscribed(self, incident: str) -> dict[Subscriber, FollowState]:
         """The incident's followers, once the log delivers its events live."""
@@ -157,10 +194,14 @@ class Hub:
         return followers
 
     def unfollow(self, sub: Subscriber, incident: str) -> None:
+        self._forget(sub, incident, leave=True)
+
+    def _forget(self, sub: Subscriber, incident: str, *, leave: bool) -> None:
         followers = self._followers.get(incident)
         if followers is None or followers.pop(sub, None) is None:
             return
-        self._spawn(self._presence.leave(incident, sub.user, sub.connection))
+        if leave:
+            self._spawn(self._presence.leave(incident, sub.user, sub.connection))
         if not followers:
             del self._followers[incident]
             self._ready.pop(incident, None)
@@ -233,6 +274,10 @@ class Hub:
                 if not fs.buffer:
                     fs.catching_up = False
                     return
+        except StorageUnavailable as exc:
+            log.warning("catch-up of %s failed (%s); the client must resume", incident, exc)
+            self.unfollow(sub, incident)
+            raise
         except Exception:
             log.exception("catch-up of %s failed; the client must resume", incident)
             self.unfollow(sub, incident)

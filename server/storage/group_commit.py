@@ -6,6 +6,21 @@ commit runs, new appends pile up for the next one, so under load each commit
 (an fsync, a Redis round trip) is shared by many events — and at low load an
 append waits for nothing but its own write. Order is kept: a batch holds the
 appends in the order they were enqueued.
+
+The writer is the only one that stores anything, so it is supervised:
+
+* A future handed to a batch may be cancelled at any time by its caller (a
+  connection that drops cancels the task awaiting it). Backends settle
+  futures only through ``settle`` / ``fail``, which ignore a future that is
+  done already; the write itself still happens.
+* A ``commit`` that raises fails the futures of its batch that are still
+  waiting, as retryable, and the writer goes on with the next batch.
+* If the writer task ends anyway (a bug in this loop), it is restarted, up
+  to ``MAX_RESTARTS`` times; after that the queue is ``dead``: appends are
+  refused at once with StorageUnavailable and ``stats()['healthy']`` is False,
+  so /healthz takes the node out of the load balancer. A write never hangs
+  on a writer that no longer runs (measured before this: a node that stopped
+  storing forever while /healthz said ok).
 """
 
 from __future__ import annotations
@@ -14,17 +29,33 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from server.domain.events import AppendResult, EventDraft
 from server.errors import StorageUnavailable
 
+log = logging.getLogger(__name__)
+
 Pending = tuple[EventDraft, "asyncio.Future[AppendResult]"]
 Commit = Callable[[list[Pending]], Awaitable[None]]
 
-log = logging.getLogger(__name__)
+#: Writer restarts before the queue gives up and reports itself unhealthy.
+MAX_RESTARTS = 5
 
 #: How long ``close`` keeps writing what is pending before it gives up on it.
 FLUSH_TIMEOUT_S = 2.0
+
+
+def settle(fut: asyncio.Future[AppendResult], result: AppendResult) -> None:
+    """Resolve a batch future unless its caller cancelled it (or it was answered)."""
+    if not fut.done():
+        fut.set_result(result)
+
+
+def fail(fut: asyncio.Future[AppendResult], error: BaseException) -> None:
+    """Fail a batch future unless its caller cancelled it (or it was answered)."""
+    if not fut.done():
+        fut.set_exception(error)
 
 
 class GroupCommitQueue:
@@ -33,25 +64,43 @@ class GroupCommitQueue:
         self._max_batch = max_batch
         self._name = name
         self._pending: list[Pending] = []
+        self._inflight: list[Pending] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         #: Set while nothing is pending or being committed.
         self._idle = asyncio.Event()
         self._idle.set()
-        self._closed = False
+        self.restarts = 0
+        self.dead = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self._name)
+        self._task.add_done_callback(self._on_writer_done)
 
     def enqueue(self, draft: EventDraft) -> asyncio.Future[AppendResult]:
         fut: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
-        if self._closed:
-            fut.set_exception(StorageUnavailable("the server is shutting down"))
+        if self.dead or self._closing:
+            fut.set_exception(StorageUnavailable(f"the {self._name} task is not running"))
             return fut
         self._pending.append((draft, fut))
         self._idle.clear()
         self._wakeup.set()
         return fut
+
+    def stats(self) -> dict[str, Any]:
+        """For /healthz: whether the writer runs, and how many appends wait for it.
+
+        ``waiting`` counts appends whose caller still waits (a cancelled one
+        is still written, but nobody is told).
+        """
+        queued = self._inflight + self._pending
+        return {
+            "healthy": not self.dead,
+            "restarts": self.restarts,
+            "queued": len(queued),
+            "waiting": sum(not fut.done() for _, fut in queued),
+        }
 
     async def _run(self) -> None:
         while True:
@@ -60,8 +109,43 @@ class GroupCommitQueue:
             while self._pending:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
-                await self._commit(batch)
+                await self._commit_one(batch)
             self._idle.set()
+
+    async def _commit_one(self, batch: list[Pending]) -> None:
+        self._inflight = batch
+        try:
+            await self._commit(batch)
+        except Exception as exc:
+            log.exception("%s: a commit of %d appends failed", self._name, len(batch))
+            error = StorageUnavailable(f"the commit failed: {exc}")
+            for _, fut in batch:
+                fail(fut, error)
+        finally:
+            self._inflight = []
+
+    def _on_writer_done(self, task: asyncio.Task[None]) -> None:
+        """Restart a writer that ended while nobody asked it to."""
+        if self._closing:
+            return
+        error = None if task.cancelled() else task.exception()
+        log.error("%s stopped unexpectedly (%r)", self._name, error, exc_info=error)
+        for _, fut in self._inflight:
+            fail(fut, StorageUnavailable("the writer stopped during this commit"))
+        self._inflight = []
+        if self.restarts >= MAX_RESTARTS:
+            self.dead = True
+            log.error("%s gave up after %d restarts; refusing writes", self._name, self.restarts)
+            self._refuse_pending(StorageUnavailable(f"the {self._name} task is not running"))
+            return
+        self.restarts += 1
+        self.start()
+        self._wakeup.set()
+
+    def _refuse_pending(self, error: StorageUnavailable) -> None:
+        for _, fut in self._pending:
+            fail(fut, error)
+        self._pending.clear()
 
     async def close(self) -> None:
         """Refuse new appends, write those pending, then stop.
@@ -70,7 +154,7 @@ class GroupCommitQueue:
         refused as retryable: it was never acknowledged, and its client
         retries it with the same id.
         """
-        self._closed = True
+        self._closing = True
         if self._task is not None and not self._task.done():
             try:
                 await asyncio.wait_for(self._idle.wait(), FLUSH_TIMEOUT_S)
@@ -78,14 +162,11 @@ class GroupCommitQueue:
                 log.warning(
                     "%s: %d appends not written within %.1f s of shutdown",
                     self._name,
-                    len(self._pending),
+                    len(self._pending) + len(self._inflight),
                     FLUSH_TIMEOUT_S,
                 )
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for _, fut in self._pending:
-            if not fut.done():
-                fut.set_exception(StorageUnavailable("the server is shutting down"))
-        self._pending.clear()
+        self._refuse_pending(StorageUnavailable("the server is shutting down"))

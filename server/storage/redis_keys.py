@@ -1,7 +1,8 @@
 """Every Redis key and channel Liaison uses, in one place.
 
 Per-incident keys share the hash tag ``{<incident>}`` so one incident lives in
-one Redis Cluster slot and the append script touches a single slot.
+one Redis Cluster slot and the append script touches a single slot. Per-user
+keys share ``{user:<id>}`` likewise.
 """
 
 from __future__ import annotations
@@ -31,6 +32,15 @@ def head_key(incident: str) -> str:
 def idem_key(incident: str) -> str:
     """Hash: "<user>\\0<client id>" -> seq of the event it produced."""
     return f"{PREFIX}{{{incident}}}:idem"
+
+
+def cids_key(user: str) -> str:
+    """Hash: client id -> "<incident>\\0<event type>" it was first used for (SPEC §12).
+
+    Written with HSETNX before an append and never changed: the user-wide
+    scope of client ids, which the per-incident ``idem_key`` cannot give.
+    """
+    return f"{PREFIX}{{user:{user}}}:cids"
 
 
 def channel(incident: str) -> str:

@@ -3,12 +3,28 @@
 Write path::
 
     append() ─▶ pending ─▶ writer takes all, groups them per incident, and per
-                incident: check client ids (HMGET), sequence and chain the
+                incident: claim each client id for its user and look it up in
+                the incident (one pipelined round trip), sequence and chain the
                 drafts from the cached head, then one EVALSHA of append.lua
                 (compare-and-set on the head; XADD each; move the head; PUBLISH)
              ◀─ "ok": deliver to this node's feeds, then acknowledge
                 "moved": another node appended first; re-read the head, redo
                 "dup": a concurrent retry won; re-check the client ids
+
+Client ids are scoped to the user across all incidents (SPEC §12). The
+append script touches one incident's slot only (Redis Cluster), so the user
+scope is a separate record: ``HSETNX`` of ``cids_key(user)[client id] =
+incident + type`` before the append. The first claim wins atomically; a
+later draft whose claim names another incident or type is refused with
+ClientIdReused, one that names the same action is a retry and goes on to the
+per-incident check, where the script's HEXISTS keeps it stored once. A claim
+outlives a failed append: the id stays bound to its action, which is what a
+client retrying with the same id needs.
+
+Outcome: a connection error or timeout *after* the script was sent leaves
+the write's outcome unknown (Redis may well have applied it). That is
+StorageOutcomeUnknown, not StorageUnavailable ("not stored"): the client
+retries with the same id and gets the stored event back if it was.
 
 Why compare-and-set instead of assigning seq inside the script: every event
 carries a sha256 hash chain and Redis Lua only offers sha1. The script still
@@ -30,23 +46,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.domain import chain
 from server.domain.chain import sequence_draft
 from server.domain.events import AppendResult, EventDraft, StoredEvent
-from server.errors import ClientIdReused, LogNotFound, StorageUnavailable
+from server.errors import ClientIdReused, LogNotFound, StorageOutcomeUnknown, StorageUnavailable
 from server.fanout.redis import RedisFanout, RedisFanoutConfig
 from server.storage import redis_keys as keys
 from server.storage.base import Listener, LogHead, is_same_action
 from server.storage.codec import pack_event, pack_events, unpack_event
-from server.storage.group_commit import GroupCommitQueue, Pending
+from server.storage.group_commit import GroupCommitQueue, Pending, fail, settle
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +79,12 @@ class RedisConfig:
     #: Names this node in probes and presence; unique per process.
     node_id: str
     max_batch: int = 500
+    #: Connections to Redis per node (commands, not the pub/sub one). Callers
+    #: beyond that wait up to ``pool_timeout_s`` for one: redis-py 8's default
+    #: pool raises MaxConnectionsError at 100 instead (measured: 58-64 of 200
+    #: concurrent follows failed).
+    max_connections: int = 64
+    pool_timeout_s: float = 5.0
     fanout: RedisFanoutConfig = field(default_factory=RedisFanoutConfig)
 
 
@@ -77,12 +100,45 @@ def _idem_field(draft: EventDraft) -> str:
     return f"{draft.actor_user}\x00{draft.client_id}"
 
 
+def _claim(draft: EventDraft) -> str:
+    """What a user's client id is bound to: the incident and the event type."""
+    return f"{draft.incident}\x00{draft.type}"
+
+
+def _claim_matches(claim: bytes | None, draft: EventDraft) -> bool:
+    """``is_same_action`` on a claim instead of a stored event."""
+    if claim is None:  # cannot happen right after HSETNX; nothing to compare
+        return True
+    incident, _, kind = claim.decode().partition("\x00")
+    if kind != draft.type:
+        return False
+    return draft.type == "incident.created" or incident == draft.incident
+
+
+def _split_repeats(run: list[Pending]) -> tuple[list[Pending], list[Pending]]:
+    """The first draft of each client id, and the repeats of one in the same run."""
+    firsts: list[Pending] = []
+    repeats: list[Pending] = []
+    seen: set[str] = set()
+    for item in run:
+        key = _idem_field(item[0])
+        (repeats if key in seen else firsts).append(item)
+        seen.add(key)
+    return firsts, repeats
+
+
 class RedisEventLog:
     def __init__(self, config: RedisConfig) -> None:
         self.config = config
-        self.redis: aioredis.Redis = aioredis.Redis.from_url(
-            config.url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
+        pool = aioredis.BlockingConnectionPool.from_url(
+            config.url,
+            max_connections=config.max_connections,
+            timeout=config.pool_timeout_s,
+            socket_timeout=5,
+            socket_connect_timeout=2,
+            health_check_interval=10,
         )
+        self.redis: aioredis.Redis = aioredis.Redis.from_pool(pool)
         subscriber = aioredis.Redis.from_url(
             config.url, socket_connect_timeout=2, client_name=f"liaison-sub-{config.node_id}"
         )
@@ -118,41 +174,65 @@ class RedisEventLog:
         await asyncio.gather(*(self._append_run(i, run) for i, run in runs.items()))
 
     async def _append_run(self, incident: str, run: list[Pending]) -> None:
+        """Append one incident's drafts; a repeated client id waits for its first.
+
+        A repeat is answered from the log once the first is settled, never
+        from the first caller's future: that one may have been cancelled by
+        its caller (a connection that dropped) while the write went ahead.
+        """
+        while run:
+            firsts, run = _split_repeats(run)
+            error = await self._append_firsts(incident, firsts)
+            if error is not None:
+                for _, fut in run:
+                    fail(fut, error)
+                return
+
+    async def _append_firsts(
+        self, incident: str, run: list[Pending]
+    ) -> StorageUnavailable | StorageOutcomeUnknown | None:
+        """Append drafts with distinct client ids; the error that failed them, if any."""
+        error: StorageUnavailable | StorageOutcomeUnknown
         try:
             for _ in range(MAX_ATTEMPTS):
                 run = await self._settle_retries(incident, run)
                 if not run or await self._try_append(incident, run):
-                    return
+                    return None
             raise StorageUnavailable(f"too much contention on {incident}")
+        except StorageOutcomeUnknown as exc:
+            error = exc
         except (RedisError, OSError, StorageUnavailable) as exc:
-            self._heads.pop(incident, None)
             error = exc if isinstance(exc, StorageUnavailable) else StorageUnavailable(str(exc))
-            for _, fut in run:
-                if not fut.done():
-                    fut.set_exception(error)
+        self._heads.pop(incident, None)
+        log.warning("append of %d events to %s failed: %r", len(run), incident, error)
+        for _, fut in run:
+            fail(fut, error)
+        return error
 
     async def _settle_retries(self, incident: str, run: list[Pending]) -> list[Pending]:
-        """Answer drafts whose client id was stored already; return the rest, once each."""
-        stored = await self.redis.hmget(keys.idem_key(incident), [_idem_field(d) for d, _ in run])
+        """Claim each client id for its user, answer retries; return the drafts to append."""
+        pipe: Any = self.redis.pipeline(transaction=False)  # one round trip, not atomic
+        for draft, _ in run:
+            pipe.hsetnx(keys.cids_key(draft.actor_user), draft.client_id, _claim(draft))
+            pipe.hget(keys.cids_key(draft.actor_user), draft.client_id)
+        pipe.hmget(keys.idem_key(incident), [_idem_field(d) for d, _ in run])
+        replies: list[Any] = await pipe.execute()
+        claims, stored = replies[1:-1:2], replies[-1]
         fresh: list[Pending] = []
-        firsts: dict[str, Pending] = {}
-        for (draft, fut), seq in zip(run, stored, strict=True):
-            key = _idem_field(draft)
-            if seq is not None:
+        for (draft, fut), claim, seq in zip(run, claims, stored, strict=True):
+            reused = ClientIdReused(f"id {draft.client_id!r} was used for another action")
+            if not _claim_matches(claim, draft):
+                fail(fut, reused)
+            elif seq is None:
+                fresh.append((draft, fut))
+            else:
                 original = await self._event_at(incident, int(seq))
                 if original is None:
-                    fut.set_exception(StorageUnavailable("idempotency entry without event"))
+                    fail(fut, StorageUnavailable("idempotency entry without event"))
                 elif is_same_action(original, draft):
-                    fut.set_result(AppendResult(original, duplicate=True))
+                    settle(fut, AppendResult(original, duplicate=True))
                 else:
-                    fut.set_exception(ClientIdReused(f"id {draft.client_id!r} was used already"))
-            elif key in firsts:
-                # The same action twice in one run: answer it from the first.
-                first_fut = firsts[key][1]
-                first_fut.add_done_callback(_echo_into(fut, draft))
-            else:
-                firsts[key] = (draft, fut)
-                fresh.append((draft, fut))
+                    fail(fut, reused)
         return fresh
 
     async def _try_append(self, incident: str, run: list[Pending]) -> bool:
@@ -160,11 +240,11 @@ class RedisEventLog:
         creating = run[0][0].type == "incident.created"
         if creating and head is not None:
             for _, fut in run:
-                fut.set_exception(LogNotFound(f"incident {incident} exists already"))
+                fail(fut, LogNotFound(f"incident {incident} exists already"))
             return True
         if head is None and not creating:
             for _, fut in run:
-                fut.set_exception(LogNotFound(f"no log for incident {incident}"))
+                fail(fut, LogNotFound(f"no log for incident {incident}"))
             return True
         if head is None:
             epoch = run[0][0].epoch
@@ -200,18 +280,24 @@ class RedisEventLog:
             self._heads[incident] = cursor
             self.fanout.deliver(incident, events)  # before the acks: ack never overtakes
             for (_, fut), ev in zip(run, events, strict=True):
-                if not fut.done():
-                    fut.set_result(AppendResult(ev, duplicate=False))
+                settle(fut, AppendResult(ev, duplicate=False))
             return True
         self._heads.pop(incident, None)  # "moved" or "dup": look again
         return False
 
     async def _eval(self, incident: str, args: list[str | int | bytes]) -> list[bytes]:
+        """Run append.lua; StorageOutcomeUnknown if it was sent but not answered."""
         script_keys = [keys.log_key(incident), keys.head_key(incident), keys.idem_key(incident)]
         try:
-            reply: list[bytes] = await self._script(keys=script_keys, args=args)
-        except NoScriptError:  # Redis restarted and lost its script cache
-            reply = await self.redis.eval(APPEND_LUA, len(script_keys), *script_keys, *args)
+            try:
+                reply: list[bytes] = await self._script(keys=script_keys, args=args)
+            except NoScriptError:  # Redis restarted and lost its script cache
+                reply = await self.redis.eval(APPEND_LUA, len(script_keys), *script_keys, *args)
+        except (RedisTimeoutError, RedisConnectionError, OSError) as exc:
+            # Redis may have applied the script and only the reply was lost.
+            # (A pool wait that timed out lands here too: unknown is the safe
+            # side of "not stored", and the retry is idempotent either way.)
+            raise StorageOutcomeUnknown(f"no answer to the append on {incident}: {exc}") from exc
         return reply
 
     async def _head_for_write(self, incident: str) -> _Head | None:
@@ -262,11 +348,13 @@ class RedisEventLog:
 
     def health(self) -> dict[str, Any]:
         connected = self.fanout.connected.is_set()
+        writer = self._queue.stats()
         return {
-            "healthy": connected,
+            "healthy": connected and writer["healthy"],
             "backend": "redis",
             "node": self.config.node_id,
             "subscriber": {"connected": connected, "connections": self.fanout.connections},
+            "writer": writer,
         }
 
     async def incidents(self) -> list[str]:
@@ -283,17 +371,3 @@ class RedisEventLog:
 
     def unsubscribe(self, incident: str, listener: Listener) -> None:
         self.fanout.unsubscribe(incident, listener)
-
-
-def _echo_into(
-    target: asyncio.Future[AppendResult], draft: EventDraft
-) -> Callable[[asyncio.Future[AppendResult]], None]:
-    def echo(first: asyncio.Future[AppendResult]) -> None:
-        if target.done():
-            return
-        if first.cancelled() or first.exception() is not None:
-            target.set_exception(first.exception() or StorageUnavailable("cancelled"))
-        else:
-            target.set_result(AppendResult(first.result().event, duplicate=True))
-
-    return echo

@@ -37,7 +37,7 @@ from server.errors import ClientIdReused, LogNotFound, StorageUnavailable
 from server.fanout.memory import MemoryBroker
 from server.storage.base import Listener, LogHead, is_same_action
 from server.storage.codec import event_from_fields
-from server.storage.group_commit import GroupCommitQueue, Pending
+from server.storage.group_commit import GroupCommitQueue, Pending, fail, settle
 
 log = logging.getLogger(__name__)
 
@@ -304,19 +304,16 @@ class SqliteEventLog:
         except Exception as exc:
             log.exception("commit of %d events failed", len(batch))
             for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(StorageUnavailable(str(exc)))
+                fail(fut, StorageUnavailable(str(exc)))
             return
         # Publish first, in seq order, then acknowledge: an ack never overtakes
         # the event it acknowledges on this node.
         self._publish([r.event for r in results if isinstance(r, AppendResult) and not r.duplicate])
         for (_, fut), result in zip(batch, results, strict=True):
-            if fut.done():
-                continue
             if isinstance(result, Exception):
-                fut.set_exception(result)
+                fail(fut, result)
             else:
-                fut.set_result(result)
+                settle(fut, result)
 
     def _publish(self, events: list[StoredEvent]) -> None:
         by_incident: dict[str, list[StoredEvent]] = {}
@@ -358,7 +355,8 @@ class SqliteEventLog:
         return _row_to_event(rows[0]) if rows else None
 
     def health(self) -> dict[str, Any]:
-        return {"healthy": True, "backend": "sqlite"}
+        writer = self._queue.stats()
+        return {"healthy": writer["healthy"], "backend": "sqlite", "writer": writer}
 
     async def incidents(self) -> list[str]:
         rows = await self._query("SELECT incident FROM logs ORDER BY created_ms, incident", ())

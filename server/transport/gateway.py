@@ -32,6 +32,7 @@ from server import __version__
 from server.auth import TokenSigner
 from server.domain.events import AppendResult
 from server.domain.model import Principal
+from server.errors import StorageUnavailable
 from server.services.commands import PIPELINED, CommandService
 from server.services.hub import Hub, Piece
 from server.storage.directory import Directory
@@ -343,6 +344,9 @@ class Gateway:
             payload = _ack(codec, {"ok": True, **await self._run(session, cmd)})
         except ProtocolError as err:
             payload = _error_ack(codec, err)
+        except StorageUnavailable as exc:  # a read on the way failed; nothing was written
+            log.warning("command from %s: storage unavailable: %s", session.principal.user_id, exc)
+            payload = _error_ack(codec, ProtocolError(ErrorCode.UNAVAILABLE))
         except Exception:
             log.exception("command from %s failed", session.principal.user_id)
             payload = _error_ack(codec, ProtocolError(ErrorCode.INTERNAL))

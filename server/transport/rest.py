@@ -23,6 +23,7 @@ from protocol.fields import Fields
 from protocol.limits import Limits
 from server.auth import TokenSigner, check_password
 from server.domain.model import Org, Principal, Role
+from server.errors import StorageUnavailable
 from server.fanout.presence import Presence
 from server.services.admin import create_user
 from server.services.commands import CommandService
@@ -49,6 +50,7 @@ STATUS = {
     ErrorCode.SLOW_CONSUMER: 503,
     ErrorCode.INTERNAL: 500,
     ErrorCode.SHUTDOWN: 503,
+    ErrorCode.OUTCOME_UNKNOWN: 503,
 }
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(ProtocolError(ErrorCode.NOT_FOUND, "method not allowed here"))
     except web.HTTPException:
         raise
+    except StorageUnavailable as exc:  # a read path: nothing was written
+        log.warning("%s %s: storage unavailable: %s", request.method, request.path, exc)
+        return error_response(ProtocolError(ErrorCode.UNAVAILABLE))
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         return error_response(ProtocolError(ErrorCode.INTERNAL))
@@ -285,14 +290,18 @@ class RestApi:
         state = await self._visible_state(request, who)
         after = self._int_query(request, "after_seq", 0, 2**53)
         limit = self._int_query(request, "limit", 200, self.limits.max_page) or 1
-        if after > state.seq:
-            raise ProtocolError(ErrorCode.OUT_OF_RANGE, detail={"head_seq": state.seq})
+        # The log's head, not this node's projection, which may lag behind it.
+        head = await self.log.head(state.id)
+        if head is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")
+        if after > head.seq:
+            raise ProtocolError(ErrorCode.OUT_OF_RANGE, detail={"head_seq": head.seq})
         events = await self.log.read(state.id, after, limit)
         return json_response(
             {
                 "incident": state.id,
-                "epoch": state.epoch,
-                "head_seq": state.seq,
+                "epoch": head.epoch,
+                "head_seq": head.seq,
                 "events": [for_org(ev, who.org_id) for ev in events],
                 "next_after_seq": events[-1].seq if len(events) == limit else None,
             }

@@ -13,7 +13,7 @@ import pytest
 
 from server.domain import chain
 from server.domain.events import EventDraft, StoredEvent
-from server.errors import LogNotFound
+from server.errors import ClientIdReused, LogNotFound
 from server.storage.base import EventLog
 from server.storage.redis_log import RedisConfig, RedisEventLog
 from server.storage.sqlite import SqliteConfig, SqliteEventLog
@@ -103,6 +103,65 @@ async def test_same_client_id_is_stored_once(log: EventLog) -> None:
     assert await log.find("other", "u1", "same") is None
     other_user = await log.append(draft("inc1", "same", user="u2"))
     assert not other_user.duplicate, "client ids are scoped to their user"
+
+
+async def test_client_id_reused_in_another_incident_is_refused(log: EventLog) -> None:
+    """SPEC §12: ids are scoped to the user across all incidents, on every backend."""
+    await open_incident(log, "a")
+    await open_incident(log, "b")
+    first = await log.append(draft("a", "shared"))
+    with pytest.raises(ClientIdReused):
+        await log.append(draft("b", "shared"))
+    with pytest.raises(ClientIdReused):
+        await log.append(draft("b", "shared"))  # refused again, not stored meanwhile
+    assert [e.client_id for e in await log.read("b", 0, 10)] == ["create-b"]
+    assert (await log.append(draft("a", "shared"))).event == first.event, "still a retry in a"
+    other_user = await log.append(draft("b", "shared", user="u2"))
+    assert not other_user.duplicate, "another user's id is another id"
+
+
+async def test_client_id_reused_for_another_type_is_refused(log: EventLog) -> None:
+    await open_incident(log)
+    await log.append(draft("inc1", "typed"))
+    with pytest.raises(ClientIdReused):
+        await log.append(draft("inc1", "typed", kind="message.edited"))
+    with pytest.raises(ClientIdReused):
+        await log.append(draft("inc1", "create-inc1"))  # the creation's id, for a post
+
+
+async def test_concurrent_reuse_in_two_incidents_stores_one(log: EventLog) -> None:
+    await open_incident(log, "a")
+    await open_incident(log, "b")
+    outcomes = await asyncio.gather(
+        log.append(draft("a", "race")), log.append(draft("b", "race")), return_exceptions=True
+    )
+    assert sorted(type(o).__name__ for o in outcomes) == ["AppendResult", "ClientIdReused"]
+
+
+async def test_a_cancelled_retry_does_not_stop_the_writer(log: EventLog) -> None:
+    """A caller that goes away (its connection dropped) cancels its future; the
+    writer must go on storing for everyone else."""
+    await open_incident(log)
+    await log.append(draft("inc1", "stored"))
+    log.enqueue(draft("inc1", "stored")).cancel()  # a retry nobody waits for any more
+    log.enqueue(draft("inc1", "new-and-dropped")).cancel()
+    later = await asyncio.wait_for(log.append(draft("inc1", "later")), 10)
+    assert not later.duplicate
+    assert log.health()["healthy"]
+    cids = [e.client_id for e in await log.read("inc1", 0, 10)]
+    assert cids == ["create-inc1", "stored", "new-and-dropped", "later"], "still written"
+
+
+async def test_a_cancelled_first_of_two_same_ids_still_answers_the_second(log: EventLog) -> None:
+    """Two connections of one user send one new id in the same batch; the first drops."""
+    await open_incident(log)
+    first = log.enqueue(draft("inc1", "twice"))
+    second = log.enqueue(draft("inc1", "twice"))
+    first.cancel()
+    result = await asyncio.wait_for(second, 10)
+    assert result.event.client_id == "twice"
+    assert result.duplicate, "the second is answered with the event the first stored"
+    assert [e.client_id for e in await log.read("inc1", 0, 10)] == ["create-inc1", "twice"]
 
 
 async def test_read_ranges(log: EventLog) -> None:
