@@ -120,6 +120,9 @@ class Projections:
         self._stale.discard(incident)
         self._log.unsubscribe(incident, self._listeners.pop(incident))
 
+    def cached(self, incident: str) -> bool:
+        return incident in self._states
+
     def stats(self) -> dict[str, int]:
         """Sizes of what this cache holds, for tests and /healthz-style probes."""
         return {
