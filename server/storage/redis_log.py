@@ -258,14 +258,19 @@ class RedisEventLog:
             log.exception("incident index: could not move %s to %d", incident, ts_ms)
 
     async def _index_missing(self) -> None:
-        """Index incidents stored before the index existed (a one-off on upgrade)."""
+        """Index incidents stored before the index existed (a one-off on upgrade).
+
+        Also repairs an incident whose creation was stored by a node that died
+        before it put the incident in the index order. If Redis is unreachable
+        now, the next start does it; this node serves meanwhile.
+        """
         try:
             logs: Any = await self.redis.zrange(keys.INCIDENTS, 0, -1)
             indexed: Any = await self.redis.zrange(keys.INDEX, 0, -1)
             for member in set(logs) - set(indexed):
                 await self._index_one(member.decode())
-        except (RedisError, OSError) as exc:
-            raise StorageUnavailable(f"incident index: {exc}") from exc
+        except (RedisError, OSError, StorageUnavailable):
+            log.exception("incident index: could not index older incidents at start")
 
     async def _index_one(self, incident: str) -> None:
         fields: Any = await self.redis.hmget(keys.head_key(incident), ["hash", "ts"])
