@@ -97,9 +97,20 @@ class LiaisonClient:
         self.token, self.user = data["token"], data["user"]
         return dict(data)
 
-    async def incidents(self) -> list[dict[str, Any]]:
-        data = await self.request("GET", "/api/v1/incidents")
-        return list(data["incidents"])
+    async def incidents(self, query: str = "") -> list[dict[str, Any]]:
+        """Every incident of the list (all pages), most recently updated first.
+
+        ``query``: extra query string, e.g. ``"status=open&limit=50"``.
+        """
+        out: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            params = "&".join(p for p in (query, f"cursor={cursor}" if cursor else "") if p)
+            data = await self.request("GET", "/api/v1/incidents" + (f"?{params}" if params else ""))
+            out += data["incidents"]
+            cursor = data.get("next")
+            if not cursor:
+                return out
 
     async def incident(self, incident: str) -> dict[str, Any]:
         return dict(await self.request("GET", f"/api/v1/incidents/{incident}"))

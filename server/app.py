@@ -95,7 +95,7 @@ def create_app(settings: Settings) -> web.Application:
     tune_engineio()
     app = web.Application(middlewares=[errors_middleware], client_max_size=1024 * 1024)
     event_log, directory = _backends(settings)
-    projections = Projections(event_log)
+    projections = Projections(event_log, settings.projection_cache)
     commands = CommandService(event_log, projections, directory)
     presence: Presence = (
         RedisPresence(event_log.redis, event_log.config.node_id, settings.presence_ttl_s)

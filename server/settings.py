@@ -46,6 +46,10 @@ class Settings:
     #: Engine.IO heartbeat: a dead client is noticed after interval + timeout.
     ping_interval_s: float = 20.0
     ping_timeout_s: float = 15.0
+    #: Incident projections kept in memory per node, least recently used out
+    #: first (followed incidents stay). Each holds its incident's messages and
+    #: tasks, so this bounds the memory reads and commands can make a node hold.
+    projection_cache: int = 1_000
     #: Python logging level.
     log_level: str = "INFO"
     #: Seed demo organisations, users and an incident at start (idempotent).
@@ -60,6 +64,8 @@ class Settings:
             raise ValueError("LIAISON_SQLITE_SYNCHRONOUS must be FULL, EXTRA or NORMAL")
         if self.redis_max_connections < 2:
             raise ValueError("LIAISON_REDIS_MAX_CONNECTIONS must be at least 2")
+        if self.projection_cache < 1:
+            raise ValueError("LIAISON_PROJECTION_CACHE must be at least 1")
         if self.max_pending_bytes < 64 * 1024:
             raise ValueError("LIAISON_MAX_PENDING_BYTES must be at least 65536")
 

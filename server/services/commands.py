@@ -16,6 +16,7 @@ from server.domain.directory import DirectoryView
 from server.domain.events import AppendResult, EventDraft
 from server.domain.model import Principal
 from server.errors import ClientIdReused, LogNotFound, StorageOutcomeUnknown, StorageUnavailable
+from server.services.keyed_locks import KeyedLocks
 from server.services.projections import Projections
 from server.storage.base import EventLog
 
@@ -61,7 +62,7 @@ class CommandService:
         self._log = log
         self._projections = projections
         self._directory = directory
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()  # held only while a command runs
 
     async def execute(self, who: Principal, cmd: v1.Command) -> Ack:
         """Run a write command; the ack payload on success, ProtocolError otherwise."""
@@ -71,8 +72,7 @@ class CommandService:
             await self._projections.get(result.event.incident)
         elif isinstance(cmd, v1.IncidentCommand):
             if isinstance(cmd, _SERIAL):
-                lock = self._locks.setdefault(cmd.incident, asyncio.Lock())
-                async with lock:
+                async with self._locks.hold(cmd.incident):
                     result = await self._decide_and_append(who, cmd)
             else:
                 result = await self._decide_and_append(who, cmd)

@@ -177,10 +177,12 @@ class Hub:
             followers = self._followers[incident] = {}
             listener = self._listeners[incident] = partial(self._on_events, incident)
             ready = self._ready[incident] = asyncio.get_running_loop().create_future()
+            self._projections.pin(incident)  # followed here: keep its projection cached
             try:
                 await self._log.subscribe(incident, listener)
                 ready.set_result(None)
             except BaseException as exc:
+                self._projections.unpin(incident)
                 self._followers.pop(incident, None)
                 self._listeners.pop(incident, None)
                 self._ready.pop(incident, None)
@@ -206,6 +208,7 @@ class Hub:
             del self._followers[incident]
             self._ready.pop(incident, None)
             self._log.unsubscribe(incident, self._listeners.pop(incident))
+            self._projections.unpin(incident)
 
     def drop(self, sub: Subscriber) -> None:
         """Forget a connection that went away."""

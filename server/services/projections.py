@@ -1,59 +1,138 @@
-"""IncidentState per incident, loaded from the log once and kept current.
+"""IncidentState per incident, loaded from the log on demand, kept current while cached.
 
 A cached projection subscribes to its incident's fan-out and applies each
 committed event. If an event arrives out of line (seq != state.seq + 1, say a
 fan-out link dropped events) the projection is marked stale and the next
 ``get`` reads the missing tail from the log: the log is the truth.
+
+The cache is bounded: at most ``max_cached`` projections stay in memory, least
+recently used first out, and an evicted projection is unsubscribed (on Redis
+that is one channel less for this node). Two kinds are never evicted:
+
+* pinned ones (``pin``/``unpin``): the hub pins every incident that has a
+  follower on this node, so the incidents people are working on stay warm;
+* ones being loaded or caught up (their per-incident lock is busy).
+
+Memory kept per incident id is only that of cached projections: an id that
+has no log leaves nothing behind (no lock, no entry), so a client asking for
+made-up ids cannot grow the node.
 """
 
 from __future__ import annotations
 
-import asyncio
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import partial
 
 from server.domain.events import StoredEvent
 from server.domain.incident import IncidentState
-from server.storage.base import EventLog
+from server.services.keyed_locks import KeyedLocks
+from server.storage.base import EventLog, Listener
 
 _PAGE = 1_000
 
+#: Default bound of cached projections (LIAISON_PROJECTION_CACHE). A busy
+#: incident's projection holds all its messages and tasks: tens of kB to MBs.
+DEFAULT_MAX_CACHED = 1_000
+
 
 class Projections:
-    def __init__(self, log: EventLog) -> None:
+    def __init__(self, log: EventLog, max_cached: int = DEFAULT_MAX_CACHED) -> None:
+        if max_cached < 1:
+            raise ValueError("max_cached must be at least 1")
         self._log = log
-        self._states: dict[str, IncidentState] = {}
+        self._max = max_cached
+        #: Least recently used first.
+        self._states: OrderedDict[str, IncidentState] = OrderedDict()
+        self._listeners: dict[str, Listener] = {}
         self._stale: set[str] = set()
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()
+        self._pins: dict[str, int] = {}
 
     async def get(self, incident: str) -> IncidentState | None:
         """The current state, or None if the incident has no log."""
         state = self._states.get(incident)
         if state is not None and incident not in self._stale:
+            self._states.move_to_end(incident)
             return state
-        lock = self._locks.setdefault(incident, asyncio.Lock())
-        async with lock:
+        async with self._locks.hold(incident):  # busy: not evicted meanwhile
             state = self._states.get(incident)
             if state is None:
-                head = await self._log.head(incident)
-                if head is None:
+                state = await self._load(incident)
+                if state is None:
                     return None
-                state = IncidentState(id=incident, epoch=head.epoch)
-                await self._catch_up(state)
-                self._states[incident] = state
-                await self._log.subscribe(incident, partial(self._on_events, incident))
-            elif incident in self._stale:
+            while incident in self._stale:
                 self._stale.discard(incident)
                 await self._catch_up(state)
-            return state
+            self._states.move_to_end(incident)
+        self.evict()
+        return state
 
-    async def all(self) -> list[IncidentState]:
-        states = []
-        for incident in await self._log.incidents():
-            state = await self.get(incident)
-            if state is not None:
-                states.append(state)
-        return states
+    async def _load(self, incident: str) -> IncidentState | None:
+        """Subscribe, then read the log: nothing committed meanwhile is missed."""
+        head = await self._log.head(incident)
+        if head is None:
+            return None  # nothing is kept for an id without a log
+        listener = partial(self._on_events, incident)
+        self._listeners[incident] = listener
+        try:
+            await self._log.subscribe(incident, listener)
+            state = IncidentState(id=incident, epoch=head.epoch)
+            await self._catch_up(state)
+        except BaseException:
+            self._listeners.pop(incident, None)
+            self._stale.discard(incident)
+            self._log.unsubscribe(incident, listener)
+            raise
+        self._states[incident] = state
+        return state
+
+    # ------------------------------------------------------------ bounding
+
+    def pin(self, incident: str) -> None:
+        """Keep ``incident`` cached until as many ``unpin`` calls (a follower holds it)."""
+        self._pins[incident] = self._pins.get(incident, 0) + 1
+
+    def unpin(self, incident: str) -> None:
+        left = self._pins.get(incident, 0) - 1
+        if left > 0:
+            self._pins[incident] = left
+        else:
+            self._pins.pop(incident, None)
+            self.evict()
+
+    def evict(self) -> None:
+        """Drop least recently used projections beyond the bound, skipping held ones."""
+        excess = len(self._states) - self._max
+        if excess <= 0:
+            return
+        victims = []
+        for incident in self._states:  # least recently used first
+            if incident not in self._pins and not self._locks.busy(incident):
+                victims.append(incident)
+                if len(victims) == excess:
+                    break
+        for incident in victims:
+            self._drop(incident)
+
+    def _drop(self, incident: str) -> None:
+        del self._states[incident]
+        self._stale.discard(incident)
+        self._log.unsubscribe(incident, self._listeners.pop(incident))
+
+    def cached(self, incident: str) -> bool:
+        return incident in self._states
+
+    def stats(self) -> dict[str, int]:
+        """Sizes of what this cache holds, for tests and /healthz-style probes."""
+        return {
+            "cached": len(self._states),
+            "pinned": len(self._pins),
+            "locks": len(self._locks),
+            "max": self._max,
+        }
+
+    # ---------------------------------------------------------------- apply
 
     async def _catch_up(self, state: IncidentState) -> None:
         while True:
@@ -67,6 +146,8 @@ class Projections:
     def _on_events(self, incident: str, events: Sequence[StoredEvent]) -> None:
         state = self._states.get(incident)
         if state is None:
+            if incident in self._listeners:  # still loading: read the log again after
+                self._stale.add(incident)
             return
         for ev in events:
             if ev.seq <= state.seq:

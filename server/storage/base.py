@@ -17,6 +17,10 @@ Guarantees a backend must give (the contract suite in tests/contract checks them
   ``seq > after_seq`` in order; ``limit`` must be >= 1.
 * ``head`` returns the incident's epoch and last seq, or None if unknown.
   The epoch changes if a log is ever reset, so old positions are refused.
+* The incident index (``list_incidents``) holds a summary per incident,
+  equal to ``IncidentState.summary()`` of its log, updated with each append
+  before the append is acknowledged. Listing loads no projection and
+  subscribes to nothing.
 """
 
 from __future__ import annotations
@@ -53,6 +57,48 @@ class LogHead:
     seq: int
 
 
+#: Keyset position in the incident index: (updated ms, incident id) of the
+#: last entry of a page. The next page holds entries strictly after it in
+#: index order (updated descending, then id descending).
+IndexCursor = tuple[int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentQuery:
+    """A page of the incident index for one organisation."""
+
+    #: Only incidents this organisation takes part in.
+    org: str
+    status: str | None = None
+    category: str | None = None
+    #: Lower-case substring of the title (matched against ``title.lower()``).
+    text: str = ""
+    #: Only incidents updated strictly after this time (ms).
+    updated_after: int | None = None
+    after: IndexCursor | None = None
+    limit: int = 100
+
+    def matches(self, summary: dict[str, Any]) -> bool:
+        """The filter every backend applies, in these exact semantics."""
+        return (
+            self.org in summary["orgs"]
+            and (not self.status or summary["status"] == self.status)
+            and (not self.category or summary["category"] == self.category)
+            and (not self.text or self.text in summary["title"].lower())
+            and (self.updated_after is None or summary["updated"] > self.updated_after)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentPage:
+    #: Summaries, most recently updated first.
+    incidents: list[dict[str, Any]]
+    #: Where the next page starts, or None if this was the last. A page may
+    #: hold fewer than ``limit`` entries and still have a next one (a backend
+    #: bounds the work one request may do).
+    next: IndexCursor | None
+
+
 class EventLog(Protocol):
     async def start(self) -> None: ...
 
@@ -84,6 +130,10 @@ class EventLog(Protocol):
 
     async def incidents(self) -> list[str]:
         """Every incident with a log, oldest first."""
+        ...
+
+    async def list_incidents(self, query: IncidentQuery) -> IncidentPage:
+        """A page of the incident index, most recently updated first."""
         ...
 
     async def subscribe(self, incident: str, listener: Listener) -> None:

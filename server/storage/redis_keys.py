@@ -11,6 +11,10 @@ PREFIX = "liaison:"
 
 #: ZSET of incident ids scored by creation time (ms).
 INCIDENTS = PREFIX + "incidents"
+#: ZSET of incident ids scored by the ts of their last event (ms): the order
+#: of the incident index. Updated right after each append (ZADD GT, so nodes
+#: racing can only move it forward); the head hash stays the truth for seq.
+INDEX = PREFIX + "index:updated"
 #: Token secret shared by every node when none is configured.
 SECRET = PREFIX + "secret"
 #: Directory hashes: org id -> msgpack, user id -> msgpack, username -> user id.
@@ -41,6 +45,12 @@ def cids_key(user: str) -> str:
     scope of client ids, which the per-incident ``idem_key`` cannot give.
     """
     return f"{PREFIX}{{user:{user}}}:cids"
+
+
+def summary_key(incident: str) -> str:
+    """Hash: the incident's index header, key -> msgpack value and "#key" -> seq
+    (see server/domain/summary.py and lua/header.lua)."""
+    return f"{PREFIX}{{{incident}}}:summary"
 
 
 def channel(incident: str) -> str:

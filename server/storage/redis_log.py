@@ -50,27 +50,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from server.domain import chain
+from server.domain import chain, summary
 from server.domain.chain import sequence_draft
 from server.domain.events import AppendResult, EventDraft, StoredEvent
 from server.errors import ClientIdReused, LogNotFound, StorageOutcomeUnknown, StorageUnavailable
 from server.fanout.redis import RedisFanout, RedisFanoutConfig
 from server.storage import redis_keys as keys
-from server.storage.base import Listener, LogHead, is_same_action
+from server.storage.base import (
+    IncidentPage,
+    IncidentQuery,
+    IndexCursor,
+    Listener,
+    LogHead,
+    is_same_action,
+)
 from server.storage.codec import pack_event, pack_events, unpack_event
 from server.storage.group_commit import GroupCommitQueue, Pending, fail, settle
 
 log = logging.getLogger(__name__)
 
 APPEND_LUA = (Path(__file__).parent / "lua" / "append.lua").read_text()
+HEADER_LUA = (Path(__file__).parent / "lua" / "header.lua").read_text()
 
 #: How often one run may lose the compare-and-set race before giving up.
 MAX_ATTEMPTS = 20
+
+#: Index entries one ``list_incidents`` call reads at most.
+INDEX_SCAN = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,11 +158,13 @@ class RedisEventLog:
             self.redis, subscriber, config.node_id, self.read, self._head_seq, config.fanout
         )
         self._script = self.redis.register_script(APPEND_LUA)
+        self._header_script = self.redis.register_script(HEADER_LUA)
         self._heads: dict[str, _Head] = {}
         self._queue = GroupCommitQueue(self._commit, config.max_batch, "redis-writer")
 
     async def start(self) -> None:
         await self.fanout.start()
+        await self._index_missing()
         self._queue.start()
 
     async def close(self) -> None:
@@ -275,10 +289,15 @@ class RedisEventLog:
             args += [_idem_field(draft), ev.seq, blob]
         if creating:
             await self.redis.zadd(keys.INCIDENTS, {incident: now}, nx=True)
-        reply = await self._eval(incident, args)
+        header = _header_args(events)
+        if header:
+            reply = await self._eval_with_header(incident, args, cursor.hash, header)
+        else:
+            reply = await self._eval(incident, args)
         if reply[0] == b"ok":
             self._heads[incident] = cursor
             self.fanout.deliver(incident, events)  # before the acks: ack never overtakes
+            await self._touch_index(incident, cursor.ts_ms)
             for (_, fut), ev in zip(run, events, strict=True):
                 settle(fut, AppendResult(ev, duplicate=False))
             return True
@@ -299,6 +318,66 @@ class RedisEventLog:
             # side of "not stored", and the retry is idempotent either way.)
             raise StorageOutcomeUnknown(f"no answer to the append on {incident}: {exc}") from exc
         return reply
+
+    async def _eval_with_header(
+        self, incident: str, args: list[str | int | bytes], head_hash: str, header: list[Any]
+    ) -> list[bytes]:
+        """The append and the header merge of its events in one MULTI (one slot)."""
+        script_keys = [keys.log_key(incident), keys.head_key(incident), keys.idem_key(incident)]
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                await self._script(keys=script_keys, args=args, client=pipe)
+                await self._header_script(
+                    keys=[keys.summary_key(incident), keys.head_key(incident)],
+                    args=[head_hash, *header],
+                    client=pipe,
+                )
+                reply, _ = await pipe.execute()
+        except (RedisTimeoutError, RedisConnectionError, OSError) as exc:
+            # As in _eval: the MULTI may have been applied, only its reply lost.
+            raise StorageOutcomeUnknown(f"no answer to the append on {incident}: {exc}") from exc
+        return list(reply)
+
+    async def _touch_index(self, incident: str, ts_ms: int) -> None:
+        """Move the incident up the index order. A failure here leaves the order
+        behind until the incident's next append; the events are stored, so it
+        is logged, not raised."""
+        try:
+            await self.redis.zadd(keys.INDEX, {incident: ts_ms}, gt=True)
+        except (RedisError, OSError):
+            log.exception("incident index: could not move %s to %d", incident, ts_ms)
+
+    async def _index_missing(self) -> None:
+        """Index incidents stored before the index existed (a one-off on upgrade).
+
+        Also repairs an incident whose creation was stored by a node that died
+        before it put the incident in the index order. If Redis is unreachable
+        now, the next start does it; this node serves meanwhile.
+        """
+        try:
+            logs: Any = await self.redis.zrange(keys.INCIDENTS, 0, -1)
+            indexed: Any = await self.redis.zrange(keys.INDEX, 0, -1)
+            for member in set(logs) - set(indexed):
+                await self._index_one(member.decode())
+        except (RedisError, OSError, StorageUnavailable):
+            log.exception("incident index: could not index older incidents at start")
+
+    async def _index_one(self, incident: str) -> None:
+        fields: Any = await self.redis.hmget(keys.head_key(incident), ["hash", "ts"])
+        head_hash, ts = fields
+        if head_hash is None:
+            return  # registered, but its creation was never appended
+        header: list[Any] = []
+        after = 0
+        while events := await self.read(incident, after, 1_000):
+            header += _header_args(events)
+            after = events[-1].seq
+        await self._header_script(
+            keys=[keys.summary_key(incident), keys.head_key(incident)],
+            args=[head_hash.decode(), *header],
+        )
+        await self.redis.zadd(keys.INDEX, {incident: int(ts)}, gt=True)
+        log.info("indexed incident %s stored before the incident index", incident)
 
     async def _head_for_write(self, incident: str) -> _Head | None:
         head = self._heads.get(incident)
@@ -364,6 +443,60 @@ class RedisEventLog:
             raise StorageUnavailable(str(exc)) from exc
         return [m.decode() for m in members]
 
+    async def list_incidents(self, query: IncidentQuery) -> IncidentPage:
+        """Walk the index order from the cursor, filtering each entry's summary.
+
+        At most ``INDEX_SCAN`` entries per call: an organisation that takes
+        part in few of many incidents gets short pages with a ``next`` cursor
+        rather than one request that reads the whole index.
+        """
+        high: float | str = query.after[0] if query.after else "+inf"
+        low = f"({query.updated_after}" if query.updated_after is not None else "-inf"
+        chunk = min(max(query.limit + 1, 100), INDEX_SCAN)
+        found: list[tuple[IndexCursor, dict[str, Any]]] = []
+        offset = scanned = 0
+        position: IndexCursor | None = None
+        try:
+            while scanned < INDEX_SCAN:
+                entries: Any = await self.redis.zrevrangebyscore(
+                    keys.INDEX, high, low, start=offset, num=chunk, withscores=True
+                )
+                offset += len(entries)
+                batch = [(int(score), m.decode()) for m, score in entries]
+                if query.after is not None:
+                    batch = [p for p in batch if p[0] < query.after[0] or p[1] < query.after[1]]
+                for pos, entry in zip(batch, await self._summaries(batch), strict=True):
+                    scanned += 1
+                    position = pos
+                    if entry is not None and query.matches(entry):
+                        found.append((pos, entry))
+                        if len(found) > query.limit:
+                            return IncidentPage([e for _, e in found[:-1]], found[-2][0])
+                if len(entries) < chunk:
+                    return IncidentPage([e for _, e in found], None)
+        except (RedisError, OSError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        return IncidentPage([e for _, e in found], position)
+
+    async def _summaries(self, batch: list[IndexCursor]) -> list[dict[str, Any] | None]:
+        """Summaries of a batch of index entries, in one round trip."""
+        if not batch:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for _, incident in batch:
+                _ = pipe.hgetall(keys.summary_key(incident))  # queued, not sent
+                _ = pipe.hmget(keys.head_key(incident), ["seq", "ts"])
+            replies: list[Any] = await pipe.execute()
+        out: list[dict[str, Any] | None] = []
+        for i, (_, incident) in enumerate(batch):
+            raw, (seq, ts) = replies[2 * i], replies[2 * i + 1]
+            out.append(
+                summary.summary(incident, _decode_header(raw), int(seq), int(ts))
+                if raw and seq is not None
+                else None
+            )
+        return out
+
     # ---------------------------------------------------------------- fan-out
 
     async def subscribe(self, incident: str, listener: Listener) -> None:
@@ -371,3 +504,21 @@ class RedisEventLog:
 
     def unsubscribe(self, incident: str, listener: Listener) -> None:
         self.fanout.unsubscribe(incident, listener)
+
+
+def _header_args(events: list[StoredEvent]) -> list[Any]:
+    """header.lua's triples (key, seq, msgpack value) for the header events of a run."""
+    out: list[Any] = []
+    for ev in events:
+        if ev.type in summary.HEADER_TYPES:
+            for key, value in summary.changes(ev):
+                out += [key, ev.seq, msgpack.packb(value, use_bin_type=True)]
+    return out
+
+
+def _decode_header(raw: dict[bytes, bytes]) -> summary.Header:
+    header: summary.Header = {}
+    for name, value in raw.items():
+        if not name.startswith(b"#"):
+            header[name.decode()] = [int(raw[b"#" + name]), msgpack.unpackb(value, raw=False)]
+    return header

@@ -30,12 +30,18 @@ from typing import IO, Any
 
 import orjson
 
-from server.domain import chain
+from server.domain import chain, summary
 from server.domain.chain import sequence_draft
 from server.domain.events import AppendResult, EventDraft, StoredEvent
 from server.errors import ClientIdReused, LogNotFound, StorageUnavailable
 from server.fanout.memory import MemoryBroker
-from server.storage.base import Listener, LogHead, is_same_action
+from server.storage.base import (
+    IncidentPage,
+    IncidentQuery,
+    Listener,
+    LogHead,
+    is_same_action,
+)
 from server.storage.codec import event_from_fields
 from server.storage.group_commit import GroupCommitQueue, Pending, fail, settle
 
@@ -67,7 +73,25 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (incident, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS events_idempotency ON events (actor_user, client_id);
+-- The incident index (GET /api/v1/incidents): header per incident (see
+-- server/domain/summary.py), its orgs, and the head (logs) for order and seq.
+-- Written in the same transaction as the events it summarises.
+CREATE TABLE IF NOT EXISTS incident_index (
+    incident TEXT PRIMARY KEY,
+    header   BLOB NOT NULL,
+    title    TEXT NOT NULL,
+    status   TEXT NOT NULL,
+    category TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS incident_orgs (
+    org      TEXT NOT NULL,
+    incident TEXT NOT NULL,
+    PRIMARY KEY (org, incident)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS logs_by_update ON logs (head_ts, incident);
 """
+
+_HEADER_TYPES_SQL = ",".join(f"'{t}'" for t in sorted(summary.HEADER_TYPES))
 
 #: Client ids per idempotency query (SQLite binds at most 32,766 variables).
 _IN_CHUNK = 500
@@ -85,6 +109,10 @@ class SqliteConfig:
     synchronous: str = "FULL"
     #: Upper bound of drafts committed in one transaction.
     max_batch: int = 2_000
+
+
+def _lower(text: str | None) -> str | None:
+    return text.lower() if text is not None else None
 
 
 def _row_to_event(row: tuple[Any, ...]) -> StoredEvent:
@@ -110,6 +138,47 @@ class _Writer:
         self.db.execute(f"PRAGMA synchronous={config.synchronous}")
         self.db.executescript(SCHEMA)
         self.heads: dict[str, _Head] = {}
+        self._index_missing()
+
+    def _index_missing(self) -> None:
+        """Index incidents stored before the index existed (a one-off on upgrade)."""
+        missing = [
+            row[0]
+            for row in self.db.execute(
+                "SELECT incident FROM logs"
+                " WHERE incident NOT IN (SELECT incident FROM incident_index)"
+            )
+        ]
+        if not missing:
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        for incident in missing:
+            rows = self.db.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE incident = ?"  # noqa: S608
+                f" AND type IN ({_HEADER_TYPES_SQL}) ORDER BY seq",
+                (incident,),
+            )
+            self._index(incident, [_row_to_event(row) for row in rows])
+        self.db.execute("COMMIT")
+        log.info("indexed %d incidents stored before the incident index", len(missing))
+
+    def _index(self, incident: str, events: Sequence[StoredEvent]) -> None:
+        """Fold header events into the incident's index row (inside the caller's transaction)."""
+        row = self.db.execute(
+            "SELECT header FROM incident_index WHERE incident = ?", (incident,)
+        ).fetchone()
+        header: summary.Header = orjson.loads(row[0]) if row else {}
+        if not summary.merge(header, events) and row is not None:
+            return
+        wire = summary.summary(incident, header, 0, 0)
+        self.db.execute(
+            "INSERT OR REPLACE INTO incident_index VALUES (?, ?, ?, ?, ?)",
+            (incident, orjson.dumps(header), wire["title"], wire["status"], wire["category"]),
+        )
+        self.db.executemany(
+            "INSERT OR IGNORE INTO incident_orgs VALUES (?, ?)",
+            [(org, incident) for org in wire["orgs"]],
+        )
 
     def _head(self, incident: str) -> _Head | None:
         head = self.heads.get(incident)
@@ -165,6 +234,7 @@ class _Writer:
                     "UPDATE logs SET head_seq = ?, head_hash = ?, head_ts = ? WHERE incident = ?",
                     (head.seq, head.hash, head.ts_ms, incident),
                 )
+            self._index_batch(results)
             self.db.execute("COMMIT")
         except Exception:
             with contextlib.suppress(Exception):
@@ -172,6 +242,16 @@ class _Writer:
             self.heads.clear()  # the cache may hold seqs that were rolled back
             raise
         return results
+
+    def _index_batch(self, results: Sequence[AppendResult | Exception]) -> None:
+        """Header events of this batch into the index; every other event only moved a head."""
+        by_incident: dict[str, list[StoredEvent]] = {}
+        for r in results:
+            if isinstance(r, AppendResult) and not r.duplicate:
+                if r.event.type in summary.HEADER_TYPES:
+                    by_incident.setdefault(r.event.incident, []).append(r.event)
+        for incident, events in by_incident.items():
+            self._index(incident, events)
 
     def _store(
         self,
@@ -269,6 +349,8 @@ class SqliteEventLog:
     def _open_reader(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.config.path, check_same_thread=False)
         db.execute("PRAGMA query_only=ON")
+        # SQLite's lower() folds ASCII only; the index filter is Python's.
+        db.create_function("py_lower", 1, _lower, deterministic=True)
         return db
 
     async def close(self) -> None:
@@ -361,6 +443,37 @@ class SqliteEventLog:
     async def incidents(self) -> list[str]:
         rows = await self._query("SELECT incident FROM logs ORDER BY created_ms, incident", ())
         return [row[0] for row in rows]
+
+    async def list_incidents(self, query: IncidentQuery) -> IncidentPage:
+        sql = [
+            "SELECT l.incident, l.head_seq, l.head_ts, i.header FROM incident_orgs o"
+            " JOIN logs l ON l.incident = o.incident"
+            " JOIN incident_index i ON i.incident = o.incident WHERE o.org = ?"
+        ]
+        args: list[Any] = [query.org]
+        if query.status:
+            sql.append("AND i.status = ?")
+            args.append(query.status)
+        if query.category:
+            sql.append("AND i.category = ?")
+            args.append(query.category)
+        if query.text:
+            sql.append("AND instr(py_lower(i.title), ?) > 0")
+            args.append(query.text)
+        if query.updated_after is not None:
+            sql.append("AND l.head_ts > ?")
+            args.append(query.updated_after)
+        if query.after is not None:
+            sql.append("AND (l.head_ts < ? OR (l.head_ts = ? AND l.incident < ?))")
+            args += [query.after[0], query.after[0], query.after[1]]
+        sql.append("ORDER BY l.head_ts DESC, l.incident DESC LIMIT ?")
+        args.append(query.limit + 1)
+        rows = await self._query(" ".join(sql), tuple(args))
+        page = [summary.summary(r[0], orjson.loads(r[3]), r[1], r[2]) for r in rows]
+        more = len(page) > query.limit
+        page = page[: query.limit]
+        last = page[-1] if more and page else None
+        return IncidentPage(page, (last["updated"], last["id"]) if last else None)
 
     # ---------------------------------------------------------------- fan-out
 

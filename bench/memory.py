@@ -1,0 +1,190 @@
+"""Memory a client can make a node hold: RSS of a real server process.
+
+    python -m bench.memory [--backend sqlite|redis|both] [--source DIR]
+
+Two scenarios, each on a fresh server (and a fresh redis-server in Redis mode):
+
+* **follows**: one socket follows ``--follows`` random, non-existent incident
+  ids (100 per ``follow`` command); RSS before and after.
+* **list**: ``--incidents`` incidents are created, the node is restarted (a
+  fresh node on the same data), and one user lists every incident (all pages);
+  RSS of the fresh node before and after.
+
+``--source`` runs the server from another checkout (for example the main
+branch, to compare before/after a change): ``python -m server.cli`` is run
+with that directory as its working directory, so its ``server`` package is
+the one imported. Not part of the timed benchmark (``python -m bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.servers import (
+    REPO,
+    Processes,
+    free_port,
+    python_executable,
+    redis_argv,
+    wait_ready,
+    wait_redis,
+)
+from liaison_client import LiaisonClient
+
+DEMO_PASSWORD = "liaison-demo"  # noqa: S105 - published demo credentials
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+class Node:
+    """One ``liaison serve --demo`` process, restartable on the same data."""
+
+    def __init__(self, procs: Processes, source: Path, data: Path, redis_url: str) -> None:
+        self.procs, self.source, self.data, self.redis_url = procs, source, data, redis_url
+        self.port = free_port()
+        self.proc: Any = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.starts += 1
+        env = {"LIAISON_LOG_LEVEL": "WARNING", "LIAISON_ADMIN_PASSWORD": "bench-admin-pw"}
+        if self.redis_url:
+            env |= {"LIAISON_REDIS_URL": self.redis_url, "LIAISON_NODE_ID": f"mem{self.starts}"}
+        argv = [python_executable(), "-m", "server.cli", "serve", "--demo"]
+        argv += ["--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data)]
+        log = (self.data.parent / f"server{self.starts}.log").open("ab")
+        self.proc = self.procs.start(
+            argv, cwd=self.source, env=env, cpu=None, stdout=log, stderr=log
+        )
+        wait_ready(self.proc, self.port)
+
+    def restart(self) -> None:
+        self.procs.stop(self.proc)
+        self.port = free_port()
+        self.start()
+
+    def rss(self) -> float:
+        return rss_mib(self.proc.pid)
+
+
+async def client(node: Node, live: bool = True) -> LiaisonClient:
+    c = LiaisonClient(node.url)
+    await c.login("dispatch", DEMO_PASSWORD)
+    if live:
+        await c.connect()
+    return c
+
+
+async def follows(node: Node, count: int) -> dict[str, float | int]:
+    c = await client(node)
+    try:
+        await asyncio.sleep(1.0)  # let start-up settle before the first reading
+        before = node.rss()
+        for _ in range(count // 100):
+            targets = [
+                {"incident": f"inc_{secrets.token_hex(8)}", "after_seq": 0} for _ in range(100)
+            ]
+            await c.send({"type": "follow", "incidents": targets})
+        after = node.rss()
+    finally:
+        await c.close()
+    return {"rss_before_mib": before, "rss_after_mib": after, "growth_mib": after - before}
+
+
+async def create_incidents(node: Node, count: int, concurrency: int = 32) -> None:
+    c = await client(node)
+    todo = iter(range(count))
+
+    async def worker() -> None:
+        for i in todo:
+            await c.send(
+                {
+                    "type": "incident.create",
+                    "title": f"Bench incident {i}",
+                    "category": "welfare",
+                    "priority": "normal",
+                    "orgs": ["metro-police", "harbour-shelter"],
+                }
+            )
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    finally:
+        await c.close()
+
+
+async def listing(node: Node, count: int) -> dict[str, float | int]:
+    await create_incidents(node, count)
+    node.restart()
+    c = await client(node, live=False)
+    try:
+        await asyncio.sleep(1.0)
+        before = node.rss()
+        listed = await c.incidents()
+        after = node.rss()
+    finally:
+        await c.close()
+    return {
+        "listed": len(listed),
+        "rss_before_mib": before,
+        "rss_after_mib": after,
+        "growth_mib": after - before,
+    }
+
+
+async def scenario(backend: str, name: str, args: argparse.Namespace) -> dict[str, float | int]:
+    with Processes() as procs, tempfile.TemporaryDirectory(prefix="liaison-mem-") as tmp:
+        base = Path(tmp)
+        redis_url = ""
+        if backend == "redis":
+            port = free_port()
+            (base / "redis").mkdir()
+            rproc = procs.start(
+                redis_argv(port, base / "redis"), cwd=base, env={}, cpu=None,
+                stdout=None, stderr=None,
+            )  # fmt: skip
+            wait_redis(rproc, port)
+            redis_url = f"redis://127.0.0.1:{port}/0"
+        node = Node(procs, args.source, base / "data", redis_url)
+        node.start()
+        if name == "follows":
+            return await follows(node, args.follows)
+        return await listing(node, args.incidents)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__)
+    parser.add_argument("--backend", choices=("sqlite", "redis", "both"), default="both")
+    parser.add_argument("--scenario", choices=("follows", "list", "both"), default="both")
+    parser.add_argument("--follows", type=int, default=200_000)
+    parser.add_argument("--incidents", type=int, default=10_000)
+    parser.add_argument("--source", type=Path, default=REPO, help="checkout to run the server from")
+    args = parser.parse_args()
+    backends = ("sqlite", "redis") if args.backend == "both" else (args.backend,)
+    names = ("follows", "list") if args.scenario == "both" else (args.scenario,)
+    print(f"source: {args.source}")
+    for backend in backends:
+        for name in names:
+            result = asyncio.run(scenario(backend, name, args))
+            shown = ", ".join(
+                f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()
+            )
+            print(f"{backend:6} {name:8} {shown}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
