@@ -127,6 +127,7 @@ HELP: dict[str, str] = {
     "node_id": "this node's name in probes, presence and logs; empty: hostname-pid",
     "presence_ttl_s": "seconds a dead node's users still show as online (Redis mode)",
     "redis_max_connections": "Redis connections per node; callers wait up to 5 s for a free one",
+    "projection_cache": "incident states kept in memory, least recently used out first",
     "data_dir": "SQLite files, the token secret and the first admin password (embedded mode)",
     "secret": "HMAC key signing login tokens, shared by every node; empty: generated",
     "token_ttl_s": "lifetime of a login token, in seconds",
