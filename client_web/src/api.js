@@ -61,8 +61,22 @@ export class Api {
     return this.request("GET", "/api/v1/users");
   }
 
-  incidents() {
-    return this.request("GET", "/api/v1/incidents");
+  /**
+   * Every incident of this organisation, most recently updated first,
+   * following the list's `next` cursor (SPEC 18, "Incident list") up to
+   * `max`. `complete` says whether the whole list was read: only then may a
+   * caller conclude that an incident it holds but did not see is gone.
+   */
+  async incidents({ max = 2000 } = {}) {
+    const incidents = [];
+    let cursor = null;
+    do {
+      const query = cursor ? `?limit=1000&cursor=${encodeURIComponent(cursor)}` : "?limit=1000";
+      const page = await this.request("GET", `/api/v1/incidents${query}`);
+      incidents.push(...page.incidents);
+      cursor = page.next ?? null;
+    } while (cursor && incidents.length < max);
+    return { incidents, complete: cursor === null };
   }
 
   incident(id) {

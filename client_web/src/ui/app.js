@@ -300,7 +300,7 @@ export class App {
         seen.add(s.id);
         this.summaries.set(s.id, s);
       }
-      for (const id of [...this.summaries.keys()]) if (!seen.has(id)) this.forget(id);
+      if (data.complete) for (const id of [...this.summaries.keys()]) if (!seen.has(id)) this.forget(id);
       const list = [...this.summaries.values()];
       this.save("incident list", () => this.store.set(this.key("list"), list));
       this.followActive();
