@@ -11,7 +11,7 @@ HOST   ?= $(or $(LIAISON_HOST),127.0.0.1)
 PORT   ?= $(or $(LIAISON_PORT),8080)
 DATA   ?= $(or $(LIAISON_DATA_DIR),./data)
 
-.PHONY: install system-deps client run demo test lint typecheck unit jstest bench clean
+.PHONY: install lock system-deps client run demo test lint typecheck unit jstest bench clean
 
 # The tests start their own redis-server (and nginx) processes, and drive the
 # browser client in Debian's chromium; install them from Debian's packages when
@@ -26,13 +26,30 @@ CLIENT_DEPS  := $(CLIENT)/node_modules/.installed-stamp
 CLIENT_BUILD := $(CLIENT)/dist/index.html
 CLIENT_SRC   := $(shell find $(CLIENT)/src -type f 2>/dev/null) $(CLIENT)/build.mjs
 
-$(STAMP): pyproject.toml
+# Python packages come from the lock files, every one pinned with its hashes
+# (requirements-dev.lock: the server's and the tools'; requirements.lock: the
+# server's alone, for deployments). The project itself goes in last, editable,
+# with no dependency resolution of its own. `make lock` renews both files.
+PIP_VERSION := 26.3
+$(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet pip==$(PIP_VERSION)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## Renew the lock files from pyproject.toml (newest versions within its ranges).
+lock:
+	$(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/python -m pip install --quiet uv
+	$(VENV)-lock/bin/uv pip compile pyproject.toml --quiet --generate-hashes --python-version 3.11 \
+	  --universal -o requirements.lock
+	$(VENV)-lock/bin/uv pip compile pyproject.toml --quiet --generate-hashes --python-version 3.11 \
+	  --universal --extra dev -o requirements-dev.lock
+	rm -rf $(VENV)-lock
 
 $(CLIENT_DEPS): $(CLIENT)/package.json $(CLIENT)/package-lock.json
 	cd $(CLIENT) && npm ci --no-audit --no-fund --loglevel=error
