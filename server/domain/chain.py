@@ -9,44 +9,24 @@ without seeing restricted content.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from server.domain.events import EventDraft, StoredEvent
+from server.domain.events import CHAINED_FIELDS, EventDraft, StoredEvent
 
 GENESIS = "0" * 64
 
 
-def canonical_content(
-    *,
-    incident: str,
-    seq: int,
-    epoch: str,
-    type: str,
-    ts_ms: int,
-    actor_user: str,
-    actor_org: str,
-    client_id: str,
-    visibility: tuple[str, ...] | None,
-    body: dict[str, Any],
-) -> bytes:
-    """Canonical bytes: sorted keys, no whitespace, UTF-8."""
+def canonical_content(values: Mapping[str, Any]) -> bytes:
+    """Canonical bytes of an event's ``CHAINED_FIELDS``: sorted keys, no whitespace, UTF-8.
+
+    ``values`` may hold more fields (a whole event's); only the chained ones count.
+    """
     return orjson.dumps(
-        {
-            "incident": incident,
-            "seq": seq,
-            "epoch": epoch,
-            "type": type,
-            "ts_ms": ts_ms,
-            "actor_user": actor_user,
-            "actor_org": actor_org,
-            "client_id": client_id,
-            "visibility": list(visibility) if visibility is not None else None,
-            "body": body,
-        },
-        option=orjson.OPT_SORT_KEYS,
+        {name: values[name] for name in CHAINED_FIELDS}, option=orjson.OPT_SORT_KEYS
     )
 
 
@@ -73,33 +53,31 @@ def sequence_draft(
     draft: EventDraft, epoch: str, prev_seq: int, prev_hash: str, ts_ms: int
 ) -> StoredEvent:
     """The stored form of a draft appended after (prev_seq, prev_hash): next seq, chained."""
-    seq = prev_seq + 1
-    digest = digest_of(
-        canonical_content(
-            incident=draft.incident,
-            seq=seq,
-            epoch=epoch,
-            type=draft.type,
-            ts_ms=ts_ms,
-            actor_user=draft.actor_user,
-            actor_org=draft.actor_org,
-            client_id=draft.client_id,
-            visibility=draft.visibility,
-            body=draft.body,
-        )
-    )
-    return StoredEvent(
-        incident=draft.incident,
-        seq=seq,
-        epoch=epoch,
-        type=draft.type,
-        ts_ms=ts_ms,
-        actor_user=draft.actor_user,
-        actor_org=draft.actor_org,
-        actor_name=draft.actor_name,
-        client_id=draft.client_id,
-        visibility=draft.visibility,
-        body=draft.body,
-        digest=digest,
-        hash=chain(prev_hash, digest),
-    )
+    values = draft.content()
+    values.update(seq=prev_seq + 1, epoch=epoch, ts_ms=ts_ms)
+    digest = digest_of(canonical_content(values))
+    return StoredEvent(**values, digest=digest, hash=chain(prev_hash, digest))
+
+
+@dataclass(slots=True)
+class ChainHead:
+    """Where an incident's log ends: what the next append chains onto.
+
+    Backends cache one per incident (SQLite in its writer, Redis per node) and
+    move it with each event they sequence.
+    """
+
+    epoch: str
+    seq: int
+    hash: str
+    #: Timestamp of the last event: the next one is never earlier (clocks step back).
+    ts_ms: int
+
+    def append(self, draft: EventDraft, now_ms: int) -> StoredEvent:
+        """Sequence ``draft`` after this head and move the head onto it."""
+        event = sequence_draft(draft, self.epoch, self.seq, self.hash, max(now_ms, self.ts_ms))
+        self.seq, self.hash, self.ts_ms = event.seq, event.hash, event.ts_ms
+        return event
+
+    def copy(self) -> ChainHead:
+        return ChainHead(self.epoch, self.seq, self.hash, self.ts_ms)

@@ -15,6 +15,7 @@ from server.domain.events import StoredEvent
 
 
 def envelope(ev: StoredEvent) -> dict[str, Any]:
+    """The wire form of a stored event (SPEC "Events"); key order is the wire's."""
     return {
         "v": PROTOCOL_VERSION,
         "type": ev.type,
@@ -29,6 +30,26 @@ def envelope(ev: StoredEvent) -> dict[str, Any]:
         "digest": ev.digest,
         "hash": ev.hash,
     }
+
+
+def from_envelope(env: dict[str, Any]) -> StoredEvent:
+    """The stored event an unrestricted envelope was built from (``envelope``'s inverse)."""
+    actor, visibility = env["actor"], env["visibility"]
+    return StoredEvent(
+        incident=env["incident"],
+        seq=env["seq"],
+        epoch=env["epoch"],
+        type=env["type"],
+        ts_ms=env["ts"],
+        actor_user=actor["user"],
+        actor_org=actor["org"],
+        actor_name=actor["name"],
+        client_id=env["cid"],
+        visibility=tuple(visibility) if visibility is not None else None,
+        body=env["body"],
+        digest=env["digest"],
+        hash=env["hash"],
+    )
 
 
 def placeholder(ev: StoredEvent) -> dict[str, Any]:

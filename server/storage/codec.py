@@ -1,8 +1,10 @@
-"""StoredEvent <-> msgpack, for backends that store or publish bytes (Redis)."""
+"""StoredEvent <-> msgpack, for backends that store or publish bytes (Redis).
+
+An event is the msgpack array of ``StoredEvent.to_fields()`` (storage order,
+see server/domain/events.py).
+"""
 
 from __future__ import annotations
-
-from typing import Any
 
 import msgpack
 
@@ -11,48 +13,12 @@ from server.domain.events import StoredEvent
 
 
 def pack_event(ev: StoredEvent) -> bytes:
-    data: bytes = msgpack.packb(
-        [
-            ev.incident,
-            ev.seq,
-            ev.epoch,
-            ev.type,
-            ev.ts_ms,
-            ev.actor_user,
-            ev.actor_org,
-            ev.actor_name,
-            ev.client_id,
-            list(ev.visibility) if ev.visibility is not None else None,
-            ev.body,
-            ev.digest,
-            ev.hash,
-        ],
-        use_bin_type=True,
-    )
+    data: bytes = msgpack.packb(ev.to_fields(), use_bin_type=True)
     return data
 
 
 def unpack_event(data: bytes) -> StoredEvent:
-    return event_from_fields(msgpack.unpackb(data, raw=False))
-
-
-def event_from_fields(f: list[Any]) -> StoredEvent:
-    """A StoredEvent from its fields in storage order (see pack_event)."""
-    return StoredEvent(
-        incident=f[0],
-        seq=f[1],
-        epoch=f[2],
-        type=f[3],
-        ts_ms=f[4],
-        actor_user=f[5],
-        actor_org=f[6],
-        actor_name=f[7],
-        client_id=f[8],
-        visibility=tuple(f[9]) if f[9] is not None else None,
-        body=f[10],
-        digest=f[11],
-        hash=f[12],
-    )
+    return StoredEvent.from_fields(msgpack.unpackb(data, raw=False))
 
 
 def pack_events(packed: list[bytes]) -> bytes:
@@ -61,4 +27,4 @@ def pack_events(packed: list[bytes]) -> bytes:
 
 
 def unpack_events(data: bytes) -> list[StoredEvent]:
-    return [event_from_fields(f) for f in msgpack.unpackb(data, raw=False)]
+    return [StoredEvent.from_fields(f) for f in msgpack.unpackb(data, raw=False)]

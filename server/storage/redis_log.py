@@ -57,7 +57,7 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.domain import chain, summary
-from server.domain.chain import sequence_draft
+from server.domain.chain import ChainHead
 from server.domain.events import AppendResult, EventDraft, StoredEvent
 from server.errors import ClientIdReused, LogNotFound, StorageOutcomeUnknown, StorageUnavailable
 from server.fanout.redis import RedisFanout, RedisFanoutConfig
@@ -98,14 +98,6 @@ class RedisConfig:
     max_connections: int = 64
     pool_timeout_s: float = 5.0
     fanout: RedisFanoutConfig = field(default_factory=RedisFanoutConfig)
-
-
-@dataclass(slots=True)
-class _Head:
-    epoch: str
-    seq: int
-    hash: str
-    ts_ms: int
 
 
 def _idem_field(draft: EventDraft) -> str:
@@ -159,7 +151,7 @@ class RedisEventLog:
         )
         self._script = self.redis.register_script(APPEND_LUA)
         self._header_script = self.redis.register_script(HEADER_LUA)
-        self._heads: dict[str, _Head] = {}
+        self._heads: dict[str, ChainHead] = {}
         self._queue = GroupCommitQueue(self._commit, config.max_batch, "redis-writer")
 
     async def start(self) -> None:
@@ -263,17 +255,10 @@ class RedisEventLog:
         if head is None:
             epoch = run[0][0].epoch
             assert epoch is not None
-            head = _Head(epoch, 0, chain.GENESIS, 0)
-        start = _Head(head.epoch, head.seq, head.hash, head.ts_ms)
+            head = ChainHead(epoch, 0, chain.GENESIS, 0)
+        start, cursor = head, head.copy()  # the cached head moves only once stored
         now = int(time.time() * 1000)
-        events: list[StoredEvent] = []
-        cursor = _Head(start.epoch, start.seq, start.hash, start.ts_ms)
-        for draft, _ in run:
-            ev = sequence_draft(
-                draft, cursor.epoch, cursor.seq, cursor.hash, max(now, cursor.ts_ms)
-            )
-            cursor = _Head(ev.epoch, ev.seq, ev.hash, ev.ts_ms)
-            events.append(ev)
+        events = [cursor.append(draft, now) for draft, _ in run]
         packed = [pack_event(ev) for ev in events]
         args: list[str | int | bytes] = [
             start.seq,
@@ -379,7 +364,7 @@ class RedisEventLog:
         await self.redis.zadd(keys.INDEX, {incident: int(ts)}, gt=True)
         log.info("indexed incident %s stored before the incident index", incident)
 
-    async def _head_for_write(self, incident: str) -> _Head | None:
+    async def _head_for_write(self, incident: str) -> ChainHead | None:
         head = self._heads.get(incident)
         if head is None:
             fields: Any = await self.redis.hmget(
@@ -388,7 +373,9 @@ class RedisEventLog:
             epoch, seq, hash_, ts = fields
             if epoch is None:
                 return None
-            head = self._heads[incident] = _Head(epoch.decode(), int(seq), hash_.decode(), int(ts))
+            head = self._heads[incident] = ChainHead(
+                epoch.decode(), int(seq), hash_.decode(), int(ts)
+            )
         return head
 
     # ------------------------------------------------------------------- read

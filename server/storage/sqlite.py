@@ -31,8 +31,8 @@ from typing import IO, Any
 import orjson
 
 from server.domain import chain, summary
-from server.domain.chain import sequence_draft
-from server.domain.events import AppendResult, EventDraft, StoredEvent
+from server.domain.chain import ChainHead
+from server.domain.events import STORED_FIELDS, AppendResult, EventDraft, StoredEvent
 from server.errors import ClientIdReused, LogNotFound, StorageUnavailable
 from server.fanout.memory import MemoryBroker
 from server.storage.base import (
@@ -42,7 +42,6 @@ from server.storage.base import (
     LogHead,
     is_same_action,
 )
-from server.storage.codec import event_from_fields
 from server.storage.group_commit import GroupCommitQueue, Pending, fail, settle
 
 log = logging.getLogger(__name__)
@@ -96,10 +95,11 @@ _HEADER_TYPES_SQL = ",".join(f"'{t}'" for t in sorted(summary.HEADER_TYPES))
 #: Client ids per idempotency query (SQLite binds at most 32,766 variables).
 _IN_CHUNK = 500
 
-_COLUMNS = (
-    "incident, seq, epoch, type, ts_ms, actor_user, actor_org, actor_name, client_id,"
-    " visibility, body, digest, hash"
-)
+#: The events table's columns are the stored fields, in storage order.
+_COLUMNS = ", ".join(STORED_FIELDS)
+_MARKS = ",".join("?" * len(STORED_FIELDS))
+_VISIBILITY = STORED_FIELDS.index("visibility")
+_BODY = STORED_FIELDS.index("body")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,18 +115,22 @@ def _lower(text: str | None) -> str | None:
     return text.lower() if text is not None else None
 
 
-def _row_to_event(row: tuple[Any, ...]) -> StoredEvent:
-    vis, body = row[9], row[10]
-    visibility = orjson.loads(vis) if vis is not None else None
-    return event_from_fields([*row[:9], visibility, orjson.loads(body), row[11], row[12]])
+def _row_to_event(row: Sequence[Any]) -> StoredEvent:
+    """visibility and body are JSON in their columns; every other column is the field."""
+    values = list(row)
+    vis = values[_VISIBILITY]
+    values[_VISIBILITY] = orjson.loads(vis) if vis is not None else None
+    values[_BODY] = orjson.loads(values[_BODY])
+    return StoredEvent.from_fields(values)
 
 
-@dataclass(slots=True)
-class _Head:
-    epoch: str
-    seq: int
-    hash: str
-    ts_ms: int
+def _event_to_row(event: StoredEvent) -> list[Any]:
+    values = list(event.to_fields())
+    # NULL means every participant: only None may become NULL.
+    vis = event.visibility
+    values[_VISIBILITY] = None if vis is None else orjson.dumps(vis).decode()
+    values[_BODY] = orjson.dumps(event.body)
+    return values
 
 
 class _Writer:
@@ -137,7 +141,7 @@ class _Writer:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={config.synchronous}")
         self.db.executescript(SCHEMA)
-        self.heads: dict[str, _Head] = {}
+        self.heads: dict[str, ChainHead] = {}
         self._index_missing()
 
     def _index_missing(self) -> None:
@@ -180,7 +184,7 @@ class _Writer:
             [(org, incident) for org in wire["orgs"]],
         )
 
-    def _head(self, incident: str) -> _Head | None:
+    def _head(self, incident: str) -> ChainHead | None:
         head = self.heads.get(incident)
         if head is None:
             row = self.db.execute(
@@ -189,7 +193,7 @@ class _Writer:
             ).fetchone()
             if row is None:
                 return None
-            head = self.heads[incident] = _Head(*row)
+            head = self.heads[incident] = ChainHead(*row)
         return head
 
     def _stored_before(self, drafts: Sequence[EventDraft]) -> dict[tuple[str, str], StoredEvent]:
@@ -218,15 +222,15 @@ class _Writer:
     def commit(self, drafts: Sequence[EventDraft]) -> list[AppendResult | Exception]:
         """Store a batch in one transaction; one result (or error) per draft."""
         results: list[AppendResult | Exception] = []
-        touched: dict[str, _Head] = {}
-        rows: list[tuple[Any, ...]] = []
+        touched: dict[str, ChainHead] = {}
+        rows: list[list[Any]] = []
         try:
             self.db.execute("BEGIN IMMEDIATE")
             known = self._stored_before(drafts)
             for draft in drafts:
                 results.append(self._store(draft, touched, known, rows))
             self.db.executemany(
-                f"INSERT INTO events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608
+                f"INSERT INTO events ({_COLUMNS}) VALUES ({_MARKS})",  # noqa: S608
                 rows,
             )
             for incident, head in touched.items():
@@ -256,9 +260,9 @@ class _Writer:
     def _store(
         self,
         draft: EventDraft,
-        touched: dict[str, _Head],
+        touched: dict[str, ChainHead],
         known: dict[tuple[str, str], StoredEvent],
-        rows: list[tuple[Any, ...]],
+        rows: list[list[Any]],
     ) -> AppendResult | Exception:
         """Sequence one draft (its row goes to ``rows``), or answer it as a retry."""
         key = (draft.actor_user, draft.client_id)
@@ -276,32 +280,14 @@ class _Writer:
                 "INSERT INTO logs VALUES (?, ?, 0, ?, ?, ?)",
                 (draft.incident, draft.epoch, chain.GENESIS, now, now),
             )
-            head = self.heads[draft.incident] = _Head(draft.epoch, 0, chain.GENESIS, now)
+            head = self.heads[draft.incident] = ChainHead(draft.epoch, 0, chain.GENESIS, now)
         else:
             maybe_head = self._head(draft.incident)
             if maybe_head is None:
                 return LogNotFound(f"no log for incident {draft.incident}")
             head = maybe_head
-        event = sequence_draft(draft, head.epoch, head.seq, head.hash, max(now, head.ts_ms))
-        rows.append(
-            (
-                event.incident,
-                event.seq,
-                event.epoch,
-                event.type,
-                event.ts_ms,
-                event.actor_user,
-                event.actor_org,
-                event.actor_name,
-                event.client_id,
-                # NULL means every participant: only None may become NULL.
-                None if event.visibility is None else orjson.dumps(list(event.visibility)).decode(),
-                orjson.dumps(event.body),
-                event.digest,
-                event.hash,
-            )
-        )
-        head.seq, head.hash, head.ts_ms = event.seq, event.hash, event.ts_ms
+        event = head.append(draft, now)
+        rows.append(_event_to_row(event))
         touched[draft.incident] = head
         known[key] = event
         return AppendResult(event, duplicate=False)

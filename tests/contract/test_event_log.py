@@ -187,19 +187,7 @@ async def test_events_are_hash_chained(log: EventLog) -> None:
     events = await log.read("inc1", 0, 100)
     assert chain.verify((e.seq, e.digest, e.hash) for e in events) is None
     for e in events:
-        content = chain.canonical_content(
-            incident=e.incident,
-            seq=e.seq,
-            epoch=e.epoch,
-            type=e.type,
-            ts_ms=e.ts_ms,
-            actor_user=e.actor_user,
-            actor_org=e.actor_org,
-            client_id=e.client_id,
-            visibility=e.visibility,
-            body=e.body,
-        )
-        assert chain.digest_of(content) == e.digest
+        assert chain.digest_of(chain.canonical_content(e.chained())) == e.digest
     tampered = [(e.seq, e.digest if e.seq != 3 else "0" * 64, e.hash) for e in events]
     assert chain.verify(tampered) == 3
 
