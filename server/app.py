@@ -8,29 +8,24 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
 from protocol.limits import LIMITS
 from server.auth import TokenSigner
-from server.fanout.presence import MemoryPresence, Presence, RedisPresence
+from server.backends import Backends, build_backends
+from server.fanout.base import Broker
 from server.services.admin import ensure_admin, seed_demo
 from server.services.commands import CommandService
 from server.services.hub import Hub
 from server.services.projections import Projections
 from server.settings import Settings
-from server.storage import redis_keys
 from server.storage.base import EventLog
-from server.storage.directory import Directory, SqliteDirectoryStorage
-from server.storage.redis_directory import RedisDirectoryStorage
-from server.storage.redis_log import RedisConfig, RedisEventLog
-from server.storage.sqlite import SqliteConfig, SqliteEventLog
+from server.storage.directory import Directory
 from server.transport.engineio_tuning import tune_engineio
 from server.transport.gateway import Gateway
 from server.transport.rest import RestApi, errors_middleware
@@ -46,6 +41,7 @@ class Components:
     settings: Settings
     directory: Directory
     log: EventLog
+    broker: Broker
     projections: Projections
     commands: CommandService
     hub: Hub
@@ -56,53 +52,14 @@ class Components:
 COMPONENTS = web.AppKey("components", Components)
 
 
-async def _load_secret(settings: Settings, event_log: EventLog) -> bytes:
-    """The configured secret, else one shared through Redis, else one in the data dir."""
-    if settings.secret:
-        return settings.secret.encode()
-    if isinstance(event_log, RedisEventLog):
-        client = event_log.redis
-        await client.set(redis_keys.SECRET, secrets.token_hex(32), nx=True)
-        value: Any = await client.get(redis_keys.SECRET)
-        return bytes(value)
-    path = settings.data_dir / "secret"
-    if not path.exists():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
-    return path.read_text().strip().encode()
-
-
-def _backends(settings: Settings) -> tuple[EventLog, Directory]:
-    """SQLite in the data dir by default; Redis when a URL is configured."""
-    if settings.redis_url:
-        node = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
-        redis_log = RedisEventLog(
-            RedisConfig(
-                url=settings.redis_url,
-                node_id=node,
-                max_connections=settings.redis_max_connections,
-            )
-        )
-        return redis_log, Directory(RedisDirectoryStorage(redis_log.redis), refresh_s=5.0)
-    sqlite_log = SqliteEventLog(
-        SqliteConfig(settings.data_dir / "events.db", synchronous=settings.sqlite_synchronous)
-    )
-    return sqlite_log, Directory(SqliteDirectoryStorage(settings.data_dir / "directory.db"))
-
-
 def create_app(settings: Settings) -> web.Application:
     tune_engineio()
     app = web.Application(middlewares=[errors_middleware], client_max_size=1024 * 1024)
-    event_log, directory = _backends(settings)
-    projections = Projections(event_log, settings.projection_cache)
-    commands = CommandService(event_log, projections, directory)
-    presence: Presence = (
-        RedisPresence(event_log.redis, event_log.config.node_id, settings.presence_ttl_s)
-        if isinstance(event_log, RedisEventLog)
-        else MemoryPresence()
-    )
-    hub = Hub(event_log, projections, presence)
+    backends = build_backends(settings)
+    directory = Directory(backends.directory, refresh_s=backends.directory_refresh_s)
+    projections = Projections(backends.log, backends.broker, settings.projection_cache)
+    commands = CommandService(backends.log, projections, directory)
+    hub = Hub(backends.log, backends.broker, projections, backends.presence)
     signer = TokenSigner(settings.token_ttl_s)
     gateway = Gateway(
         commands=commands,
@@ -116,40 +73,31 @@ def create_app(settings: Settings) -> web.Application:
         ping_timeout=settings.ping_timeout_s,
     )
     components = Components(
-        settings, directory, event_log, projections, commands, hub, gateway, signer
+        settings,
+        directory,
+        backends.log,
+        backends.broker,
+        projections,
+        commands,
+        hub,
+        gateway,
+        signer,
     )
     app[COMPONENTS] = components
     gateway.sio.attach(app)
     rest = RestApi(
-        log=event_log,
+        log=backends.log,
         projections=projections,
         commands=commands,
         directory=directory,
         signer=signer,
         limits=LIMITS,
-        presence=presence,
+        presence=backends.presence,
+        health=backends.health,
     )
     app.add_routes(rest.routes())
     _add_client_routes(app)
-
-    async def storage_ctx(_: web.Application) -> AsyncIterator[None]:
-        await event_log.start()
-        await presence.start()
-        try:
-            await directory.start()
-            try:
-                signer.secret = await _load_secret(settings, event_log)
-                await _bootstrap(components)
-                yield
-            finally:
-                await gateway.close()
-                await hub.close()
-                await directory.close()
-        finally:
-            await presence.close()
-            log.info("shutdown: writing what is queued and closing the event log")
-            await event_log.close()
-            log.info("shutdown: storage closed%s", _released(settings))
+    app.cleanup_ctx.append(partial(_storage_ctx, backends, components))
 
     async def send_clients_away(_: web.Application) -> None:
         await gateway.shut_down()
@@ -157,8 +105,28 @@ def create_app(settings: Settings) -> web.Application:
     # on_shutdown runs before aiohttp waits for open requests (WebSockets
     # included); cleanup_ctx teardown runs after, once no request is left.
     app.on_shutdown.append(send_clients_away)
-    app.cleanup_ctx.append(storage_ctx)
     return app
+
+
+async def _storage_ctx(
+    backends: Backends, c: Components, _: web.Application
+) -> AsyncIterator[None]:
+    """Backends up, then the directory, the secret and the first users; down in reverse."""
+    await backends.start()
+    try:
+        await c.directory.start()
+        try:
+            c.signer.secret = await backends.secret.load()
+            await _bootstrap(c)
+            yield
+        finally:
+            await c.gateway.close()
+            await c.hub.close()
+            await c.directory.close()
+    finally:
+        log.info("shutdown: writing what is queued and closing the event log")
+        await backends.close()
+        log.info("shutdown: storage closed%s", _released(c.settings))
 
 
 def _released(settings: Settings) -> str:

@@ -1,6 +1,4 @@
-"""Who is online per incident: a connection following it counts as present.
-
-Presence is ephemeral (not an event in the log). Two implementations:
+"""Presence implementations (contract: ``Presence`` in server/fanout/base.py).
 
 * ``MemoryPresence``: this process only (the embedded default).
 * ``RedisPresence``: shared by every node. Each claim is a member of the
@@ -15,57 +13,51 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
-from typing import Any, Protocol
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from server.errors import StorageUnavailable
+from server.fanout.base import Presence as Presence  # re-exported: the interface
 from server.storage import redis_keys as keys
 
 log = logging.getLogger(__name__)
 
 
-class Presence(Protocol):
-    async def start(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def join(self, incident: str, user: str, connection: str) -> None: ...
-
-    async def leave(self, incident: str, user: str, connection: str) -> None: ...
-
-    async def online(self, incident: str) -> list[str]:
-        """User ids with at least one live connection following the incident."""
-        ...
-
-
 class MemoryPresence:
+    """Claims in a dict: single node only, and they die with the process."""
+
     def __init__(self) -> None:
-        self._claims: dict[str, Counter[str]] = {}
+        #: incident -> user -> that user's connections following it.
+        self._claims: dict[str, dict[str, set[str]]] = {}
 
     async def start(self) -> None:
         return None
 
     async def close(self) -> None:
-        return None
+        self._claims.clear()
 
     async def join(self, incident: str, user: str, connection: str) -> None:
-        self._claims.setdefault(incident, Counter())[user] += 1
+        self._claims.setdefault(incident, {}).setdefault(user, set()).add(connection)
 
     async def leave(self, incident: str, user: str, connection: str) -> None:
-        claims = self._claims.get(incident)
-        if claims is not None and claims[user] > 0:
-            claims[user] -= 1
-            if claims[user] == 0:
+        claims = self._claims.get(incident, {})
+        connections = claims.get(user)
+        if connections is not None:
+            connections.discard(connection)
+            if not connections:
                 del claims[user]
+            if not claims:
+                self._claims.pop(incident, None)
 
     async def online(self, incident: str) -> list[str]:
         return sorted(self._claims.get(incident, ()))
 
 
 class RedisPresence:
+    """Claims in Redis, shared by every node; a dead node's expire after ``ttl_s``."""
+
     def __init__(self, client: aioredis.Redis, node_id: str, ttl_s: float = 30.0) -> None:
         self._redis = client
         self._node = node_id

@@ -1,4 +1,4 @@
-"""Fan-out over Redis pub/sub: per-incident channels, supervised, gap-filled.
+"""RedisBroker: fan-out over Redis pub/sub, per-incident channels, supervised, gap-filled.
 
 Pub/sub is only a wake-up; the log is the truth. Three rules make delivery to
 this node's listeners exactly-once and in seq order anyway:
@@ -16,7 +16,7 @@ this node's listeners exactly-once and in seq order anyway:
   subscribed again, and every feed is filled from the log.
 
     ┌ node ──────────────────────────────────────────────────────────┐
-    │ append ok ─▶ deliver_local ─┐                                   │
+    │ append ok ─▶ publish ───────┐                                   │
     │                             ├─▶ Feed(incident) ─▶ listeners     │
     │ pub/sub reader ─────────────┘      ▲  gap? read the log         │
     └────────────────────────────────────┼────────────────────────────┘
@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,20 +38,17 @@ from redis.exceptions import RedisError
 
 from server.domain.events import StoredEvent
 from server.errors import StorageUnavailable
+from server.fanout.base import History, Listener
 from server.storage import redis_keys as keys
-from server.storage.base import Listener
 from server.storage.codec import unpack_events
 
 log = logging.getLogger(__name__)
-
-ReadRange = Callable[[str, int, int], Awaitable[list[StoredEvent]]]
-HeadSeq = Callable[[str], Awaitable[int]]
 
 _FILL_PAGE = 1_000
 
 
 @dataclass(frozen=True, slots=True)
-class RedisFanoutConfig:
+class RedisBrokerConfig:
     #: How often the subscriber proves it is alive by receiving its own probe.
     probe_interval_s: float = 1.0
     #: Without a probe for this long the subscriber connection is rebuilt.
@@ -82,22 +79,30 @@ class Feed:
                 log.exception("listener failed for incident %s", self.incident)
 
 
-class RedisFanout:
+class RedisBroker:
+    """The Broker of the Redis backend (contract: server/fanout/base.py).
+
+    The append script publishes each committed run on the incident's channel
+    atomically with storing it; ``publish`` only hands the same run to this
+    node's feeds (the fast path: no round trip before the ack). Feeds drop the
+    echo that comes back over the channel.
+    """
+
     def __init__(
         self,
         client: aioredis.Redis,
-        subscriber: aioredis.Redis,
+        url: str,
         node_id: str,
-        read_range: ReadRange,
-        head_seq: HeadSeq,
-        config: RedisFanoutConfig = RedisFanoutConfig(),
+        history: History,
+        config: RedisBrokerConfig = RedisBrokerConfig(),
     ) -> None:
         self._redis = client
-        #: A client of its own for pub/sub, named ``liaison-sub-<node>`` in CLIENT LIST.
-        self._subscriber = subscriber
+        #: A connection of its own for pub/sub, named ``liaison-sub-<node>`` in CLIENT LIST.
+        self._subscriber = aioredis.Redis.from_url(
+            url, socket_connect_timeout=2, client_name=f"liaison-sub-{node_id}"
+        )
         self._node = node_id
-        self._read_range = read_range
-        self._head_seq = head_seq
+        self._history = history
         self.config = config
         self._feeds: dict[str, Feed] = {}
         self._pubsub: Any = None
@@ -111,7 +116,7 @@ class RedisFanout:
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._supervise(), name="redis-fanout")
+        self._task = asyncio.create_task(self._supervise(), name="redis-broker")
 
     async def close(self) -> None:
         self._stopping.set()
@@ -121,6 +126,14 @@ class RedisFanout:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._drop_pubsub()
         await self._subscriber.aclose()
+        self._feeds.clear()
+
+    def health(self) -> dict[str, Any]:
+        connected = self.connected.is_set()
+        return {
+            "healthy": connected,
+            "subscriber": {"connected": connected, "connections": self.connections},
+        }
 
     # ------------------------------------------------------------ subscribing
 
@@ -132,7 +145,8 @@ class RedisFanout:
         feed = self._feeds[incident] = Feed(incident, [listener])
         try:
             await self._confirm(keys.channel(incident))
-            feed.last = await self._head_seq(incident)
+            head = await self._history.head(incident)
+            feed.last = head.seq if head is not None else 0
         except BaseException:
             if self._feeds.get(incident) is feed:
                 del self._feeds[incident]
@@ -168,7 +182,11 @@ class RedisFanout:
 
     # -------------------------------------------------------------- delivery
 
-    def deliver(self, incident: str, events: Sequence[StoredEvent]) -> None:
+    def publish(self, incident: str, events: Sequence[StoredEvent]) -> None:
+        """This node's just-committed events (they are on the channel already)."""
+        self._deliver(incident, events)
+
+    def _deliver(self, incident: str, events: Sequence[StoredEvent]) -> None:
         """Hand events to the feed; used by the pub/sub reader and local appends."""
         feed = self._feeds.get(incident)
         if feed is None or feed.last is None:
@@ -194,7 +212,7 @@ class RedisFanout:
         """Deliver from the log after ``feed.last``, then whatever was buffered."""
         try:
             while self._feeds.get(feed.incident) is feed and feed.last is not None:
-                events = await self._read_range(feed.incident, feed.last, _FILL_PAGE)
+                events = await self._history.read(feed.incident, feed.last, _FILL_PAGE)
                 events = [ev for ev in events if ev.seq > feed.last]
                 if events:
                     feed.last = events[-1].seq
@@ -327,7 +345,7 @@ class RedisFanout:
             log.exception("undecodable message on %s", channel)
             return
         if events:
-            self.deliver(events[0].incident, events)
+            self._deliver(events[0].incident, events)
 
     async def _drop_pubsub(self) -> None:
         pubsub, self._pubsub = self._pubsub, None

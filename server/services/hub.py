@@ -29,7 +29,7 @@ from protocol.errors import ErrorCode
 from protocol.v1 import FollowTarget
 from server.domain.events import StoredEvent
 from server.errors import StorageUnavailable
-from server.fanout.presence import Presence
+from server.fanout.base import Broker, Listener, Presence
 from server.services.envelope import envelope, placeholder
 from server.services.projections import Projections
 from server.storage.base import EventLog
@@ -105,12 +105,15 @@ class FollowState:
 
 
 class Hub:
-    def __init__(self, log: EventLog, projections: Projections, presence: Presence) -> None:
+    def __init__(
+        self, log: EventLog, broker: Broker, projections: Projections, presence: Presence
+    ) -> None:
         self._log = log
+        self._broker = broker
         self._projections = projections
         self._presence = presence
         self._followers: dict[str, dict[Subscriber, FollowState]] = {}
-        self._listeners: dict[str, Callable[[Sequence[StoredEvent]], None]] = {}
+        self._listeners: dict[str, Listener] = {}
         self._ready: dict[str, asyncio.Future[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -179,7 +182,7 @@ class Hub:
             ready = self._ready[incident] = asyncio.get_running_loop().create_future()
             self._projections.pin(incident)  # followed here: keep its projection cached
             try:
-                await self._log.subscribe(incident, listener)
+                await self._broker.subscribe(incident, listener)
                 ready.set_result(None)
             except BaseException as exc:
                 self._projections.unpin(incident)
@@ -207,7 +210,7 @@ class Hub:
         if not followers:
             del self._followers[incident]
             self._ready.pop(incident, None)
-            self._log.unsubscribe(incident, self._listeners.pop(incident))
+            self._broker.unsubscribe(incident, self._listeners.pop(incident))
             self._projections.unpin(incident)
 
     def drop(self, sub: Subscriber) -> None:

@@ -26,8 +26,9 @@ from functools import partial
 
 from server.domain.events import StoredEvent
 from server.domain.incident import IncidentState
+from server.fanout.base import Broker, Listener
 from server.services.keyed_locks import KeyedLocks
-from server.storage.base import EventLog, Listener
+from server.storage.base import EventLog
 
 _PAGE = 1_000
 
@@ -37,10 +38,11 @@ DEFAULT_MAX_CACHED = 1_000
 
 
 class Projections:
-    def __init__(self, log: EventLog, max_cached: int = DEFAULT_MAX_CACHED) -> None:
+    def __init__(self, log: EventLog, broker: Broker, max_cached: int = DEFAULT_MAX_CACHED) -> None:
         if max_cached < 1:
             raise ValueError("max_cached must be at least 1")
         self._log = log
+        self._broker = broker
         self._max = max_cached
         #: Least recently used first.
         self._states: OrderedDict[str, IncidentState] = OrderedDict()
@@ -76,13 +78,13 @@ class Projections:
         listener = partial(self._on_events, incident)
         self._listeners[incident] = listener
         try:
-            await self._log.subscribe(incident, listener)
+            await self._broker.subscribe(incident, listener)
             state = IncidentState(id=incident, epoch=head.epoch)
             await self._catch_up(state)
         except BaseException:
             self._listeners.pop(incident, None)
             self._stale.discard(incident)
-            self._log.unsubscribe(incident, listener)
+            self._broker.unsubscribe(incident, listener)
             raise
         self._states[incident] = state
         return state
@@ -118,7 +120,7 @@ class Projections:
     def _drop(self, incident: str) -> None:
         del self._states[incident]
         self._stale.discard(incident)
-        self._log.unsubscribe(incident, self._listeners.pop(incident))
+        self._broker.unsubscribe(incident, self._listeners.pop(incident))
 
     def cached(self, incident: str) -> bool:
         return incident in self._states

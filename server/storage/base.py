@@ -1,26 +1,11 @@
-"""The storage/fan-out interface every backend implements.
+"""The event log interface every storage backend implements.
 
-Guarantees a backend must give (the contract suite in tests/contract checks them):
-
-* ``append`` returns only after the event is durable. It assigns the next
-  ``seq`` of the incident atomically: gapless, strictly increasing from 1.
-* Idempotency: a draft whose ``(actor_user, client_id)`` was stored before is not
-  stored again; the original event comes back with ``duplicate=True``. If the
-  stored event is a different action (``is_same_action``), append raises
-  ClientIdReused instead.
-* Fan-out: after an append is durable, subscribers of the incident get the
-  event, per incident in ``seq`` order, each exactly once from the live path.
-  The live path may still miss events (a dropped pub/sub link): subscribers
-  detect the gap from ``seq`` and ``read`` the missing range. Resume is
-  always served from the log, never from the fan-out.
-* ``read(incident, after_seq, limit)`` returns up to ``limit`` events with
-  ``seq > after_seq`` in order; ``limit`` must be >= 1.
-* ``head`` returns the incident's epoch and last seq, or None if unknown.
-  The epoch changes if a log is ever reset, so old positions are refused.
-* The incident index (``list_incidents``) holds a summary per incident,
-  equal to ``IncidentState.summary()`` of its log, updated with each append
-  before the append is acknowledged. Listing loads no projection and
-  subscribes to nothing.
+``EventLog`` is the truth: append with seq, read a range, heads, the
+idempotency lookup and the incident index. Live delivery is not its job: that
+is the broker's (server/fanout/base.py). A log is built with a ``Deliver``
+callable (the broker's ``publish``, wired by server/backends.py) and hands it
+every run it commits *before* acknowledging it. The contract suite in
+tests/contract checks every guarantee below against every backend.
 """
 
 from __future__ import annotations
@@ -44,9 +29,9 @@ def is_same_action(earlier: StoredEvent, draft: EventDraft) -> bool:
     return draft.type == "incident.created" or earlier.incident == draft.incident
 
 
-#: Receives committed events of one incident, in seq order. Called on the event
-#: loop, synchronously: it must not block (no I/O, no awaits).
-Listener = Callable[[Sequence[StoredEvent]], None]
+#: Takes one incident's just-committed events, in seq order, before their
+#: appends are acknowledged: ``Broker.publish``. Synchronous, must not block.
+Deliver = Callable[[str, Sequence[StoredEvent]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +85,45 @@ class IncidentPage:
 
 
 class EventLog(Protocol):
+    """An incident's events, durable, sequenced and chained.
+
+    * **Durable first.** An append resolves only after its event is durable
+      (SQLite committed with the configured ``synchronous``; Redis applied it,
+      which is durable with ``appendfsync always``), and after ``Deliver`` got
+      it: delivery before ack.
+    * **Seq.** The next ``seq`` of the incident is assigned atomically with the
+      store: gapless, strictly increasing from 1, also with many nodes. Drafts
+      of one incident enqueued by one node get seqs in enqueue order.
+      ``ts_ms`` never goes backwards within an incident.
+    * **Idempotency.** Client ids are scoped to the user across all incidents
+      (SPEC §12). A draft whose ``(actor_user, client_id)`` was stored before,
+      for the same action (``is_same_action``), is not stored again: the
+      original event comes back with ``duplicate=True`` and nothing is
+      delivered. The same id for another action (another incident, another
+      type) raises ClientIdReused. Concurrent uses of one id store at most one.
+    * **Cancellation.** A caller may cancel its future; the write still happens
+      and the writer goes on for everyone else.
+    * **Closing.** ``close`` writes what is pending (for a bounded time), then
+      refuses: an append after ``close`` began fails with StorageUnavailable
+      (retryable, never acknowledged), it never hangs.
+    * **Outcome unknown.** Where a write was sent but not answered (Redis),
+      the append fails with StorageOutcomeUnknown, not StorageUnavailable: the
+      client retries with the same id and gets the stored event if it was.
+    """
+
     async def start(self) -> None: ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Write what is pending (bounded by group_commit.FLUSH_TIMEOUT_S), then
+        refuse further appends with StorageUnavailable."""
+        ...
 
     def enqueue(self, draft: EventDraft) -> asyncio.Future[AppendResult]:
-        """Queue an append; the future resolves once it is durable and fanned out.
+        """Queue an append; the future resolves once it is durable and delivered.
 
-        Drafts of one incident enqueued by one node get seqs in enqueue order.
-        The future fails with StorageUnavailable, LogNotFound or ClientIdReused.
+        The future fails with StorageUnavailable, StorageOutcomeUnknown,
+        LogNotFound (no such incident; or, for ``incident.created``, one that
+        exists already) or ClientIdReused.
         """
         ...
 
@@ -116,9 +131,21 @@ class EventLog(Protocol):
         """``await enqueue(draft)``."""
         ...
 
-    async def read(self, incident: str, after_seq: int, limit: int) -> list[StoredEvent]: ...
+    async def read(self, incident: str, after_seq: int, limit: int) -> list[StoredEvent]:
+        """Up to ``limit`` events with ``seq > after_seq``, in seq order.
 
-    async def head(self, incident: str) -> LogHead | None: ...
+        ``limit`` below 1 is read as 1 (there is no "all": callers page). An
+        unknown incident, or a position at or past the head, gives ``[]``.
+        """
+        ...
+
+    async def head(self, incident: str) -> LogHead | None:
+        """The incident's epoch and last seq, or None if it has no log.
+
+        The epoch changes if a log is ever reset, so old positions are refused
+        rather than silently served from a different log.
+        """
+        ...
 
     async def find(self, incident: str, actor_user: str, client_id: str) -> StoredEvent | None:
         """The event this user's client id produced in this incident, if any."""
@@ -133,18 +160,12 @@ class EventLog(Protocol):
         ...
 
     async def list_incidents(self, query: IncidentQuery) -> IncidentPage:
-        """A page of the incident index, most recently updated first."""
-        ...
+        """A page of the incident index, most recently updated first.
 
-    async def subscribe(self, incident: str, listener: Listener) -> None:
-        """Deliver the incident's committed events to ``listener`` from now on.
-
-        Returns once the live path is active: every event committed after
-        this returns reaches the listener. Read the log *after* subscribing
-        to get everything before, and let seq drop the overlap.
+        The index holds a summary per incident, equal to
+        ``IncidentState.summary()`` of its log, updated with each append before
+        the append is acknowledged. Listing loads no projection and subscribes
+        to nothing. ``query.limit`` bounds the page; a page may come short and
+        still have a ``next``.
         """
-        ...
-
-    def unsubscribe(self, incident: str, listener: Listener) -> None:
-        """Stop delivering to ``listener`` (takes effect at once, cleanup may lag)."""
         ...

@@ -7,7 +7,7 @@ Write path::
                 the incident (one pipelined round trip), sequence and chain the
                 drafts from the cached head, then one EVALSHA of append.lua
                 (compare-and-set on the head; XADD each; move the head; PUBLISH)
-             ◀─ "ok": deliver to this node's feeds, then acknowledge
+             ◀─ "ok": hand the run to the broker (deliver), then acknowledge
                 "moved": another node appended first; re-read the head, redo
                 "dup": a concurrent retry won; re-check the client ids
 
@@ -46,7 +46,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +60,12 @@ from server.domain import chain, summary
 from server.domain.chain import ChainHead
 from server.domain.events import AppendResult, EventDraft, StoredEvent
 from server.errors import ClientIdReused, LogNotFound, StorageOutcomeUnknown, StorageUnavailable
-from server.fanout.redis import RedisFanout, RedisFanoutConfig
 from server.storage import redis_keys as keys
 from server.storage.base import (
+    Deliver,
     IncidentPage,
     IncidentQuery,
     IndexCursor,
-    Listener,
     LogHead,
     is_same_action,
 )
@@ -97,7 +96,19 @@ class RedisConfig:
     #: concurrent follows failed).
     max_connections: int = 64
     pool_timeout_s: float = 5.0
-    fanout: RedisFanoutConfig = field(default_factory=RedisFanoutConfig)
+
+
+def connect(config: RedisConfig) -> aioredis.Redis:
+    """The command client a node's Redis backends share (not the pub/sub one)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        config.url,
+        max_connections=config.max_connections,
+        timeout=config.pool_timeout_s,
+        socket_timeout=5,
+        socket_connect_timeout=2,
+        health_check_interval=10,
+    )
+    return aioredis.Redis.from_pool(pool)
 
 
 def _idem_field(draft: EventDraft) -> str:
@@ -131,38 +142,53 @@ def _split_repeats(run: list[Pending]) -> tuple[list[Pending], list[Pending]]:
     return firsts, repeats
 
 
-class RedisEventLog:
-    def __init__(self, config: RedisConfig) -> None:
+class RedisLogReader:
+    """Reads of the incident logs: stateless, so a broker can fill gaps with one
+    of its own (server/backends.py) without holding the writer."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.redis = client
+
+    async def read(self, incident: str, after_seq: int, limit: int) -> list[StoredEvent]:
+        try:
+            entries: Any = await self.redis.xrange(
+                keys.log_key(incident), min=f"{after_seq + 1}-0", max="+", count=max(1, limit)
+            )
+        except (RedisError, OSError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        return [unpack_event(fields[b"e"]) for _, fields in entries]
+
+    async def head(self, incident: str) -> LogHead | None:
+        try:
+            fields: Any = await self.redis.hmget(keys.head_key(incident), ["epoch", "seq"])
+            epoch, seq = fields
+        except (RedisError, OSError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        return LogHead(epoch.decode(), int(seq)) if epoch is not None else None
+
+
+class RedisEventLog(RedisLogReader):
+    """The EventLog of the Redis backend; its broker is RedisBroker.
+
+    ``client`` is shared with the node's other Redis backends and closed by
+    whoever built them (server/backends.py), not by the log.
+    """
+
+    def __init__(self, config: RedisConfig, client: aioredis.Redis, deliver: Deliver) -> None:
+        super().__init__(client)
         self.config = config
-        pool = aioredis.BlockingConnectionPool.from_url(
-            config.url,
-            max_connections=config.max_connections,
-            timeout=config.pool_timeout_s,
-            socket_timeout=5,
-            socket_connect_timeout=2,
-            health_check_interval=10,
-        )
-        self.redis: aioredis.Redis = aioredis.Redis.from_pool(pool)
-        subscriber = aioredis.Redis.from_url(
-            config.url, socket_connect_timeout=2, client_name=f"liaison-sub-{config.node_id}"
-        )
-        self.fanout = RedisFanout(
-            self.redis, subscriber, config.node_id, self.read, self._head_seq, config.fanout
-        )
+        self._deliver = deliver
         self._script = self.redis.register_script(APPEND_LUA)
         self._header_script = self.redis.register_script(HEADER_LUA)
         self._heads: dict[str, ChainHead] = {}
         self._queue = GroupCommitQueue(self._commit, config.max_batch, "redis-writer")
 
     async def start(self) -> None:
-        await self.fanout.start()
         await self._index_missing()
         self._queue.start()
 
     async def close(self) -> None:
         await self._queue.close()
-        await self.fanout.close()
-        await self.redis.aclose()
 
     # ------------------------------------------------------------------ write
 
@@ -229,6 +255,8 @@ class RedisEventLog:
             reused = ClientIdReused(f"id {draft.client_id!r} was used for another action")
             if not _claim_matches(claim, draft):
                 fail(fut, reused)
+            elif seq is None and (earlier := await self._created_elsewhere(claim, draft)):
+                settle(fut, AppendResult(earlier, duplicate=True))
             elif seq is None:
                 fresh.append((draft, fut))
             else:
@@ -240,6 +268,15 @@ class RedisEventLog:
                 else:
                     fail(fut, reused)
         return fresh
+
+    async def _created_elsewhere(
+        self, claim: bytes | None, draft: EventDraft
+    ) -> StoredEvent | None:
+        """The incident a retried creation made under another id (``is_same_action``)."""
+        claimed = claim.decode().partition("\x00")[0] if claim is not None else draft.incident
+        if claimed == draft.incident:
+            return None
+        return await self.find(claimed, draft.actor_user, draft.client_id)
 
     async def _try_append(self, incident: str, run: list[Pending]) -> bool:
         head = await self._head_for_write(incident)
@@ -281,7 +318,7 @@ class RedisEventLog:
             reply = await self._eval(incident, args)
         if reply[0] == b"ok":
             self._heads[incident] = cursor
-            self.fanout.deliver(incident, events)  # before the acks: ack never overtakes
+            self._deliver(incident, events)  # before the acks: an ack never overtakes
             await self._touch_index(incident, cursor.ts_ms)
             for (_, fut), ev in zip(run, events, strict=True):
                 settle(fut, AppendResult(ev, duplicate=False))
@@ -384,27 +421,6 @@ class RedisEventLog:
         events = await self.read(incident, seq - 1, 1)
         return events[0] if events and events[0].seq == seq else None
 
-    async def read(self, incident: str, after_seq: int, limit: int) -> list[StoredEvent]:
-        try:
-            entries: Any = await self.redis.xrange(
-                keys.log_key(incident), min=f"{after_seq + 1}-0", max="+", count=max(1, limit)
-            )
-        except (RedisError, OSError) as exc:
-            raise StorageUnavailable(str(exc)) from exc
-        return [unpack_event(fields[b"e"]) for _, fields in entries]
-
-    async def head(self, incident: str) -> LogHead | None:
-        try:
-            fields: Any = await self.redis.hmget(keys.head_key(incident), ["epoch", "seq"])
-            epoch, seq = fields
-        except (RedisError, OSError) as exc:
-            raise StorageUnavailable(str(exc)) from exc
-        return LogHead(epoch.decode(), int(seq)) if epoch is not None else None
-
-    async def _head_seq(self, incident: str) -> int:
-        head = await self.head(incident)
-        return head.seq if head is not None else 0
-
     async def find(self, incident: str, actor_user: str, client_id: str) -> StoredEvent | None:
         try:
             seq = await self.redis.hget(keys.idem_key(incident), f"{actor_user}\x00{client_id}")
@@ -413,13 +429,11 @@ class RedisEventLog:
         return await self._event_at(incident, int(seq)) if seq is not None else None
 
     def health(self) -> dict[str, Any]:
-        connected = self.fanout.connected.is_set()
         writer = self._queue.stats()
         return {
-            "healthy": connected and writer["healthy"],
+            "healthy": writer["healthy"],
             "backend": "redis",
             "node": self.config.node_id,
-            "subscriber": {"connected": connected, "connections": self.fanout.connections},
             "writer": writer,
         }
 
@@ -483,14 +497,6 @@ class RedisEventLog:
                 else None
             )
         return out
-
-    # ---------------------------------------------------------------- fan-out
-
-    async def subscribe(self, incident: str, listener: Listener) -> None:
-        await self.fanout.subscribe(incident, listener)
-
-    def unsubscribe(self, incident: str, listener: Listener) -> None:
-        self.fanout.unsubscribe(incident, listener)
 
 
 def _header_args(events: list[StoredEvent]) -> list[Any]:

@@ -34,11 +34,10 @@ from server.domain import chain, summary
 from server.domain.chain import ChainHead
 from server.domain.events import STORED_FIELDS, AppendResult, EventDraft, StoredEvent
 from server.errors import ClientIdReused, LogNotFound, StorageUnavailable
-from server.fanout.memory import MemoryBroker
 from server.storage.base import (
+    Deliver,
     IncidentPage,
     IncidentQuery,
-    Listener,
     LogHead,
     is_same_action,
 )
@@ -312,11 +311,11 @@ def _lock_exclusively(path: Path) -> IO[bytes]:
 
 
 class SqliteEventLog:
-    """The embedded EventLog: SQLite on disk plus in-process fan-out."""
+    """The embedded EventLog: SQLite on disk, one process (its broker: MemoryBroker)."""
 
-    def __init__(self, config: SqliteConfig) -> None:
+    def __init__(self, config: SqliteConfig, deliver: Deliver) -> None:
         self.config = config
-        self.broker = MemoryBroker()
+        self._deliver = deliver
         self._queue = GroupCommitQueue(self._commit, config.max_batch, "sqlite-group-commit")
         self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="liaison-sqlite-w")
         self._read_pool = ThreadPoolExecutor(1, thread_name_prefix="liaison-sqlite-r")
@@ -340,16 +339,19 @@ class SqliteEventLog:
         return db
 
     async def close(self) -> None:
+        """Idempotent: a second close (a test, a failed start) finds nothing to do."""
         await self._queue.close()
         loop = asyncio.get_running_loop()
-        if self._writer is not None:
-            await loop.run_in_executor(self._write_pool, self._writer.db.close)
-        if self._reader is not None:
-            await loop.run_in_executor(self._read_pool, self._reader.close)
+        writer, reader, self._writer, self._reader = self._writer, self._reader, None, None
+        if writer is not None:
+            await loop.run_in_executor(self._write_pool, writer.db.close)
+        if reader is not None:
+            await loop.run_in_executor(self._read_pool, reader.close)
         self._write_pool.shutdown(wait=True)
         self._read_pool.shutdown(wait=True)
         if self._lock is not None:
             self._lock.close()  # releases the flock
+            self._lock = None
 
     # ------------------------------------------------------------------ write
 
@@ -374,7 +376,7 @@ class SqliteEventLog:
             for _, fut in batch:
                 fail(fut, StorageUnavailable(str(exc)))
             return
-        # Publish first, in seq order, then acknowledge: an ack never overtakes
+        # Deliver first, in seq order, then acknowledge: an ack never overtakes
         # the event it acknowledges on this node.
         self._publish([r.event for r in results if isinstance(r, AppendResult) and not r.duplicate])
         for (_, fut), result in zip(batch, results, strict=True):
@@ -388,7 +390,7 @@ class SqliteEventLog:
         for event in events:
             by_incident.setdefault(event.incident, []).append(event)
         for incident, evs in by_incident.items():
-            self.broker.publish(incident, evs)
+            self._deliver(incident, evs)
 
     # ------------------------------------------------------------------- read
 
@@ -460,11 +462,3 @@ class SqliteEventLog:
         page = page[: query.limit]
         last = page[-1] if more and page else None
         return IncidentPage(page, (last["updated"], last["id"]) if last else None)
-
-    # ---------------------------------------------------------------- fan-out
-
-    async def subscribe(self, incident: str, listener: Listener) -> None:
-        self.broker.subscribe(incident, listener)
-
-    def unsubscribe(self, incident: str, listener: Listener) -> None:
-        self.broker.unsubscribe(incident, listener)

@@ -25,7 +25,7 @@ from protocol.limits import Limits
 from server.auth import TokenSigner, check_password
 from server.domain.model import Org, Principal, Role
 from server.errors import StorageUnavailable
-from server.fanout.presence import Presence
+from server.fanout.base import Presence
 from server.services.admin import create_user
 from server.services.commands import CommandService
 from server.services.envelope import for_org
@@ -135,8 +135,9 @@ class RestApi:
         signer: TokenSigner,
         limits: Limits,
         presence: Presence,
+        health: Callable[[], dict[str, Any]],
     ) -> None:
-        self.presence = presence
+        self.presence, self.health = presence, health
         self.log, self.projections, self.commands = log, projections, commands
         self.directory, self.signer, self.limits = directory, signer, limits
 
@@ -189,7 +190,7 @@ class RestApi:
     # ---------------------------------------------------------------- routes
 
     async def healthz(self, request: web.Request) -> web.Response:
-        backend = self.log.health()
+        backend = self.health()
         healthy = backend.pop("healthy")
         # Unhealthy: e.g. live delivery from other nodes is interrupted (it
         # resumes and fills the gap by itself). Tell the load balancer.

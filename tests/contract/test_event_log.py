@@ -1,44 +1,38 @@
 """The EventLog contract, run against every backend.
 
-Each backend fixture yields a started log; add a backend by adding a param.
+The ``log`` fixture yields the log of a started backend set (tests/contract/
+conftest.py); add a backend there.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from server.backends import Backends, running
 from server.domain import chain
-from server.domain.events import EventDraft, StoredEvent
-from server.errors import ClientIdReused, LogNotFound
+from server.domain.events import EventDraft
+from server.errors import ClientIdReused, LogNotFound, StorageUnavailable
+from server.fanout.memory import MemoryBroker
 from server.storage.base import EventLog
-from server.storage.redis_log import RedisConfig, RedisEventLog
+from server.storage.redis_log import RedisConfig, RedisEventLog, connect
 from server.storage.sqlite import SqliteConfig, SqliteEventLog
-from tests.redis_server import RedisServer
+from tests.contract.conftest import embedded_settings
 
 
-def open_sqlite(path: Path) -> SqliteEventLog:
-    return SqliteEventLog(SqliteConfig(path / "events.db", synchronous="NORMAL"))
+def _typed(path: Path, url: str) -> None:
+    """Compile-time check (mypy), never run: each implementation is an EventLog."""
+    redis_config = RedisConfig(url=url, node_id="typed")
+    sqlite_log: EventLog = SqliteEventLog(SqliteConfig(path), MemoryBroker().publish)
+    redis_log: EventLog = RedisEventLog(redis_config, connect(redis_config), MemoryBroker().publish)
+    del sqlite_log, redis_log
 
 
-def open_redis(redis_server: RedisServer) -> RedisEventLog:
-    redis_server.flush()
-    return RedisEventLog(RedisConfig(url=redis_server.url, node_id="contract"))
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-async def log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventLog]:
-    backend: EventLog
-    if request.param == "sqlite":
-        backend = open_sqlite(tmp_path)
-    else:
-        backend = open_redis(request.getfixturevalue("redis_server"))
-    await backend.start()
-    yield backend
-    await backend.close()
+@pytest.fixture
+def log(log_set: Backends) -> EventLog:
+    return log_set.log
 
 
 def draft(
@@ -200,43 +194,42 @@ async def test_timestamps_never_go_backwards(log: EventLog) -> None:
     assert stamps == sorted(stamps)
 
 
-async def test_subscribers_get_committed_events_in_order(log: EventLog) -> None:
-    await open_incident(log)
-    seen: list[int] = []
-
-    def listener(events: Sequence[StoredEvent]) -> None:
-        seen.extend(e.seq for e in events)
-
-    await log.subscribe("inc1", listener)
-    results = await asyncio.gather(*(log.append(draft("inc1", f"c{i}")) for i in range(100)))
-    assert seen == [r.event.seq for r in results] == list(range(2, 102))
-    await log.append(draft("inc1", "c0"))  # a duplicate is not published again
-    log.unsubscribe("inc1", listener)
-    await log.append(draft("inc1", "after"))
-    assert seen == list(range(2, 102))
-
-
-async def test_ack_comes_after_publish(log: EventLog) -> None:
-    """When append returns, every subscriber has already been handed the event."""
-    await open_incident(log)
-    seen: list[int] = []
-    await log.subscribe("inc1", lambda evs: seen.extend(e.seq for e in evs))
-    result = await log.append(draft("inc1", "c1"))
-    assert seen == [result.event.seq]
-
-
 async def test_log_survives_reopen(tmp_path: Path) -> None:
-    first = open_sqlite(tmp_path)
-    await first.start()
-    await open_incident(first)
-    await first.append(draft("inc1", "c1"))
-    await first.close()
-    second = open_sqlite(tmp_path)
-    await second.start()
-    try:
-        assert [e.seq for e in await second.read("inc1", 0, 10)] == [1, 2]
-        nxt = await second.append(draft("inc1", "c2"))
+    async with running(embedded_settings(tmp_path)) as first:
+        await open_incident(first.log)
+        await first.log.append(draft("inc1", "c1"))
+    async with running(embedded_settings(tmp_path)) as second:
+        assert [e.seq for e in await second.log.read("inc1", 0, 10)] == [1, 2]
+        nxt = await second.log.append(draft("inc1", "c2"))
         assert nxt.event.seq == 3
-        assert (await second.append(draft("inc1", "c1"))).duplicate
-    finally:
-        await second.close()
+        assert (await second.log.append(draft("inc1", "c1"))).duplicate
+
+
+async def test_a_retried_creation_returns_the_first_incident(log: EventLog) -> None:
+    """A retried ``incident.create`` decides a fresh incident id each time; its
+    client id must still give back the incident it created, on every backend."""
+    first = await log.append(draft("a", "create-once", kind="incident.created"))
+    retry = await log.append(draft("b", "create-once", kind="incident.created"))
+    assert retry.duplicate
+    assert retry.event == first.event
+    assert await log.head("b") is None, "no second incident"
+    assert await log.incidents() == ["a"]
+
+
+async def test_close_writes_what_is_pending_then_refuses(log: EventLog) -> None:
+    await open_incident(log)
+    pending = [log.enqueue(draft("inc1", f"p{i}")) for i in range(20)]
+    await log.close()
+    assert [(await p).event.seq for p in pending] == list(range(2, 22)), "pending were written"
+    with pytest.raises(StorageUnavailable):
+        await asyncio.wait_for(log.append(draft("inc1", "late")), 5)
+    late = log.enqueue(draft("inc1", "late"))
+    with pytest.raises(StorageUnavailable):
+        await asyncio.wait_for(late, 5)
+
+
+async def test_limit_below_one_reads_one(log: EventLog) -> None:
+    await open_incident(log)
+    await log.append(draft("inc1", "c1"))
+    assert [e.seq for e in await log.read("inc1", 0, 0)] == [1]
+    assert [e.seq for e in await log.read("inc1", 0, -1)] == [1]

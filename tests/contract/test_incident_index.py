@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
+from server.backends import running
 from server.domain.events import EventDraft
 from server.domain.incident import IncidentState
 from server.storage.base import EventLog, IncidentPage, IncidentQuery
-from server.storage.redis_log import RedisConfig, RedisEventLog
-from tests.contract.test_event_log import log, open_sqlite  # noqa: F401  (fixture)
+from tests.contract.conftest import embedded_settings, redis_settings
+from tests.contract.test_event_log import log  # noqa: F401  (fixture)
 from tests.redis_server import RedisServer
 
 
@@ -162,31 +164,26 @@ async def test_restricted_events_move_the_head(log: EventLog) -> None:  # noqa: 
 
 
 async def test_sqlite_indexes_a_log_written_before_the_index(tmp_path: Path) -> None:
-    first = open_sqlite(tmp_path)
-    await first.start()
-    await create(first, "old")
-    await first.append(make("old", "s", "incident.status_changed", {"status": "open"}))
-    expected = await projected(first, "old")
-    await first.close()
+    async with running(embedded_settings(tmp_path)) as first:
+        await create(first.log, "old")
+        await first.log.append(make("old", "s", "incident.status_changed", {"status": "open"}))
+        expected = await projected(first.log, "old")
     with sqlite3.connect(tmp_path / "events.db") as db:
         db.execute("DELETE FROM incident_index")
         db.execute("DELETE FROM incident_orgs")
-    second = open_sqlite(tmp_path)
-    await second.start()
-    try:
-        assert (await second.list_incidents(IncidentQuery(org="o2"))).incidents == [expected]
-    finally:
-        await second.close()
+    async with running(embedded_settings(tmp_path)) as second:
+        assert (await second.log.list_incidents(IncidentQuery(org="o2"))).incidents == [expected]
 
 
 async def test_redis_nodes_writing_one_header_converge(redis_server: RedisServer) -> None:
     """Two nodes change the same incident's header at once: the index ends up
     as the projection of the log, whatever order their merges landed in."""
     redis_server.flush()
-    nodes = [RedisEventLog(RedisConfig(url=redis_server.url, node_id=f"n{i}")) for i in (1, 2)]
-    for node in nodes:
-        await node.start()
-    try:
+    async with (
+        running(redis_settings(redis_server, "n1")) as n1,
+        running(redis_settings(redis_server, "n2")) as n2,
+    ):
+        nodes = [n1.log, n2.log]
         await create(nodes[0], "inc")
         for i in range(20):
             changes = [
@@ -196,26 +193,19 @@ async def test_redis_nodes_writing_one_header_converge(redis_server: RedisServer
             await _together(nodes, changes)
         page = await nodes[1].list_incidents(IncidentQuery(org="o1"))
         assert page.incidents == [await projected(nodes[0], "inc")]
-    finally:
-        for node in nodes:
-            await node.close()
 
 
 async def test_redis_indexes_logs_written_before_the_index(redis_server: RedisServer) -> None:
     redis_server.flush()
-    first = RedisEventLog(RedisConfig(url=redis_server.url, node_id="old"))
-    await first.start()
-    await create(first, "old")
-    await first.append(make("old", "s", "incident.status_changed", {"status": "open"}))
-    expected = await projected(first, "old")
-    await first.redis.delete("liaison:index:updated", "liaison:{old}:summary")
-    await first.close()
-    second = RedisEventLog(RedisConfig(url=redis_server.url, node_id="new"))
-    await second.start()
-    try:
-        assert (await second.list_incidents(IncidentQuery(org="o2"))).incidents == [expected]
-    finally:
-        await second.close()
+    async with running(redis_settings(redis_server, "old")) as first:
+        await create(first.log, "old")
+        await first.log.append(make("old", "s", "incident.status_changed", {"status": "open"}))
+        expected = await projected(first.log, "old")
+    client = aioredis.Redis.from_url(redis_server.url)
+    await client.delete("liaison:index:updated", "liaison:{old}:summary")
+    await client.aclose()
+    async with running(redis_settings(redis_server, "new")) as second:
+        assert (await second.log.list_incidents(IncidentQuery(org="o2"))).incidents == [expected]
 
 
 @pytest.mark.parametrize("limit", [1, 3])
@@ -228,17 +218,13 @@ async def test_redis_short_pages_still_reach_every_entry(
 
     monkeypatch.setattr(redis_log, "INDEX_SCAN", 4)
     redis_server.flush()
-    node = RedisEventLog(RedisConfig(url=redis_server.url, node_id="scan"))
-    await node.start()
-    try:
+    async with running(redis_settings(redis_server, "scan")) as node:
         for i in range(12):
-            await create(node, f"mine{i:02d}", orgs=("o1",) if i % 3 == 0 else ("o9",))
-        pages = await walk(node, IncidentQuery(org="o1", limit=limit))
+            await create(node.log, f"mine{i:02d}", orgs=("o1",) if i % 3 == 0 else ("o9",))
+        pages = await walk(node.log, IncidentQuery(org="o1", limit=limit))
         ids = [s["id"] for p in pages for s in p.incidents]
         assert ids == ["mine09", "mine06", "mine03", "mine00"]
-    finally:
-        await node.close()
 
 
-async def _together(nodes: list[RedisEventLog], drafts: list[EventDraft]) -> None:
+async def _together(nodes: list[EventLog], drafts: list[EventDraft]) -> None:
     await asyncio.gather(*(n.append(d) for n, d in zip(nodes, drafts, strict=True)))

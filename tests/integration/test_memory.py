@@ -20,6 +20,7 @@ from aiohttp import web
 
 from liaison_client import CommandFailed, LiaisonClient
 from server.app import COMPONENTS, Components, create_app
+from server.fanout.memory import MemoryBroker
 from server.settings import Settings
 from tests.conftest import ADMIN_PASSWORD, LiaisonServer, connect, free_port, new_incident
 from tests.integration.test_multinode import start_nodes
@@ -96,8 +97,9 @@ async def test_projections_are_evicted_beyond_the_bound_but_followed_ones_stay(
     others = [await new_incident(dispatcher, f"other {i}") for i in range(15)]
     for incident in others:
         assert (await dispatcher.incident(incident))["title"].startswith("other")
-    projections, broker = inproc.parts.projections, inproc.parts.log.broker  # type: ignore[attr-defined]
-    assert len(broker._listeners) <= 5 + 1, "evicted projections are unsubscribed"
+    projections, broker = inproc.parts.projections, inproc.parts.broker
+    assert isinstance(broker, MemoryBroker)
+    assert broker.subscriptions() <= 5 + 1, "evicted projections are unsubscribed"
     assert projections.stats()["cached"] <= 5
     assert projections.cached(followed), "a followed incident is pinned"
     # An evicted projection comes back current from the log.

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from protocol.v1 import FollowTarget
+from server.backends import Backends, running
 from server.domain.events import EventDraft
 from server.errors import StorageUnavailable
 from server.fanout.presence import MemoryPresence
 from server.services.hub import Hub, Piece
 from server.services.projections import Projections
-from server.storage.sqlite import SqliteConfig, SqliteEventLog
+from server.settings import Settings
 
 
 class FailingPresence(MemoryPresence):
@@ -62,21 +63,23 @@ def draft(cid: str, kind: str = "message.posted") -> EventDraft:
 
 
 @pytest.fixture
-async def log(tmp_path: Path) -> AsyncIterator[SqliteEventLog]:
-    backend = SqliteEventLog(SqliteConfig(tmp_path / "events.db", synchronous="NORMAL"))
-    await backend.start()
-    await backend.append(draft("create", "incident.created"))
-    yield backend
-    await backend.close()
+async def embedded(tmp_path: Path) -> AsyncIterator[Backends]:
+    async with running(Settings(data_dir=tmp_path, sqlite_synchronous="NORMAL")) as backends:
+        await backends.log.append(draft("create", "incident.created"))
+        yield backends
+
+
+def hub_on(backends: Backends, presence: MemoryPresence) -> Hub:
+    return Hub(backends.log, backends.broker, Projections(backends.log, backends.broker), presence)
 
 
 @pytest.mark.parametrize(
     "error", [StorageUnavailable("presence is down"), RuntimeError("a bug")], ids=type
 )
 async def test_a_failed_join_leaves_nothing_registered(
-    log: SqliteEventLog, error: BaseException
+    embedded: Backends, error: BaseException
 ) -> None:
-    hub = Hub(log, Projections(log), FailingPresence(error))
+    hub = hub_on(embedded, FailingPresence(error))
     phone = Phone()
     target = FollowTarget(incident="inc", after_seq=0, epoch=None)
     if isinstance(error, StorageUnavailable):
@@ -87,16 +90,16 @@ async def test_a_failed_join_leaves_nothing_registered(
             await hub.follow(phone, target)
     assert hub.following(phone) == {}
     for i in range(3):
-        await log.append(draft(f"after-{i}"))
+        await embedded.log.append(draft(f"after-{i}"))
     assert phone.pieces == [], "nothing is delivered (nor buffered) for a failed follow"
     assert hub._followers == {}, "and the incident's subscription was given back"
     await hub.close()
 
 
-async def test_a_refollow_counts_one_presence(log: SqliteEventLog) -> None:
+async def test_a_refollow_counts_one_presence(embedded: Backends) -> None:
     """Following again (after a gap, a resync) must not count the connection twice."""
     presence = MemoryPresence()
-    hub = Hub(log, Projections(log), presence)
+    hub = hub_on(embedded, presence)
     phone = Phone()
     for _ in range(2):
         result = await hub.follow(phone, FollowTarget(incident="inc", after_seq=0, epoch=None))

@@ -1,0 +1,156 @@
+"""The backend set, built from Settings: the one place that knows the implementations.
+
+    settings.redis_url empty                 settings.redis_url set
+    ─────────────────────────                ─────────────────────────────────────
+    log        SqliteEventLog (data_dir)     RedisEventLog      ┐ one command client
+    broker     MemoryBroker                  RedisBroker        │ per node (shared,
+    presence   MemoryPresence                RedisPresence      │ closed last); the
+    directory  SqliteDirectoryStorage        RedisDirectoryStorage│ broker has its own
+    secret     FileSecret (data_dir)         RedisSecret        ┘ pub/sub connection
+    (LIAISON_SECRET set: FixedSecret on both)
+
+The log is built with ``broker.publish`` as its ``deliver``: the log hands
+every committed run to the broker before it acknowledges it, and storage
+never imports fan-out. The Redis broker fills gaps through a ``RedisLogReader``
+of its own, so nothing here is circular.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.fanout.base import Broker, Presence
+from server.fanout.memory import MemoryBroker
+from server.fanout.presence import MemoryPresence, RedisPresence
+from server.fanout.redis import RedisBroker
+from server.settings import Settings
+from server.storage.base import EventLog
+from server.storage.directory import DirectoryStorage, SqliteDirectoryStorage
+from server.storage.redis_directory import RedisDirectoryStorage
+from server.storage.redis_log import RedisConfig, RedisEventLog, RedisLogReader, connect
+from server.storage.secret import FileSecret, FixedSecret, RedisSecret, SecretStore
+from server.storage.sqlite import SqliteConfig, SqliteEventLog
+
+log = logging.getLogger(__name__)
+
+#: How often shared directory storage (Redis) is re-read, so organisations and
+#: users another node added appear here too. The embedded one has no other
+#: writer and is re-read only on a miss (0).
+SHARED_DIRECTORY_REFRESH_S = 5.0
+
+
+@dataclass(slots=True)
+class Backends:
+    """Every storage and fan-out part of one node, and their common lifecycle.
+
+    ``start`` and ``close`` run the log, broker and presence in dependency
+    order; the directory storage is opened and closed by its ``Directory``.
+    """
+
+    log: EventLog
+    broker: Broker
+    presence: Presence
+    directory: DirectoryStorage
+    #: Seconds between re-reads of the directory storage; 0 = only on a miss.
+    directory_refresh_s: float
+    secret: SecretStore
+    #: What the parts share (a Redis client), closed after them.
+    shared: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        """Broker first (a log's first commit may deliver), then log, then presence.
+
+        If one fails, what started is closed again before the error is raised.
+        """
+        try:
+            await self.broker.start()
+            await self.log.start()
+            await self.presence.start()
+        except BaseException:
+            await self.close()  # closing a part that never started is harmless
+            raise
+
+    async def close(self) -> None:
+        """Presence, then the log (its last commits still deliver), then the broker.
+
+        Every step runs even if one before failed; the first error is raised
+        after all of them ran.
+        """
+        steps = [self.presence.close, self.log.close, self.broker.close, *self.shared]
+        errors: list[BaseException] = []
+        for step in steps:
+            try:
+                await step()
+            except Exception as exc:
+                log.exception("closing the backends: %s failed", step)
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def health(self) -> dict[str, Any]:
+        """The log's and the broker's health in one answer, for /healthz."""
+        of_log, of_broker = self.log.health(), self.broker.health()
+        return {**of_log, **of_broker, "healthy": of_log["healthy"] and of_broker["healthy"]}
+
+
+def build_backends(settings: Settings) -> Backends:
+    """SQLite in the data dir by default; Redis when a URL is configured."""
+    backends = _redis(settings) if settings.redis_url else _embedded(settings)
+    if settings.secret:
+        backends.secret = FixedSecret(settings.secret)
+    return backends
+
+
+def node_id(settings: Settings) -> str:
+    return settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _embedded(settings: Settings) -> Backends:
+    broker = MemoryBroker()
+    event_log = SqliteEventLog(
+        SqliteConfig(settings.data_dir / "events.db", synchronous=settings.sqlite_synchronous),
+        deliver=broker.publish,
+    )
+    return Backends(
+        log=event_log,
+        broker=broker,
+        presence=MemoryPresence(),
+        directory=SqliteDirectoryStorage(settings.data_dir / "directory.db"),
+        directory_refresh_s=0.0,
+        secret=FileSecret(settings.data_dir / "secret"),
+    )
+
+
+def _redis(settings: Settings) -> Backends:
+    node = node_id(settings)
+    config = RedisConfig(
+        url=settings.redis_url, node_id=node, max_connections=settings.redis_max_connections
+    )
+    client = connect(config)
+    broker = RedisBroker(client, config.url, node, RedisLogReader(client))
+    return Backends(
+        log=RedisEventLog(config, client, deliver=broker.publish),
+        broker=broker,
+        presence=RedisPresence(client, node, settings.presence_ttl_s),
+        directory=RedisDirectoryStorage(client),
+        directory_refresh_s=SHARED_DIRECTORY_REFRESH_S,
+        secret=RedisSecret(client),
+        shared=[client.aclose],
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Backends]:
+    """Build and start a backend set; close it on exit (tools and tests)."""
+    backends = build_backends(settings)
+    await backends.start()
+    try:
+        yield backends
+    finally:
+        await backends.close()

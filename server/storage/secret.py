@@ -1,0 +1,69 @@
+"""Where the token-signing secret comes from (``SecretStore``).
+
+Every node of a deployment must sign and check tokens with the same secret.
+A configured one (LIAISON_SECRET) wins; else the embedded backend keeps a
+generated one in its data directory, and the Redis backend keeps one in Redis
+that the first node to start generates.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from server.errors import StorageUnavailable
+from server.storage import redis_keys as keys
+
+
+class SecretStore(Protocol):
+    async def load(self) -> bytes:
+        """The deployment's secret, generated on first use.
+
+        Stable: every later call, on this node or another of the deployment,
+        and after restarts, returns the same bytes. Nodes starting at once
+        agree on one. Raises StorageUnavailable if it cannot be read.
+        """
+        ...
+
+
+class FixedSecret:
+    """A configured secret."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value.encode()
+
+    async def load(self) -> bytes:
+        return self._value
+
+
+class FileSecret:
+    """A generated secret in a file only this user can read (one process: no race)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def load(self) -> bytes:
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(secrets.token_hex(32))
+            self.path.chmod(0o600)
+        return self.path.read_text().strip().encode()
+
+
+class RedisSecret:
+    """A generated secret in Redis: SET NX, so the first node's wins."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+
+    async def load(self) -> bytes:
+        try:
+            await self._redis.set(keys.SECRET, secrets.token_hex(32), nx=True)
+            value: Any = await self._redis.get(keys.SECRET)
+        except (RedisError, OSError) as exc:
+            raise StorageUnavailable(f"the shared secret: {exc}") from exc
+        return bytes(value)

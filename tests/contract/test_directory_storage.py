@@ -1,0 +1,95 @@
+"""The DirectoryStorage contract (server/storage/directory.py), run against every backend."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from server.backends import build_backends
+from server.domain.model import Org, Role
+from server.settings import Settings
+from server.storage.directory import (
+    DirectoryConflict,
+    DirectoryStorage,
+    SqliteDirectoryStorage,
+    User,
+)
+from server.storage.redis_directory import RedisDirectoryStorage
+from tests.contract.conftest import embedded_settings, redis_settings
+from tests.redis_server import RedisServer
+
+
+def _typed(path: Path, client: aioredis.Redis) -> None:
+    """Compile-time check (mypy), never run: each implementation is a DirectoryStorage."""
+    sqlite: DirectoryStorage = SqliteDirectoryStorage(path)
+    shared: DirectoryStorage = RedisDirectoryStorage(client)
+    del sqlite, shared
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings of one deployment; each ``opened`` storage is another process/node of it."""
+    if request.param == "sqlite":
+        return embedded_settings(tmp_path)
+    redis_server: RedisServer = request.getfixturevalue("redis_server")
+    redis_server.flush()
+    return redis_settings(redis_server, "contract")
+
+
+async def opened(settings: Settings) -> AsyncIterator[DirectoryStorage]:
+    backends = build_backends(settings)
+    await backends.directory.open()
+    try:
+        yield backends.directory
+    finally:
+        await backends.directory.close()
+        for close in backends.shared:
+            await close()
+
+
+@pytest.fixture
+async def storage(settings: Settings) -> AsyncIterator[DirectoryStorage]:
+    async for storage in opened(settings):
+        yield storage
+
+
+def user(uid: str, username: str, org: str = "o1") -> User:
+    return User(uid, username, org, f"Name {uid}", Role.RESPONDER, "hash-" + uid, False)
+
+
+async def test_what_is_added_is_loaded(storage: DirectoryStorage) -> None:
+    assert await storage.load() == ([], [])
+    org = Org("o1", "Harbour Shelter", "ngo")
+    await storage.add_org(org)
+    await storage.add_user(user("u1", "ann"))
+    disabled = User("u2", "bob", "o1", "Bob", Role.ADMIN, "h", True)
+    await storage.add_user(disabled)
+    orgs, users = await storage.load()
+    assert orgs == [org]
+    assert sorted(users, key=lambda u: u.id) == [user("u1", "ann"), disabled]
+
+
+async def test_taken_ids_and_usernames_are_refused(storage: DirectoryStorage) -> None:
+    await storage.add_org(Org("o1", "One", "ngo"))
+    await storage.add_user(user("u1", "ann"))
+    with pytest.raises(DirectoryConflict):
+        await storage.add_org(Org("o1", "Another name", "police"))
+    with pytest.raises(DirectoryConflict):
+        await storage.add_user(user("u2", "ann"))  # the username is taken
+    orgs, users = await storage.load()
+    assert [o.name for o in orgs] == ["One"]
+    assert [u.id for u in users] == ["u1"]
+
+
+async def test_another_process_sees_what_was_added(settings: Settings) -> None:
+    async for first in opened(settings):
+        await first.add_org(Org("o1", "One", "ngo"))
+        await first.add_user(user("u1", "ann"))
+    async for second in opened(settings):
+        orgs, users = await second.load()
+        assert ([o.id for o in orgs], [u.username for u in users]) == (["o1"], ["ann"])
+        with pytest.raises(DirectoryConflict):
+            await second.add_user(user("u9", "ann"))
