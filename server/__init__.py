@@ -9,6 +9,7 @@ Map (dependencies point inwards)::
                                               sqlite / memory implementations
 
     app.py       the composition root: create_app(settings)
+    backends.py  the backend set (log, broker, presence, directory, secret) from Settings
     settings.py  frozen settings from flags and LIAISON_* variables
     cli.py       the ``liaison`` command
 """

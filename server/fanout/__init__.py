@@ -1,4 +1,7 @@
-"""Fan-out of committed events to the listeners of one node.
+"""Fan-out: live delivery of committed events, and presence. Nothing here is the truth.
 
-memory.py   MemoryBroker: in-process, single node only (the embedded default)
+base.py      Broker, Listener, History and Presence: the interfaces and their contracts
+memory.py    MemoryBroker: in-process, single node only (the embedded default)
+redis.py     RedisBroker: per-incident pub/sub channels, supervised, gaps filled from the log
+presence.py  MemoryPresence and RedisPresence
 """

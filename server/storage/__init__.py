@@ -1,6 +1,16 @@
 """Durable storage behind interfaces.
 
-base.py       EventLog (append with seq, read a range, heads) and its guarantees
-sqlite.py     SqliteEventLog: the embedded default (WAL, group commit)
-directory.py  organisations, users and credentials (SQLite)
+base.py             EventLog (append with seq, read a range, heads, the incident
+                    index) and its guarantees; Deliver, how a log hands its
+                    commits to the broker
+sqlite.py           SqliteEventLog: the embedded default (WAL, group commit)
+redis_log.py        RedisEventLog and RedisLogReader: logs in Redis Streams
+group_commit.py     the writer queue both logs share
+codec.py            StoredEvent <-> msgpack (Redis log and pub/sub)
+directory.py        DirectoryStorage (organisations, users) and its SQLite form
+redis_directory.py  RedisDirectoryStorage
+secret.py           SecretStore: the token secret (configured, file, Redis)
+redis_keys.py       every Redis key and channel
+
+Wired together, with server/fanout/, by server/backends.py.
 """

@@ -68,7 +68,17 @@ class DirectoryConflict(Exception):
 
 
 class DirectoryStorage(Protocol):
-    """Where the directory is kept. Adds raise DirectoryConflict on a taken id."""
+    """Where the directory is kept (SQLite for one node, Redis for many).
+
+    * Durable: what an add stored is in every later ``load``, by any process or
+      node of the deployment, after restarts too.
+    * Unique: an organisation id, a user id and a username are each taken once
+      across the deployment, also when two nodes add at once; an add of a
+      taken one raises DirectoryConflict and changes nothing visible.
+    * ``load`` returns everything (the directory is small); order is unspecified.
+    * Nothing is cached here: ``Directory`` keeps the in-memory copy and decides
+      when to re-read (``Backends.directory_refresh_s``).
+    """
 
     async def open(self) -> None: ...
 
