@@ -84,17 +84,21 @@ class TaskState:
 
 @dataclass(frozen=True, slots=True)
 class Stamped:
-    """A value set by an event, with that event's time and visibility."""
+    """A value set by an event, with that event's seq, time and visibility."""
 
     value: Any
+    seq: int
     ms: int
     visibility: tuple[str, ...] | None
 
 
 def _latest_for(values: dict[Any, Stamped], org: str | None) -> Stamped | None:
-    """The newest value ``org`` may see: never one set by an event it may not see."""
+    """The latest value ``org`` may see: never one set by an event it may not see.
+
+    Latest by seq, not by time: events stored in one batch share a millisecond.
+    """
     visible = [v for v in values.values() if _visible(v.visibility, org)]
-    return max(visible, key=lambda v: v.ms) if visible else None
+    return max(visible, key=lambda v: v.seq) if visible else None
 
 
 @dataclass(slots=True)
@@ -322,14 +326,14 @@ def _responder(s: IncidentState, ev: StoredEvent) -> ResponderState:
 
 def _responder_status(s: IncidentState, ev: StoredEvent) -> None:
     r = _responder(s, ev)
-    r.statuses[ev.visibility] = Stamped(ev.body["status"], ev.ts_ms, ev.visibility)
+    r.statuses[ev.visibility] = Stamped(ev.body["status"], ev.seq, ev.ts_ms, ev.visibility)
     if ev.body.get("position"):
-        r.positions[ev.visibility] = Stamped(ev.body["position"], ev.ts_ms, ev.visibility)
+        r.positions[ev.visibility] = Stamped(ev.body["position"], ev.seq, ev.ts_ms, ev.visibility)
 
 
 def _responder_position(s: IncidentState, ev: StoredEvent) -> None:
     r = _responder(s, ev)
-    r.positions[ev.visibility] = Stamped(ev.body["position"], ev.ts_ms, ev.visibility)
+    r.positions[ev.visibility] = Stamped(ev.body["position"], ev.seq, ev.ts_ms, ev.visibility)
 
 
 _APPLY = {

@@ -1,0 +1,78 @@
+// The web client's projection in the common shape of the differential test
+// (the Python twin, with the reasons for each exclusion, is
+// tests/timeline_shape.py): every field of the server's incident view except
+// `updated` (the head time of events of any visibility: placeholders carry
+// no ts), `online` (presence) and responders' `position_age_s` (the clock).
+// Client-only fields (`rev`, `cid`, `people`, `restricted`) are not views'.
+
+import { apply, emptyState } from "../src/projection.js";
+
+/** Fold envelopes (seq order, placeholders included) the way the live client does. */
+export function fold(id, envelopes) {
+  const state = emptyState(id);
+  for (const env of envelopes) {
+    if (env.seq <= state.seq) continue;
+    if (env.seq !== state.seq + 1) throw new Error(`gap before seq ${env.seq}`);
+    apply(state, env);
+  }
+  return state;
+}
+
+export function shapeOfState(s) {
+  const message = (m) => ({
+    seq: m.seq,
+    author: { user: m.author.user, org: m.author.org, name: m.author.name },
+    text: m.text,
+    ts: m.ts,
+    visibility: m.visibility,
+    urgent: m.urgent,
+    reply_to: m.reply_to,
+    mentions: m.mentions,
+    edited_seq: m.edited_seq,
+    retracted: m.retracted,
+    acks: m.acks,
+  });
+  const task = (t) => ({
+    id: t.id,
+    title: t.title,
+    details: t.details,
+    created_by: t.created_by,
+    visibility: t.visibility,
+    status: t.status,
+    assignee: { org: t.assignee.org, user: t.assignee.user },
+    note: t.note,
+    updated_seq: t.updated_seq,
+    updated: t.updated,
+  });
+  const responder = (r) => ({
+    user: r.user,
+    org: r.org,
+    name: r.name,
+    status: r.status,
+    status_ts: r.status_ts,
+    position: r.position,
+    position_ts: r.position_ts,
+  });
+  return {
+    id: s.id,
+    epoch: s.epoch,
+    seq: s.seq,
+    title: s.title,
+    category: s.category,
+    priority: s.priority,
+    status: s.status,
+    location: s.location,
+    orgs: s.orgs,
+    lead_org: s.lead_org,
+    liaisons: s.liaisons,
+    created_by: s.created_by,
+    created: s.created,
+    description: s.description,
+    status_history: s.status_history,
+    messages: [...s.messages.values()].sort((a, b) => a.seq - b.seq).map(message),
+    tasks: [...s.tasks.values()].sort((a, b) => a.id - b.id).map(task),
+    responders: [...s.responders.values()]
+      .sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0))
+      .map(responder),
+  };
+}

@@ -1,0 +1,36 @@
+"""The common shape in which the server's incident view and the web client's
+projection are compared (the JS twin is ``client_web/test/timeline_shape.js``).
+
+Compared: every field of ``IncidentState.view(org, now)`` (what
+``GET /api/v1/incidents/{id}`` serves an organisation) that is a function of
+the envelopes that organisation receives, which is all of them except:
+
+* ``updated``: by SPEC 18 the incident's head time, the ``ts`` of its last
+  event *of any visibility*; a ``restricted`` placeholder carries no ``ts``
+  (SPEC 9.3), so a client cannot know it and must not;
+* ``online``: presence, not part of the log (added by the REST layer);
+* ``responders[].position_age_s``: depends on the reader's clock.
+
+Orders: messages by seq and tasks by id (as both sides keep them);
+responders by user id, since their order is not specified (the server keeps
+them in order of each responder's first event of any visibility, the client
+in order of the first one it sees).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXCLUDED_TOP = frozenset({"updated", "online"})
+EXCLUDED_RESPONDER = frozenset({"position_age_s"})
+
+
+def shape_of_view(view: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in view.items() if k not in EXCLUDED_TOP}
+    out["messages"] = sorted(view["messages"], key=lambda m: m["seq"])
+    out["tasks"] = sorted(view["tasks"], key=lambda t: t["id"])
+    out["responders"] = sorted(
+        ({k: v for k, v in r.items() if k not in EXCLUDED_RESPONDER} for r in view["responders"]),
+        key=lambda r: r["user"],
+    )
+    return out
