@@ -14,21 +14,19 @@ from __future__ import annotations
 import difflib
 import json
 import pprint
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from protocol import v1
+from server.backends import Backends
 from server.domain.incident import IncidentState
 from server.domain.model import Org, Principal, Role
 from server.services.admin import DEMO_ORGS, DEMO_USERS
 from server.services.commands import CommandService
 from server.services.projections import Projections
 from server.storage.base import EventLog
-from tests.contract.test_event_log import open_redis, open_sqlite
 from tests.timeline_script import ORGS, Ack, run_script
 from tests.waiting import until
 
@@ -60,18 +58,12 @@ class Node:
     directory: DemoDirectory
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-async def node(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Node]:
-    log: EventLog
-    if request.param == "sqlite":
-        log = open_sqlite(tmp_path)
-    else:
-        log = open_redis(request.getfixturevalue("redis_server"))
-    await log.start()
-    projections = Projections(log)
+@pytest.fixture
+def node(log_set: Backends) -> Node:
+    log = log_set.log
+    projections = Projections(log, log_set.broker)
     directory = DemoDirectory()
-    yield Node(log, projections, CommandService(log, projections, directory), directory)
-    await log.close()
+    return Node(log, projections, CommandService(log, projections, directory), directory)
 
 
 async def rebuilt(log: EventLog, incident: str) -> IncidentState:
