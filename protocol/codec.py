@@ -28,13 +28,18 @@ class Codec(Protocol):
 
 
 def _check_depth(value: Any, max_depth: int, depth: int = 0) -> None:
-    """Refuse deep nesting, and values JSON cannot carry (msgpack bin and ext)."""
+    """Refuse deep nesting, and values JSON cannot carry (msgpack bin and ext).
+
+    Stops at ``max_depth``, so its own recursion is bounded whatever the input.
+    """
     if depth > max_depth:
         raise ProtocolError(ErrorCode.INVALID, f"nesting deeper than {max_depth}")
     if isinstance(value, bytes | msgpack.ExtType):
         raise ProtocolError(ErrorCode.MALFORMED, "binary and extension values are not allowed")
     if isinstance(value, dict):
-        for item in value.values():
+        for key, item in value.items():
+            if not isinstance(key, str):  # msgpack allows bin keys, even empty ones
+                raise ProtocolError(ErrorCode.MALFORMED, "map keys must be strings")
             _check_depth(item, max_depth, depth + 1)
     elif isinstance(value, list):
         for item in value:
@@ -125,9 +130,17 @@ def msgpack_array_header(n: int) -> bytes:
 
 
 def check_decoded(value: Any, limits: Limits = LIMITS) -> Any:
-    """Apply the frame limits to a value a transport already parsed (Socket.IO JSON)."""
-    _check_size(orjson.dumps(value), limits)
+    """Apply the frame limits to a value a transport already parsed (Socket.IO JSON).
+
+    Depth first: the size is measured on a re-encoding, and orjson refuses to
+    encode nesting past 255 (a TypeError that once became ``internal``).
+    """
     _check_depth(value, limits.max_depth)
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:  # e.g. an integer beyond 64 bits
+        raise ProtocolError(ErrorCode.MALFORMED, f"not representable as JSON: {exc}") from exc
+    _check_size(encoded, limits)
     return value
 
 

@@ -39,7 +39,15 @@ class Fields:
             raise _invalid(self._name(key), "is required")
         return value
 
-    def text(self, key: str, *, required: bool = True, max_chars: int | None = None) -> Any:
+    def text(
+        self,
+        key: str,
+        *,
+        required: bool = True,
+        max_chars: int | None = None,
+        nonblank: bool = False,
+    ) -> Any:
+        """A string; required ones, and optional ones marked ``nonblank``, must not be blank."""
         value = self._get(key, required)
         if value is None:
             return None
@@ -48,7 +56,7 @@ class Fields:
         limit = max_chars if max_chars is not None else self.limits.max_short_chars
         if len(value) > limit:
             raise _invalid(self._name(key), f"longer than {limit} characters")
-        if required and not value.strip():
+        if (required or nonblank) and not value.strip():
             raise _invalid(self._name(key), "must not be empty")
         return value
 
@@ -56,8 +64,10 @@ class Fields:
         value: str = self.text(key, required=True, max_chars=max_chars)
         return value
 
-    def opt_str(self, key: str, *, max_chars: int | None = None) -> str | None:
-        value: str | None = self.text(key, required=False, max_chars=max_chars)
+    def opt_str(
+        self, key: str, *, max_chars: int | None = None, nonblank: bool = False
+    ) -> str | None:
+        value: str | None = self.text(key, required=False, max_chars=max_chars, nonblank=nonblank)
         return value
 
     def ident(self, key: str) -> str:

@@ -233,8 +233,9 @@ class IncidentUpdate(IncidentCommand):
         loc = f.sub("location")
         return cls(
             **_incident_base(f),
-            title=f.opt_str("title"),
-            category=f.opt_str("category", max_chars=64),
+            # Absent means "unchanged"; present must be a real value, as at create.
+            title=f.opt_str("title", nonblank=True),
+            category=f.opt_str("category", max_chars=64, nonblank=True),
             priority=f.choice("priority", PRIORITIES, required=False),
             location=Location.parse(loc) if loc else None,
             add_orgs=f.str_list("add_orgs") or (),

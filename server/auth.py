@@ -69,16 +69,21 @@ class TokenSigner:
     def verify(self, token: object, directory: Directory) -> Principal:
         """The principal a token stands for; a typed error otherwise."""
         refused = ProtocolError(ErrorCode.UNAUTHENTICATED)
-        if not isinstance(token, str) or len(token) > 512 or token.count(".") != 2:
+        # A token we issued is ASCII; hmac.compare_digest raises TypeError on
+        # any other str, which once became a 500 and a silent socket connect.
+        if not isinstance(token, str) or len(token) > 512 or not token.isascii():
+            raise refused
+        if token.count(".") != 2:
             raise refused
         version, payload, sig = token.split(".")
         if version != "v1" or not hmac.compare_digest(sig, self._sign(payload)):
             raise refused
         try:
             claims = orjson.loads(_unb64(payload))
-        except (ValueError, orjson.JSONDecodeError) as exc:
+        except ValueError as exc:  # binascii.Error and orjson.JSONDecodeError
             raise refused from exc
-        if not isinstance(claims, dict) or claims.get("exp", 0) < time.time():
+        exp = claims.get("exp") if isinstance(claims, dict) else None
+        if not isinstance(exp, int) or exp < time.time():
             raise ProtocolError(ErrorCode.UNAUTHENTICATED, "the token has expired")
         principal = directory.user(str(claims.get("sub")))
         if principal is None:

@@ -100,27 +100,120 @@ class Session:
         return await self.outbox.push_backlog(piece)
 
 
-class LiaisonSocketServer(socketio.AsyncServer):  # type: ignore[misc]
-    """Refuses binary packets with more than one attachment before buffering them.
+#: Socket.IO's reserved event names. python-socketio dispatches a client's
+#: ``42["connect",...]`` to the connect handler of an open socket (measured: it
+#: switched the socket to another user), and ``42["disconnect"]`` to the
+#: disconnect handler (the socket stayed open but mute).
+RESERVED_EVENTS = frozenset(
+    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
+)
 
-    python-socketio buffers whatever attachment count a packet announces
-    (measured: +140 MiB from 160 frames). A msgpack command is exactly one
-    attachment; JSON sessions may send none.
+#: Socket.IO packet types a client may send (CONNECT_ERROR is server → client).
+_CLIENT_PACKETS = frozenset(
+    {
+        sio_packet.CONNECT,
+        sio_packet.DISCONNECT,
+        sio_packet.EVENT,
+        sio_packet.ACK,
+        sio_packet.BINARY_EVENT,
+        sio_packet.BINARY_ACK,
+    }
+)
+
+
+class MalformedPacket(ValueError):
+    """A Socket.IO packet from a client that cannot be decoded or may not be sent.
+
+    Carries what was parsed before the failure, so the refusal can be an ack
+    (``ack_id`` known), a ``connect_error`` (a CONNECT packet) or a notice.
+    """
+
+    def __init__(self, packet_type: int | None, ack_id: int | None, reason: str) -> None:
+        super().__init__(reason)
+        self.packet_type, self.ack_id, self.reason = packet_type, ack_id, reason
+
+
+class CheckedPacket(sio_packet.Packet):  # type: ignore[misc]
+    """python-socketio's packet, with every decoding failure a :class:`MalformedPacket`.
+
+    Passed as ``serializer=``, the documented way to replace the packet class.
+    python-socketio decodes before any handler of ours runs, and its decoder
+    lets orjson's errors (lone surrogates, 1e309, NaN, nesting past 1,024),
+    ``int("²")`` and shape errors (``42``, ``42{}``, ``42[]``) escape as
+    tracebacks with no answer to the client.
+    """
+
+    def decode(self, encoded_packet: Any) -> int:
+        self.packet_type, self.id = None, None
+        try:
+            count: int = super().decode(encoded_packet)
+        except (ValueError, TypeError, RecursionError) as exc:
+            # orjson.JSONDecodeError is a ValueError.
+            raise MalformedPacket(self.packet_type, self.id, f"undecodable packet: {exc}") from exc
+        if self.packet_type not in _CLIENT_PACKETS:
+            raise MalformedPacket(None, None, f"clients do not send packet type {self.packet_type}")
+        if self.namespace not in (None, "/") and self.packet_type != sio_packet.CONNECT:
+            raise MalformedPacket(None, None, "namespace / only")
+        if self.packet_type in (sio_packet.EVENT, sio_packet.BINARY_EVENT):
+            data = self.data
+            if not isinstance(data, list) or not data or not isinstance(data[0], str):
+                raise MalformedPacket(
+                    self.packet_type, self.id, "an event is an array that starts with its name"
+                )
+        return count
+
+    def add_attachment(self, attachment: Any) -> bool:
+        try:
+            done: bool = super().add_attachment(attachment)
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            # A placeholder naming an attachment that does not exist.
+            raise MalformedPacket(None, self.id, f"bad binary attachment: {exc}") from exc
+        return done
+
+
+class LiaisonSocketServer(socketio.AsyncServer):  # type: ignore[misc]
+    """python-socketio's server, narrowed to what protocol v1 allows on the wire.
+
+    Hooks into python-socketio's private ``AsyncServer._handle_eio_message``
+    and ``_handle_event_internal`` (5.18); keep all such hooks in this class.
+
+    * Binary packets with more than one attachment are refused before they are
+      buffered: python-socketio buffers whatever count a packet announces
+      (measured: +140 MiB from 160 frames). A msgpack command is exactly one
+      attachment; JSON sessions may send none.
+    * Packets that cannot be decoded (:class:`CheckedPacket`) are refused with
+      a typed error instead of a traceback (see :meth:`_refuse`).
+    * Only ``cmd`` is dispatched; every other event name, reserved ones
+      included, goes to ``refusal_handler`` and reaches no handler.
     """
 
     binary_allowed: set[str]
     #: Receives every ``cmd`` with its ack id: (sid, eio_sid, namespace, ack id, data).
     command_handler: Callable[[str, str, str, int | None, Any], Awaitable[None]]
+    #: Answers a refused packet of a connected client: (sid, ack id, error).
+    refusal_handler: Callable[[str, int | None, ProtocolError], Awaitable[None]]
 
     async def _handle_event_internal(
         self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: int | None
     ) -> None:
-        if data and data[0] == "cmd":
+        # CheckedPacket guarantees a non-empty list starting with a str.
+        name = data[0]
+        if name == "cmd":
             await self.command_handler(
                 sid, eio_sid, namespace or "/", id, data[1] if len(data) > 1 else None
             )
             return
-        await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+        if name in RESERVED_EVENTS:
+            log.warning("refused the reserved event %r from %s", name, sid)
+            err = ProtocolError(
+                ErrorCode.MALFORMED, f"{name!r} is reserved; send commands as 'cmd'"
+            )
+        else:
+            err = ProtocolError(
+                ErrorCode.UNKNOWN_TYPE, f"unknown event {name!r}; send commands as 'cmd'"
+            )
+        if id is not None or err.code is ErrorCode.MALFORMED:
+            await self.refusal_handler(sid, id, err)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         if isinstance(data, str) and data[:1] in ("5", "6"):
@@ -132,7 +225,39 @@ class LiaisonSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         elif isinstance(data, bytes) and eio_sid not in self._binary_packet:
             await self._cut(eio_sid)
             return
-        await super()._handle_eio_message(eio_sid, data)
+        elif data[:1] != "0" and self.manager.sid_from_eio_sid(eio_sid, "/") is None:
+            # Anything but CONNECT before connecting: python-socketio would
+            # drop an event silently, and a client waiting for its ack hangs.
+            log.warning("hung up on %s: a packet before connecting", eio_sid)
+            await self._cut(eio_sid)
+            return
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except MalformedPacket as exc:
+            self._binary_packet.pop(eio_sid, None)
+            await self._refuse(eio_sid, exc)
+
+    async def _refuse(self, eio_sid: str, exc: MalformedPacket) -> None:
+        """Answer a packet that cannot be decoded, as SPEC §3 says.
+
+        A CONNECT gets ``connect_error``; a connected client gets an error
+        ack when the ack id is known, else a ``notice``; a client that is not
+        connected is hung up on. Logged without a traceback: it is the
+        client's error, not ours.
+        """
+        sid = self.manager.sid_from_eio_sid(eio_sid, "/")
+        log.warning("refused a Socket.IO packet from %s: %s", sid or eio_sid, exc.reason)
+        err = ProtocolError(ErrorCode.MALFORMED, exc.reason[:200])
+        if sid is None and exc.packet_type == sio_packet.CONNECT:
+            refusal = socketio.exceptions.ConnectionRefusedError(err.message, err.to_wire())
+            await self._send_packet(
+                eio_sid,
+                self.packet_class(sio_packet.CONNECT_ERROR, data=refusal.error_args),
+            )
+        elif sid is None or not self.manager.is_connected(sid, "/"):
+            await self._cut(eio_sid)
+        else:
+            await self.refusal_handler(sid, exc.ack_id, err)
 
     async def _cut(self, eio_sid: str) -> None:
         """Drop a misbehaving connection at once."""
@@ -150,13 +275,17 @@ class LiaisonSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         socket = self.eio.sockets.get(eio_sid)
         request = self.environ.get(eio_sid, {}).get("aiohttp.request")
         upgraded = socket is not None and socket.upgraded
+        # Held here: aiohttp sets ``request.transport`` to None once the
+        # connection is lost, which a peer that reads the CLOSE does within
+        # the grace period (it was an AttributeError after the sleep).
+        transport = request.transport if upgraded and request is not None else None
         if socket is not None:
             await socket.close(wait=False, abort=False)
-        if upgraded and request is not None and request.transport is not None:
+        if transport is not None:
             if grace_s:
                 await asyncio.sleep(grace_s)
-            if not request.transport.is_closing():
-                request.transport.abort()
+            if not transport.is_closing():
+                transport.abort()
 
 
 def _error_ack(codec: Codec, err: ProtocolError) -> Any:
@@ -200,12 +329,13 @@ class Gateway:
             http_compression=False,
             logger=False,
             engineio_logger=False,
+            serializer=CheckedPacket,
         )
         self.sio.binary_allowed = set()
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
         self.sio.command_handler = self._admit_cmd
-        self.sio.on("*", self.on_unknown)
+        self.sio.refusal_handler = self.on_refused
         self._tasks: set[asyncio.Task[Any]] = set()
         #: Set once the server stops: commands are refused, connections sent away.
         self.closing = False
@@ -242,6 +372,15 @@ class Gateway:
             principal, codec, version = self._negotiate(auth)
         except ProtocolError as err:
             raise socketio.exceptions.ConnectionRefusedError(err.message, err.to_wire()) from None
+        except Exception:
+            # Never let it escape: python-socketio would retry this handler
+            # without ``auth`` on a TypeError, and answer nothing on others
+            # (the client waits for its connect timeout).
+            log.exception("negotiating a connection failed")
+            failure = ProtocolError(ErrorCode.INTERNAL)
+            raise socketio.exceptions.ConnectionRefusedError(
+                failure.message, failure.to_wire()
+            ) from None
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         eio_socket = self.sio.eio.sockets[eio_sid]
         outbox = Outbox(
@@ -394,12 +533,16 @@ class Gateway:
                 return {"incidents": list(cmd.incidents)}
         return await self.commands.execute(session.principal, cmd)
 
-    async def on_unknown(self, event: str, sid: str, *args: Any) -> Any:
+    async def on_refused(self, sid: str, ack_id: int | None, err: ProtocolError) -> None:
+        """A packet we will not run: an error ack in order, else a ``notice``."""
         session = self.sessions.get(sid)
-        err = ProtocolError(
-            ErrorCode.UNKNOWN_TYPE, f"unknown event {event!r}; send commands as 'cmd'"
-        )
-        return _error_ack(session.codec, err) if session else err.to_wire()
+        if session is None:
+            return
+        if ack_id is not None:
+            await session.acks.add(ack_id, _error_ack(session.codec, err))
+            return
+        notice = {"code": err.code.code, "message": err.message}
+        await self.sio.emit("notice", notice, to=sid)
 
     # --------------------------------------------------------------- shutdown
 

@@ -183,8 +183,12 @@ class RestApi:
         raw = request.query.get(name)
         if raw is None:
             return default
-        if not raw.isdigit() or int(raw) > high:
-            raise ProtocolError(ErrorCode.INVALID, f"{name} must be an integer 0..{high}")
+        # ASCII digits only: str.isdigit() also accepts "²", which int() refuses,
+        # and int() accepts "١٢", "1_0" and " 1", which the SPEC does not.
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 16 or int(raw) > high:
+            raise ProtocolError(
+                ErrorCode.INVALID, f"{name} must be an integer 0..{high}", {"field": name}
+            )
         return int(raw)
 
     # ---------------------------------------------------------------- routes

@@ -25,15 +25,19 @@ class RawWebSocket:
             "Sec-WebSocket-Version: 13\r\n\r\n".encode()
         )
         self.buffer = b""
+        self.last_opcode = 0
         while b"\r\n\r\n" not in self.buffer:
             self.buffer += self.sock.recv(4096)
         head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
         assert head.startswith(b"HTTP/1.1 101"), head
 
     def send_text(self, text: str) -> None:
-        payload = text.encode()
+        self.send_frame(text.encode())
+
+    def send_frame(self, payload: bytes, opcode: int = 0x1) -> None:
+        """One masked frame; ``payload`` need not be valid UTF-8 even for text."""
         mask = os.urandom(4)
-        header = bytes([0x81])
+        header = bytes([0x80 | opcode])
         n = len(payload)
         if n < 126:
             header += bytes([0x80 | n])
@@ -45,10 +49,15 @@ class RawWebSocket:
         self.sock.sendall(header + mask + masked)
 
     def recv_text(self) -> str:
-        """One unfragmented text frame (enough for handshake replies)."""
+        """One unfragmented text frame (enough for handshake replies).
+
+        A close frame from the server raises ConnectionError, like EOF.
+        """
         while True:
             frame = self._parse()
             if frame is not None:
+                if self.last_opcode == 0x8:
+                    raise ConnectionError("closed by the server")
                 return frame.decode()
             chunk = self.sock.recv(65536)
             if not chunk:
@@ -58,6 +67,7 @@ class RawWebSocket:
     def _parse(self) -> bytes | None:
         if len(self.buffer) < 2:
             return None
+        self.last_opcode = self.buffer[0] & 0x0F
         n, offset = self.buffer[1] & 0x7F, 2
         if n == 126:
             n, offset = int.from_bytes(self.buffer[2:4], "big"), 4

@@ -147,8 +147,18 @@ async def test_bad_command_gets_typed_error_and_stores_nothing(
         msgpack.packb({"type": "message.post"}) + b"\x00",
         msgpack.packb({"type": b"binary-not-allowed"}),
         b"\xdd\xff\xff\xff\xff",
+        msgpack.packb({"type": "unfollow", "incidents": ["x"], b"": 1}),
+        msgpack.packb({"type": "unfollow", "incidents": ["x"], b"k": 1}),
     ],
-    ids=["reserved byte", "truncated map", "trailing bytes", "bin type", "huge array header"],
+    ids=[
+        "reserved byte",
+        "truncated map",
+        "trailing bytes",
+        "bin type",
+        "huge array header",
+        "empty bin key",
+        "bin key",
+    ],
 )
 async def test_malformed_msgpack_is_refused(
     server: LiaisonServer, clients: list[LiaisonClient], frame: bytes
