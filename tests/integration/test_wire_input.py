@@ -312,16 +312,29 @@ async def test_incident_update_refuses_a_blank_title(
     assert (await dispatcher.incident(incident))["title"] == "Test incident"
 
 
-async def test_a_well_formed_polling_client_is_still_served(
+async def test_a_well_formed_polling_session_is_still_served(
     server: LiaisonServer, clients: list[LiaisonClient], watch: LogWatch
 ) -> None:
-    dispatcher = await connect(clients, server, "dispatch")
-    incident = await new_incident(dispatcher)
-    phone = LiaisonClient(server.url, transports=["polling"])
-    clients.append(phone)
-    await phone.login("outreach", "liaison-demo")
-    await phone.connect()
-    assert phone.sio.transport() == "polling"
-    await phone.follow(incident)
-    ack = await phone.post(incident, "over long-polling, é ✓")
-    await phone.wait_seq(incident, ack["seq"])
+    """The POST hook passes good bodies through (raw requests: a python-socketio
+    polling client's close waits for the next heartbeat, ~25 s here)."""
+    phone = await connect(clients, server, "outreach", live=False)
+    base = server.url + "/socket.io/?EIO=4&transport=polling"
+    packets: list[str] = []
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base) as resp:
+            sid = orjson.loads((await resp.text())[1:])["sid"]
+        url = f"{base}&sid={sid}"
+        async with http.post(
+            url, data="40" + orjson.dumps({"token": phone.token}).decode()
+        ) as resp:
+            assert resp.status == 200
+        cmd = '421["cmd",{"type":"unfollow","incidents":["é ✓"]}]'
+        async with http.post(url, data=cmd.encode()) as resp:
+            assert resp.status == 200
+        while not any(p.startswith("431") for p in packets):
+            async with http.get(url) as resp:
+                packets += (await resp.text()).split("\x1e")
+        async with http.post(url, data="1") as resp:  # Engine.IO CLOSE
+            assert resp.status == 200
+    assert packets[0].startswith("40")
+    assert ack_of(next(p for p in packets if p.startswith("431"))[1:], 1)["ok"] is True
