@@ -443,6 +443,7 @@ class Gateway:
         log.warning("cut off slow consumer %s (%s)", sid, session.principal.user_id)
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         await self.sio.close_connection(eio_sid, grace_s=CUT_OFF_GRACE_S)
+        log.info("closed the connection of slow consumer %s", sid)
 
     # --------------------------------------------------------------- commands
 

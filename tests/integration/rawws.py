@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import struct
 
 
 class RawWebSocket:
@@ -79,11 +80,11 @@ class RawWebSocket:
         self.buffer = self.buffer[offset + n :]
         return payload
 
-    def drain(self) -> bytes:
-        """Read everything until the server closes the connection."""
+    def drain(self, until: bytes | None = None) -> bytes:
+        """Read everything until the server closes the connection (or ``until`` arrives)."""
         data = self.buffer
         self.sock.settimeout(10)
-        while True:
+        while until is None or until not in data:
             try:
                 chunk = self.sock.recv(1 << 20)
             except (ConnectionResetError, TimeoutError):
@@ -91,6 +92,12 @@ class RawWebSocket:
             if not chunk:
                 return data
             data += chunk
+        return data
 
     def close(self) -> None:
+        self.sock.close()
+
+    def reset(self) -> None:
+        """Close with a TCP RST, as a phone whose connection dropped does."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.sock.close()
