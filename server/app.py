@@ -28,6 +28,7 @@ from server.storage.base import EventLog
 from server.storage.directory import Directory
 from server.transport.engineio_tuning import tune_engineio
 from server.transport.gateway import Gateway
+from server.transport.http_log import quiet_bad_http_requests
 from server.transport.rest import RestApi, errors_middleware
 from server.transport.web_client import add_web_client_routes
 
@@ -54,6 +55,7 @@ COMPONENTS = web.AppKey("components", Components)
 
 def create_app(settings: Settings) -> web.Application:
     tune_engineio()
+    quiet_bad_http_requests()
     app = web.Application(middlewares=[errors_middleware], client_max_size=1024 * 1024)
     backends = build_backends(settings)
     directory = Directory(backends.directory, refresh_s=backends.directory_refresh_s)

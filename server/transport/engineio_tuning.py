@@ -15,7 +15,7 @@ Socket.IO ones in gateway.py ``LiaisonSocketServer``):
   decodes a polling POST body (hook: ``AsyncSocket.handle_post_request``) and each
   WebSocket message (hook: the aiohttp driver's ``WebSocket.wait``) outside any
   handler of ours, and logs every failure (invalid UTF-8, an empty message, a
-  packet type that is not an ASCII digit) as an exception. A bad POST now gets
+  packet type that is not an ASCII digit 0-6) as an exception. A bad POST now gets
   HTTP 400 and ends the session (engineio's answer to an ``EngineIOError``);
   a bad WebSocket message closes that connection, as a close from the client
   would.
@@ -31,6 +31,7 @@ from aiohttp import web
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as eio_aiohttp
+from engineio.async_server import AsyncServer
 from engineio.async_socket import AsyncSocket
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ def tune_engineio() -> None:
     _record_websocket_transport()
     _refuse_undecodable_posts()
     _refuse_undecodable_messages()
+    _receive_nothing_once_closed()
+    _answer_posts_to_closed_sessions()
     setattr(AsyncSocket, _PATCHED, True)
 
 
@@ -93,7 +96,9 @@ def _decodable(message: Any) -> bool:
         return True  # a binary frame is an Engine.IO binary message
     if message[:1] in _PACKET_TYPES:
         return True
-    try:  # only base64 binary ("b...") is left, which engineio also accepts
+    if message[:1] != "b":  # "7".."9" decode, then fail in receive() (IndexError)
+        return False
+    try:  # base64 binary, which engineio also accepts
         eio_packet.Packet(encoded_packet=message)
     except (ValueError, TypeError):
         return False
@@ -111,6 +116,44 @@ def _refuse_undecodable_messages() -> None:
         return message
 
     eio_aiohttp.WebSocket.wait = checked_wait
+
+
+def _receive_nothing_once_closed() -> None:
+    """Hook: ``AsyncSocket.receive``. After a client's Engine.IO CLOSE, engineio
+    marks the socket closed but keeps reading its WebSocket and hands later
+    packets to Socket.IO as if from a live session; nothing answers them, so
+    the client waits (found by the fuzz test). Now the next packet ends the
+    WebSocket loop (engineio's own ``SocketIsClosedError`` path), which closes
+    the connection."""
+    original = AsyncSocket.receive
+
+    async def receive_while_open(self: Any, pkt: Any) -> Any:
+        if self.closed:
+            raise eio_exceptions.SocketIsClosedError()
+        return await original(self, pkt)
+
+    AsyncSocket.receive = receive_while_open
+
+
+def _answer_posts_to_closed_sessions() -> None:
+    """Hook: ``AsyncServer.handle_request`` (its private ``_get_socket``). A polling
+    POST to a session that is closed but not yet forgotten (after the client's
+    own CLOSE, say) raised ``KeyError('Session is disconnected')`` out of
+    ``handle_request``: a 500 with a traceback. It is a stale session like any
+    other: HTTP 400, as engineio answers an unknown one. Must run before the
+    server is attached to the app (aiohttp binds ``handle_request`` then)."""
+    original = AsyncServer.handle_request
+
+    async def handle_request(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await original(self, *args, **kwargs)
+        except KeyError as exc:
+            if exc.args != ("Session is disconnected",):
+                raise
+            log.warning("refused a request for a closed Engine.IO session")
+            return web.Response(status=400, text="Session is disconnected")
+
+    AsyncServer.handle_request = handle_request
 
 
 def websocket_transport(eio_socket: Any) -> Any:

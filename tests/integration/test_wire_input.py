@@ -9,6 +9,7 @@ owner where the SPEC says it does, and that the server logged no traceback.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -189,7 +190,40 @@ async def test_invalid_utf8_in_a_websocket_text_frame_closes_quietly(
     ws.close()
 
 
+async def test_packets_after_the_clients_own_engineio_close_end_the_connection(
+    server: LiaisonServer, clients: list[LiaisonClient], watch: LogWatch
+) -> None:
+    """engineio kept reading after a client's CLOSE and answered nothing (found by fuzzing)."""
+    login = await connect(clients, server, "outreach", live=False)
+    assert login.token is not None
+    ws = connect_raw(server, login.token)
+    ws.send_text('1["cmd",{}]')  # Engine.IO CLOSE, with junk after it
+    ws.send_text('421["cmd",{"type":"unfollow","incidents":["x"]}]')
+    assert next_packet(ws) == "", "hung up, instead of leaving the ack pending"
+    ws.close()
+
+
 # ------------------------------------------------------------- long-polling
+
+
+async def test_a_polling_post_after_the_clients_own_close_is_a_400(
+    server: LiaisonServer, clients: list[LiaisonClient], watch: LogWatch
+) -> None:
+    """It was ``KeyError('Session is disconnected')``: a 500 and a traceback."""
+    phone = await connect(clients, server, "outreach", live=False)
+    base = server.url + "/socket.io/?EIO=4&transport=polling"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base) as resp:
+            sid = orjson.loads((await resp.text())[1:])["sid"]
+        url = f"{base}&sid={sid}"
+        async with http.post(
+            url, data="40" + orjson.dumps({"token": phone.token}).decode()
+        ) as resp:
+            assert resp.status == 200
+        async with http.post(url, data="1") as resp:  # Engine.IO CLOSE
+            assert resp.status == 200
+        async with http.post(url, data='421["cmd",{}]') as resp:
+            assert resp.status == 400
 
 
 async def test_invalid_utf8_in_a_polling_post_is_a_400(
@@ -242,6 +276,26 @@ async def test_timeline_query_integers_are_ascii_digits(
         error = (await resp.json())["error"]
     assert error["code"] == "invalid"
     assert error["detail"] == {"field": name}
+
+
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        b"GET /api/v1/incidents?q=" + b"9" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /api/v1/me HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n",
+        b"POST /api/v1/commands HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ],
+    ids=["request-line-too-long", "bad-header", "bad-chunk"],
+)
+async def test_malformed_http_is_a_400_and_a_warning(
+    server: LiaisonServer, watch: LogWatch, request_head: bytes
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(request_head)
+    status_line = await asyncio.wait_for(reader.readline(), 10)
+    writer.close()
+    await writer.wait_closed()
+    assert status_line.split(b" ")[1] == b"400", status_line
 
 
 async def test_nesting_past_the_encoders_limit_is_invalid_over_rest(
