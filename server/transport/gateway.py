@@ -216,6 +216,11 @@ class LiaisonSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             await self.refusal_handler(sid, id, err)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        if not isinstance(data, str | bytes):
+            # engineio JSON-decodes a message that does not start with a digit
+            # (``4{}``, ``4true``): no Socket.IO packet is a dict, bool or None.
+            await self._refuse(eio_sid, MalformedPacket(None, None, "not a Socket.IO packet"))
+            return
         if isinstance(data, str) and data[:1] in ("5", "6"):
             count = data[1 : data.find("-")] if "-" in data[:12] else ""
             if count != "1" or eio_sid not in self.binary_allowed:

@@ -115,7 +115,12 @@ def json_texts(draw: st.DrawFn, incident: str) -> str:
 
 @st.composite
 def socketio_packets(draw: st.DrawFn, incident: str) -> str:
-    """A Socket.IO text packet: type, attachments, namespace, ack id, payload, each maybe odd."""
+    """An Engine.IO message holding a Socket.IO packet: each part maybe odd.
+
+    Engine.IO type (mostly MESSAGE), Socket.IO type, attachments, namespace,
+    ack id, payload.
+    """
+    eio = draw(st.sampled_from(["4"] * 8 + ["", "2", "3", "5", "6", "7", "b", "\u00b2"]))
     kind = draw(st.sampled_from([*"0123456", "7", "9", "x", "\u00b2", "", "\u0663"]))
     attachments = draw(st.sampled_from(["", "", "1-", "0-", "99999999999-", "²-"]))
     namespace = draw(st.sampled_from(["", "", "", "/", "/admin,", "/x"]))
@@ -128,7 +133,7 @@ def socketio_packets(draw: st.DrawFn, incident: str) -> str:
             st.sampled_from(['["connect",{},{"token":"x"}]', '["disconnect"]', "[]", "", '"cmd"']),
         )
     )
-    return "".join((kind, attachments, namespace, ack, payload))
+    return "".join((eio, kind, attachments, namespace, ack, payload))
 
 
 # -------------------------------------------------------------------- fixtures

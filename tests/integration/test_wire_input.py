@@ -136,8 +136,14 @@ async def test_undecodable_event_with_ack_id_gets_malformed_ack(
 
 @pytest.mark.parametrize(
     "packet",
-    ["42" + UNDECODABLE["nan"], "42", '42²["cmd",{}]', "44{}", "49", "4x", '43["cmd"'],
-    ids=["no-ack-id", "no-data", "unicode-digit-id", "connect-error", "type-9", "type-x", "ack"],
+    [
+        *["42" + UNDECODABLE["nan"], "42", '42²["cmd",{}]', "44{}", "49", "4x", '43["cmd"'],
+        *['4{"type":"follow"}', "4true", "4null"],
+    ],
+    ids=[
+        *["no-ack-id", "no-data", "unicode-digit-id", "connect-error", "type-9", "type-x", "ack"],
+        *["engineio-json-object", "engineio-json-true", "engineio-json-null"],
+    ],
 )
 async def test_bad_packet_without_ack_id_gets_notice_and_connection_stays(
     server: LiaisonServer, clients: list[LiaisonClient], watch: LogWatch, packet: str

@@ -40,12 +40,14 @@ def next_packet(ws: RawWebSocket, timeout: float = 5.0) -> str:
             text = ws.recv_text()
         except ConnectionError:  # a TimeoutError (no answer at all) propagates
             return ""
-        if text == "2":
-            ws.send_text("3")
+        if text.startswith("2"):  # Engine.IO PING
+            ws.send_text("3" + text[1:])
             continue
-        if text == "1" or not text.startswith("4"):
-            return ""  # Engine.IO CLOSE, or a WebSocket close frame
-        return text[1:]
+        if text.startswith("4"):  # Engine.IO MESSAGE: a Socket.IO packet
+            return text[1:]
+        if text == "1":  # Engine.IO CLOSE
+            return ""
+        # PONG or NOOP: answers to the client's own Engine.IO PING or UPGRADE
 
 
 class LogWatch:
