@@ -159,6 +159,23 @@ async def test_bad_packet_without_ack_id_gets_notice_and_connection_stays(
     ws.close()
 
 
+@pytest.mark.parametrize(
+    "placeholder", ['{"_placeholder":true,"num":5}', '{"_placeholder":true,"num":"x"}']
+)
+async def test_binary_placeholder_naming_no_attachment_gets_malformed_ack(
+    server: LiaisonServer, clients: list[LiaisonClient], watch: LogWatch, placeholder: str
+) -> None:
+    login = await connect(clients, server, "outreach", live=False)
+    assert login.token is not None
+    ws = connect_raw(server, login.token, encoding="msgpack")
+    ws.send_text(f'451-7["cmd",{placeholder}]')
+    ws.send_frame(b"\x80", opcode=0x2)
+    # A msgpack session's ack is binary: the header, then the attachment.
+    assert next_packet(ws).startswith("61-7[")
+    assert "refused a Socket.IO packet" in watch.new_text()
+    ws.close()
+
+
 async def test_reserved_event_names_are_malformed_and_change_nothing(
     server: LiaisonServer, clients: list[LiaisonClient], watch: LogWatch
 ) -> None:
