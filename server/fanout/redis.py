@@ -270,7 +270,7 @@ class RedisBroker:
                 backoff = self.config.backoff_min_s
 
     async def _listen(self) -> None:
-        pubsub = self._subscriber.pubsub()
+        pubsub: Any = self._subscriber.pubsub()
         channels = [keys.probe_channel(self._node), *(keys.channel(i) for i in self._feeds)]
         try:
             # The probe only runs once subscribed: a connection that goes deaf
