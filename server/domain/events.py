@@ -56,10 +56,15 @@ class StoredEvent:
     client_id: str
     visibility: tuple[str, ...] | None
     body: dict[str, Any]
-    #: sha256 of the canonical content (see chain.py).
+    #: sha256 over ``salt`` and the canonical content (see chain.py).
     digest: str
     #: sha256 chained over the previous event's hash and this digest.
     hash: str
+    #: 64 hex digits of per-event randomness the digest commits with, so that a
+    #: placeholder's digest cannot be brute-forced from guessable content.
+    #: Only readers who see the event receive it. None: an event stored before
+    #: salts existed (chain rule 1, digest over the content alone).
+    salt: str | None = None
 
     def visible_to(self, org_id: str) -> bool:
         return self.visibility is None or org_id in self.visibility
@@ -71,7 +76,11 @@ class StoredEvent:
 
     @classmethod
     def from_fields(cls, values: Sequence[Any]) -> StoredEvent:
-        """The inverse of ``to_fields``, from decoded storage (lists for tuples)."""
+        """The inverse of ``to_fields``, from decoded storage (lists for tuples).
+
+        A shorter sequence is an event stored before the trailing fields
+        existed (no ``salt``): they take their defaults.
+        """
         visibility = values[_VISIBILITY]
         if visibility is not None and not isinstance(visibility, tuple):
             values = [*values]
@@ -86,10 +95,11 @@ class StoredEvent:
 #: Every field of a stored event, in storage order.
 STORED_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StoredEvent))
 
-#: What the digest commits to: everything but the derived links themselves and
+#: What the digest's canonical JSON holds: everything but the derived links
+#: themselves, the salt (prefixed as bytes, not a JSON field: chain.py) and
 #: ``actor_name``, a display name kept for readers (the actor is ``actor_user``).
 CHAINED_FIELDS: tuple[str, ...] = tuple(
-    name for name in STORED_FIELDS if name not in ("actor_name", "digest", "hash")
+    name for name in STORED_FIELDS if name not in ("actor_name", "digest", "hash", "salt")
 )
 
 #: The fields of a draft that its stored event carries unchanged.

@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS events (
     body       BLOB NOT NULL,
     digest     TEXT NOT NULL,
     hash       TEXT NOT NULL,
+    salt       TEXT,
     PRIMARY KEY (incident, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS events_idempotency ON events (actor_user, client_id);
@@ -140,8 +141,20 @@ class _Writer:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={config.synchronous}")
         self.db.executescript(SCHEMA)
+        self._add_salt_column()
         self.heads: dict[str, ChainHead] = {}
         self._index_missing()
+
+    def _add_salt_column(self) -> None:
+        """Give a data directory from before chain salts its ``salt`` column.
+
+        Its rows stay NULL: those events keep chain rule 1 (chain.py), so
+        nothing is rewritten and every stored digest and hash stays valid.
+        """
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(events)")}
+        if "salt" not in columns:
+            self.db.execute("ALTER TABLE events ADD COLUMN salt TEXT")
+            log.info("events table: added the salt column (older events keep chain rule 1)")
 
     def _index_missing(self) -> None:
         """Index incidents stored before the index existed (a one-off on upgrade)."""
