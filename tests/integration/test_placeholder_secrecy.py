@@ -60,6 +60,8 @@ async def test_an_ngo_reader_cannot_recover_a_police_only_text_from_its_placehol
     server: LiaisonServer, clients: list[Any]
 ) -> None:
     dispatcher = await connect(clients, server, "dispatch")
+    assert dispatcher.welcome is not None
+    assert dispatcher.welcome["chain"] == 2
     ngo = await connect(clients, server, "outreach", live=False)
     incident = await new_incident(dispatcher, "Placeholder secrecy")
     public = await dispatcher.post(incident, "Shelter team, please stand by")
