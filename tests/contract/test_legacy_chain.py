@@ -11,17 +11,22 @@ import sqlite3
 from pathlib import Path
 
 import msgpack
+import orjson
 
-from server.domain import chain
+from server.domain import chain, summary
 from server.domain.events import EventDraft, StoredEvent
 from server.fanout.memory import MemoryBroker
 from server.services.envelope import envelope, for_org
 from server.storage import sqlite as sqlite_log
+from server.storage.base import IncidentQuery
 from server.storage.codec import unpack_event
 from server.storage.sqlite import SqliteConfig, SqliteEventLog
 
-#: The events table as the code before salts created it (no ``salt`` column).
-OLD_SCHEMA = sqlite_log.SCHEMA.replace("    salt       TEXT,\n", "")
+#: The tables as the code before salts created them: no ``salt`` column, and
+#: one head ts for everyone in the index (no ``updated_ts`` per organisation).
+OLD_SCHEMA = sqlite_log.SCHEMA.replace("    salt       TEXT,\n", "").replace(
+    "    updated_ts INTEGER NOT NULL DEFAULT 0,\n", ""
+)
 
 
 def legacy_events() -> list[StoredEvent]:
@@ -49,6 +54,12 @@ def write_old_data_dir(path: Path, events: list[StoredEvent]) -> None:
                ("inc1", "ep", head.seq, head.hash, head.ts_ms, 1_000))  # fmt: skip
     rows = [sqlite_log._event_to_row(ev)[:-1] for ev in events]  # no salt column
     db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    header: summary.Header = {}
+    summary.merge(header, events)
+    wire = summary.summary("inc1", header, 0, 0)
+    index_row = ("inc1", orjson.dumps(header), wire["title"], wire["status"], wire["category"])
+    db.execute("INSERT INTO incident_index VALUES (?, ?, ?, ?, ?)", index_row)
+    db.executemany("INSERT INTO incident_orgs VALUES (?, ?)", [("o1", "inc1"), ("o2", "inc1")])
     db.commit()
     db.close()
 
@@ -61,11 +72,16 @@ async def test_an_old_sqlite_data_dir_verifies_and_new_events_chain_onto_it(
     log = SqliteEventLog(SqliteConfig(path), MemoryBroker().publish)
     await log.start()
     try:
+        # The upgrade filled each organisation's ``updated``: o2 never saw seq 2.
+        listed = [await log.list_incidents(IncidentQuery(org=o)) for o in ("o1", "o2")]
+        assert [page.incidents[0]["updated"] for page in listed] == [2_000, 1_000]
         draft = EventDraft(
             "inc1", "message.posted", "u1", "o1", "One", "c2", ("o1",), {"text": "y"}
         )
         await log.append(draft)
         events = await log.read("inc1", 0, 10)
+        [ngo] = (await log.list_incidents(IncidentQuery(org="o2"))).incidents
+        assert (ngo["seq"], ngo["updated"]) == (3, 1_000)
     finally:
         await log.close()
     assert [e.salt is None for e in events] == [True, True, False]

@@ -11,15 +11,21 @@ verify for everyone.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
+
+import orjson
+import pytest
 
 from server.domain import chain
 from server.domain.events import EventDraft, StoredEvent
 from server.services.envelope import placeholder
 from tests.conftest import LiaisonServer, connect, new_incident
+from tests.redis_server import RedisServer
 
 SECRET = "Unit 12 suspect detained"
 #: What the attacker tries: the real text among plausible stock phrases.
@@ -119,3 +125,56 @@ def test_the_same_attack_recovers_the_text_of_an_unsalted_legacy_event() -> None
     salted = placeholder(_police_only_event(salted=True))
     assert brute_force(salted, actor, shape, window) is None
     print(f"rule 1 digest recovered in {elapsed:.2f} s; rule 2: no match in the whole window")
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def backend_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiaisonServer]:
+    """A server of the test's own on each backend (Redis: its own redis-server)."""
+    env: dict[str, str] = {}
+    if request.param == "redis":
+        redis: RedisServer = request.getfixturevalue("own_redis")
+        env = {"LIAISON_REDIS_URL": redis.url, "LIAISON_NODE_ID": "secrecy"}
+    srv = LiaisonServer(tmp_path / "data", env=env)
+    srv.start()
+    yield srv
+    srv.stop()
+    assert srv.errors_logged() == []
+
+
+async def _after_clock_moves(ts_ms: int) -> None:
+    """Until the clock is past ``ts_ms``, so a later event cannot share its millisecond."""
+    while time.time() * 1000 <= ts_ms + 1:
+        await asyncio.sleep(0.001)
+
+
+async def test_a_police_only_event_moves_nothing_an_ngo_reader_sees(
+    backend_server: LiaisonServer, clients: list[Any]
+) -> None:
+    """Neither the list's ``updated`` and order, nor the view's, nor presence."""
+    srv = backend_server
+    dispatcher = await connect(clients, srv, "dispatch")
+    ngo = await connect(clients, srv, "outreach", live=False)
+    quiet = await new_incident(dispatcher, "Quiet")
+    last = await dispatcher.post(quiet, "Public note")
+    await _after_clock_moves(last["ts"])
+    busy = await new_incident(dispatcher, "Busy")
+    await dispatcher.follow(quiet)
+    listed = await ngo.incidents()
+    view = await ngo.incident(quiet)
+    assert [s["id"] for s in listed][:2] == [busy, quiet]
+    await _after_clock_moves(max(s["updated"] for s in listed))
+
+    secret = await dispatcher.post(quiet, SECRET, visibility=["metro-police"])
+    after = await ngo.incidents()
+    assert [(s["id"], s["updated"]) for s in after][:2] == [
+        (s["id"], s["updated"]) for s in listed[:2]
+    ]
+    assert await ngo.incidents(f"updated_after={listed[0]['updated']}") == []
+    now = await ngo.incident(quiet)
+    assert now["updated"] == view["updated"] == last["ts"]
+    assert now["online"] == view["online"]
+    assert SECRET not in orjson.dumps([after, now]).decode()
+    # The police reader's list and view do move.
+    police_list = await dispatcher.incidents()
+    assert (police_list[0]["id"], police_list[0]["updated"]) == (quiet, secret["ts"])
+    assert (await dispatcher.incident(quiet))["updated"] == secret["ts"]
