@@ -493,6 +493,13 @@ class RedisEventLog(RedisLogReader):
             raise StorageUnavailable(str(exc)) from exc
         return [m.decode() for m in members]
 
+    async def participates(self, incident: str, org: str) -> bool:
+        try:
+            found: Any = await self.redis.hexists(keys.summary_key(incident), "org:" + org)
+        except (RedisError, OSError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        return bool(found)
+
     async def list_incidents(self, query: IncidentQuery) -> IncidentPage:
         """Walk the index order from the cursor, filtering each entry's summary.
 

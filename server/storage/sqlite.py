@@ -505,6 +505,12 @@ class SqliteEventLog:
         rows = await self._query("SELECT incident FROM logs ORDER BY created_ms, incident", ())
         return [row[0] for row in rows]
 
+    async def participates(self, incident: str, org: str) -> bool:
+        rows = await self._query(
+            "SELECT 1 FROM incident_orgs WHERE org = ? AND incident = ?", (org, incident)
+        )
+        return bool(rows)
+
     async def list_incidents(self, query: IncidentQuery) -> IncidentPage:
         sql = [
             "SELECT l.incident, l.head_seq, o.updated_ts, i.header FROM incident_orgs o"

@@ -18,13 +18,16 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
+import redis.asyncio as aioredis
 
 from server.domain import chain
 from server.domain.events import EventDraft, StoredEvent
 from server.services.envelope import placeholder
 from tests.conftest import LiaisonServer, connect, new_incident
+from tests.integration.test_multinode import start_nodes
 from tests.redis_server import RedisServer
 
 SECRET = "Unit 12 suspect detained"
@@ -178,3 +181,49 @@ async def test_a_police_only_event_moves_nothing_an_ngo_reader_sees(
     police_list = await dispatcher.incidents()
     assert (police_list[0]["id"], police_list[0]["updated"]) == (quiet, secret["ts"])
     assert (await dispatcher.incident(quiet))["updated"] == secret["ts"]
+
+
+async def test_not_shared_and_absent_incidents_are_refused_through_the_same_work(
+    own_redis: RedisServer, tmp_path: Path, clients: list[Any]
+) -> None:
+    """A refusal must not tell "exists, not yours" from "does not exist": the same
+    answer, and no projection loaded for either (a load would make one slower;
+    on Redis it subscribes the node to the incident, which PUBSUB NUMSUB shows)."""
+    nodes = start_nodes(own_redis, tmp_path, 2)
+    try:
+        dispatcher = await connect(clients, nodes[0], "dispatch")
+        ack = await dispatcher.send(
+            {"type": "incident.create", "title": "Police only", "category": "crime",
+             "priority": "high", "orgs": ["metro-police"]}
+        )  # fmt: skip
+        hidden, absent = ack["incident"], "inc_0000000000000000"
+        ngo = await connect(clients, nodes[1], "outreach")
+        redis = aioredis.Redis.from_url(own_redis.url)
+        channel = f"liaison:{{{hidden}}}:ev"
+        [(_, subscribed_before)] = await redis.pubsub_numsub(channel)
+        answers: list[Any] = []
+        for incident in (hidden, absent):
+            for path in (f"/api/v1/incidents/{incident}", f"/api/v1/incidents/{incident}/timeline"):
+                answers.append(await _get(nodes[1], path, ngo.token))
+            answers.append((await ngo.follow(incident))["status"])
+        [(_, subscribed_after)] = await redis.pubsub_numsub(channel)
+        await redis.aclose()
+        assert answers[:3] == answers[3:]
+        assert answers[0][0] == 404
+        assert answers[0][1]["error"]["code"] == "not_found"
+        assert answers[2] == "not_found"
+        assert subscribed_after == subscribed_before, "a refused read loaded the projection"
+    finally:
+        for node in nodes:
+            node.stop()
+        for node in nodes:
+            assert node.errors_logged() == []
+
+
+async def _get(srv: LiaisonServer, path: str, token: str | None) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(srv.url + path, headers=headers) as r,
+    ):
+        return r.status, await r.json()
