@@ -3,9 +3,10 @@
 The event schema is defined here once. ``StoredEvent``'s fields, in their
 declared order, are the storage order: the SQLite columns (sqlite.py), the
 msgpack array of the Redis log and pub/sub (codec.py). Stored data is read
-back positionally in that order, so fields are only ever appended. The hash
-chain commits to ``CHAINED_FIELDS`` (chain.py); the wire form is built from
-the same object in services/envelope.py.
+back positionally in that order, so fields are only ever appended (``salt``
+was: rows and entries stored before it read back with ``salt=None``). The
+hash chain commits to ``salt`` and ``CHAINED_FIELDS`` (chain.py); the wire
+form is built from the same object in services/envelope.py.
 """
 
 from __future__ import annotations

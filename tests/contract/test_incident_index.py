@@ -266,3 +266,23 @@ async def test_redis_short_pages_still_reach_every_entry(
 
 async def _together(nodes: list[EventLog], drafts: list[EventDraft]) -> None:
     await asyncio.gather(*(n.append(d) for n, d in zip(nodes, drafts, strict=True)))
+
+
+async def test_redis_an_organisation_added_by_another_node_gets_the_next_update(
+    redis_server: RedisServer,
+) -> None:
+    """A node caches an incident's organisations beside its head; an org added
+    through another node must still have its ``updated`` moved by this node."""
+    redis_server.flush()
+    async with (
+        running(redis_settings(redis_server, "n1")) as n1,
+        running(redis_settings(redis_server, "n2")) as n2,
+    ):
+        await create(n1.log, "inc")
+        await n1.log.append(make("inc", "m0", "message.posted", {"text": "cached"}))
+        await n2.log.append(make("inc", "join", "incident.updated", {"add_orgs": ["o3"]}))
+        await next_millisecond(n1.log, "inc")
+        last = (await n1.log.append(make("inc", "m1", "message.posted", {"text": "x"}))).event
+        [entry] = (await n1.log.list_incidents(IncidentQuery(org="o3"))).incidents
+        assert entry["updated"] == last.ts_ms
+        assert entry == await projected(n1.log, "inc", "o3")
