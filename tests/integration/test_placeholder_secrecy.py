@@ -23,6 +23,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from liaison_client import CommandFailed
 from server.domain import chain
 from server.domain.events import EventDraft, StoredEvent
 from server.services.envelope import placeholder
@@ -206,12 +207,15 @@ async def test_not_shared_and_absent_incidents_are_refused_through_the_same_work
             for path in (f"/api/v1/incidents/{incident}", f"/api/v1/incidents/{incident}/timeline"):
                 answers.append(await _get(nodes[1], path, ngo.token))
             answers.append((await ngo.follow(incident))["status"])
+            with pytest.raises(CommandFailed) as refused:
+                await ngo.post(incident, "hello?")
+            answers.append(refused.value.code)
         [(_, subscribed_after)] = await redis.pubsub_numsub(channel)
         await redis.aclose()
-        assert answers[:3] == answers[3:]
+        assert answers[:4] == answers[4:]
         assert answers[0][0] == 404
         assert answers[0][1]["error"]["code"] == "not_found"
-        assert answers[2] == "not_found"
+        assert answers[2] == answers[3] == "not_found"
         assert subscribed_after == subscribed_before, "a refused read loaded the projection"
     finally:
         for node in nodes:
