@@ -92,9 +92,12 @@ CREATE TABLE IF NOT EXISTS incident_orgs (
 CREATE INDEX IF NOT EXISTS logs_by_update ON logs (head_ts, incident);
 """
 
-#: After the upgrade of an older file (``_Writer._add_updated_column``).
+#: After the upgrade of an older file (``_Writer._add_updated_column``): an
+#: organisation's list in ``updated`` order, and an incident's organisations
+#: (a public event moves all of them: without it, a scan of the table).
 ORDER_INDEX = """
 CREATE INDEX IF NOT EXISTS incident_orgs_by_update ON incident_orgs (org, updated_ts, incident);
+CREATE INDEX IF NOT EXISTS incident_orgs_by_incident ON incident_orgs (incident);
 """
 
 #: Each organisation's ``updated``: the ts of the last event it may see.
@@ -107,7 +110,12 @@ UPDATE incident_orgs SET updated_ts = coalesce((
 """
 
 #: The ts of an incident's last public event: where an organisation joining starts.
-_PUBLIC_TS = "SELECT coalesce(max(ts_ms), 0) FROM events WHERE incident = ? AND visibility IS NULL"
+#: Walks back from the head and stops at the first public event: at once, as
+#: the header event that adds an organisation is public and already inserted.
+_PUBLIC_TS = (
+    "SELECT coalesce((SELECT ts_ms FROM events WHERE incident = ? AND visibility IS NULL"
+    " ORDER BY seq DESC LIMIT 1), 0)"
+)
 
 _HEADER_TYPES_SQL = ",".join(f"'{t}'" for t in sorted(summary.HEADER_TYPES))
 
