@@ -17,10 +17,14 @@ from protocol.errors import ErrorCode, ProtocolError
 from protocol.limits import LIMITS, Limits
 
 PROTOCOL_VERSION = 1
+#: The hash-chain rule new events are stored with (SPEC 14.1), in ``welcome.chain``:
+#: 2 = salted digests. Events stored under rule 1 carry no ``salt``.
+CHAIN_RULE = 2
 SUPPORTED_VERSIONS = (1,)
 ENCODINGS = ("json", "msgpack")
 
 __all__ = [
+    "CHAIN_RULE",
     "ENCODINGS",
     "LIMITS",
     "PROTOCOL_VERSION",

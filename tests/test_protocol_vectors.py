@@ -55,6 +55,8 @@ ENVELOPE_KEYS = [
     "digest",
     "hash",
 ]
+#: Chain rule 2 (SPEC section 14.1): an event stored with a salt carries it last.
+SALTED_KEYS = [*ENVELOPE_KEYS, "salt"]
 RESTRICTED_KEYS = ["v", "type", "incident", "seq", "epoch", "digest", "hash"]
 
 
@@ -127,7 +129,7 @@ def test_envelope_vector_has_the_documented_fields(value: dict[str, Any]) -> Non
     if value["type"] == RESTRICTED_TYPE:
         assert list(value) == RESTRICTED_KEYS
     else:
-        assert list(value) == ENVELOPE_KEYS
+        assert list(value) in (ENVELOPE_KEYS, SALTED_KEYS)
         assert value["type"] in EVENT_TYPES
         assert list(value["actor"]) == ["user", "org", "name"]
 
@@ -143,7 +145,7 @@ def test_envelope_vectors_are_what_the_server_builds() -> None:
     for value in _full_view():
         stored = from_envelope(value)
         assert envelope(stored) == value
-        assert chain.digest_of(chain.canonical_content(stored.chained())) == value["digest"]
+        assert chain.event_digest(stored) == value["digest"]
         if stored.visibility is not None:
             restricted = next(
                 v
@@ -155,7 +157,10 @@ def test_envelope_vectors_are_what_the_server_builds() -> None:
 
 
 def _digest_per_spec(env: dict[str, Any]) -> str:
-    """SPEC.md "Hash chain", written out independently of server.domain.chain."""
+    """SPEC.md "Hash chain", written out independently of server.domain.chain.
+
+    Chain rule 2 prefixes the 32 salt bytes; an envelope without ``salt`` is rule 1.
+    """
     content = {
         "incident": env["incident"],
         "seq": env["seq"],
@@ -168,7 +173,8 @@ def _digest_per_spec(env: dict[str, Any]) -> str:
         "visibility": env["visibility"],
         "body": env["body"],
     }
-    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    salt = bytes.fromhex(env["salt"]) if env.get("salt") is not None else b""
+    return hashlib.sha256(salt + orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _verify_per_spec(envelopes: list[dict[str, Any]]) -> None:
@@ -191,6 +197,23 @@ def test_envelope_chain_verifies_offline_in_every_view() -> None:
     _verify_per_spec(shelter_view)
     for view in (full, shelter_view):
         assert chain.verify((v["seq"], v["digest"], v["hash"]) for v in view) is None
+
+
+def test_the_vector_incident_spans_both_chain_rules() -> None:
+    """Seq 1-2 were stored before salts (rule 1), the rest with one (rule 2)."""
+    rules = [("salt" in v) for v in _full_view()]
+    assert rules == [False, False, True, True, True, True]
+    for value in _full_view()[2:]:
+        assert len(bytes.fromhex(value["salt"])) == chain.SALT_BYTES
+    salts = [v["salt"] for v in _full_view()[2:]]
+    assert len(set(salts)) == len(salts)
+
+
+def test_a_placeholder_never_carries_the_salt_or_a_time() -> None:
+    placeholders = [v for v in SINGLE_ENVELOPES if v["type"] == RESTRICTED_TYPE]
+    for value in placeholders:
+        assert "salt" not in value
+        assert "ts" not in value
 
 
 def test_a_tampered_envelope_breaks_the_chain() -> None:

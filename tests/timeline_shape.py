@@ -5,9 +5,6 @@ Compared: every field of ``IncidentState.view(org, now)`` (what
 ``GET /api/v1/incidents/{id}`` serves an organisation) that is a function of
 the envelopes that organisation receives, which is all of them except:
 
-* ``updated``: by SPEC 18 the incident's head time, the ``ts`` of its last
-  event *of any visibility*; a ``restricted`` placeholder carries no ``ts``
-  (SPEC 9.3), so a client cannot know it and must not;
 * ``online``: presence, not part of the log (added by the REST layer);
 * ``responders[].position_age_s``: depends on the reader's clock.
 
@@ -21,7 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
-EXCLUDED_TOP = frozenset({"updated", "online"})
+#: ``updated`` is compared: by SPEC 18 it is the ts of the last event the
+#: organisation may see, which its envelopes tell it (it used to be the head's
+#: time, of any visibility, which they must not and did not).
+EXCLUDED_TOP = frozenset({"online"})
 EXCLUDED_RESPONDER = frozenset({"position_age_s"})
 
 

@@ -39,9 +39,32 @@ export function canon(v, key) {
   return JSON.stringify(v);
 }
 
-export async function sha256hex(text) {
-  const d = await globalThis.crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+/** Lowercase hex sha256 of a string's UTF-8 bytes, or of raw bytes. */
+export async function sha256hex(data) {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const d = await globalThis.crypto.subtle.digest("SHA-256", bytes);
   return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function hexBytes(hex) {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+/**
+ * An event's digest (SPEC 14.1). Chain rule 2: sha256 of the 32 salt bytes
+ * followed by the canonical content's UTF-8 bytes. An envelope without `salt`
+ * was stored before salts (rule 1): sha256 of the canonical content alone.
+ */
+export async function eventDigest(e) {
+  const content = new TextEncoder().encode(canon(digestContent(e)));
+  if (e.salt === undefined || e.salt === null) return sha256hex(content);
+  const salt = hexBytes(e.salt);
+  const input = new Uint8Array(salt.length + content.length);
+  input.set(salt);
+  input.set(content, salt.length);
+  return sha256hex(input);
 }
 
 export function digestContent(e) {
@@ -59,13 +82,16 @@ export function digestContent(e) {
   };
 }
 
-/** The first bad seq of a whole timeline (seq 1..n), or null if the chain holds. */
+/**
+ * The first bad seq of a whole timeline (seq 1..n), or null if the chain holds.
+ * Placeholders are checked by their links only: their salt is never sent.
+ */
 export async function verifyChain(envelopes) {
   let prev = "0".repeat(64);
   for (const [i, e] of envelopes.entries()) {
     if (e.seq !== i + 1) return e.seq;
     if (e.type !== "restricted") {
-      if ((await sha256hex(canon(digestContent(e)))) !== e.digest) return e.seq;
+      if ((await eventDigest(e)) !== e.digest) return e.seq;
     }
     if ((await sha256hex(prev + e.digest)) !== e.hash) return e.seq;
     prev = e.hash;

@@ -1,8 +1,9 @@
 // The web client's projection in the common shape of the differential test
 // (the Python twin, with the reasons for each exclusion, is
 // tests/timeline_shape.py): every field of the server's incident view except
-// `updated` (the head time of events of any visibility: placeholders carry
-// no ts), `online` (presence) and responders' `position_age_s` (the clock).
+// `online` (presence) and responders' `position_age_s` (the clock). `updated`
+// is the ts of the last event the organisation may see (SPEC 18), which its
+// envelopes tell it: placeholders carry no ts and do not move it.
 // Client-only fields (`rev`, `cid`, `people`, `restricted`) are not views'.
 
 import { apply, emptyState } from "../src/projection.js";
@@ -67,6 +68,7 @@ export function shapeOfState(s) {
     liaisons: s.liaisons,
     created_by: s.created_by,
     created: s.created,
+    updated: s.updated,
     description: s.description,
     status_history: s.status_history,
     messages: [...s.messages.values()].sort((a, b) => a.seq - b.seq).map(message),

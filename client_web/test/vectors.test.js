@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { decode } from "@msgpack/msgpack";
 import { validateCommand, CommandInvalid, COMMAND_TYPES } from "../src/protocol.js";
-import { verifyChain, canon, canonFloat, sha256hex, digestContent } from "../src/chain.js";
+import { verifyChain, canon, canonFloat, sha256hex, digestContent, eventDigest } from "../src/chain.js";
 import { emptyState, apply, replayState } from "../src/projection.js";
 
 const VECTORS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../protocol/vectors");
@@ -68,8 +68,21 @@ test("hash chain verifies in both views, and a change is caught at its seq", asy
   assert.equal(await verifyChain(reordered), 3);
 });
 
-test("each digest is the sha256 of the canonical content", async () => {
-  for (const e of fullView) assert.equal(await sha256hex(canon(digestContent(e))), e.digest, `seq ${e.seq}`);
+test("each digest commits to the salt and the canonical content (rule 1 without a salt)", async () => {
+  for (const e of fullView) assert.equal(await eventDigest(e), e.digest, `seq ${e.seq}`);
+  // seq 1-2 predate salts (rule 1); seq 3-6 are salted (rule 2).
+  assert.deepEqual(fullView.map((e) => "salt" in e), [false, false, true, true, true, true]);
+  for (const e of fullView.slice(0, 2)) assert.equal(await sha256hex(canon(digestContent(e))), e.digest);
+  for (const e of fullView.slice(2)) assert.notEqual(await sha256hex(canon(digestContent(e))), e.digest);
+});
+
+test("a placeholder carries no salt and no time, and a wrong salt is caught", async () => {
+  const ph = shelterView[2];
+  assert.equal(ph.salt, undefined);
+  assert.equal(ph.ts, undefined);
+  const wrongSalt = structuredClone(fullView);
+  wrongSalt[2].salt = "00".repeat(32);
+  assert.equal(await verifyChain(wrongSalt), 3);
 });
 
 test("canonical floats follow orjson", () => {

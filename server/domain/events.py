@@ -3,9 +3,10 @@
 The event schema is defined here once. ``StoredEvent``'s fields, in their
 declared order, are the storage order: the SQLite columns (sqlite.py), the
 msgpack array of the Redis log and pub/sub (codec.py). Stored data is read
-back positionally in that order, so fields are only ever appended. The hash
-chain commits to ``CHAINED_FIELDS`` (chain.py); the wire form is built from
-the same object in services/envelope.py.
+back positionally in that order, so fields are only ever appended (``salt``
+was: rows and entries stored before it read back with ``salt=None``). The
+hash chain commits to ``salt`` and ``CHAINED_FIELDS`` (chain.py); the wire
+form is built from the same object in services/envelope.py.
 """
 
 from __future__ import annotations
@@ -56,10 +57,15 @@ class StoredEvent:
     client_id: str
     visibility: tuple[str, ...] | None
     body: dict[str, Any]
-    #: sha256 of the canonical content (see chain.py).
+    #: sha256 over ``salt`` and the canonical content (see chain.py).
     digest: str
     #: sha256 chained over the previous event's hash and this digest.
     hash: str
+    #: 64 hex digits of per-event randomness the digest commits with, so that a
+    #: placeholder's digest cannot be brute-forced from guessable content.
+    #: Only readers who see the event receive it. None: an event stored before
+    #: salts existed (chain rule 1, digest over the content alone).
+    salt: str | None = None
 
     def visible_to(self, org_id: str) -> bool:
         return self.visibility is None or org_id in self.visibility
@@ -71,7 +77,11 @@ class StoredEvent:
 
     @classmethod
     def from_fields(cls, values: Sequence[Any]) -> StoredEvent:
-        """The inverse of ``to_fields``, from decoded storage (lists for tuples)."""
+        """The inverse of ``to_fields``, from decoded storage (lists for tuples).
+
+        A shorter sequence is an event stored before the trailing fields
+        existed (no ``salt``): they take their defaults.
+        """
         visibility = values[_VISIBILITY]
         if visibility is not None and not isinstance(visibility, tuple):
             values = [*values]
@@ -86,10 +96,11 @@ class StoredEvent:
 #: Every field of a stored event, in storage order.
 STORED_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StoredEvent))
 
-#: What the digest commits to: everything but the derived links themselves and
+#: What the digest's canonical JSON holds: everything but the derived links
+#: themselves, the salt (prefixed as bytes, not a JSON field: chain.py) and
 #: ``actor_name``, a display name kept for readers (the actor is ``actor_user``).
 CHAINED_FIELDS: tuple[str, ...] = tuple(
-    name for name in STORED_FIELDS if name not in ("actor_name", "digest", "hash")
+    name for name in STORED_FIELDS if name not in ("actor_name", "digest", "hash", "salt")
 )
 
 #: The fields of a draft that its stored event carries unchanged.

@@ -148,7 +148,14 @@ class IncidentState:
     liaisons: dict[str, str] = field(default_factory=dict)
     created_by: str = ""
     created_ms: int = 0
+    #: ts of the last event of any visibility: only for unrestricted readers.
     updated_ms: int = 0
+    #: ts of the last event every participant sees.
+    public_ms: int = 0
+    #: Per organisation, ts of the last restricted event it sees. What a reader
+    #: is told as ``updated`` is the later of this and ``public_ms``: a
+    #: police-only event must not move the time an NGO sees (SPEC section 18).
+    restricted_ms: dict[str, int] = field(default_factory=dict)
     messages: dict[int, MessageState] = field(default_factory=dict)
     tasks: dict[int, TaskState] = field(default_factory=dict)
     responders: dict[str, ResponderState] = field(default_factory=dict)
@@ -165,10 +172,22 @@ class IncidentState:
             handler(self, ev)
         self.seq = ev.seq
         self.updated_ms = ev.ts_ms
+        if ev.visibility is None:
+            self.public_ms = ev.ts_ms
+        else:
+            for org in ev.visibility:
+                self.restricted_ms[org] = ev.ts_ms
 
     # ------------------------------------------------------------------- view
 
-    def summary(self) -> dict[str, Any]:
+    def updated_for(self, org: str | None) -> int:
+        """The ts of the last event ``org`` may see (None: of any event, for exports)."""
+        if org is None:
+            return self.updated_ms
+        return max(self.public_ms, self.restricted_ms.get(org, 0))
+
+    def summary(self, org: str | None = None) -> dict[str, Any]:
+        """The incident summary (SPEC section 18) as ``org`` may see it."""
         return {
             "id": self.id,
             "epoch": self.epoch,
@@ -183,12 +202,12 @@ class IncidentState:
             "liaisons": self.liaisons,
             "created_by": self.created_by,
             "created": self.created_ms,
-            "updated": self.updated_ms,
+            "updated": self.updated_for(org),
         }
 
     def view(self, org: str | None, now_ms: int) -> dict[str, Any]:
         """The whole state as ``org`` may see it (None: unrestricted, for exports)."""
-        out = self.summary()
+        out = self.summary(org)
         out["description"] = self.description
         out["status_history"] = self.status_history
         out["messages"] = [

@@ -14,7 +14,10 @@ without knowing the header other nodes wrote, and SQLite can apply them in
 its commit. ``summary`` turns a header back into exactly what
 ``IncidentState.summary()`` gives for the same log (a unit test checks that).
 
-Only three event types change a header; every event moves the head.
+Only three event types change a header; every event moves the head, and the
+``updated`` time of the organisations that see it (``last_seen``): the index
+keeps that time per (incident, organisation), so a restricted event never
+moves the time, nor the place in the order, that others are shown.
 """
 
 from __future__ import annotations
@@ -55,6 +58,18 @@ def changes(ev: StoredEvent) -> list[tuple[str, Any]]:
     return out
 
 
+def last_seen(events: Iterable[StoredEvent]) -> tuple[int | None, dict[str, int]]:
+    """The latest ts of the public events, and per organisation of the restricted ones."""
+    public: int | None = None
+    restricted: dict[str, int] = {}
+    for ev in events:
+        if ev.visibility is None:
+            public = ev.ts_ms if public is None else max(public, ev.ts_ms)
+        for org in ev.visibility or ():
+            restricted[org] = max(restricted.get(org, 0), ev.ts_ms)
+    return public, restricted
+
+
 def wins(key: str, seq: int, current_seq: int | None) -> bool:
     """Whether an assignment at ``seq`` replaces the one stored at ``current_seq``."""
     if current_seq is None:
@@ -81,7 +96,10 @@ def orgs_of(header: Mapping[str, list[Any]]) -> list[str]:
 
 
 def summary(incident: str, header: Mapping[str, list[Any]], seq: int, ts_ms: int) -> dict[str, Any]:
-    """The wire summary (SPEC §18) of an incident from its header and head."""
+    """The wire summary (SPEC §18) of an incident from its header and head.
+
+    ``ts_ms`` is the reader's ``updated``: the ts of the last event it may see.
+    """
 
     def get(key: str, default: Any = None) -> Any:
         entry = header.get(key)

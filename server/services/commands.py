@@ -96,6 +96,13 @@ class CommandService:
         return ack_payload(await self._translated(pending))
 
     async def _decide(self, who: Principal, cmd: v1.IncidentCommand) -> EventDraft | AppendResult:
+        # A participant of a cached incident goes straight on (the hot path).
+        # Anyone else is checked against the index before any projection is
+        # loaded, so "not shared with you" and "does not exist" are refused
+        # through the same single lookup, and in the same time.
+        if not self._projections.known_participant(cmd.incident, who.org_id):
+            if not await self._log.participates(cmd.incident, who.org_id):
+                raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")
         state = await self._projections.get(cmd.incident)
         if state is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")

@@ -2,7 +2,9 @@
 
 A restricted event becomes a placeholder for organisations that may not see it:
 same incident, seq, epoch and chain link, nothing else, so gap detection and
-offline chain verification keep working without leaking content.
+offline chain verification keep working without leaking content. The event's
+``salt`` goes only into the full envelope: without it a placeholder's digest
+is a commitment nobody can test a guess against (SPEC section 14.1).
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ from server.domain.events import StoredEvent
 
 
 def envelope(ev: StoredEvent) -> dict[str, Any]:
-    """The wire form of a stored event (SPEC "Events"); key order is the wire's."""
-    return {
+    """The wire form of a stored event (SPEC "Events"); key order is the wire's.
+
+    ``salt`` is left out for an event stored before salts (chain rule 1), so
+    its envelope is byte for byte what it always was.
+    """
+    env = {
         "v": PROTOCOL_VERSION,
         "type": ev.type,
         "incident": ev.incident,
@@ -30,6 +36,9 @@ def envelope(ev: StoredEvent) -> dict[str, Any]:
         "digest": ev.digest,
         "hash": ev.hash,
     }
+    if ev.salt is not None:
+        env["salt"] = ev.salt
+    return env
 
 
 def from_envelope(env: dict[str, Any]) -> StoredEvent:
@@ -49,10 +58,12 @@ def from_envelope(env: dict[str, Any]) -> StoredEvent:
         body=env["body"],
         digest=env["digest"],
         hash=env["hash"],
+        salt=env.get("salt"),
     )
 
 
 def placeholder(ev: StoredEvent) -> dict[str, Any]:
+    """What a reader who may not see ``ev`` gets: the links, never the salt or a time."""
     return {
         "v": PROTOCOL_VERSION,
         "type": RESTRICTED_TYPE,

@@ -153,6 +153,11 @@ class Hub:
 
     async def _follow(self, sub: Subscriber, target: FollowTarget) -> dict[str, Any]:
         incident = target.incident
+        # Membership from the index before any projection load: an incident
+        # not shared with the reader is refused with the same work, and so in
+        # the same time, as one that does not exist (RestApi._visible_state).
+        if not await self._log.participates(incident, sub.org):
+            return {"status": ErrorCode.NOT_FOUND.code}
         state = await self._projections.get(incident)
         if state is None or not state.participates(sub.org):
             return {"status": ErrorCode.NOT_FOUND.code}

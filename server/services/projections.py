@@ -125,6 +125,11 @@ class Projections:
     def cached(self, incident: str) -> bool:
         return incident in self._states
 
+    def known_participant(self, incident: str, org: str) -> bool:
+        """Whether a cached state already shows ``org`` taking part (no I/O)."""
+        state = self._states.get(incident)
+        return state is not None and state.participates(org)
+
     def stats(self) -> dict[str, int]:
         """Sizes of what this cache holds, for tests and /healthz-style probes."""
         return {

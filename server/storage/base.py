@@ -162,6 +162,15 @@ class EventLog(Protocol):
         """Every incident with a log, oldest first."""
         ...
 
+    async def participates(self, incident: str, org: str) -> bool:
+        """Whether ``org`` takes part in ``incident``, from the index: one lookup.
+
+        The same lookup answers for an incident that does not exist and for
+        one the organisation is not in, so a refusal takes the same time and
+        work either way (no projection is loaded before it; SPEC section 18).
+        """
+        ...
+
     async def list_incidents(self, query: IncidentQuery) -> IncidentPage:
         """A page of the incident index, most recently updated first.
 

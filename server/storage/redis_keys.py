@@ -15,12 +15,22 @@ INCIDENTS = PREFIX + "incidents"
 #: of the incident index. Updated right after each append (ZADD GT, so nodes
 #: racing can only move it forward); the head hash stays the truth for seq.
 INDEX = PREFIX + "index:updated"
+#: Set once every incident stored before per-organisation index orders has
+#: been put in them (``RedisEventLog._index_missing``), so a start skips it.
+ORG_INDEX_BUILT = PREFIX + "index:org-built"
 #: Token secret shared by every node when none is configured.
 SECRET = PREFIX + "secret"
 #: Directory hashes: org id -> msgpack, user id -> msgpack, username -> user id.
 ORGS = PREFIX + "orgs"
 USERS = PREFIX + "users"
 USERNAMES = PREFIX + "usernames"
+
+
+def org_index_key(org: str) -> str:
+    """ZSET of the incidents ``org`` takes part in, scored by the ts of the last
+    event it may see: its index order and ``updated``. A restricted event moves
+    only the organisations that see it (ZADD GT, as INDEX)."""
+    return f"{PREFIX}index:org:{org}"
 
 
 def log_key(incident: str) -> str:

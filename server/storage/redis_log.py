@@ -181,6 +181,10 @@ class RedisEventLog(RedisLogReader):
         self._script = self.redis.register_script(APPEND_LUA)
         self._header_script = self.redis.register_script(HEADER_LUA)
         self._heads: dict[str, ChainHead] = {}
+        #: Participating organisations per incident, cached beside the head and
+        #: forgotten with it: an append that succeeded on the cached head saw
+        #: every header event before it, so the cache is current.
+        self._orgs: dict[str, set[str]] = {}
         self._queue = GroupCommitQueue(self._commit, config.max_batch, "redis-writer")
 
     async def start(self) -> None:
@@ -235,7 +239,7 @@ class RedisEventLog(RedisLogReader):
             error = exc
         except (RedisError, OSError, StorageUnavailable) as exc:
             error = exc if isinstance(exc, StorageUnavailable) else StorageUnavailable(str(exc))
-        self._heads.pop(incident, None)
+        self._forget(incident)
         log.warning("append of %d events to %s failed: %r", len(run), incident, error)
         for _, fut in run:
             fail(fut, error)
@@ -319,12 +323,16 @@ class RedisEventLog(RedisLogReader):
         if reply[0] == b"ok":
             self._heads[incident] = cursor
             self._deliver(incident, events)  # before the acks: an ack never overtakes
-            await self._touch_index(incident, cursor.ts_ms)
+            await self._touch_index(incident, events)
             for (_, fut), ev in zip(run, events, strict=True):
                 settle(fut, AppendResult(ev, duplicate=False))
             return True
-        self._heads.pop(incident, None)  # "moved" or "dup": look again
+        self._forget(incident)  # "moved" or "dup": look again
         return False
+
+    def _forget(self, incident: str) -> None:
+        self._heads.pop(incident, None)
+        self._orgs.pop(incident, None)
 
     async def _eval(self, incident: str, args: list[str | int | bytes]) -> list[bytes]:
         """Run append.lua; StorageOutcomeUnknown if it was sent but not answered."""
@@ -360,14 +368,34 @@ class RedisEventLog(RedisLogReader):
             raise StorageOutcomeUnknown(f"no answer to the append on {incident}: {exc}") from exc
         return list(reply)
 
-    async def _touch_index(self, incident: str, ts_ms: int) -> None:
-        """Move the incident up the index order. A failure here leaves the order
-        behind until the incident's next append; the events are stored, so it
-        is logged, not raised."""
+    async def _touch_index(self, incident: str, events: list[StoredEvent]) -> None:
+        """Move the incident up the index orders: the global one, and each
+        organisation's that sees one of the events. A failure here leaves the
+        order behind until the incident's next append; the events are stored,
+        so it is logged, not raised."""
         try:
-            await self.redis.zadd(keys.INDEX, {incident: ts_ms}, gt=True)
+            orgs = await self._orgs_after(incident, events)
+            per_org = _last_seen_per_org(events, orgs)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                _ = pipe.zadd(keys.INDEX, {incident: events[-1].ts_ms}, gt=True)
+                for org, ts in per_org.items():
+                    _ = pipe.zadd(keys.org_index_key(org), {incident: ts}, gt=True)
+                await pipe.execute()
         except (RedisError, OSError):
-            log.exception("incident index: could not move %s to %d", incident, ts_ms)
+            log.exception("incident index: could not move %s to %d", incident, events[-1].ts_ms)
+
+    async def _orgs_after(self, incident: str, events: list[StoredEvent]) -> set[str]:
+        """The incident's organisations once ``events`` (just stored) are applied."""
+        orgs = self._orgs.get(incident)
+        if orgs is None:
+            # Read after the append: its header events are in the summary.
+            names: Any = await self.redis.hkeys(keys.summary_key(incident))
+            orgs = {n.decode()[len("org:") :] for n in names if n.startswith(b"org:")}
+            self._orgs[incident] = orgs
+            return orgs
+        for ev in events:
+            orgs.update(k[len("org:") :] for k, _ in summary.changes(ev) if k.startswith("org:"))
+        return orgs
 
     async def _index_missing(self) -> None:
         """Index incidents stored before the index existed (a one-off on upgrade).
@@ -381,8 +409,28 @@ class RedisEventLog(RedisLogReader):
             indexed: Any = await self.redis.zrange(keys.INDEX, 0, -1)
             for member in set(logs) - set(indexed):
                 await self._index_one(member.decode())
+            if not await self.redis.exists(keys.ORG_INDEX_BUILT):
+                for member in logs:
+                    await self._index_orgs(member.decode())
+                await self.redis.set(keys.ORG_INDEX_BUILT, "1")
+                log.info("incident index: per-organisation orders built for %d", len(logs))
         except (RedisError, OSError, StorageUnavailable):
             log.exception("incident index: could not index older incidents at start")
+
+    async def _index_orgs(self, incident: str) -> None:
+        """Put an incident in its organisations' index orders, from its whole log."""
+        events: list[StoredEvent] = []
+        while batch := await self.read(incident, events[-1].seq if events else 0, 1_000):
+            events += batch
+        if not events:
+            return
+        header: summary.Header = {}
+        summary.merge(header, events)
+        per_org = _last_seen_per_org(events, set(summary.orgs_of(header)))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for org, ts in per_org.items():
+                _ = pipe.zadd(keys.org_index_key(org), {incident: ts}, gt=True)
+            await pipe.execute()
 
     async def _index_one(self, incident: str) -> None:
         fields: Any = await self.redis.hmget(keys.head_key(incident), ["hash", "ts"])
@@ -399,6 +447,7 @@ class RedisEventLog(RedisLogReader):
             args=[head_hash.decode(), *header],
         )
         await self.redis.zadd(keys.INDEX, {incident: int(ts)}, gt=True)
+        await self._index_orgs(incident)
         log.info("indexed incident %s stored before the incident index", incident)
 
     async def _head_for_write(self, incident: str) -> ChainHead | None:
@@ -444,6 +493,13 @@ class RedisEventLog(RedisLogReader):
             raise StorageUnavailable(str(exc)) from exc
         return [m.decode() for m in members]
 
+    async def participates(self, incident: str, org: str) -> bool:
+        try:
+            found: Any = await self.redis.hexists(keys.summary_key(incident), "org:" + org)
+        except (RedisError, OSError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        return bool(found)
+
     async def list_incidents(self, query: IncidentQuery) -> IncidentPage:
         """Walk the index order from the cursor, filtering each entry's summary.
 
@@ -460,7 +516,12 @@ class RedisEventLog(RedisLogReader):
         try:
             while scanned < INDEX_SCAN:
                 entries: Any = await self.redis.zrevrangebyscore(
-                    keys.INDEX, high, low, start=offset, num=chunk, withscores=True
+                    keys.org_index_key(query.org),
+                    high,
+                    low,
+                    start=offset,
+                    num=chunk,
+                    withscores=True,
                 )
                 offset += len(entries)
                 batch = [(int(score), m.decode()) for m, score in entries]
@@ -480,23 +541,33 @@ class RedisEventLog(RedisLogReader):
         return IncidentPage([e for _, e in found], position)
 
     async def _summaries(self, batch: list[IndexCursor]) -> list[dict[str, Any] | None]:
-        """Summaries of a batch of index entries, in one round trip."""
+        """Summaries of a batch of one organisation's index entries, in one round
+        trip; ``updated`` is the entry's score, the ts of the last event it sees."""
         if not batch:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for _, incident in batch:
                 _ = pipe.hgetall(keys.summary_key(incident))  # queued, not sent
-                _ = pipe.hmget(keys.head_key(incident), ["seq", "ts"])
+                _ = pipe.hget(keys.head_key(incident), "seq")
             replies: list[Any] = await pipe.execute()
         out: list[dict[str, Any] | None] = []
-        for i, (_, incident) in enumerate(batch):
-            raw, (seq, ts) = replies[2 * i], replies[2 * i + 1]
+        for i, (updated, incident) in enumerate(batch):
+            raw, seq = replies[2 * i], replies[2 * i + 1]
             out.append(
-                summary.summary(incident, _decode_header(raw), int(seq), int(ts))
+                summary.summary(incident, _decode_header(raw), int(seq), updated)
                 if raw and seq is not None
                 else None
             )
         return out
+
+
+def _last_seen_per_org(events: list[StoredEvent], orgs: set[str]) -> dict[str, int]:
+    """Per organisation, the ts of the last of ``events`` it may see."""
+    public, per_org = summary.last_seen(events)
+    if public is not None:
+        for org in orgs:
+            per_org[org] = max(per_org.get(org, 0), public)
+    return per_org
 
 
 def _header_args(events: list[StoredEvent]) -> list[Any]:

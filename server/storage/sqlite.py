@@ -68,12 +68,14 @@ CREATE TABLE IF NOT EXISTS events (
     body       BLOB NOT NULL,
     digest     TEXT NOT NULL,
     hash       TEXT NOT NULL,
+    salt       TEXT,
     PRIMARY KEY (incident, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS events_idempotency ON events (actor_user, client_id);
 -- The incident index (GET /api/v1/incidents): header per incident (see
--- server/domain/summary.py), its orgs, and the head (logs) for order and seq.
--- Written in the same transaction as the events it summarises.
+-- server/domain/summary.py), its orgs with the ts of the last event each may
+-- see (its order and ``updated``), and the head (logs) for seq. Written in
+-- the same transaction as the events it summarises.
 CREATE TABLE IF NOT EXISTS incident_index (
     incident TEXT PRIMARY KEY,
     header   BLOB NOT NULL,
@@ -82,12 +84,38 @@ CREATE TABLE IF NOT EXISTS incident_index (
     category TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS incident_orgs (
-    org      TEXT NOT NULL,
-    incident TEXT NOT NULL,
+    org        TEXT NOT NULL,
+    incident   TEXT NOT NULL,
+    updated_ts INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (org, incident)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS logs_by_update ON logs (head_ts, incident);
 """
+
+#: After the upgrade of an older file (``_Writer._add_updated_column``): an
+#: organisation's list in ``updated`` order, and an incident's organisations
+#: (a public event moves all of them: without it, a scan of the table).
+ORDER_INDEX = """
+CREATE INDEX IF NOT EXISTS incident_orgs_by_update ON incident_orgs (org, updated_ts, incident);
+CREATE INDEX IF NOT EXISTS incident_orgs_by_incident ON incident_orgs (incident);
+"""
+
+#: Each organisation's ``updated``: the ts of the last event it may see.
+_BACKFILL_UPDATED = """
+UPDATE incident_orgs SET updated_ts = coalesce((
+    SELECT max(e.ts_ms) FROM events e WHERE e.incident = incident_orgs.incident
+    AND (e.visibility IS NULL
+         OR EXISTS (SELECT 1 FROM json_each(e.visibility) j WHERE j.value = incident_orgs.org))
+), 0)
+"""
+
+#: The ts of an incident's last public event: where an organisation joining starts.
+#: Walks back from the head and stops at the first public event: at once, as
+#: the header event that adds an organisation is public and already inserted.
+_PUBLIC_TS = (
+    "SELECT coalesce((SELECT ts_ms FROM events WHERE incident = ? AND visibility IS NULL"
+    " ORDER BY seq DESC LIMIT 1), 0)"
+)
 
 _HEADER_TYPES_SQL = ",".join(f"'{t}'" for t in sorted(summary.HEADER_TYPES))
 
@@ -140,8 +168,39 @@ class _Writer:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={config.synchronous}")
         self.db.executescript(SCHEMA)
+        self._add_salt_column()
+        self._add_updated_column()
+        self.db.executescript(ORDER_INDEX)
         self.heads: dict[str, ChainHead] = {}
         self._index_missing()
+
+    def _add_salt_column(self) -> None:
+        """Give a data directory from before chain salts its ``salt`` column.
+
+        Its rows stay NULL: those events keep chain rule 1 (chain.py), so
+        nothing is rewritten and every stored digest and hash stays valid.
+        """
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(events)")}
+        if "salt" not in columns:
+            self.db.execute("ALTER TABLE events ADD COLUMN salt TEXT")
+            log.info("events table: added the salt column (older events keep chain rule 1)")
+
+    def _add_updated_column(self) -> None:
+        """Give an index from before per-organisation ``updated`` its column, filled.
+
+        It used to hold one head ts for everyone, which told an NGO when a
+        police-only event was stored. A one-off over the events, on upgrade.
+        """
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(incident_orgs)")}
+        if "updated_ts" in columns:
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self.db.execute(
+            "ALTER TABLE incident_orgs ADD COLUMN updated_ts INTEGER NOT NULL DEFAULT 0"
+        )
+        self.db.execute(_BACKFILL_UPDATED)
+        self.db.execute("COMMIT")
+        log.info("incident index: per-organisation updated times filled in")
 
     def _index_missing(self) -> None:
         """Index incidents stored before the index existed (a one-off on upgrade)."""
@@ -162,6 +221,8 @@ class _Writer:
                 (incident,),
             )
             self._index(incident, [_row_to_event(row) for row in rows])
+        marks = ",".join("?" * len(missing))
+        self.db.execute(f"{_BACKFILL_UPDATED} WHERE incident IN ({marks})", missing)
         self.db.execute("COMMIT")
         log.info("indexed %d incidents stored before the incident index", len(missing))
 
@@ -178,9 +239,13 @@ class _Writer:
             "INSERT OR REPLACE INTO incident_index VALUES (?, ?, ?, ?, ?)",
             (incident, orjson.dumps(header), wire["title"], wire["status"], wire["category"]),
         )
+        # An organisation that joins sees every public event from then on:
+        # its ``updated`` starts at the last of them (this batch's included,
+        # its rows are inserted by now). Only on header events, which are rare.
+        (public_ts,) = self.db.execute(_PUBLIC_TS, (incident,)).fetchone()
         self.db.executemany(
-            "INSERT OR IGNORE INTO incident_orgs VALUES (?, ?)",
-            [(org, incident) for org in wire["orgs"]],
+            "INSERT OR IGNORE INTO incident_orgs VALUES (?, ?, ?)",
+            [(org, incident, public_ts) for org in wire["orgs"]],
         )
 
     def _head(self, incident: str) -> ChainHead | None:
@@ -247,14 +312,30 @@ class _Writer:
         return results
 
     def _index_batch(self, results: Sequence[AppendResult | Exception]) -> None:
-        """Header events of this batch into the index; every other event only moved a head."""
+        """Header events of this batch into the index, then every event into the
+        ``updated`` of the organisations that see it."""
         by_incident: dict[str, list[StoredEvent]] = {}
         for r in results:
             if isinstance(r, AppendResult) and not r.duplicate:
-                if r.event.type in summary.HEADER_TYPES:
-                    by_incident.setdefault(r.event.incident, []).append(r.event)
+                by_incident.setdefault(r.event.incident, []).append(r.event)
         for incident, events in by_incident.items():
-            self._index(incident, events)
+            header_events = [ev for ev in events if ev.type in summary.HEADER_TYPES]
+            if header_events:
+                self._index(incident, header_events)
+            self._touch_orgs(incident, events)
+
+    def _touch_orgs(self, incident: str, events: Sequence[StoredEvent]) -> None:
+        public, restricted = summary.last_seen(events)
+        if public is not None:
+            self.db.execute(
+                "UPDATE incident_orgs SET updated_ts = max(updated_ts, ?) WHERE incident = ?",
+                (public, incident),
+            )
+        self.db.executemany(
+            "UPDATE incident_orgs SET updated_ts = max(updated_ts, ?)"
+            " WHERE org = ? AND incident = ?",
+            [(ts, org, incident) for org, ts in restricted.items()],
+        )
 
     def _store(
         self,
@@ -432,9 +513,15 @@ class SqliteEventLog:
         rows = await self._query("SELECT incident FROM logs ORDER BY created_ms, incident", ())
         return [row[0] for row in rows]
 
+    async def participates(self, incident: str, org: str) -> bool:
+        rows = await self._query(
+            "SELECT 1 FROM incident_orgs WHERE org = ? AND incident = ?", (org, incident)
+        )
+        return bool(rows)
+
     async def list_incidents(self, query: IncidentQuery) -> IncidentPage:
         sql = [
-            "SELECT l.incident, l.head_seq, l.head_ts, i.header FROM incident_orgs o"
+            "SELECT l.incident, l.head_seq, o.updated_ts, i.header FROM incident_orgs o"
             " JOIN logs l ON l.incident = o.incident"
             " JOIN incident_index i ON i.incident = o.incident WHERE o.org = ?"
         ]
@@ -449,12 +536,12 @@ class SqliteEventLog:
             sql.append("AND instr(py_lower(i.title), ?) > 0")
             args.append(query.text)
         if query.updated_after is not None:
-            sql.append("AND l.head_ts > ?")
+            sql.append("AND o.updated_ts > ?")
             args.append(query.updated_after)
         if query.after is not None:
-            sql.append("AND (l.head_ts < ? OR (l.head_ts = ? AND l.incident < ?))")
+            sql.append("AND (o.updated_ts < ? OR (o.updated_ts = ? AND o.incident < ?))")
             args += [query.after[0], query.after[0], query.after[1]]
-        sql.append("ORDER BY l.head_ts DESC, l.incident DESC LIMIT ?")
+        sql.append("ORDER BY o.updated_ts DESC, o.incident DESC LIMIT ?")
         args.append(query.limit + 1)
         rows = await self._query(" ".join(sql), tuple(args))
         page = [summary.summary(r[0], orjson.loads(r[3]), r[1], r[2]) for r in rows]

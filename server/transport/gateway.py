@@ -23,7 +23,7 @@ import orjson
 import socketio
 from socketio import packet as sio_packet
 
-from protocol import PROTOCOL_VERSION, SUPPORTED_VERSIONS, v1
+from protocol import CHAIN_RULE, PROTOCOL_VERSION, SUPPORTED_VERSIONS, v1
 from protocol.codec import Codec, check_decoded, codec_for
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.fields import Fields
@@ -414,6 +414,7 @@ class Gateway:
                 "role": principal.role.value,
                 "name": principal.name,
             },
+            "chain": CHAIN_RULE,
         }
         # Queued after the CONNECT packet, which python-socketio sends when
         # this handler returns (no await yields in between).

@@ -301,7 +301,16 @@ class RestApi:
         return json_response({"ok": True, **await self.commands.execute(who, cmd)}, 201)
 
     async def _visible_state(self, request: web.Request, who: Principal) -> Any:
-        state = await self.projections.get(request.match_info["id"])
+        """The projection, for a participant; one refusal for absent and not shared.
+
+        Membership comes from the index first: loading the projection of an
+        incident the reader is not in would make its refusal slower than one
+        for an incident that does not exist, and tell them that it does.
+        """
+        incident = request.match_info["id"]
+        if not await self.log.participates(incident, who.org_id):
+            raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")
+        state = await self.projections.get(incident)
         if state is None or not state.participates(who.org_id):
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")
         return state

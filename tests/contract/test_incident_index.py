@@ -62,13 +62,14 @@ async def create(
     await store.append(make(incident, "create-" + incident, "incident.created", body))
 
 
-async def projected(store: EventLog, incident: str) -> dict[str, Any]:
+async def projected(store: EventLog, incident: str, org: str) -> dict[str, Any]:
+    """The projection's summary as ``org`` sees it."""
     head = await store.head(incident)
     assert head is not None
     state = IncidentState(id=incident, epoch=head.epoch)
     for ev in await store.read(incident, 0, 1_000):
         state.apply(ev)
-    return state.summary()
+    return state.summary(org)
 
 
 async def next_millisecond(store: EventLog, incident: str) -> None:
@@ -100,10 +101,32 @@ async def test_summary_equals_the_projection(log: EventLog) -> None:  # noqa: F8
     police = ("o1",)
     await log.append(make("inc1", "m2", "message.posted", {"text": "x"}, visibility=police))
     page = await log.list_incidents(IncidentQuery(org="o2"))
-    assert page.incidents == [await projected(log, "inc1")]
+    assert page.incidents == [await projected(log, "inc1", "o2")]
     assert page.next is None
+    police_page = await log.list_incidents(IncidentQuery(org="o1"))
+    assert police_page.incidents == [await projected(log, "inc1", "o1")]
     assert page.incidents[0]["orgs"] == ["o1", "o2", "o3"]
     assert page.incidents[0]["status"] == "open"
+
+
+async def test_a_restricted_event_moves_updated_only_for_who_sees_it(log: EventLog) -> None:  # noqa: F811
+    """Neither ``updated`` nor the order tells an NGO that a police-only event was stored."""
+    await create(log, "quiet")
+    await next_millisecond(log, "quiet")
+    await create(log, "busy")
+    await next_millisecond(log, "busy")
+    before = {o: (await log.list_incidents(IncidentQuery(org=o))).incidents for o in ("o1", "o2")}
+    assert [s["id"] for s in before["o2"]] == ["busy", "quiet"]
+    note = make("quiet", "n1", "message.posted", {"text": "x"}, visibility=("o1",))
+    stored = (await log.append(note)).event
+    ngo = (await log.list_incidents(IncidentQuery(org="o2"))).incidents
+    assert [s["id"] for s in ngo] == ["busy", "quiet"], "the order did not move for o2"
+    assert [s["updated"] for s in ngo] == [s["updated"] for s in before["o2"]]
+    polled = IncidentQuery(org="o2", updated_after=before["o2"][0]["updated"])
+    assert (await log.list_incidents(polled)).incidents == []
+    police = (await log.list_incidents(IncidentQuery(org="o1"))).incidents
+    assert (police[0]["id"], police[0]["updated"]) == ("quiet", stored.ts_ms)
+    assert ngo[1] == await projected(log, "quiet", "o2")
 
 
 async def test_only_participants_see_an_incident(log: EventLog) -> None:  # noqa: F811
@@ -153,13 +176,20 @@ async def test_filters(log: EventLog) -> None:  # noqa: F811
     assert await ids(updated_after=since) == ["a"]
 
 
-async def test_restricted_events_move_the_head(log: EventLog) -> None:  # noqa: F811
-    """Today's semantics: ``seq``/``updated`` are the head, of any visibility."""
+async def test_restricted_events_move_the_seq_but_only_their_readers_updated(
+    log: EventLog,  # noqa: F811
+) -> None:
+    """``seq`` is the head, of any visibility (a placeholder is there for all);
+    ``updated`` is the ts of the last event the reader may see (SPEC section 18)."""
     await create(log, "a")
+    [created] = await log.read("a", 0, 1)
+    await next_millisecond(log, "a")
     result = await log.append(
         make("a", "p", "message.posted", {"text": "police only"}, visibility=("o1",))
     )
     [entry] = (await log.list_incidents(IncidentQuery(org="o2"))).incidents
+    assert (entry["seq"], entry["updated"]) == (2, created.ts_ms)
+    [entry] = (await log.list_incidents(IncidentQuery(org="o1"))).incidents
     assert (entry["seq"], entry["updated"]) == (2, result.event.ts_ms)
 
 
@@ -167,7 +197,10 @@ async def test_sqlite_indexes_a_log_written_before_the_index(tmp_path: Path) -> 
     async with running(embedded_settings(tmp_path)) as first:
         await create(first.log, "old")
         await first.log.append(make("old", "s", "incident.status_changed", {"status": "open"}))
-        expected = await projected(first.log, "old")
+        await next_millisecond(first.log, "old")
+        police = make("old", "p", "message.posted", {"text": "x"}, visibility=("o1",))
+        await first.log.append(police)
+        expected = await projected(first.log, "old", "o2")
     with sqlite3.connect(tmp_path / "events.db") as db:
         db.execute("DELETE FROM incident_index")
         db.execute("DELETE FROM incident_orgs")
@@ -192,7 +225,7 @@ async def test_redis_nodes_writing_one_header_converge(redis_server: RedisServer
             ]
             await _together(nodes, changes)
         page = await nodes[1].list_incidents(IncidentQuery(org="o1"))
-        assert page.incidents == [await projected(nodes[0], "inc")]
+        assert page.incidents == [await projected(nodes[0], "inc", "o1")]
 
 
 async def test_redis_indexes_logs_written_before_the_index(redis_server: RedisServer) -> None:
@@ -200,9 +233,14 @@ async def test_redis_indexes_logs_written_before_the_index(redis_server: RedisSe
     async with running(redis_settings(redis_server, "old")) as first:
         await create(first.log, "old")
         await first.log.append(make("old", "s", "incident.status_changed", {"status": "open"}))
-        expected = await projected(first.log, "old")
+        await next_millisecond(first.log, "old")
+        police = make("old", "p", "message.posted", {"text": "x"}, visibility=("o1",))
+        await first.log.append(police)
+        expected = await projected(first.log, "old", "o2")
     client = aioredis.Redis.from_url(redis_server.url)
+    # As a Redis written before the index, and before its per-organisation orders.
     await client.delete("liaison:index:updated", "liaison:{old}:summary")
+    await client.delete("liaison:index:org:o1", "liaison:index:org:o2", "liaison:index:org-built")
     await client.aclose()
     async with running(redis_settings(redis_server, "new")) as second:
         assert (await second.log.list_incidents(IncidentQuery(org="o2"))).incidents == [expected]
@@ -228,3 +266,23 @@ async def test_redis_short_pages_still_reach_every_entry(
 
 async def _together(nodes: list[EventLog], drafts: list[EventDraft]) -> None:
     await asyncio.gather(*(n.append(d) for n, d in zip(nodes, drafts, strict=True)))
+
+
+async def test_redis_an_organisation_added_by_another_node_gets_the_next_update(
+    redis_server: RedisServer,
+) -> None:
+    """A node caches an incident's organisations beside its head; an org added
+    through another node must still have its ``updated`` moved by this node."""
+    redis_server.flush()
+    async with (
+        running(redis_settings(redis_server, "n1")) as n1,
+        running(redis_settings(redis_server, "n2")) as n2,
+    ):
+        await create(n1.log, "inc")
+        await n1.log.append(make("inc", "m0", "message.posted", {"text": "cached"}))
+        await n2.log.append(make("inc", "join", "incident.updated", {"add_orgs": ["o3"]}))
+        await next_millisecond(n1.log, "inc")
+        last = (await n1.log.append(make("inc", "m1", "message.posted", {"text": "x"}))).event
+        [entry] = (await n1.log.list_incidents(IncidentQuery(org="o3"))).incidents
+        assert entry["updated"] == last.ts_ms
+        assert entry == await projected(n1.log, "inc", "o3")
