@@ -58,6 +58,18 @@ class Settings:
     #: https://tile.example.org/{z}/{x}/{y}.png. Empty: the map shows positions
     #: on a plain grid, with no tile server contacted.
     tile_url: str = ""
+    #: Failed logins per username within login_window_s before back-off
+    #: (1 s, doubling, at most the window) answers ``rate_limited``.
+    login_max_failures: int = 5
+    #: The same per client address. Higher than per username: a dispatch
+    #: centre's phones and desks often share one address behind NAT.
+    login_address_max_failures: int = 20
+    #: Seconds failed logins are remembered, from a key's first failure.
+    login_window_s: float = 900.0
+    #: Addresses of reverse proxies (nginx) whose X-Forwarded-For is believed
+    #: for the client address that login throttling counts. Empty: the peer
+    #: address is the client, and X-Forwarded-For is ignored (anyone can send it).
+    trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.sqlite_synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):
@@ -68,6 +80,10 @@ class Settings:
             raise ValueError("LIAISON_PROJECTION_CACHE must be at least 1")
         if self.max_pending_bytes < 64 * 1024:
             raise ValueError("LIAISON_MAX_PENDING_BYTES must be at least 65536")
+        if min(self.login_max_failures, self.login_address_max_failures) < 1:
+            raise ValueError("LIAISON_LOGIN_*MAX_FAILURES must be at least 1")
+        if self.login_window_s <= 0:
+            raise ValueError("LIAISON_LOGIN_WINDOW_S must be positive")
 
     @classmethod
     def from_env(
@@ -140,6 +156,10 @@ HELP: dict[str, str] = {
     "log_level": "DEBUG, INFO, WARNING or ERROR",
     "demo": "seed demo organisations, users and an incident at start (idempotent)",
     "tile_url": "map tile URL template ({z}/{x}/{y}) for the browser; empty: a plain grid",
+    "login_max_failures": "failed logins per username in the window before rate_limited",
+    "login_address_max_failures": "failed logins per client address in the window",
+    "login_window_s": "seconds failed logins are remembered (back-off 1 s doubling, at most this)",
+    "trusted_proxies": "comma-separated proxy addresses whose X-Forwarded-For names the client",
 }
 
 

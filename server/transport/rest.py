@@ -7,7 +7,6 @@ retryable}}`` with the HTTP status of ``STATUS``.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import time
@@ -22,7 +21,7 @@ from protocol.codec import check_decoded
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.fields import Fields
 from protocol.limits import Limits
-from server.auth import TokenSigner, check_password
+from server.auth import TokenSigner
 from server.domain.model import Org, Principal, Role
 from server.errors import StorageUnavailable
 from server.fanout.base import Presence
@@ -32,6 +31,7 @@ from server.services.envelope import for_org
 from server.services.projections import Projections
 from server.storage.base import EventLog, IncidentQuery, IndexCursor
 from server.storage.directory import Directory, DirectoryConflict
+from server.transport.login_guard import LoginGuard
 
 STATUS = {
     ErrorCode.MALFORMED: 400,
@@ -56,12 +56,6 @@ STATUS = {
 
 log = logging.getLogger(__name__)
 
-#: Checked against when the username is unknown, so both answers take as long.
-_TIMING_EQUALISER = (
-    "scrypt$1f25f4a3a8a5382312ec796c1d695c15$"
-    "d74535968361616b250df5551972880af9260572990723ae07979421340c03a1"
-)
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -70,7 +64,10 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 
 def error_response(err: ProtocolError) -> web.Response:
-    return json_response({"error": err.to_wire()}, STATUS[err.code])
+    response = json_response({"error": err.to_wire()}, STATUS[err.code])
+    if err.code is ErrorCode.RATE_LIMITED and err.detail and "retry_after" in err.detail:
+        response.headers["Retry-After"] = str(err.detail["retry_after"])
+    return response
 
 
 @web.middleware
@@ -136,8 +133,9 @@ class RestApi:
         limits: Limits,
         presence: Presence,
         health: Callable[[], dict[str, Any]],
+        login_guard: LoginGuard,
     ) -> None:
-        self.presence, self.health = presence, health
+        self.presence, self.health, self.login_guard = presence, health, login_guard
         self.log, self.projections, self.commands = log, projections, commands
         self.directory, self.signer, self.limits = directory, signer, limits
 
@@ -202,22 +200,15 @@ class RestApi:
             "status": "ok" if healthy else "degraded",
             "time": int(time.time() * 1000),
             **backend,
+            # Full directory re-reads: a login miss must not cause one.
+            "directory_reloads": self.directory.reloads,
         }
         return json_response(health, 200 if healthy else 503)
 
     async def login(self, request: web.Request) -> web.Response:
         f = Fields(await self.body(request), "", self.limits)
         username, password = f.req_str("username"), f.req_str("password")
-        user = self.directory.by_username(username)
-        if user is None:  # perhaps just added with the CLI
-            await self.directory.reload()
-            user = self.directory.by_username(username)
-        stored = user.password_hash if user else _TIMING_EQUALISER
-        ok = await asyncio.get_running_loop().run_in_executor(
-            None, check_password, password, stored
-        )
-        if user is None or not ok or user.disabled:
-            raise ProtocolError(ErrorCode.UNAUTHENTICATED, "wrong username or password")
+        user = await self.login_guard.authenticate(request, username, password)
         token, exp = self.signer.issue(user.id)
         return json_response({"token": token, "expires": exp, "user": user.to_wire()})
 
