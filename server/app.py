@@ -27,6 +27,7 @@ from server.settings import Settings
 from server.storage.base import EventLog
 from server.storage.directory import Directory
 from server.throttle import ThrottleRule
+from server.transport.api_headers import add_api_headers
 from server.transport.engineio_tuning import tune_engineio
 from server.transport.gateway import Gateway
 from server.transport.http_log import quiet_bad_http_requests
@@ -107,6 +108,7 @@ def create_app(settings: Settings) -> web.Application:
         ),
     )
     app.add_routes(rest.routes())
+    add_api_headers(app)
     _add_client_routes(app)
     app.cleanup_ctx.append(partial(_storage_ctx, backends, components))
 

@@ -70,6 +70,12 @@ class Settings:
     #: for the client address that login throttling counts. Empty: the peer
     #: address is the client, and X-Forwarded-For is ignored (anyone can send it).
     trusted_proxies: tuple[str, ...] = ()
+    #: Seconds a connection may take to send a request's headers, or stay idle
+    #: between requests (aiohttp's keep-alive timer, which also runs while
+    #: headers are incomplete). aiohttp's default was 75 s under run_app, 3630 s
+    #: otherwise: 1,000 connections with partial headers were held indefinitely.
+    #: A running request (a long poll, a WebSocket) is not cut by it.
+    http_header_timeout_s: float = 15.0
 
     def __post_init__(self) -> None:
         if self.sqlite_synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):
@@ -82,6 +88,8 @@ class Settings:
             raise ValueError("LIAISON_MAX_PENDING_BYTES must be at least 65536")
         if min(self.login_max_failures, self.login_address_max_failures) < 1:
             raise ValueError("LIAISON_LOGIN_*MAX_FAILURES must be at least 1")
+        if self.http_header_timeout_s <= 0:
+            raise ValueError("LIAISON_HTTP_HEADER_TIMEOUT_S must be positive")
         if self.login_window_s <= 0:
             raise ValueError("LIAISON_LOGIN_WINDOW_S must be positive")
 
@@ -160,6 +168,7 @@ HELP: dict[str, str] = {
     "login_address_max_failures": "failed logins per client address in the window",
     "login_window_s": "seconds failed logins are remembered (back-off 1 s doubling, at most this)",
     "trusted_proxies": "comma-separated proxy addresses whose X-Forwarded-For names the client",
+    "http_header_timeout_s": "seconds to send request headers, or stay idle, before a hang-up",
 }
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from server.domain.model import Org, Principal, Role
+from server.storage.files import private_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +233,7 @@ class SqliteDirectoryStorage:
 
     async def open(self) -> None:
         def connect() -> sqlite3.Connection:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite(self.path)
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)

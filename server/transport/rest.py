@@ -7,6 +7,7 @@ retryable}}`` with the HTTP status of ``STATUS``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import time
@@ -101,6 +102,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(ProtocolError(ErrorCode.INTERNAL))
 
 
+#: Seconds a client may take to send a request body (at most 1 MiB): a body
+#: trickled byte by byte must not hold a handler for ever.
+BODY_TIMEOUT_S = 15.0
+
 #: Incidents per page of GET /api/v1/incidents when no ``limit`` is given.
 LIST_PAGE = 200
 
@@ -169,7 +174,13 @@ class RestApi:
         return who
 
     async def body(self, request: web.Request) -> Any:
-        raw = await request.read()
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT_S):
+                raw = await request.read()
+        except TimeoutError as exc:
+            raise ProtocolError(
+                ErrorCode.MALFORMED, "the request body did not arrive in time"
+            ) from exc
         if len(raw) > self.limits.max_frame_bytes:
             raise ProtocolError(ErrorCode.TOO_LARGE, detail={"limit": self.limits.max_frame_bytes})
         try:
