@@ -24,6 +24,7 @@ from protocol.fields import Fields
 from protocol.limits import Limits
 from server.auth import TokenSigner
 from server.domain.model import Org, Principal, Role
+from server.domain.presence_view import visible_online
 from server.errors import StorageUnavailable
 from server.fanout.base import Presence
 from server.services.admin import create_user
@@ -312,7 +313,8 @@ class RestApi:
         who = self.principal(request)
         state = await self._visible_state(request, who)
         view = state.view(who.org_id, int(time.time() * 1000))
-        view["online"] = await self.presence.online(state.id)
+        online = await self.presence.online(state.id)
+        view["online"] = visible_online(state, who.org_id, online, self.directory)
         return json_response(view)
 
     async def timeline(self, request: web.Request) -> web.Response:
