@@ -19,6 +19,8 @@ import aiohttp
 import pytest
 
 from tests.conftest import DEMO_PASSWORD, LiaisonServer
+from tests.integration.test_multinode import start_nodes
+from tests.redis_server import RedisServer
 
 LOGIN = "/api/v1/auth/login"
 
@@ -180,3 +182,23 @@ async def test_an_scrypt_hash_becomes_argon2id_at_login(fresh_server: LiaisonSer
     fresh_server.stop()
     fresh_server.start()  # and the new hash is what the next start reads
     assert (await login(fresh_server, "shelter-lead", "old scrypt password"))[0] == 200
+
+
+async def test_on_redis_failures_on_every_node_count_once_and_misses_do_not_reload(
+    own_redis: RedisServer, tmp_path: Path
+) -> None:
+    nodes = start_nodes(own_redis, tmp_path, 2)
+    try:
+        await login(nodes[0], "dispatch", "warm-up")
+        reloads = [(await healthz(node))["directory_reloads"] for node in nodes]
+        for n in range(5):  # a brute force spread over both nodes
+            assert (await login(nodes[n % 2], "officer", "guess"))[0] == 401
+            assert (await login(nodes[n % 2], f"nobody-{n}", "guess"))[0] == 401
+        for node in nodes:
+            status, body, headers = await login(node, "officer", DEMO_PASSWORD)
+            assert (status, body["error"]["code"]) == (429, "rate_limited")
+            assert int(headers["Retry-After"]) >= 1
+        assert [(await healthz(node))["directory_reloads"] for node in nodes] == reloads
+    finally:
+        for node in nodes:
+            node.stop()
