@@ -76,12 +76,17 @@ _TOKEN = re.compile(r"\bv1\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 _QUERY = re.compile(r"\?[^\s\"'<>]*=[^\s\"'<>]*")
 
 
+def sid_tag(sid: str) -> str:
+    """How a session id appears in the logs: a stable short tag, so lines about
+    one session still correlate, from which the id cannot be recovered."""
+    return "sid#" + hashlib.sha256(sid.encode()).hexdigest()[:8]
+
+
 def _sid_tag(match: re.Match[str]) -> str:
-    """A stable short tag, so lines about one session still correlate."""
     value = match.group(0)
     if not (re.search(r"\d", value) and re.search(r"[a-z]", value) and re.search(r"[A-Z]", value)):
         return value  # a word or name, not a random id
-    return "sid#" + hashlib.sha256(value.encode()).hexdigest()[:8]
+    return sid_tag(value)
 
 
 def redact(text: str) -> str:
