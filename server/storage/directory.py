@@ -140,12 +140,21 @@ class Directory:
         await self.storage.close()
 
     async def _refresh(self) -> None:
+        # Once a second now (it was every 5 s, Redis only): one warning per
+        # outage, not one per tick, and a line when it is over.
+        failing = False
         while True:
             await asyncio.sleep(self.refresh_s)
             try:
                 await self.catch_up()
             except Exception as exc:  # storage away: keep serving from memory
-                log.warning("directory refresh failed: %s", exc)
+                if not failing:
+                    log.warning("directory refresh failed (serving from memory): %s", exc)
+                failing = True
+            else:
+                if failing:
+                    log.info("directory refresh works again")
+                failing = False
 
     async def catch_up(self) -> None:
         """Reload if another process or node wrote since the last load; cheap otherwise."""

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from protocol.errors import ErrorCode, ProtocolError
 from server.auth import check_password, hash_password, needs_rehash
+from server.errors import StorageUnavailable
 from server.storage.directory import Directory, User
 from server.throttle import LoginThrottle, ThrottleRule
 
@@ -64,7 +65,10 @@ class LoginGuard:
             )
         user = self.directory.by_username(username)
         if user is None:  # perhaps just added with the CLI: compare the change token
-            await self.directory.catch_up()
+            try:
+                await self.directory.catch_up()
+            except StorageUnavailable as exc:  # answer as for any unknown name
+                log.warning("login: the directory could not be checked for changes: %s", exc)
             user = self.directory.by_username(username)
         loop = asyncio.get_running_loop()
         stored = user.password_hash if user is not None else None
