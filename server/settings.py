@@ -5,6 +5,7 @@ Every setting is documented in README.md ("Settings") and ``liaison --help``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -66,7 +67,7 @@ class Settings:
     login_address_max_failures: int = 20
     #: Seconds failed logins are remembered, from a key's first failure.
     login_window_s: float = 900.0
-    #: Addresses of reverse proxies (nginx) whose X-Forwarded-For is believed
+    #: Addresses or networks (CIDR) of reverse proxies (nginx) whose X-Forwarded-For is believed
     #: for the client address that login throttling counts. Empty: the peer
     #: address is the client, and X-Forwarded-For is ignored (anyone can send it).
     trusted_proxies: tuple[str, ...] = ()
@@ -88,6 +89,11 @@ class Settings:
             raise ValueError("LIAISON_MAX_PENDING_BYTES must be at least 65536")
         if min(self.login_max_failures, self.login_address_max_failures) < 1:
             raise ValueError("LIAISON_LOGIN_*MAX_FAILURES must be at least 1")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"LIAISON_TRUSTED_PROXIES: {proxy!r} is not an address") from exc
         if self.http_header_timeout_s <= 0:
             raise ValueError("LIAISON_HTTP_HEADER_TIMEOUT_S must be positive")
         if self.login_window_s <= 0:
@@ -167,7 +173,7 @@ HELP: dict[str, str] = {
     "login_max_failures": "failed logins per username in the window before rate_limited",
     "login_address_max_failures": "failed logins per client address in the window",
     "login_window_s": "seconds failed logins are remembered (back-off 1 s doubling, at most this)",
-    "trusted_proxies": "comma-separated proxy addresses whose X-Forwarded-For names the client",
+    "trusted_proxies": "proxy addresses or CIDRs (comma-separated) whose X-Forwarded-For counts",
     "http_header_timeout_s": "seconds to send request headers, or stay idle, before a hang-up",
 }
 

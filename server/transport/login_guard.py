@@ -39,16 +39,27 @@ class LoginGuard:
     ) -> None:
         self.directory, self.throttle = directory, throttle
         self.rules = [per_user, per_address]
-        self.trusted = frozenset(_normal(a) for a in trusted_proxies)
+        self.trusted = [ipaddress.ip_network(a.strip(), strict=False) for a in trusted_proxies]
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.trusted)
 
     def client_address(self, request: web.Request) -> str:
-        """The peer, or behind a trusted proxy the right-most untrusted X-Forwarded-For hop."""
+        """The peer, or behind a trusted proxy the right-most untrusted X-Forwarded-For hop.
+
+        Right-most: nginx appends the address it saw to whatever the client
+        sent, so every hop left of the last untrusted one may be forged.
+        """
         peer = _normal(request.remote or "")
-        if peer not in self.trusted:
+        if not self._is_trusted(peer):
             return peer
         hops = [_normal(h) for h in request.headers.get("X-Forwarded-For", "").split(",")]
         for hop in reversed(hops):
-            if hop and hop not in self.trusted:
+            if hop and not self._is_trusted(hop):
                 return hop
         return peer
 

@@ -109,7 +109,7 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(
 ) -> None:
     srv = LiaisonServer(
         tmp_path / "data",
-        env={"LIAISON_LOGIN_ADDRESS_MAX_FAILURES": "3", "LIAISON_TRUSTED_PROXIES": "127.0.0.1"},
+        env={"LIAISON_LOGIN_ADDRESS_MAX_FAILURES": "3", "LIAISON_TRUSTED_PROXIES": "127.0.0.0/8"},
     )
     srv.start()
     try:
