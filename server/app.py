@@ -26,9 +26,12 @@ from server.services.projections import Projections
 from server.settings import Settings
 from server.storage.base import EventLog
 from server.storage.directory import Directory
+from server.throttle import ThrottleRule
+from server.transport.api_headers import add_api_headers
 from server.transport.engineio_tuning import tune_engineio
 from server.transport.gateway import Gateway
 from server.transport.http_log import quiet_bad_http_requests
+from server.transport.login_guard import LoginGuard
 from server.transport.rest import RestApi, errors_middleware
 from server.transport.web_client import add_web_client_routes
 
@@ -96,8 +99,16 @@ def create_app(settings: Settings) -> web.Application:
         limits=LIMITS,
         presence=backends.presence,
         health=backends.health,
+        login_guard=LoginGuard(
+            directory,
+            backends.throttle,
+            per_user=ThrottleRule(settings.login_max_failures, settings.login_window_s),
+            per_address=ThrottleRule(settings.login_address_max_failures, settings.login_window_s),
+            trusted_proxies=settings.trusted_proxies,
+        ),
     )
     app.add_routes(rest.routes())
+    add_api_headers(app)
     _add_client_routes(app)
     app.cleanup_ctx.append(partial(_storage_ctx, backends, components))
 

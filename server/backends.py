@@ -36,13 +36,14 @@ from server.storage.redis_directory import RedisDirectoryStorage
 from server.storage.redis_log import RedisConfig, RedisEventLog, RedisLogReader, connect
 from server.storage.secret import FileSecret, FixedSecret, RedisSecret, SecretStore
 from server.storage.sqlite import SqliteConfig, SqliteEventLog
+from server.throttle import LoginThrottle, MemoryLoginThrottle, RedisLoginThrottle
 
 log = logging.getLogger(__name__)
 
-#: How often shared directory storage (Redis) is re-read, so organisations and
-#: users another node added appear here too. The embedded one has no other
-#: writer and is re-read only on a miss (0).
-SHARED_DIRECTORY_REFRESH_S = 5.0
+#: How often the directory storage's change token is compared (one GET or one
+#: ``PRAGMA data_version``), so organisations and users added by the CLI or
+#: another node appear within a second; the rows are re-read only when it moved.
+DIRECTORY_REFRESH_S = 1.0
 
 
 @dataclass(slots=True)
@@ -57,11 +58,13 @@ class Backends:
     broker: Broker
     presence: Presence
     directory: DirectoryStorage
-    #: Seconds between re-reads of the directory storage; 0 = only on a miss.
+    #: Seconds between checks of the directory's change token; 0 = only on a miss.
     directory_refresh_s: float
     secret: SecretStore
     #: What the parts share (a Redis client), closed after them.
     shared: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: Failed-login counts: this node's memory, or shared in Redis.
+    throttle: LoginThrottle = field(default_factory=MemoryLoginThrottle)
 
     async def start(self) -> None:
         """Broker first (a log's first commit may deliver), then log, then presence.
@@ -122,7 +125,7 @@ def _embedded(settings: Settings) -> Backends:
         broker=broker,
         presence=MemoryPresence(),
         directory=SqliteDirectoryStorage(settings.data_dir / "directory.db"),
-        directory_refresh_s=0.0,
+        directory_refresh_s=DIRECTORY_REFRESH_S,
         secret=FileSecret(settings.data_dir / "secret"),
     )
 
@@ -139,9 +142,10 @@ def _redis(settings: Settings) -> Backends:
         broker=broker,
         presence=RedisPresence(client, node, settings.presence_ttl_s),
         directory=RedisDirectoryStorage(client),
-        directory_refresh_s=SHARED_DIRECTORY_REFRESH_S,
+        directory_refresh_s=DIRECTORY_REFRESH_S,
         secret=RedisSecret(client),
         shared=[client.aclose],
+        throttle=RedisLoginThrottle(client),
     )
 
 

@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import importlib.metadata
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import fields
@@ -29,6 +30,7 @@ from server.storage.directory import (
     SqliteDirectoryStorage,
 )
 from server.storage.redis_directory import RedisDirectoryStorage
+from server.transport.http_log import PathOnlyAccessLogger, redact_log_output
 
 #: How long a stopping server waits for HTTP requests still open once every
 #: Socket.IO client was sent away (aiohttp's default is 60 s, twice systemd's
@@ -65,6 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    redact_log_output()
     where = f"Redis {settings.redis_url}" if settings.redis_url else f"data in {settings.data_dir}"
     print(f"Liaison on http://{settings.host}:{settings.port} ({where})", flush=True)
     web.run_app(
@@ -73,6 +76,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         print=None,
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        access_log_class=PathOnlyAccessLogger,
+        keepalive_timeout=settings.http_header_timeout_s,
     )
     logging.getLogger("server").info("shutdown: done")
     return 0
@@ -265,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Whatever the caller's umask, files this process creates (SQLite's own
+    # journals included) are for its user alone; storage/files.py sets the
+    # modes explicitly too, for code that runs without this entry point.
+    os.umask(0o077)
     result: int = args.func(args)
     return result
 

@@ -5,6 +5,7 @@ Every setting is documented in README.md ("Settings") and ``liaison --help``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -58,6 +59,24 @@ class Settings:
     #: https://tile.example.org/{z}/{x}/{y}.png. Empty: the map shows positions
     #: on a plain grid, with no tile server contacted.
     tile_url: str = ""
+    #: Failed logins per username within login_window_s before back-off
+    #: (1 s, doubling, at most the window) answers ``rate_limited``.
+    login_max_failures: int = 5
+    #: The same per client address. Higher than per username: a dispatch
+    #: centre's phones and desks often share one address behind NAT.
+    login_address_max_failures: int = 20
+    #: Seconds failed logins are remembered, from a key's first failure.
+    login_window_s: float = 900.0
+    #: Addresses or networks (CIDR) of reverse proxies (nginx) whose X-Forwarded-For is believed
+    #: for the client address that login throttling counts. Empty: the peer
+    #: address is the client, and X-Forwarded-For is ignored (anyone can send it).
+    trusted_proxies: tuple[str, ...] = ()
+    #: Seconds a connection may take to send a request's headers, or stay idle
+    #: between requests (aiohttp's keep-alive timer, which also runs while
+    #: headers are incomplete). aiohttp's default was 75 s under run_app, 3630 s
+    #: otherwise: 1,000 connections with partial headers were held indefinitely.
+    #: A running request (a long poll, a WebSocket) is not cut by it.
+    http_header_timeout_s: float = 15.0
 
     def __post_init__(self) -> None:
         if self.sqlite_synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):
@@ -68,6 +87,17 @@ class Settings:
             raise ValueError("LIAISON_PROJECTION_CACHE must be at least 1")
         if self.max_pending_bytes < 64 * 1024:
             raise ValueError("LIAISON_MAX_PENDING_BYTES must be at least 65536")
+        if min(self.login_max_failures, self.login_address_max_failures) < 1:
+            raise ValueError("LIAISON_LOGIN_*MAX_FAILURES must be at least 1")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"LIAISON_TRUSTED_PROXIES: {proxy!r} is not an address") from exc
+        if self.http_header_timeout_s <= 0:
+            raise ValueError("LIAISON_HTTP_HEADER_TIMEOUT_S must be positive")
+        if self.login_window_s <= 0:
+            raise ValueError("LIAISON_LOGIN_WINDOW_S must be positive")
 
     @classmethod
     def from_env(
@@ -140,6 +170,11 @@ HELP: dict[str, str] = {
     "log_level": "DEBUG, INFO, WARNING or ERROR",
     "demo": "seed demo organisations, users and an incident at start (idempotent)",
     "tile_url": "map tile URL template ({z}/{x}/{y}) for the browser; empty: a plain grid",
+    "login_max_failures": "failed logins per username in the window before rate_limited",
+    "login_address_max_failures": "failed logins per client address in the window",
+    "login_window_s": "seconds failed logins are remembered (back-off 1 s doubling, at most this)",
+    "trusted_proxies": "proxy addresses or CIDRs (comma-separated) whose X-Forwarded-For counts",
+    "http_header_timeout_s": "seconds to send request headers, or stay idle, before a hang-up",
 }
 
 

@@ -362,3 +362,17 @@ export function newClientId() {
   globalThis.crypto.getRandomValues(bytes);
   return "w-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/**
+ * The organisations a message mentions (directly, or through a mentioned
+ * user's organisation) that its restriction leaves out (SPEC 8.6). The
+ * server refuses such a post with `invalid` (detail.field "mentions"); the
+ * composer asks first, so restricting a message is a deliberate act.
+ * `visibility`: null (everyone) or org ids; `orgOfUser(id)`: an org id or null.
+ */
+export function mentionsOutside(visibility, mentions, orgOfUser) {
+  if (!visibility) return [];
+  const inside = new Set(visibility);
+  const orgs = [...(mentions?.orgs ?? []), ...(mentions?.users ?? []).map(orgOfUser)];
+  return [...new Set(orgs.filter((o) => o && !inside.has(o)))].sort();
+}

@@ -9,6 +9,7 @@
     incident.py    IncidentState: the projection of one incident's log, per
                    reader organisation (``participates``: who may see an incident)
     summary.py     incident summaries for the incident index, folded field by field
+    presence_view.py  who a reader may see online in an incident (own org + liaisons)
     decide.py      command + state -> event draft, or a typed refusal
 
 Nothing here imports aiohttp, socket.io, SQLite or Redis.

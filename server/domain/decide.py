@@ -238,6 +238,7 @@ def _post(
         user = directory.user(user_id)
         if user is None or not state.participates(user.org_id):
             raise refuse(ErrorCode.INVALID, f"mentioned user {user_id!r} does not participate")
+    _check_mentions_see(cmd, directory, vis)
     body = {
         "text": cmd.text,
         "mentions": {"users": list(cmd.mention_users), "orgs": list(cmd.mention_orgs)},
@@ -245,6 +246,35 @@ def _post(
         "urgent": cmd.urgent,
     }
     return _draft(who, cmd, state.id, "message.posted", body, vis)
+
+
+def _check_mentions_see(
+    cmd: v1.MessagePost, directory: DirectoryView, vis: tuple[str, ...] | None
+) -> None:
+    """A mention must reach someone who can read the message.
+
+    Mentioning an organisation (or one of its users) that the visibility
+    leaves out would hand it a placeholder and never the request: an urgent
+    police-only message mentioning the shelter was accepted and the shelter
+    never learned what it was asked. Refused, so the author widens the
+    visibility or drops the mention deliberately.
+    """
+    if vis is None:
+        return
+    outside = [org for org in cmd.mention_orgs if org not in vis]
+    outside += [
+        user.org_id
+        for user_id in cmd.mention_users
+        if (user := directory.user(user_id)) is not None and user.org_id not in vis
+    ]
+    if outside:
+        orgs = sorted(set(outside))
+        raise ProtocolError(
+            ErrorCode.INVALID,
+            f"mentions {', '.join(orgs)}, which cannot see this message (visibility:"
+            f" {', '.join(vis)}): widen the visibility or drop the mention",
+            {"field": "mentions", "orgs": orgs, "visibility": list(vis)},
+        )
 
 
 def _sees(visibility: tuple[str, ...] | None, who: Principal) -> bool:

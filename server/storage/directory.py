@@ -2,14 +2,22 @@
 
 The directory is small (thousands of rows) and read on every command, so
 ``Directory`` keeps all of it in memory; writes go to a ``DirectoryStorage``
-first (SQLite for one node, Redis for many), then into memory. A miss on
-login reloads, so users added by another process or node are found.
+first (SQLite for one node, Redis for many), then into memory.
+
+Rows written by another process (the ``liaison`` CLI) or node are picked up
+by change detection, never by re-reading on a login miss (that made every
+unknown username a full reload: an enumeration oracle and a denial of service,
+167 ms against 56 ms with 20,000 users). ``DirectoryStorage.version`` is a
+cheap change token (SQLite's ``PRAGMA data_version``, a counter key in Redis);
+``Directory`` compares it every ``refresh_s`` and on a login miss
+(``catch_up``), and reloads only when it moved.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import sqlite3
 import time
@@ -19,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from server.domain.model import Org, Principal, Role
+from server.storage.files import private_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +87,9 @@ class DirectoryStorage(Protocol):
     * ``load`` returns everything (the directory is small); order is unspecified.
     * Nothing is cached here: ``Directory`` keeps the in-memory copy and decides
       when to re-read (``Backends.directory_refresh_s``).
+    * ``version`` is cheap (no rows read) and changes after every write that
+      another process or node of the deployment committed; equal tokens mean
+      nothing changed. Every write method must keep that true.
     """
 
     async def open(self) -> None: ...
@@ -88,6 +100,12 @@ class DirectoryStorage(Protocol):
 
     async def add_user(self, user: User) -> None: ...
 
+    async def version(self) -> object: ...
+
+    async def replace_password_hash(self, user_id: str, old: str, new: str) -> bool:
+        """Compare-and-set: False (nothing written) if the stored hash is not ``old``."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -96,9 +114,13 @@ class Directory:
 
     def __init__(self, storage: DirectoryStorage, refresh_s: float = 0.0) -> None:
         self.storage = storage
-        #: Shared storage (Redis) is re-read this often, so organisations and
-        #: users added on another node appear here too; 0 = only on a miss.
+        #: The storage's change token is compared this often, so organisations
+        #: and users added by the CLI or another node appear here too; 0 = only
+        #: on a login miss.
         self.refresh_s = refresh_s
+        #: Full re-reads so far (in /healthz): a login miss must not add one.
+        self.reloads = 0
+        self._version: object = None
         self._refresher: asyncio.Task[None] | None = None
         self.orgs: dict[str, Org] = {}
         self.users: dict[str, User] = {}
@@ -118,15 +140,32 @@ class Directory:
         await self.storage.close()
 
     async def _refresh(self) -> None:
+        # Once a second now (it was every 5 s, Redis only): one warning per
+        # outage, not one per tick, and a line when it is over.
+        failing = False
         while True:
             await asyncio.sleep(self.refresh_s)
             try:
-                await self.reload()
+                await self.catch_up()
             except Exception as exc:  # storage away: keep serving from memory
-                log.warning("directory refresh failed: %s", exc)
+                if not failing:
+                    log.warning("directory refresh failed (serving from memory): %s", exc)
+                failing = True
+            else:
+                if failing:
+                    log.info("directory refresh works again")
+                failing = False
+
+    async def catch_up(self) -> None:
+        """Reload if another process or node wrote since the last load; cheap otherwise."""
+        if await self.storage.version() != self._version:
+            await self.reload()
 
     async def reload(self) -> None:
         """Pick up rows written by another process or node."""
+        # The token first: a write landing during the load is caught next time.
+        self._version = await self.storage.version()
+        self.reloads += 1
         orgs, users = await self.storage.load()
         self.orgs = {org.id: org for org in orgs}
         self.users = {user.id: user for user in users}
@@ -165,6 +204,13 @@ class Directory:
         self._by_username[user.username] = user
         return user
 
+    async def replace_password_hash(self, user: User, new_hash: str) -> None:
+        """Store a stronger hash of the same password (re-hash at login)."""
+        if await self.storage.replace_password_hash(user.id, user.password_hash, new_hash):
+            updated = dataclasses.replace(user, password_hash=new_hash)
+            self.users[user.id] = updated
+            self._by_username[user.username] = updated
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orgs (
@@ -196,7 +242,7 @@ class SqliteDirectoryStorage:
 
     async def open(self) -> None:
         def connect() -> sqlite3.Connection:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite(self.path)
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
@@ -240,6 +286,28 @@ class SqliteDirectoryStorage:
             "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (*user.to_row()[:6], int(user.disabled), int(time.time() * 1000)),
         )
+
+    async def version(self) -> object:
+        """``PRAGMA data_version``: moves when another connection (the CLI) commits."""
+
+        def read() -> int:
+            assert self._db is not None
+            row = self._db.execute("PRAGMA data_version").fetchone()
+            return int(row[0])
+
+        return await self._run(read)
+
+    async def replace_password_hash(self, user_id: str, old: str, new: str) -> bool:
+        def write() -> bool:
+            assert self._db is not None
+            cur = self._db.execute(
+                "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?",
+                (new, user_id, old),
+            )
+            return cur.rowcount == 1
+
+        changed: bool = await self._run(write)
+        return changed
 
     async def close(self) -> None:
         if self._db is not None:

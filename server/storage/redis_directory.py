@@ -6,7 +6,7 @@ from typing import Any
 
 import msgpack
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 
 from server.domain.model import Org
 from server.errors import StorageUnavailable
@@ -37,12 +37,40 @@ class RedisDirectoryStorage:
         )
         if not added:
             raise DirectoryConflict(f"organisation {org.id!r} exists")
+        await self._redis.incr(keys.DIRECTORY_VERSION)
 
     async def add_user(self, user: User) -> None:
         # The username is claimed first, so two nodes cannot both add it.
         if not await self._redis.hsetnx(keys.USERNAMES, user.username, user.id):
             raise DirectoryConflict(f"user {user.username!r} exists")
         await self._redis.hset(keys.USERS, user.id, msgpack.packb(user.to_row()))
+        await self._redis.incr(keys.DIRECTORY_VERSION)
+
+    async def version(self) -> object:
+        try:
+            value: Any = await self._redis.get(keys.DIRECTORY_VERSION)
+        except (RedisError, OSError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        return value
+
+    async def replace_password_hash(self, user_id: str, old: str, new: str) -> bool:
+        """WATCH/MULTI, so a concurrent write to the user (a disable) is never undone."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(keys.USERS)
+                    raw: Any = await pipe.hget(keys.USERS, user_id)
+                    row = msgpack.unpackb(raw) if raw is not None else None
+                    if row is None or row[5] != old:
+                        return False
+                    row[5] = new
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    _ = pipe.hset(keys.USERS, user_id, msgpack.packb(row))
+                    _ = pipe.incr(keys.DIRECTORY_VERSION)
+                    await pipe.execute()
+                    return True
+                except WatchError:
+                    continue
 
     async def close(self) -> None:
         return None

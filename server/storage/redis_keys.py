@@ -24,6 +24,12 @@ SECRET = PREFIX + "secret"
 ORGS = PREFIX + "orgs"
 USERS = PREFIX + "users"
 USERNAMES = PREFIX + "usernames"
+#: Counter bumped by every directory write: the nodes' cheap change token.
+DIRECTORY_VERSION = PREFIX + "directory:version"
+#: Login throttle (server/throttle.py): failure counter and lock, per key
+#: (``user:<name>`` or ``addr:<ip>``); both expire by themselves.
+LOGIN_FAILURES = PREFIX + "login:failures:"
+LOGIN_LOCK = PREFIX + "login:lock:"
 
 
 def org_index_key(org: str) -> str:

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from server.errors import StorageUnavailable
 from server.storage import redis_keys as keys
+from server.storage.files import private_file, write_private
 
 
 class SecretStore(Protocol):
@@ -48,9 +49,11 @@ class FileSecret:
 
     async def load(self) -> bytes:
         if not self.path.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(secrets.token_hex(32))
-            self.path.chmod(0o600)
+            # Created 0600 with its content: never readable by others, not even
+            # between a write and a chmod.
+            write_private(self.path, secrets.token_hex(32))
+        else:
+            private_file(self.path)  # narrow one an older version left open
         return self.path.read_text().strip().encode()
 
 

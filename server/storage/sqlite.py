@@ -41,6 +41,7 @@ from server.storage.base import (
     LogHead,
     is_same_action,
 )
+from server.storage.files import private_file, private_sqlite
 from server.storage.group_commit import GroupCommitQueue, Pending, fail, settle
 
 log = logging.getLogger(__name__)
@@ -406,7 +407,8 @@ class SqliteEventLog:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.config.path.parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite(self.config.path)
+        private_file(self.config.path.with_suffix(".lock"))
         self._lock = _lock_exclusively(self.config.path.with_suffix(".lock"))
         self._writer = await loop.run_in_executor(self._write_pool, _Writer, self.config)
         self._reader = await loop.run_in_executor(self._read_pool, self._open_reader)

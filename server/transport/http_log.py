@@ -1,4 +1,11 @@
-"""Malformed HTTP from clients is logged as a warning, not as a server error.
+"""What the server's logs may say about HTTP: no credentials, and client errors as warnings.
+
+* ``PathOnlyAccessLogger``: the access log without query strings.
+* ``RedactSecrets``: a filter on the output handlers that replaces session
+  ids, bearer tokens and query strings in any record.
+* ``BadHttpAsWarning``, below.
+
+Malformed HTTP from clients is logged as a warning, not as a server error.
 
 aiohttp's request handler logs every request it cannot parse (a request line
 over 8,190 bytes, a bad header, a broken chunked body) with
@@ -10,9 +17,14 @@ error, and leaves everything else aiohttp logs alone.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 
+from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import BadHttpMessage
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
 
 
 class BadHttpAsWarning(logging.Filter):
@@ -35,3 +47,76 @@ def quiet_bad_http_requests() -> None:
     logger = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, BadHttpAsWarning) for f in logger.filters):
         logger.addFilter(BadHttpAsWarning())
+
+
+class PathOnlyAccessLogger(AbstractAccessLogger):
+    """One access line per request: peer, method, path, status, size, seconds.
+
+    Never the query string (the Engine.IO polling transport carries its session
+    id there: a sid copied from an access log once ran a command as its
+    owner), nor the Referer (it carries the referring page's query).
+    """
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %s %.3fs',
+            request.remote,
+            request.method,
+            request.path,
+            response.status,
+            response.body_length,
+            time,
+        )
+
+
+#: An Engine.IO / Socket.IO session id: 20 characters of URL-safe base64.
+_SID = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{20}(?![A-Za-z0-9_-])")
+#: A bearer token (server/auth.py) and a query string with parameters.
+_TOKEN = re.compile(r"\bv1\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+_QUERY = re.compile(r"\?[^\s\"'<>]*=[^\s\"'<>]*")
+
+
+def sid_tag(sid: str) -> str:
+    """How a session id appears in the logs: a stable short tag, so lines about
+    one session still correlate, from which the id cannot be recovered."""
+    return "sid#" + hashlib.sha256(sid.encode()).hexdigest()[:8]
+
+
+def _sid_tag(match: re.Match[str]) -> str:
+    value = match.group(0)
+    if not (re.search(r"\d", value) and re.search(r"[a-z]", value) and re.search(r"[A-Z]", value)):
+        return value  # a word or name, not a random id
+    return sid_tag(value)
+
+
+def redact(text: str) -> str:
+    """``text`` without session ids, tokens or query strings."""
+    return _SID.sub(_sid_tag, _QUERY.sub("?<query>", _TOKEN.sub("v1.<token>", text)))
+
+
+class RedactSecrets(logging.Filter):
+    """On the output handlers: no record, ours or a library's, carries a
+    credential (engineio logs ``Invalid session <sid>`` at ERROR, our gateway
+    names sessions by sid, aiohttp quotes bad request lines)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+#: Loggers that attach output handlers of their own (python-engineio and
+#: python-socketio add a bare StreamHandler): filtered on the logger itself,
+#: so the record is clean before any handler, theirs or the root's, sees it.
+_SELF_HANDLING = ("engineio.server", "socketio.server")
+
+
+def redact_log_output() -> None:
+    """Idempotent: the root logger's handlers and the self-handling loggers get the filter."""
+    targets: list[logging.Filterer] = [*logging.getLogger().handlers]
+    targets += [logging.getLogger(name) for name in _SELF_HANDLING]
+    for target in targets:
+        if not any(isinstance(f, RedactSecrets) for f in target.filters):
+            target.addFilter(RedactSecrets())

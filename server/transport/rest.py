@@ -22,8 +22,9 @@ from protocol.codec import check_decoded
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.fields import Fields
 from protocol.limits import Limits
-from server.auth import TokenSigner, check_password
+from server.auth import TokenSigner
 from server.domain.model import Org, Principal, Role
+from server.domain.presence_view import visible_online
 from server.errors import StorageUnavailable
 from server.fanout.base import Presence
 from server.services.admin import create_user
@@ -32,6 +33,7 @@ from server.services.envelope import for_org
 from server.services.projections import Projections
 from server.storage.base import EventLog, IncidentQuery, IndexCursor
 from server.storage.directory import Directory, DirectoryConflict
+from server.transport.login_guard import LoginGuard
 
 STATUS = {
     ErrorCode.MALFORMED: 400,
@@ -56,12 +58,6 @@ STATUS = {
 
 log = logging.getLogger(__name__)
 
-#: Checked against when the username is unknown, so both answers take as long.
-_TIMING_EQUALISER = (
-    "scrypt$1f25f4a3a8a5382312ec796c1d695c15$"
-    "d74535968361616b250df5551972880af9260572990723ae07979421340c03a1"
-)
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -70,7 +66,10 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 
 def error_response(err: ProtocolError) -> web.Response:
-    return json_response({"error": err.to_wire()}, STATUS[err.code])
+    response = json_response({"error": err.to_wire()}, STATUS[err.code])
+    if err.code is ErrorCode.RATE_LIMITED and err.detail and "retry_after" in err.detail:
+        response.headers["Retry-After"] = str(err.detail["retry_after"])
+    return response
 
 
 @web.middleware
@@ -104,6 +103,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(ProtocolError(ErrorCode.INTERNAL))
 
 
+#: Seconds a client may take to send a request body (at most 1 MiB): a body
+#: trickled byte by byte must not hold a handler for ever.
+BODY_TIMEOUT_S = 15.0
+
 #: Incidents per page of GET /api/v1/incidents when no ``limit`` is given.
 LIST_PAGE = 200
 
@@ -136,8 +139,9 @@ class RestApi:
         limits: Limits,
         presence: Presence,
         health: Callable[[], dict[str, Any]],
+        login_guard: LoginGuard,
     ) -> None:
-        self.presence, self.health = presence, health
+        self.presence, self.health, self.login_guard = presence, health, login_guard
         self.log, self.projections, self.commands = log, projections, commands
         self.directory, self.signer, self.limits = directory, signer, limits
 
@@ -171,7 +175,13 @@ class RestApi:
         return who
 
     async def body(self, request: web.Request) -> Any:
-        raw = await request.read()
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT_S):
+                raw = await request.read()
+        except TimeoutError as exc:
+            raise ProtocolError(
+                ErrorCode.MALFORMED, "the request body did not arrive in time"
+            ) from exc
         if len(raw) > self.limits.max_frame_bytes:
             raise ProtocolError(ErrorCode.TOO_LARGE, detail={"limit": self.limits.max_frame_bytes})
         try:
@@ -202,22 +212,15 @@ class RestApi:
             "status": "ok" if healthy else "degraded",
             "time": int(time.time() * 1000),
             **backend,
+            # Full directory re-reads: a login miss must not cause one.
+            "directory_reloads": self.directory.reloads,
         }
         return json_response(health, 200 if healthy else 503)
 
     async def login(self, request: web.Request) -> web.Response:
         f = Fields(await self.body(request), "", self.limits)
         username, password = f.req_str("username"), f.req_str("password")
-        user = self.directory.by_username(username)
-        if user is None:  # perhaps just added with the CLI
-            await self.directory.reload()
-            user = self.directory.by_username(username)
-        stored = user.password_hash if user else _TIMING_EQUALISER
-        ok = await asyncio.get_running_loop().run_in_executor(
-            None, check_password, password, stored
-        )
-        if user is None or not ok or user.disabled:
-            raise ProtocolError(ErrorCode.UNAUTHENTICATED, "wrong username or password")
+        user = await self.login_guard.authenticate(request, username, password)
         token, exp = self.signer.issue(user.id)
         return json_response({"token": token, "expires": exp, "user": user.to_wire()})
 
@@ -319,7 +322,8 @@ class RestApi:
         who = self.principal(request)
         state = await self._visible_state(request, who)
         view = state.view(who.org_id, int(time.time() * 1000))
-        view["online"] = await self.presence.online(state.id)
+        online = await self.presence.online(state.id)
+        view["online"] = visible_online(state, who.org_id, online, self.directory)
         return json_response(view)
 
     async def timeline(self, request: web.Request) -> web.Response:

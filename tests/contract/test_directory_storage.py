@@ -93,3 +93,30 @@ async def test_another_process_sees_what_was_added(settings: Settings) -> None:
         assert ([o.id for o in orgs], [u.username for u in users]) == (["o1"], ["ann"])
         with pytest.raises(DirectoryConflict):
             await second.add_user(user("u9", "ann"))
+
+
+async def test_the_version_moves_when_another_process_writes(settings: Settings) -> None:
+    async for watcher in opened(settings):
+        before = await watcher.version()
+        assert await watcher.version() == before, "no write, no change"
+        async for writer in opened(settings):
+            await writer.add_org(Org("o1", "One", "ngo"))
+        after_org = await watcher.version()
+        assert after_org != before
+        async for writer in opened(settings):
+            await writer.add_user(user("u1", "ann"))
+        after_user = await watcher.version()
+        assert after_user != after_org
+        async for writer in opened(settings):
+            assert await writer.replace_password_hash("u1", "hash-u1", "new")
+        assert await watcher.version() != after_user
+
+
+async def test_a_password_hash_is_replaced_only_if_unchanged(storage: DirectoryStorage) -> None:
+    await storage.add_org(Org("o1", "One", "ngo"))
+    await storage.add_user(user("u1", "ann"))
+    assert not await storage.replace_password_hash("u1", "stale", "new")
+    assert not await storage.replace_password_hash("nobody", "hash-u1", "new")
+    assert await storage.replace_password_hash("u1", "hash-u1", "argon")
+    _, users = await storage.load()
+    assert [(u.id, u.password_hash, u.disabled) for u in users] == [("u1", "argon", False)]

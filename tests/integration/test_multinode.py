@@ -142,16 +142,21 @@ async def test_presence_is_shared_and_expires_with_a_dead_node(
     dispatcher = await connect(clients, a, "dispatch")
     incident = await new_incident(dispatcher)
     await dispatcher.follow(incident)
-    phone = await connect(clients, b, "outreach")
+    phone = await connect(clients, b, "officer")
     await phone.follow(incident)
-    officer = await connect(clients, c, "officer")
-    await officer.follow(incident)
-    everyone = ["u_dispatch", "u_officer", "u_outreach"]
+    sergeant = await connect(clients, c, "sergeant")
+    await sergeant.follow(incident)
+    # Another organisation's user (not a liaison) is online too, but police
+    # readers do not see it (SPEC 18, ``online``).
+    outreach = await connect(clients, c, "outreach")
+    await outreach.follow(incident)
+    everyone = ["u_dispatch", "u_officer", "u_sergeant"]
     assert (await dispatcher.incident(incident))["online"] == everyone
+    assert (await outreach.incident(incident))["online"] == ["u_outreach"]
 
-    await officer.unfollow(incident)  # leaving is immediate
+    await sergeant.unfollow(incident)  # leaving is immediate
     async with asyncio.timeout(5):
-        while (await dispatcher.incident(incident))["online"] != ["u_dispatch", "u_outreach"]:
+        while (await dispatcher.incident(incident))["online"] != ["u_dispatch", "u_officer"]:
             await asyncio.sleep(0.05)
 
     b.kill()  # nobody tells Redis: the claims expire on their own

@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from liaison_client import LiaisonClient
+from server.transport.http_log import sid_tag
 from tests.conftest import LiaisonServer, connect, new_incident
 from tests.integration.rawws import RawWebSocket
 from tests.integration.wire import LogWatch, connect_raw, next_packet, open_raw
@@ -260,7 +261,9 @@ async def test_invalid_utf8_in_a_polling_post_is_a_400(
             assert resp.status == 400
     # The session is gone too; asking for it again would make engineio log
     # "Invalid session" at ERROR, which the shared server must not do.
-    assert "refused a polling POST from " + sid in watch.new_text()
+    logged = watch.new_text()
+    assert "refused a polling POST from " + sid_tag(sid) in logged
+    assert sid not in logged, "a session id is a credential: never logged"
 
 
 async def test_undecodable_packet_in_a_polling_post_is_a_400(

@@ -14,6 +14,7 @@ from server.domain.decide import decide, decide_create, narrower
 from server.domain.events import EventDraft, StoredEvent
 from server.domain.incident import IncidentState
 from server.domain.model import Org, Principal, Role
+from server.domain.presence_view import visible_online
 
 POLICE, NGO, OTHER = "police", "ngo", "other"
 DISPATCH = Principal("u_d", POLICE, Role.DISPATCHER, "Dana")
@@ -289,3 +290,40 @@ def test_follow_ups_cannot_change_the_visibility_of_their_subject(log: Log) -> N
     )
     assert log.state is not None
     assert log.state.messages[public].text == "x"
+
+
+def test_a_mention_outside_the_visibility_is_refused(log: Log) -> None:
+    """The restricted-urgent trap: police-only, mentioning the shelter."""
+    police_only: dict[str, Any] = {"type": "message.post", "incident": log.events[0].incident}
+    police_only |= {"text": "Help?", "visibility": [POLICE], "urgent": True}
+    for mentions in ({"orgs": [NGO]}, {"users": [OUTREACH.user_id]}):
+        with pytest.raises(ProtocolError) as err:
+            log.do(DISPATCH, {**police_only, "mentions": mentions})
+        assert err.value.code is ErrorCode.INVALID
+        assert err.value.detail is not None
+        assert err.value.detail["field"] == "mentions"
+        assert err.value.detail["orgs"] == [NGO]
+    # Within the restriction, or with the visibility widened, it is accepted.
+    log.do(DISPATCH, {**police_only, "mentions": {"users": [OFFICER.user_id]}})
+    log.do(DISPATCH, {**police_only, "visibility": [POLICE, NGO], "mentions": {"orgs": [NGO]}})
+    log.do(DISPATCH, {**police_only, "visibility": None, "mentions": {"orgs": [NGO]}})
+
+
+def test_a_reply_narrowed_to_its_parent_cannot_mention_outside_it(log: Log) -> None:
+    incident = log.events[0].incident
+    parent = log.do(
+        DISPATCH,
+        {"type": "message.post", "incident": incident, "text": "p", "visibility": [POLICE]},
+    )
+    reply = {"type": "message.post", "incident": incident, "text": "r", "reply_to": parent.seq}
+    assert log.refuse(DISPATCH, {**reply, "mentions": {"orgs": [NGO]}}) is ErrorCode.INVALID
+
+
+def test_presence_shows_own_organisation_and_liaisons_only(log: Log) -> None:
+    assert log.state is not None
+    log.state.liaisons = {NGO: OUTREACH.user_id}
+    online = [DISPATCH.user_id, OFFICER.user_id, OUTREACH.user_id, "u_gone"]
+    assert visible_online(log.state, NGO, online, DIRECTORY) == [OUTREACH.user_id]
+    assert visible_online(log.state, POLICE, online, DIRECTORY) == online[:3]
+    log.state.liaisons = {NGO: OUTREACH.user_id, POLICE: DISPATCH.user_id}
+    assert visible_online(log.state, NGO, online, DIRECTORY) == [DISPATCH.user_id, OUTREACH.user_id]

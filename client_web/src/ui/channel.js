@@ -6,7 +6,7 @@ import { h, reconcile, setText, setChildren } from "../dom.js";
 import { messageList } from "../projection.js";
 import { clock, initials } from "../format.js";
 import { explain } from "../errors.js";
-import { codePoints } from "../protocol.js";
+import { codePoints, mentionsOutside } from "../protocol.js";
 
 function clip(text, n) {
   const chars = [...String(text ?? "")];
@@ -60,7 +60,12 @@ export class Channel {
     this.visibility = h("select", {
       class: "visibility",
       "aria-label": "Who may see it",
-      on: { change: () => this.updatePlaceholder() },
+      on: {
+        change: () => {
+          this.updatePlaceholder();
+          this.warnRestriction([]);
+        },
+      },
     });
     this.mentionPick = h("select", {
       class: "mention-pick",
@@ -69,6 +74,7 @@ export class Channel {
     });
     this.replyChip = h("div", { class: "reply-chip", hidden: true });
     this.mentionChips = h("div", { class: "mention-chips" });
+    this.restrictionWarning = h("p", { class: "composer-warning", role: "alert", hidden: true });
     this.counter = h("span", { class: "counter", "aria-live": "polite" });
     this.sendButton = h("button", { type: "submit", class: "primary send" }, "Send");
     this.composer = h(
@@ -85,6 +91,7 @@ export class Channel {
       },
       this.replyChip,
       this.mentionChips,
+      this.restrictionWarning,
       h("div", { class: "composer-main" }, this.text, this.sendButton),
       h(
         "div",
@@ -177,6 +184,7 @@ export class Channel {
               click: () => {
                 this.mentions[kind].delete(id);
                 this.renderMentionChips();
+                this.warnRestriction([]);
               },
             },
           },
@@ -219,6 +227,7 @@ export class Channel {
       this.text.focus();
       return;
     }
+    if (this.refuseRestrictedMentions()) return;
     const cmd = { type: "message.post", incident: this.id, text };
     if (this.urgent.checked) cmd.urgent = true;
     if (this.replyTo) cmd.reply_to = this.replyTo;
@@ -237,7 +246,36 @@ export class Channel {
     if (!item && !this.text.value) this.restoreComposer(text, draft);
   }
 
+  /**
+   * A restricted message that mentions an organisation outside the
+   * restriction would reach it as a placeholder only (the server refuses it:
+   * SPEC 8.6). Say so and keep the draft: the person widens "who may see it"
+   * or removes the mention, deliberately.
+   */
+  refuseRestrictedMentions() {
+    const visibility = this.visibility.value ? this.visibility.value.split(",") : null;
+    const state = this.app.states.get(this.id);
+    const mentions = { orgs: [...this.mentions.orgs], users: [...this.mentions.users] };
+    const outside = mentionsOutside(visibility, mentions, (u) => state?.people.get(u)?.org ?? null);
+    this.warnRestriction(outside, visibility);
+    return outside.length > 0;
+  }
+
+  warnRestriction(outside, visibility = null) {
+    this.restrictionWarning.hidden = outside.length === 0;
+    if (!outside.length) return;
+    const names = outside.map((o) => this.app.orgName(o)).join(", ");
+    setText(
+      this.restrictionWarning,
+      `Not sent: ${names} ${outside.length > 1 ? "are" : "is"} mentioned, but this message is restricted ` +
+        `(${visibilityText(this.app, visibility)}) and would not reach them. ` +
+        "Choose who may see it, or remove the mention.",
+    );
+    this.visibility.focus();
+  }
+
   clearComposer() {
+    this.warnRestriction([]);
     this.text.value = "";
     this.urgent.checked = false;
     this.mentions.users.clear();
