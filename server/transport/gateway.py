@@ -255,7 +255,9 @@ class Gateway:
         }
         session.outbox.send_text('2["notice",' + orjson.dumps(notice).decode() + "]")
         log.warning("cut off slow consumer %s (%s)", sid, session.principal.user_id)
-        await self.sio.hang_up(self.sio.eio_sid_of(sid), grace_s=CUT_OFF_GRACE_S)
+        # The transport ends without an Engine.IO CLOSE, as at shutdown: the
+        # client reconnects by itself and resumes (SPEC §15).
+        await self.sio.end_transport(self.sio.eio_sid_of(sid), CUT_OFF_GRACE_S, session.gone)
         log.info("closed the connection of slow consumer %s", sid)
 
     # --------------------------------------------------------------- commands

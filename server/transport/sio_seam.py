@@ -411,18 +411,15 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             return transport
         return None
 
-    async def hang_up(self, eio_sid: str, grace_s: float = 0.0) -> None:
-        """Drop a connection: an Engine.IO CLOSE, then the TCP abort after ``grace_s``."""
+    async def hang_up(self, eio_sid: str) -> None:
+        """Drop a misbehaving connection at once (an Engine.IO CLOSE, then the TCP abort)."""
         socket = self.eio.sockets.get(eio_sid)
         if socket is None:
             return
         transport = self._tcp_transport(eio_sid, socket)
         await socket.close(wait=False, abort=False)
-        if transport is not None:
-            if grace_s:
-                await asyncio.sleep(grace_s)
-            if not transport.is_closing():
-                transport.abort()
+        if transport is not None and not transport.is_closing():
+            transport.abort()
 
     async def end_transport(self, eio_sid: str, grace_s: float, gone: asyncio.Event) -> None:
         """End the transport so that the client reconnects by itself.
