@@ -338,3 +338,37 @@ async def test_websocket_sessions_write_directly(
     await connect(clients, srv, "dispatch")
     (session,) = inproc.parts.gateway.sessions.values()
     assert session.outbox._conn.direct_transport() is not None
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_the_official_js_client_speaks_to_the_seam(
+    server: LiaisonServer, clients: list[LiaisonClient], transport: str
+) -> None:
+    """socket.io-client 4 (client_web's lock) on each transport: CONNECT with
+    auth, ``welcome``, ``cmd`` with acks (CheckedPacket, ``_handle_event_internal``,
+    ``send_ack``), an unknown event answered, ``ev`` frames it can parse."""
+    if not (ROOT / "client_web" / "node_modules" / "socket.io-client").is_dir():
+        pytest.skip("socket.io-client is not installed: run `make client`")
+    dispatcher = await connect(clients, server, "dispatch")
+    incident = await new_incident(dispatcher)
+    assert dispatcher.token is not None
+    script = str(ROOT / "tests" / "integration" / "js_client.cjs")
+    proc = await asyncio.create_subprocess_exec(
+        "node",
+        script,
+        server.url,
+        dispatcher.token,
+        incident,
+        transport,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    seen = orjson.loads(out)
+    assert seen["transport"] == transport
+    assert seen["encoding"] == "json"
+    assert seen["follow"] is True
+    assert seen["post"]["ok"] is True
+    assert seen["unknown"]["error"]["code"] == "unknown_type"
+    assert seen["seen"] == list(range(1, seen["post"]["seq"] + 1))
