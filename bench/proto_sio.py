@@ -6,8 +6,8 @@ seam (server/transport/sio_seam.py). This is the measured prototype, NOT part
 of the product: ``bench/proto_server.py`` runs ``liaison serve`` with
 :class:`ProtoSocketServer` in place of the seam's ``SocketServer`` (same
 gateway, outbox, pipeline, storage), so ``--servers proto`` compares transport
-against transport. See docs/decisions/socketio-seam.md for the figures and
-the decision.
+against transport. The figures and the decision (keep python-socketio behind
+the seam) are in bench/README.md, "Decision record".
 
 What it implements: WebSocket only (``EIO=4&transport=websocket``), OPEN,
 PING/PONG with a timeout, CONNECT with auth on "/", EVENT with ack id, ACK
