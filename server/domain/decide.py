@@ -116,22 +116,33 @@ def narrower(
     return tuple(org for org in inherited if org in requested) or inherited
 
 
-def decide_create(who: Principal, cmd: v1.IncidentCreate, directory: DirectoryView) -> EventDraft:
-    _require_coordinator(who)
-    orgs = list(dict.fromkeys((who.org_id, *cmd.orgs)))
-    _check_orgs(directory, orgs)
+def _header_body(
+    cmd: v1.IncidentCreate | v1.IncidentUpdate, orgs: list[str], directory: DirectoryView
+) -> dict[str, Any]:
+    """The header fields a create or an update sets, checked against ``orgs``
+    (the participants once the command is applied)."""
     if cmd.lead_org is not None and cmd.lead_org not in orgs:
         raise refuse(ErrorCode.INVALID, "lead_org must be a participating organisation")
     _check_liaisons(directory, cmd.liaisons, orgs)
-    body = {
+    return {
         "title": cmd.title,
         "category": cmd.category,
         "priority": cmd.priority,
         "description": cmd.description,
         "location": cmd.location.to_wire() if cmd.location else None,
+        "lead_org": cmd.lead_org,
+        "liaisons": cmd.liaisons,
+    }
+
+
+def decide_create(who: Principal, cmd: v1.IncidentCreate, directory: DirectoryView) -> EventDraft:
+    _require_coordinator(who)
+    orgs = list(dict.fromkeys((who.org_id, *cmd.orgs)))
+    _check_orgs(directory, orgs)
+    body = {
+        **_header_body(cmd, orgs, directory),
         "orgs": orgs,
         "lead_org": cmd.lead_org or who.org_id,
-        "liaisons": cmd.liaisons,
         "status": "reported",
     }
     incident = incident_id_for(who.user_id, cmd.id)
@@ -187,18 +198,9 @@ def _update(
         raise refuse(ErrorCode.INVALID, "incident updates are visible to every participant")
     _check_orgs(directory, cmd.add_orgs)
     orgs = list(dict.fromkeys((*state.orgs, *cmd.add_orgs)))
-    if cmd.lead_org is not None and cmd.lead_org not in orgs:
-        raise refuse(ErrorCode.INVALID, "lead_org must be a participating organisation")
-    _check_liaisons(directory, cmd.liaisons, orgs)
     body = {
-        "title": cmd.title,
-        "category": cmd.category,
-        "priority": cmd.priority,
-        "description": cmd.description,
-        "location": cmd.location.to_wire() if cmd.location else None,
+        **_header_body(cmd, orgs, directory),
         "add_orgs": [org for org in cmd.add_orgs if org not in state.orgs],
-        "lead_org": cmd.lead_org,
-        "liaisons": cmd.liaisons,
     }
     if all(v in (None, [], {}) for v in body.values()):
         raise refuse(ErrorCode.INVALID, "nothing to update")

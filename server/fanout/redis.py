@@ -270,9 +270,20 @@ class RedisBroker:
                 backoff = self.config.backoff_min_s
 
     async def _listen(self) -> None:
-        pubsub = self._subscriber.pubsub()
+        pubsub: Any = self._subscriber.pubsub()
         channels = [keys.probe_channel(self._node), *(keys.channel(i) for i in self._feeds)]
-        await pubsub.subscribe(*channels)
+        try:
+            # The probe only runs once subscribed: a connection that goes deaf
+            # during its handshake must be given up here, or the node would
+            # wait on it with no liveness check at all. It is this node's own
+            # pub/sub connection, dropped after the failure (PITFALLS: never
+            # cancel commands on a shared one).
+            async with asyncio.timeout(self.config.probe_timeout_s):
+                await pubsub.subscribe(*channels)
+        except BaseException:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()
+            raise
         self._pubsub = pubsub
         self._last_probe = time.monotonic()
         prober = asyncio.create_task(self._probe())

@@ -39,6 +39,18 @@ log = logging.getLogger(__name__)
 #: Events read from the log per page when catching a follower up.
 CATCH_UP_PAGE = 500
 
+#: Waits between attempts to fill a gap on the live path while storage is
+#: down (about 30 s in all). Before, one failed read silently unfollowed the
+#: incident: the connection stayed up and looked healthy, and the client never
+#: heard from that incident again. Past the last attempt the client is told
+#: to resume (``Subscriber.resume_required``), which it does from its own
+#: position on reconnect.
+LIVE_CATCH_UP_RETRY_S = (0.1, 0.2, 0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 8.0)
+
+#: Live events buffered for one follower while its gap is being filled; past
+#: this the follower is told to resume instead (memory stays bounded).
+MAX_CATCH_UP_BUFFER = 10_000
+
 #: One envelope, encoded once and shared by every recipient of its audience.
 Piece = bytes
 
@@ -70,6 +82,12 @@ class Subscriber(Protocol):
     async def push_backlog(self, piece: Piece) -> bool:
         """Queue one envelope read from the log, waiting for room instead of
         overflowing; False if the connection is gone."""
+        ...
+
+    def resume_required(self, incident: str) -> None:
+        """The hub can no longer keep ``incident``'s stream whole for this
+        connection (storage down for long): end the connection so that the
+        client reconnects and resumes from its own positions (SPEC §15)."""
         ...
 
 
@@ -247,6 +265,10 @@ class Hub:
         ev = enc.event
         if fs.catching_up:
             fs.buffer.append(ev)
+            if len(fs.buffer) > MAX_CATCH_UP_BUFFER:
+                log.warning("%s: %s fell too far behind while catching up", incident, sub.user)
+                self.unfollow(sub, incident)
+                sub.resume_required(incident)
         elif ev.seq <= fs.last:
             return  # seen already (a duplicate publish)
         elif ev.seq == fs.last + 1:
@@ -258,36 +280,51 @@ class Hub:
             # A gap on the live path: fetch it from the log, buffer meanwhile.
             fs.catching_up = True
             fs.buffer.append(ev)
-            self._spawn(self._catch_up(sub, incident, fs))
+            self._spawn(self._catch_up_live(sub, incident, fs))
+
+    async def _catch_up_live(self, sub: Subscriber, incident: str, fs: FollowState) -> None:
+        """Fill a gap on the live path, retrying while storage is down."""
+        for wait in (*LIVE_CATCH_UP_RETRY_S, None):
+            if self._followers.get(incident, {}).get(sub) is not fs:
+                return  # unfollowed or gone meanwhile
+            try:
+                await self._catch_up(sub, incident, fs)
+                return
+            except StorageUnavailable as exc:
+                if wait is None:
+                    break
+                log.warning("catch-up of %s failed (%s); retrying in %.1f s", incident, exc, wait)
+                await asyncio.sleep(wait)
+            except Exception:
+                log.exception("catch-up of %s failed", incident)
+                break
+        log.error("catch-up of %s for %s gave up; the client must resume", incident, sub.user)
+        if self._followers.get(incident, {}).get(sub) is fs:
+            self.unfollow(sub, incident)
+            sub.resume_required(incident)
 
     async def _catch_up(self, sub: Subscriber, incident: str, fs: FollowState) -> None:
-        """Deliver from the log after ``fs.last``, then the buffered live events."""
-        try:
-            while True:
-                events = await self._log.read(incident, fs.last, CATCH_UP_PAGE)
-                if not await self._push_in_order(sub, fs, events):
-                    self.unfollow(sub, incident)
-                    return
-                if len(events) == CATCH_UP_PAGE:
-                    continue
-                buffered, fs.buffer = fs.buffer, []
-                if buffered and buffered[-1].seq > fs.last and buffered[0].seq > fs.last + 1:
-                    fs.buffer = buffered  # the log had not caught up with the buffer yet
-                    continue
-                if not await self._push_in_order(sub, fs, buffered):
-                    self.unfollow(sub, incident)
-                    return
-                if not fs.buffer:
-                    fs.catching_up = False
-                    return
-        except StorageUnavailable as exc:
-            log.warning("catch-up of %s failed (%s); the client must resume", incident, exc)
-            self.unfollow(sub, incident)
-            raise
-        except Exception:
-            log.exception("catch-up of %s failed; the client must resume", incident)
-            self.unfollow(sub, incident)
-            raise
+        """Deliver from the log after ``fs.last``, then the buffered live events.
+
+        Raises StorageUnavailable: a follow answers it, the live path retries.
+        """
+        while True:
+            events = await self._log.read(incident, fs.last, CATCH_UP_PAGE)
+            if not await self._push_in_order(sub, fs, events):
+                self.unfollow(sub, incident)
+                return
+            if len(events) == CATCH_UP_PAGE:
+                continue
+            buffered, fs.buffer = fs.buffer, []
+            if buffered and buffered[-1].seq > fs.last and buffered[0].seq > fs.last + 1:
+                fs.buffer = buffered  # the log had not caught up with the buffer yet
+                continue
+            if not await self._push_in_order(sub, fs, buffered):
+                self.unfollow(sub, incident)
+                return
+            if not fs.buffer:
+                fs.catching_up = False
+                return
 
     @staticmethod
     async def _push_in_order(

@@ -21,8 +21,11 @@ from server.domain.events import AppendResult, EventDraft, StoredEvent
 def is_same_action(earlier: StoredEvent, draft: EventDraft) -> bool:
     """Whether a draft is a retry of ``earlier`` rather than a reuse of its client id.
 
-    A retried ``incident.create`` decides a fresh incident id each time, so only
-    its type is compared.
+    A retried ``incident.create`` names the same incident (its id is derived
+    from the client id: ``domain.decide.incident_id_for``), but its incident is
+    not compared: a creation retried under another incident id is still a
+    retry, answered with the incident it created (both backends; the log
+    contract tests it).
     """
     if earlier.type != draft.type:
         return False

@@ -96,6 +96,10 @@ class Session:
     async def push_backlog(self, piece: Piece) -> bool:
         return await self.outbox.push_backlog(piece)
 
+    def resume_required(self, incident: str) -> None:
+        # The same way out as a slow consumer: notice, cut-off, resume by seq.
+        self.outbox.cut_off()
+
 
 #: Socket.IO's reserved event names. python-socketio dispatches a client's
 #: ``42["connect",...]`` to the connect handler of an open socket (measured: it

@@ -182,6 +182,10 @@ class Outbox:
         buffered = transport.get_write_buffer_size() if transport is not None else 0
         return self._pending_bytes + self._queued_bytes + buffered
 
+    def cut_off(self) -> None:
+        """End delivery and cut the connection off (the client resumes by seq)."""
+        self._overflow()
+
     def _overflow(self) -> None:
         if not self.closed:
             self.closed = True

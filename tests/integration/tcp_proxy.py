@@ -135,6 +135,13 @@ class FaultProxy:
             link.frozen = True
         return len(frozen)
 
+    def thaw(self) -> None:
+        """New connections flow again; those already frozen stay dead."""
+        self._freeze.clear()
+
+    def links_that_sent(self, pattern: bytes) -> int:
+        return sum(link.saw(pattern) for link in self._links)
+
     def mark(self) -> int:
         return len(self.sent)
 

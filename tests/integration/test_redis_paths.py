@@ -193,6 +193,38 @@ async def test_positions_are_checked_against_the_log_not_a_lagging_projection(
         await asyncio.to_thread(a.stop)
 
 
+async def test_a_subscriber_that_stalls_while_subscribing_is_rebuilt(
+    own_redis: RedisServer, proxy: FaultProxy, tmp_path: Path, clients: list[LiaisonClient]
+) -> None:
+    """Node B's pub/sub connection goes deaf, and so does the next one, during
+    its very first command (the handshake): B must not wait on it forever, but
+    give up on it, connect again and fill the gap. (A regression guard: the
+    subscribe is bounded by the probe timeout; redis-py 8's own handshake
+    timeout also ends it after about 5 s.)"""
+    a = await start_node(tmp_path, "direct", own_redis.url)
+    b = await start_node(tmp_path, "stalling", proxy.url)
+    try:
+        dispatcher = await connect(clients, a, "dispatch")
+        incident = await new_incident(dispatcher)
+        watcher = await connect(clients, b, "outreach")
+        await watcher.follow(incident, after_seq=1)
+        assert proxy.freeze_senders_of(b"liaison-sub-stalling") == 1
+        async with asyncio.timeout(20):  # the probe notices, B connects again: frozen too
+            while proxy.links_that_sent(b"liaison-sub-stalling") < 2:
+                await asyncio.sleep(0.05)
+        last = [(await dispatcher.post(incident, f"while B is deaf {i}"))["seq"] for i in range(3)]
+        proxy.thaw()
+        await watcher.wait_seq(incident, last[-1], timeout=30)
+        got = [watcher.events.get_nowait()["seq"] for _ in range(watcher.events.qsize())]
+        assert got == list(range(2, last[-1] + 1)), "each event once, in order"
+        async with aiohttp.ClientSession() as http, http.get(b.url + "/healthz") as resp:
+            assert resp.status == 200, await resp.text()
+    finally:
+        proxy.release_replies()
+        await asyncio.to_thread(b.stop)
+        await asyncio.to_thread(a.stop)
+
+
 async def follow_at_once(node: LiaisonServer, token: str, incident: str, count: int) -> list[str]:
     """``count`` connections of one user follow ``incident`` at the same moment."""
     followers = [LiaisonClient(node.url) for _ in range(count)]
