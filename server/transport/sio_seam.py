@@ -23,7 +23,8 @@ aiohttp's ``WebSocketWriter``         writes a frame's header and payload with n
                                       to the transport never splits one of its frames
 ``AsyncSocket.handle_post_request``   bad polling body → HTTP 400, no traceback
 ``eio_aiohttp.WebSocket.wait``        undecodable WebSocket message → close
-``AsyncSocket.receive``               nothing handled after a client's CLOSE
+``AsyncSocket.receive``               nothing handled after a client's CLOSE, and
+                                      its pending poll answered
 ``AsyncServer.handle_request``        POST to a closed session → 400, not 500
 ``sio Packet.decode`` (partial state) :class:`CheckedPacket` (``serializer=``)
 ``AsyncServer._handle_eio_message``,  attachment refusal before buffering, malformed
@@ -214,13 +215,21 @@ def _receive_nothing_once_closed() -> None:
     packets to Socket.IO as if from a live session; nothing answers them, so
     the client waits (found by the fuzz test). Now the next packet ends the
     WebSocket loop (engineio's own ``SocketIsClosedError`` path), which closes
-    the connection."""
+    the connection.
+
+    On long-polling, engineio left the client's pending GET waiting for
+    packets after that CLOSE, until the poll timed out (ping interval +
+    timeout) and got a 400; a sentinel in ``AsyncSocket.queue`` now answers
+    it at once, empty, as the shutdown path does."""
     original = AsyncSocket.receive
 
     async def receive_while_open(self: Any, pkt: Any) -> Any:
         if self.closed:
             raise eio_exceptions.SocketIsClosedError()
-        return await original(self, pkt)
+        result = await original(self, pkt)
+        if pkt.packet_type == eio_packet.CLOSE and not self.upgraded:
+            self.queue.put_nowait(None)  # releases the poll waiting for packets
+        return result
 
     AsyncSocket.receive = receive_while_open
 

@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from aiohttp import web
@@ -32,6 +33,7 @@ from tests.conftest import (
 )
 from tests.integration.rawws import RawWebSocket
 from tests.integration.wire import SOCKET_PATH, connect_raw
+from tests.waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -372,3 +374,37 @@ async def test_the_official_js_client_speaks_to_the_seam(
     assert seen["post"]["ok"] is True
     assert seen["unknown"]["error"]["code"] == "unknown_type"
     assert seen["seen"] == list(range(1, seen["post"]["seq"] + 1))
+
+
+async def test_a_polling_clients_own_close_answers_its_pending_poll(
+    inproc: _InProcess, clients: list[LiaisonClient]
+) -> None:
+    """Hook ``_receive_nothing_once_closed``: after a long-polling client's own
+    Engine.IO CLOSE, its GET waiting for packets is answered at once. It was
+    held until the poll timed out (ping interval + timeout, 35 s by default)
+    and then answered 400, holding the request all that time."""
+    srv: Any = inproc  # connect() only needs .url
+    login = await connect(clients, srv, "dispatch", live=False)
+    assert login.token is not None
+    base = f"{inproc.url}/socket.io/?EIO=4&transport=polling"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base) as resp:
+            sid = orjson.loads((await resp.read())[1:])["sid"]
+        url = f"{base}&sid={sid}"
+        async with http.post(url, data=b"40" + orjson.dumps({"token": login.token})) as resp:
+            assert resp.status == 200
+        async with http.get(url) as resp:  # CONNECT, welcome
+            assert b"40{" in await resp.read()
+
+        async def pending_poll() -> int:
+            async with http.get(url) as resp:
+                await resp.read()
+                return resp.status
+
+        poll = asyncio.create_task(pending_poll())
+        queue = inproc.parts.gateway.sio.eio.sockets[sid].queue
+        await until(lambda: bool(queue._getters), 5, "the GET waits for packets")
+        async with http.post(url, data=b"1") as resp:
+            assert resp.status == 200
+        async with asyncio.timeout(3):
+            assert await poll == 200
