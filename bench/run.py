@@ -51,6 +51,7 @@ from bench.servers import (
     liaison_spec,
     node_spec,
     prepare_node,
+    proto_spec,
     python_executable,
     redis_argv,
     wait_ready,
@@ -59,10 +60,15 @@ from bench.servers import (
 
 RESULTS = BENCH_DIR / "results" / "latest.json"
 SERVERS = ("baseline", "liaison", "node")
+#: Not in a default run: Liaison on the bench-only prototype transport (issue 8).
+EXTRA_SERVERS = ("proto",)
 SINGLE_NODE_WORKLOADS = ("A", "B", "C", "D")
 CROSS_NODE_WORKLOADS = ("E",)
 #: Why a server has no E column: only these have a multi-node mode here.
-NO_CLUSTER = {"node": "no cross-node mode: bench/node installs socket.io without a Redis adapter"}
+NO_CLUSTER = {
+    "node": "no cross-node mode: bench/node installs socket.io without a Redis adapter",
+    "proto": "the bench-only prototype transport is measured on one node only",
+}
 #: Upper bound for one load run; a healthy one takes about 30 s (A-D) or 20 s (E).
 LOAD_TIMEOUT_S = 100.0
 #: E's roles: node A takes the publishers (and the REST calls), node B the subscribers.
@@ -156,6 +162,8 @@ def spec_for(name: str, port: int, data_root: Path) -> ServerSpec:
         return baseline_spec(port)
     if name == "liaison":
         return liaison_spec(port, data_root / "liaison-data")
+    if name == "proto":
+        return proto_spec(port, data_root / "proto-data")
     return node_spec(port)
 
 
@@ -400,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so ``Processes`` still stops every child by pid.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    names = [n.strip() for n in args.servers.split(",") if n.strip() in SERVERS]
+    names = [n.strip() for n in args.servers.split(",") if n.strip() in SERVERS + EXTRA_SERVERS]
     info = meta(args)
     with Processes() as procs, tempfile.TemporaryDirectory(prefix="liaison-bench-") as tmp_dir:
         entries, titles = run_rounds(procs, names, args, Path(tmp_dir))

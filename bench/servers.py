@@ -75,6 +75,16 @@ def liaison_spec(port: int, data_dir: Path, redis_url: str = "", node_id: str = 
     return ServerSpec("liaison", "Liaison", "liaison", argv, env)
 
 
+def proto_spec(port: int, data_dir: Path) -> ServerSpec:
+    """Liaison on the bench-only prototype transport (bench/proto_sio.py), not python-socketio."""
+    argv = (
+        *(python_executable(), "-m", "bench.proto_server", "serve", "--demo"),
+        *("--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)),
+    )
+    env = {"LIAISON_LOG_LEVEL": "WARNING"}
+    return ServerSpec("proto", "Liaison on proto", "liaison", argv, env)
+
+
 def baseline_redis_spec(port: int, redis_url: str) -> ServerSpec:
     """The python-socketio baseline with ``AsyncRedisManager`` (one node of several)."""
     module = ("-m", "bench.baseline_redis")

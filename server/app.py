@@ -28,11 +28,11 @@ from server.storage.base import EventLog
 from server.storage.directory import Directory
 from server.throttle import ThrottleRule
 from server.transport.api_headers import add_api_headers
-from server.transport.engineio_tuning import tune_engineio
 from server.transport.gateway import Gateway
 from server.transport.http_log import quiet_bad_http_requests
 from server.transport.login_guard import LoginGuard
 from server.transport.rest import RestApi, errors_middleware
+from server.transport.sio_seam import install_engineio_hooks
 from server.transport.web_client import add_web_client_routes
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ COMPONENTS = web.AppKey("components", Components)
 
 
 def create_app(settings: Settings) -> web.Application:
-    tune_engineio()
+    install_engineio_hooks()
     quiet_bad_http_requests()
     app = web.Application(middlewares=[errors_middleware], client_max_size=1024 * 1024)
     backends = build_backends(settings)

@@ -13,15 +13,11 @@ Frames (see protocol/SPEC.md):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import socketio
-from socketio import packet as sio_packet
 
 from protocol import CHAIN_RULE, PROTOCOL_VERSION, SUPPORTED_VERSIONS, v1
 from protocol.codec import Codec, check_decoded, codec_for
@@ -38,6 +34,7 @@ from server.services.hub import Hub, Piece
 from server.storage.directory import Directory
 from server.transport.outbox import Flusher, Outbox
 from server.transport.pipeline import AckPipeline
+from server.transport.sio_seam import CONNECT, ConnectionRefused, MalformedPacket, SocketServer
 
 log = logging.getLogger(__name__)
 
@@ -112,190 +109,6 @@ RESERVED_EVENTS = frozenset(
     {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
 )
 
-#: Socket.IO packet types a client may send (CONNECT_ERROR is server → client).
-_CLIENT_PACKETS = frozenset(
-    {
-        sio_packet.CONNECT,
-        sio_packet.DISCONNECT,
-        sio_packet.EVENT,
-        sio_packet.ACK,
-        sio_packet.BINARY_EVENT,
-        sio_packet.BINARY_ACK,
-    }
-)
-
-
-class MalformedPacket(ValueError):
-    """A Socket.IO packet from a client that cannot be decoded or may not be sent.
-
-    Carries what was parsed before the failure, so the refusal can be an ack
-    (``ack_id`` known), a ``connect_error`` (a CONNECT packet) or a notice.
-    """
-
-    def __init__(self, packet_type: int | None, ack_id: int | None, reason: str) -> None:
-        super().__init__(reason)
-        self.packet_type, self.ack_id, self.reason = packet_type, ack_id, reason
-
-
-class CheckedPacket(sio_packet.Packet):  # type: ignore[misc]
-    """python-socketio's packet, with every decoding failure a :class:`MalformedPacket`.
-
-    Passed as ``serializer=``, the documented way to replace the packet class.
-    python-socketio decodes before any handler of ours runs, and its decoder
-    lets orjson's errors (lone surrogates, 1e309, NaN, nesting past 1,024),
-    ``int("²")`` and shape errors (``42``, ``42{}``, ``42[]``) escape as
-    tracebacks with no answer to the client.
-    """
-
-    def decode(self, encoded_packet: Any) -> int:
-        self.packet_type, self.id = None, None
-        try:
-            count: int = super().decode(encoded_packet)
-        except (ValueError, TypeError, RecursionError) as exc:
-            # orjson.JSONDecodeError is a ValueError.
-            raise MalformedPacket(self.packet_type, self.id, f"undecodable packet: {exc}") from exc
-        if self.packet_type not in _CLIENT_PACKETS:
-            raise MalformedPacket(None, None, f"clients do not send packet type {self.packet_type}")
-        if self.namespace not in (None, "/") and self.packet_type != sio_packet.CONNECT:
-            raise MalformedPacket(None, None, "namespace / only")
-        if self.packet_type in (sio_packet.EVENT, sio_packet.BINARY_EVENT):
-            data = self.data
-            if not isinstance(data, list) or not data or not isinstance(data[0], str):
-                raise MalformedPacket(
-                    self.packet_type, self.id, "an event is an array that starts with its name"
-                )
-        return count
-
-    def add_attachment(self, attachment: Any) -> bool:
-        try:
-            done: bool = super().add_attachment(attachment)
-        except (ValueError, TypeError, IndexError, KeyError) as exc:
-            # A placeholder naming an attachment that does not exist.
-            raise MalformedPacket(None, self.id, f"bad binary attachment: {exc}") from exc
-        return done
-
-
-class LiaisonSocketServer(socketio.AsyncServer):  # type: ignore[misc]
-    """python-socketio's server, narrowed to what protocol v1 allows on the wire.
-
-    Hooks into python-socketio's private ``AsyncServer._handle_eio_message``
-    and ``_handle_event_internal`` (5.18); keep all such hooks in this class.
-
-    * Binary packets with more than one attachment are refused before they are
-      buffered: python-socketio buffers whatever count a packet announces
-      (measured: +140 MiB from 160 frames). A msgpack command is exactly one
-      attachment; JSON sessions may send none.
-    * Packets that cannot be decoded (:class:`CheckedPacket`) are refused with
-      a typed error instead of a traceback (see :meth:`_refuse`).
-    * Only ``cmd`` is dispatched; every other event name, reserved ones
-      included, goes to ``refusal_handler`` and reaches no handler.
-    """
-
-    binary_allowed: set[str]
-    #: Receives every ``cmd`` with its ack id: (sid, eio_sid, namespace, ack id, data).
-    command_handler: Callable[[str, str, str, int | None, Any], Awaitable[None]]
-    #: Answers a refused packet of a connected client: (sid, ack id, error).
-    refusal_handler: Callable[[str, int | None, ProtocolError], Awaitable[None]]
-
-    async def _handle_event_internal(
-        self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: int | None
-    ) -> None:
-        # CheckedPacket guarantees a non-empty list starting with a str.
-        name = data[0]
-        if name == "cmd":
-            await self.command_handler(
-                sid, eio_sid, namespace or "/", id, data[1] if len(data) > 1 else None
-            )
-            return
-        if name in RESERVED_EVENTS:
-            log.warning("refused the reserved event %r from %s", name, sid)
-            err = ProtocolError(
-                ErrorCode.MALFORMED, f"{name!r} is reserved; send commands as 'cmd'"
-            )
-        else:
-            err = ProtocolError(
-                ErrorCode.UNKNOWN_TYPE, f"unknown event {name!r}; send commands as 'cmd'"
-            )
-        if id is not None or err.code is ErrorCode.MALFORMED:
-            await self.refusal_handler(sid, id, err)
-
-    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
-        if not isinstance(data, str | bytes):
-            # engineio JSON-decodes a message that does not start with a digit
-            # (``4{}``, ``4true``): no Socket.IO packet is a dict, bool or None.
-            await self._refuse(eio_sid, MalformedPacket(None, None, "not a Socket.IO packet"))
-            return
-        if isinstance(data, str) and data[:1] in ("5", "6"):
-            count = data[1 : data.find("-")] if "-" in data[:12] else ""
-            if count != "1" or eio_sid not in self.binary_allowed:
-                log.warning("refused a binary packet with %r attachments from %s", count, eio_sid)
-                await self._cut(eio_sid)
-                return
-        elif isinstance(data, bytes) and eio_sid not in self._binary_packet:
-            await self._cut(eio_sid)
-            return
-        elif data[:1] != "0" and self.manager.sid_from_eio_sid(eio_sid, "/") is None:
-            # Anything but CONNECT before connecting: python-socketio would
-            # drop an event silently, and a client waiting for its ack hangs.
-            log.warning("hung up on %s: a packet before connecting", eio_sid)
-            await self._cut(eio_sid)
-            return
-        try:
-            await super()._handle_eio_message(eio_sid, data)
-        except MalformedPacket as exc:
-            self._binary_packet.pop(eio_sid, None)
-            await self._refuse(eio_sid, exc)
-
-    async def _refuse(self, eio_sid: str, exc: MalformedPacket) -> None:
-        """Answer a packet that cannot be decoded, as SPEC §3 says.
-
-        A CONNECT gets ``connect_error``; a connected client gets an error
-        ack when the ack id is known, else a ``notice``; a client that is not
-        connected is hung up on. Logged without a traceback: it is the
-        client's error, not ours.
-        """
-        sid = self.manager.sid_from_eio_sid(eio_sid, "/")
-        log.warning("refused a Socket.IO packet from %s: %s", sid or eio_sid, exc.reason)
-        err = ProtocolError(ErrorCode.MALFORMED, exc.reason[:200])
-        if sid is None and exc.packet_type == sio_packet.CONNECT:
-            refusal = socketio.exceptions.ConnectionRefusedError(err.message, err.to_wire())
-            await self._send_packet(
-                eio_sid,
-                self.packet_class(sio_packet.CONNECT_ERROR, data=refusal.error_args),
-            )
-        elif sid is None or not self.manager.is_connected(sid, "/"):
-            await self._cut(eio_sid)
-        else:
-            await self.refusal_handler(sid, exc.ack_id, err)
-
-    async def _cut(self, eio_sid: str) -> None:
-        """Drop a misbehaving connection at once."""
-        await self.close_connection(eio_sid, grace_s=0.0)
-
-    async def close_connection(self, eio_sid: str, grace_s: float) -> None:
-        """Close an engine.io connection even if its peer has stopped reading.
-
-        engine.io's own disconnect waits until its writer has sent everything
-        queued, and that writer waits for the peer: a phone that stopped
-        reading would hold it forever. We queue the engine.io CLOSE (which
-        clients treat as a transport loss and so reconnect), give a slow but
-        live peer ``grace_s`` to read it, then abort the TCP connection.
-        """
-        socket = self.eio.sockets.get(eio_sid)
-        request = self.environ.get(eio_sid, {}).get("aiohttp.request")
-        upgraded = socket is not None and socket.upgraded
-        # Held here: aiohttp sets ``request.transport`` to None once the
-        # connection is lost, which a peer that reads the CLOSE does within
-        # the grace period (it was an AttributeError after the sleep).
-        transport = request.transport if upgraded and request is not None else None
-        if socket is not None:
-            await socket.close(wait=False, abort=False)
-        if transport is not None:
-            if grace_s:
-                await asyncio.sleep(grace_s)
-            if not transport.is_closing():
-                transport.abort()
-
 
 def _error_ack(codec: Codec, err: ProtocolError) -> Any:
     return _ack(codec, {"ok": False, "error": err.to_wire()})
@@ -324,7 +137,7 @@ class Gateway:
         self.max_pending_bytes = max_pending_bytes
         self.sessions: dict[str, Session] = {}
         self.flusher = Flusher()
-        self.sio = LiaisonSocketServer(
+        self.sio = SocketServer(
             async_mode="aiohttp",
             async_handlers=False,
             cors_allowed_origins=allowed_origins,
@@ -338,13 +151,11 @@ class Gateway:
             http_compression=False,
             logger=False,
             engineio_logger=False,
-            serializer=CheckedPacket,
         )
-        self.sio.binary_allowed = set()
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
-        self.sio.command_handler = self._admit_cmd
-        self.sio.refusal_handler = self.on_refused
+        self.sio.event_handler = self.on_event
+        self.sio.malformed_handler = self.on_malformed
         self._tasks: set[asyncio.Task[Any]] = set()
         #: Set once the server stops: commands are refused, connections sent away.
         self.closing = False
@@ -380,20 +191,19 @@ class Gateway:
         try:
             principal, codec, version = self._negotiate(auth)
         except ProtocolError as err:
-            raise socketio.exceptions.ConnectionRefusedError(err.message, err.to_wire()) from None
+            raise ConnectionRefused(err.message, err.to_wire()) from None
         except Exception:
             # Never let it escape: python-socketio would retry this handler
             # without ``auth`` on a TypeError, and answer nothing on others
             # (the client waits for its connect timeout).
             log.exception("negotiating a connection failed")
             failure = ProtocolError(ErrorCode.INTERNAL)
-            raise socketio.exceptions.ConnectionRefusedError(
-                failure.message, failure.to_wire()
-            ) from None
-        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
-        eio_socket = self.sio.eio.sockets[eio_sid]
+            raise ConnectionRefused(failure.message, failure.to_wire()) from None
+        eio_sid = self.sio.eio_sid_of(sid)
+        connection = self.sio.connection(eio_sid)
+        assert connection is not None  # the connect handler runs on an open session
         outbox = Outbox(
-            eio_socket,
+            connection,
             codec.name,
             self.max_pending_bytes,
             lambda: self._overflowed(sid),
@@ -429,8 +239,7 @@ class Gateway:
             session.outbox.closed = True
             self.hub.drop(session)
             await session.acks.close()
-        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
-        self.sio.binary_allowed.discard(eio_sid)
+        self.sio.binary_allowed.discard(self.sio.eio_sid_of(sid))
 
     def _overflowed(self, sid: str) -> None:
         """Called inside a push that overflowed, before the hub forgets the follows."""
@@ -451,8 +260,9 @@ class Gateway:
         }
         session.outbox.send_text('2["notice",' + orjson.dumps(notice).decode() + "]")
         log.warning("cut off slow consumer %s (%s)", sid, session.principal.user_id)
-        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
-        await self.sio.close_connection(eio_sid, grace_s=CUT_OFF_GRACE_S)
+        # The transport ends without an Engine.IO CLOSE, as at shutdown: the
+        # client reconnects by itself and resumes (SPEC §15).
+        await self.sio.end_transport(self.sio.eio_sid_of(sid), CUT_OFF_GRACE_S, session.gone)
         log.info("closed the connection of slow consumer %s", sid)
 
     # --------------------------------------------------------------- commands
@@ -504,12 +314,7 @@ class Gateway:
 
     def _pipeline(self, codec: Codec, eio_sid: str, namespace: str) -> AckPipeline:
         async def send_ack(ack_id: int, payload: Any) -> None:
-            await self.sio._send_packet(
-                eio_sid,
-                self.sio.packet_class(
-                    sio_packet.ACK, namespace=namespace, id=ack_id, data=[payload]
-                ),
-            )
+            await self.sio.send_ack(eio_sid, ack_id, payload)
 
         async def finish(pending: asyncio.Future[AppendResult]) -> Any:
             try:
@@ -555,6 +360,42 @@ class Gateway:
         notice = {"code": err.code.code, "message": err.message}
         await self.sio.emit("notice", notice, to=sid)
 
+    async def on_event(self, sid: str, eio_sid: str, ack_id: int | None, data: list[Any]) -> None:
+        """Every EVENT: ``cmd`` is run; every other name, reserved ones included, is refused."""
+        name = data[0]
+        if name == "cmd":
+            await self._admit_cmd(sid, eio_sid, "/", ack_id, data[1] if len(data) > 1 else None)
+            return
+        if name in RESERVED_EVENTS:
+            log.warning("refused the reserved event %r from %s", name, sid)
+            err = ProtocolError(
+                ErrorCode.MALFORMED, f"{name!r} is reserved; send commands as 'cmd'"
+            )
+        else:
+            err = ProtocolError(
+                ErrorCode.UNKNOWN_TYPE, f"unknown event {name!r}; send commands as 'cmd'"
+            )
+        if ack_id is not None or err.code is ErrorCode.MALFORMED:
+            await self.on_refused(sid, ack_id, err)
+
+    async def on_malformed(self, eio_sid: str, exc: MalformedPacket) -> None:
+        """Answer a packet that cannot be decoded, as SPEC §3 says.
+
+        A CONNECT gets ``connect_error``; a connected client gets an error
+        ack when the ack id is known, else a ``notice``; a client that is not
+        connected is hung up on. Logged without a traceback: it is the
+        client's error, not ours.
+        """
+        sid = self.sio.sid_of(eio_sid)
+        log.warning("refused a Socket.IO packet from %s: %s", sid or eio_sid, exc.reason)
+        err = ProtocolError(ErrorCode.MALFORMED, exc.reason[:200])
+        if sid is None and exc.packet_type == CONNECT:
+            await self.sio.send_connect_error(eio_sid, err.message, err.to_wire())
+        elif sid is None or not self.sio.is_connected(sid):
+            await self.sio.hang_up(eio_sid)
+        else:
+            await self.on_refused(sid, exc.ack_id, err)
+
     # --------------------------------------------------------------- shutdown
 
     async def shut_down(self) -> None:
@@ -599,24 +440,13 @@ class Gateway:
         socket.io-client does not retry the first, python-engineio's client
         does not retry the second.
         """
-        eio_sid = self.sio.manager.eio_sid_from_sid(session.sid, "/")
-        socket = self.sio.eio.sockets.get(eio_sid)
-        if socket is None or socket.closed:
+        eio_sid = self.sio.eio_sid_of(session.sid)
+        connection = self.sio.connection(eio_sid)
+        if connection is None or connection.closed:
             return
         notice = {"code": ErrorCode.SHUTDOWN.code, "message": ErrorCode.SHUTDOWN.default_message}
         session.outbox.send_text('2["notice",' + orjson.dumps(notice).decode() + "]")
-        upgraded = socket.upgraded
-        if upgraded:
-            socket.queue.put_nowait(None)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(SEND_AWAY_GRACE_S):
-                await socket.queue.join()  # taken by the writer, or by a poll
-                if upgraded:
-                    await session.gone.wait()
-        if not session.gone.is_set():  # long-polling, or a peer that does not read
-            await socket.close(wait=False, abort=True)
-            socket.queue.put_nowait(None)  # releases a poll waiting for packets
-            await self.sio.close_connection(eio_sid, grace_s=0.0)
+        await self.sio.end_transport(eio_sid, SEND_AWAY_GRACE_S, session.gone)
 
     async def close(self) -> None:
         for task in list(self._tasks):

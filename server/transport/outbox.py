@@ -22,13 +22,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
-
-from engineio import packet as eio_packet
 
 from protocol.codec import msgpack_array_header
 from server.services.hub import Piece
-from server.transport.engineio_tuning import websocket_transport
+from server.transport.sio_seam import Connection
 
 #: Socket.IO frame (without the engine.io type digit) announcing one binary attachment.
 BINARY_EV_HEADER = '51-["ev",{"_placeholder":true,"num":0}]'
@@ -80,24 +77,23 @@ class Flusher:
             outbox.flush(frames)
 
 
-class BatchPacket(eio_packet.Packet):  # type: ignore[misc]
-    """An engine.io MESSAGE whose payload is assembled when it is written."""
+class Batch:
+    """The events of one engine.io MESSAGE, assembled when engine.io's writer takes it."""
 
-    def __init__(self, binary: bool, on_seal: Callable[[BatchPacket], None]) -> None:
-        super().__init__(eio_packet.MESSAGE, b"" if binary else "")
+    __slots__ = ("_on_seal", "binary", "pieces")
+
+    def __init__(self, binary: bool, on_seal: Callable[[Batch], None]) -> None:
+        self.binary = binary
         self.pieces: list[Piece] = []
         self._on_seal = on_seal
 
-    def encode(self, b64: bool = False) -> Any:
-        if self.encode_cache is None:
-            self._on_seal(self)
-            self.data: Any
-            if self.binary:
-                self.data = msgpack_array_header(len(self.pieces)) + b"".join(self.pieces)
-            else:
-                self.data = (_JSON_OPEN[1:] + b",".join(self.pieces) + _JSON_CLOSE).decode()
-            self.pieces = []
-        return super().encode(b64)
+    def render(self) -> str | bytes:
+        """Seal the batch: later events go to a new one."""
+        self._on_seal(self)
+        pieces, self.pieces = self.pieces, []
+        if self.binary:
+            return msgpack_array_header(len(pieces)) + b"".join(pieces)
+        return (_JSON_OPEN[1:] + b",".join(pieces) + _JSON_CLOSE).decode()
 
 
 class Outbox:
@@ -105,13 +101,13 @@ class Outbox:
 
     def __init__(
         self,
-        eio_socket: Any,
+        connection: Connection,
         encoding: str,
         max_pending_bytes: int,
         on_overflow: Callable[[], None],
         flusher: Flusher,
     ) -> None:
-        self._socket = eio_socket
+        self._conn = connection
         self._binary = encoding == "msgpack"
         self._max = max_pending_bytes
         self._on_overflow = on_overflow
@@ -121,7 +117,7 @@ class Outbox:
         self._pending_bytes = 0
         #: Bytes in the open batch engine.io's writer has not taken yet (queued path).
         self._queued_bytes = 0
-        self._open: BatchPacket | None = None
+        self._open: Batch | None = None
         self.closed = False
 
     # ------------------------------------------------------------------ push
@@ -147,9 +143,9 @@ class Outbox:
         return self._append(piece)
 
     def _append(self, piece: Piece) -> bool:
-        if self.closed or self._socket.closed:
+        if self.closed or self._conn.closed:
             return False
-        if self._open is None and websocket_transport(self._socket) is not None:
+        if self._open is None and self._conn.direct_transport() is not None:
             if not self._pending:
                 self._flusher.mark(self)
             self._pending.append(piece)
@@ -161,29 +157,28 @@ class Outbox:
     def _queue(self, piece: Piece) -> None:
         batch = self._open
         if batch is None:
-            batch = self._open = BatchPacket(self._binary, self._sealed)
+            batch = self._open = Batch(self._binary, self._sealed)
             if self._binary:
-                header = eio_packet.Packet(eio_packet.MESSAGE, BINARY_EV_HEADER)
-                self._socket.queue.put_nowait(header)
-            self._socket.queue.put_nowait(batch)
+                self._conn.queue_text(BINARY_EV_HEADER)
+            self._conn.queue_lazy(self._binary, batch.render)
         batch.pieces.append(piece)
         self._queued_bytes += len(piece)
 
-    def _sealed(self, batch: BatchPacket) -> None:
+    def _sealed(self, batch: Batch) -> None:
         if self._open is batch:
             self._open = None
             self._queued_bytes = 0
 
     def _unread(self) -> int:
         """Bytes from earlier turns the peer has not taken yet."""
-        transport = websocket_transport(self._socket)
+        transport = self._conn.direct_transport()
         if transport is not None and self._open is None:
             return int(transport.get_write_buffer_size())
         return self._queued_bytes
 
     def _backlog(self) -> int:
         """Bytes not yet handed to the kernel: ours plus the transport's buffer."""
-        transport = websocket_transport(self._socket)
+        transport = self._conn.direct_transport()
         buffered = transport.get_write_buffer_size() if transport is not None else 0
         return self._pending_bytes + self._queued_bytes + buffered
 
@@ -204,7 +199,7 @@ class Outbox:
         self._pending_bytes = 0
         if not pieces or self.closed:
             return
-        transport = websocket_transport(self._socket)
+        transport = self._conn.direct_transport()
         if transport is None:  # the socket went away or is being upgraded again
             for piece in pieces:
                 self._queue(piece)
@@ -217,5 +212,4 @@ class Outbox:
 
     def send_text(self, socketio_frame: str) -> None:
         """Queue a ready Socket.IO text frame (control notices), after pending events."""
-        if not self._socket.closed:
-            self._socket.queue.put_nowait(eio_packet.Packet(eio_packet.MESSAGE, socketio_frame))
+        self._conn.queue_text(socketio_frame)

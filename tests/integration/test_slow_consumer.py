@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,9 +13,10 @@ import orjson
 import pytest
 
 from liaison_client import LiaisonClient
-from tests.conftest import LiaisonServer, connect, new_incident
+from tests.conftest import DEMO_PASSWORD, LiaisonServer, connect, new_incident
 from tests.integration.rawws import RawWebSocket
 from tests.redis_server import RedisServer
+from tests.waiting import until
 
 
 @pytest.fixture(params=["embedded", "redis"])
@@ -130,3 +133,100 @@ async def test_a_phone_that_drops_during_the_grace_period_is_cut_off_cleanly(
     await phone.connect()
     await phone.follow(incident, after_seq=1)
     await phone.wait_seq(incident, last, timeout=30)
+
+
+class PausableProxy:
+    """A TCP proxy whose server → client direction can be paused and resumed.
+
+    While paused it reads nothing from the server, and its upstream socket has
+    a tiny receive buffer: the client looks like a phone that stopped reading.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = 0
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        up.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        up.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(up, ("127.0.0.1", self.upstream_port))
+        up_reader, up_writer = await asyncio.open_connection(sock=up, limit=4096)
+        self._writers += [writer, up_writer]
+        for src, dst, gate in ((reader, up_writer, None), (up_reader, writer, self.flowing)):
+            task = asyncio.create_task(self._pump(src, dst, gate))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _pump(
+        src: asyncio.StreamReader, dst: asyncio.StreamWriter, gate: asyncio.Event | None
+    ) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while True:
+                if gate is not None:
+                    await gate.wait()
+                data = await src.read(4096)
+                if not data:
+                    break
+                dst.write(data)
+                await dst.drain()
+        dst.close()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in self._writers:
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+async def test_a_python_client_that_is_cut_off_reconnects_and_resumes_by_itself(
+    small_buffer_server: LiaisonServer, clients: list[LiaisonClient]
+) -> None:
+    """SPEC §15: after ``slow_consumer`` the transport ends without an Engine.IO
+    CLOSE, so python-engineio's client (which does not retry after a CLOSE)
+    reconnects and re-follows from its last seq. It stayed disconnected."""
+    srv = small_buffer_server
+    dispatcher = await connect(clients, srv, "dispatch")
+    incident = await new_incident(dispatcher)
+    proxy = PausableProxy(srv.port)
+    await proxy.start()
+    try:
+        phone = LiaisonClient(f"http://127.0.0.1:{proxy.port}")
+        clients.append(phone)
+        await phone.login("outreach", DEMO_PASSWORD)
+        await phone.connect()
+        await phone.follow(incident, after_seq=1)
+
+        proxy.flowing.clear()  # the phone stops reading
+        flooding = asyncio.create_task(flood(dispatcher, incident))
+        await asyncio.to_thread(wait_for_log, srv, "cut off slow consumer")
+        proxy.flowing.set()  # and reads again, within the grace period
+        last = await flooding
+
+        await until(
+            lambda: any(n.get("code") == "slow_consumer" for n in phone.notices),
+            10,
+            "the phone read the notice",
+        )
+        await until(lambda: phone.sio.connected, 10, "the phone reconnected by itself")
+        await phone.wait_seq(incident, last, timeout=30)
+        seqs = [phone.events.get_nowait()["seq"] for _ in range(phone.events.qsize())]
+        assert seqs == list(range(2, last + 1)), "resumed without loss or duplicate"
+    finally:
+        await proxy.close()

@@ -1,0 +1,532 @@
+"""The Socket.IO seam: the one module that touches python-socketio and python-engineio.
+
+Liaison runs on python-socketio / python-engineio, but needs a few things they
+do not offer as settings. Each is a small, named hook here, with the private
+attribute it relies on and why; nothing else in ``server/`` imports
+``socketio`` or ``engineio`` or reads their private attributes
+(tests/unit/test_sio_seam_boundary.py enforces it), and each hook has a test
+that fails if it stops working (tests/integration/test_sio_seam.py).
+
+Hooks (private attribute relied on → what it is for):
+
+====================================  ================================================
+``eio_aiohttp.WebSocketResponse``     permessage-deflate off (:func:`_no_compression`)
+``AsyncSocket._websocket_handler``    the TCP transport, for direct writes
+                                      (:func:`_record_websocket_transport`)
+``AsyncSocket.upgraded/upgrading/``   when a direct write is safe
+``closed``, ``AsyncSocket.queue``     (:meth:`Connection.direct_transport`), queued
+                                      notices, the end of a WebSocket
+``Packet.encode_cache``               a batch sealed when engine.io writes it
+                                      (:class:`_LazyMessage`)
+aiohttp's ``WebSocketWriter``         writes a frame's header and payload with no
+                                      await between them, so a frame of ours written
+                                      to the transport never splits one of its frames
+``AsyncSocket.handle_post_request``   bad polling body → HTTP 400, no traceback
+``eio_aiohttp.WebSocket.wait``        undecodable WebSocket message → close
+``AsyncSocket.receive``               nothing handled after a client's CLOSE, and
+                                      its pending poll answered
+``AsyncServer.handle_request``        POST to a closed session → 400, not 500
+``sio Packet.decode`` (partial state) :class:`CheckedPacket` (``serializer=``)
+``AsyncServer._handle_eio_message``,  attachment refusal before buffering, malformed
+``_binary_packet``                    packets answered, nothing before CONNECT
+``AsyncServer._handle_event_internal``  only named events dispatched, with the ack id
+``AsyncServer._send_packet``          acks and ``connect_error`` in order, no task
+====================================  ================================================
+
+The hooks were verified on the exact versions in :data:`VERIFIED`; on any other
+the server refuses to start (see :func:`check_versions`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from importlib import metadata
+from typing import Any
+
+import socketio
+from aiohttp import web
+from engineio import exceptions as eio_exceptions
+from engineio import packet as eio_packet
+from engineio.async_drivers import aiohttp as eio_aiohttp
+from engineio.async_server import AsyncServer as EngineServer
+from engineio.async_socket import AsyncSocket
+from socketio import packet as sio_packet
+
+log = logging.getLogger(__name__)
+
+# ------------------------------------------------------------------ versions
+
+#: The versions every hook below was verified on (requirements.lock). A
+#: patch release can rename a private attribute or reorder a write: the hooks
+#: then fail silently (compression back on, attachments buffered without a
+#: cap), which is worse than not starting.
+VERIFIED: Mapping[str, str] = {
+    "python-socketio": "5.18.1",
+    "python-engineio": "4.15.1",
+    "aiohttp": "3.14.5",
+}
+#: Set to ``1`` to start anyway on other versions (an urgent security release,
+#: say), after running tests/integration/test_sio_seam.py against them. Logged
+#: as an ERROR at every start.
+ALLOW_UNVERIFIED_ENV = "LIAISON_ALLOW_UNVERIFIED_SOCKETIO"
+
+
+class UnverifiedVersions(RuntimeError):
+    """python-socketio, python-engineio or aiohttp is not a version the seam was verified on."""
+
+
+def version_mismatches(installed: Mapping[str, str] | None = None) -> list[str]:
+    """``"name: installed X, verified Y"`` for each package not at its verified version."""
+    found = installed if installed is not None else {n: metadata.version(n) for n in VERIFIED}
+    return [
+        f"{name}: installed {found.get(name)}, verified {want}"
+        for name, want in VERIFIED.items()
+        if found.get(name) != want
+    ]
+
+
+def check_versions(installed: Mapping[str, str] | None = None) -> None:
+    """Refuse to run on versions the hooks were not verified on, unless told to."""
+    mismatches = version_mismatches(installed)
+    if not mismatches:
+        return
+    text = "; ".join(mismatches)
+    if os.environ.get(ALLOW_UNVERIFIED_ENV) == "1":
+        log.error("Socket.IO seam: running on unverified versions (%s)", text)
+        return
+    raise UnverifiedVersions(
+        f"the Socket.IO seam was not verified on these versions: {text}. Install"
+        f" requirements.lock, or run tests/integration/test_sio_seam.py on them and"
+        f" set {ALLOW_UNVERIFIED_ENV}=1"
+    )
+
+
+check_versions()
+
+# ---------------------------------------------------------- engine.io hooks
+
+#: Engine.IO packet types (OPEN..NOOP), as the first character of a text packet.
+_PACKET_TYPES = frozenset("0123456")
+_INSTALLED = "_liaison_seam_installed"
+
+
+def install_engineio_hooks() -> None:
+    """Apply every engine.io hook; idempotent. Before the server is attached to the app."""
+    _no_compression()
+    if getattr(AsyncSocket, _INSTALLED, False):
+        return
+    _record_websocket_transport()
+    _refuse_undecodable_posts()
+    _refuse_undecodable_messages()
+    _receive_nothing_once_closed()
+    _answer_posts_to_closed_sessions()
+    setattr(AsyncSocket, _INSTALLED, True)
+
+
+def _no_compression() -> None:
+    """Hook: ``engineio.async_drivers.aiohttp.WebSocketResponse``. The driver
+    creates it with aiohttp's default ``compress=True``: compressing
+    attacker-chosen text next to secrets on one connection is the CRIME/BREACH
+    class of risk, and it costs CPU on every frame of the fan-out."""
+    eio_aiohttp.WebSocketResponse = functools.partial(web.WebSocketResponse, compress=False)
+
+
+def _record_websocket_transport() -> None:
+    """Hook: ``AsyncSocket._websocket_handler``. Records the TCP transport of a
+    WebSocket session on the socket (``liaison_transport``), so a frame built
+    once for many recipients is written straight to it, instead of one queue
+    item, one writer wake-up and one frame build per recipient."""
+    original = AsyncSocket._websocket_handler
+
+    async def recording_handler(self: Any, ws: Any) -> Any:
+        request = getattr(ws, "environ", {}).get("aiohttp.request")
+        self.liaison_transport = request.transport if request is not None else None
+        try:
+            return await original(self, ws)
+        finally:
+            self.liaison_transport = None
+
+    AsyncSocket._websocket_handler = recording_handler
+
+
+def _refuse_undecodable_posts() -> None:
+    """Hook: ``AsyncSocket.handle_post_request``. engineio decodes a polling body
+    outside any handler of ours and logs each failure (invalid UTF-8, too many
+    packets) with a traceback. A bad POST now gets HTTP 400 and ends the session."""
+    original = AsyncSocket.handle_post_request
+
+    async def checked_post(self: Any, environ: Any) -> Any:
+        try:
+            return await original(self, environ)
+        except ValueError as exc:
+            # UnicodeDecodeError, an undecodable packet, too many packets. Our
+            # own handlers never raise here: engineio runs them under its
+            # catch-all, so this is the body's fault.
+            log.warning("refused a polling POST from %s: %s", self.sid, exc)
+            # Closed here without waiting: engineio's own disconnect would
+            # wait for a GET to collect the CLOSE packet, and the client
+            # sends none while its POST is unanswered. A GET already
+            # waiting gets the CLOSE; the POST gets 400.
+            await self.close(wait=False, reason=self.server.reason.TRANSPORT_ERROR)
+            raise eio_exceptions.EngineIOError(str(exc)) from exc
+
+    AsyncSocket.handle_post_request = checked_post
+
+
+def decodable(message: Any) -> bool:
+    """Whether engineio can decode this WebSocket message (cheap for the normal case)."""
+    if not isinstance(message, str):
+        return True  # a binary frame is an Engine.IO binary message
+    if message[:1] in _PACKET_TYPES:
+        return True
+    if message[:1] != "b":  # "7".."9" decode, then fail in receive() (IndexError)
+        return False
+    try:  # base64 binary, which engineio also accepts
+        eio_packet.Packet(encoded_packet=message)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def _refuse_undecodable_messages() -> None:
+    """Hook: the aiohttp driver's ``WebSocket.wait``. An undecodable message
+    (empty, a type that is not a digit 0-6) closes that connection, as a close
+    from the client would, instead of a traceback per message."""
+    original = eio_aiohttp.WebSocket.wait
+
+    async def checked_wait(self: Any) -> Any:
+        message = await original(self)
+        if not decodable(message):
+            log.warning("closed a WebSocket that sent an undecodable Engine.IO packet")
+            raise OSError("undecodable Engine.IO packet")  # what the driver raises on a close
+        return message
+
+    eio_aiohttp.WebSocket.wait = checked_wait
+
+
+def _receive_nothing_once_closed() -> None:
+    """Hook: ``AsyncSocket.receive``. After a client's Engine.IO CLOSE, engineio
+    marks the socket closed but keeps reading its WebSocket and hands later
+    packets to Socket.IO as if from a live session; nothing answers them, so
+    the client waits (found by the fuzz test). Now the next packet ends the
+    WebSocket loop (engineio's own ``SocketIsClosedError`` path), which closes
+    the connection.
+
+    On long-polling, engineio left the client's pending GET waiting for
+    packets after that CLOSE, until the poll timed out (ping interval +
+    timeout) and got a 400; a sentinel in ``AsyncSocket.queue`` now answers
+    it at once, empty, as the shutdown path does."""
+    original = AsyncSocket.receive
+
+    async def receive_while_open(self: Any, pkt: Any) -> Any:
+        if self.closed:
+            raise eio_exceptions.SocketIsClosedError()
+        result = await original(self, pkt)
+        if pkt.packet_type == eio_packet.CLOSE and not self.upgraded:
+            self.queue.put_nowait(None)  # releases the poll waiting for packets
+        return result
+
+    AsyncSocket.receive = receive_while_open
+
+
+def _answer_posts_to_closed_sessions() -> None:
+    """Hook: ``AsyncServer.handle_request`` (its private ``_get_socket``). A polling
+    POST to a session that is closed but not yet forgotten (after the client's
+    own CLOSE, say) raised ``KeyError('Session is disconnected')`` out of
+    ``handle_request``: a 500 with a traceback. It is a stale session like any
+    other: HTTP 400, as engineio answers an unknown one. Must run before the
+    server is attached to the app (aiohttp binds ``handle_request`` then)."""
+    original = EngineServer.handle_request
+
+    async def handle_request(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await original(self, *args, **kwargs)
+        except KeyError as exc:
+            if exc.args != ("Session is disconnected",):
+                raise
+            log.warning("refused a request for a closed Engine.IO session")
+            return web.Response(status=400, text="Session is disconnected")
+
+    EngineServer.handle_request = handle_request
+
+
+# --------------------------------------------------------------- connection
+
+
+class _LazyMessage(eio_packet.Packet):  # type: ignore[misc]
+    """An Engine.IO MESSAGE whose payload is rendered when engine.io's writer encodes it.
+
+    Relies on ``Packet.encode`` checking ``encode_cache`` before encoding: the
+    first ``encode`` renders (a poll or the WebSocket writer), later ones reuse it.
+    """
+
+    def __init__(self, binary: bool, render: Callable[[], str | bytes]) -> None:
+        super().__init__(eio_packet.MESSAGE, b"" if binary else "")
+        self._render = render
+
+    def encode(self, b64: bool = False) -> Any:
+        if self.encode_cache is None:
+            self.data: Any = self._render()
+        return super().encode(b64)
+
+
+class Connection:
+    """One Engine.IO session, as the outbox and the gateway use it."""
+
+    __slots__ = ("_socket",)
+
+    def __init__(self, eio_socket: AsyncSocket) -> None:
+        self._socket = eio_socket
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._socket.closed)
+
+    def direct_transport(self) -> asyncio.Transport | None:
+        """The WebSocket's TCP transport once frames may be written to it directly, else None.
+
+        Not while upgrading (engine.io holds sends then) nor on long-polling.
+        Safe because aiohttp's writer never yields between a frame's header
+        and its payload, so a frame of ours lands between two of its frames.
+        """
+        s = self._socket
+        transport: asyncio.Transport | None = getattr(s, "liaison_transport", None)
+        if transport is None or not s.upgraded or s.upgrading:
+            return None
+        if s.closed or transport.is_closing():
+            return None
+        return transport
+
+    def queue_text(self, socketio_frame: str) -> None:
+        """Queue a ready Socket.IO text packet behind what engine.io has queued."""
+        if not self._socket.closed:
+            self._socket.queue.put_nowait(eio_packet.Packet(eio_packet.MESSAGE, socketio_frame))
+
+    def queue_lazy(self, binary: bool, render: Callable[[], str | bytes]) -> None:
+        """Queue a MESSAGE whose payload ``render()`` gives when engine.io takes it."""
+        self._socket.queue.put_nowait(_LazyMessage(binary, render))
+
+
+class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
+    """python-socketio's server, narrowed to what protocol v1 allows on the wire.
+
+    The gateway sets the three policy attributes; this class only supplies the
+    hooks (``_handle_eio_message``, ``_handle_event_internal``, ``_binary_packet``,
+    ``_send_packet``) and accessors, so the policy needs no private access.
+
+    * Binary packets with more than one attachment, or from a session not in
+      ``binary_allowed``, are refused before they are buffered: python-socketio
+      buffers whatever count a packet announces (measured: +140 MiB from 160
+      frames).
+    * Undecodable packets (:class:`CheckedPacket`) go to ``malformed_handler``.
+    * Every EVENT goes to ``event_handler`` with its ack id; python-socketio's
+      own dispatch (where a client's ``42["connect"]`` reaches the connect
+      handler) never runs.
+    """
+
+    binary_allowed: set[str]
+    #: Every EVENT of a connected client: (sid, eio_sid, ack id, data list).
+    event_handler: Callable[[str, str, int | None, list[Any]], Awaitable[None]]
+    #: A packet that could not be decoded or may not be sent: (eio_sid, error).
+    malformed_handler: Callable[[str, MalformedPacket], Awaitable[None]]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(serializer=CheckedPacket, **kwargs)
+        self.binary_allowed = set()
+
+    # ------------------------------------------------------------- hooks
+
+    async def _handle_event_internal(
+        self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: int | None
+    ) -> None:
+        # CheckedPacket guarantees a non-empty list starting with a str.
+        await self.event_handler(sid, eio_sid, id, data)
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        if not isinstance(data, str | bytes):
+            # engineio JSON-decodes a message that does not start with a digit
+            # (``4{}``, ``4true``): no Socket.IO packet is a dict, bool or None.
+            await self.malformed_handler(
+                eio_sid, MalformedPacket(None, None, "not a Socket.IO packet")
+            )
+            return
+        if isinstance(data, str) and data[:1] in ("5", "6"):
+            count = data[1 : data.find("-")] if "-" in data[:12] else ""
+            if count != "1" or eio_sid not in self.binary_allowed:
+                log.warning("refused a binary packet with %r attachments from %s", count, eio_sid)
+                await self.hang_up(eio_sid)
+                return
+        elif isinstance(data, bytes) and eio_sid not in self._binary_packet:
+            await self.hang_up(eio_sid)
+            return
+        elif data[:1] != "0" and self.manager.sid_from_eio_sid(eio_sid, "/") is None:
+            # Anything but CONNECT before connecting: python-socketio would
+            # drop an event silently, and a client waiting for its ack hangs.
+            log.warning("hung up on %s: a packet before connecting", eio_sid)
+            await self.hang_up(eio_sid)
+            return
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except MalformedPacket as exc:
+            self._binary_packet.pop(eio_sid, None)
+            await self.malformed_handler(eio_sid, exc)
+
+    # ------------------------------------------------------------ sending
+
+    async def send_ack(self, eio_sid: str, ack_id: int, payload: Any) -> None:
+        """An ACK now, on this connection, behind what is queued (``_send_packet``)."""
+        await self._send_packet(
+            eio_sid, self.packet_class(sio_packet.ACK, namespace="/", id=ack_id, data=[payload])
+        )
+
+    async def send_connect_error(self, eio_sid: str, message: str, data: Any) -> None:
+        """A CONNECT_ERROR for a CONNECT that never reached the connect handler."""
+        refusal = socketio.exceptions.ConnectionRefusedError(message, data)
+        await self._send_packet(
+            eio_sid, self.packet_class(sio_packet.CONNECT_ERROR, data=refusal.error_args)
+        )
+
+    # ---------------------------------------------------------- accessors
+
+    def connection(self, eio_sid: str) -> Connection | None:
+        socket = self.eio.sockets.get(eio_sid)
+        return Connection(socket) if socket is not None else None
+
+    def eio_sid_of(self, sid: str) -> str:
+        eio_sid: str = self.manager.eio_sid_from_sid(sid, "/")
+        return eio_sid
+
+    def sid_of(self, eio_sid: str) -> str | None:
+        """The Socket.IO sid on "/" of this Engine.IO session, if it has one."""
+        sid: str | None = self.manager.sid_from_eio_sid(eio_sid, "/")
+        return sid
+
+    def is_connected(self, sid: str) -> bool:
+        return bool(self.manager.is_connected(sid, "/"))
+
+    # ----------------------------------------------------------- closing
+
+    def _tcp_transport(self, eio_sid: str, socket: Any) -> asyncio.Transport | None:
+        # Held by the caller: aiohttp sets ``request.transport`` to None once
+        # the connection is lost (it was an AttributeError after a sleep).
+        request = self.environ.get(eio_sid, {}).get("aiohttp.request")
+        if socket.upgraded and request is not None:
+            transport: asyncio.Transport | None = request.transport
+            return transport
+        return None
+
+    async def hang_up(self, eio_sid: str) -> None:
+        """Drop a misbehaving connection at once (an Engine.IO CLOSE, then the TCP abort)."""
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is None:
+            return
+        transport = self._tcp_transport(eio_sid, socket)
+        await socket.close(wait=False, abort=False)
+        if transport is not None and not transport.is_closing():
+            transport.abort()
+
+    async def end_transport(self, eio_sid: str, grace_s: float, gone: asyncio.Event) -> None:
+        """End the transport so that the client reconnects by itself.
+
+        Neither a Socket.IO DISCONNECT ("io server disconnect") nor an Engine.IO
+        CLOSE is sent: socket.io-client does not retry the first,
+        python-engineio's client does not retry the second. On a WebSocket a
+        sentinel is queued behind what is queued (a notice), at which engine.io's
+        writer closes the WebSocket; a long-polling session is closed once a
+        poll has taken what is queued, so the next poll fails. A peer that does
+        not read within ``grace_s`` (``gone`` not set) is aborted: engine.io's
+        writer waits for the peer, so a phone that stopped reading would hold
+        it forever.
+        """
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is None or socket.closed:
+            return
+        transport = self._tcp_transport(eio_sid, socket)
+        upgraded = socket.upgraded
+        if upgraded:
+            socket.queue.put_nowait(None)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace_s):
+                await socket.queue.join()  # taken by the writer, or by a poll
+                if upgraded:
+                    await gone.wait()
+        if gone.is_set():
+            return
+        await socket.close(wait=False, abort=True)
+        socket.queue.put_nowait(None)  # releases a poll waiting for packets
+        if transport is not None and not transport.is_closing():
+            transport.abort()
+
+
+# ------------------------------------------------------------------ packets
+
+#: Socket.IO packet types a client may send (CONNECT_ERROR is server → client).
+_CLIENT_PACKETS = frozenset(
+    {
+        sio_packet.CONNECT,
+        sio_packet.DISCONNECT,
+        sio_packet.EVENT,
+        sio_packet.ACK,
+        sio_packet.BINARY_EVENT,
+        sio_packet.BINARY_ACK,
+    }
+)
+CONNECT = sio_packet.CONNECT
+#: Raised by a connect handler to refuse a connection with ``connect_error``.
+ConnectionRefused = socketio.exceptions.ConnectionRefusedError
+
+
+class MalformedPacket(ValueError):
+    """A Socket.IO packet from a client that cannot be decoded or may not be sent.
+
+    Carries what was parsed before the failure, so the refusal can be an ack
+    (``ack_id`` known), a ``connect_error`` (a CONNECT packet) or a notice.
+    """
+
+    def __init__(self, packet_type: int | None, ack_id: int | None, reason: str) -> None:
+        super().__init__(reason)
+        self.packet_type, self.ack_id, self.reason = packet_type, ack_id, reason
+
+
+class CheckedPacket(sio_packet.Packet):  # type: ignore[misc]
+    """python-socketio's packet, with every decoding failure a :class:`MalformedPacket`.
+
+    Passed as ``serializer=``, the documented way to replace the packet class;
+    relies on ``decode`` setting ``packet_type`` and ``id`` before it parses the
+    payload, so a refusal can name the ack id. python-socketio decodes before
+    any handler of ours runs, and its decoder lets orjson's errors (lone
+    surrogates, 1e309, NaN, nesting past 1,024), ``int("²")`` and shape errors
+    (``42``, ``42{}``, ``42[]``) escape as tracebacks with no answer to the client.
+    """
+
+    def decode(self, encoded_packet: Any) -> int:
+        self.packet_type, self.id = None, None
+        try:
+            count: int = super().decode(encoded_packet)
+        except (ValueError, TypeError, RecursionError) as exc:
+            # orjson.JSONDecodeError is a ValueError.
+            raise MalformedPacket(self.packet_type, self.id, f"undecodable packet: {exc}") from exc
+        if self.packet_type not in _CLIENT_PACKETS:
+            raise MalformedPacket(None, None, f"clients do not send packet type {self.packet_type}")
+        if self.namespace not in (None, "/") and self.packet_type != sio_packet.CONNECT:
+            raise MalformedPacket(None, None, "namespace / only")
+        if self.packet_type in (sio_packet.EVENT, sio_packet.BINARY_EVENT):
+            data = self.data
+            if not isinstance(data, list) or not data or not isinstance(data[0], str):
+                raise MalformedPacket(
+                    self.packet_type, self.id, "an event is an array that starts with its name"
+                )
+        return count
+
+    def add_attachment(self, attachment: Any) -> bool:
+        try:
+            done: bool = super().add_attachment(attachment)
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            # A placeholder naming an attachment that does not exist.
+            raise MalformedPacket(None, self.id, f"bad binary attachment: {exc}") from exc
+        return done

@@ -1,0 +1,410 @@
+"""One test per hook of server/transport/sio_seam.py: each fails if its hook stops working.
+
+The hooks reach into python-socketio / python-engineio / aiohttp internals, so a
+version bump can break one silently (compression back on, attachments buffered,
+frames interleaved). :data:`HOOK_TESTS` names the test of every hook, here or
+where it already lived; ``test_every_hook_has_a_test`` keeps that table complete.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import threading
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp import web
+
+from liaison_client import LiaisonClient
+from server.app import COMPONENTS, Components, create_app
+from server.settings import Settings
+from server.transport import sio_seam
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    LiaisonServer,
+    connect,
+    free_port,
+    new_incident,
+)
+from tests.integration.rawws import RawWebSocket
+from tests.integration.wire import SOCKET_PATH, connect_raw
+from tests.waiting import until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: hook (a function or method of sio_seam) → the test that fails without it.
+HOOK_TESTS: dict[str, str] = {
+    "_no_compression": "test_sio_seam.py::test_permessage_deflate_is_never_negotiated",
+    "_record_websocket_transport": "test_sio_seam.py::test_websocket_sessions_write_directly",
+    "Connection.direct_transport": "test_sio_seam.py::test_websocket_sessions_write_directly",
+    "SocketServer.send_ack": (
+        "test_sio_seam.py::test_direct_writes_are_whole_frames_in_order_behind_no_ack"
+    ),
+    "Connection.queue_lazy": "test_sio_seam.py::test_events_queued_for_a_poll_are_one_message",
+    "Connection.queue_text": (
+        "test_slow_consumer.py::test_slow_consumer_is_cut_off_and_catches_up_from_the_log"
+    ),
+    "SocketServer.end_transport": (
+        "test_sio_seam.py::test_shutdown_ends_the_websocket_without_a_close_packet"
+    ),
+    "SocketServer.hang_up": (
+        "test_wire_input.py::test_packets_before_connecting_close_the_connection"
+    ),
+    "_refuse_undecodable_posts": "test_wire_input.py::test_invalid_utf8_in_a_polling_post_is_a_400",
+    "_refuse_undecodable_messages": (
+        "test_wire_input.py::test_invalid_utf8_in_a_websocket_text_frame_closes_quietly"
+    ),
+    "_receive_nothing_once_closed": (
+        "test_wire_input.py::test_packets_after_the_clients_own_engineio_close_end_the_connection"
+    ),
+    "_answer_posts_to_closed_sessions": (
+        "test_wire_input.py::test_a_polling_post_after_the_clients_own_close_is_a_400"
+    ),
+    "CheckedPacket.decode": (
+        "test_wire_input.py::test_undecodable_event_with_ack_id_gets_malformed_ack"
+    ),
+    "CheckedPacket.add_attachment": (
+        "test_wire_input.py::test_binary_placeholder_naming_no_attachment_gets_malformed_ack"
+    ),
+    "SocketServer._handle_eio_message": (
+        "test_bad_input.py::test_binary_attachment_flood_is_cut_before_buffering"
+    ),
+    "SocketServer._handle_event_internal": (
+        "test_wire_input.py::test_reserved_event_names_are_malformed_and_change_nothing"
+    ),
+    "SocketServer.send_connect_error": (
+        "test_wire_input.py::test_undecodable_connect_packet_gets_connect_error"
+    ),
+    "check_versions": "test_sio_seam_boundary.py::test_the_version_check_names_each_mismatch",
+}
+
+
+def _seam_hooks() -> set[str]:
+    """The hooks sio_seam defines: what install_engineio_hooks applies, and the
+    methods of its classes that touch the libraries."""
+    tree = ast.parse(Path(sio_seam.__file__).read_text())
+    hooks = {"check_versions"}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "install_engineio_hooks":
+            hooks |= {
+                c.func.id
+                for c in ast.walk(node)
+                if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+            }
+        if isinstance(node, ast.ClassDef) and node.name in (
+            "Connection",
+            "SocketServer",
+            "CheckedPacket",
+        ):
+            hooks |= {
+                f"{node.name}.{f.name}"
+                for f in node.body
+                if isinstance(f, ast.AsyncFunctionDef | ast.FunctionDef)
+                and f.name not in ("__init__", "closed", "connection", "eio_sid_of")
+                and f.name not in ("sid_of", "is_connected", "_tcp_transport")
+            }
+    hooks.discard("setattr")
+    hooks.discard("getattr")
+    return hooks
+
+
+def test_every_hook_has_a_test() -> None:
+    assert _seam_hooks() == set(HOOK_TESTS), "add the hook's test to HOOK_TESTS"
+    for hook, test in HOOK_TESTS.items():
+        path, name = test.split("::")
+        where = next(ROOT.joinpath("tests").rglob(path))
+        assert f"def {name}(" in where.read_text(), f"{hook}: {test} does not exist"
+
+
+# --------------------------------------------------------------- frames
+
+
+def parse_frames(data: bytes) -> list[tuple[int, bytes, bytes]]:
+    """Server-to-client WebSocket frames as (opcode, payload, raw bytes), checked
+    bit for bit: FIN set, RSV bits clear (RSV1 would be a compressed frame),
+    unmasked, nothing left over."""
+    frames, offset = [], 0
+    while offset < len(data):
+        b0, b1 = data[offset], data[offset + 1]
+        assert b0 & 0x80, f"a fragmented frame at byte {offset}"
+        assert not b0 & 0x70, f"RSV bits set at byte {offset} (compressed?)"
+        assert not b1 & 0x80, "a masked server frame"
+        n, head = b1 & 0x7F, 2
+        if n == 126:
+            n, head = int.from_bytes(data[offset + 2 : offset + 4], "big"), 4
+        elif n == 127:
+            n, head = int.from_bytes(data[offset + 2 : offset + 10], "big"), 10
+        assert offset + head + n <= len(data), "a frame cut short"
+        raw = data[offset : offset + head + n]
+        frames.append((b0 & 0x0F, raw[head:], raw))
+        offset += head + n
+    return frames
+
+
+def expected_ev_frame(envelopes: list[Any]) -> bytes:
+    """The ``ev`` frame as SPEC §9 defines it, built independently of the outbox."""
+    payload = b'42["ev",[' + b",".join(orjson.dumps(e) for e in envelopes) + b"]]"
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 0x10000:
+        return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
+
+
+def read_until(ws: RawWebSocket, done: Any, timeout: float = 20.0) -> bytes:
+    """Raw bytes until ``done(frames)``; answers no ping (the test is short)."""
+    ws.sock.settimeout(timeout)
+    data = ws.buffer
+    while not done(parse_frames(_whole(data))):
+        chunk = ws.sock.recv(1 << 20)
+        assert chunk, "the server closed the connection"
+        data += chunk
+    return data
+
+
+def _whole(data: bytes) -> bytes:
+    """The prefix of ``data`` made of whole frames."""
+    offset = 0
+    while offset + 2 <= len(data):
+        n, head = data[offset + 1] & 0x7F, 2
+        if n == 126:
+            n, head = int.from_bytes(data[offset + 2 : offset + 4], "big"), 4
+        elif n == 127:
+            n, head = int.from_bytes(data[offset + 2 : offset + 10], "big"), 10
+        if offset + head + n > len(data):
+            break
+        offset += head + n
+    return data[:offset]
+
+
+# ---------------------------------------------------------------- tests
+
+
+async def test_permessage_deflate_is_never_negotiated(
+    server: LiaisonServer, clients: list[LiaisonClient]
+) -> None:
+    """Hook ``_no_compression``: a client offering permessage-deflate gets plain frames."""
+    login = await connect(clients, server, "dispatch", live=False)
+    offer = {"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"}
+    ws = RawWebSocket("127.0.0.1", server.port, SOCKET_PATH, headers=offer)
+    try:
+        assert "permessage-deflate" not in ws.head.lower(), ws.head
+        assert login.token is not None
+        ws.send_text("40" + orjson.dumps({"token": login.token}).decode())
+        # parse_frames refuses RSV1, the bit of a compressed frame.
+        data = read_until(ws, lambda fs: any(p.startswith(b'42["welcome"') for _, p, _ in fs))
+        assert parse_frames(_whole(data))[0][1].startswith(b"0{")
+    finally:
+        ws.close()
+
+
+async def test_direct_writes_are_whole_frames_in_order_behind_no_ack(
+    server: LiaisonServer, clients: list[LiaisonClient]
+) -> None:
+    """Hooks ``_record_websocket_transport``, ``direct_transport``, ``send_ack``.
+
+    ``ev`` frames are written straight to the TCP transport, acks through
+    engine.io's writer. 100 pipelined posts of mixed sizes on one connection:
+    every byte parses as whole frames (a direct write never lands inside one
+    of aiohttp's), each ``ev`` frame is exactly SPEC §9's, seqs only grow, acks
+    keep their order, and (embedded backend) each ack follows its event.
+    """
+    login = await connect(clients, server, "dispatch")
+    incident = await new_incident(login)
+    assert login.token is not None
+    ws = connect_raw(server, login.token)
+    try:
+        follow = {"type": "follow", "incidents": [{"incident": incident}]}
+        ws.send_text('421["cmd",' + orjson.dumps(follow).decode() + "]")
+        read_until(ws, lambda fs: any(p.startswith(b"431[") for _, p, _ in fs))
+        ws.buffer = b""
+        for i in range(100):
+            text = ("x" * 7900) if i % 10 == 0 else f"post {i}"
+            post = {"type": "message.post", "incident": incident, "text": text, "id": f"p{i}"}
+            ws.send_text(f"42{100 + i}" + '["cmd",' + orjson.dumps(post).decode() + "]")
+        data = read_until(ws, lambda fs: any(p.startswith(b"43199[") for _, p, _ in fs))
+    finally:
+        ws.close()
+
+    seen: set[int] = set()
+    last_seq, ack_ids = 0, []
+    for _opcode, payload, raw in parse_frames(_whole(data)):
+        if payload.startswith(b'42["ev",'):
+            envelopes = orjson.loads(payload[2:])[1]
+            assert raw == expected_ev_frame(envelopes), "not the frame SPEC §9 defines"
+            for envelope in envelopes:
+                assert envelope["seq"] > last_seq
+                last_seq = envelope["seq"]
+                seen.add(last_seq)
+        elif payload.startswith(b"43"):
+            ack_id = int(payload[2 : payload.index(b"[")])
+            ack = orjson.loads(payload[payload.index(b"[") :])[0]
+            assert ack["ok"], ack
+            assert ack["seq"] in seen, f"the ack of seq {ack['seq']} overtook its event"
+            ack_ids.append(ack_id)
+    assert ack_ids == list(range(100, 200))
+    assert len(seen) == 100
+
+
+def _poll(url: str, body: bytes | None = None) -> bytes:
+    request = urllib.request.Request(url, data=body, method="POST" if body else "GET")  # noqa: S310
+    if body:
+        request.add_header("Content-Type", "text/plain;charset=UTF-8")
+    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310
+        data: bytes = resp.read()
+        return data
+
+
+async def test_events_queued_for_a_poll_are_one_message(
+    server: LiaisonServer, clients: list[LiaisonClient]
+) -> None:
+    """Hook ``queue_lazy`` (``Packet.encode_cache``): on long-polling, the events
+    pushed before a poll are one ``ev`` MESSAGE, sealed when the poll takes it."""
+    dispatcher = await connect(clients, server, "dispatch")
+    incident = await new_incident(dispatcher)
+    assert dispatcher.token is not None
+    base = f"{server.url}/socket.io/?EIO=4&transport=polling"
+    sid = orjson.loads(_poll(base)[1:])["sid"]
+    url = f"{base}&sid={sid}"
+    _poll(url, b"40" + orjson.dumps({"token": dispatcher.token}))
+    assert b'42["welcome"' in _poll(url) or b'42["welcome"' in _poll(url)
+    follow = {"type": "follow", "incidents": [{"incident": incident}]}
+    _poll(url, b'421["cmd",' + orjson.dumps(follow) + b"]")
+    assert b"431[" in _poll(url)
+
+    acks = await asyncio.gather(*(dispatcher.post(incident, f"m{i}") for i in range(5)))
+    packets = _poll(url).split(b"\x1e")
+    events = [p for p in packets if p.startswith(b'42["ev",')]
+    assert len(events) == 1, packets
+    seqs = [e["seq"] for e in orjson.loads(events[0][2:])[1]]
+    assert seqs == sorted(a["seq"] for a in acks)
+
+
+async def test_shutdown_ends_the_websocket_without_a_close_packet(
+    fresh_server: LiaisonServer, clients: list[LiaisonClient]
+) -> None:
+    """Hook ``end_transport``: the ``shutdown`` notice, then a WebSocket close
+    frame, and neither an Engine.IO CLOSE (``1``) nor a Socket.IO DISCONNECT
+    (``41``), after which standard clients would not reconnect."""
+    login = await connect(clients, fresh_server, "dispatch", live=False)
+    assert login.token is not None
+    ws = connect_raw(fresh_server, login.token)
+    stopper = threading.Thread(target=fresh_server.stop)
+    stopper.start()
+    try:
+        data = ws.drain()
+    finally:
+        stopper.join()
+        ws.close()
+    frames = parse_frames(_whole(data))
+    texts = [p for op, p, _ in frames if op == 0x1]
+    assert any(t.startswith(b'42["notice",{"code":"shutdown"') for t in texts), texts
+    assert frames[-1][0] == 0x8, "the WebSocket is closed with a close frame"
+    assert b"1" not in texts, "no Engine.IO CLOSE"
+    assert not any(t.startswith(b"41") for t in texts), "no Socket.IO DISCONNECT"
+
+
+class _InProcess:
+    def __init__(self, url: str, parts: Components) -> None:
+        self.url, self.parts = url, parts
+
+
+@pytest.fixture
+async def inproc(tmp_path: Path) -> Any:
+    """A server in the test's own event loop, so the test can look at its sessions."""
+    settings = Settings(
+        port=free_port(), data_dir=tmp_path, admin_password=ADMIN_PASSWORD, demo=True
+    )
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", settings.port).start()
+    try:
+        yield _InProcess(f"http://127.0.0.1:{settings.port}", runner.app[COMPONENTS])
+    finally:
+        await runner.cleanup()
+
+
+async def test_websocket_sessions_write_directly(
+    inproc: _InProcess, clients: list[LiaisonClient]
+) -> None:
+    """Hooks ``_record_websocket_transport`` and ``direct_transport``: a
+    WebSocket session's events bypass engine.io's queue, which the fan-out's
+    speed rests on. (Long-polling: test_events_queued_for_a_poll_are_one_message.)"""
+    srv: Any = inproc  # connect() only needs .url
+    await connect(clients, srv, "dispatch")
+    (session,) = inproc.parts.gateway.sessions.values()
+    assert session.outbox._conn.direct_transport() is not None
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_the_official_js_client_speaks_to_the_seam(
+    server: LiaisonServer, clients: list[LiaisonClient], transport: str
+) -> None:
+    """socket.io-client 4 (client_web's lock) on each transport: CONNECT with
+    auth, ``welcome``, ``cmd`` with acks (CheckedPacket, ``_handle_event_internal``,
+    ``send_ack``), an unknown event answered, ``ev`` frames it can parse."""
+    if not (ROOT / "client_web" / "node_modules" / "socket.io-client").is_dir():
+        pytest.skip("socket.io-client is not installed: run `make client`")
+    dispatcher = await connect(clients, server, "dispatch")
+    incident = await new_incident(dispatcher)
+    assert dispatcher.token is not None
+    script = str(ROOT / "tests" / "integration" / "js_client.cjs")
+    proc = await asyncio.create_subprocess_exec(
+        "node",
+        script,
+        server.url,
+        dispatcher.token,
+        incident,
+        transport,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    seen = orjson.loads(out)
+    assert seen["transport"] == transport
+    assert seen["encoding"] == "json"
+    assert seen["follow"] is True
+    assert seen["post"]["ok"] is True
+    assert seen["unknown"]["error"]["code"] == "unknown_type"
+    assert seen["seen"] == list(range(1, seen["post"]["seq"] + 1))
+
+
+async def test_a_polling_clients_own_close_answers_its_pending_poll(
+    inproc: _InProcess, clients: list[LiaisonClient]
+) -> None:
+    """Hook ``_receive_nothing_once_closed``: after a long-polling client's own
+    Engine.IO CLOSE, its GET waiting for packets is answered at once. It was
+    held until the poll timed out (ping interval + timeout, 35 s by default)
+    and then answered 400, holding the request all that time."""
+    srv: Any = inproc  # connect() only needs .url
+    login = await connect(clients, srv, "dispatch", live=False)
+    assert login.token is not None
+    base = f"{inproc.url}/socket.io/?EIO=4&transport=polling"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base) as resp:
+            sid = orjson.loads((await resp.read())[1:])["sid"]
+        url = f"{base}&sid={sid}"
+        async with http.post(url, data=b"40" + orjson.dumps({"token": login.token})) as resp:
+            assert resp.status == 200
+        async with http.get(url) as resp:  # CONNECT, welcome
+            assert b"40{" in await resp.read()
+
+        async def pending_poll() -> int:
+            async with http.get(url) as resp:
+                await resp.read()
+                return resp.status
+
+        poll = asyncio.create_task(pending_poll())
+        queue = inproc.parts.gateway.sio.eio.sockets[sid].queue
+        await until(lambda: bool(queue._getters), 5, "the GET waits for packets")
+        async with http.post(url, data=b"1") as resp:
+            assert resp.status == 200
+        async with asyncio.timeout(3):
+            assert await poll == 200
