@@ -80,6 +80,10 @@ class SessionGuard:
         """Whether a token's session is still valid (no I/O: on every request)."""
         return claims.iat_ms >= self.valid_after.get(claims.sub, 0) and claims.sid not in self.ended
 
+    async def apply(self, revocation: Revocation) -> None:
+        """A revocation this node made: in force here at once, before the feed echoes it."""
+        await self._apply(revocation)
+
     async def _apply(self, revocation: Revocation) -> None:
         user: str | None = revocation.user
         match revocation.kind:
@@ -212,13 +216,23 @@ class Accounts:
             await self.record(
                 AuditEntry(rotation.user, "auth.refresh", family, outcome, address, {"sid": family})
             )
+            if rotation.status in ("reused", "expired"):
+                ended = Revocation("end", rotation.user, family, int(now * 1000))
+                await self.guard.apply(ended)
             if rotation.status == "reused":
                 log.warning("refresh token reuse: session %s of %s ended", family, rotation.user)
             raise ProtocolError(ErrorCode.UNAUTHENTICATED, "the session has ended")
         return self._grant(user, family, new_secret, now)
 
+    async def _revoke_user(self, user_id: str) -> None:
+        now = _now_ms()
+        await self.store.revoke_user(user_id, now)
+        await self.guard.apply(Revocation("revoke", user_id, "", now))
+
     async def logout(self, who: Principal, claims: AccessClaims, address: str) -> None:
-        await self.store.end_family(claims.sid, _now_ms())
+        now = _now_ms()
+        await self.store.end_family(claims.sid, now)
+        await self.guard.apply(Revocation("end", who.user_id, claims.sid, now))
         await self.record(AuditEntry(who.user_id, "auth.logout", claims.sid, "ok", address))
 
     async def change_password(
@@ -235,7 +249,7 @@ class Accounts:
             )
             raise ProtocolError(ErrorCode.FORBIDDEN, "the current password is wrong")
         updated = await self._set_password(user, new)
-        await self.store.revoke_user(user.id, _now_ms())
+        await self._revoke_user(user.id)
         await self.record(AuditEntry(who.user_id, "user.password", who.user_id, "ok", address))
         return await self.open_session(updated, address)
 
@@ -267,7 +281,7 @@ class Accounts:
         async def step() -> None:
             user = self._user(user_id)
             await self.directory.update_user(replace(user, disabled=True))
-            await self.store.revoke_user(user_id, _now_ms())
+            await self._revoke_user(user_id)
 
         await self._audited(actor, "user.disable", user_id, address, step)
 
@@ -284,14 +298,14 @@ class Accounts:
     ) -> None:
         async def step() -> None:
             await self._set_password(self._user(user_id), password)
-            await self.store.revoke_user(user_id, _now_ms())
+            await self._revoke_user(user_id)
 
         await self._audited(actor, "user.reset_password", user_id, address, step)
 
     async def revoke(self, actor: str, user_id: str, address: str = "") -> None:
         async def step() -> None:
             self._user(user_id)
-            await self.store.revoke_user(user_id, _now_ms())
+            await self._revoke_user(user_id)
 
         await self._audited(actor, "user.revoke_sessions", user_id, address, step)
 
@@ -303,7 +317,7 @@ class Accounts:
             if user_id == actor:
                 raise ProtocolError(ErrorCode.CONFLICT, "you cannot delete your own account")
             await self.directory.update_user(replace(user, password_hash=DELETED, disabled=True))
-            await self.store.revoke_user(user_id, _now_ms())
+            await self._revoke_user(user_id)
 
         await self._audited(actor, "user.delete", user_id, address, step)
 
