@@ -179,10 +179,21 @@ def cmd_org_list(args: argparse.Namespace) -> int:
     return _directory_action(args, action)
 
 
+def _ask(prompt: str) -> str | None:
+    """A password from the terminal (or stdin); None, said why, if there is none."""
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:
+        print("\nerror: no password given (pass --password, or type it)", file=sys.stderr)
+        return None
+
+
 def cmd_user_add(args: argparse.Namespace) -> int:
     if _refused(args):  # before asking for a password
         return 2
-    password = args.password or getpass.getpass(f"password for {args.username}: ")
+    password = args.password or _ask(f"password for {args.username}: ")
+    if password is None:
+        return 2
 
     async def action(directory: Directory) -> int:
         user = await create_user(
@@ -260,7 +271,9 @@ def cmd_user_lifecycle(args: argparse.Namespace) -> int:
     if args.user == "reset-password":
         if _refused(args):
             return 2
-        password = args.password or getpass.getpass(f"new password for {args.username}: ")
+        password = args.password or _ask(f"new password for {args.username}: ") or ""
+        if not password:
+            return 2
 
     async def action(accounts: Accounts) -> int:
         user_id, actor = _user_id(accounts, args.username), cli_actor()
