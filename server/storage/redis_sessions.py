@@ -82,7 +82,9 @@ class RedisSessionStore:
             pubsub = link.pubsub()
             try:
                 await pubsub.subscribe(keys.REVOCATIONS)
-                await self._deliver(Revocation("resync", ""))
+                # Strict: a node that could not re-read what it may have
+                # missed stays "down" (refusing new sessions) and retries.
+                await self._deliver(Revocation("resync", ""), strict=True)
                 self._up, delay = True, RETRY_S
                 await self._read(pubsub)
             except asyncio.CancelledError:
@@ -109,11 +111,13 @@ class RedisSessionStore:
             kind, user, family, ts_ms = msgpack.unpackb(message["data"])
             await self._deliver(Revocation(kind, user, family, int(ts_ms)))
 
-    async def _deliver(self, revocation: Revocation) -> None:
+    async def _deliver(self, revocation: Revocation, strict: bool = False) -> None:
         for listener in self._listeners:
             try:
                 await listener(revocation)
             except Exception:
+                if strict:
+                    raise
                 log.exception("a revocation listener failed on %s", revocation)
 
     @staticmethod

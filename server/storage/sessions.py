@@ -235,8 +235,13 @@ class SqliteSessionStore:
         self, family: str, user: str, token_hash: str, now_ms: int, max_age_ms: int
     ) -> None:
         def write(db: sqlite3.Connection) -> None:
-            # Families past their age are refused by rotate; pruned here.
-            db.execute("DELETE FROM families WHERE created_ms < ?", (now_ms - max_age_ms,))
+            # Families past their age are refused by rotate; pruned here, with
+            # feed rows every process has long read (a day: it polls every
+            # POLL_S, and ended families matter for one access-token lifetime).
+            pruned = db.execute("DELETE FROM families WHERE created_ms < ?", (now_ms - max_age_ms,))
+            if pruned.rowcount:
+                db.execute("DELETE FROM used_hashes WHERE family NOT IN (SELECT id FROM families)")
+            db.execute("DELETE FROM revocations WHERE ts_ms < ?", (now_ms - 86_400_000,))
             db.execute(
                 "INSERT INTO families VALUES (?, ?, ?, ?, ?)",
                 (family, user, token_hash, now_ms, now_ms),

@@ -12,6 +12,7 @@ import base64
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -108,6 +109,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 #: Seconds a client may take to send a request body (at most 1 MiB): a body
 #: trickled byte by byte must not hold a handler for ever.
 BODY_TIMEOUT_S = 15.0
+
+ROLES = tuple(r.value for r in Role)
 
 #: Incidents per page of GET /api/v1/incidents when no ``limit`` is given.
 LIST_PAGE = 200
@@ -336,13 +339,16 @@ class RestApi:
         return json_response({"orgs": orgs})
 
     async def add_org(self, request: web.Request) -> web.Response:
-        self.admin(request)
+        who = self.admin(request)
         f = Fields(await self.body(request), "", self.limits)
         org = Org(id=f.ident("id"), name=f.req_str("name"), kind=f.req_str("kind", max_chars=32))
+        audit = AuditEntry(who.user_id, "org.create", org.id, "ok", self.address(request))
         try:
             await self.directory.add_org(org)
         except DirectoryConflict as exc:
+            await self.accounts.record(replace(audit, outcome=ErrorCode.CONFLICT.code))
             raise ProtocolError(ErrorCode.CONFLICT, str(exc)) from exc
+        await self.accounts.record(replace(audit, detail={"kind": org.kind}))
         return json_response({"id": org.id, "name": org.name, "kind": org.kind}, 201)
 
     async def list_users(self, request: web.Request) -> web.Response:
@@ -355,16 +361,30 @@ class RestApi:
         return json_response({"users": users})
 
     async def add_user(self, request: web.Request) -> web.Response:
-        self.admin(request)
+        who = self.admin(request)
         f = Fields(await self.body(request), "", self.limits)
-        user = await create_user(
-            self.directory,
-            username=f.ident("username"),
-            org=f.ident("org"),
-            name=f.req_str("name"),
-            role=f.choice("role", tuple(r.value for r in Role)),
-            password=f.req_str("password", max_chars=256),
+        username, org, role = f.ident("username"), f.ident("org"), f.choice("role", ROLES)
+        audit = AuditEntry(
+            who.user_id,
+            "user.create",
+            "u_" + username,
+            "ok",
+            self.address(request),
+            {"org": org, "role": role},
         )
+        try:
+            user = await create_user(
+                self.directory,
+                username=username,
+                org=org,
+                name=f.req_str("name"),
+                role=role,
+                password=f.req_str("password", max_chars=256),
+            )
+        except ProtocolError as err:
+            await self.accounts.record(replace(audit, outcome=err.code.code))
+            raise
+        await self.accounts.record(audit)
         return json_response(user.to_wire(), 201)
 
     async def list_incidents(self, request: web.Request) -> web.Response:

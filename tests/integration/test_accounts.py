@@ -220,6 +220,15 @@ async def test_delete_keeps_authorship_and_audit_is_chained(
     actions = [(r["actor"], r["action"], r["target"], r["outcome"]) for r in records]
     assert ("u_officer", "auth.login", "u_officer", "unauthenticated") in actions
     assert ("u_admin", "user.delete", "u_officer", "ok") in actions
+    assert ("u_admin", "user.create", "u_auditor", "ok") in actions
+    assert ("u_admin", "user.create", "u_officer", "conflict") in actions
+    with pytest.raises(CommandFailed) as auditing_only:
+        await auditor.request(
+            "POST",
+            "/api/v1/commands",
+            {"type": "message.post", "id": "a1", "incident": incident, "text": "hello"},
+        )
+    assert auditing_only.value.code == "forbidden"
     assert all(r["ts_ms"] > 0 and r["address"] == "127.0.0.1" for r in records)
     again = await auditor.request("GET", f"/api/v1/audit?after_seq={records[-1]['seq']}")
     assert [r["action"] for r in again["records"]] == ["audit.read"]
