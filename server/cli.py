@@ -14,6 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
 
@@ -26,6 +27,7 @@ from server.domain.model import Org, Role
 from server.services.accounts import Accounts, SessionGuard, SessionPolicy, cli_actor
 from server.services.admin import create_user
 from server.settings import HELP, Settings, human_default
+from server.storage.audit import AuditEntry, verify_records
 from server.storage.directory import (
     Directory,
     DirectoryConflict,
@@ -291,6 +293,32 @@ def cmd_user_lifecycle(args: argparse.Namespace) -> int:
     return _accounts_action(args, action)
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Export the audit log as JSON lines (``export``) or check its chain (``verify``).
+
+    Reading it from the CLI is itself recorded, as over REST.
+    """
+
+    async def action(accounts: Accounts) -> int:
+        records, after = [], 0
+        while page := await accounts.audit.read(after, 1000):
+            records += [r.to_wire() for r in page]
+            after = page[-1].seq
+        await accounts.record(AuditEntry(cli_actor(), f"audit.{args.audit}", "", "ok"))
+        bad = verify_records(records)
+        if args.audit == "export":
+            for record in records:
+                sys.stdout.write(orjson.dumps(record).decode() + "\n")
+        if bad is not None:
+            print(f"error: the audit log does not chain at seq {bad}", file=sys.stderr)
+            return 1
+        if args.audit == "verify":
+            print(f"audit log: {len(records)} records, chain intact")
+        return 0
+
+    return _accounts_action(args, action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="liaison",
@@ -362,6 +390,16 @@ def build_parser() -> argparse.ArgumentParser:
             sub_parser.add_argument("--password", help="prompted for if absent")
         data_dir(sub_parser)
         sub_parser.set_defaults(func=cmd_user_lifecycle)
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(
+        dest="audit", required=True
+    )
+    for name, text in (
+        ("export", "print every record as a JSON line (the chain is checked too)"),
+        ("verify", "check the hash chain of the whole log"),
+    ):
+        audit_cmd = audit.add_parser(name, help=text)
+        data_dir(audit_cmd)
+        audit_cmd.set_defaults(func=cmd_audit)
     user_list = user.add_parser("list", help="list users")
     data_dir(user_list)
     user_list.set_defaults(func=cmd_user_list)

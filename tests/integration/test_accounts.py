@@ -7,6 +7,7 @@ Latencies are printed (run with ``-s`` to see them): from the admin's request
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 from pathlib import Path
@@ -287,6 +288,20 @@ async def test_cli_on_a_stopped_server(tmp_path: Path, clients: list[LiaisonClie
         assert code == 0, out
     code, out = await _cli("user", "disable", "nobody", "--data-dir", data)
     assert (code, "no user 'nobody'" in out) == (1, True)
+    code, out = await _cli("audit", "verify", "--data-dir", data)
+    assert (code, "chain intact" in out) == (0, True)
+    code, out = await _cli("audit", "export", "--data-dir", data)
+    exported = [json.loads(line) for line in out.splitlines()]
+    assert code == 0
+    assert verify_records(exported) is None
+    cli_actions = [(r["action"], r["outcome"]) for r in exported if r["actor"].startswith("cli:")]
+    assert cli_actions == [
+        ("user.revoke_sessions", "ok"),
+        ("user.reset_password", "ok"),
+        ("user.delete", "ok"),
+        ("user.disable", "ok"),
+        ("audit.verify", "ok"),
+    ]
     srv.start()
     try:
         assert await refused(srv, officer.token)
