@@ -114,6 +114,7 @@ def test_admin_commands_work_as_written(tour_server: LiaisonServer) -> None:
     assert done.returncode == 0, done.stderr
     for step in ("disable", "enable", "revoke", "reset-password", "delete"):
         assert f"user nia: {step} done" in done.stdout
+    assert "chain intact" in done.stdout
     assert "organisation city-outreach added" in done.stdout
     assert "user nia (responder) added to city-outreach" in done.stdout
     assert "nia\tcity-outreach\tresponder\tNia" in done.stdout
