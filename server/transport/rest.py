@@ -451,6 +451,7 @@ class RestApi:
         if after > head.seq:
             raise ProtocolError(ErrorCode.OUT_OF_RANGE, detail={"head_seq": head.seq})
         events = await self.log.read(state.id, after, limit)
+        await self._audit_restricted_read(request, who, state.id, events)
         return json_response(
             {
                 "incident": state.id,
@@ -460,6 +461,23 @@ class RestApi:
                 "next_after_seq": events[-1].seq if len(events) == limit else None,
             }
         )
+
+    async def _audit_restricted_read(
+        self, request: web.Request, who: Principal, incident: str, events: list[Any]
+    ) -> None:
+        """A page that hands the reader restricted content is an audit record (CJIS 5.4)."""
+        seqs = [ev.seq for ev in events if ev.visibility is not None and ev.visible_to(who.org_id)]
+        if seqs:
+            detail = {"seqs": seqs[:100], "count": len(seqs)}
+            entry = AuditEntry(
+                who.user_id,
+                "incident.read_restricted",
+                incident,
+                "ok",
+                self.address(request),
+                detail,
+            )
+            await self.accounts.record(entry)
 
     async def command(self, request: web.Request) -> web.Response:
         who = self.principal(request)

@@ -189,6 +189,10 @@ async def test_delete_keeps_authorship_and_audit_is_chained(
     incident = await new_incident(dispatcher)
     officer = await connect(clients, fresh_server, "officer")
     await officer.post(incident, "on my way")
+    note = await dispatcher.post(incident, "police only", visibility=["metro-police"])
+    await dispatcher.timeline(incident)  # a read of restricted content
+    shelter = await connect(clients, fresh_server, "shelter-lead", live=False)
+    await shelter.timeline(incident)  # placeholders only: nothing restricted read
     assert await login_refusal(fresh_server, "officer", "wrong-password") == "unauthenticated"
     with pytest.raises(CommandFailed) as forbidden:
         await admin.request("GET", "/api/v1/audit")
@@ -198,7 +202,7 @@ async def test_delete_keeps_authorship_and_audit_is_chained(
     assert "u_officer" not in {u["id"] for u in users["users"]}
     events = await dispatcher.timeline(incident)
     posted = [e for e in events if e["type"] == "message.posted"]
-    assert posted[-1]["actor"]["user"] == "u_officer"
+    assert [e["actor"]["user"] for e in posted] == ["u_officer", "u_dispatch"]
     with pytest.raises(CommandFailed) as taken:
         await admin.request(
             "POST",
@@ -222,6 +226,11 @@ async def test_delete_keeps_authorship_and_audit_is_chained(
     assert ("u_officer", "auth.login", "u_officer", "unauthenticated") in actions
     assert ("u_admin", "user.delete", "u_officer", "ok") in actions
     assert ("u_admin", "user.create", "u_auditor", "ok") in actions
+    reads = [r for r in records if r["action"] == "incident.read_restricted"]
+    # Two timeline reads by the dispatcher; none by the shelter (placeholders only).
+    assert [(r["actor"], r["target"], r["detail"]) for r in reads] == [
+        ("u_dispatch", incident, {"seqs": [note["seq"]], "count": 1})
+    ] * 2
     assert ("u_admin", "user.create", "u_officer", "conflict") in actions
     with pytest.raises(CommandFailed) as auditing_only:
         await auditor.request(
