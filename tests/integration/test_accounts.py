@@ -7,7 +7,9 @@ Latencies are printed (run with ``-s`` to see them): from the admin's request
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -34,6 +36,7 @@ def watch_disconnect(client: LiaisonClient) -> dict[str, float]:
 
     async def on_disconnect(*_: object) -> None:
         seen.setdefault("at", time.monotonic())
+        seen.setdefault("wall", time.time())
 
     client.sio.on("disconnect", on_disconnect)
     return seen
@@ -272,6 +275,11 @@ async def test_cli_disable_reaches_a_running_server(
         f" and token refused {token_s * 1000:.0f} ms after the CLI started"
     )
     assert socket_s - cli_s < TARGET_S
+    with contextlib.closing(sqlite3.connect(fresh_server.data_dir / "sessions.db")) as db:
+        (written_ms,) = db.execute("SELECT max(ts_ms) FROM revocations").fetchone()
+    after_write_s = closed["wall"] - written_ms / 1000
+    print(f"CLI disable: socket closed {after_write_s * 1000:.0f} ms after the CLI's write")
+    assert after_write_s < TARGET_S
     code, out = await _cli("user", "enable", "officer", "--data-dir", data)
     assert code == 0, out
     deadline = time.monotonic() + 2
