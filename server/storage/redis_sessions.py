@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,9 +37,12 @@ ROTATE_LUA = (Path(__file__).parent / "lua" / "rotate.lua").read_text()
 #: missed while down is caught by the resync, but new sessions are refused
 #: meanwhile, so reconnect quickly.
 RETRY_S = 0.1
-#: How long the subscriber waits for a message (or a PING answer) before it
-#: checks the connection with a PING; a dead link is noticed within twice this.
+#: How long the subscriber waits for a message before it sends a PING. Pub/sub
+#: health checks do not notice a half-open link (redis-py #2417): a link that
+#: answers nothing, not even a PING, for ``SILENT_S`` is given up and rebuilt,
+#: and new sessions are refused meanwhile.
 PROBE_S = 1.0
+SILENT_S = 3.0
 
 T = TypeVar("T")
 
@@ -101,11 +105,15 @@ class RedisSessionStore:
             delay = min(2.0, delay * 2)
 
     async def _read(self, pubsub: Any) -> None:
+        heard = time.monotonic()
         while True:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=PROBE_S)
             if message is None:
-                await pubsub.ping()  # a half-open link fails here (socket_timeout)
+                if time.monotonic() - heard > SILENT_S:
+                    raise ConnectionError(f"the revocation feed was silent for {SILENT_S} s")
+                await pubsub.ping()  # its "pong" comes back as a message
                 continue
+            heard = time.monotonic()
             if message.get("type") != "message":
                 continue
             kind, user, family, ts_ms = msgpack.unpackb(message["data"])

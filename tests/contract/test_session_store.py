@@ -21,6 +21,7 @@ from server.storage.redis_audit import RedisAuditLog
 from server.storage.redis_sessions import RedisSessionStore
 from server.storage.sessions import Revocation, SessionStore, SqliteSessionStore
 from tests.contract.conftest import embedded_settings, redis_settings
+from tests.integration.tcp_proxy import FreezableProxy
 from tests.redis_server import RedisServer
 from tests.waiting import until
 
@@ -168,3 +169,30 @@ async def test_audit_records_chain_across_nodes(
     assert [r.seq for r in await first.audit.read(18, 5)] == [19, 20]
     wire[4] = {**wire[4], "outcome": "unauthenticated"}  # an edited record
     assert verify_records(wire) == 5
+
+
+async def test_a_silent_redis_feed_is_noticed_and_rebuilt(redis_server: RedisServer) -> None:
+    """A half-open pub/sub link (frozen by a proxy) turns the feed down, then it comes back."""
+    redis_server.flush()
+    proxy = FreezableProxy(redis_server.port)
+    await proxy.start()
+    client = aioredis.Redis.from_url(redis_server.url)
+    store = RedisSessionStore(client, f"redis://127.0.0.1:{proxy.port}/0")
+    seen: list[Revocation] = []
+
+    async def listener(revocation: Revocation) -> None:
+        seen.append(revocation)
+
+    try:
+        store.listen(listener)
+        await until(lambda: store.feed_up, 5, "the feed is up")
+        assert proxy.freeze_existing() == 1
+        await until(lambda: not store.feed_up, 6, "the silent feed is noticed")
+        await until(lambda: store.feed_up, 6, "the feed is rebuilt")
+        assert [r.kind for r in seen] == ["resync", "resync"]
+        await store.revoke_user("u1", now_ms())
+        await until(lambda: any(r.kind == "revoke" for r in seen), 2, "it delivers again")
+    finally:
+        await store.close()
+        await client.aclose()
+        await proxy.close()
