@@ -182,7 +182,7 @@ async def test_delete_keeps_authorship_and_audit_is_chained(
         "/api/v1/users",
         {
             "username": "auditor",
-            "org": "admin",
+            "org": "metro-police",  # a participant: refused for its role, not its org
             "name": "Ada Auditor",
             "role": "auditor",
             "password": "auditor-password",
