@@ -57,6 +57,9 @@ class LiaisonClient:
         self.refresh_token: str | None = None
         self.refresh_margin_s = 60.0
         self._refreshing = asyncio.Lock()
+        #: Set when the server said this session ended (revoked, disabled...).
+        self.session_ended = asyncio.Event()
+        self._ending: asyncio.Task[Any] | None = None
         self.user: dict[str, Any] | None = None
         self.welcome: dict[str, Any] | None = None
         self.positions: dict[str, Position] = {}
@@ -194,6 +197,8 @@ class LiaisonClient:
     async def close(self) -> None:
         if self._refollow is not None:
             self._refollow.cancel()
+        if self._ending is not None:
+            await self._ending
         # shutdown() also stops a reconnection in progress; the HTTP session of
         # an aborted reconnection attempt is closed explicitly.
         await self.sio.shutdown()
@@ -220,6 +225,11 @@ class LiaisonClient:
 
     async def _on_notice(self, data: dict[str, Any]) -> None:
         self.notices.append(data)
+        if data.get("code") == "unauthenticated":
+            # The session ended (SPEC 15): a reconnect would only be refused,
+            # over and over. Stop; the caller logs in again.
+            self.session_ended.set()
+            self._ending = asyncio.create_task(self.sio.shutdown())
 
     async def _on_ev(self, batch: Any) -> None:
         envelopes = msgpack.unpackb(batch, raw=False) if isinstance(batch, bytes) else batch

@@ -20,6 +20,7 @@ from tests.integration.test_accounts import (
 )
 from tests.integration.test_multinode import start_nodes
 from tests.redis_server import RedisServer
+from tests.waiting import until
 
 
 @pytest.fixture
@@ -28,6 +29,8 @@ def pair(own_redis: RedisServer, tmp_path: Path) -> Iterator[list[LiaisonServer]
     yield nodes
     for node in nodes:
         node.stop()
+    for node in nodes:
+        assert node.errors_logged() == [], node.log_path.read_text()[-3000:]
 
 
 @pytest.mark.parametrize("action", ["disable", "revoke-sessions"])
@@ -50,6 +53,8 @@ async def test_revocation_on_one_node_cuts_off_the_user_on_both(
     )
     for latency in (socket_a, socket_b, token_a, token_b):
         assert latency < TARGET_S
+    for client in (on_a, on_b):  # told why, so they stop reconnecting
+        await until(client.session_ended.is_set, 2, "the client learns its session ended")
     for node in pair:
         for client in (on_a, on_b):
             refreshing = LiaisonClient(node.url)
