@@ -217,7 +217,8 @@ def cmd_user_list(args: argparse.Namespace) -> int:
         for user in directory.users.values():
             if user.deleted:
                 continue
-            print(f"{user.username}\t{user.org_id}\t{user.role}\t{user.name}")
+            disabled = "\tdisabled" if user.disabled else ""
+            print(f"{user.username}\t{user.org_id}\t{user.role}\t{user.name}{disabled}")
         return 0
 
     return _directory_action(args, action)

@@ -139,8 +139,9 @@ class Accounts:
         return principal, claims
 
     def still_valid(self, claims: AccessClaims) -> bool:
-        """For a live socket, on every command and after every revocation."""
-        return self.directory.user(claims.sub) is not None and self.guard.allows(claims)
+        """For a live socket: on every command and after every revocation (no I/O)."""
+        user = self.directory.users.get(claims.sub)
+        return user is not None and not user.disabled and self.guard.allows(claims)
 
     async def record(self, entry: AuditEntry) -> None:
         """Append to the audit log; an audit failure is logged and raised."""
