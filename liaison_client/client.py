@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,14 @@ class LiaisonClient:
         self.ack_timeout = ack_timeout
         self.retries = retries
         self.token: str | None = None
+        #: Unix seconds when ``token`` expires; refreshed this long before.
+        self.expires: float = 0.0
+        self.refresh_token: str | None = None
+        self.refresh_margin_s = 60.0
+        self._refreshing = asyncio.Lock()
+        #: Set when the server said this session ended (revoked, disabled...).
+        self.session_ended = asyncio.Event()
+        self._ending: asyncio.Task[Any] | None = None
         self.user: dict[str, Any] | None = None
         self.welcome: dict[str, Any] | None = None
         self.positions: dict[str, Position] = {}
@@ -82,6 +91,11 @@ class LiaisonClient:
         return self._http
 
     async def request(self, method: str, path: str, body: Any = None) -> Any:
+        if not path.startswith("/api/v1/auth/"):
+            await self.fresh_token()
+        return await self._request(method, path, body)
+
+    async def _request(self, method: str, path: str, body: Any = None) -> Any:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         http = await self._session()
         async with http.request(method, self.base_url + path, json=body, headers=headers) as resp:
@@ -94,8 +108,40 @@ class LiaisonClient:
         data = await self.request(
             "POST", "/api/v1/auth/login", {"username": username, "password": password}
         )
-        self.token, self.user = data["token"], data["user"]
+        self._granted(data)
         return dict(data)
+
+    def _granted(self, data: dict[str, Any]) -> None:
+        self.token, self.user = data["token"], data["user"]
+        self.expires = float(data["expires"])
+        self.refresh_token = data.get("refresh_token")
+
+    async def refresh(self) -> dict[str, Any]:
+        """Trade the refresh token for a new pair (the old one is dead from now on).
+
+        Refreshes are serialised: presenting a refresh token twice counts as
+        theft and ends the session (SPEC §4).
+        """
+        async with self._refreshing:
+            data = await self._request(
+                "POST", "/api/v1/auth/refresh", {"refresh_token": self.refresh_token}
+            )
+            self._granted(data)
+            return dict(data)
+
+    async def fresh_token(self) -> str | None:
+        """The access token, refreshed first if it expires within ``refresh_margin_s``."""
+        if self.refresh_token and self.expires - time.time() < self.refresh_margin_s:
+            expires = self.expires
+            async with self._refreshing:
+                stale = self.expires == expires  # nobody refreshed while we waited
+            if stale:
+                await self.refresh()
+        return self.token
+
+    async def logout(self) -> None:
+        await self._request("POST", "/api/v1/auth/logout")
+        self.refresh_token = None
 
     async def incidents(self, query: str = "") -> list[dict[str, Any]]:
         """Every incident of the list (all pages), most recently updated first.
@@ -130,7 +176,16 @@ class LiaisonClient:
     # ------------------------------------------------------------------ live
 
     async def connect(self, timeout: float = 10.0) -> dict[str, Any]:
-        auth = {"token": self.token, "versions": [PROTOCOL_VERSION], "encoding": self.encoding}
+        async def auth() -> dict[str, Any]:
+            # Called on every (re)connect, so a reconnect uses a fresh token.
+            token = self.token
+            try:
+                token = await self.fresh_token()
+            except (CommandFailed, aiohttp.ClientError) as exc:
+                # The server will refuse the old token with a typed error.
+                log.warning("could not refresh before connecting: %s", exc)
+            return {"token": token, "versions": [PROTOCOL_VERSION], "encoding": self.encoding}
+
         self._welcomed.clear()
         await self.sio.connect(
             self.base_url, auth=auth, transports=self.transports, wait_timeout=timeout
@@ -142,6 +197,8 @@ class LiaisonClient:
     async def close(self) -> None:
         if self._refollow is not None:
             self._refollow.cancel()
+        if self._ending is not None:
+            await self._ending
         # shutdown() also stops a reconnection in progress; the HTTP session of
         # an aborted reconnection attempt is closed explicitly.
         await self.sio.shutdown()
@@ -168,6 +225,11 @@ class LiaisonClient:
 
     async def _on_notice(self, data: dict[str, Any]) -> None:
         self.notices.append(data)
+        if data.get("code") == "unauthenticated":
+            # The session ended (SPEC 15): a reconnect would only be refused,
+            # over and over. Stop; the caller logs in again.
+            self.session_ended.set()
+            self._ending = asyncio.create_task(self.sio.shutdown())
 
     async def _on_ev(self, batch: Any) -> None:
         envelopes = msgpack.unpackb(batch, raw=False) if isinstance(batch, bytes) else batch

@@ -19,6 +19,7 @@ from protocol.limits import LIMITS
 from server.auth import TokenSigner
 from server.backends import Backends, build_backends
 from server.fanout.base import Broker
+from server.services.accounts import Accounts, SessionGuard, SessionPolicy
 from server.services.admin import ensure_admin, seed_demo
 from server.services.commands import CommandService
 from server.services.hub import Hub
@@ -51,6 +52,7 @@ class Components:
     hub: Hub
     gateway: Gateway
     signer: TokenSigner
+    accounts: Accounts
 
 
 COMPONENTS = web.AppKey("components", Components)
@@ -66,11 +68,19 @@ def create_app(settings: Settings) -> web.Application:
     commands = CommandService(backends.log, projections, directory)
     hub = Hub(backends.log, backends.broker, projections, backends.presence)
     signer = TokenSigner(settings.token_ttl_s)
+    guard = SessionGuard(backends.sessions, directory, settings.token_ttl_s)
+    accounts = Accounts(
+        directory=directory,
+        store=backends.sessions,
+        audit=backends.audit,
+        signer=signer,
+        guard=guard,
+        policy=SessionPolicy(settings.refresh_ttl_s, settings.idle_timeout_s),
+    )
     gateway = Gateway(
         commands=commands,
         hub=hub,
-        directory=directory,
-        signer=signer,
+        accounts=accounts,
         limits=LIMITS,
         allowed_origins=settings.origins,
         max_pending_bytes=settings.max_pending_bytes,
@@ -87,6 +97,7 @@ def create_app(settings: Settings) -> web.Application:
         hub,
         gateway,
         signer,
+        accounts,
     )
     app[COMPONENTS] = components
     gateway.sio.attach(app)
@@ -95,7 +106,7 @@ def create_app(settings: Settings) -> web.Application:
         projections=projections,
         commands=commands,
         directory=directory,
-        signer=signer,
+        accounts=accounts,
         limits=LIMITS,
         presence=backends.presence,
         health=backends.health,
@@ -130,6 +141,7 @@ async def _storage_ctx(
         await c.directory.start()
         try:
             c.signer.secret = await backends.secret.load()
+            await c.accounts.guard.start()
             await _bootstrap(c)
             yield
         finally:

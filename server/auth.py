@@ -7,10 +7,11 @@ or older parameters still verify and are re-hashed at the next login
 (``needs_rehash``).
 
 Tokens are verified without I/O so every node can check them with the shared
-secret; the directory is still consulted so a disabled user is refused at once.
+secret; the directory is still consulted so a disabled user is refused at once,
+and server/services/accounts.py's ``SessionGuard`` refuses revoked ones.
 
 Token format: ``v1.<base64url(json payload)>.<base64url(hmac)>`` with payload
-``{"sub": user id, "exp": unix seconds}``.
+``{"sub": user id, "exp": unix seconds, "iat": issued (ms), "sid": session}``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from dataclasses import dataclass
 
 import argon2
 import orjson
@@ -87,6 +89,16 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """What a verified access token says: who, until when, since when, which session."""
+
+    sub: str
+    exp: int
+    iat_ms: int
+    sid: str
+
+
 class TokenSigner:
     """Signs with ``secret``; set at start-up (it may come from Redis)."""
 
@@ -99,13 +111,23 @@ class TokenSigner:
             raise RuntimeError("the token secret was not loaded")
         return _b64(hmac.new(self.secret, payload.encode(), hashlib.sha256).digest())
 
-    def issue(self, user_id: str, now: float | None = None) -> tuple[str, int]:
-        exp = int((now or time.time()) + self.ttl_s)
-        payload = _b64(orjson.dumps({"sub": user_id, "exp": exp}))
+    def issue(self, user_id: str, now: float | None = None, sid: str = "") -> tuple[str, int]:
+        now = now or time.time()
+        exp = int(now + self.ttl_s)
+        claims = {"sub": user_id, "exp": exp, "iat": int(now * 1000), "sid": sid}
+        payload = _b64(orjson.dumps(claims))
         return f"v1.{payload}.{self._sign(payload)}", exp
 
     def verify(self, token: object, directory: Directory) -> Principal:
         """The principal a token stands for; a typed error otherwise."""
+        claims = self.decode(token)
+        principal = directory.user(claims.sub)
+        if principal is None:
+            raise ProtocolError(ErrorCode.UNAUTHENTICATED)
+        return principal
+
+    def decode(self, token: object) -> AccessClaims:
+        """The claims of a token we signed that has not expired; a typed error otherwise."""
         refused = ProtocolError(ErrorCode.UNAUTHENTICATED)
         # A token we issued is ASCII; hmac.compare_digest raises TypeError on
         # any other str, which once became a 500 and a silent socket connect.
@@ -123,7 +145,7 @@ class TokenSigner:
         exp = claims.get("exp") if isinstance(claims, dict) else None
         if not isinstance(exp, int) or exp < time.time():
             raise ProtocolError(ErrorCode.UNAUTHENTICATED, "the token has expired")
-        principal = directory.user(str(claims.get("sub")))
-        if principal is None:
+        iat, sid = claims.get("iat", 0), claims.get("sid", "")
+        if not isinstance(iat, int) or not isinstance(sid, str):
             raise refused
-        return principal
+        return AccessClaims(str(claims.get("sub")), exp, iat, sid)

@@ -6,7 +6,9 @@
     broker     MemoryBroker                  RedisBroker        │ per node (shared,
     presence   MemoryPresence                RedisPresence      │ closed last); the
     directory  SqliteDirectoryStorage        RedisDirectoryStorage│ broker has its own
-    secret     FileSecret (data_dir)         RedisSecret        ┘ pub/sub connection
+    secret     FileSecret (data_dir)         RedisSecret        │ pub/sub connection
+    sessions   SqliteSessionStore (data_dir) RedisSessionStore  │ (the session feed
+    audit      SqliteAuditLog (data_dir)     RedisAuditLog      ┘ has one too)
     (LIAISON_SECRET set: FixedSecret on both)
 
 The log is built with ``broker.publish`` as its ``deliver``: the log hands
@@ -30,11 +32,15 @@ from server.fanout.memory import MemoryBroker
 from server.fanout.presence import MemoryPresence, RedisPresence
 from server.fanout.redis import RedisBroker
 from server.settings import Settings
+from server.storage.audit import AuditLog, SqliteAuditLog
 from server.storage.base import EventLog
 from server.storage.directory import DirectoryStorage, SqliteDirectoryStorage
+from server.storage.redis_audit import RedisAuditLog
 from server.storage.redis_directory import RedisDirectoryStorage
 from server.storage.redis_log import RedisConfig, RedisEventLog, RedisLogReader, connect
+from server.storage.redis_sessions import RedisSessionStore
 from server.storage.secret import FileSecret, FixedSecret, RedisSecret, SecretStore
+from server.storage.sessions import SessionStore, SqliteSessionStore
 from server.storage.sqlite import SqliteConfig, SqliteEventLog
 from server.throttle import LoginThrottle, MemoryLoginThrottle, RedisLoginThrottle
 
@@ -44,6 +50,9 @@ log = logging.getLogger(__name__)
 #: ``PRAGMA data_version``), so organisations and users added by the CLI or
 #: another node appear within a second; the rows are re-read only when it moved.
 DIRECTORY_REFRESH_S = 1.0
+#: The embedded session store and audit log, in the data dir.
+SESSIONS_DB = "sessions.db"
+AUDIT_DB = "audit.db"
 
 
 @dataclass(slots=True)
@@ -61,6 +70,8 @@ class Backends:
     #: Seconds between checks of the directory's change token; 0 = only on a miss.
     directory_refresh_s: float
     secret: SecretStore
+    sessions: SessionStore
+    audit: AuditLog
     #: What the parts share (a Redis client), closed after them.
     shared: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     #: Failed-login counts: this node's memory, or shared in Redis.
@@ -75,6 +86,8 @@ class Backends:
             await self.broker.start()
             await self.log.start()
             await self.presence.start()
+            await self.sessions.open()
+            await self.audit.open()
         except BaseException:
             await self.close()  # closing a part that never started is harmless
             raise
@@ -85,7 +98,14 @@ class Backends:
         Every step runs even if one before failed; the first error is raised
         after all of them ran.
         """
-        steps = [self.presence.close, self.log.close, self.broker.close, *self.shared]
+        steps = [
+            self.audit.close,
+            self.sessions.close,
+            self.presence.close,
+            self.log.close,
+            self.broker.close,
+            *self.shared,
+        ]
         errors: list[BaseException] = []
         for step in steps:
             try:
@@ -127,6 +147,8 @@ def _embedded(settings: Settings) -> Backends:
         directory=SqliteDirectoryStorage(settings.data_dir / "directory.db"),
         directory_refresh_s=DIRECTORY_REFRESH_S,
         secret=FileSecret(settings.data_dir / "secret"),
+        sessions=SqliteSessionStore(settings.data_dir / SESSIONS_DB),
+        audit=SqliteAuditLog(settings.data_dir / AUDIT_DB),
     )
 
 
@@ -144,8 +166,51 @@ def _redis(settings: Settings) -> Backends:
         directory=RedisDirectoryStorage(client),
         directory_refresh_s=DIRECTORY_REFRESH_S,
         secret=RedisSecret(client),
+        sessions=RedisSessionStore(client, config.url),
+        audit=RedisAuditLog(client),
         shared=[client.aclose],
         throttle=RedisLoginThrottle(client),
+    )
+
+
+@dataclass(slots=True)
+class AccountBackends:
+    """Only what account administration needs (the CLI): no log, no broker.
+
+    The CLI must not open the event log of a data dir a server is using.
+    """
+
+    directory: DirectoryStorage
+    sessions: SessionStore
+    audit: AuditLog
+    shared: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        await self.sessions.open()
+        await self.audit.open()
+
+    async def close(self) -> None:
+        for step in (self.audit.close, self.sessions.close, *self.shared):
+            try:
+                await step()
+            except Exception:
+                log.exception("closing the account backends: %s failed", step)
+
+
+def build_account_backends(settings: Settings) -> AccountBackends:
+    if not settings.redis_url:
+        return AccountBackends(
+            SqliteDirectoryStorage(settings.data_dir / "directory.db"),
+            SqliteSessionStore(settings.data_dir / SESSIONS_DB),
+            SqliteAuditLog(settings.data_dir / AUDIT_DB),
+        )
+    config = RedisConfig(url=settings.redis_url, node_id=node_id(settings))
+    client = connect(config)
+    return AccountBackends(
+        RedisDirectoryStorage(client),
+        RedisSessionStore(client, config.url),
+        RedisAuditLog(client),
+        [client.aclose],
     )
 
 

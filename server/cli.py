@@ -14,15 +14,20 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from protocol.errors import ProtocolError
+from protocol.errors import ErrorCode, ProtocolError
 from server import __version__
 from server.app import COMPONENTS, create_app
+from server.auth import TokenSigner
+from server.backends import build_account_backends
 from server.domain.model import Org, Role
+from server.services.accounts import Accounts, SessionGuard, SessionPolicy, cli_actor
 from server.services.admin import create_user
 from server.settings import HELP, Settings, human_default
+from server.storage.audit import AuditEntry, verify_records
 from server.storage.directory import (
     Directory,
     DirectoryConflict,
@@ -176,10 +181,21 @@ def cmd_org_list(args: argparse.Namespace) -> int:
     return _directory_action(args, action)
 
 
+def _ask(prompt: str) -> str | None:
+    """A password from the terminal (or stdin); None, said why, if there is none."""
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:
+        print("\nerror: no password given (pass --password, or type it)", file=sys.stderr)
+        return None
+
+
 def cmd_user_add(args: argparse.Namespace) -> int:
     if _refused(args):  # before asking for a password
         return 2
-    password = args.password or getpass.getpass(f"password for {args.username}: ")
+    password = args.password or _ask(f"password for {args.username}: ")
+    if password is None:
+        return 2
 
     async def action(directory: Directory) -> int:
         user = await create_user(
@@ -199,10 +215,109 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 def cmd_user_list(args: argparse.Namespace) -> int:
     async def action(directory: Directory) -> int:
         for user in directory.users.values():
-            print(f"{user.username}\t{user.org_id}\t{user.role}\t{user.name}")
+            if user.deleted:
+                continue
+            disabled = "\tdisabled" if user.disabled else ""
+            print(f"{user.username}\t{user.org_id}\t{user.role}\t{user.name}{disabled}")
         return 0
 
     return _directory_action(args, action)
+
+
+def _accounts_action(args: argparse.Namespace, action: Callable[[Accounts], Awaitable[int]]) -> int:
+    """Run ``action`` on the account backends of the data dir (or Redis).
+
+    Safe next to a running server: it writes the directory and session store
+    only. Every node learns of the change within about a second: the embedded
+    server polls the session store's revocation table, Redis nodes are told
+    over pub/sub.
+    """
+    settings = _settings(args)
+    if _refused(args):
+        return 2
+
+    async def run() -> int:
+        backends = build_account_backends(settings)
+        directory = Directory(backends.directory)
+        await directory.start()
+        await backends.start()
+        try:
+            accounts = Accounts(
+                directory=directory,
+                store=backends.sessions,
+                audit=backends.audit,
+                signer=TokenSigner(settings.token_ttl_s),
+                guard=SessionGuard(backends.sessions, directory, settings.token_ttl_s),
+                policy=SessionPolicy(settings.refresh_ttl_s, settings.idle_timeout_s),
+            )
+            return await action(accounts)
+        except (ProtocolError, DirectoryConflict) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await backends.close()
+            await directory.close()
+
+    return asyncio.run(run())
+
+
+def _user_id(accounts: Accounts, username: str) -> str:
+    user = accounts.directory.by_username(username)
+    if user is None or user.deleted:
+        raise ProtocolError(ErrorCode.NOT_FOUND, f"no user {username!r}")
+    return user.id
+
+
+def cmd_user_lifecycle(args: argparse.Namespace) -> int:
+    """disable, enable, revoke, delete: one audited action on one user."""
+    password = ""
+    if args.user == "reset-password":
+        if _refused(args):
+            return 2
+        password = args.password or _ask(f"new password for {args.username}: ") or ""
+        if not password:
+            return 2
+
+    async def action(accounts: Accounts) -> int:
+        user_id, actor = _user_id(accounts, args.username), cli_actor()
+        steps = {
+            "disable": lambda: accounts.disable(actor, user_id),
+            "enable": lambda: accounts.enable(actor, user_id),
+            "revoke": lambda: accounts.revoke(actor, user_id),
+            "delete": lambda: accounts.delete(actor, user_id),
+            "reset-password": lambda: accounts.reset_password(actor, user_id, password),
+        }
+        await steps[args.user]()
+        print(f"user {args.username}: {args.user} done")
+        return 0
+
+    return _accounts_action(args, action)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Export the audit log as JSON lines (``export``) or check its chain (``verify``).
+
+    Reading it from the CLI is itself recorded, as over REST.
+    """
+
+    async def action(accounts: Accounts) -> int:
+        records, after = [], 0
+        while page := await accounts.audit.read(after, 1000):
+            records += [r.to_wire() for r in page]
+            after = page[-1].seq
+        await accounts.record(AuditEntry(cli_actor(), f"audit.{args.audit}", "", "ok"))
+        bad = verify_records(records)
+        if args.audit == "export":
+            for record in records:
+                sys.stdout.write(orjson.dumps(record).decode() + "\n")
+        if bad is not None:
+            print(f"error: the audit log does not chain at seq {bad}", file=sys.stderr)
+            return 1
+        if args.audit == "verify":
+            print(f"audit log: {len(records)} records, chain intact")
+        return 0
+
+    return _accounts_action(args, action)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -262,6 +377,30 @@ def build_parser() -> argparse.ArgumentParser:
     user_add.add_argument("--password", help="prompted for if absent")
     data_dir(user_add, init=True)
     user_add.set_defaults(func=cmd_user_add)
+    lifecycle = {
+        "disable": "disable a user: every session ends and live sockets close",
+        "enable": "enable a disabled user again (they log in anew)",
+        "revoke": "end every session of a user (they log in again)",
+        "delete": "delete a user (kept as a tombstone: authorship in the logs stays)",
+        "reset-password": "set a user's password; every session of theirs ends",
+    }
+    for name, text in lifecycle.items():
+        sub_parser = user.add_parser(name, help=text)
+        sub_parser.add_argument("username")
+        if name == "reset-password":
+            sub_parser.add_argument("--password", help="prompted for if absent")
+        data_dir(sub_parser)
+        sub_parser.set_defaults(func=cmd_user_lifecycle)
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(
+        dest="audit", required=True
+    )
+    for name, text in (
+        ("export", "print every record as a JSON line (the chain is checked too)"),
+        ("verify", "check the hash chain of the whole log"),
+    ):
+        audit_cmd = audit.add_parser(name, help=text)
+        data_dir(audit_cmd)
+        audit_cmd.set_defaults(func=cmd_audit)
     user_list = user.add_parser("list", help="list users")
     data_dir(user_list)
     user_list.set_defaults(func=cmd_user_list)

@@ -33,8 +33,16 @@ class Settings:
     #: Secret for signing tokens; generated into data_dir on first start if empty.
     #: Every node of a deployment must share it.
     secret: str = ""
-    #: Lifetime of a login token, seconds.
-    token_ttl_s: int = 12 * 3600
+    #: Lifetime of an access token, seconds. Short: a stolen one is useful
+    #: this long at most; clients refresh it silently (it was 12 h, with no
+    #: refresh, which logged phones out mid-shift).
+    token_ttl_s: int = 15 * 60
+    #: Longest a session lasts from its login however often it is refreshed
+    #: (a shift and some overtime).
+    refresh_ttl_s: int = 14 * 3600
+    #: A session not refreshed for this long ends (CJIS 5.5.5 asks for a lock
+    #: after at most 30 minutes of inactivity).
+    idle_timeout_s: int = 30 * 60
     #: Browser origins allowed to open Socket.IO connections (comma separated).
     #: Empty: the server's own http://host:port. "*" allows any (never in production).
     allowed_origins: tuple[str, ...] = ()
@@ -85,6 +93,10 @@ class Settings:
             raise ValueError("LIAISON_REDIS_MAX_CONNECTIONS must be at least 2")
         if self.projection_cache < 1:
             raise ValueError("LIAISON_PROJECTION_CACHE must be at least 1")
+        if not 60 <= self.token_ttl_s <= self.idle_timeout_s <= self.refresh_ttl_s:
+            raise ValueError(
+                "need 60 <= LIAISON_TOKEN_TTL_S <= LIAISON_IDLE_TIMEOUT_S <= LIAISON_REFRESH_TTL_S"
+            )
         if self.max_pending_bytes < 64 * 1024:
             raise ValueError("LIAISON_MAX_PENDING_BYTES must be at least 65536")
         if min(self.login_max_failures, self.login_address_max_failures) < 1:
@@ -160,7 +172,9 @@ HELP: dict[str, str] = {
     "projection_cache": "incident states kept in memory, least recently used out first",
     "data_dir": "SQLite files, the token secret and the first admin password (embedded mode)",
     "secret": "HMAC key signing login tokens, shared by every node; empty: generated",
-    "token_ttl_s": "lifetime of a login token, in seconds",
+    "token_ttl_s": "lifetime of an access token, in seconds; clients refresh it silently",
+    "refresh_ttl_s": "longest a session lasts after its login, in seconds, however often refreshed",
+    "idle_timeout_s": "a session not refreshed for this many seconds ends",
     "allowed_origins": "comma-separated browser origins; empty: the server's own http://host:port",
     "admin_password": "password for the first 'admin' user; empty: generated on first start",
     "sqlite_synchronous": "FULL survives a power cut; NORMAL only a crash of the process",

@@ -53,6 +53,15 @@ export class Api {
     return this.request("POST", "/api/v1/auth/login", { username, password });
   }
 
+  /** A new token pair for a refresh token (SPEC 4); the old one is dead from now on. */
+  refresh(refreshToken) {
+    return this.request("POST", "/api/v1/auth/refresh", { refresh_token: refreshToken });
+  }
+
+  logout() {
+    return this.request("POST", "/api/v1/auth/logout");
+  }
+
   orgs() {
     return this.request("GET", "/api/v1/orgs");
   }

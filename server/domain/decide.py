@@ -153,6 +153,8 @@ def decide(
     state: IncidentState, who: Principal, cmd: v1.Command, directory: DirectoryView
 ) -> EventDraft:
     """Decide an incident-scoped command against the incident's current state."""
+    if who.role is Role.AUDITOR:  # separation of duties: auditors do not take part
+        raise refuse(ErrorCode.FORBIDDEN, "auditors read the audit log only")
     if not state.participates(who.org_id):
         raise refuse(ErrorCode.NOT_FOUND, "no such incident")
     assert isinstance(cmd, v1.IncidentCommand)

@@ -12,6 +12,8 @@ class Role(StrEnum):
     SUPERVISOR = "supervisor"
     ADMIN = "admin"
     BOT = "bot"
+    #: Reads and exports the audit log; nothing else (separation of duties).
+    AUDITOR = "auditor"
 
 
 #: Roles that run incidents: open them, change them, hand out tasks.

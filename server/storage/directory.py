@@ -46,6 +46,10 @@ class User:
     def principal(self) -> Principal:
         return Principal(user_id=self.id, org_id=self.org_id, role=self.role, name=self.name)
 
+    @property
+    def deleted(self) -> bool:
+        return self.password_hash == DELETED
+
     def to_wire(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -70,6 +74,12 @@ class User:
     @classmethod
     def from_row(cls, row: Any) -> User:
         return cls(row[0], row[1], row[2], row[3], Role(row[4]), row[5], bool(row[6]))
+
+
+#: The password hash of a deleted account: no password matches it. The row is
+#: kept as a tombstone so the id is never given to someone else and authorship
+#: in incident logs and the audit log stays resolvable.
+DELETED = "!deleted"
 
 
 class DirectoryConflict(Exception):
@@ -105,6 +115,10 @@ class DirectoryStorage(Protocol):
     async def replace_password_hash(self, user_id: str, old: str, new: str) -> bool:
         """Compare-and-set: False (nothing written) if the stored hash is not ``old``."""
         ...
+
+    async def update_user(self, user: User) -> None:
+        """Replace the row of ``user.id`` (name, role, hash, disabled); the
+        id, username and organisation never change. Durable like an add."""
 
     async def close(self) -> None: ...
 
@@ -211,6 +225,13 @@ class Directory:
             self.users[user.id] = updated
             self._by_username[user.username] = updated
 
+    async def update_user(self, user: User) -> User:
+        """Store a changed row of an existing user (disable, password, delete)."""
+        await self.storage.update_user(user)
+        self.users[user.id] = user
+        self._by_username[user.username] = user
+        return user
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orgs (
@@ -308,6 +329,12 @@ class SqliteDirectoryStorage:
 
         changed: bool = await self._run(write)
         return changed
+
+    async def update_user(self, user: User) -> None:
+        await self._write(
+            "UPDATE users SET name = ?, role = ?, password_hash = ?, disabled = ? WHERE id = ?",
+            (user.name, user.role.value, user.password_hash, int(user.disabled), user.id),
+        )
 
     async def close(self) -> None:
         if self._db is not None:

@@ -72,5 +72,12 @@ class RedisDirectoryStorage:
                 except WatchError:
                     continue
 
+    async def update_user(self, user: User) -> None:
+        try:
+            await self._redis.hset(keys.USERS, user.id, msgpack.packb(user.to_row()))
+            await self._redis.incr(keys.DIRECTORY_VERSION)
+        except (RedisError, OSError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
     async def close(self) -> None:
         return None

@@ -82,3 +82,30 @@ def presence_key(incident: str) -> str:
 def probe_channel(node: str) -> str:
     """A node publishes here to itself to prove its subscriber connection is alive."""
     return f"{PREFIX}probe:{node}"
+
+
+# ------------------------------------------------------------------ sessions
+#: Hash of user id -> ms before which that user's access tokens are refused.
+VALID_AFTER = PREFIX + "auth:valid_after"
+#: ZSET of ended session families scored by when they ended (ms).
+ENDED = PREFIX + "auth:ended"
+#: Pub/sub channel of msgpack [kind, user, family, ts_ms] revocations.
+REVOCATIONS = PREFIX + "auth:revocations"
+#: Audit log: a list of msgpack records, and its head "seq hash".
+AUDIT_LOG = PREFIX + "audit:log"
+AUDIT_HEAD = PREFIX + "audit:head"
+
+
+def family_key(family: str) -> str:
+    """Hash: user, current (sha256 of the live refresh secret), created, last (ms)."""
+    return f"{PREFIX}auth:fam:{family}"
+
+
+def family_used_key(family: str) -> str:
+    """Set: hashes of the family's refresh tokens already rotated away."""
+    return f"{PREFIX}auth:fam:{family}:used"
+
+
+def user_families_key(user: str) -> str:
+    """Set: the user's family ids (may name ended ones; they are skipped)."""
+    return f"{PREFIX}auth:user:{user}:families"

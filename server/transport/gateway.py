@@ -25,13 +25,13 @@ from protocol.errors import ErrorCode, ProtocolError
 from protocol.fields import Fields
 from protocol.limits import Limits
 from server import __version__
-from server.auth import TokenSigner
+from server.auth import AccessClaims
 from server.domain.events import AppendResult
 from server.domain.model import Principal
 from server.errors import StorageUnavailable
+from server.services.accounts import Accounts
 from server.services.commands import PIPELINED, CommandService
 from server.services.hub import Hub, Piece
-from server.storage.directory import Directory
 from server.transport.outbox import Flusher, Outbox
 from server.transport.pipeline import AckPipeline
 from server.transport.sio_seam import CONNECT, ConnectionRefused, MalformedPacket, SocketServer
@@ -48,6 +48,9 @@ DRAIN_TIMEOUT_S = 1.5
 #: How long a client told to reconnect gets to read the ``shutdown`` notice
 #: before its connection is aborted. Clients that read close at once.
 SEND_AWAY_GRACE_S = 1.0
+#: How long a client whose session was revoked gets to read the notice before
+#: its connection is aborted: short, the revocation must bite within 1 s.
+REVOKED_GRACE_S = 0.2
 
 
 class _OrjsonModule:
@@ -71,6 +74,8 @@ class Session:
     codec: Codec
     outbox: Outbox
     acks: AckPipeline
+    #: The access token it connected with: re-checked on every command.
+    claims: AccessClaims
     #: Set when the connection is gone (``on_disconnect``).
     gone: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -124,18 +129,20 @@ class Gateway:
         *,
         commands: CommandService,
         hub: Hub,
-        directory: Directory,
-        signer: TokenSigner,
+        accounts: Accounts,
         limits: Limits,
         allowed_origins: list[str] | str,
         max_pending_bytes: int,
         ping_interval: float,
         ping_timeout: float,
     ) -> None:
-        self.commands, self.hub, self.directory, self.signer = commands, hub, directory, signer
+        self.commands, self.hub, self.accounts = commands, hub, accounts
         self.limits = limits
         self.max_pending_bytes = max_pending_bytes
         self.sessions: dict[str, Session] = {}
+        #: Live sessions by user id, so a revocation closes them at once.
+        self.by_user: dict[str, set[str]] = {}
+        accounts.guard.on_revoked(self.close_revoked)
         self.flusher = Flusher()
         self.sio = SocketServer(
             async_mode="aiohttp",
@@ -171,10 +178,10 @@ class Gateway:
 
     # ---------------------------------------------------------------- connect
 
-    def _negotiate(self, auth: Any) -> tuple[Principal, Codec, int]:
+    def _negotiate(self, auth: Any) -> tuple[Principal, AccessClaims, Codec, int]:
         f = Fields(auth if isinstance(auth, dict) else {}, "auth", self.limits)
-        principal = self.signer.verify(
-            auth.get("token") if isinstance(auth, dict) else None, self.directory
+        principal, claims = self.accounts.authenticate(
+            auth.get("token") if isinstance(auth, dict) else None
         )
         offered = auth.get("versions", [PROTOCOL_VERSION]) if isinstance(auth, dict) else []
         if not isinstance(offered, list):
@@ -185,11 +192,11 @@ class Gateway:
                 ErrorCode.UNSUPPORTED_VERSION, detail={"supported": list(SUPPORTED_VERSIONS)}
             )
         encoding = f.opt_str("encoding", max_chars=16) or "json"
-        return principal, codec_for(encoding, self.limits), max(common)
+        return principal, claims, codec_for(encoding, self.limits), max(common)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:
-            principal, codec, version = self._negotiate(auth)
+            principal, claims, codec, version = self._negotiate(auth)
         except ProtocolError as err:
             raise ConnectionRefused(err.message, err.to_wire()) from None
         except Exception:
@@ -210,7 +217,8 @@ class Gateway:
             self.flusher,
         )
         acks = self._pipeline(codec, eio_sid, "/")
-        self.sessions[sid] = Session(sid, principal, codec, outbox, acks)
+        self.sessions[sid] = Session(sid, principal, codec, outbox, acks, claims)
+        self.by_user.setdefault(principal.user_id, set()).add(sid)
         if codec.name == "msgpack":
             self.sio.binary_allowed.add(eio_sid)
         welcome = {
@@ -235,6 +243,10 @@ class Gateway:
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         session = self.sessions.pop(sid, None)
         if session is not None:
+            of_user = self.by_user.get(session.user, set())
+            of_user.discard(sid)
+            if not of_user:
+                self.by_user.pop(session.user, None)
             session.gone.set()
             session.outbox.closed = True
             self.hub.drop(session)
@@ -265,6 +277,36 @@ class Gateway:
         await self.sio.end_transport(self.sio.eio_sid_of(sid), CUT_OFF_GRACE_S, session.gone)
         log.info("closed the connection of slow consumer %s", sid)
 
+    # ------------------------------------------------------------ revocation
+
+    async def close_revoked(self, user: str | None) -> None:
+        """Close the live sessions of ``user`` (all users' if None) that are no longer valid."""
+        sids = self.by_user.get(user, set()) if user is not None else set(self.sessions)
+        revoked = [
+            s
+            for s in (self.sessions.get(sid) for sid in list(sids))
+            if s is not None and not self.accounts.still_valid(s.claims)
+        ]
+        for session in revoked:
+            self._spawn(self._close_revoked_session(session))
+
+    async def _close_revoked_session(self, session: Session) -> None:
+        """An ``unauthenticated`` notice, then the clean close of a cut-off.
+
+        The client reconnects as after any lost transport, and that connect
+        is refused (``unauthenticated``), so it stops and signs in again.
+        """
+        if session.outbox.closed:
+            return
+        session.outbox.closed = True  # not one more event reaches it
+        self.hub.drop(session)
+        notice = {"code": ErrorCode.UNAUTHENTICATED.code, "message": "the session has ended"}
+        session.outbox.send_text('2["notice",' + orjson.dumps(notice).decode() + "]")
+        log.info("closing the revoked session %s of %s", session.sid, session.user)
+        eio_sid = self.sio.manager.eio_sid_from_sid(session.sid, "/")
+        if eio_sid is not None:
+            await self.sio.close_connection(eio_sid, grace_s=REVOKED_GRACE_S)
+
     # --------------------------------------------------------------- commands
 
     async def _admit_cmd(
@@ -294,6 +336,13 @@ class Gateway:
         if session is None:
             return
         codec = session.codec
+        if not self.accounts.still_valid(session.claims):
+            # Revoked, and the feed's close has not happened yet (or failed):
+            # the command is not run (DESIGN: re-check on every command).
+            err = ProtocolError(ErrorCode.UNAUTHENTICATED, "the session has ended")
+            await session.acks.add(ack_id, _error_ack(codec, err))
+            self._spawn(self._close_revoked_session(session))
+            return
         try:
             cmd = v1.parse_command(self._decode(codec, data), self.limits)
             if isinstance(cmd, PIPELINED):

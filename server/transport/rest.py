@@ -12,6 +12,7 @@ import base64
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -22,15 +23,17 @@ from protocol.codec import check_decoded
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.fields import Fields
 from protocol.limits import Limits
-from server.auth import TokenSigner
+from server.auth import AccessClaims
 from server.domain.model import Org, Principal, Role
 from server.domain.presence_view import visible_online
 from server.errors import StorageUnavailable
 from server.fanout.base import Presence
+from server.services.accounts import Accounts
 from server.services.admin import create_user
 from server.services.commands import CommandService
 from server.services.envelope import for_org
 from server.services.projections import Projections
+from server.storage.audit import AuditEntry
 from server.storage.base import EventLog, IncidentQuery, IndexCursor
 from server.storage.directory import Directory, DirectoryConflict
 from server.transport.login_guard import LoginGuard
@@ -107,6 +110,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 #: trickled byte by byte must not hold a handler for ever.
 BODY_TIMEOUT_S = 15.0
 
+ROLES = tuple(r.value for r in Role)
+
 #: Incidents per page of GET /api/v1/incidents when no ``limit`` is given.
 LIST_PAGE = 200
 
@@ -135,7 +140,7 @@ class RestApi:
         projections: Projections,
         commands: CommandService,
         directory: Directory,
-        signer: TokenSigner,
+        accounts: Accounts,
         limits: Limits,
         presence: Presence,
         health: Callable[[], dict[str, Any]],
@@ -143,12 +148,21 @@ class RestApi:
     ) -> None:
         self.presence, self.health, self.login_guard = presence, health, login_guard
         self.log, self.projections, self.commands = log, projections, commands
-        self.directory, self.signer, self.limits = directory, signer, limits
+        self.directory, self.accounts, self.limits = directory, accounts, limits
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/healthz", self.healthz),
             web.post("/api/v1/auth/login", self.login),
+            web.post("/api/v1/auth/refresh", self.refresh),
+            web.post("/api/v1/auth/logout", self.logout),
+            web.post("/api/v1/auth/password", self.change_password),
+            web.post("/api/v1/users/{id}/disable", self.disable_user),
+            web.post("/api/v1/users/{id}/enable", self.enable_user),
+            web.post("/api/v1/users/{id}/reset-password", self.reset_password),
+            web.post("/api/v1/users/{id}/revoke-sessions", self.revoke_sessions),
+            web.delete("/api/v1/users/{id}", self.delete_user),
+            web.get("/api/v1/audit", self.audit),
             web.get("/api/v1/me", self.me),
             web.get("/api/v1/orgs", self.list_orgs),
             web.post("/api/v1/orgs", self.add_org),
@@ -164,9 +178,17 @@ class RestApi:
     # ------------------------------------------------------------- plumbing
 
     def principal(self, request: web.Request) -> Principal:
+        return self.session(request)[0]
+
+    def session(self, request: web.Request) -> tuple[Principal, AccessClaims]:
+        """Checked on every request: signature, expiry, revocation, account."""
         header = request.headers.get("Authorization", "")
         token = header[7:] if header.startswith("Bearer ") else None
-        return self.signer.verify(token, self.directory)
+        return self.accounts.authenticate(token)
+
+    def address(self, request: web.Request) -> str:
+        """Where a request came from, for the audit log (behind a trusted proxy: the client)."""
+        return self.login_guard.client_address(request)
 
     def admin(self, request: web.Request) -> Principal:
         who = self.principal(request)
@@ -220,9 +242,83 @@ class RestApi:
     async def login(self, request: web.Request) -> web.Response:
         f = Fields(await self.body(request), "", self.limits)
         username, password = f.req_str("username"), f.req_str("password")
-        user = await self.login_guard.authenticate(request, username, password)
-        token, exp = self.signer.issue(user.id)
-        return json_response({"token": token, "expires": exp, "user": user.to_wire()})
+        try:
+            user = await self.login_guard.authenticate(request, username, password)
+        except ProtocolError as err:  # unauthenticated or rate_limited: audited
+            await self.accounts.login_failed(username, self.address(request), err.code.code)
+            raise
+        return json_response(await self.accounts.open_session(user, self.address(request)))
+
+    # ------------------------------------------------------------ sessions
+
+    async def refresh(self, request: web.Request) -> web.Response:
+        f = Fields(await self.body(request), "", self.limits)
+        token = f.req_str("refresh_token", max_chars=256)
+        return json_response(await self.accounts.refresh(token, self.address(request)))
+
+    async def logout(self, request: web.Request) -> web.Response:
+        who, claims = self.session(request)
+        await self.accounts.logout(who, claims, self.address(request))
+        return json_response({"ok": True})
+
+    async def change_password(self, request: web.Request) -> web.Response:
+        who = self.principal(request)
+        f = Fields(await self.body(request), "", self.limits)
+        old, new = f.req_str("password", max_chars=256), f.req_str("new_password", max_chars=256)
+        return json_response(
+            await self.accounts.change_password(who, old, new, self.address(request))
+        )
+
+    # ----------------------------------------------------------- lifecycle
+
+    async def disable_user(self, request: web.Request) -> web.Response:
+        who = self.admin(request)
+        await self.accounts.disable(who.user_id, request.match_info["id"], self.address(request))
+        return json_response({"ok": True})
+
+    async def enable_user(self, request: web.Request) -> web.Response:
+        who = self.admin(request)
+        await self.accounts.enable(who.user_id, request.match_info["id"], self.address(request))
+        return json_response({"ok": True})
+
+    async def reset_password(self, request: web.Request) -> web.Response:
+        who = self.admin(request)
+        f = Fields(await self.body(request), "", self.limits)
+        password = f.req_str("password", max_chars=256)
+        await self.accounts.reset_password(
+            who.user_id, request.match_info["id"], password, self.address(request)
+        )
+        return json_response({"ok": True})
+
+    async def revoke_sessions(self, request: web.Request) -> web.Response:
+        who = self.admin(request)
+        await self.accounts.revoke(who.user_id, request.match_info["id"], self.address(request))
+        return json_response({"ok": True})
+
+    async def delete_user(self, request: web.Request) -> web.Response:
+        who = self.admin(request)
+        await self.accounts.delete(who.user_id, request.match_info["id"], self.address(request))
+        return json_response({"ok": True})
+
+    async def audit(self, request: web.Request) -> web.Response:
+        """The audit log, a page at a time; each read is itself recorded."""
+        who = self.principal(request)
+        if who.role is not Role.AUDITOR:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "auditors only")
+        after = self._int_query(request, "after_seq", 0, 2**53)
+        limit = self._int_query(request, "limit", 200, self.limits.max_page) or 1
+        records = await self.accounts.audit.read(after, limit)
+        await self.accounts.record(
+            AuditEntry(
+                who.user_id, "audit.read", "", "ok", self.address(request), {"after_seq": after}
+            )
+        )
+        return json_response(
+            {
+                "records": [r.to_wire() for r in records],
+                "next_after_seq": records[-1].seq if len(records) == limit else None,
+            }
+        )
 
     async def me(self, request: web.Request) -> web.Response:
         who = self.principal(request)
@@ -243,13 +339,16 @@ class RestApi:
         return json_response({"orgs": orgs})
 
     async def add_org(self, request: web.Request) -> web.Response:
-        self.admin(request)
+        who = self.admin(request)
         f = Fields(await self.body(request), "", self.limits)
         org = Org(id=f.ident("id"), name=f.req_str("name"), kind=f.req_str("kind", max_chars=32))
+        audit = AuditEntry(who.user_id, "org.create", org.id, "ok", self.address(request))
         try:
             await self.directory.add_org(org)
         except DirectoryConflict as exc:
+            await self.accounts.record(replace(audit, outcome=ErrorCode.CONFLICT.code))
             raise ProtocolError(ErrorCode.CONFLICT, str(exc)) from exc
+        await self.accounts.record(replace(audit, detail={"kind": org.kind}))
         return json_response({"id": org.id, "name": org.name, "kind": org.kind}, 201)
 
     async def list_users(self, request: web.Request) -> web.Response:
@@ -257,21 +356,35 @@ class RestApi:
         users = [
             u.to_wire()
             for u in self.directory.users.values()
-            if who.role is Role.ADMIN or u.org_id == who.org_id
+            if not u.deleted and (who.role is Role.ADMIN or u.org_id == who.org_id)
         ]
         return json_response({"users": users})
 
     async def add_user(self, request: web.Request) -> web.Response:
-        self.admin(request)
+        who = self.admin(request)
         f = Fields(await self.body(request), "", self.limits)
-        user = await create_user(
-            self.directory,
-            username=f.ident("username"),
-            org=f.ident("org"),
-            name=f.req_str("name"),
-            role=f.choice("role", tuple(r.value for r in Role)),
-            password=f.req_str("password", max_chars=256),
+        username, org, role = f.ident("username"), f.ident("org"), f.choice("role", ROLES)
+        audit = AuditEntry(
+            who.user_id,
+            "user.create",
+            "u_" + username,
+            "ok",
+            self.address(request),
+            {"org": org, "role": role},
         )
+        try:
+            user = await create_user(
+                self.directory,
+                username=username,
+                org=org,
+                name=f.req_str("name"),
+                role=role,
+                password=f.req_str("password", max_chars=256),
+            )
+        except ProtocolError as err:
+            await self.accounts.record(replace(audit, outcome=err.code.code))
+            raise
+        await self.accounts.record(audit)
         return json_response(user.to_wire(), 201)
 
     async def list_incidents(self, request: web.Request) -> web.Response:
@@ -338,6 +451,7 @@ class RestApi:
         if after > head.seq:
             raise ProtocolError(ErrorCode.OUT_OF_RANGE, detail={"head_seq": head.seq})
         events = await self.log.read(state.id, after, limit)
+        await self._audit_restricted_read(request, who, state.id, events)
         return json_response(
             {
                 "incident": state.id,
@@ -347,6 +461,23 @@ class RestApi:
                 "next_after_seq": events[-1].seq if len(events) == limit else None,
             }
         )
+
+    async def _audit_restricted_read(
+        self, request: web.Request, who: Principal, incident: str, events: list[Any]
+    ) -> None:
+        """A page that hands the reader restricted content is an audit record (CJIS 5.4)."""
+        seqs = [ev.seq for ev in events if ev.visibility is not None and ev.visible_to(who.org_id)]
+        if seqs:
+            detail = {"seqs": seqs[:100], "count": len(seqs)}
+            entry = AuditEntry(
+                who.user_id,
+                "incident.read_restricted",
+                incident,
+                "ok",
+                self.address(request),
+                detail,
+            )
+            await self.accounts.record(entry)
 
     async def command(self, request: web.Request) -> web.Response:
         who = self.principal(request)

@@ -105,8 +105,16 @@ def test_python_snippet_runs_with_the_venv_and_stops_cleanly(
 
 def test_admin_commands_work_as_written(tour_server: LiaisonServer) -> None:
     env = {"LIAISON_DATA_DIR": str(tour_server.data_dir)}
-    done = bash(block("sh", "liaison org add"), env, stdin="nia-first-shift\n")
+    # One process reads the piped stdin (its buffer takes all of it): the
+    # second prompt, reset-password's, is answered with its flag instead.
+    script = block("sh", "liaison org add").replace(
+        "reset-password nia ", "reset-password nia --password nia-second-shift "
+    )
+    done = bash(script, env, stdin="nia-first-shift\n")
     assert done.returncode == 0, done.stderr
+    for step in ("disable", "enable", "revoke", "reset-password", "delete"):
+        assert f"user nia: {step} done" in done.stdout
+    assert "chain intact" in done.stdout
     assert "organisation city-outreach added" in done.stdout
     assert "user nia (responder) added to city-outreach" in done.stdout
     assert "nia\tcity-outreach\tresponder\tNia" in done.stdout

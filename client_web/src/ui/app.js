@@ -125,15 +125,77 @@ export class App {
       if (document.visibilityState === "visible") {
         this.refreshList();
         this.schedule();
+        this.checkSession();
       } else {
         // A phone may kill a page in the background without another event.
         this.flushPersistence();
       }
     });
     window.addEventListener("pagehide", () => this.flushPersistence());
-    const { session, usable } = await this.session.stored();
-    if (usable) await this.startSession(session);
-    else this.showLogin(session?.user ? "Your session has ended. Sign in again." : null, session?.user);
+    for (const kind of ["pointerdown", "keydown", "touchstart"]) {
+      window.addEventListener(kind, () => this.session.touch(), { passive: true, capture: true });
+    }
+    const { session, usable, refreshable } = await this.session.stored();
+    if (usable) return this.startSession(session);
+    if (refreshable) {
+      this.session.begin(session);
+      try {
+        return await this.startSession(await this.session.refresh());
+      } catch (err) {
+        console.warn("the stored session could not be refreshed", err);
+      }
+    }
+    this.showLogin(session?.user ? "Your session has ended. Sign in again." : null, session?.user);
+  }
+
+  // ---------------------------------------------------------- session clock
+
+  /** Refresh, warn or sign out as the session's plan says; then sleep until the next step. */
+  checkSession() {
+    clearTimeout(this.sessionTimer);
+    if (!this.me || !this.sync) return;
+    const plan = this.session.plan();
+    if (plan.idle) return this.idleEnded();
+    this.warnIdle(plan.warn);
+    if (plan.refresh) {
+      this.session.refresh().then(
+        () => this.checkSession(),
+        (err) => {
+          if (err instanceof ApiError && err.code === "unauthenticated") this.sessionEnded();
+          else console.warn("silent refresh failed; retrying", err); // offline: the plan retries
+        },
+      );
+    }
+    // Timers of a background tab are throttled: never sleep longer than 30 s,
+    // and look again whenever the tab becomes visible.
+    this.sessionTimer = setTimeout(() => this.checkSession(), Math.min(30_000, Math.max(250, plan.at - Date.now())));
+  }
+
+  /** The "session ends in N minutes" toast, shown while the end is near, gone on activity. */
+  warnIdle(minutes) {
+    if (minutes === this.warnedMinutes) return;
+    this.idleToast?.remove();
+    this.idleToast = null;
+    this.warnedMinutes = minutes;
+    if (minutes === null) return;
+    this.idleToast = this.toasts.add(
+      "warning",
+      `Your session ends in ${minutes} minute${minutes === 1 ? "" : "s"}`,
+      "You have been inactive. Anything queued is kept if it ends.",
+      [{ label: "Stay signed in", run: () => this.stayActive() }],
+    );
+    this.idleToast.dataset.sessionWarning = String(minutes);
+  }
+
+  stayActive() {
+    this.session.touch();
+    this.checkSession();
+  }
+
+  async idleEnded() {
+    const minutes = Math.round(this.session.idleMs / 60_000);
+    await this.session.logout();
+    this.sessionEnded(`You were signed out after ${minutes} minutes without activity. Queued changes are kept and sent after you sign in.`);
   }
 
   showLogin(message, lastUser) {
@@ -155,6 +217,7 @@ export class App {
 
   async startSession(session) {
     this.session.begin(session);
+    this.session.touch();
     document.body.dataset.screen = "app";
     await this.incidents.restore();
     this.workspace.restore(this.incidents.savedUi);
@@ -176,6 +239,8 @@ export class App {
     this.refreshList();
     this.incidents.loadDirectory();
     this.incidents.poll(() => document.visibilityState === "visible" && this.sync?.status === "online");
+    window.addEventListener("pointerdown", () => this.warnedMinutes && this.checkSession(), { passive: true });
+    this.checkSession();
   }
 
   async signOut() {
@@ -190,6 +255,7 @@ export class App {
     }
     this.teardown();
     await this.flushPersistence();
+    await this.session.logout();
     if (!(await this.session.erase())) {
       this.toasts.error(
         "This device could not erase its copy of the incidents.",
@@ -201,6 +267,8 @@ export class App {
   }
 
   teardown() {
+    clearTimeout(this.sessionTimer);
+    this.warnIdle(null);
     this.incidents.stopPolling();
     this.geo.stop();
     this.sync?.stop();
@@ -208,11 +276,11 @@ export class App {
     this.incidents.sync = null;
   }
 
-  sessionEnded() {
+  sessionEnded(message = "Your session has ended. Sign in again — queued changes are kept and sent afterwards.") {
     const user = this.me;
     this.teardown();
     this.session.forgetStored();
-    this.showLogin("Your session has ended. Sign in again — queued changes are kept and sent afterwards.", user);
+    this.showLogin(message, user);
   }
 
   // ------------------------------------------------------------ persistence
