@@ -303,9 +303,11 @@ class Gateway:
         notice = {"code": ErrorCode.UNAUTHENTICATED.code, "message": "the session has ended"}
         session.outbox.send_text('2["notice",' + orjson.dumps(notice).decode() + "]")
         log.info("closing the revoked session %s of %s", session.sid, session.user)
-        eio_sid = self.sio.manager.eio_sid_from_sid(session.sid, "/")
+        eio_sid = self.sio.eio_sid_of(session.sid)
         if eio_sid is not None:
-            await self.sio.close_connection(eio_sid, grace_s=REVOKED_GRACE_S)
+            # As a cut-off does: no Engine.IO CLOSE, so the client reconnects,
+            # and that connect is refused (unauthenticated).
+            await self.sio.end_transport(eio_sid, REVOKED_GRACE_S, session.gone)
 
     # --------------------------------------------------------------- commands
 
