@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import orjson
 
 from server.domain.chain import GENESIS, chain, digest_of
+from server.storage.files import connect_private_sqlite
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,15 +121,7 @@ class SqliteAuditLog:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     async def open(self) -> None:
-        def connect() -> sqlite3.Connection:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA busy_timeout=5000")
-            db.executescript(SCHEMA)
-            return db
-
-        self._db = await self._run(connect)
+        self._db = await self._run(connect_private_sqlite, self.path, SCHEMA)
 
     async def append(self, entry: AuditEntry, ts_ms: int) -> AuditRecord:
         def write() -> AuditRecord:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from server.domain.model import Org, Principal, Role
-from server.storage.files import private_sqlite
+from server.storage.files import connect_private_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -262,14 +262,7 @@ class SqliteDirectoryStorage:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     async def open(self) -> None:
-        def connect() -> sqlite3.Connection:
-            private_sqlite(self.path)
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
-            return db
-
-        self._db = await self._run(connect)
+        self._db = await self._run(connect_private_sqlite, self.path, SCHEMA)
 
     async def load(self) -> tuple[list[Org], list[User]]:
         def read() -> tuple[list[Org], list[User]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -57,3 +58,15 @@ def write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     with os.fdopen(fd, "w") as file:
         file.write(text)
+
+
+def connect_private_sqlite(path: Path, schema: str) -> sqlite3.Connection:
+    """A small embedded database (directory, sessions, audit): private file,
+    autocommit (transactions are explicit), WAL, a busy timeout for the other
+    processes of the data dir (the CLI), and its schema applied."""
+    private_sqlite(path)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA busy_timeout=5000")
+    db.executescript(schema)
+    return db

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from server.storage.files import connect_private_sqlite
+
 log = logging.getLogger(__name__)
 
 #: How often the embedded feed is polled: the revocation latency of the CLI and
@@ -179,15 +181,7 @@ class SqliteSessionStore:
         return result
 
     async def open(self) -> None:
-        def connect() -> sqlite3.Connection:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA busy_timeout=5000")
-            db.executescript(SCHEMA)
-            return db
-
-        self._db = await self._run(connect)
+        self._db = await self._run(connect_private_sqlite, self.path, SCHEMA)
         self._seen = await self._run(self._last_id)
 
     def _last_id(self) -> int:

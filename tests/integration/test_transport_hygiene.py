@@ -139,7 +139,8 @@ def test_data_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
         assert _mode(data) == 0o700
         files = sorted(p for p in data.iterdir() if p.name != "server.log")
         names = {p.name for p in files}
-        assert {"events.db", "directory.db", "secret", "initial-admin-password"} <= names
+        expected = {"events.db", "directory.db", "sessions.db", "audit.db", "secret"}
+        assert expected | {"initial-admin-password"} <= names
         assert any(name.endswith("-wal") for name in names)
         assert {p.name: _mode(p) for p in files} == {p.name: 0o600 for p in files}
     finally:
