@@ -20,7 +20,8 @@ and every placeholder's, verify exactly as before.
 from __future__ import annotations
 
 import hashlib
-import secrets
+import os
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -57,8 +58,32 @@ def event_digest(ev: StoredEvent) -> str:
     return digest_of(canonical_content(ev.chained()), ev.salt)
 
 
+class _SaltPool(threading.local):
+    """Salts cut from one ``os.urandom`` read of many at a time, per thread.
+
+    One system call per event was about 4 % of the writer's time at 3,000
+    posts/s (py-spy); the bytes are the same CSPRNG output either way, and
+    each is handed out once. Per thread because the SQLite writer sequences
+    in its own thread and the Redis log in the event loop's.
+    """
+
+    def __init__(self) -> None:
+        self.pool = b""
+        self.offset = 0
+
+
+_SALTS_PER_READ = 128
+_salt_pool = _SaltPool()
+
+
 def new_salt() -> str:
-    return secrets.token_bytes(SALT_BYTES).hex()
+    """A fresh secret salt (SALT_BYTES random bytes, hex) for one event."""
+    pool = _salt_pool
+    if pool.offset + SALT_BYTES > len(pool.pool):
+        pool.pool, pool.offset = os.urandom(SALT_BYTES * _SALTS_PER_READ), 0
+    start = pool.offset
+    pool.offset = start + SALT_BYTES
+    return pool.pool[start : start + SALT_BYTES].hex()
 
 
 def chain(prev_hash: str, digest: str) -> str:

@@ -46,3 +46,11 @@ def test_a_head_moves_with_each_event_and_never_goes_back_in_time() -> None:
     assert (first.seq, first.ts_ms, second.seq, second.ts_ms) == (1, 5_000, 2, 9_000)
     assert (head.seq, head.hash, head.ts_ms) == (2, second.hash, 9_000)
     assert chain.verify([(1, first.digest, first.hash), (2, second.digest, second.hash)]) is None
+
+
+def test_salts_are_fresh_and_of_full_length_across_pool_refills() -> None:
+    from server.domain.chain import SALT_BYTES, new_salt
+
+    salts = [new_salt() for _ in range(1_000)]  # several refills of the pool
+    assert all(len(bytes.fromhex(s)) == SALT_BYTES for s in salts)
+    assert len(set(salts)) == len(salts)
