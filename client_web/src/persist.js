@@ -4,6 +4,11 @@
 // device") until a later write of the same thing succeeds. A person on a
 // phone must know when a reload would lose what the screen shows.
 //
+// The last failed write of each thing is kept and tried again as soon as the
+// store works again (any other write succeeds, or a flush asks): things that
+// change rarely (the incident list, the directory) would otherwise stay
+// unsaved, and the warning up, until their next change.
+//
 // The tracker is also what "everything is on disk" means, observably:
 // `state` is "saved" when no write is in flight and none has failed, and
 // `idle()` resolves at that moment (tests and the page-hide flush wait on it).
@@ -19,6 +24,7 @@ export class Persistence {
     /** @type {Map<string, {message: string, at: number}>} what failed -> why */
     this.failures = new Map();
     this.waiters = [];
+    this.retrying = false;
   }
 
   /** "saving" while writes are in flight, "failed" while one has failed, else "saved". */
@@ -42,26 +48,43 @@ export class Persistence {
   async track(what, write) {
     this.pending++;
     this.onChange();
+    let ok = false;
     try {
       await (typeof write === "function" ? write() : write);
       this.failures.delete(what);
-      return true;
+      ok = true;
     } catch (err) {
-      this.fail(what, err);
-      return false;
+      this.fail(what, err, typeof write === "function" ? write : null);
     } finally {
       this.pending--;
       this.onChange();
-      this.wake();
     }
+    if (ok && !this.retrying) this.retryFailed();
+    this.wake();
+    return ok;
   }
 
-  /** Record a failure that happened outside `track` (the store could not open). */
-  fail(what, err) {
+  /**
+   * Record a failure (`retry`: the write, to run again once the store works;
+   * null for one that cannot be repeated, such as the store failing to open).
+   */
+  fail(what, err, retry = null) {
     const message = err?.name ? `${err.name}: ${err.message}` : String(err);
     this.log.error(`could not save ${what} on this device:`, message);
-    this.failures.set(what, { message, at: Date.now() });
+    this.failures.set(what, { message, at: Date.now(), retry });
     this.onChange();
+  }
+
+  /** Run the last failed write of each thing again; resolves when they are done. */
+  async retryFailed() {
+    const again = [...this.failures].filter(([, f]) => f.retry);
+    if (!again.length) return;
+    this.retrying = true;
+    try {
+      await Promise.all(again.map(([what, f]) => this.track(what, f.retry)));
+    } finally {
+      this.retrying = false;
+    }
   }
 
   /** Resolves once no write is in flight. */

@@ -56,3 +56,34 @@ test("batched runs once after the first call, however many calls follow", async 
   run.flush();
   assert.equal(runs, after, "flush with nothing due does nothing");
 });
+
+test("the last failed write of each thing is retried once the store works again", async () => {
+  const p = new Persistence({ log: quiet });
+  let full = true;
+  const written = [];
+  const write = (what) => async () => {
+    if (full) throw new DOMException("full", "QuotaExceededError");
+    written.push(what);
+  };
+  await p.track("incident list", write("list"));
+  await p.track("layout", write("layout"));
+  assert.equal(p.state, "failed");
+  full = false;
+  await p.track("incident a", write("a")); // any success retries the others
+  await p.idle();
+  assert.deepEqual(written.sort(), ["a", "layout", "list"]);
+  assert.equal(p.state, "saved");
+});
+
+test("a retry that fails again keeps the failure and does not loop", async () => {
+  const p = new Persistence({ log: quiet });
+  let attempts = 0;
+  await p.track("list", async () => {
+    attempts++;
+    throw new Error("still full");
+  });
+  await p.retryFailed();
+  await p.retryFailed();
+  assert.equal(attempts, 3);
+  assert.equal(p.state, "failed");
+});

@@ -60,6 +60,10 @@ def test_a_failed_write_is_shown_and_nothing_is_lost(
     expect(conn).to_contain_text("not saved on this device")
     assert "QuotaExceededError" in (conn.get_attribute("title") or "")
     assert any("could not save" in e and "QuotaExceededError" in e for e in phone.errors)
+    # Something that changes rarely fails too (the incident list): it must be
+    # saved again once there is room, not at its next change.
+    p.evaluate("window.__liaison.incidents.refreshList()")
+    expect(conn).to_have_attribute("data-saved", "failed")
     phone.errors.clear()
 
     # Space is back: the next save clears the warning.

@@ -297,6 +297,7 @@ export class App {
   /** Write everything now and resolve once it is on disk (page hide, sign-out, tests). */
   async flushPersistence() {
     this.incidents.saveStates.flush();
+    await this.persistence.retryFailed();
     return this.persistence.idle();
   }
 
