@@ -56,7 +56,12 @@ function fakeLocks() {
   return {
     request(_name, fn) {
       const run = tail.then(fn);
-      tail = run.catch(() => {});
+      // The caller gets fn's error through `run`; the queue itself goes on
+      // to the next request whatever this one did, as Web Locks do.
+      tail = run.then(
+        () => undefined,
+        () => undefined,
+      );
       return run;
     },
   };
