@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from server.domain.sharing import DEFAULT_ORG_LABEL, Label
+
 
 class Role(StrEnum):
     DISPATCHER = "dispatcher"
@@ -25,6 +27,9 @@ class Org:
     id: str
     name: str
     kind: str  # "police", "ngo", "system", ...
+    #: The TLP label its people's new incidents and events get unless they
+    #: choose one (SPEC section 9.4).
+    default_label: Label = DEFAULT_ORG_LABEL
 
 
 @dataclass(frozen=True, slots=True)
