@@ -15,6 +15,7 @@ Server → client, Socket.IO event ``ev`` carrying a list of envelopes (see
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, ClassVar
 
 from protocol.errors import ErrorCode, ProtocolError
@@ -24,6 +25,11 @@ from protocol.limits import LIMITS, Limits
 INCIDENT_STATUSES = ("reported", "active", "contained", "resolved", "closed")
 PRIORITIES = ("low", "normal", "high", "critical")
 RESPONDER_STATUSES = ("available", "en_route", "on_scene", "unavailable")
+#: TLP 2.0 labels, least restrictive first (SPEC section 9.4).
+TLP_LABELS = ("CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED")
+#: Labels an incident itself may carry: the stricter two need named readers,
+#: which a whole incident (every participant) cannot have.
+INCIDENT_LABELS = ("CLEAR", "GREEN", "AMBER")
 
 #: Each write command and the event type it appends.
 EVENT_OF_COMMAND = {
@@ -89,6 +95,47 @@ class Position:
 
 
 @dataclass(frozen=True, slots=True)
+class Subject:
+    """The person an incident or task is about: protected fields (SPEC 9.4).
+
+    Each is shown to another organisation only where a sharing agreement
+    grants it; otherwise it arrives as the redaction marker.
+    """
+
+    name: str | None = None
+    dob: str | None = None
+    phone: str | None = None
+    address: str | None = None
+
+    @classmethod
+    def parse(cls, f: Fields) -> Subject:
+        dob = f.opt_str("dob", max_chars=10)
+        if dob is not None and not _is_iso_date(dob):
+            raise ProtocolError(
+                ErrorCode.INVALID, "subject.dob: expected YYYY-MM-DD", {"field": "subject.dob"}
+            )
+        subject = cls(
+            name=f.opt_str("name", max_chars=200),
+            dob=dob,
+            phone=f.opt_str("phone", max_chars=40),
+            address=f.opt_str("address", max_chars=500),
+        )
+        if subject == cls():
+            raise ProtocolError(ErrorCode.INVALID, "subject: empty", {"field": "subject"})
+        return subject
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"name": self.name, "dob": self.dob, "phone": self.phone, "address": self.address}
+
+
+def _is_iso_date(text: str) -> bool:
+    try:
+        return len(text) == 10 and date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
 class Assignee:
     """A task goes to an organisation, a person, or a person within an organisation."""
 
@@ -126,6 +173,11 @@ class IncidentCommand(Command):
     incident: str
     #: Organisations that may see the resulting event; None = every participant.
     visibility: tuple[str, ...] | None
+    #: The event's TLP label; None = the default (SPEC section 9.4). On
+    #: ``incident.update``, the incident's own label.
+    tlp: str | None
+    #: For ``RED`` only: the users who may read it (besides its author).
+    recipients: tuple[str, ...] | None
 
 
 def _incident_base(f: Fields) -> dict[str, Any]:
@@ -133,7 +185,14 @@ def _incident_base(f: Fields) -> dict[str, Any]:
         "id": f.ident("id"),
         "incident": f.ident("incident"),
         "visibility": f.str_list("visibility"),
+        "tlp": f.choice("tlp", TLP_LABELS, required=False),
+        "recipients": f.str_list("recipients"),
     }
+
+
+def _subject(f: Fields) -> Subject | None:
+    sub = f.sub("subject")
+    return Subject.parse(sub) if sub else None
 
 
 # ------------------------------------------------------------------- subscriptions
@@ -197,11 +256,16 @@ class IncidentCreate(Command):
     lead_org: str | None
     liaisons: dict[str, str]
     description: str | None
+    #: The incident's label; None = the creator organisation's default.
+    tlp: str | None = None
+    subject: Subject | None = None
 
     @classmethod
     def parse(cls, f: Fields) -> IncidentCreate:
         loc = f.sub("location")
         return cls(
+            tlp=f.choice("tlp", INCIDENT_LABELS, required=False),
+            subject=_subject(f),
             id=f.ident("id"),
             title=f.req_str("title"),
             category=f.req_str("category", max_chars=64),
@@ -227,11 +291,13 @@ class IncidentUpdate(IncidentCommand):
     lead_org: str | None
     liaisons: dict[str, str]
     description: str | None
+    subject: Subject | None = None
 
     @classmethod
     def parse(cls, f: Fields) -> IncidentUpdate:
         loc = f.sub("location")
         return cls(
+            subject=_subject(f),
             **_incident_base(f),
             # Absent means "unchanged"; present must be a real value, as at create.
             title=f.opt_str("title", nonblank=True),
@@ -333,11 +399,13 @@ class TaskCreate(IncidentCommand):
     title: str
     details: str | None
     assignee: Assignee | None
+    subject: Subject | None = None
 
     @classmethod
     def parse(cls, f: Fields) -> TaskCreate:
         assignee = f.sub("assignee")
         return cls(
+            subject=_subject(f),
             **_incident_base(f),
             title=f.req_str("title"),
             details=f.opt_str("details", max_chars=f.limits.max_text_chars),

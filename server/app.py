@@ -18,6 +18,7 @@ from aiohttp import web
 from protocol.limits import LIMITS
 from server.auth import TokenSigner
 from server.backends import Backends, build_backends
+from server.domain.sharing import NoAgreements
 from server.fanout.base import Broker
 from server.services.accounts import Accounts, SessionGuard, SessionPolicy
 from server.services.admin import ensure_admin, seed_demo
@@ -65,8 +66,10 @@ def create_app(settings: Settings) -> web.Application:
     backends = build_backends(settings)
     directory = Directory(backends.directory, refresh_s=backends.directory_refresh_s)
     projections = Projections(backends.log, backends.broker, settings.projection_cache)
-    commands = CommandService(backends.log, projections, directory)
-    hub = Hub(backends.log, backends.broker, projections, backends.presence)
+    # Until the agreement store is wired in, no agreement: the strictest reading.
+    rules = NoAgreements()
+    commands = CommandService(backends.log, projections, directory, rules)
+    hub = Hub(backends.log, backends.broker, projections, backends.presence, rules)
     signer = TokenSigner(settings.token_ttl_s)
     guard = SessionGuard(backends.sessions, directory, settings.token_ttl_s)
     accounts = Accounts(
@@ -117,6 +120,7 @@ def create_app(settings: Settings) -> web.Application:
             per_address=ThrottleRule(settings.login_address_max_failures, settings.login_window_s),
             trusted_proxies=settings.trusted_proxies,
         ),
+        rules=rules,
     )
     app.add_routes(rest.routes())
     add_api_headers(app)

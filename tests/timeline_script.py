@@ -197,6 +197,6 @@ async def run_script(execute: Execute, observe: Observe = _noop, *, tag: str = "
     )
     # ---- the incident changes and closes
     await on("dispatch", "update-lead", type="incident.update", lead_org=SHELTER)
-    await on("dispatch", "status-resolved", type="incident.status", status="resolved")
-    await on("dispatch", "status-closed", type="incident.status", status="closed", note="Safe")
+    await on("shelter-lead", "status-resolved", type="incident.status", status="resolved")
+    await on("shelter-lead", "status-closed", type="incident.status", status="closed", note="Safe")
     return inc

@@ -30,6 +30,8 @@ export function emptyState(id, epoch = null) {
     orgs: [],
     lead_org: null,
     liaisons: {},
+    tlp: "AMBER",
+    subject: null,
     created_by: "",
     created: 0,
     updated: 0,
@@ -58,7 +60,8 @@ export function apply(s, env) {
     s.restricted++;
     return;
   }
-  s.updated = env.ts;
+  // A RED event moves no one's `updated` (SPEC 9.4): not even its readers'.
+  if (env.body?.tlp !== "RED") s.updated = env.ts;
   if (env.actor) learn(s, env.actor.user, env.actor.name, env.actor.org);
   const handler = HANDLERS[env.type];
   if (handler) handler(s, env, env.body || {});
@@ -98,6 +101,8 @@ const HANDLERS = {
     s.orgs = [...(b.orgs || [])];
     s.lead_org = b.lead_org ?? null;
     s.liaisons = { ...(b.liaisons || {}) };
+    s.tlp = b.tlp ?? "AMBER";
+    s.subject = b.subject ?? null;
     s.created_by = env.actor.user;
     s.created = env.ts;
     s.status = b.status || "reported";
@@ -109,6 +114,8 @@ const HANDLERS = {
     }
     for (const org of b.add_orgs || []) if (!s.orgs.includes(org)) s.orgs.push(org);
     Object.assign(s.liaisons, b.liaisons || {});
+    if (b.tlp) s.tlp = b.tlp;
+    if (b.subject) s.subject = b.subject;
   },
   "incident.status_changed"(s, env, b) {
     s.status = b.status;
@@ -123,6 +130,8 @@ const HANDLERS = {
   "message.posted"(s, env, b) {
     s.messages.set(env.seq, {
       seq: env.seq,
+      tlp: b.tlp ?? "AMBER",
+      recipients: b.recipients || [],
       author: { user: env.actor.user, org: env.actor.org, name: env.actor.name },
       text: b.text,
       ts: env.ts,
@@ -165,6 +174,9 @@ const HANDLERS = {
       id: env.seq,
       title: b.title,
       details: b.details ?? null,
+      tlp: b.tlp ?? "AMBER",
+      recipients: b.recipients || [],
+      subject: b.subject ?? null,
       created_by: env.actor.user,
       visibility: env.visibility,
       status: "open",

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import replace
 from typing import Any
 
 from protocol import v1
 from protocol.errors import ErrorCode, ProtocolError
+from server.domain.audience import EventMeta, Reader
 from server.domain.directory import DirectoryView
 from server.domain.events import EventDraft
-from server.domain.incident import TASK_TERMINAL, IncidentState, TaskState
+from server.domain.incident import TASK_TERMINAL, IncidentState, Sight, TaskState
 from server.domain.model import Principal, Role
+from server.domain.sharing import AgreementsView, Label
+
+#: Strictness of labels, least first (TLP 2.0).
+_ORDER = {label: i for i, label in enumerate(Label)}
+#: The strictest label a default may reach: the two above it need named
+#: readers, which only a deliberate choice per event can give.
+_DEFAULT_CAP = Label.AMBER
 
 
 def refuse(code: ErrorCode, message: str | None = None) -> ProtocolError:
@@ -144,15 +153,155 @@ def decide_create(who: Principal, cmd: v1.IncidentCreate, directory: DirectoryVi
         "orgs": orgs,
         "lead_org": cmd.lead_org or who.org_id,
         "status": "reported",
+        "tlp": cmd.tlp or _org_default(directory, who).value,
     }
+    if cmd.subject is not None:
+        body["subject"] = cmd.subject.to_wire()
     incident = incident_id_for(who.user_id, cmd.id)
     return _draft(who, cmd, incident, "incident.created", body, None, new_epoch())
 
 
+def _org_default(directory: DirectoryView, who: Principal) -> Label:
+    org = directory.org(who.org_id)
+    label = org.default_label if org is not None else _DEFAULT_CAP
+    return label if _ORDER[label] <= _ORDER[_DEFAULT_CAP] else _DEFAULT_CAP
+
+
 def decide(
-    state: IncidentState, who: Principal, cmd: v1.Command, directory: DirectoryView
+    state: IncidentState,
+    who: Principal,
+    cmd: v1.Command,
+    directory: DirectoryView,
+    rules: AgreementsView,
+    now_ms: int,
 ) -> EventDraft:
-    """Decide an incident-scoped command against the incident's current state."""
+    """Decide an incident-scoped command against the incident's current state.
+
+    ``rules`` and ``now_ms`` say what ``who`` may see of the state (a
+    newcomer's hidden history cannot be replied to or acknowledged).
+    """
+    draft = _decide(state, who, cmd, directory, state.sight(_reader(who), rules, now_ms))
+    return _labelled(state, who, cmd, directory, draft)
+
+
+def _reader(who: Principal) -> Reader:
+    return Reader(org=who.org_id, user=who.user_id)
+
+
+def _invalid(field: str, why: str) -> ProtocolError:
+    return ProtocolError(ErrorCode.INVALID, f"{field}: {why}", {"field": field})
+
+
+#: Commands whose event starts something new (its label is chosen); the
+#: others follow a subject (a message, a task) and carry the subject's label.
+_SUBJECTS = (v1.MessagePost, v1.TaskCreate, v1.ResponderStatus, v1.ResponderPosition)
+
+
+def _red_visibility(
+    state: IncidentState,
+    who: Principal,
+    directory: DirectoryView,
+    cmd: v1.IncidentCommand,
+    requested: tuple[str, ...] | None,
+) -> tuple[str, ...]:
+    """A RED event's organisations: its author's and its recipients' (SPEC 9.4).
+
+    Every recipient must be a participant's member, and a visibility given
+    with it must take in each recipient's organisation.
+    """
+    if not cmd.recipients:
+        raise _invalid("recipients", "RED is for named recipients: name at least one")
+    orgs = {who.org_id}
+    for user_id in cmd.recipients:
+        user = directory.user(user_id)
+        if user is None or not state.participates(user.org_id):
+            raise _invalid("recipients", f"{user_id!r} does not take part in this incident")
+        orgs.add(user.org_id)
+    if requested is not None:
+        outside = sorted(orgs - set(requested))
+        if outside:
+            raise _invalid("visibility", f"leaves out the recipients' organisations {outside}")
+        return requested
+    return tuple(sorted(orgs))
+
+
+def _labelled(
+    state: IncidentState,
+    who: Principal,
+    cmd: v1.Command,
+    directory: DirectoryView,
+    draft: EventDraft,
+) -> EventDraft:
+    """The draft with its label (and RED recipients) in its body (SPEC 9.4).
+
+    A new message, task or responder update takes the label asked for, or
+    the incident's (an organisation's default labels the incidents it
+    opens); a reply never less than its parent. Incident events carry the incident's
+    label. Follow-ups (edits, acks, task changes) carry their subject's, and
+    asking for another is refused, as for visibility.
+    """
+    assert isinstance(cmd, v1.IncidentCommand)
+    body = dict(draft.body)
+    if draft.type.startswith("incident."):
+        label = Label(cmd.tlp) if cmd.tlp else state.label
+        recipients: tuple[str, ...] = ()
+    elif isinstance(cmd, _SUBJECTS):
+        label = Label(cmd.tlp) if cmd.tlp else state.label
+        recipients = tuple(dict.fromkeys(cmd.recipients or ())) if label is Label.RED else ()
+        parent = _parent_meta(state, cmd)
+        if parent is not None and _ORDER[parent.label] > _ORDER[label]:
+            label, recipients = parent.label, _heirs(parent, who)
+    else:
+        subject = _subject_meta(state, draft)
+        label, recipients = subject.label, subject.recipients
+        if cmd.tlp is not None and cmd.tlp != label.value:
+            raise _invalid("tlp", "a follow-up has the label of what it follows")
+    if label is Label.RED:
+        _check_red_assignee(body.get("assignee"), recipients, draft.actor_user)
+    body["tlp"] = label.value
+    if recipients:
+        body["recipients"] = list(recipients)
+    return replace(draft, body=body)
+
+
+def _check_red_assignee(
+    assignee: dict[str, Any] | None, recipients: tuple[str, ...], author: str
+) -> None:
+    """A RED task goes to a named person who may read it, never to a whole organisation."""
+    if assignee is None:
+        return
+    user = assignee.get("user")
+    if user is None or (user != author and user not in recipients):
+        raise _invalid("assignee", "a RED task is assigned to one of its recipients")
+
+
+def _parent_meta(state: IncidentState, cmd: v1.Command) -> EventMeta | None:
+    if isinstance(cmd, v1.MessagePost) and cmd.reply_to is not None:
+        parent = state.messages.get(cmd.reply_to)
+        return parent.meta if parent is not None else None
+    return None
+
+
+def _heirs(parent: EventMeta, who: Principal) -> tuple[str, ...]:
+    """A reply to a RED message goes to its recipients and its author."""
+    names = dict.fromkeys((*parent.recipients, parent.actor_user))
+    names.pop(who.user_id, None)
+    return tuple(names) or (parent.actor_user,)
+
+
+def _subject_meta(state: IncidentState, draft: EventDraft) -> EventMeta:
+    if "message" in draft.body:
+        return state.messages[draft.body["message"]].meta
+    return state.tasks[draft.body["task"]].meta
+
+
+def _decide(
+    state: IncidentState,
+    who: Principal,
+    cmd: v1.Command,
+    directory: DirectoryView,
+    sight: Sight,
+) -> EventDraft:
     if who.role is Role.AUDITOR:  # separation of duties: auditors do not take part
         raise refuse(ErrorCode.FORBIDDEN, "auditors read the audit log only")
     if not state.participates(who.org_id):
@@ -161,21 +310,28 @@ def decide(
     if state.status == "closed" and not isinstance(cmd, v1.IncidentStatus):
         raise refuse(ErrorCode.CONFLICT, "the incident is closed")
     vis = resolve_visibility(state, who, cmd.visibility)
+    if isinstance(cmd, _SUBJECTS):
+        if cmd.tlp == Label.RED.value:
+            vis = _red_visibility(state, who, directory, cmd, vis)
+        if cmd.tlp == Label.AMBER_STRICT.value and vis is None:
+            raise _invalid("visibility", "AMBER+STRICT names the organisations it is for")
+    if cmd.recipients and not (isinstance(cmd, _SUBJECTS) and cmd.tlp == Label.RED.value):
+        raise _invalid("recipients", "recipients are named for RED only")
     match cmd:
         case v1.IncidentUpdate():
             return _update(state, who, cmd, directory, vis)
         case v1.IncidentStatus():
             return _status(state, who, cmd, vis)
         case v1.MessagePost():
-            return _post(state, who, cmd, directory, vis)
+            return _post(state, who, cmd, directory, vis, sight)
         case v1.MessageEdit() | v1.MessageRetract() | v1.MessageAck():
-            return _message_followup(state, who, cmd, vis)
+            return _message_followup(state, who, cmd, vis, sight)
         case v1.TaskCreate():
             return _task_create(state, who, cmd, directory, vis)
         case v1.TaskAssign():
-            return _task_assign(state, who, cmd, directory, vis)
+            return _task_assign(state, who, cmd, directory, vis, sight)
         case v1.TaskTransition():
-            return _task_transition(state, who, cmd, vis)
+            return _task_transition(state, who, cmd, vis, sight)
         case v1.ResponderStatus():
             body: dict[str, Any] = {
                 "status": cmd.status,
@@ -198,21 +354,65 @@ def _update(
     _require_coordinator(who)
     if vis is not None:
         raise refuse(ErrorCode.INVALID, "incident updates are visible to every participant")
+    if cmd.tlp is not None and cmd.tlp not in v1.INCIDENT_LABELS:
+        raise _invalid("tlp", f"an incident is labelled one of {', '.join(v1.INCIDENT_LABELS)}")
+    if not _leads(state, who):
+        _check_partner_update(who, cmd)
     _check_orgs(directory, cmd.add_orgs)
     orgs = list(dict.fromkeys((*state.orgs, *cmd.add_orgs)))
     body = {
         **_header_body(cmd, orgs, directory),
         "add_orgs": [org for org in cmd.add_orgs if org not in state.orgs],
     }
+    if cmd.subject is not None:
+        body["subject"] = cmd.subject.to_wire()
+    if cmd.tlp is not None and cmd.tlp != state.label.value:
+        body["tlp"] = cmd.tlp
     if all(v in (None, [], {}) for v in body.values()):
         raise refuse(ErrorCode.INVALID, "nothing to update")
     return _draft(who, cmd, state.id, "incident.updated", body, None)
+
+
+def _leads(state: IncidentState, who: Principal) -> bool:
+    """Whether ``who`` coordinates for the incident's lead organisation.
+
+    The lead decides what the incident is and who takes part (SPEC 9.5):
+    a coordinator of another participating organisation runs its own
+    organisation's part only.
+    """
+    lead = state.lead_org or (state.orgs[0] if state.orgs else None)
+    return who.coordinates and who.org_id == lead
+
+
+def _check_partner_update(who: Principal, cmd: v1.IncidentUpdate) -> None:
+    """A partner's coordinator may name its own organisation's liaison, nothing else."""
+    if (
+        any(
+            value is not None
+            for value in (
+                cmd.title,
+                cmd.category,
+                cmd.priority,
+                cmd.location,
+                cmd.lead_org,
+                cmd.description,
+                cmd.subject,
+                cmd.tlp,
+            )
+        )
+        or cmd.add_orgs
+    ):
+        raise refuse(ErrorCode.FORBIDDEN, "only the lead organisation changes the incident")
+    if set(cmd.liaisons) - {who.org_id}:
+        raise refuse(ErrorCode.FORBIDDEN, "you name your own organisation's liaison only")
 
 
 def _status(
     state: IncidentState, who: Principal, cmd: v1.IncidentStatus, vis: tuple[str, ...] | None
 ) -> EventDraft:
     _require_coordinator(who)
+    if not _leads(state, who):
+        raise refuse(ErrorCode.FORBIDDEN, "only the lead organisation changes the status")
     if vis is not None:
         raise refuse(ErrorCode.INVALID, "status changes are visible to every participant")
     if cmd.status == state.status:
@@ -227,10 +427,11 @@ def _post(
     cmd: v1.MessagePost,
     directory: DirectoryView,
     vis: tuple[str, ...] | None,
+    sight: Sight,
 ) -> EventDraft:
     if cmd.reply_to is not None:
         parent = state.messages.get(cmd.reply_to)
-        if parent is None or not _sees(parent.visibility, who):
+        if parent is None or not sight.of(parent.meta).visible:
             raise refuse(ErrorCode.NOT_FOUND, "reply_to is not a message you can see")
         vis = narrower(parent.visibility, vis)
     for org in cmd.mention_orgs:
@@ -241,6 +442,7 @@ def _post(
         if user is None or not state.participates(user.org_id):
             raise refuse(ErrorCode.INVALID, f"mentioned user {user_id!r} does not participate")
     _check_mentions_see(cmd, directory, vis)
+    _check_red_mentions(state, cmd)
     body = {
         "text": cmd.text,
         "mentions": {"users": list(cmd.mention_users), "orgs": list(cmd.mention_orgs)},
@@ -279,8 +481,22 @@ def _check_mentions_see(
         )
 
 
-def _sees(visibility: tuple[str, ...] | None, who: Principal) -> bool:
-    return visibility is None or who.org_id in visibility
+def _check_red_mentions(state: IncidentState, cmd: v1.MessagePost) -> None:
+    """A RED message mentions only people it is for (the trap of section 9.4)."""
+    label = cmd.tlp
+    parent = _parent_meta(state, cmd)
+    if label != Label.RED.value and (parent is None or parent.label is not Label.RED):
+        return
+    named = set(cmd.recipients or ()) | (
+        {*parent.recipients, parent.actor_user} if parent is not None else set()
+    )
+    outside = [u for u in cmd.mention_users if u not in named]
+    if cmd.mention_orgs or outside:
+        raise ProtocolError(
+            ErrorCode.INVALID,
+            "a RED message mentions its recipients only",
+            {"field": "mentions", "users": outside, "orgs": list(cmd.mention_orgs)},
+        )
 
 
 def _message_followup(
@@ -288,9 +504,10 @@ def _message_followup(
     who: Principal,
     cmd: v1.MessageEdit | v1.MessageRetract | v1.MessageAck,
     vis: tuple[str, ...] | None,
+    sight: Sight,
 ) -> EventDraft:
     msg = state.messages.get(cmd.message)
-    if msg is None or not _sees(msg.visibility, who):
+    if msg is None or not sight.of(msg.meta).visible:
         raise refuse(ErrorCode.NOT_FOUND, "no such message")
     if msg.retracted:
         raise refuse(ErrorCode.CONFLICT, "the message was retracted")
@@ -332,15 +549,26 @@ def _task_create(
 ) -> EventDraft:
     _require_coordinator(who)
     assignee = _check_assignee(state, directory, cmd.assignee) if cmd.assignee else None
+    _check_partner_assignee(state, who, assignee)
     if assignee and vis is not None and assignee["org"] not in vis:
         raise refuse(ErrorCode.INVALID, "the assignee's organisation could not see the task")
-    body = {"title": cmd.title, "details": cmd.details, "assignee": assignee}
+    body: dict[str, Any] = {"title": cmd.title, "details": cmd.details, "assignee": assignee}
+    if cmd.subject is not None:
+        body["subject"] = cmd.subject.to_wire()
     return _draft(who, cmd, state.id, "task.created", body, vis)
 
 
-def _visible_task(state: IncidentState, who: Principal, task_id: int) -> TaskState:
+def _check_partner_assignee(
+    state: IncidentState, who: Principal, assignee: dict[str, Any] | None
+) -> None:
+    """A partner's coordinator hands tasks to its own organisation only (SPEC 9.5)."""
+    if assignee is not None and not _leads(state, who) and assignee["org"] != who.org_id:
+        raise refuse(ErrorCode.FORBIDDEN, "you assign tasks within your own organisation only")
+
+
+def _visible_task(state: IncidentState, sight: Sight, task_id: int) -> TaskState:
     task = state.tasks.get(task_id)
-    if task is None or not _sees(task.visibility, who):
+    if task is None or not sight.of(task.meta).visible:
         raise refuse(ErrorCode.NOT_FOUND, "no such task")
     if task.status in TASK_TERMINAL:
         raise refuse(ErrorCode.CONFLICT, f"the task is already {task.status}")
@@ -353,10 +581,12 @@ def _task_assign(
     cmd: v1.TaskAssign,
     directory: DirectoryView,
     vis: tuple[str, ...] | None,
+    sight: Sight,
 ) -> EventDraft:
     _require_coordinator(who)
-    task = _visible_task(state, who, cmd.task)
+    task = _visible_task(state, sight, cmd.task)
     assignee = _check_assignee(state, directory, cmd.assignee)
+    _check_partner_assignee(state, who, assignee)
     if task.visibility is not None and assignee["org"] not in task.visibility:
         raise refuse(ErrorCode.INVALID, "the assignee's organisation could not see the task")
     body = {"task": task.id, "assignee": assignee}
@@ -388,12 +618,18 @@ def _supervises(task: TaskState, who: Principal) -> bool:
 
 
 def _task_transition(
-    state: IncidentState, who: Principal, cmd: v1.TaskTransition, vis: tuple[str, ...] | None
+    state: IncidentState,
+    who: Principal,
+    cmd: v1.TaskTransition,
+    vis: tuple[str, ...] | None,
+    sight: Sight,
 ) -> EventDraft:
-    task = _visible_task(state, who, cmd.task)
+    task = _visible_task(state, sight, cmd.task)
     kind, allowed_from = _TRANSITIONS[cmd.TYPE]
     if cmd.TYPE == "task.cancel":
         _require_coordinator(who)
+        if not _leads(state, who) and task.meta.actor_org != who.org_id:
+            raise refuse(ErrorCode.FORBIDDEN, "only the lead organisation cancels others' tasks")
     elif not (_is_assignee(task, who) or _supervises(task, who)):
         raise refuse(ErrorCode.FORBIDDEN, "only the assignee may do this")
     if task.status not in allowed_from:

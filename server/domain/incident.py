@@ -12,13 +12,38 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.domain.audience import (
+    WHOLE,
+    Audience,
+    EventMeta,
+    Reader,
+    SharingContext,
+    audience,
+    event_meta,
+    redact_position,
+    redact_subject,
+)
 from server.domain.events import StoredEvent
+from server.domain.sharing import UNLABELLED, AgreementsView, Label
 
 TASK_TERMINAL = frozenset({"completed", "cancelled"})
 
 
-def _visible(visibility: tuple[str, ...] | None, org: str | None) -> bool:
-    return org is None or visibility is None or org in visibility
+@dataclass(frozen=True, slots=True)
+class Sight:
+    """One reader's view of a state: the audience rules with what they need.
+
+    Every item of a view is shown through ``of`` (server/domain/audience.py),
+    the same function live fan-out and the timeline use.
+    """
+
+    reader: Reader | None
+    ctx: SharingContext
+    rules: AgreementsView
+    now_ms: int
+
+    def of(self, meta: EventMeta) -> Audience:
+        return audience(meta, self.reader, self.ctx, self.rules, self.now_ms)
 
 
 @dataclass(slots=True)
@@ -33,6 +58,7 @@ class MessageState:
     urgent: bool
     reply_to: int | None
     mentions: dict[str, list[str]]
+    meta: EventMeta
     edited_seq: int | None = None
     retracted: bool = False
     acks: dict[str, int] = field(default_factory=dict)
@@ -40,6 +66,8 @@ class MessageState:
     def to_wire(self) -> dict[str, Any]:
         return {
             "seq": self.seq,
+            "tlp": self.meta.label.value,
+            "recipients": list(self.meta.recipients),
             "author": {"user": self.author_user, "org": self.author_org, "name": self.author_name},
             "text": None if self.retracted else self.text,
             "ts": self.ts_ms,
@@ -60,6 +88,8 @@ class TaskState:
     details: str | None
     created_by: str
     visibility: tuple[str, ...] | None
+    meta: EventMeta
+    subject: dict[str, Any] | None = None
     status: str = "open"
     assignee_org: str | None = None
     assignee_user: str | None = None
@@ -67,11 +97,15 @@ class TaskState:
     updated_seq: int = 0
     updated_ms: int = 0
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self, aud: Audience = WHOLE) -> dict[str, Any]:
+        subject = self.subject
         return {
             "id": self.id,
             "title": self.title,
             "details": self.details,
+            "tlp": self.meta.label.value,
+            "recipients": list(self.meta.recipients),
+            "subject": redact_subject(subject, aud.hidden) if subject else None,
             "created_by": self.created_by,
             "visibility": list(self.visibility) if self.visibility is not None else None,
             "status": self.status,
@@ -84,21 +118,30 @@ class TaskState:
 
 @dataclass(frozen=True, slots=True)
 class Stamped:
-    """A value set by an event, with that event's seq, time and visibility."""
+    """A value set by an event, with that event's seq, time and sharing facts."""
 
     value: Any
     seq: int
     ms: int
-    visibility: tuple[str, ...] | None
+    meta: EventMeta
 
 
-def _latest_for(values: dict[Any, Stamped], org: str | None) -> Stamped | None:
-    """The latest value ``org`` may see: never one set by an event it may not see.
+def _latest_for(values: dict[Any, Stamped], sight: Sight) -> tuple[Stamped, Audience] | None:
+    """The latest value the reader may see: never one set by an event it may not see.
 
     Latest by seq, not by time: events stored in one batch share a millisecond.
     """
-    visible = [v for v in values.values() if _visible(v.visibility, org)]
-    return max(visible, key=lambda v: v.seq) if visible else None
+    best: tuple[Stamped, Audience] | None = None
+    for v in values.values():
+        aud = sight.of(v.meta)
+        if aud.visible and (best is None or v.seq > best[0].seq):
+            best = (v, aud)
+    return best
+
+
+def _sharing_key(meta: EventMeta) -> tuple[Any, ...]:
+    """Values set by events with the same sharing facts replace each other."""
+    return (meta.visibility, meta.label, meta.recipients)
 
 
 @dataclass(slots=True)
@@ -113,19 +156,20 @@ class ResponderState:
     statuses: dict[Any, Stamped] = field(default_factory=dict)
     positions: dict[Any, Stamped] = field(default_factory=dict)
 
-    def to_wire(self, now_ms: int, org: str | None) -> dict[str, Any] | None:
-        status = _latest_for(self.statuses, org)
-        position = _latest_for(self.positions, org)
-        if status is None and position is None:
+    def to_wire(self, sight: Sight) -> dict[str, Any] | None:
+        status = _latest_for(self.statuses, sight)
+        latest = _latest_for(self.positions, sight)
+        if status is None and latest is None:
             return None
-        age = None if position is None else max(0, now_ms - position.ms) // 1000
+        position = latest[0] if latest else None
+        age = None if position is None else max(0, sight.now_ms - position.ms) // 1000
         return {
             "user": self.user,
             "org": self.org,
             "name": self.name,
-            "status": status.value if status else None,
-            "status_ts": status.ms if status else None,
-            "position": position.value if position else None,
+            "status": status[0].value if status else None,
+            "status_ts": status[0].ms if status else None,
+            "position": redact_position(latest[0].value, latest[1]) if latest else None,
             "position_ts": position.ms if position else None,
             "position_age_s": age,
         }
@@ -146,6 +190,12 @@ class IncidentState:
     orgs: list[str] = field(default_factory=list)
     lead_org: str | None = None
     liaisons: dict[str, str] = field(default_factory=dict)
+    #: The incident's own TLP label (events default to at least this).
+    label: Label = UNLABELLED
+    #: org -> seq of the event that made it a participant.
+    joined: dict[str, int] = field(default_factory=dict)
+    #: The person the incident is about, and the event that last set it.
+    subject: Stamped | None = None
     created_by: str = ""
     created_ms: int = 0
     #: ts of the last event of any visibility: only for unrestricted readers.
@@ -155,6 +205,8 @@ class IncidentState:
     #: Per organisation, ts of the last restricted event it sees. What a reader
     #: is told as ``updated`` is the later of this and ``public_ms``: a
     #: police-only event must not move the time an NGO sees (SPEC section 18).
+    #: RED events move neither: their own organisation's other members must
+    #: not learn of them either (summary.last_seen does the same).
     restricted_ms: dict[str, int] = field(default_factory=dict)
     messages: dict[int, MessageState] = field(default_factory=dict)
     tasks: dict[int, TaskState] = field(default_factory=dict)
@@ -172,6 +224,8 @@ class IncidentState:
             handler(self, ev)
         self.seq = ev.seq
         self.updated_ms = ev.ts_ms
+        if ev.body.get("tlp") == Label.RED.value:
+            return
         if ev.visibility is None:
             self.public_ms = ev.ts_ms
         else:
@@ -185,6 +239,12 @@ class IncidentState:
         if org is None:
             return self.updated_ms
         return max(self.public_ms, self.restricted_ms.get(org, 0))
+
+    def sharing(self) -> SharingContext:
+        return SharingContext(category=self.category, joined=self.joined)
+
+    def sight(self, reader: Reader | None, rules: AgreementsView, now_ms: int) -> Sight:
+        return Sight(reader, self.sharing(), rules, now_ms)
 
     def summary(self, org: str | None = None) -> dict[str, Any]:
         """The incident summary (SPEC section 18) as ``org`` may see it."""
@@ -200,22 +260,28 @@ class IncidentState:
             "orgs": self.orgs,
             "lead_org": self.lead_org,
             "liaisons": self.liaisons,
+            "tlp": self.label.value,
             "created_by": self.created_by,
             "created": self.created_ms,
             "updated": self.updated_for(org),
         }
 
-    def view(self, org: str | None, now_ms: int) -> dict[str, Any]:
-        """The whole state as ``org`` may see it (None: unrestricted, for exports)."""
+    def view(self, sight: Sight) -> dict[str, Any]:
+        """The whole state as ``sight``'s reader may see it (reader None: exports)."""
+        org = sight.reader.org if sight.reader is not None else None
         out = self.summary(org)
         out["description"] = self.description
+        subject = self.subject
+        out["subject"] = (
+            redact_subject(subject.value, sight.of(subject.meta).hidden) if subject else None
+        )
         out["status_history"] = self.status_history
-        out["messages"] = [
-            m.to_wire() for m in self.messages.values() if _visible(m.visibility, org)
+        out["messages"] = [m.to_wire() for m in self.messages.values() if sight.of(m.meta).visible]
+        out["tasks"] = [
+            t.to_wire(aud) for t in self.tasks.values() if (aud := sight.of(t.meta)).visible
         ]
-        out["tasks"] = [t.to_wire() for t in self.tasks.values() if _visible(t.visibility, org)]
         out["responders"] = [
-            wire for r in self.responders.values() if (wire := r.to_wire(now_ms, org)) is not None
+            wire for r in self.responders.values() if (wire := r.to_wire(sight)) is not None
         ]
         return out
 
@@ -230,6 +296,9 @@ def _created(s: IncidentState, ev: StoredEvent) -> None:
     s.orgs = list(b["orgs"])
     s.lead_org, s.liaisons = b.get("lead_org"), dict(b.get("liaisons") or {})
     s.created_by, s.created_ms = ev.actor_user, ev.ts_ms
+    s.label = _label(b, UNLABELLED)
+    s.joined = dict.fromkeys(s.orgs, ev.seq)
+    _set_subject(s, ev)
     s.status = b.get("status", "reported")
     s.status_history = [{"status": s.status, "by": ev.actor_user, "ts": ev.ts_ms, "seq": ev.seq}]
 
@@ -242,7 +311,24 @@ def _updated(s: IncidentState, ev: StoredEvent) -> None:
     for org in b.get("add_orgs") or ():
         if org not in s.orgs:
             s.orgs.append(org)
+            s.joined[org] = ev.seq
     s.liaisons.update(b.get("liaisons") or {})
+    if b.get("tlp") is not None:
+        s.label = _label(b, s.label)
+    _set_subject(s, ev)
+
+
+def _label(body: dict[str, Any], default: Label) -> Label:
+    try:
+        return Label(body["tlp"]) if body.get("tlp") is not None else default
+    except ValueError:
+        return default
+
+
+def _set_subject(s: IncidentState, ev: StoredEvent) -> None:
+    subject = ev.body.get("subject")
+    if subject:
+        s.subject = Stamped(dict(subject), ev.seq, ev.ts_ms, event_meta(ev))
 
 
 def _status(s: IncidentState, ev: StoredEvent) -> None:
@@ -271,6 +357,7 @@ def _posted(s: IncidentState, ev: StoredEvent) -> None:
         urgent=bool(b.get("urgent")),
         reply_to=b.get("reply_to"),
         mentions=b.get("mentions") or {"users": [], "orgs": []},
+        meta=event_meta(ev),
     )
 
 
@@ -300,6 +387,8 @@ def _task_created(s: IncidentState, ev: StoredEvent) -> None:
         details=b.get("details"),
         created_by=ev.actor_user,
         visibility=ev.visibility,
+        meta=event_meta(ev),
+        subject=dict(b["subject"]) if b.get("subject") else None,
         updated_seq=ev.seq,
         updated_ms=ev.ts_ms,
     )
@@ -345,14 +434,16 @@ def _responder(s: IncidentState, ev: StoredEvent) -> ResponderState:
 
 def _responder_status(s: IncidentState, ev: StoredEvent) -> None:
     r = _responder(s, ev)
-    r.statuses[ev.visibility] = Stamped(ev.body["status"], ev.seq, ev.ts_ms, ev.visibility)
+    meta = event_meta(ev)
+    r.statuses[_sharing_key(meta)] = Stamped(ev.body["status"], ev.seq, ev.ts_ms, meta)
     if ev.body.get("position"):
-        r.positions[ev.visibility] = Stamped(ev.body["position"], ev.seq, ev.ts_ms, ev.visibility)
+        r.positions[_sharing_key(meta)] = Stamped(ev.body["position"], ev.seq, ev.ts_ms, meta)
 
 
 def _responder_position(s: IncidentState, ev: StoredEvent) -> None:
     r = _responder(s, ev)
-    r.positions[ev.visibility] = Stamped(ev.body["position"], ev.seq, ev.ts_ms, ev.visibility)
+    meta = event_meta(ev)
+    r.positions[_sharing_key(meta)] = Stamped(ev.body["position"], ev.seq, ev.ts_ms, meta)
 
 
 _APPLY = {

@@ -156,3 +156,41 @@ class AgreementsView(Protocol):
     def grant(self, owner: str, recipient: str, category: str, kind: str, now_ms: int) -> Grant: ...
 
     def all(self) -> Sequence[Agreement]: ...
+
+
+class NoAgreements:
+    """An ``AgreementsView`` with no agreement at all: the strictest reading.
+
+    What a node uses before any agreement exists, and what pure tests use.
+    """
+
+    def version(self) -> int:
+        return 0
+
+    def grant(self, owner: str, recipient: str, category: str, kind: str, now_ms: int) -> Grant:
+        return NO_GRANT
+
+    def all(self) -> Sequence[Agreement]:
+        return ()
+
+
+class StaticAgreements:
+    """An ``AgreementsView`` over a fixed list (pure tests, the demo's checks)."""
+
+    def __init__(self, agreements: Sequence[Agreement]) -> None:
+        self._agreements = tuple(agreements)
+
+    def version(self) -> int:
+        return 1
+
+    def grant(self, owner: str, recipient: str, category: str, kind: str, now_ms: int) -> Grant:
+        return combine(
+            [
+                a
+                for a in self._agreements
+                if a.in_force(now_ms) and a.covers(owner, recipient, category, kind)
+            ]
+        )
+
+    def all(self) -> Sequence[Agreement]:
+        return self._agreements

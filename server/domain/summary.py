@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from server.domain.events import StoredEvent
+from server.domain.sharing import UNLABELLED, Label
 
 HEADER_TYPES = frozenset({"incident.created", "incident.updated", "incident.status_changed"})
 
@@ -35,7 +36,8 @@ Header = dict[str, list[Any]]
 _ORG = "org:"
 _LIAISON = "liaison:"
 #: Fields ``incident.updated`` may set (only when present and not null).
-_UPDATABLE = ("title", "category", "priority", "location", "lead_org")
+_UPDATABLE = ("title", "category", "priority", "location", "lead_org", "tlp")
+_RED = Label.RED.value
 
 
 def changes(ev: StoredEvent) -> list[tuple[str, Any]]:
@@ -46,6 +48,8 @@ def changes(ev: StoredEvent) -> list[tuple[str, Any]]:
         out += [("epoch", ev.epoch), ("created_by", ev.actor_user), ("created", ev.ts_ms)]
         out += [(k, b[k]) for k in ("title", "category", "priority")]
         out += [("location", b.get("location")), ("lead_org", b.get("lead_org"))]
+        if b.get("tlp") is not None:
+            out.append(("tlp", b["tlp"]))
         out.append(("status", b.get("status", "reported")))
         out += [(_ORG + org, i) for i, org in enumerate(b["orgs"])]
         out += [(_LIAISON + o, u) for o, u in (b.get("liaisons") or {}).items()]
@@ -59,10 +63,16 @@ def changes(ev: StoredEvent) -> list[tuple[str, Any]]:
 
 
 def last_seen(events: Iterable[StoredEvent]) -> tuple[int | None, dict[str, int]]:
-    """The latest ts of the public events, and per organisation of the restricted ones."""
+    """The latest ts of the public events, and per organisation of the restricted ones.
+
+    RED events count for no one: the other members of their organisations
+    must not learn of them from an ``updated`` time either.
+    """
     public: int | None = None
     restricted: dict[str, int] = {}
     for ev in events:
+        if ev.body.get("tlp") == _RED:
+            continue
         if ev.visibility is None:
             public = ev.ts_ms if public is None else max(public, ev.ts_ms)
         for org in ev.visibility or ():
@@ -120,6 +130,7 @@ def summary(incident: str, header: Mapping[str, list[Any]], seq: int, ts_ms: int
         "orgs": orgs_of(header),
         "lead_org": get("lead_org"),
         "liaisons": {org: user for _, org, user in liaisons},
+        "tlp": get("tlp", UNLABELLED.value),
         "created_by": get("created_by", ""),
         "created": get("created", 0),
         "updated": ts_ms,

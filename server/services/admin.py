@@ -124,7 +124,13 @@ async def seed_demo(
     await commands.execute(
         dispatcher,
         v1.IncidentStatus(
-            id="demo-active", incident=incident, visibility=None, status="active", note=None
+            id="demo-active",
+            incident=incident,
+            visibility=None,
+            tlp=None,
+            recipients=None,
+            status="active",
+            note=None,
         ),
     )
     await commands.execute(
@@ -133,6 +139,8 @@ async def seed_demo(
             id="demo-hello",
             incident=incident,
             visibility=None,
+            tlp=None,
+            recipients=None,
             text="Shelter team, can you send an outreach worker? Officers are 5 min out.",
             mention_users=(),
             mention_orgs=("harbour-shelter",),
@@ -146,6 +154,8 @@ async def seed_demo(
             id="demo-task",
             incident=incident,
             visibility=None,
+            tlp=None,
+            recipients=None,
             title="Outreach worker to the bridge",
             details="Approach from the north steps.",
             assignee=v1.Assignee(org="harbour-shelter"),

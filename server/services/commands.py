@@ -7,6 +7,7 @@ its result is what the client's ack carries.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from protocol import v1
@@ -15,6 +16,7 @@ from server.domain.decide import decide, decide_create
 from server.domain.directory import DirectoryView
 from server.domain.events import AppendResult, EventDraft
 from server.domain.model import Principal
+from server.domain.sharing import AgreementsView
 from server.errors import ClientIdReused, LogNotFound, StorageOutcomeUnknown, StorageUnavailable
 from server.services.keyed_locks import KeyedLocks
 from server.services.projections import Projections
@@ -58,10 +60,17 @@ def ack_payload(result: AppendResult) -> Ack:
 
 
 class CommandService:
-    def __init__(self, log: EventLog, projections: Projections, directory: DirectoryView) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        projections: Projections,
+        directory: DirectoryView,
+        rules: AgreementsView,
+    ) -> None:
         self._log = log
         self._projections = projections
         self._directory = directory
+        self._rules = rules
         self._locks = KeyedLocks()  # held only while a command runs
 
     async def execute(self, who: Principal, cmd: v1.Command) -> Ack:
@@ -107,7 +116,7 @@ class CommandService:
         if state is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")
         try:
-            return decide(state, who, cmd, self._directory)
+            return decide(state, who, cmd, self._directory, self._rules, int(time.time() * 1000))
         except ProtocolError:
             # A retry of an action that was stored may now be refused by the
             # state it changed (a second "accept"): answer with the original.

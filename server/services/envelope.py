@@ -13,6 +13,7 @@ from typing import Any
 
 from protocol import PROTOCOL_VERSION
 from protocol.v1 import RESTRICTED_TYPE
+from server.domain.audience import Audience, redact_body, redacted_names
 from server.domain.events import StoredEvent
 
 
@@ -75,6 +76,21 @@ def placeholder(ev: StoredEvent) -> dict[str, Any]:
     }
 
 
-def for_org(ev: StoredEvent, org: str | None) -> dict[str, Any]:
-    """The envelope ``org`` may receive (None: unrestricted, for exports)."""
-    return envelope(ev) if org is None or ev.visible_to(org) else placeholder(ev)
+def shaped(ev: StoredEvent, aud: Audience) -> dict[str, Any]:
+    """The envelope for a reader of audience ``aud`` (server/domain/audience.py).
+
+    A redacted envelope names what it left out in ``redacted`` and carries
+    no ``salt``: with the salt and the rest of the content, a redacted date of
+    birth or phone number could be guessed from the digest in seconds, as the
+    placeholder attack of SPEC section 14.1 did. Such a reader verifies the
+    chain's links, not the content, as for a placeholder.
+    """
+    if not aud.visible:
+        return placeholder(ev)
+    env = envelope(ev)
+    if aud.whole:
+        return env
+    env["body"] = redact_body(ev.type, ev.body, aud)
+    env.pop("salt", None)
+    env["redacted"] = redacted_names(aud)
+    return env

@@ -3,8 +3,16 @@
 Hot path (one committed batch of one incident)::
 
     log commit ─▶ Hub._on_events(incident, events)        (sync, no task per recipient)
+                    the projection applies the batch first (who had joined by then)
                     for each event: encode once per (audience, encoding) on first use
                     for each follower: in-order check, then subscriber.push(bytes)
+
+An audience (server/domain/audience.py) is computed once per event and
+reader organisation (per user for RED events only), and each distinct
+audience is encoded once: a placeholder, the whole event, or the event with
+an agreement's redactions. When the projection cannot vouch for a batch
+(stale, or not cached), the followers take the catch-up path, which reads
+the state through ``Projections.at_least`` before deciding.
 
 A follower's ``FollowState.last`` is the last seq handed to it. Live events
 must arrive as ``last + 1``; anything else means events went missing on the
@@ -17,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,10 +36,20 @@ import orjson
 
 from protocol.errors import ErrorCode
 from protocol.v1 import FollowTarget
+from server.domain.audience import (
+    Audience,
+    EventMeta,
+    Reader,
+    SharingContext,
+    audience,
+    event_meta,
+)
 from server.domain.events import StoredEvent
+from server.domain.incident import IncidentState
+from server.domain.sharing import AgreementsView, Label
 from server.errors import StorageUnavailable
 from server.fanout.base import Broker, Listener, Presence
-from server.services.envelope import envelope, placeholder
+from server.services.envelope import shaped
 from server.services.projections import Projections
 from server.storage.base import EventLog
 
@@ -91,6 +110,15 @@ class Subscriber(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class _Moment:
+    """What the audience rules read besides the event and the reader."""
+
+    ctx: SharingContext
+    rules: AgreementsView
+    now_ms: int
+
+
 ENCODERS: dict[str, Callable[[dict[str, Any]], Piece]] = {
     "json": orjson.dumps,
     "msgpack": lambda env: msgpack.packb(env, use_bin_type=True),
@@ -98,20 +126,31 @@ ENCODERS: dict[str, Callable[[dict[str, Any]], Piece]] = {
 
 
 class _Encoded:
-    """Per-event cache: each (visible?, encoding) is serialised at most once."""
+    """Per-event cache: each audience is decided once per reader organisation
+    (per user for RED), and each (audience, encoding) serialised at most once."""
 
-    __slots__ = ("cache", "event")
+    __slots__ = ("audiences", "cache", "event", "meta", "moment")
 
-    def __init__(self, event: StoredEvent) -> None:
+    def __init__(self, event: StoredEvent, moment: _Moment) -> None:
         self.event = event
-        self.cache: dict[tuple[bool, str], Piece] = {}
+        self.moment = moment
+        self.meta: EventMeta = event_meta(event)
+        self.audiences: dict[tuple[str, str], Audience] = {}
+        self.cache: dict[tuple[Audience, str], Piece] = {}
 
-    def piece(self, visible: bool, encoding: str) -> Piece:
-        key = (visible, encoding)
-        piece = self.cache.get(key)
+    def piece_for(self, sub: Subscriber) -> Piece:
+        org = sub.org
+        key = (org, sub.user if self.meta.label is Label.RED else "")
+        aud = self.audiences.get(key)
+        if aud is None:
+            moment = self.moment
+            aud = self.audiences[key] = audience(
+                self.meta, Reader(org, sub.user), moment.ctx, moment.rules, moment.now_ms
+            )
+        encoding = sub.encoding
+        piece = self.cache.get((aud, encoding))
         if piece is None:
-            env = envelope(self.event) if visible else placeholder(self.event)
-            piece = self.cache[key] = ENCODERS[encoding](env)
+            piece = self.cache[(aud, encoding)] = ENCODERS[encoding](shaped(self.event, aud))
         return piece
 
 
@@ -124,9 +163,15 @@ class FollowState:
 
 class Hub:
     def __init__(
-        self, log: EventLog, broker: Broker, projections: Projections, presence: Presence
+        self,
+        log: EventLog,
+        broker: Broker,
+        projections: Projections,
+        presence: Presence,
+        rules: AgreementsView,
     ) -> None:
         self._log = log
+        self._rules = rules
         self._broker = broker
         self._projections = projections
         self._presence = presence
@@ -261,10 +306,32 @@ class Hub:
         followers = self._followers.get(incident)
         if not followers:
             return
-        encoded = [_Encoded(ev) for ev in events]
+        state = self._projections.current(incident, events)
+        if state is None or state.seq < events[-1].seq:
+            # The projection cannot vouch for who had joined: every follower
+            # takes the catch-up path, which reads the state first.
+            for sub, fs in list(followers.items()):
+                self._defer(sub, incident, fs, events)
+            return
+        moment = self._moment(state)
+        encoded = [_Encoded(ev, moment) for ev in events]
         for sub, fs in list(followers.items()):
             for enc in encoded:
                 self._deliver_live(sub, incident, fs, enc)
+
+    def _moment(self, state: IncidentState) -> _Moment:
+        return _Moment(state.sharing(), self._rules, int(time.time() * 1000))
+
+    def _defer(
+        self, sub: Subscriber, incident: str, fs: FollowState, events: Sequence[StoredEvent]
+    ) -> None:
+        fresh = [ev for ev in events if ev.seq > fs.last]
+        if not fresh:
+            return
+        fs.buffer.extend(fresh)
+        if not fs.catching_up:
+            fs.catching_up = True
+            self._spawn(self._catch_up_live(sub, incident, fs))
 
     def _deliver_live(self, sub: Subscriber, incident: str, fs: FollowState, enc: _Encoded) -> None:
         ev = enc.event
@@ -277,7 +344,7 @@ class Hub:
         elif ev.seq <= fs.last:
             return  # seen already (a duplicate publish)
         elif ev.seq == fs.last + 1:
-            if sub.push(enc.piece(ev.visible_to(sub.org), sub.encoding)):
+            if sub.push(enc.piece_for(sub)):
                 fs.last = ev.seq
             else:
                 self.unfollow(sub, incident)
@@ -315,7 +382,7 @@ class Hub:
         """
         while True:
             events = await self._log.read(incident, fs.last, CATCH_UP_PAGE)
-            if not await self._push_in_order(sub, fs, events):
+            if not await self._push_in_order(sub, incident, fs, events):
                 self.unfollow(sub, incident)
                 return
             if len(events) == CATCH_UP_PAGE:
@@ -324,24 +391,28 @@ class Hub:
             if buffered and buffered[-1].seq > fs.last and buffered[0].seq > fs.last + 1:
                 fs.buffer = buffered  # the log had not caught up with the buffer yet
                 continue
-            if not await self._push_in_order(sub, fs, buffered):
+            if not await self._push_in_order(sub, incident, fs, buffered):
                 self.unfollow(sub, incident)
                 return
             if not fs.buffer:
                 fs.catching_up = False
                 return
 
-    @staticmethod
     async def _push_in_order(
-        sub: Subscriber, fs: FollowState, events: Sequence[StoredEvent]
+        self, sub: Subscriber, incident: str, fs: FollowState, events: Sequence[StoredEvent]
     ) -> bool:
+        if not events:
+            return True
+        state = await self._projections.at_least(incident, events[-1].seq)
+        if state is None:
+            raise StorageUnavailable(f"{incident}: no state to decide audiences on")
+        moment = self._moment(state)
         for ev in events:
             if ev.seq != fs.last + 1:
                 if ev.seq <= fs.last:
                     continue
                 return True  # a hole: the next read fills it
-            visible = ev.visible_to(sub.org)
-            if not await sub.push_backlog(_Encoded(ev).piece(visible, sub.encoding)):
+            if not await sub.push_backlog(_Encoded(ev, moment).piece_for(sub)):
                 return False
             fs.last = ev.seq
         return True

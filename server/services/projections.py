@@ -122,6 +122,29 @@ class Projections:
         self._stale.discard(incident)
         self._broker.unsubscribe(incident, self._listeners.pop(incident))
 
+    async def at_least(self, incident: str, seq: int) -> IncidentState | None:
+        """The state once it has applied every event up to ``seq`` (the log's
+        events a reader is about to be shown: their audience is decided on a
+        state that knows who had joined by then)."""
+        state = await self.get(incident)
+        if state is None or state.seq >= seq:
+            return state
+        async with self._locks.hold(incident):
+            await self._catch_up(state)
+        return state
+
+    def current(self, incident: str, events: Sequence[StoredEvent]) -> IncidentState | None:
+        """The cached state with ``events`` applied first (no I/O), if it is whole.
+
+        Fan-out decides each event's audience on the state that includes it;
+        the projection's own listener may not have run yet for this batch.
+        None: not cached, or stale (the caller reads through ``at_least``).
+        """
+        self._on_events(incident, events)
+        if incident in self._stale:
+            return None
+        return self._states.get(incident)
+
     def cached(self, incident: str) -> bool:
         return incident in self._states
 

@@ -24,14 +24,16 @@ from protocol.errors import ErrorCode, ProtocolError
 from protocol.fields import Fields
 from protocol.limits import Limits
 from server.auth import AccessClaims
+from server.domain.audience import Audience, Reader, event_meta
 from server.domain.model import Org, Principal, Role
 from server.domain.presence_view import visible_online
+from server.domain.sharing import AgreementsView
 from server.errors import StorageUnavailable
 from server.fanout.base import Presence
 from server.services.accounts import Accounts
 from server.services.admin import create_user
 from server.services.commands import CommandService
-from server.services.envelope import for_org
+from server.services.envelope import shaped
 from server.services.projections import Projections
 from server.storage.audit import AuditEntry
 from server.storage.base import EventLog, IncidentQuery, IndexCursor
@@ -132,6 +134,14 @@ def decode_cursor(raw: str) -> IndexCursor:
     raise ProtocolError(ErrorCode.INVALID, "cursor must be a `next` value from this endpoint")
 
 
+def _reader(who: Principal) -> Reader:
+    return Reader(org=who.org_id, user=who.user_id)
+
+
+def _strict(body: dict[str, Any]) -> bool:
+    return body.get("tlp") in ("AMBER+STRICT", "RED")
+
+
 class RestApi:
     def __init__(
         self,
@@ -145,7 +155,9 @@ class RestApi:
         presence: Presence,
         health: Callable[[], dict[str, Any]],
         login_guard: LoginGuard,
+        rules: AgreementsView,
     ) -> None:
+        self.rules = rules
         self.presence, self.health, self.login_guard = presence, health, login_guard
         self.log, self.projections, self.commands = log, projections, commands
         self.directory, self.accounts, self.limits = directory, accounts, limits
@@ -434,7 +446,7 @@ class RestApi:
     async def get_incident(self, request: web.Request) -> web.Response:
         who = self.principal(request)
         state = await self._visible_state(request, who)
-        view = state.view(who.org_id, int(time.time() * 1000))
+        view = state.view(state.sight(_reader(who), self.rules, int(time.time() * 1000)))
         online = await self.presence.online(state.id)
         view["online"] = visible_online(state, who.org_id, online, self.directory)
         return json_response(view)
@@ -451,22 +463,40 @@ class RestApi:
         if after > head.seq:
             raise ProtocolError(ErrorCode.OUT_OF_RANGE, detail={"head_seq": head.seq})
         events = await self.log.read(state.id, after, limit)
-        await self._audit_restricted_read(request, who, state.id, events)
+        if events:
+            # Audiences are decided on a state that has seen these events
+            # (who had joined by then), through the one function fan-out uses.
+            state = await self.projections.at_least(state.id, events[-1].seq) or state
+        sight = state.sight(_reader(who), self.rules, int(time.time() * 1000))
+        audiences = [sight.of(event_meta(ev)) for ev in events]
+        await self._audit_restricted_read(request, who, state.id, events, audiences)
         return json_response(
             {
                 "incident": state.id,
                 "epoch": head.epoch,
                 "head_seq": head.seq,
-                "events": [for_org(ev, who.org_id) for ev in events],
+                "events": [shaped(ev, aud) for ev, aud in zip(events, audiences, strict=True)],
                 "next_after_seq": events[-1].seq if len(events) == limit else None,
             }
         )
 
     async def _audit_restricted_read(
-        self, request: web.Request, who: Principal, incident: str, events: list[Any]
+        self,
+        request: web.Request,
+        who: Principal,
+        incident: str,
+        events: list[Any],
+        audiences: list[Audience],
     ) -> None:
-        """A page that hands the reader restricted content is an audit record (CJIS 5.4)."""
-        seqs = [ev.seq for ev in events if ev.visibility is not None and ev.visible_to(who.org_id)]
+        """A page that hands the reader restricted content is an audit record (CJIS 5.4).
+
+        Restricted: named organisations, or labelled AMBER+STRICT or RED.
+        """
+        seqs = [
+            ev.seq
+            for ev, aud in zip(events, audiences, strict=True)
+            if aud.visible and (ev.visibility is not None or _strict(ev.body))
+        ]
         if seqs:
             detail = {"seqs": seqs[:100], "count": len(seqs)}
             entry = AuditEntry(

@@ -14,9 +14,10 @@ import msgpack
 import orjson
 
 from server.domain import chain, summary
+from server.domain.audience import PLACEHOLDER
 from server.domain.events import EventDraft, StoredEvent
 from server.fanout.memory import MemoryBroker
-from server.services.envelope import envelope, for_org
+from server.services.envelope import envelope, shaped
 from server.storage import sqlite as sqlite_log
 from server.storage.base import IncidentQuery
 from server.storage.codec import unpack_event
@@ -90,7 +91,7 @@ async def test_an_old_sqlite_data_dir_verifies_and_new_events_chain_onto_it(
     # The legacy envelope is what it always was (no salt key); the new one has it.
     assert "salt" not in envelope(events[1])
     assert "salt" in envelope(events[2])
-    placeholders = [for_org(e, "o2") for e in events[1:]]
+    placeholders = [shaped(e, PLACEHOLDER) for e in events[1:]]
     assert all("salt" not in p for p in placeholders)
 
 

@@ -23,11 +23,13 @@ from protocol import v1
 from server.backends import Backends
 from server.domain.incident import IncidentState
 from server.domain.model import Org, Principal, Role
+from server.domain.sharing import NoAgreements
 from server.services.admin import DEMO_ORGS, DEMO_USERS
 from server.services.commands import CommandService
 from server.services.projections import Projections
 from server.storage.base import EventLog
 from tests.timeline_script import ORGS, Ack, run_script
+from tests.views import view_of
 from tests.waiting import until
 
 NOW_MS = 1_767_225_600_000  # a fixed "now": views are compared, not clocks
@@ -63,7 +65,9 @@ def node(log_set: Backends) -> Node:
     log = log_set.log
     projections = Projections(log, log_set.broker)
     directory = DemoDirectory()
-    return Node(log, projections, CommandService(log, projections, directory), directory)
+    return Node(
+        log, projections, CommandService(log, projections, directory, NoAgreements()), directory
+    )
 
 
 async def rebuilt(log: EventLog, incident: str) -> IncidentState:
@@ -81,7 +85,7 @@ async def rebuilt(log: EventLog, incident: str) -> IncidentState:
 
 def views(state: IncidentState) -> dict[str, Any]:
     """What each reader would be served: unrestricted (exports) and per organisation."""
-    return {str(org): state.view(org, NOW_MS) for org in (None, *ORGS)}
+    return {str(org): view_of(state, org, NOW_MS) for org in (None, *ORGS)}
 
 
 def readable_diff(live: IncidentState, fresh: IncidentState) -> str:

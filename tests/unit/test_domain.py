@@ -15,6 +15,15 @@ from server.domain.events import EventDraft, StoredEvent
 from server.domain.incident import IncidentState
 from server.domain.model import Org, Principal, Role
 from server.domain.presence_view import visible_online
+from server.domain.sharing import (
+    Agreement,
+    AgreementsView,
+    FieldClass,
+    NoAgreements,
+    Precision,
+    StaticAgreements,
+)
+from tests.views import view_of
 
 POLICE, NGO, OTHER = "police", "ngo", "other"
 DISPATCH = Principal("u_d", POLICE, Role.DISPATCHER, "Dana")
@@ -36,6 +45,26 @@ class Directory:
 
 DIRECTORY = Directory()
 
+#: Police share exact positions with the NGO, for every kind and category.
+POSITIONS_SHARED = StaticAgreements(
+    [
+        Agreement(
+            id="a1",
+            owner=POLICE,
+            recipients=(NGO,),
+            kinds=(),
+            fields=(FieldClass.POSITION,),
+            position=Precision.EXACT,
+            categories=None,
+            history=False,
+            valid_from_ms=0,
+            valid_until_ms=None,
+            revoked_ms=None,
+            created_by="u_admin",
+        )
+    ]
+)
+
 
 class Log:
     """Sequences drafts like a backend would, and applies them to a state."""
@@ -45,6 +74,7 @@ class Log:
         self.state: IncidentState | None = None
         self.ts = itertools.count(1_000)
         self.prev = chain.GENESIS
+        self.rules: AgreementsView = NoAgreements()
 
     def store(self, d: EventDraft) -> StoredEvent:
         epoch = d.epoch or self.events[0].epoch
@@ -61,7 +91,7 @@ class Log:
         if isinstance(cmd, v1.IncidentCreate):
             return self.store(decide_create(who, cmd, DIRECTORY))
         assert self.state is not None
-        return self.store(decide(self.state, who, cmd, DIRECTORY))
+        return self.store(decide(self.state, who, cmd, DIRECTORY, self.rules, next(self.ts)))
 
     def refuse(self, who: Principal, command: dict[str, Any]) -> ErrorCode:
         with pytest.raises(ProtocolError) as err:
@@ -71,6 +101,11 @@ class Log:
 
 @pytest.fixture
 def log() -> Log:
+    return new_log()
+
+
+def new_log() -> Log:
+    """A log holding one joint incident of police (lead) and the NGO."""
     log = Log()
     log.do(
         DISPATCH,
@@ -107,8 +142,8 @@ def test_replaying_the_log_gives_the_same_state_as_live_projection(log: Log) -> 
     replayed = IncidentState(id=log.state.id, epoch=log.state.epoch)
     for ev in log.events:
         replayed.apply(ev)
-    assert replayed.view(None, 5_000) == log.state.view(None, 5_000)
-    view = replayed.view(NGO, 5_000)
+    assert view_of(replayed, None, 5_000) == view_of(log.state, None, 5_000)
+    view = view_of(replayed, NGO, 5_000)
     assert view["tasks"][0]["status"] == "completed"
     assert view["messages"][0]["text"] == "hello"
     assert view["messages"][0]["acks"] == {"u_n": log.events[2].ts_ms}
@@ -249,7 +284,7 @@ def test_update_adds_organisations_and_sets_fields(log: Log) -> None:
 def test_positions_age_in_the_view(log: Log) -> None:
     ev = log.do(OUTREACH, inc(log, type="responder.position", lat=1.5, lon=2.5, accuracy_m=8))
     assert log.state is not None
-    responder = log.state.view(NGO, ev.ts_ms + 61_000)["responders"][0]
+    responder = view_of(log.state, NGO, ev.ts_ms + 61_000)["responders"][0]
     assert responder["position"] == {"lat": 1.5, "lon": 2.5, "accuracy_m": 8.0}
     assert responder["position_age_s"] == 61
 
@@ -260,19 +295,22 @@ def test_restricted_position_never_shows_through_a_later_public_status(log: Log)
     )
     log.do(OFFICER, inc(log, type="responder.status", status="on_scene"))
     assert log.state is not None
-    ngo = log.state.view(NGO, officer_secret.ts_ms)["responders"][0]
+    ngo = view_of(log.state, NGO, officer_secret.ts_ms)["responders"][0]
     assert (ngo["status"], ngo["position"], ngo["position_ts"]) == ("on_scene", None, None)
-    police = log.state.view(POLICE, officer_secret.ts_ms)["responders"][0]
+    police = view_of(log.state, POLICE, officer_secret.ts_ms)["responders"][0]
     assert police["position"] == {"lat": 1.0, "lon": 2.0, "accuracy_m": None}
     log.do(OFFICER, inc(log, type="responder.position", lat=3.0, lon=4.0))
-    assert log.state.view(NGO, 0)["responders"][0]["position"]["lat"] == 3.0
+    # Without an agreement the public position is redacted; with one, shown.
+    assert view_of(log.state, NGO, 0)["responders"][0]["position"] == {"redacted": True}
+    shared = view_of(log.state, NGO, 0, POSITIONS_SHARED)["responders"][0]
+    assert shared["position"]["lat"] == 3.0
 
 
 def test_responder_seen_only_in_restricted_events_is_not_listed(log: Log) -> None:
     log.do(OFFICER, inc(log, type="responder.status", status="en_route", visibility=[POLICE]))
     assert log.state is not None
-    assert log.state.view(NGO, 0)["responders"] == []
-    assert log.state.view(POLICE, 0)["responders"][0]["status"] == "en_route"
+    assert view_of(log.state, NGO, 0)["responders"] == []
+    assert view_of(log.state, POLICE, 0)["responders"][0]["status"] == "en_route"
 
 
 def test_follow_ups_cannot_change_the_visibility_of_their_subject(log: Log) -> None:

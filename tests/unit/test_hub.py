@@ -13,6 +13,7 @@ import pytest
 from protocol.v1 import FollowTarget
 from server.backends import Backends, running
 from server.domain.events import EventDraft, StoredEvent
+from server.domain.sharing import NoAgreements
 from server.errors import StorageUnavailable
 from server.fanout.memory import MemoryBroker
 from server.fanout.presence import MemoryPresence
@@ -98,7 +99,13 @@ async def embedded(tmp_path: Path) -> AsyncIterator[Backends]:
 
 
 def hub_on(backends: Backends, presence: MemoryPresence) -> Hub:
-    return Hub(backends.log, backends.broker, Projections(backends.log, backends.broker), presence)
+    return Hub(
+        backends.log,
+        backends.broker,
+        Projections(backends.log, backends.broker),
+        presence,
+        NoAgreements(),
+    )
 
 
 @pytest.mark.parametrize(
@@ -148,7 +155,7 @@ async def live_gap(embedded: Backends, failures: int) -> tuple[Hub, Phone]:
     flaky = FlakyLog(embedded.log, 0)
     broker = MemoryBroker()
     log = cast(EventLog, flaky)
-    hub = Hub(log, broker, Projections(log, broker), MemoryPresence())
+    hub = Hub(log, broker, Projections(log, broker), MemoryPresence(), NoAgreements())
     phone = Phone()
     result = await hub.follow(phone, FollowTarget(incident="inc", after_seq=1, epoch=None))
     assert result["status"] == "ok"

@@ -28,6 +28,7 @@ from server.domain.incident import IncidentState
 from tests.record_timeline import FIXTURE
 from tests.timeline_script import ORGS, POLICE
 from tests.timeline_shape import shape_of_view
+from tests.views import view_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SHAPE_JS = ROOT / "client_web" / "test" / "timeline_shape.js"
@@ -62,11 +63,11 @@ def stored(env: dict[str, Any]) -> StoredEvent:
 
 
 def merged_log(data: Fixture) -> list[StoredEvent]:
-    """The whole log: at each seq, the envelope of an organisation that may see it."""
+    """The whole log: at each seq, the envelope of an organisation that sees it whole."""
     by_seq: dict[int, dict[str, Any]] = {}
     for org in ORGS:
         for env in data["orgs"][org]["envelopes"]:
-            if env["type"] != "restricted":
+            if env["type"] != "restricted" and "redacted" not in env:  # whole copies only
                 by_seq.setdefault(env["seq"], env)
     assert sorted(by_seq) == list(range(1, len(by_seq) + 1)), "every seq is seen by someone"
     return [stored(by_seq[seq]) for seq in sorted(by_seq)]
@@ -77,7 +78,7 @@ def server_shapes(data: Fixture) -> dict[str, Any]:
     state = IncidentState(id=data["incident"], epoch=events[0].epoch)
     for ev in events:
         state.apply(ev)
-    return {org: shape_of_view(state.view(org, NOW_MS)) for org in ORGS}
+    return {org: shape_of_view(view_of(state, org, NOW_MS)) for org in ORGS}
 
 
 def client_shapes(data: Fixture) -> dict[str, Any]:
