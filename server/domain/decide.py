@@ -376,7 +376,7 @@ def _update(
 def _leads(state: IncidentState, who: Principal) -> bool:
     """Whether ``who`` coordinates for the incident's lead organisation.
 
-    The lead decides what the incident is and who takes part (SPEC 9.5):
+    The lead decides what the incident is and who takes part (SPEC 8.0):
     a coordinator of another participating organisation runs its own
     organisation's part only.
     """
@@ -561,7 +561,7 @@ def _task_create(
 def _check_partner_assignee(
     state: IncidentState, who: Principal, assignee: dict[str, Any] | None
 ) -> None:
-    """A partner's coordinator hands tasks to its own organisation only (SPEC 9.5)."""
+    """A partner's coordinator hands tasks to its own organisation only (SPEC 8.0)."""
     if assignee is not None and not _leads(state, who) and assignee["org"] != who.org_id:
         raise refuse(ErrorCode.FORBIDDEN, "you assign tasks within your own organisation only")
 

@@ -232,7 +232,7 @@ def test_labels_default_to_the_incident_and_the_organisation(log: Log) -> None:
 
 
 def test_a_partner_coordinator_runs_its_own_part_only(log: Log) -> None:
-    """SPEC 9.5: the lead organisation decides what the incident is and who joins."""
+    """SPEC 8.0: the lead organisation decides what the incident is and who joins."""
     for command in (
         {"type": "incident.update", "add_orgs": ["other"]},
         {"type": "incident.update", "lead_org": NGO},
