@@ -25,6 +25,7 @@ from server.services.admin import ensure_admin, seed_demo
 from server.services.commands import CommandService
 from server.services.hub import Hub
 from server.services.projections import Projections
+from server.services.read_audit import RestrictedReadAudit
 from server.settings import Settings
 from server.storage.base import EventLog
 from server.storage.directory import Directory
@@ -69,7 +70,6 @@ def create_app(settings: Settings) -> web.Application:
     # Until the agreement store is wired in, no agreement: the strictest reading.
     rules = NoAgreements()
     commands = CommandService(backends.log, projections, directory, rules)
-    hub = Hub(backends.log, backends.broker, projections, backends.presence, rules)
     signer = TokenSigner(settings.token_ttl_s)
     guard = SessionGuard(backends.sessions, directory, settings.token_ttl_s)
     accounts = Accounts(
@@ -80,6 +80,8 @@ def create_app(settings: Settings) -> web.Application:
         guard=guard,
         policy=SessionPolicy(settings.refresh_ttl_s, settings.idle_timeout_s),
     )
+    reads = RestrictedReadAudit(accounts.record)
+    hub = Hub(backends.log, backends.broker, projections, backends.presence, rules, reads)
     gateway = Gateway(
         commands=commands,
         hub=hub,

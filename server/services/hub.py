@@ -51,6 +51,7 @@ from server.errors import StorageUnavailable
 from server.fanout.base import Broker, Listener, Presence
 from server.services.envelope import shaped
 from server.services.projections import Projections
+from server.services.read_audit import RestrictedReadAudit, is_restricted
 from server.storage.base import EventLog
 
 log = logging.getLogger(__name__)
@@ -129,16 +130,19 @@ class _Encoded:
     """Per-event cache: each audience is decided once per reader organisation
     (per user for RED), and each (audience, encoding) serialised at most once."""
 
-    __slots__ = ("audiences", "cache", "event", "meta", "moment")
+    __slots__ = ("audiences", "cache", "event", "meta", "moment", "restricted")
 
     def __init__(self, event: StoredEvent, moment: _Moment) -> None:
         self.event = event
         self.moment = moment
+        #: Content only some may read: a delivery of it is audited.
+        self.restricted = is_restricted(event.visibility, event.body)
         self.meta: EventMeta = event_meta(event)
         self.audiences: dict[tuple[str, str], Audience] = {}
         self.cache: dict[tuple[Audience, str], Piece] = {}
 
-    def piece_for(self, sub: Subscriber) -> Piece:
+    def piece_for(self, sub: Subscriber) -> tuple[Piece, bool]:
+        """The bytes for ``sub``, and whether they hold restricted content."""
         org = sub.org
         key = (org, sub.user if self.meta.label is Label.RED else "")
         aud = self.audiences.get(key)
@@ -151,7 +155,7 @@ class _Encoded:
         piece = self.cache.get((aud, encoding))
         if piece is None:
             piece = self.cache[(aud, encoding)] = ENCODERS[encoding](shaped(self.event, aud))
-        return piece
+        return piece, self.restricted and aud.visible
 
 
 @dataclass(slots=True, eq=False)
@@ -169,9 +173,12 @@ class Hub:
         projections: Projections,
         presence: Presence,
         rules: AgreementsView,
+        reads: RestrictedReadAudit | None = None,
     ) -> None:
         self._log = log
         self._rules = rules
+        #: Counts restricted deliveries for the audit log (None: not audited).
+        self._reads = reads
         self._broker = broker
         self._projections = projections
         self._presence = presence
@@ -299,6 +306,8 @@ class Hub:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._reads is not None:
+            await self._reads.close()
 
     # -------------------------------------------------------------- delivery
 
@@ -318,6 +327,10 @@ class Hub:
         for sub, fs in list(followers.items()):
             for enc in encoded:
                 self._deliver_live(sub, incident, fs, enc)
+
+    def _note_read(self, sub: Subscriber, incident: str, seq: int) -> None:
+        if self._reads is not None:
+            self._reads.note(sub.user, incident, seq)
 
     def _moment(self, state: IncidentState) -> _Moment:
         return _Moment(state.sharing(), self._rules, int(time.time() * 1000))
@@ -344,8 +357,11 @@ class Hub:
         elif ev.seq <= fs.last:
             return  # seen already (a duplicate publish)
         elif ev.seq == fs.last + 1:
-            if sub.push(enc.piece_for(sub)):
+            piece, restricted = enc.piece_for(sub)
+            if sub.push(piece):
                 fs.last = ev.seq
+                if restricted:
+                    self._note_read(sub, incident, ev.seq)
             else:
                 self.unfollow(sub, incident)
         else:
@@ -412,7 +428,10 @@ class Hub:
                 if ev.seq <= fs.last:
                     continue
                 return True  # a hole: the next read fills it
-            if not await sub.push_backlog(_Encoded(ev, moment).piece_for(sub)):
+            piece, restricted = _Encoded(ev, moment).piece_for(sub)
+            if not await sub.push_backlog(piece):
                 return False
             fs.last = ev.seq
+            if restricted:
+                self._note_read(sub, incident, ev.seq)
         return True

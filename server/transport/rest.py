@@ -498,7 +498,7 @@ class RestApi:
             if aud.visible and (ev.visibility is not None or _strict(ev.body))
         ]
         if seqs:
-            detail = {"seqs": seqs[:100], "count": len(seqs)}
+            detail = {"path": "timeline", "count": len(seqs), "seqs": seqs[:100]}
             entry = AuditEntry(
                 who.user_id,
                 "incident.read_restricted",

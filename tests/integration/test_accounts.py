@@ -229,10 +229,14 @@ async def test_delete_keeps_authorship_and_audit_is_chained(
     assert ("u_officer", "auth.login", "u_officer", "unauthenticated") in actions
     assert ("u_admin", "user.delete", "u_officer", "ok") in actions
     assert ("u_admin", "user.create", "u_auditor", "ok") in actions
-    reads = [r for r in records if r["action"] == "incident.read_restricted"]
+    reads = [
+        r
+        for r in records
+        if r["action"] == "incident.read_restricted" and r["detail"]["path"] == "timeline"
+    ]
     # Two timeline reads by the dispatcher; none by the shelter (placeholders only).
     assert [(r["actor"], r["target"], r["detail"]) for r in reads] == [
-        ("u_dispatch", incident, {"seqs": [note["seq"]], "count": 1})
+        ("u_dispatch", incident, {"path": "timeline", "seqs": [note["seq"]], "count": 1})
     ] * 2
     assert ("u_admin", "user.create", "u_officer", "conflict") in actions
     with pytest.raises(CommandFailed) as auditing_only:
