@@ -75,6 +75,14 @@ class EventMeta:
     recipients: tuple[str, ...]
     #: Protected fields present in the event's body.
     protected: frozenset[FieldClass]
+    #: The seq of what it follows up (a message edit's message, a task change's
+    #: task), else its own: a newcomer is judged by when the subject was
+    #: written, or the edit of a message it may not see would show its text.
+    origin: int = 0
+
+    @property
+    def written(self) -> int:
+        return self.origin or self.seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +132,20 @@ def protected_fields(kind: str, body: Mapping[str, Any]) -> frozenset[FieldClass
     return frozenset()
 
 
+#: Follow-up event types and the body field naming their subject.
+_SUBJECT_OF = {
+    "message.edited": "message",
+    "message.retracted": "message",
+    "message.acknowledged": "message",
+    "task.assigned": "task",
+    "task.accepted": "task",
+    "task.declined": "task",
+    "task.started": "task",
+    "task.completed": "task",
+    "task.cancelled": "task",
+}
+
+
 def meta_of(
     seq: int,
     kind: str,
@@ -132,6 +154,8 @@ def meta_of(
     visibility: tuple[str, ...] | None,
     body: Mapping[str, Any],
 ) -> EventMeta:
+    subject_field = _SUBJECT_OF.get(kind)
+    origin = body.get(subject_field) if subject_field else None
     return EventMeta(
         seq=seq,
         type=kind,
@@ -141,6 +165,7 @@ def meta_of(
         label=label_of(body),
         recipients=tuple(body.get("recipients") or ()),
         protected=protected_fields(kind, body),
+        origin=origin if isinstance(origin, int) and 0 < origin < seq else 0,
     )
 
 
@@ -171,7 +196,7 @@ def audience(
     defining = meta.type.startswith("incident.")
     if not defining and meta.label in (Label.AMBER, Label.AMBER_STRICT):
         joined = ctx.joined.get(reader.org)
-        if joined is None or joined > meta.seq:  # a newcomer (or not a participant)
+        if joined is None or joined > meta.written:  # a newcomer (or not a participant)
             if meta.label is Label.AMBER_STRICT:
                 return PLACEHOLDER
             if not rules.grant(meta.actor_org, reader.org, ctx.category, meta.type, now_ms).history:

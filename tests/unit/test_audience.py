@@ -254,3 +254,20 @@ def test_a_red_task_goes_to_a_named_person(log: Log) -> None:
     task = inc(log, type="task.create", title="x", tlp="RED", recipients=["u_n"])
     assert log.refuse(DISPATCH, {**task, "assignee": {"org": NGO}}) is ErrorCode.INVALID
     log.do(DISPATCH, {**task, "assignee": {"user": "u_n"}})
+
+
+def test_a_newcomer_gets_no_follow_up_of_history_it_may_not_see(log: Log) -> None:
+    """An edit written after the join of a message written before it: the text stays hidden."""
+    from tests.unit.test_domain import OUTSIDER
+
+    old = log.do(DISPATCH, inc(log, type="message.post", text="before"))
+    task = log.do(DISPATCH, inc(log, type="task.create", title="old task", assignee={"org": NGO}))
+    log.do(DISPATCH, inc(log, type="incident.update", add_orgs=["other"]))
+    edit = log.do(DISPATCH, inc(log, type="message.edit", message=old.seq, text="secret"))
+    note = log.do(OUTREACH, inc(log, type="task.accept", task=task.seq, note="at the annex"))
+    assert as_seen(log, edit, OUTSIDER)["type"] == "restricted"
+    assert as_seen(log, note, OUTSIDER)["type"] == "restricted"
+    assert log.state is not None
+    view = view_of(log.state, "other", 0, user="u_x")
+    assert view["messages"] == []
+    assert view["tasks"] == []
