@@ -24,6 +24,8 @@ from server.services.admin import ensure_admin, seed_demo
 from server.services.commands import CommandService
 from server.services.hub import Hub
 from server.services.projections import Projections
+from server.services.sharing_admin import SharingAdmin
+from server.services.sharing_rules import SharingRules
 from server.settings import Settings
 from server.storage.base import EventLog
 from server.storage.directory import Directory
@@ -53,6 +55,8 @@ class Components:
     gateway: Gateway
     signer: TokenSigner
     accounts: Accounts
+    #: The agreements in force (AgreementsView), for the read paths.
+    sharing: SharingRules
 
 
 COMPONENTS = web.AppKey("components", Components)
@@ -67,6 +71,7 @@ def create_app(settings: Settings) -> web.Application:
     projections = Projections(backends.log, backends.broker, settings.projection_cache)
     commands = CommandService(backends.log, projections, directory)
     hub = Hub(backends.log, backends.broker, projections, backends.presence)
+    sharing = SharingRules(backends.agreements)
     signer = TokenSigner(settings.token_ttl_s)
     guard = SessionGuard(backends.sessions, directory, settings.token_ttl_s)
     accounts = Accounts(
@@ -98,6 +103,7 @@ def create_app(settings: Settings) -> web.Application:
         gateway,
         signer,
         accounts,
+        sharing,
     )
     app[COMPONENTS] = components
     gateway.sio.attach(app)
@@ -117,6 +123,7 @@ def create_app(settings: Settings) -> web.Application:
             per_address=ThrottleRule(settings.login_address_max_failures, settings.login_window_s),
             trusted_proxies=settings.trusted_proxies,
         ),
+        sharing=sharing,
     )
     app.add_routes(rest.routes())
     add_api_headers(app)
@@ -140,6 +147,7 @@ async def _storage_ctx(
     try:
         await c.directory.start()
         try:
+            await c.sharing.start()
             c.signer.secret = await backends.secret.load()
             await c.accounts.guard.start()
             await _bootstrap(c)
@@ -147,6 +155,7 @@ async def _storage_ctx(
         finally:
             await c.gateway.close()
             await c.hub.close()
+            await c.sharing.close()
             await c.directory.close()
     finally:
         log.info("shutdown: writing what is queued and closing the event log")
@@ -166,7 +175,8 @@ async def _bootstrap(c: Components) -> None:
         # in the middle of `make run` or the journal is easily lost.
         kept = "" if c.settings.redis_url else _keep_admin_password(c.settings, generated)
         print(f"\n  Created user 'admin' with generated password: {generated}{kept}\n", flush=True)
-    if c.settings.demo and await seed_demo(c.directory, c.commands, c.projections):
+    sharing = SharingAdmin(c.sharing, c.directory, c.accounts.audit)
+    if c.settings.demo and await seed_demo(c.directory, c.commands, c.projections, sharing):
         print(
             "  Demo data seeded: users dispatch, officer, sergeant, outreach, shelter-lead,"
             " shelter-super, cad-bot; password 'liaison-demo'.",
