@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from server.domain.sharing import Agreement, Grant, combine
@@ -58,9 +58,8 @@ class _Cached:
 class SharingRules:
     """Implements AgreementsView; the writes (create, revoke) also go through here."""
 
-    def __init__(self, store: AgreementStore, clock: Callable[[], int] = now_ms) -> None:
+    def __init__(self, store: AgreementStore) -> None:
         self.store = store
-        self.clock = clock
         #: Full re-reads so far (a wake-up with nothing new adds none).
         self.reloads = 0
         self._version = 0
