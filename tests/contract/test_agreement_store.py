@@ -21,8 +21,15 @@ from server.backends import AGREEMENTS_DB, AccountBackends, build_account_backen
 from server.domain.sharing import Agreement, FieldClass, Precision
 from server.services.sharing_rules import SharingRules
 from server.settings import Settings
-from server.storage.agreements import AgreementConflict, AgreementStore, SqliteAgreementStore
-from server.storage.redis_agreements import RedisAgreementStore
+from server.storage import redis_keys as keys
+from server.storage.agreements import (
+    AgreementConflict,
+    AgreementStore,
+    SqliteAgreementStore,
+    encode,
+)
+from server.storage.redis_agreements import POLL_S, RedisAgreementStore
+from tests.conftest import free_port
 from tests.contract.conftest import embedded_settings, redis_settings
 from tests.redis_server import RedisServer
 from tests.waiting import until
@@ -153,3 +160,24 @@ async def test_the_other_nodes_rules_follow_within_the_target(
     finally:
         await reader.close()
         await writer.close()
+
+
+async def test_a_lost_wake_up_is_caught_by_the_version_poll(redis_server: RedisServer) -> None:
+    """No pub/sub at all (its link points at a closed port): the poll alone keeps up."""
+    redis_server.flush()
+    client = aioredis.Redis.from_url(redis_server.url)
+    rules = SharingRules(RedisAgreementStore(client, f"redis://127.0.0.1:{free_port()}"))
+    await rules.start()
+    try:
+        start = time.monotonic()
+        record = agreement("agr_quiet")
+        await client.hset(keys.AGREEMENTS, record.id, encode(record))
+        await client.incr(keys.AGREEMENTS_VERSION)  # and no PUBLISH
+        await until(lambda: rules.get("agr_quiet") is not None, POLL_S + 0.5, "the poll")
+        print(
+            f"\nredis, no wake-up: caught by the poll in {(time.monotonic() - start) * 1000:.0f} ms"
+        )
+        assert rules.reloads == 2, "one read at start, one when the version moved"
+    finally:
+        await rules.close()
+        await client.aclose()
