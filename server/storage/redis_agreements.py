@@ -42,6 +42,8 @@ class RedisAgreementStore:
         self._redis, self._url, self.poll_s = client, url, poll_s
         self._wakes: list[Wake] = []
         self._subscriber: asyncio.Task[None] | None = None
+        #: Subscribed now (False while reconnecting: the poll alone carries changes).
+        self.feed_up = False
 
     async def open(self) -> None:
         return None
@@ -121,13 +123,15 @@ class RedisAgreementStore:
             try:
                 await pubsub.subscribe(keys.AGREEMENTS_CHANGED)
                 self._wake()  # whatever was written while not subscribed
-                delay = RETRY_S
+                self.feed_up, delay = True, RETRY_S
                 await self._read(pubsub)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # RedisError, OSError, a silent link: reconnect
-                log.warning("agreements feed lost (polling meanwhile): %s", exc)
+                if self.feed_up:  # once per outage, not once per retry
+                    log.warning("agreements feed lost (polling meanwhile): %s", exc)
             finally:
+                self.feed_up = False
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                     await link.aclose()
