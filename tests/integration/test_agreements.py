@@ -97,15 +97,15 @@ async def test_who_may_not(server: LiaisonServer, clients: list[LiaisonClient]) 
         error = await refusal(who, "POST", f"/api/v1/agreements/{made['id']}/revoke")
         assert error["code"] == "forbidden"
     assert (await refusal(dispatcher, "GET", "/api/v1/agreements"))["code"] == "forbidden"
-    # An organisation that is neither owner nor recipient does not see it at all.
-    rangers_admin = await org_user(clients, server, "admin-of-admin", "admin", "admin")
-    listed = await rangers_admin.request("GET", "/api/v1/agreements")
+    # An organisation that is neither owner nor recipient (the deployment admin's) sees nothing.
+    outsider = await org_user(clients, server, "admin-of-admin", "admin", "admin")
+    listed = await outsider.request("GET", "/api/v1/agreements")
     assert made["id"] not in [a["id"] for a in listed["agreements"]]
     for method, path in (
         ("GET", f"/api/v1/agreements/{made['id']}"),
         ("POST", f"/api/v1/agreements/{made['id']}/revoke"),
     ):
-        assert (await refusal(rangers_admin, method, path))["code"] == "not_found"
+        assert (await refusal(outsider, method, path))["code"] == "not_found"
     assert (await police.request("GET", f"/api/v1/agreements/{made['id']}"))["in_force"]
 
 
@@ -178,8 +178,8 @@ async def test_every_change_and_refusal_is_audited(
     await refusal(police, "POST", "/api/v1/agreements", {**WELFARE, "fields": ["shoe"]})
     await police.request("POST", f"/api/v1/agreements/{made['id']}/revoke")
     await police.request("PATCH", f"/api/v1/orgs/{POLICE}", {"default_label": "AMBER+STRICT"})
-    cli = liaison("agreement", "add", POLICE, "--to", SHELTER, "--fields", "name", "--data-dir",
-                  str(fresh_server.data_dir))  # fmt: skip
+    data = ["--data-dir", str(fresh_server.data_dir)]
+    cli = liaison("agreement", "add", POLICE, "--to", SHELTER, "--fields", "name", *data)
     assert cli.returncode == 0, cli.stderr
     records = (await auditor.request("GET", "/api/v1/audit?limit=1000"))["records"]
     sharing = [
@@ -187,8 +187,10 @@ async def test_every_change_and_refusal_is_audited(
         for r in records
         if r["action"].startswith("agreement.") or r["action"] == "org.default_label"
     ]
-    demo = [("system:demo", "agreement.create", i, "ok", False) for i in ("demo-police-to-shelter",
-            "demo-shelter-to-police")]  # fmt: skip
+    demo = [
+        ("system:demo", "agreement.create", seeded, "ok", False)
+        for seeded in ("demo-police-to-shelter", "demo-shelter-to-police")
+    ]
     cli_id = cli.stdout.split()[1]
     assert sharing[:2] == demo
     assert sharing[2:6] == [
