@@ -143,9 +143,13 @@ class SharingAdmin:
         """
         owner = body.get("owner") if isinstance(body, dict) else None
         new_id = agreement_id or new_agreement_id()
-        entry = AuditEntry(actor, "agreement.create", new_id, "ok", address, {"owner": owner})
+        # What the caller named, as far as it is a short string (the record is not theirs).
+        named = owner[:64] if isinstance(owner, str) else None
+        entry = AuditEntry(actor, "agreement.create", new_id, "ok", address, {"owner": named})
 
         async def step() -> tuple[Agreement, dict[str, Any]]:
+            if owner is not None and not isinstance(owner, str):
+                raise _invalid("owner", "must be an organisation id")
             if who is not None:
                 if who.role is not Role.ADMIN:
                     raise ProtocolError(ErrorCode.FORBIDDEN, "administrators only")

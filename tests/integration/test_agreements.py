@@ -126,14 +126,17 @@ async def test_who_may_not(server: LiaisonServer, clients: list[LiaisonClient]) 
         ({"valid_until_ms": 1}, "valid_until_ms"),
         ({"valid_until_ms": "tomorrow"}, "valid_until_ms"),
         ({"note": "x" * 501}, "note"),
+        ({"owner": 5}, "owner"),
+        ("not an object", "message"),
     ],
     ids=lambda v: str(v)[:40],
 )
 async def test_invalid_agreements_are_refused_with_the_field(
-    server: LiaisonServer, clients: list[LiaisonClient], change: dict[str, Any], field: str
+    server: LiaisonServer, clients: list[LiaisonClient], change: Any, field: str
 ) -> None:
     police = await org_user(clients, server, "police-admin", POLICE, "admin")
-    error = await refusal(police, "POST", "/api/v1/agreements", {**WELFARE, **change})
+    body = {**WELFARE, **change} if isinstance(change, dict) else change
+    error = await refusal(police, "POST", "/api/v1/agreements", body)
     assert (error["code"], error["detail"]["field"]) == ("invalid", field)
 
 
