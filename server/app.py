@@ -18,7 +18,6 @@ from aiohttp import web
 from protocol.limits import LIMITS
 from server.auth import TokenSigner
 from server.backends import Backends, build_backends
-from server.domain.sharing import NoAgreements
 from server.fanout.base import Broker
 from server.services.accounts import Accounts, SessionGuard, SessionPolicy
 from server.services.admin import ensure_admin, seed_demo
@@ -26,6 +25,8 @@ from server.services.commands import CommandService
 from server.services.hub import Hub
 from server.services.projections import Projections
 from server.services.read_audit import RestrictedReadAudit
+from server.services.sharing_admin import SharingAdmin
+from server.services.sharing_rules import SharingRules
 from server.settings import Settings
 from server.storage.base import EventLog
 from server.storage.directory import Directory
@@ -55,6 +56,8 @@ class Components:
     gateway: Gateway
     signer: TokenSigner
     accounts: Accounts
+    #: The agreements in force (AgreementsView), for the read paths.
+    sharing: SharingRules
 
 
 COMPONENTS = web.AppKey("components", Components)
@@ -67,9 +70,8 @@ def create_app(settings: Settings) -> web.Application:
     backends = build_backends(settings)
     directory = Directory(backends.directory, refresh_s=backends.directory_refresh_s)
     projections = Projections(backends.log, backends.broker, settings.projection_cache)
-    # Until the agreement store is wired in, no agreement: the strictest reading.
-    rules = NoAgreements()
-    commands = CommandService(backends.log, projections, directory, rules)
+    sharing = SharingRules(backends.agreements)
+    commands = CommandService(backends.log, projections, directory, sharing)
     signer = TokenSigner(settings.token_ttl_s)
     guard = SessionGuard(backends.sessions, directory, settings.token_ttl_s)
     accounts = Accounts(
@@ -81,7 +83,7 @@ def create_app(settings: Settings) -> web.Application:
         policy=SessionPolicy(settings.refresh_ttl_s, settings.idle_timeout_s),
     )
     reads = RestrictedReadAudit(accounts.record)
-    hub = Hub(backends.log, backends.broker, projections, backends.presence, rules, reads)
+    hub = Hub(backends.log, backends.broker, projections, backends.presence, sharing, reads)
     gateway = Gateway(
         commands=commands,
         hub=hub,
@@ -103,6 +105,7 @@ def create_app(settings: Settings) -> web.Application:
         gateway,
         signer,
         accounts,
+        sharing,
     )
     app[COMPONENTS] = components
     gateway.sio.attach(app)
@@ -122,7 +125,7 @@ def create_app(settings: Settings) -> web.Application:
             per_address=ThrottleRule(settings.login_address_max_failures, settings.login_window_s),
             trusted_proxies=settings.trusted_proxies,
         ),
-        rules=rules,
+        sharing=sharing,
     )
     app.add_routes(rest.routes())
     add_api_headers(app)
@@ -146,6 +149,7 @@ async def _storage_ctx(
     try:
         await c.directory.start()
         try:
+            await c.sharing.start()
             c.signer.secret = await backends.secret.load()
             await c.accounts.guard.start()
             await _bootstrap(c)
@@ -153,6 +157,7 @@ async def _storage_ctx(
         finally:
             await c.gateway.close()
             await c.hub.close()
+            await c.sharing.close()
             await c.directory.close()
     finally:
         log.info("shutdown: writing what is queued and closing the event log")
@@ -172,7 +177,8 @@ async def _bootstrap(c: Components) -> None:
         # in the middle of `make run` or the journal is easily lost.
         kept = "" if c.settings.redis_url else _keep_admin_password(c.settings, generated)
         print(f"\n  Created user 'admin' with generated password: {generated}{kept}\n", flush=True)
-    if c.settings.demo and await seed_demo(c.directory, c.commands, c.projections):
+    sharing = SharingAdmin(c.sharing, c.directory, c.accounts.audit)
+    if c.settings.demo and await seed_demo(c.directory, c.commands, c.projections, sharing):
         print(
             "  Demo data seeded: users dispatch, officer, sergeant, outreach, shelter-lead,"
             " shelter-super, cad-bot; password 'liaison-demo'.",

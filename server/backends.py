@@ -8,7 +8,8 @@
     directory  SqliteDirectoryStorage        RedisDirectoryStorage│ broker has its own
     secret     FileSecret (data_dir)         RedisSecret        │ pub/sub connection
     sessions   SqliteSessionStore (data_dir) RedisSessionStore  │ (the session feed
-    audit      SqliteAuditLog (data_dir)     RedisAuditLog      ┘ has one too)
+    audit      SqliteAuditLog (data_dir)     RedisAuditLog      │ has one too, and
+    agreements SqliteAgreementStore          RedisAgreementStore┘ the agreements feed)
     (LIAISON_SECRET set: FixedSecret on both)
 
 The log is built with ``broker.publish`` as its ``deliver``: the log hands
@@ -32,9 +33,11 @@ from server.fanout.memory import MemoryBroker
 from server.fanout.presence import MemoryPresence, RedisPresence
 from server.fanout.redis import RedisBroker
 from server.settings import Settings
+from server.storage.agreements import AgreementStore, SqliteAgreementStore
 from server.storage.audit import AuditLog, SqliteAuditLog
 from server.storage.base import EventLog
 from server.storage.directory import DirectoryStorage, SqliteDirectoryStorage
+from server.storage.redis_agreements import RedisAgreementStore
 from server.storage.redis_audit import RedisAuditLog
 from server.storage.redis_directory import RedisDirectoryStorage
 from server.storage.redis_log import RedisConfig, RedisEventLog, RedisLogReader, connect
@@ -53,6 +56,8 @@ DIRECTORY_REFRESH_S = 1.0
 #: The embedded session store and audit log, in the data dir.
 SESSIONS_DB = "sessions.db"
 AUDIT_DB = "audit.db"
+#: The embedded sharing agreements (opened and closed by SharingRules).
+AGREEMENTS_DB = "agreements.db"
 
 
 @dataclass(slots=True)
@@ -72,6 +77,7 @@ class Backends:
     secret: SecretStore
     sessions: SessionStore
     audit: AuditLog
+    agreements: AgreementStore
     #: What the parts share (a Redis client), closed after them.
     shared: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     #: Failed-login counts: this node's memory, or shared in Redis.
@@ -149,6 +155,7 @@ def _embedded(settings: Settings) -> Backends:
         secret=FileSecret(settings.data_dir / "secret"),
         sessions=SqliteSessionStore(settings.data_dir / SESSIONS_DB),
         audit=SqliteAuditLog(settings.data_dir / AUDIT_DB),
+        agreements=SqliteAgreementStore(settings.data_dir / AGREEMENTS_DB),
     )
 
 
@@ -168,6 +175,7 @@ def _redis(settings: Settings) -> Backends:
         secret=RedisSecret(client),
         sessions=RedisSessionStore(client, config.url),
         audit=RedisAuditLog(client),
+        agreements=RedisAgreementStore(client, config.url),
         shared=[client.aclose],
         throttle=RedisLoginThrottle(client),
     )
@@ -183,6 +191,7 @@ class AccountBackends:
     directory: DirectoryStorage
     sessions: SessionStore
     audit: AuditLog
+    agreements: AgreementStore
     shared: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -203,6 +212,7 @@ def build_account_backends(settings: Settings) -> AccountBackends:
             SqliteDirectoryStorage(settings.data_dir / "directory.db"),
             SqliteSessionStore(settings.data_dir / SESSIONS_DB),
             SqliteAuditLog(settings.data_dir / AUDIT_DB),
+            SqliteAgreementStore(settings.data_dir / AGREEMENTS_DB),
         )
     config = RedisConfig(url=settings.redis_url, node_id=node_id(settings))
     client = connect(config)
@@ -210,6 +220,7 @@ def build_account_backends(settings: Settings) -> AccountBackends:
         RedisDirectoryStorage(client),
         RedisSessionStore(client, config.url),
         RedisAuditLog(client),
+        RedisAgreementStore(client, config.url),
         [client.aclose],
     )
 

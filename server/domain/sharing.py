@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Label(StrEnum):
@@ -91,6 +91,8 @@ class Agreement:
     revoked_ms: int | None
     created_by: str
     note: str = ""
+    #: Who revoked it (a user id, or "cli:<os user>"); None while not revoked.
+    revoked_by: str | None = None
 
     def in_force(self, now_ms: int) -> bool:
         if self.revoked_ms is not None and self.revoked_ms <= now_ms:
@@ -107,6 +109,53 @@ class Agreement:
             return False
         return not self.kinds or any(
             kind == prefix or kind.startswith(prefix + ".") for prefix in self.kinds
+        )
+
+    def boundaries(self) -> tuple[int, ...]:
+        """The instants at which ``in_force`` may change (for caches of grants)."""
+        return tuple(
+            t for t in (self.valid_from_ms, self.valid_until_ms, self.revoked_ms) if t is not None
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The agreement object of SPEC section 9.4 (also its stored form)."""
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "recipients": list(self.recipients),
+            "kinds": list(self.kinds),
+            "fields": [f.value for f in self.fields],
+            "position": self.position.value,
+            "categories": None if self.categories is None else list(self.categories),
+            "history": self.history,
+            "valid_from_ms": self.valid_from_ms,
+            "valid_until_ms": self.valid_until_ms,
+            "revoked_ms": self.revoked_ms,
+            "revoked_by": self.revoked_by,
+            "created_by": self.created_by,
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any]) -> Agreement:
+        """The inverse of ``to_wire``, for trusted (stored) values only: the
+        admin API validates what a client sends (server/services/sharing_admin.py)."""
+        categories = obj.get("categories")
+        return cls(
+            id=obj["id"],
+            owner=obj["owner"],
+            recipients=tuple(obj["recipients"]),
+            kinds=tuple(obj["kinds"]),
+            fields=tuple(FieldClass(f) for f in obj["fields"]),
+            position=Precision(obj["position"]),
+            categories=None if categories is None else tuple(categories),
+            history=bool(obj["history"]),
+            valid_from_ms=int(obj["valid_from_ms"]),
+            valid_until_ms=obj.get("valid_until_ms"),
+            revoked_ms=obj.get("revoked_ms"),
+            created_by=obj["created_by"],
+            note=obj.get("note", ""),
+            revoked_by=obj.get("revoked_by"),
         )
 
 

@@ -12,6 +12,7 @@ from server.auth import hash_password
 from server.domain.model import Org, Role
 from server.services.commands import CommandService
 from server.services.projections import Projections
+from server.services.sharing_admin import SharingAdmin
 from server.storage.directory import Directory, DirectoryConflict, User
 
 log = logging.getLogger(__name__)
@@ -83,11 +84,48 @@ DEMO_USERS = (
 DEMO_PASSWORD = "liaison-demo"  # noqa: S105 - published demo credentials
 
 
+#: The demo's agreements, both ways between the police and the shelter: names,
+#: phone numbers and exact positions of "welfare" incidents, with the history
+#: for a newcomer, so the demo shows people and positions across organisations.
+DEMO_AGREEMENTS = {
+    "demo-police-to-shelter": ("metro-police", "harbour-shelter"),
+    "demo-shelter-to-police": ("harbour-shelter", "metro-police"),
+}
+DEMO_ACTOR = "system:demo"
+
+
+async def seed_demo_agreements(sharing: SharingAdmin) -> None:
+    """Create the demo agreements that do not exist yet (revoked ones stay revoked)."""
+    for agreement_id, (owner, recipient) in DEMO_AGREEMENTS.items():
+        if sharing.rules.get(agreement_id) is not None:
+            continue
+        body = {
+            "owner": owner,
+            "recipients": [recipient],
+            "fields": ["name", "phone", "position"],
+            "position": "exact",
+            "categories": ["welfare"],
+            "history": True,
+            "note": "Demo: joint welfare incidents.",
+        }
+        try:
+            await sharing.create(None, DEMO_ACTOR, body, agreement_id=agreement_id)
+        except ProtocolError as err:  # another node seeding at the same moment
+            if err.code is not ErrorCode.CONFLICT:
+                raise
+
+
 async def seed_demo(
-    directory: Directory, commands: CommandService, projections: Projections
+    directory: Directory,
+    commands: CommandService,
+    projections: Projections,
+    sharing: SharingAdmin | None = None,
 ) -> bool:
-    """Seed demo organisations, users and one open incident; False if already seeded."""
+    """Seed demo organisations, users, agreements and one open incident; False if
+    already seeded (missing demo agreements are still added)."""
     if directory.by_username("dispatch") is not None:
+        if sharing is not None:
+            await seed_demo_agreements(sharing)
         return False
     try:
         for org in DEMO_ORGS:
@@ -104,6 +142,8 @@ async def seed_demo(
             )
     except (DirectoryConflict, ProtocolError):
         await directory.reload()  # another node is seeding: its incident id is ours too
+    if sharing is not None:
+        await seed_demo_agreements(sharing)
     dispatcher = directory.user("u_dispatch")
     assert dispatcher is not None
     created = await commands.execute(

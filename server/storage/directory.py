@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from server.domain.model import Org, Principal, Role
+from server.domain.sharing import DEFAULT_ORG_LABEL, Label
 from server.storage.files import connect_private_sqlite
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,10 @@ class DirectoryStorage(Protocol):
     async def update_user(self, user: User) -> None:
         """Replace the row of ``user.id`` (name, role, hash, disabled); the
         id, username and organisation never change. Durable like an add."""
+
+    async def update_org(self, org: Org) -> None:
+        """Replace the row of ``org.id`` (name, kind, default label); the id
+        never changes. Durable like an add."""
 
     async def close(self) -> None: ...
 
@@ -232,6 +237,12 @@ class Directory:
         self._by_username[user.username] = user
         return user
 
+    async def update_org(self, org: Org) -> Org:
+        """Store a changed row of an existing organisation (its default label)."""
+        await self.storage.update_org(org)
+        self.orgs[org.id] = org
+        return org
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orgs (
@@ -249,6 +260,29 @@ CREATE TABLE IF NOT EXISTS users (
 );
 """
 
+#: Columns added since the first schema, applied on open: (table, column, definition).
+MIGRATIONS = (("orgs", "default_label", f"TEXT NOT NULL DEFAULT '{DEFAULT_ORG_LABEL.value}'"),)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add the columns an older directory.db lacks (each in its own statement)."""
+    for table, column, definition in MIGRATIONS:
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+
+
+def org_from_row(row: Any) -> Org:
+    """[id, name, kind, label?]; a missing label (an older row) or one this
+    version does not know reads as the default."""
+    label = DEFAULT_ORG_LABEL
+    if len(row) > 3:
+        try:
+            label = Label(row[3])
+        except ValueError:
+            log.warning("organisation %s: unknown default label %r", row[0], row[3])
+    return Org(row[0], row[1], row[2], label)
+
 
 class SqliteDirectoryStorage:
     """The directory in a SQLite file, written on a worker thread."""
@@ -263,11 +297,15 @@ class SqliteDirectoryStorage:
 
     async def open(self) -> None:
         self._db = await self._run(connect_private_sqlite, self.path, SCHEMA)
+        await self._run(_migrate, self._db)
 
     async def load(self) -> tuple[list[Org], list[User]]:
         def read() -> tuple[list[Org], list[User]]:
             assert self._db is not None
-            orgs = [Org(*row) for row in self._db.execute("SELECT id, name, kind FROM orgs")]
+            orgs = [
+                org_from_row(row)
+                for row in self._db.execute("SELECT id, name, kind, default_label FROM orgs")
+            ]
             users = [
                 User.from_row(row)
                 for row in self._db.execute(
@@ -291,8 +329,8 @@ class SqliteDirectoryStorage:
 
     async def add_org(self, org: Org) -> None:
         await self._write(
-            "INSERT INTO orgs VALUES (?, ?, ?, ?)",
-            (org.id, org.name, org.kind, int(time.time() * 1000)),
+            "INSERT INTO orgs (id, name, kind, created_ms, default_label) VALUES (?, ?, ?, ?, ?)",
+            (org.id, org.name, org.kind, int(time.time() * 1000), org.default_label.value),
         )
 
     async def add_user(self, user: User) -> None:
@@ -327,6 +365,12 @@ class SqliteDirectoryStorage:
         await self._write(
             "UPDATE users SET name = ?, role = ?, password_hash = ?, disabled = ? WHERE id = ?",
             (user.name, user.role.value, user.password_hash, int(user.disabled), user.id),
+        )
+
+    async def update_org(self, org: Org) -> None:
+        await self._write(
+            "UPDATE orgs SET name = ?, kind = ?, default_label = ? WHERE id = ?",
+            (org.name, org.kind, org.default_label.value, org.id),
         )
 
     async def close(self) -> None:

@@ -11,7 +11,13 @@ from redis.exceptions import RedisError, WatchError
 from server.domain.model import Org
 from server.errors import StorageUnavailable
 from server.storage import redis_keys as keys
-from server.storage.directory import DirectoryConflict, User
+from server.storage.directory import DirectoryConflict, User, org_from_row
+
+
+def _packed_org(org: Org) -> bytes:
+    """[id, name, kind, default label]; rows of older versions have three items."""
+    packed: bytes = msgpack.packb([org.id, org.name, org.kind, org.default_label.value])
+    return packed
 
 
 class RedisDirectoryStorage:
@@ -27,14 +33,12 @@ class RedisDirectoryStorage:
             raw_users: Any = await self._redis.hvals(keys.USERS)
         except (RedisError, OSError) as exc:
             raise StorageUnavailable(str(exc)) from exc
-        orgs = [Org(*msgpack.unpackb(raw)) for raw in raw_orgs]
+        orgs = [org_from_row(msgpack.unpackb(raw)) for raw in raw_orgs]
         users = [User.from_row(msgpack.unpackb(raw)) for raw in raw_users]
         return orgs, users
 
     async def add_org(self, org: Org) -> None:
-        added = await self._redis.hsetnx(
-            keys.ORGS, org.id, msgpack.packb([org.id, org.name, org.kind])
-        )
+        added = await self._redis.hsetnx(keys.ORGS, org.id, _packed_org(org))
         if not added:
             raise DirectoryConflict(f"organisation {org.id!r} exists")
         await self._redis.incr(keys.DIRECTORY_VERSION)
@@ -76,6 +80,15 @@ class RedisDirectoryStorage:
         try:
             await self._redis.hset(keys.USERS, user.id, msgpack.packb(user.to_row()))
             await self._redis.incr(keys.DIRECTORY_VERSION)
+        except (RedisError, OSError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    async def update_org(self, org: Org) -> None:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                _ = pipe.hset(keys.ORGS, org.id, _packed_org(org))
+                _ = pipe.incr(keys.DIRECTORY_VERSION)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             raise StorageUnavailable(str(exc)) from exc
 

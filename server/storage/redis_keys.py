@@ -109,3 +109,13 @@ def family_used_key(family: str) -> str:
 def user_families_key(user: str) -> str:
     """Set: the user's family ids (may name ended ones; they are skipped)."""
     return f"{PREFIX}auth:user:{user}:families"
+
+
+# ---------------------------------------------------------------- agreements
+#: Hash of agreement id -> JSON of its wire form (SPEC section 9.4). Never
+#: deleted from: a revoked agreement stays, with ``revoked_ms``/``revoked_by``.
+AGREEMENTS = PREFIX + "agreements"
+#: Counter bumped by every agreement write: the nodes' cheap change token.
+AGREEMENTS_VERSION = PREFIX + "agreements:version"
+#: Pub/sub channel: the new version after each write (a wake-up, not the data).
+AGREEMENTS_CHANGED = PREFIX + "agreements:changed"

@@ -35,10 +35,12 @@ from server.services.admin import create_user
 from server.services.commands import CommandService
 from server.services.envelope import shaped
 from server.services.projections import Projections
+from server.services.sharing_rules import SharingRules
 from server.storage.audit import AuditEntry
 from server.storage.base import EventLog, IncidentQuery, IndexCursor
 from server.storage.directory import Directory, DirectoryConflict
 from server.transport.login_guard import LoginGuard
+from server.transport.rest_agreements import AgreementsApi, org_wire
 
 STATUS = {
     ErrorCode.MALFORMED: 400,
@@ -155,9 +157,11 @@ class RestApi:
         presence: Presence,
         health: Callable[[], dict[str, Any]],
         login_guard: LoginGuard,
-        rules: AgreementsView,
+        sharing: SharingRules,
     ) -> None:
-        self.rules = rules
+        self.sharing = sharing
+        #: What the read paths consult (the same object, by its read interface).
+        self.rules: AgreementsView = sharing
         self.presence, self.health, self.login_guard = presence, health, login_guard
         self.log, self.projections, self.commands = log, projections, commands
         self.directory, self.accounts, self.limits = directory, accounts, limits
@@ -185,6 +189,7 @@ class RestApi:
             web.get("/api/v1/incidents/{id}", self.get_incident),
             web.get("/api/v1/incidents/{id}/timeline", self.timeline),
             web.post("/api/v1/commands", self.command),
+            *AgreementsApi(self, self.sharing).routes(),
         ]
 
     # ------------------------------------------------------------- plumbing
@@ -342,12 +347,13 @@ class RestApi:
                 "role": who.role.value,
                 "org": who.org_id,
                 "org_name": org.name if org else None,
+                "org_default_label": org.default_label.value if org else None,
             }
         )
 
     async def list_orgs(self, request: web.Request) -> web.Response:
         self.principal(request)
-        orgs = [{"id": o.id, "name": o.name, "kind": o.kind} for o in self.directory.orgs.values()]
+        orgs = [org_wire(o) for o in self.directory.orgs.values()]
         return json_response({"orgs": orgs})
 
     async def add_org(self, request: web.Request) -> web.Response:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgpack
 import pytest
 import redis.asyncio as aioredis
 
 from server.backends import build_backends
 from server.domain.model import Org, Role
+from server.domain.sharing import DEFAULT_ORG_LABEL, Label
 from server.settings import Settings
+from server.storage import redis_keys as keys
 from server.storage.directory import (
     DirectoryConflict,
     DirectoryStorage,
@@ -120,3 +124,51 @@ async def test_a_password_hash_is_replaced_only_if_unchanged(storage: DirectoryS
     assert await storage.replace_password_hash("u1", "hash-u1", "argon")
     _, users = await storage.load()
     assert [(u.id, u.password_hash, u.disabled) for u in users] == [("u1", "argon", False)]
+
+
+async def test_an_orgs_default_label_is_stored_and_changed(settings: Settings) -> None:
+    async for first in opened(settings):
+        async for second in opened(settings):
+            await first.add_org(Org("o1", "Harbour Shelter", "ngo", Label.GREEN))
+            await first.add_org(Org("o2", "Metro Police", "police"))
+            token = await second.version()
+            await first.update_org(Org("o2", "Metro Police", "police", Label.AMBER_STRICT))
+            assert await second.version() != token
+            orgs, _ = await second.load()
+            assert sorted(orgs, key=lambda o: o.id) == [
+                Org("o1", "Harbour Shelter", "ngo", Label.GREEN),
+                Org("o2", "Metro Police", "police", Label.AMBER_STRICT),
+            ]
+
+
+async def test_a_directory_from_before_labels_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "directory.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE orgs (id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL,"
+        " created_ms INTEGER NOT NULL);"
+        "INSERT INTO orgs VALUES ('o1', 'Harbour Shelter', 'ngo', 1);"
+    )
+    old.close()
+    storage = SqliteDirectoryStorage(path)
+    await storage.open()
+    try:
+        orgs, _ = await storage.load()
+        assert orgs == [Org("o1", "Harbour Shelter", "ngo", DEFAULT_ORG_LABEL)]
+        await storage.update_org(Org("o1", "Harbour Shelter", "ngo", Label.RED))
+        assert (await storage.load())[0] == [Org("o1", "Harbour Shelter", "ngo", Label.RED)]
+    finally:
+        await storage.close()
+
+
+async def test_a_redis_org_row_from_before_labels_reads_as_the_default(
+    redis_server: RedisServer,
+) -> None:
+    redis_server.flush()
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await client.hset(keys.ORGS, "o1", msgpack.packb(["o1", "Harbour Shelter", "ngo"]))
+        orgs, _ = await RedisDirectoryStorage(client).load()
+        assert orgs == [Org("o1", "Harbour Shelter", "ngo", DEFAULT_ORG_LABEL)]
+    finally:
+        await client.aclose()

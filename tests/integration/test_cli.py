@@ -77,7 +77,7 @@ def test_init_creates_a_database_that_the_server_then_serves(tmp_path: Path) -> 
     data = ["--data-dir", str(tmp_path / "new")]
     assert liaison("org", "add", "rangers", "Wildlife Rangers", *data, "--init").returncode == 0
     listed = liaison("org", "list", *data)  # now it holds one: no --init needed
-    assert (listed.returncode, listed.stdout) == (0, "rangers\tngo\tWildlife Rangers\n")
+    assert (listed.returncode, listed.stdout) == (0, "rangers\tngo\tWildlife Rangers\tAMBER\n")
 
 
 def test_short_password_is_refused_with_the_rule(tmp_path: Path) -> None:

@@ -118,3 +118,5 @@ def test_admin_commands_work_as_written(tour_server: LiaisonServer) -> None:
     assert "organisation city-outreach added" in done.stdout
     assert "user nia (responder) added to city-outreach" in done.stdout
     assert "nia\tcity-outreach\tresponder\tNia" in done.stdout
+    assert "metro-police -> city-outreach\tin force\tfields=name,position" in done.stdout
+    assert "organisation city-outreach: default label GREEN" in done.stdout

@@ -95,7 +95,8 @@ def test_red_needs_recipients_and_mentions_only_them(log: Log) -> None:
     assert log.refuse(DISPATCH, {**post, "recipients": ["u_nobody"]}) is ErrorCode.INVALID
     mention = {**post, "recipients": ["u_o"], "mentions": {"orgs": [NGO]}}
     assert log.refuse(DISPATCH, mention) is ErrorCode.INVALID
-    assert log.refuse(DISPATCH, {**inc(log, type="message.post", text="x"), "recipients": ["u_o"]})
+    plain = {**inc(log, type="message.post", text="x"), "recipients": ["u_o"]}
+    assert log.refuse(DISPATCH, plain) is ErrorCode.INVALID
 
 
 def test_red_is_not_told_by_updated(log: Log) -> None:
