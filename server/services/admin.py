@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from typing import Any
 
 from protocol import v1
 from protocol.errors import ErrorCode, ProtocolError
@@ -94,20 +95,25 @@ DEMO_AGREEMENTS = {
 DEMO_ACTOR = "system:demo"
 
 
+def demo_agreement_body(owner: str, recipient: str) -> dict[str, Any]:
+    """The admin API request that creates one of the demo's agreements."""
+    return {
+        "owner": owner,
+        "recipients": [recipient],
+        "fields": ["name", "phone", "position"],
+        "position": "exact",
+        "categories": ["welfare"],
+        "history": True,
+        "note": "Demo: joint welfare incidents.",
+    }
+
+
 async def seed_demo_agreements(sharing: SharingAdmin) -> None:
     """Create the demo agreements that do not exist yet (revoked ones stay revoked)."""
     for agreement_id, (owner, recipient) in DEMO_AGREEMENTS.items():
         if sharing.rules.get(agreement_id) is not None:
             continue
-        body = {
-            "owner": owner,
-            "recipients": [recipient],
-            "fields": ["name", "phone", "position"],
-            "position": "exact",
-            "categories": ["welfare"],
-            "history": True,
-            "note": "Demo: joint welfare incidents.",
-        }
+        body = demo_agreement_body(owner, recipient)
         try:
             await sharing.create(None, DEMO_ACTOR, body, agreement_id=agreement_id)
         except ProtocolError as err:  # another node seeding at the same moment

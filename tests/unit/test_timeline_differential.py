@@ -28,7 +28,7 @@ from server.domain.incident import IncidentState
 from tests.record_timeline import FIXTURE
 from tests.timeline_script import ORGS, POLICE
 from tests.timeline_shape import shape_of_view
-from tests.views import view_of
+from tests.views import demo_rules, view_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SHAPE_JS = ROOT / "client_web" / "test" / "timeline_shape.js"
@@ -78,7 +78,7 @@ def server_shapes(data: Fixture) -> dict[str, Any]:
     state = IncidentState(id=data["incident"], epoch=events[0].epoch)
     for ev in events:
         state.apply(ev)
-    return {org: shape_of_view(view_of(state, org, NOW_MS)) for org in ORGS}
+    return {org: shape_of_view(view_of(state, org, NOW_MS, demo_rules())) for org in ORGS}
 
 
 def client_shapes(data: Fixture) -> dict[str, Any]:
