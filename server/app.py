@@ -21,6 +21,7 @@ from server.backends import Backends, build_backends
 from server.fanout.base import Broker
 from server.services.accounts import Accounts, SessionGuard, SessionPolicy
 from server.services.admin import ensure_admin, seed_demo
+from server.services.api_keys import ApiKeys
 from server.services.commands import CommandService
 from server.services.hub import Hub
 from server.services.projections import Projections
@@ -77,6 +78,7 @@ def create_app(settings: Settings) -> web.Application:
         guard=guard,
         policy=SessionPolicy(settings.refresh_ttl_s, settings.idle_timeout_s),
     )
+    api_keys = ApiKeys(backends.api_keys, accounts)  # checked by accounts from now on
     gateway = Gateway(
         commands=commands,
         hub=hub,
@@ -117,6 +119,7 @@ def create_app(settings: Settings) -> web.Application:
             per_address=ThrottleRule(settings.login_address_max_failures, settings.login_window_s),
             trusted_proxies=settings.trusted_proxies,
         ),
+        api_keys=api_keys,
     )
     app.add_routes(rest.routes())
     add_api_headers(app)
@@ -147,6 +150,8 @@ async def _storage_ctx(
         finally:
             await c.gateway.close()
             await c.hub.close()
+            if c.accounts.keys is not None:
+                await c.accounts.keys.close()
             await c.directory.close()
     finally:
         log.info("shutdown: writing what is queued and closing the event log")
@@ -169,7 +174,8 @@ async def _bootstrap(c: Components) -> None:
     if c.settings.demo and await seed_demo(c.directory, c.commands, c.projections):
         print(
             "  Demo data seeded: users dispatch, officer, sergeant, outreach, shelter-lead,"
-            " shelter-super, cad-bot; password 'liaison-demo'.",
+            " shelter-super; password 'liaison-demo'. The bot cad-bot uses an API key:"
+            " `liaison key create cad-bot`.",
             flush=True,
         )
 

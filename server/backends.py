@@ -9,6 +9,7 @@
     secret     FileSecret (data_dir)         RedisSecret        │ pub/sub connection
     sessions   SqliteSessionStore (data_dir) RedisSessionStore  │ (the session feed
     audit      SqliteAuditLog (data_dir)     RedisAuditLog      ┘ has one too)
+    api_keys   SqliteApiKeyStore (sessions)  RedisApiKeyStore   (announced on the session feed)
     (LIAISON_SECRET set: FixedSecret on both)
 
 The log is built with ``broker.publish`` as its ``deliver``: the log hands
@@ -32,9 +33,11 @@ from server.fanout.memory import MemoryBroker
 from server.fanout.presence import MemoryPresence, RedisPresence
 from server.fanout.redis import RedisBroker
 from server.settings import Settings
+from server.storage.api_keys import ApiKeyStore, SqliteApiKeyStore
 from server.storage.audit import AuditLog, SqliteAuditLog
 from server.storage.base import EventLog
 from server.storage.directory import DirectoryStorage, SqliteDirectoryStorage
+from server.storage.redis_api_keys import RedisApiKeyStore
 from server.storage.redis_audit import RedisAuditLog
 from server.storage.redis_directory import RedisDirectoryStorage
 from server.storage.redis_log import RedisConfig, RedisEventLog, RedisLogReader, connect
@@ -72,6 +75,8 @@ class Backends:
     secret: SecretStore
     sessions: SessionStore
     audit: AuditLog
+    #: Bots' API keys (announced on the ``sessions`` feed).
+    api_keys: ApiKeyStore
     #: What the parts share (a Redis client), closed after them.
     shared: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     #: Failed-login counts: this node's memory, or shared in Redis.
@@ -88,6 +93,7 @@ class Backends:
             await self.presence.start()
             await self.sessions.open()
             await self.audit.open()
+            await self.api_keys.open()
         except BaseException:
             await self.close()  # closing a part that never started is harmless
             raise
@@ -99,6 +105,7 @@ class Backends:
         after all of them ran.
         """
         steps = [
+            self.api_keys.close,
             self.audit.close,
             self.sessions.close,
             self.presence.close,
@@ -149,6 +156,7 @@ def _embedded(settings: Settings) -> Backends:
         secret=FileSecret(settings.data_dir / "secret"),
         sessions=SqliteSessionStore(settings.data_dir / SESSIONS_DB),
         audit=SqliteAuditLog(settings.data_dir / AUDIT_DB),
+        api_keys=SqliteApiKeyStore(settings.data_dir / SESSIONS_DB),
     )
 
 
@@ -168,6 +176,7 @@ def _redis(settings: Settings) -> Backends:
         secret=RedisSecret(client),
         sessions=RedisSessionStore(client, config.url),
         audit=RedisAuditLog(client),
+        api_keys=RedisApiKeyStore(client),
         shared=[client.aclose],
         throttle=RedisLoginThrottle(client),
     )
@@ -183,14 +192,16 @@ class AccountBackends:
     directory: DirectoryStorage
     sessions: SessionStore
     audit: AuditLog
+    api_keys: ApiKeyStore
     shared: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def start(self) -> None:
         await self.sessions.open()
         await self.audit.open()
+        await self.api_keys.open()
 
     async def close(self) -> None:
-        for step in (self.audit.close, self.sessions.close, *self.shared):
+        for step in (self.api_keys.close, self.audit.close, self.sessions.close, *self.shared):
             try:
                 await step()
             except Exception:
@@ -203,6 +214,7 @@ def build_account_backends(settings: Settings) -> AccountBackends:
             SqliteDirectoryStorage(settings.data_dir / "directory.db"),
             SqliteSessionStore(settings.data_dir / SESSIONS_DB),
             SqliteAuditLog(settings.data_dir / AUDIT_DB),
+            SqliteApiKeyStore(settings.data_dir / SESSIONS_DB),
         )
     config = RedisConfig(url=settings.redis_url, node_id=node_id(settings))
     client = connect(config)
@@ -210,6 +222,7 @@ def build_account_backends(settings: Settings) -> AccountBackends:
         RedisDirectoryStorage(client),
         RedisSessionStore(client, config.url),
         RedisAuditLog(client),
+        RedisApiKeyStore(client),
         [client.aclose],
     )
 
