@@ -30,6 +30,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import sqlite3
 import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, replace
@@ -173,7 +174,7 @@ class ApiKeys:
     async def _write_touch(self, key_id: str, now: int) -> None:
         try:
             await self.store.touch(key_id, now)
-        except StorageUnavailable as exc:  # shown a minute late at worst
+        except (StorageUnavailable, sqlite3.Error) as exc:  # retried at the next use
             log.warning("recording the last use of API key %s failed: %s", key_id, exc)
             self._touched.pop(key_id, None)
 
@@ -213,15 +214,22 @@ class ApiKeys:
         if revocation.kind == "resync":
             self._cache(await self.store.all(), replace_all=True)
         elif revocation.kind == "key":
-            # Refused until re-read: a key that cannot be read is not trusted.
-            stale = self._keys.pop(revocation.family, None)
+            # Replaced, never dropped first: a command arriving during the
+            # read must not find a valid key missing (the feed echoes every
+            # create). A key that cannot be re-read is not trusted meanwhile.
             try:
                 key = await self.store.get(revocation.family)
             except StorageUnavailable:
-                log.warning("API key %s could not be re-read; refused until it is", stale)
+                self._keys.pop(revocation.family, None)
+                log.warning(
+                    "API key %s could not be re-read; refused until it is", revocation.family
+                )
                 self._spawn(self._retry(revocation))
                 return
-            self._cache([key] if key else [])
+            if key is None:
+                self._keys.pop(revocation.family, None)
+            else:
+                self._cache([key])
 
     async def _retry(self, revocation: Revocation) -> None:
         delay = 1.0
