@@ -37,6 +37,7 @@ from server.storage.directory import (
     SqliteDirectoryStorage,
 )
 from server.storage.redis_directory import RedisDirectoryStorage
+from server.storage.sessions import POLL_S
 from server.transport.http_log import PathOnlyAccessLogger, redact_log_output
 
 #: How long a stopping server waits for HTTP requests still open once every
@@ -320,8 +321,11 @@ def cmd_key(args: argparse.Namespace) -> int:
                 coordinator=args.coordinator,
             )
             key, token = await keys.create(actor, None, ask)
-            shown = f"API key {key.id} for {args.username} (shown once; store it now):"
-            print(shown, file=sys.stderr)
+            if not _settings(args).redis_url:
+                # A running embedded server reads the feed every POLL_S: once
+                # printed, the key works there (Redis nodes hear it at once).
+                await asyncio.sleep(POLL_S * 2)
+            print(f"API key {key.id} (shown once; store it now):", file=sys.stderr)
             print(token)
         elif args.key == "revoke":
             key = await keys.revoke(actor, None, args.id)
