@@ -8,6 +8,7 @@ import getpass
 import importlib.metadata
 import logging
 import os
+import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -196,7 +197,12 @@ def _ask(prompt: str) -> str | None:
 def cmd_user_add(args: argparse.Namespace) -> int:
     if _refused(args):  # before asking for a password
         return 2
-    password = args.password or _ask(f"password for {args.username}: ")
+    if args.role == Role.BOT.value and not args.password:
+        # Bots authenticate with an API key (`liaison key create`): a password
+        # they cannot use is random and never shown.
+        password: str | None = secrets.token_urlsafe(24)
+    else:
+        password = args.password or _ask(f"password for {args.username}: ")
     if password is None:
         return 2
 
@@ -436,7 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     user_add.add_argument("--org", required=True)
     user_add.add_argument("--role", required=True, choices=[r.value for r in Role])
     user_add.add_argument("--name")
-    user_add.add_argument("--password", help="prompted for if absent")
+    user_add.add_argument(
+        "--password", help="prompted for if absent (not for bots: they use API keys)"
+    )
     data_dir(user_add, init=True)
     user_add.set_defaults(func=cmd_user_add)
     lifecycle = {

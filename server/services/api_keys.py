@@ -228,8 +228,14 @@ class ApiKeys:
                 return
             if key is None:
                 self._keys.pop(revocation.family, None)
-            else:
-                self._cache([key])
+                return
+            self._cache([key])
+            try:
+                # A bot added just before its key (by another process or node):
+                # its directory row now, not at the next refresh.
+                await self.directory.catch_up()
+            except StorageUnavailable as exc:
+                log.warning("directory not checked after API key %s: %s", key.id, exc)
 
     async def _retry(self, revocation: Revocation) -> None:
         delay = 1.0

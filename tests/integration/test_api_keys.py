@@ -345,8 +345,12 @@ async def test_the_cli_creates_lists_and_revokes_keys_of_a_running_server(
     fresh_server: LiaisonServer, clients: list[LiaisonClient]
 ) -> None:
     data = ("--data-dir", str(fresh_server.data_dir))
+    code, out, err = await _cli(
+        "user", "add", "cad2", "--org", "metro-police", "--role", "bot", *data
+    )
+    assert code == 0, err  # no password asked: a bot uses keys
     code, key, err = await _cli(
-        "key", "create", "cad-bot", "--name", "CAD", "--commands", "message.post", *data
+        "key", "create", "cad2", "--name", "CAD", "--commands", "message.post", *data
     )
     assert code == 0, err
     key = key.strip()
