@@ -45,7 +45,8 @@ from bench.wsclient import EventSink, SioConnection, connect
 
 #: Demo users (bench/README.md): subscribers rotate over these, publishers over the next.
 SUBSCRIBER_USERS = ("officer", "outreach", "sergeant", "shelter-lead", "shelter-super")
-PUBLISHER_USERS = ("dispatch", "cad-bot")
+#: (Not the demo bot: bots authenticate with an API key, not a password.)
+PUBLISHER_USERS = ("dispatch", "sergeant")
 DEMO_PASSWORD = "liaison-demo"  # noqa: S105 - published demo credentials
 DEMO_ORGS = ("metro-police", "harbour-shelter")
 #: Connections opened at once while setting up a workload.

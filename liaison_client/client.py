@@ -45,15 +45,18 @@ class LiaisonClient:
         transports: list[str] | None = None,
         ack_timeout: float = 10.0,
         retries: int = 5,
+        api_key: str | None = None,
     ) -> None:
+        """``api_key``: a bot's key (``lk_...``), used as is on REST and to connect;
+        bots cannot ``login`` with a password."""
         self.base_url = base_url.rstrip("/")
         self.encoding = encoding
         self.transports = transports or ["websocket"]
         self.ack_timeout = ack_timeout
         self.retries = retries
-        self.token: str | None = None
+        self.token: str | None = api_key
         #: Unix seconds when ``token`` expires; refreshed this long before.
-        self.expires: float = 0.0
+        self.expires: float = float("inf") if api_key else 0.0
         self.refresh_token: str | None = None
         self.refresh_margin_s = 60.0
         self._refreshing = asyncio.Lock()
@@ -221,6 +224,7 @@ class LiaisonClient:
 
     async def _on_welcome(self, data: dict[str, Any]) -> None:
         self.welcome = data
+        self.user = self.user or data.get("user")
         self._welcomed.set()
 
     async def _on_notice(self, data: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from server.backends import Backends, build_backends
 from server.fanout.base import Broker
 from server.services.accounts import Accounts, SessionGuard, SessionPolicy
 from server.services.admin import ensure_admin, seed_demo
+from server.services.api_keys import ApiKeys
 from server.services.commands import CommandService
 from server.services.hub import Hub
 from server.services.projections import Projections
@@ -84,6 +85,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     reads = RestrictedReadAudit(accounts.record)
     hub = Hub(backends.log, backends.broker, projections, backends.presence, sharing, reads)
+    api_keys = ApiKeys(backends.api_keys, accounts)  # checked by accounts from now on
     gateway = Gateway(
         commands=commands,
         hub=hub,
@@ -126,6 +128,7 @@ def create_app(settings: Settings) -> web.Application:
             trusted_proxies=settings.trusted_proxies,
         ),
         sharing=sharing,
+        api_keys=api_keys,
     )
     app.add_routes(rest.routes())
     add_api_headers(app)
@@ -158,6 +161,8 @@ async def _storage_ctx(
             await c.gateway.close()
             await c.hub.close()
             await c.sharing.close()
+            if c.accounts.keys is not None:
+                await c.accounts.keys.close()
             await c.directory.close()
     finally:
         log.info("shutdown: writing what is queued and closing the event log")
@@ -181,7 +186,8 @@ async def _bootstrap(c: Components) -> None:
     if c.settings.demo and await seed_demo(c.directory, c.commands, c.projections, sharing):
         print(
             "  Demo data seeded: users dispatch, officer, sergeant, outreach, shelter-lead,"
-            " shelter-super, cad-bot; password 'liaison-demo'.",
+            " shelter-super; password 'liaison-demo'. The bot cad-bot uses an API key:"
+            " `liaison key create cad-bot`.",
             flush=True,
         )
 

@@ -97,6 +97,9 @@ class AccessClaims:
     exp: int
     iat_ms: int
     sid: str
+    #: The API key's id when the principal authenticated with one (no session
+    #: family then: server/services/api_keys.py decides what stays valid).
+    key: str = ""
 
 
 class TokenSigner:

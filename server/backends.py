@@ -10,6 +10,7 @@
     sessions   SqliteSessionStore (data_dir) RedisSessionStore  │ (the session feed
     audit      SqliteAuditLog (data_dir)     RedisAuditLog      │ has one too, and
     agreements SqliteAgreementStore          RedisAgreementStore┘ the agreements feed)
+    api_keys   SqliteApiKeyStore (sessions)  RedisApiKeyStore   (announced on the session feed)
     (LIAISON_SECRET set: FixedSecret on both)
 
 The log is built with ``broker.publish`` as its ``deliver``: the log hands
@@ -34,10 +35,12 @@ from server.fanout.presence import MemoryPresence, RedisPresence
 from server.fanout.redis import RedisBroker
 from server.settings import Settings
 from server.storage.agreements import AgreementStore, SqliteAgreementStore
+from server.storage.api_keys import ApiKeyStore, SqliteApiKeyStore
 from server.storage.audit import AuditLog, SqliteAuditLog
 from server.storage.base import EventLog
 from server.storage.directory import DirectoryStorage, SqliteDirectoryStorage
 from server.storage.redis_agreements import RedisAgreementStore
+from server.storage.redis_api_keys import RedisApiKeyStore
 from server.storage.redis_audit import RedisAuditLog
 from server.storage.redis_directory import RedisDirectoryStorage
 from server.storage.redis_log import RedisConfig, RedisEventLog, RedisLogReader, connect
@@ -78,6 +81,9 @@ class Backends:
     sessions: SessionStore
     audit: AuditLog
     agreements: AgreementStore
+
+    #: Bots' API keys (announced on the ``sessions`` feed).
+    api_keys: ApiKeyStore
     #: What the parts share (a Redis client), closed after them.
     shared: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     #: Failed-login counts: this node's memory, or shared in Redis.
@@ -94,6 +100,7 @@ class Backends:
             await self.presence.start()
             await self.sessions.open()
             await self.audit.open()
+            await self.api_keys.open()
         except BaseException:
             await self.close()  # closing a part that never started is harmless
             raise
@@ -105,6 +112,7 @@ class Backends:
         after all of them ran.
         """
         steps = [
+            self.api_keys.close,
             self.audit.close,
             self.sessions.close,
             self.presence.close,
@@ -156,6 +164,7 @@ def _embedded(settings: Settings) -> Backends:
         sessions=SqliteSessionStore(settings.data_dir / SESSIONS_DB),
         audit=SqliteAuditLog(settings.data_dir / AUDIT_DB),
         agreements=SqliteAgreementStore(settings.data_dir / AGREEMENTS_DB),
+        api_keys=SqliteApiKeyStore(settings.data_dir / SESSIONS_DB),
     )
 
 
@@ -176,6 +185,7 @@ def _redis(settings: Settings) -> Backends:
         sessions=RedisSessionStore(client, config.url),
         audit=RedisAuditLog(client),
         agreements=RedisAgreementStore(client, config.url),
+        api_keys=RedisApiKeyStore(client),
         shared=[client.aclose],
         throttle=RedisLoginThrottle(client),
     )
@@ -192,14 +202,16 @@ class AccountBackends:
     sessions: SessionStore
     audit: AuditLog
     agreements: AgreementStore
+    api_keys: ApiKeyStore
     shared: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def start(self) -> None:
         await self.sessions.open()
         await self.audit.open()
+        await self.api_keys.open()
 
     async def close(self) -> None:
-        for step in (self.audit.close, self.sessions.close, *self.shared):
+        for step in (self.api_keys.close, self.audit.close, self.sessions.close, *self.shared):
             try:
                 await step()
             except Exception:
@@ -213,6 +225,7 @@ def build_account_backends(settings: Settings) -> AccountBackends:
             SqliteSessionStore(settings.data_dir / SESSIONS_DB),
             SqliteAuditLog(settings.data_dir / AUDIT_DB),
             SqliteAgreementStore(settings.data_dir / AGREEMENTS_DB),
+            SqliteApiKeyStore(settings.data_dir / SESSIONS_DB),
         )
     config = RedisConfig(url=settings.redis_url, node_id=node_id(settings))
     client = connect(config)
@@ -221,6 +234,7 @@ def build_account_backends(settings: Settings) -> AccountBackends:
         RedisSessionStore(client, config.url),
         RedisAuditLog(client),
         RedisAgreementStore(client, config.url),
+        RedisApiKeyStore(client),
         [client.aclose],
     )
 

@@ -1,4 +1,4 @@
-"""The ``liaison`` command: serve, demo, organisations and users."""
+"""The ``liaison`` command: serve, demo, organisations, users and bots' API keys."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import getpass
 import importlib.metadata
 import logging
 import os
+import secrets
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -28,6 +30,7 @@ from server.domain.model import Org, Role
 from server.domain.sharing import Agreement
 from server.services.accounts import Accounts, SessionGuard, SessionPolicy, cli_actor
 from server.services.admin import create_user
+from server.services.api_keys import ApiKeys, KeyRequest
 from server.services.sharing_admin import FIELD_CLASSES, LABELS, PRECISIONS, SharingAdmin
 from server.services.sharing_rules import SharingRules, now_ms
 from server.settings import HELP, Settings, human_default
@@ -39,6 +42,7 @@ from server.storage.directory import (
     SqliteDirectoryStorage,
 )
 from server.storage.redis_directory import RedisDirectoryStorage
+from server.storage.sessions import POLL_S
 from server.transport.http_log import PathOnlyAccessLogger, redact_log_output
 
 #: How long a stopping server waits for HTTP requests still open once every
@@ -197,7 +201,12 @@ def _ask(prompt: str) -> str | None:
 def cmd_user_add(args: argparse.Namespace) -> int:
     if _refused(args):  # before asking for a password
         return 2
-    password = args.password or _ask(f"password for {args.username}: ")
+    if args.role == Role.BOT.value and not args.password:
+        # Bots authenticate with an API key (`liaison key create`): a password
+        # they cannot use is random and never shown.
+        password: str | None = secrets.token_urlsafe(24)
+    else:
+        password = args.password or _ask(f"password for {args.username}: ")
     if password is None:
         return 2
 
@@ -254,6 +263,7 @@ def _accounts_action(args: argparse.Namespace, action: Callable[[Accounts], Awai
                 guard=SessionGuard(backends.sessions, directory, settings.token_ttl_s),
                 policy=SessionPolicy(settings.refresh_ttl_s, settings.idle_timeout_s),
             )
+            ApiKeys(backends.api_keys, accounts)  # accounts.keys, for `liaison key`
             return await action(accounts)
         except (ProtocolError, DirectoryConflict) as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -296,6 +306,64 @@ def cmd_user_lifecycle(args: argparse.Namespace) -> int:
         return 0
 
     return _accounts_action(args, action)
+
+
+def _scope_arg(raw: str) -> str | list[str]:
+    return "all" if raw == "all" else [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    """create, list, revoke: bots' API keys (every action audited, as over REST).
+
+    ``create`` prints the key alone on stdout (``BOT=$(liaison key create ...)``);
+    it is shown this once.
+    """
+
+    async def action(accounts: Accounts) -> int:
+        keys, actor = accounts.keys, cli_actor()
+        assert isinstance(keys, ApiKeys)  # _accounts_action serves them
+        if args.key == "create":
+            ask = KeyRequest(
+                username=args.username,
+                name=args.name or f"{args.username} key",
+                incidents=_scope_arg(args.incidents),
+                commands=_scope_arg(args.commands),
+                coordinator=args.coordinator,
+            )
+            key, token = await keys.create(actor, None, ask)
+            if not _settings(args).redis_url:
+                # A running embedded server reads the feed every POLL_S: once
+                # printed, the key works there (Redis nodes hear it at once).
+                await asyncio.sleep(POLL_S * 2)
+            print(f"API key {key.id} (shown once; store it now):", file=sys.stderr)
+            print(token)
+        elif args.key == "revoke":
+            key = await keys.revoke(actor, None, args.id)
+            print(f"API key {key.id} of {key.user_id} revoked")
+        else:
+            for key in await keys.list(None):
+                wire = key.to_wire()
+                scope = wire["scope"]
+                state = "revoked" if key.revoked_ms else "active"
+                print(
+                    f"{key.id}\t{key.user_id}\t{key.org_id}\t{state}\t{key.name}"
+                    f"\tincidents={_listed(scope['incidents'])}\tcommands={_listed(scope['commands'])}"
+                    f"\tcoordinator={'yes' if key.coordinator else 'no'}"
+                    f"\tlast_used={_when(key.last_used_ms)}"
+                )
+        return 0
+
+    return _accounts_action(args, action)
+
+
+def _listed(value: str | list[str]) -> str:
+    return value if isinstance(value, str) else ",".join(value)
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "never"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -552,7 +620,9 @@ def build_parser() -> argparse.ArgumentParser:
     user_add.add_argument("--org", required=True)
     user_add.add_argument("--role", required=True, choices=[r.value for r in Role])
     user_add.add_argument("--name")
-    user_add.add_argument("--password", help="prompted for if absent")
+    user_add.add_argument(
+        "--password", help="prompted for if absent (not for bots: they use API keys)"
+    )
     data_dir(user_add, init=True)
     user_add.set_defaults(func=cmd_user_add)
     lifecycle = {
@@ -579,6 +649,29 @@ def build_parser() -> argparse.ArgumentParser:
         audit_cmd = audit.add_parser(name, help=text)
         data_dir(audit_cmd)
         audit_cmd.set_defaults(func=cmd_audit)
+    key = sub.add_parser("key", help="bots' API keys").add_subparsers(dest="key", required=True)
+    key_create = key.add_parser(
+        "create", help="create an API key for a bot and print it (shown once)"
+    )
+    key_create.add_argument("username", help="the bot (a user with the role bot)")
+    key_create.add_argument("--name", help="what the key is for (default: <username> key)")
+    key_create.add_argument(
+        "--incidents", default="all", help="'all' (default) or incident ids, comma-separated"
+    )
+    key_create.add_argument(
+        "--commands",
+        default="all",
+        help="'all' (default) or write command types, comma-separated (message.post,...)",
+    )
+    key_create.add_argument(
+        "--coordinator", action="store_true", help="the bot may open and run incidents"
+    )
+    key_list = key.add_parser("list", help="list API keys, with their scope and last use")
+    key_revoke = key.add_parser("revoke", help="revoke an API key: its bot's sockets close")
+    key_revoke.add_argument("id", help="the key's id (the hex after lk_)")
+    for key_cmd in (key_create, key_list, key_revoke):
+        data_dir(key_cmd)
+        key_cmd.set_defaults(func=cmd_key)
     user_list = user.add_parser("list", help="list users")
     data_dir(user_list)
     user_list.set_defaults(func=cmd_user_list)

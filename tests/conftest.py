@@ -6,6 +6,7 @@ them with SIGKILL and restart them on the same data directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -14,10 +15,11 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from liaison_client import LiaisonClient
+from liaison_client import CommandFailed, LiaisonClient
 from tests.processes import end_process
 from tests.redis_server import RedisServer
 
@@ -192,3 +194,54 @@ async def new_incident(dispatcher: LiaisonClient, title: str = "Test incident") 
     )
     incident: str = ack["incident"]
     return incident
+
+
+#: A demo police administrator, made by the tests that need one (API keys are
+#: managed by an admin of the bot's own organisation).
+POLICE_ADMIN = "police-admin"
+
+
+async def police_admin(opened: list[LiaisonClient], srv: LiaisonServer) -> LiaisonClient:
+    """An admin of metro-police (created by the deployment admin on first use)."""
+    root = await connect(opened, srv, "admin", password=ADMIN_PASSWORD, live=False)
+    with contextlib.suppress(CommandFailed):  # conflict: made by an earlier test
+        await root.request(
+            "POST",
+            "/api/v1/users",
+            {
+                "username": POLICE_ADMIN,
+                "org": "metro-police",
+                "name": "Pat Police Admin",
+                "role": "admin",
+                "password": ADMIN_PASSWORD,
+            },
+        )
+    return await connect(opened, srv, POLICE_ADMIN, password=ADMIN_PASSWORD, live=False)
+
+
+async def new_key(
+    admin: LiaisonClient, bot: str = "cad-bot", **scope: Any
+) -> tuple[dict[str, Any], str]:
+    """A new API key of ``bot`` (scope fields as POST /api/v1/keys takes them)."""
+    created = await admin.request(
+        "POST", "/api/v1/keys", {"user": bot, "name": "test key", **scope}
+    )
+    return created, str(created["key"])
+
+
+async def bot_client(
+    opened: list[LiaisonClient],
+    srv: LiaisonServer,
+    bot: str = "cad-bot",
+    *,
+    live: bool = True,
+    **scope: Any,
+) -> LiaisonClient:
+    """A client of ``bot`` with a new API key of that scope (every incident and command
+    if none is given)."""
+    _, key = await new_key(await police_admin(opened, srv), bot, **scope)
+    client = LiaisonClient(srv.url, api_key=key)
+    opened.append(client)
+    if live:
+        await client.connect()
+    return client

@@ -18,8 +18,10 @@ class Role(StrEnum):
     AUDITOR = "auditor"
 
 
-#: Roles that run incidents: open them, change them, hand out tasks.
-COORDINATORS = frozenset({Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN, Role.BOT})
+#: Roles that run incidents: open them, change them, hand out tasks. A bot is
+#: not among them: it acts with an API key, and coordinates only if the key's
+#: scope says so (``Scope.coordinator``).
+COORDINATORS = frozenset({Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN})
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,22 @@ class Org:
 
 
 @dataclass(frozen=True, slots=True)
+class Scope:
+    """What an API key lets its bot do, within the key's organisation.
+
+    Decided once, when the key is checked at authentication, and carried by the
+    ``Principal``: the domain reads it and knows nothing of keys or storage.
+    """
+
+    #: The incidents it may see and act on; None: every one its org takes part in.
+    incidents: frozenset[str] | None = None
+    #: The write command types it may send (``message.post``...); None: all.
+    commands: frozenset[str] | None = None
+    #: Whether it runs incidents as a coordinator role does.
+    coordinator: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
     """Who is acting: a user or a bot, always within one organisation."""
 
@@ -40,7 +58,21 @@ class Principal:
     org_id: str
     role: Role
     name: str
+    #: Set for a principal authenticated with an API key; None for a person.
+    scope: Scope | None = None
 
     @property
     def coordinates(self) -> bool:
+        if self.scope is not None:
+            return self.scope.coordinator
         return self.role in COORDINATORS
+
+    def sees(self, incident: str) -> bool:
+        """False for an incident outside its key's scope: refused as one not shared."""
+        allowed = self.scope.incidents if self.scope is not None else None
+        return allowed is None or incident in allowed
+
+    def may_send(self, command_type: str) -> bool:
+        """False for a write command type its key does not allow."""
+        allowed = self.scope.commands if self.scope is not None else None
+        return allowed is None or command_type in allowed

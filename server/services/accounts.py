@@ -31,7 +31,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from protocol.errors import ErrorCode, ProtocolError
 from server.auth import AccessClaims, TokenSigner, check_password, hash_password
@@ -46,6 +46,22 @@ log = logging.getLogger(__name__)
 #: Called after a revocation was applied: close the live sockets of ``user``
 #: (every user's when None) whose session is no longer valid.
 Closer = Callable[[str | None], Awaitable[None]]
+#: Keeps state of its own from the feed (API keys); runs before the closers,
+#: and once with ``resync`` when the guard starts.
+Keeper = Callable[[Revocation], Awaitable[None]]
+
+#: How an API key starts (server/services/api_keys.py); access tokens start "v1.".
+API_KEY_PREFIX = "lk_"
+
+
+class KeyChecker(Protocol):
+    """Checks API keys for ``Accounts`` (implemented by services/api_keys.py)."""
+
+    def authenticate(self, token: str, address: str) -> tuple[Principal, AccessClaims]: ...
+
+    def still_valid(self, claims: AccessClaims) -> bool: ...
+
+    async def close(self) -> None: ...
 
 
 def _now_ms() -> int:
@@ -64,12 +80,18 @@ class SessionGuard:
         self.valid_after: dict[str, int] = {}
         self.ended: dict[str, int] = {}
         self._closers: list[Closer] = []
+        self._keepers: list[Keeper] = []
 
     def on_revoked(self, closer: Closer) -> None:
         self._closers.append(closer)
 
+    def keep(self, keeper: Keeper) -> None:
+        self._keepers.append(keeper)
+
     async def start(self) -> None:
         await self._reload()
+        for keeper in self._keepers:
+            await keeper(Revocation("resync", ""))
         self.store.listen(self._apply)
 
     async def _reload(self) -> None:
@@ -96,7 +118,9 @@ class SessionGuard:
                 await self._reload()
                 user = None
         self._forget_old_families()
-        if revocation.kind != "end":
+        for keeper in self._keepers:
+            await keeper(revocation)
+        if revocation.kind not in ("end", "key"):
             await self.directory.reload()  # disabled, deleted, new password, re-enabled
         for closer in self._closers:
             await closer(user)
@@ -127,11 +151,18 @@ class Accounts:
     ) -> None:
         self.directory, self.store, self.audit = directory, store, audit
         self.signer, self.guard, self.policy = signer, guard, policy
+        #: Set by services/api_keys.py when API keys are served.
+        self.keys: KeyChecker | None = None
 
     # ------------------------------------------------------------ checking
 
-    def authenticate(self, token: object) -> tuple[Principal, AccessClaims]:
-        """The principal of a valid, unrevoked access token; ``unauthenticated`` otherwise."""
+    def authenticate(self, token: object, address: str = "") -> tuple[Principal, AccessClaims]:
+        """The principal of a valid, unrevoked access token or API key;
+        ``unauthenticated`` otherwise. ``address`` is for the audit of a failed key."""
+        if isinstance(token, str) and token.startswith(API_KEY_PREFIX):
+            if self.keys is None:
+                raise ProtocolError(ErrorCode.UNAUTHENTICATED, "API keys are not served here")
+            return self.keys.authenticate(token, address)
         claims = self.signer.decode(token)
         principal = self.directory.user(claims.sub)
         if principal is None or not self.guard.allows(claims):
@@ -140,6 +171,8 @@ class Accounts:
 
     def still_valid(self, claims: AccessClaims) -> bool:
         """For a live socket: on every command and after every revocation (no I/O)."""
+        if claims.key:
+            return self.keys is not None and self.keys.still_valid(claims)
         user = self.directory.users.get(claims.sub)
         return user is not None and not user.disabled and self.guard.allows(claims)
 
@@ -170,7 +203,16 @@ class Accounts:
         }
 
     async def open_session(self, user: User, address: str) -> dict[str, Any]:
-        """After a successful password check: a new session family."""
+        """After a successful password check: a new session family.
+
+        Not for bots: they authenticate with an API key (services/api_keys.py),
+        which is scoped, while a password session would let a bot do anything
+        its role may.
+        """
+        if user.role is Role.BOT:
+            entry = AuditEntry(user.id, "auth.login", user.id, "forbidden", address)
+            await self.record(entry)
+            raise ProtocolError(ErrorCode.FORBIDDEN, "bots authenticate with an API key")
         self._fail_closed()
         now = time.time()
         family, secret = secrets.token_urlsafe(12), secrets.token_urlsafe(32)
@@ -231,6 +273,8 @@ class Accounts:
         await self.guard.apply(Revocation("revoke", user_id, "", now))
 
     async def logout(self, who: Principal, claims: AccessClaims, address: str) -> None:
+        if claims.key:
+            raise ProtocolError(ErrorCode.INVALID, "an API key is revoked, not logged out")
         now = _now_ms()
         await self.store.end_family(claims.sid, now)
         await self.guard.apply(Revocation("end", who.user_id, claims.sid, now))
@@ -240,6 +284,8 @@ class Accounts:
         self, who: Principal, old: str, new: str, address: str
     ) -> dict[str, Any]:
         """Own password: every session ends (this one too); a new one is answered."""
+        if who.role is Role.BOT:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "bots authenticate with an API key")
         user = self._user(who.user_id)
         ok = await asyncio.get_running_loop().run_in_executor(
             None, check_password, old, user.password_hash

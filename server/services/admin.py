@@ -72,7 +72,9 @@ DEMO_ORGS = (
     Org(id="metro-police", name="Metro Police Dispatch", kind="police"),
     Org(id="harbour-shelter", name="Harbour Street Shelter", kind="ngo"),
 )
-#: username, org, display name, role. Every demo password is "liaison-demo".
+#: username, org, display name, role. Every demo password is "liaison-demo",
+#: but the bot's: bots authenticate with an API key (``liaison key create
+#: cad-bot``), so its password is random and never shown.
 DEMO_USERS = (
     ("dispatch", "metro-police", "Dana Dispatcher", "dispatcher"),
     ("officer", "metro-police", "Omar Officer", "responder"),
@@ -144,7 +146,7 @@ async def seed_demo(
                 org=org_id,
                 name=name,
                 role=role,
-                password=DEMO_PASSWORD,
+                password=secrets.token_urlsafe(16) if role == "bot" else DEMO_PASSWORD,
             )
     except (DirectoryConflict, ProtocolError):
         await directory.reload()  # another node is seeding: its incident id is ours too

@@ -59,6 +59,18 @@ def ack_payload(result: AppendResult) -> Ack:
     }
 
 
+def _check_scope(who: Principal, cmd: v1.Command) -> None:
+    """An API key's allowed command types; opening incidents needs every incident."""
+    if not who.may_send(cmd.TYPE):
+        raise ProtocolError(ErrorCode.FORBIDDEN, f"this API key may not send {cmd.TYPE}")
+    scope = who.scope
+    if isinstance(cmd, v1.IncidentCreate) and scope is not None and scope.incidents is not None:
+        # Its new incident would be outside its own scope at once.
+        raise ProtocolError(
+            ErrorCode.FORBIDDEN, "an API key scoped to some incidents cannot open new ones"
+        )
+
+
 class CommandService:
     def __init__(
         self,
@@ -75,6 +87,7 @@ class CommandService:
 
     async def execute(self, who: Principal, cmd: v1.Command) -> Ack:
         """Run a write command; the ack payload on success, ProtocolError otherwise."""
+        _check_scope(who, cmd)
         if isinstance(cmd, v1.IncidentCreate):
             result = await self._append(decide_create(who, cmd, self._directory))
             # Load the projection now so the creator can act on it at once.
@@ -94,6 +107,7 @@ class CommandService:
 
         Refusals raise here; storage errors surface from ``outcome``.
         """
+        _check_scope(who, cmd)
         draft = await self._decide(who, cmd)
         if isinstance(draft, AppendResult):
             done: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
@@ -109,8 +123,11 @@ class CommandService:
         # Anyone else is checked against the index before any projection is
         # loaded, so "not shared with you" and "does not exist" are refused
         # through the same single lookup, and in the same time.
-        if not self._projections.known_participant(cmd.incident, who.org_id):
-            if not await self._log.participates(cmd.incident, who.org_id):
+        # An incident outside an API key's scope takes the same lookup and
+        # gets the same answer as one not shared with its organisation.
+        in_scope = who.sees(cmd.incident)
+        if not (in_scope and self._projections.known_participant(cmd.incident, who.org_id)):
+            if not await self._log.participates(cmd.incident, who.org_id) or not in_scope:
                 raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")
         state = await self._projections.get(cmd.incident)
         if state is None:

@@ -94,6 +94,10 @@ class Subscriber(Protocol):
         """The codec name: "json" or "msgpack"."""
         ...
 
+    def sees(self, incident: str) -> bool:
+        """False for an incident outside its API key's scope (refused as not shared)."""
+        ...
+
     def push(self, piece: Piece) -> bool:
         """Queue one live envelope; False if the connection is gone or was cut off
         because its buffer overflowed."""
@@ -208,7 +212,7 @@ class Hub:
         # Membership from the index before any projection load: an incident
         # not shared with the reader is refused with the same work, and so in
         # the same time, as one that does not exist (RestApi._visible_state).
-        if not await self._log.participates(incident, sub.org):
+        if not await self._log.participates(incident, sub.org) or not sub.sees(incident):
             return {"status": ErrorCode.NOT_FOUND.code}
         state = await self._projections.get(incident)
         if state is None or not state.participates(sub.org):

@@ -10,6 +10,10 @@ codec.py            StoredEvent <-> msgpack (Redis log and pub/sub)
 directory.py        DirectoryStorage (organisations, users) and its SQLite form
 redis_directory.py  RedisDirectoryStorage
 secret.py           SecretStore: the token secret (configured, file, Redis)
+sessions.py         SessionStore (refresh families, the revocation feed), SQLite
+redis_sessions.py   RedisSessionStore
+api_keys.py         ApiKeyStore (bots' keys, announced on the session feed), SQLite
+redis_api_keys.py   RedisApiKeyStore
 redis_keys.py       every Redis key and channel
 
 Wired together, with server/fanout/, by server/backends.py.

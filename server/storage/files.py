@@ -33,13 +33,24 @@ def private_dir(path: Path) -> None:
 
 
 def private_file(path: Path) -> None:
-    """Create ``path`` empty with mode 0600 if missing; narrow it if it exists."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
+    """Create ``path`` empty with mode 0600 if missing; narrow it if it exists.
+
+    An existing file is never opened: closing any descriptor of a SQLite
+    database drops every POSIX lock this process holds on it. Measured: a
+    second store opening ``sessions.db`` in the server made the CLI believe
+    it was the file's only user; it checkpointed and deleted the WAL, and
+    the server's later commits went to the unlinked file (lost).
+    """
     try:
-        if stat.S_IMODE(os.fstat(fd).st_mode) != FILE_MODE:
-            os.fchmod(fd, FILE_MODE)
-    finally:
-        os.close(fd)
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+            return
+        except FileExistsError:  # created meanwhile by another process
+            mode = stat.S_IMODE(path.stat().st_mode)
+    if mode != FILE_MODE:
+        path.chmod(FILE_MODE)
 
 
 def private_sqlite(path: Path) -> None:

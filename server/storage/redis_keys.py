@@ -119,3 +119,16 @@ AGREEMENTS = PREFIX + "agreements"
 AGREEMENTS_VERSION = PREFIX + "agreements:version"
 #: Pub/sub channel: the new version after each write (a wake-up, not the data).
 AGREEMENTS_CHANGED = PREFIX + "agreements:changed"
+
+# ------------------------------------------------------------------ API keys
+#: Every API key key shares the hash tag ``{apikeys}``: one Cluster slot, so
+#: the create and revoke scripts touch a single slot.
+#: Set of every key id.
+API_KEY_IDS = PREFIX + "{apikeys}:ids"
+#: ZSET of key id -> last use (ms), written with ZADD GT (only forward).
+API_KEY_LAST_USED = PREFIX + "{apikeys}:last_used"
+
+
+def api_key_key(key_id: str) -> str:
+    """Hash: ``record`` (msgpack of the immutable fields), ``revoked`` (ms, once revoked)."""
+    return f"{PREFIX}{{apikeys}}:key:{key_id}"

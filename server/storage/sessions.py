@@ -47,8 +47,10 @@ RotationStatus = Literal["ok", "unknown", "expired", "reused"]
 #: ``revoke``: the user's tokens issued before ``ts_ms`` are void (disable,
 #: delete, password, revoke-sessions); ``end``: one family ended (logout,
 #: reuse); ``changed``: the directory row changed (enable), re-read it;
-#: ``resync``: the feed was interrupted, re-read everything.
-RevocationKind = Literal["revoke", "end", "changed", "resync"]
+#: ``key``: API key ``family`` of bot ``user`` was created or revoked, re-read
+#: it (written by server/storage/api_keys.py); ``resync``: the feed was
+#: interrupted, re-read everything.
+RevocationKind = Literal["revoke", "end", "changed", "key", "resync"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,6 +95,9 @@ class Session:
     def encoding(self) -> str:
         return self.codec.name
 
+    def sees(self, incident: str) -> bool:
+        return self.principal.sees(incident)
+
     def push(self, piece: Piece) -> bool:
         return self.outbox.push(piece)
 

@@ -2,7 +2,7 @@
 
 * ``PathOnlyAccessLogger``: the access log without query strings.
 * ``RedactSecrets``: a filter on the output handlers that replaces session
-  ids, bearer tokens and query strings in any record.
+  ids, bearer tokens, API keys' secrets and query strings in any record.
 * ``BadHttpAsWarning``, below.
 
 Malformed HTTP from clients is logged as a warning, not as a server error.
@@ -73,6 +73,8 @@ class PathOnlyAccessLogger(AbstractAccessLogger):
 _SID = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{20}(?![A-Za-z0-9_-])")
 #: A bearer token (server/auth.py) and a query string with parameters.
 _TOKEN = re.compile(r"\bv1\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+#: A bot's API key (server/services/api_keys.py): its id stays, to correlate.
+_API_KEY = re.compile(r"\blk_([0-9a-f]{1,32})_[A-Za-z0-9_-]{8,}")
 _QUERY = re.compile(r"\?[^\s\"'<>]*=[^\s\"'<>]*")
 
 
@@ -91,7 +93,8 @@ def _sid_tag(match: re.Match[str]) -> str:
 
 def redact(text: str) -> str:
     """``text`` without session ids, tokens or query strings."""
-    return _SID.sub(_sid_tag, _QUERY.sub("?<query>", _TOKEN.sub("v1.<token>", text)))
+    text = _API_KEY.sub(r"lk_\1_<secret>", _TOKEN.sub("v1.<token>", text))
+    return _SID.sub(_sid_tag, _QUERY.sub("?<query>", text))
 
 
 class RedactSecrets(logging.Filter):

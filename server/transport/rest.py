@@ -32,6 +32,7 @@ from server.errors import StorageUnavailable
 from server.fanout.base import Presence
 from server.services.accounts import Accounts
 from server.services.admin import create_user
+from server.services.api_keys import ApiKeys
 from server.services.commands import CommandService
 from server.services.envelope import shaped
 from server.services.projections import Projections
@@ -41,6 +42,7 @@ from server.storage.base import EventLog, IncidentQuery, IndexCursor
 from server.storage.directory import Directory, DirectoryConflict
 from server.transport.login_guard import LoginGuard
 from server.transport.rest_agreements import AgreementsApi, org_wire
+from server.transport.rest_keys import KeyRoutes
 
 STATUS = {
     ErrorCode.MALFORMED: 400,
@@ -158,10 +160,12 @@ class RestApi:
         health: Callable[[], dict[str, Any]],
         login_guard: LoginGuard,
         sharing: SharingRules,
+        api_keys: ApiKeys | None = None,
     ) -> None:
         self.sharing = sharing
         #: What the read paths consult (the same object, by its read interface).
         self.rules: AgreementsView = sharing
+        self.api_keys = api_keys
         self.presence, self.health, self.login_guard = presence, health, login_guard
         self.log, self.projections, self.commands = log, projections, commands
         self.directory, self.accounts, self.limits = directory, accounts, limits
@@ -190,6 +194,7 @@ class RestApi:
             web.get("/api/v1/incidents/{id}/timeline", self.timeline),
             web.post("/api/v1/commands", self.command),
             *AgreementsApi(self, self.sharing).routes(),
+            *(KeyRoutes(self, self.api_keys).routes() if self.api_keys else []),
         ]
 
     # ------------------------------------------------------------- plumbing
@@ -201,7 +206,7 @@ class RestApi:
         """Checked on every request: signature, expiry, revocation, account."""
         header = request.headers.get("Authorization", "")
         token = header[7:] if header.startswith("Bearer ") else None
-        return self.accounts.authenticate(token)
+        return self.accounts.authenticate(token, self.address(request))
 
     def address(self, request: web.Request) -> str:
         """Where a request came from, for the audit log (behind a trusted proxy: the client)."""
@@ -424,7 +429,8 @@ class RestApi:
         )
         page = await self.log.list_incidents(query)
         nxt = encode_cursor(page.next) if page.next is not None else None
-        return json_response({"incidents": page.incidents, "next": nxt})
+        listed = [i for i in page.incidents if who.sees(i["id"])]  # an API key's scope
+        return json_response({"incidents": listed, "next": nxt})
 
     async def create_incident(self, request: web.Request) -> web.Response:
         who = self.principal(request)
@@ -442,7 +448,7 @@ class RestApi:
         for an incident that does not exist, and tell them that it does.
         """
         incident = request.match_info["id"]
-        if not await self.log.participates(incident, who.org_id):
+        if not await self.log.participates(incident, who.org_id) or not who.sees(incident):
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")
         state = await self.projections.get(incident)
         if state is None or not state.participates(who.org_id):

@@ -52,13 +52,14 @@ def tour_server(tmp_path: Path) -> Iterator[LiaisonServer]:
 
 
 def test_shell_tour_works_on_any_port(tour_server: LiaisonServer) -> None:
-    done = bash(block("sh", "export LIAISON="), {"PORT": str(tour_server.port)})
+    env = {"PORT": str(tour_server.port), "LIAISON_DATA_DIR": str(tour_server.data_dir)}
+    done = bash(block("sh", "export LIAISON="), env)
     assert done.returncode == 0, done.stderr
     assert '"incidents":[{' in done.stdout
     assert '"events":[{' in done.stdout
     assert '"ok":true' in done.stdout, "the bot's post was stored"
     assert "cad-bot" not in done.stderr
-    again = bash(block("sh", "export LIAISON="), {"PORT": str(tour_server.port)})
+    again = bash(block("sh", "export LIAISON="), env)
     assert '"duplicate":true' in again.stdout, "the same post sent twice is stored once"
 
 

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from liaison_client import CommandFailed, LiaisonClient
-from tests.conftest import ADMIN_PASSWORD, ROOT, LiaisonServer, connect, new_incident
+from tests.conftest import ADMIN_PASSWORD, ROOT, LiaisonServer, bot_client, connect, new_incident
 
 
 async def http(
@@ -49,7 +49,7 @@ async def test_login_refuses_wrong_passwords_with_a_typed_error(server: LiaisonS
 async def test_malformed_and_oversized_bodies_are_refused(
     server: LiaisonServer, clients: list[LiaisonClient]
 ) -> None:
-    bot = await connect(clients, server, "cad-bot", live=False)
+    bot = await bot_client(clients, server, live=False)
     status, body = await http(server, "POST", "/api/v1/commands", bot.token, raw=b"{nope")
     assert (status, body["error"]["code"]) == (400, "malformed")
     status, body = await http(
@@ -76,7 +76,7 @@ async def test_bot_posts_over_rest_idempotently_and_live_clients_see_it(
     dispatcher = await connect(clients, server, "dispatch")
     incident = await new_incident(dispatcher)
     await dispatcher.follow(incident, after_seq=1)
-    bot = await connect(clients, server, "cad-bot", live=False)
+    bot = await bot_client(clients, server, live=False)
     command = {
         "type": "message.post",
         "id": "cad-" + uuid.uuid4().hex,
