@@ -523,7 +523,8 @@ export class Channel {
     const app = this.app;
     const mentionsMe =
       m.mentions?.users?.includes(me.id) || m.mentions?.orgs?.includes(me.org);
-    const restricted = visibilityText(app, m.visibility);
+    // A RED message names its people ("for: …"); its organisations are not its audience.
+    const restricted = labelOf(m.tlp) === "RED" ? null : visibilityText(app, m.visibility);
     const mine = m.author.user === me.id;
     const head = h(
       "div",
@@ -611,7 +612,7 @@ export class Channel {
     return h(
       "li",
       {
-        class: ["msg", m.urgent && "urgent", mine && "mine", mentionsMe && "mentioned", restricted && "restricted", m.retracted && "retracted"],
+        class: ["msg", m.urgent && "urgent", mine && "mine", mentionsMe && "mentioned", (restricted || labelOf(m.tlp) === "RED") && "restricted", m.retracted && "retracted"],
         "data-seq": m.seq,
         "data-author": m.author.user,
         "data-tlp": labelOf(m.tlp),

@@ -94,8 +94,8 @@ export class TaskBoard {
     this.details = h("textarea", { name: "details", rows: 2, "aria-label": "Details", placeholder: "Details (optional)" });
     this.assignee = h("select", { name: "assignee", "aria-label": "Assign to" });
     this.taskVisibility = h("select", { name: "visibility", "aria-label": "Who may see the task" });
-    this.taskLabel = h("select", { name: "tlp", class: "tlp-pick", "aria-label": "Label (TLP)" });
-    this.taskError = h("p", { class: "composer-warning", role: "alert", hidden: true });
+    this.taskLabel = h("select", { name: "tlp", class: "task-tlp-pick", "aria-label": "Task label (TLP)" });
+    this.taskError = h("p", { class: "task-form-warning", role: "alert", hidden: true });
     const form = h(
       "form",
       {
@@ -214,7 +214,7 @@ export class TaskBoard {
 
   renderTask(state, t, pending) {
     const app = this.app;
-    const restricted = visibilityText(app, t.visibility);
+    const restricted = labelOf(t.tlp) === "RED" ? null : visibilityText(app, t.visibility);
     const parts = [
       h("div", { class: "task-title" }, h("span", { class: "task-id" }, `#${t.id}`), " ", tlpBadge(t.tlp), " ", t.title),
       h(
