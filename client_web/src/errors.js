@@ -88,8 +88,9 @@ export function explain(error, commandType) {
       };
     case "forbidden":
       return {
-        title: `${what} is not allowed for your role.`,
-        action: "Ask a dispatcher or your supervisor to do it, or to assign it to you.",
+        title: `${what} is not allowed for your role or organisation.`,
+        action:
+          "Ask a dispatcher or your supervisor to do it, or to assign it to you. Only the organisation leading an incident changes it, adds organisations or assigns across them.",
         retryable: false,
       };
     case "not_found":

@@ -129,5 +129,18 @@ def test_a_red_message_reaches_only_its_recipient_and_redactions_read_as_not_sha
     expect(sent).to_be_visible()
     desk.page.screenshot(path=str(artifacts / "tlp-channel.png"))
 
+    # The new incident dialog takes a label and the person it is about.
+    second = f"Missing person at the marina {uuid.uuid4().hex[:6]}"
+    page = desk.page
+    page.get_by_role("button", name="New incident").click()
+    page.fill("#ni-title", second)
+    page.select_option("#ni-tlp", "GREEN")
+    page.fill("#ni-subject-name", "B. Person")
+    page.get_by_label("Harbour Street Shelter").check()
+    page.get_by_role("button", name="Open incident").click()
+    expect(page.locator(".pane.active .pane-title")).to_have_text(second)
+    expect(page.locator(".pane.active .pane-badges .tlp")).to_have_text("TLP:GREEN")
+    expect(page.locator(".pane.active select.tlp-pick")).to_have_value("GREEN")
+
     for person in (desk, nia, lee, omar):
         assert person.errors == [], f"console errors: {person.errors}"
