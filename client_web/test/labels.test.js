@@ -192,3 +192,17 @@ test("the client refuses a malformed label or subject as the server would", () =
   assert.throws(() => validateCommand({ ...create, subject: { dob: "1990-02-30" } }), (e) => e.field === "subject.dob");
   assert.equal(validateCommand({ ...create, tlp: "GREEN", subject: { name: "A. Person", dob: "1990-02-28" } }), "incident.create");
 });
+
+test("who is where: not shared, approximate, or exact, in words", async () => {
+  const { whereText } = await import("../src/ui/people.js");
+  const now = Date.now();
+  const incident = { lat: 51.5055, lon: -0.0754 };
+  const r = (position) => ({ position, position_ts: now });
+  assert.equal(whereText(r(null), incident, now), " · no position shared");
+  assert.equal(whereText(r(R), incident, now), " · position not shared");
+  assert.match(
+    whereText(r({ lat: 51.506, lon: -0.077, accuracy_m: 100, precision: "coarse" }), incident, now),
+    /^ · approximate position \(about 100 m\) just now · about \d+ m from the incident$/,
+  );
+  assert.match(whereText(r({ lat: 51.5061, lon: -0.0768, accuracy_m: 8 }), incident, now), /^ · position just now · \d+ m from the incident$/);
+});

@@ -77,8 +77,11 @@ def test_a_red_message_reaches_only_its_recipient_and_redactions_read_as_not_sha
     sent = d.locator(".msg[data-tlp=RED]", has_text=secret)
     expect(sent.locator(".tlp")).to_have_text("TLP:RED")
     expect(sent.locator(".tlp-for")).to_have_text("for: Nia Outreach")
-    # The label goes back to the incident's for the next message: RED is never sticky.
-    expect(d.locator("select.tlp-pick")).to_have_value("AMBER")
+    # The label stays where it was set, like "who may see it": widening it
+    # again is a deliberate act too.
+    expect(d.locator("select.tlp-pick")).to_have_value("RED")
+    expect(d.locator(".recipient-chip")).to_contain_text("Nia Outreach")
+    d.locator("select.tlp-pick").select_option("AMBER")
     after = f"Everyone: ambulance on its way {uuid.uuid4().hex[:6]}"
     d.locator("textarea.composer-text").fill(after)
     d.locator("button.send").click()

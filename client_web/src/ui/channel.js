@@ -414,12 +414,8 @@ export class Channel {
     this.mentions.users.clear();
     this.mentions.orgs.clear();
     this.renderMentionChips();
-    // Each message's label is chosen afresh: back to the incident's.
-    this.recipients.clear();
-    this.renderRecipientChips();
-    delete this.labelPick.dataset.chosen;
-    this.labelPick.value = this.incidentTlp || "AMBER";
-    this.labelChanged(false);
+    // The label and its recipients stay where they were set, like "who may
+    // see it": a slip cannot send the next message wider than the last.
     this.setReply(null);
     this.updateCounter();
     this.stickToBottom = true;
