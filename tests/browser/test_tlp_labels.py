@@ -28,14 +28,16 @@ def test_a_red_message_reaches_only_its_recipient_and_redactions_read_as_not_sha
             "type": "incident.create",
             "id": f"tlp-{uuid.uuid4().hex}",
             "title": title,
-            "category": "welfare",
+            # The demo's agreements share names, phones and positions of
+            # "welfare" incidents; this one is outside them.
+            "category": "domestic",
             "orgs": ["harbour-shelter"],
             "location": {"lat": 51.5055, "lon": -0.0754, "address": "Harbour Quay"},
             "subject": {"name": "A. Person", "dob": "1970-01-31", "phone": "+44 20 7946 0000"},
         }
     )["incident"]
     # The recipient has acted on the incident, so the desk knows her; the
-    # officer's position is police data the shelter has no agreement for.
+    # officer's position is police data the shelter has no agreement for here.
     Rest(web_server, "outreach").command(
         {
             "type": "responder.status",
@@ -144,6 +146,28 @@ def test_a_red_message_reaches_only_its_recipient_and_redactions_read_as_not_sha
     expect(page.locator(".pane.active .pane-title")).to_have_text(second)
     expect(page.locator(".pane.active .pane-badges .tlp")).to_have_text("TLP:GREEN")
     expect(page.locator(".pane.active select.tlp-pick")).to_have_value("GREEN")
+
+    # Under the demo's welfare agreement the shelter gets the name, not the
+    # date of birth (the agreement does not list it).
+    welfare = f"Rough sleeper by the ferry {uuid.uuid4().hex[:6]}"
+    shared = dispatch.command(
+        {
+            "type": "incident.create",
+            "id": f"tlp-{uuid.uuid4().hex}",
+            "title": welfare,
+            "category": "welfare",
+            "orgs": ["harbour-shelter"],
+            "subject": {"name": "C. Person", "dob": "1980-05-05"},
+        }
+    )["incident"]
+    lee.page.goto(web_server.url + f"/#/incident/{shared}")
+    _open(lee.page, welfare)
+    l_pane = lee.page.locator(".pane.active")
+    l_pane.locator(".incident-details summary").click()
+    expect(l_pane.locator(".subject dd[data-field=name]")).to_have_text("C. Person")
+    expect(l_pane.locator(".subject dd[data-field=dob]")).to_have_text(
+        "not shared with your organisation"
+    )
 
     for person in (desk, nia, lee, omar):
         assert person.errors == [], f"console errors: {person.errors}"

@@ -140,14 +140,8 @@ def test_dispatcher_and_responder_work_one_incident(
     p.click(".pane.active .my-status[data-status=en_route]")
     d_responder = pane.locator(".responder[data-user=u_outreach]")
     expect(d_responder.locator(".rstatus")).to_have_text("En route")
-    # The shelter's position is its own (SPEC 9.4): without an agreement the
-    # police desk is told it exists, not where, and draws no marker; the
-    # phone's own map has it.
-    expect(d_responder.locator(".where")).to_contain_text("position not shared")
-    phone_tab(p, "map")
-    expect(p.locator(".pane.active .map-label.person", has_text="Nia Outreach")).to_be_visible()
-    assert pane.locator(".map-label.person", has_text="Nia Outreach").count() == 0
-    phone_tab(p, "channel")
+    expect(d_responder.locator(".where")).to_contain_text("position just now")
+    expect(pane.locator(".map-label.person", has_text="Nia Outreach")).to_be_visible()
     p.click(".pane.active .my-status[data-status=on_scene]")
     expect(p.locator(".pane.active .my-status[data-status=on_scene]")).to_have_attribute(
         "aria-pressed", "true"
