@@ -17,8 +17,38 @@ const FIELD_NAMES = {
   lat: "the position",
   lon: "the position",
   visibility: "who may see it",
+  tlp: "the label",
+  recipients: "who it is for",
+  mentions: "the mentions",
   username: "the user name",
   password: "the password",
+};
+
+/**
+ * The sharing refusals (SPEC 8.0, 8.6, 9.4: `invalid` with these
+ * `detail.field`s) say what to change, not only where.
+ */
+const SHARING_HELP = {
+  tlp: {
+    title: "was not accepted with that label.",
+    action:
+      "A reply or follow-up keeps the label of what it answers, and an incident is labelled CLEAR, GREEN or AMBER. Choose another label and send again.",
+  },
+  recipients: {
+    title: "did not say who it is for.",
+    action:
+      "A TLP:RED message is for named people who take part in this incident: choose them (and only for TLP:RED), then send again.",
+  },
+  visibility: {
+    title: "did not say which organisations may see it.",
+    action:
+      "TLP:AMBER+STRICT names its organisations, and a TLP:RED one reaches its recipients' organisations: choose who may see it and send again.",
+  },
+  mentions: {
+    title: "mentions someone who could not read it.",
+    action:
+      "A restricted message may mention only those it is for (TLP:RED: only its recipients). Widen who may see it, or remove the mention.",
+  },
 };
 
 const ACTIONS = {
@@ -58,8 +88,9 @@ export function explain(error, commandType) {
       };
     case "forbidden":
       return {
-        title: `${what} is not allowed for your role.`,
-        action: "Ask a dispatcher or your supervisor to do it, or to assign it to you.",
+        title: `${what} is not allowed for your role or organisation.`,
+        action:
+          "Ask a dispatcher or your supervisor to do it, or to assign it to you. Only the organisation leading an incident changes it, adds organisations or assigns across them.",
         retryable: false,
       };
     case "not_found":
@@ -76,6 +107,9 @@ export function explain(error, commandType) {
         retryable: false,
       };
     case "invalid":
+      if (SHARING_HELP[field]) {
+        return { title: `${what} ${SHARING_HELP[field].title}`, action: SHARING_HELP[field].action, retryable: false };
+      }
       return {
         title: fieldName
           ? `${what} was not accepted: check ${fieldName}.`

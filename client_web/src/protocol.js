@@ -210,10 +210,36 @@ class Fields {
   }
 }
 
+export const TLP_LABELS = ["CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED"];
+export const INCIDENT_LABELS = ["CLEAR", "GREEN", "AMBER"];
+
 function incidentBase(f) {
   f.ident("id");
   f.ident("incident");
   f.strList("visibility");
+  f.choice("tlp", TLP_LABELS, { required: false });
+  f.strList("recipients");
+}
+
+/** `subject`: the person an incident or task is about (SPEC 8.3), protected fields. */
+function subject(f) {
+  const sub = f.sub("subject");
+  if (!sub) return;
+  const dob = sub.text("dob", { required: false, maxChars: 10 });
+  if (dob !== null && !isIsoDate(dob)) throw invalid("subject.dob", "expected YYYY-MM-DD");
+  const values = [
+    dob,
+    sub.text("name", { required: false, maxChars: 200 }),
+    sub.text("phone", { required: false, maxChars: 40 }),
+    sub.text("address", { required: false, maxChars: 500 }),
+  ];
+  if (values.every((v) => v === null)) throw invalid("subject", "empty");
+}
+
+function isIsoDate(text) {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return false;
+  const d = new Date(text + "T00:00:00Z");
+  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === text;
 }
 
 function location(f) {
@@ -255,6 +281,8 @@ const PARSERS = {
   },
   "incident.create"(f) {
     const loc = f.sub("location");
+    f.choice("tlp", INCIDENT_LABELS, { required: false });
+    subject(f);
     f.ident("id");
     f.text("title");
     f.text("category", { maxChars: 64 });
@@ -267,6 +295,7 @@ const PARSERS = {
   },
   "incident.update"(f) {
     const loc = f.sub("location");
+    subject(f);
     incidentBase(f);
     f.text("title", { required: false });
     f.text("category", { required: false, maxChars: 64 });
@@ -308,6 +337,7 @@ const PARSERS = {
   },
   "task.create"(f) {
     const who = f.sub("assignee");
+    subject(f);
     incidentBase(f);
     f.text("title");
     f.text("details", { required: false, maxChars: f.limits.max_text_chars });

@@ -430,3 +430,36 @@ test("a retryable connect refusal is retried; a terminal one is not", async () =
   assert.equal(server.connections, 1);
   sync.stop();
 });
+
+test("a RED message keeps its label and recipients in the outbox, across a reload and a lost ack", async () => {
+  const first = setup({ online: false });
+  await first.sync.start();
+  const cmd = { type: "message.post", incident: "inc_a", text: "only Nia", tlp: "RED", recipients: ["u_outreach"] };
+  const item = await first.sync.enqueue(cmd);
+  first.sync.stop();
+  const server = new FakeServer();
+  let swallow = 1;
+  server.behaviour = (frame) => {
+    if (frame.type === "message.post" && swallow > 0) {
+      swallow--;
+      server.stored.set(frame.id, ++server.seq);
+      return true; // stored, but the ack is lost
+    }
+    return false;
+  };
+  const sync = new Sync({
+    io: () => new FakeSocket(server),
+    url: "http://test",
+    store: first.store,
+    getToken: () => "token",
+    user: USER,
+    online: () => true,
+    ackTimeout: 50,
+  });
+  await sync.start();
+  await until(() => sync.outbox.length === 0, 3000);
+  const posts = server.frames.filter((f) => f.type === "message.post");
+  assert.equal(posts.length, 2);
+  for (const frame of posts) assert.deepEqual(frame, { ...cmd, id: item.id });
+  sync.stop();
+});

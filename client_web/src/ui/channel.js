@@ -7,6 +7,17 @@ import { messageList } from "../projection.js";
 import { clock, initials } from "../format.js";
 import { explain } from "../errors.js";
 import { codePoints, mentionsOutside } from "../protocol.js";
+import {
+  TLP_LABELS,
+  TLP_MEANING,
+  checkLabelChoice,
+  labelOf,
+  recipientCandidates,
+  redHeirs,
+  tlpText,
+  withLabel,
+} from "../labels.js";
+import { tlpBadge, recipientsLine } from "./tlp.js";
 
 function clip(text, n) {
   const chars = [...String(text ?? "")];
@@ -30,6 +41,7 @@ export class Channel {
     this.readOnly = readOnly;
     this.replyTo = null;
     this.mentions = { users: new Set(), orgs: new Set() };
+    this.recipients = new Set();
     this.list = h("ol", { class: "messages", role: "log", "aria-label": "Channel", "aria-live": "polite" });
     this.pendingList = h("ol", { class: "messages pending-messages", "aria-label": "Not sent yet" });
     this.emptyNote = h("p", { class: "empty" }, "No messages yet.");
@@ -67,6 +79,25 @@ export class Channel {
         },
       },
     });
+    this.labelPick = h("select", {
+      class: "tlp-pick",
+      "aria-label": "Label (TLP)",
+      title: "The message's TLP label: who may read it",
+      on: { change: () => this.labelChanged() },
+    });
+    this.recipientPick = h("select", {
+      class: "recipient-pick",
+      "aria-label": "Who it is for (TLP:RED)",
+      on: { change: () => this.addRecipient() },
+    });
+    this.recipientChips = h("span", { class: "recipient-chips" });
+    this.recipientRow = h(
+      "div",
+      { class: "composer-recipients", hidden: true },
+      h("span", { class: "composer-label" }, "For:"),
+      this.recipientChips,
+      this.recipientPick,
+    );
     this.mentionPick = h("select", {
       class: "mention-pick",
       "aria-label": "Mention",
@@ -91,12 +122,14 @@ export class Channel {
       },
       this.replyChip,
       this.mentionChips,
+      this.recipientRow,
       this.restrictionWarning,
       h("div", { class: "composer-main" }, this.text, this.sendButton),
       h(
         "div",
         { class: "composer-row" },
         h("label", { class: "check urgent-label" }, this.urgent, " Urgent"),
+        this.labelPick,
         this.visibility,
         this.mentionPick,
         this.counter,
@@ -109,9 +142,30 @@ export class Channel {
 
   updateOptions(state) {
     const app = this.app;
-    const key = state.orgs.join(",") + "|" + [...state.people.keys()].join(",") + "|" + app.orgs.size;
+    const key =
+      state.orgs.join(",") + "|" + [...state.people.keys()].join(",") + "|" + app.orgs.size + "|" + app.people.size + "|" + state.tlp;
     if (key === this.optionsKey) return;
     this.optionsKey = key;
+    this.incidentTlp = labelOf(state.tlp);
+    const label = this.labelPick.value || this.incidentTlp;
+    setChildren(
+      this.labelPick,
+      TLP_LABELS.map((l) =>
+        h(
+          "option",
+          { value: l, title: TLP_MEANING[l] },
+          l === this.incidentTlp ? `${tlpText(l)} (incident's label)` : tlpText(l),
+        ),
+      ),
+    );
+    this.labelPick.value = this.labelPick.dataset.chosen ? label : this.incidentTlp;
+    this.candidates = recipientCandidates(state.orgs, app.me, state.people, app.people);
+    setChildren(
+      this.recipientPick,
+      h("option", { value: "" }, this.candidates.length ? "Add a person…" : "Nobody else known on this incident yet"),
+      this.candidates.map((p) => h("option", { value: p.id }, `${p.name} (${app.orgName(p.org)})`)),
+    );
+    this.labelChanged(false);
     const current = this.visibility.value;
     const mine = app.me.org;
     const others = state.orgs.filter((o) => o !== mine);
@@ -146,10 +200,86 @@ export class Channel {
 
   updatePlaceholder() {
     const v = this.visibility.value;
-    this.text.placeholder = v
-      ? `Restricted note: ${visibilityText(this.app, v.split(","))}`
-      : "Message to everyone on this incident";
-    this.composer.classList.toggle("restricted", !!v);
+    const tlp = this.labelPick?.value;
+    this.text.placeholder =
+      tlp === "RED"
+        ? "TLP:RED: only the people you name below read it"
+        : v
+          ? `Restricted note: ${visibilityText(this.app, v.split(","))}`
+          : "Message to everyone on this incident";
+    this.composer.classList.toggle("restricted", !!v || tlp === "RED");
+  }
+
+  /** The label picker changed (by the person, or a reply to a RED message). */
+  labelChanged(byPerson = true) {
+    const tlp = this.labelPick.value;
+    if (byPerson) this.labelPick.dataset.chosen = "1";
+    this.composer.dataset.tlp = tlp;
+    this.composer.classList.toggle("tlp-red", tlp === "RED");
+    this.recipientRow.hidden = tlp !== "RED";
+    this.visibility.hidden = tlp === "RED";
+    this.updatePlaceholder();
+    if (byPerson) {
+      this.warnRestriction([]);
+      if (tlp === "RED" && !this.recipients.size) this.recipientPick.focus();
+      if (tlp === "AMBER+STRICT" && !this.visibility.value) this.visibility.focus();
+    }
+  }
+
+  addRecipient() {
+    const id = this.recipientPick.value;
+    this.recipientPick.value = "";
+    if (!id) return;
+    this.recipients.add(id);
+    this.renderRecipientChips();
+    this.warnRestriction([]);
+    this.text.focus();
+  }
+
+  renderRecipientChips() {
+    const state = this.app.states.get(this.id);
+    this.recipientChips.replaceChildren(
+      ...[...this.recipients].map((u) =>
+        h(
+          "button",
+          {
+            type: "button",
+            class: "chip recipient-chip",
+            "data-user": u,
+            title: "Remove this person",
+            on: {
+              click: () => {
+                this.recipients.delete(u);
+                this.renderRecipientChips();
+              },
+            },
+          },
+          `${this.app.personName(state, u)} ×`,
+        ),
+      ),
+    );
+  }
+
+  /** The label the composer would send: {tlp, visibility, recipients, mentions}. */
+  labelChoice() {
+    const tlp = this.labelPick.value || this.incidentTlp || "AMBER";
+    return {
+      tlp,
+      visibility: this.visibility.value ? this.visibility.value.split(",") : null,
+      recipients: tlp === "RED" ? [...this.recipients] : [],
+      mentions: { users: [...this.mentions.users], orgs: [...this.mentions.orgs] },
+    };
+  }
+
+  /** Say why the composer will not send this label, and keep the draft. */
+  refuseLabel(choice) {
+    const problem = checkLabelChoice(choice);
+    if (!problem) return false;
+    this.restrictionWarning.hidden = false;
+    setText(this.restrictionWarning, `Not sent: ${problem.message}`);
+    const focus = { visibility: this.visibility, recipients: this.recipientPick, tlp: this.labelPick }[problem.field];
+    (focus || this.text).focus();
+    return true;
   }
 
   updateCounter() {
@@ -202,6 +332,10 @@ export class Channel {
       this.replyChip.replaceChildren();
       return;
     }
+    if (message.tlp === "RED" && this.labelPick) {
+      // A reply to a RED message is RED for its author and recipients (SPEC 8.6).
+      this.restoreLabel({ tlp: "RED", recipients: redHeirs(message, this.app.me) });
+    }
     this.replyChip.hidden = false;
     this.replyChip.replaceChildren(
       h("span", {}, `Replying to ${message.author.name}: “${clip(message.text ?? "withdrawn", 60)}”`),
@@ -227,19 +361,18 @@ export class Channel {
       this.text.focus();
       return;
     }
-    if (this.refuseRestrictedMentions()) return;
-    const cmd = { type: "message.post", incident: this.id, text };
-    if (this.urgent.checked) cmd.urgent = true;
-    if (this.replyTo) cmd.reply_to = this.replyTo;
-    if (this.visibility.value) cmd.visibility = this.visibility.value.split(",");
-    if (this.mentions.users.size || this.mentions.orgs.size) {
-      cmd.mentions = { users: [...this.mentions.users], orgs: [...this.mentions.orgs] };
-    }
+    const choice = this.labelChoice();
+    if (this.refuseLabel(choice)) return;
+    if (choice.tlp !== "RED" && this.refuseRestrictedMentions()) return;
+    const cmd = composeMessage({ incident: this.id, text, urgent: this.urgent.checked, replyTo: this.replyTo, ...choice });
     const draft = {
       urgent: this.urgent.checked,
       reply: this.replyMessage,
       users: [...this.mentions.users],
       orgs: [...this.mentions.orgs],
+      tlp: choice.tlp,
+      visibility: this.visibility.value,
+      recipients: choice.recipients,
     };
     this.clearComposer();
     const item = await this.app.send(cmd);
@@ -281,6 +414,8 @@ export class Channel {
     this.mentions.users.clear();
     this.mentions.orgs.clear();
     this.renderMentionChips();
+    // The label and its recipients stay where they were set, like "who may
+    // see it": a slip cannot send the next message wider than the last.
     this.setReply(null);
     this.updateCounter();
     this.stickToBottom = true;
@@ -294,9 +429,23 @@ export class Channel {
     for (const u of draft.users) this.mentions.users.add(u);
     for (const o of draft.orgs) this.mentions.orgs.add(o);
     this.renderMentionChips();
+    this.restoreLabel(draft);
     if (draft.reply) this.setReply(draft.reply);
     this.updateCounter();
     this.text.focus();
+  }
+
+  /** Put a label choice back ({tlp, visibility, recipients}), as it was sent. */
+  restoreLabel({ tlp, visibility, recipients }) {
+    if (!tlp) return;
+    this.labelPick.value = tlp;
+    this.labelPick.dataset.chosen = "1";
+    if (typeof visibility === "string") {
+      this.visibility.value = [...this.visibility.options].some((o) => o.value === visibility) ? visibility : "";
+    }
+    this.recipients = new Set(recipients || []);
+    this.renderRecipientChips();
+    this.labelChanged(false);
   }
 
   setClosed(closed) {
@@ -370,7 +519,8 @@ export class Channel {
     const app = this.app;
     const mentionsMe =
       m.mentions?.users?.includes(me.id) || m.mentions?.orgs?.includes(me.org);
-    const restricted = visibilityText(app, m.visibility);
+    // A RED message names its people ("for: …"); its organisations are not its audience.
+    const restricted = labelOf(m.tlp) === "RED" ? null : visibilityText(app, m.visibility);
     const mine = m.author.user === me.id;
     const head = h(
       "div",
@@ -379,11 +529,13 @@ export class Channel {
       h("span", { class: "author" }, m.author.name),
       orgBadge(app, m.author.org),
       h("time", { datetime: new Date(m.ts).toISOString(), title: new Date(m.ts).toLocaleString() }, clock(m.ts)),
+      tlpBadge(m.tlp),
       m.urgent ? h("span", { class: "tag urgent-tag" }, "URGENT") : null,
       restricted ? h("span", { class: "tag restricted-tag", title: "Restricted note: only these organisations see it" }, `Restricted · ${restricted}`) : null,
       mentionsMe ? h("span", { class: "tag mention-tag" }, "Mentions you") : null,
     );
     const parts = [head];
+    if (labelOf(m.tlp) === "RED") parts.push(recipientsLine(app, state, m.recipients, m.author.user));
     if (m.reply_to) {
       const parent = state.messages.get(m.reply_to);
       parts.push(
@@ -456,9 +608,10 @@ export class Channel {
     return h(
       "li",
       {
-        class: ["msg", m.urgent && "urgent", mine && "mine", mentionsMe && "mentioned", restricted && "restricted", m.retracted && "retracted"],
+        class: ["msg", m.urgent && "urgent", mine && "mine", mentionsMe && "mentioned", (restricted || labelOf(m.tlp) === "RED") && "restricted", m.retracted && "retracted"],
         "data-seq": m.seq,
         "data-author": m.author.user,
+        "data-tlp": labelOf(m.tlp),
       },
       parts,
     );
@@ -482,6 +635,11 @@ export class Channel {
             on: {
               click: () => {
                 this.text.value = cmd.text;
+                this.restoreLabel({
+                  tlp: cmd.tlp,
+                  visibility: cmd.visibility ? cmd.visibility.join(",") : "",
+                  recipients: cmd.recipients,
+                });
                 app.sync.drop(item.id);
                 this.text.focus();
               },
@@ -510,11 +668,28 @@ export class Channel {
         h("span", { class: "author" }, app.me.name),
         orgBadge(app, app.me.org),
         h("time", {}, clock(item.created)),
+        cmd.tlp ? tlpBadge(cmd.tlp) : null,
         cmd.urgent ? h("span", { class: "tag urgent-tag" }, "URGENT") : null,
         restricted ? h("span", { class: "tag restricted-tag" }, `Restricted · ${restricted}`) : null,
       ),
+      cmd.tlp === "RED" ? recipientsLine(app, app.states.get(this.id), cmd.recipients, app.me.id) : null,
       h("div", { class: "msg-text" }, cmd.text),
       status,
     );
   }
+}
+
+/**
+ * The `message.post` the composer sends: its text, urgency, reply, mentions
+ * and label (SPEC 8.6, 9.4). Built once; the outbox keeps it unchanged on
+ * every retry.
+ */
+export function composeMessage({ incident, text, urgent, replyTo, tlp, visibility, recipients, mentions }) {
+  const cmd = { type: "message.post", incident, text };
+  if (urgent) cmd.urgent = true;
+  if (replyTo) cmd.reply_to = replyTo;
+  if (mentions && (mentions.users?.length || mentions.orgs?.length)) {
+    cmd.mentions = { users: [...(mentions.users || [])], orgs: [...(mentions.orgs || [])] };
+  }
+  return withLabel(cmd, { tlp, visibility, recipients });
 }

@@ -1,6 +1,14 @@
 // One line of plain text per event, for the timeline and the replay.
 
 import { STATUS_LABEL, PRIORITY_LABEL, RESPONDER_LABEL, label } from "../format.js";
+import { positionView } from "../labels.js";
+
+const POSITION_NOTE = {
+  none: "",
+  redacted: " (position not shared)",
+  coarse: " (approximate position)",
+  exact: " (with position)",
+};
 
 function clip(text, n = 90) {
   const chars = [...String(text ?? "")];
@@ -36,6 +44,7 @@ export function describe(app, state, env) {
       if (b.lead_org) parts.push(`lead ${app.orgName(b.lead_org)}`);
       if (b.add_orgs?.length) parts.push(`added ${b.add_orgs.map((o) => app.orgName(o)).join(", ")}`);
       if (b.liaisons && Object.keys(b.liaisons).length) parts.push("contacts");
+      if (b.subject) parts.push("the person it is about");
       return `updated the incident: ${parts.join(", ") || "details"}`;
     }
     case "incident.status_changed":
@@ -67,9 +76,11 @@ export function describe(app, state, env) {
       return `${verb} task ${taskTitle(b.task)}${b.note ? ` — ${clip(b.note)}` : ""}`;
     }
     case "responder.status":
-      return `is ${label(RESPONDER_LABEL, b.status).toLowerCase()}${b.position ? " (with position)" : ""}`;
-    case "responder.position":
-      return "shared a position";
+      return `is ${label(RESPONDER_LABEL, b.status).toLowerCase()}${POSITION_NOTE[positionView(b.position).kind]}`;
+    case "responder.position": {
+      const kind = positionView(b.position).kind;
+      return kind === "redacted" ? "shared a position (not shared with your organisation)" : kind === "coarse" ? "shared an approximate position" : "shared a position";
+    }
     default:
       return `did something this app does not know (${env.type})`;
   }

@@ -3,6 +3,7 @@
 import { h } from "../dom.js";
 import { PRIORITIES } from "../protocol.js";
 import { PRIORITY_LABEL } from "../format.js";
+import { INCIDENT_LABELS, TLP_MEANING, tlpText } from "../labels.js";
 
 const CATEGORIES = ["welfare", "mental-health", "missing-person", "domestic", "shelter", "wildlife", "other"];
 
@@ -21,6 +22,20 @@ export class NewIncidentDialog {
     const lat = h("input", { id: "ni-lat", inputmode: "decimal", placeholder: "51.5055", autocomplete: "off" });
     const lon = h("input", { id: "ni-lon", inputmode: "decimal", placeholder: "-0.0754", autocomplete: "off" });
     const description = h("textarea", { id: "ni-description", rows: 3, maxlength: 8000 });
+    const tlp = h(
+      "select",
+      { id: "ni-tlp" },
+      h("option", { value: "" }, "Your organisation's default"),
+      INCIDENT_LABELS.map((l) => h("option", { value: l, title: TLP_MEANING[l] }, `${tlpText(l)}: ${TLP_MEANING[l]}`)),
+    );
+    // The person the incident is about: protected fields (SPEC 9.4), shown to
+    // another organisation only where an agreement grants them.
+    const subject = {
+      name: h("input", { id: "ni-subject-name", maxlength: 200, autocomplete: "off" }),
+      dob: h("input", { id: "ni-subject-dob", type: "date" }),
+      phone: h("input", { id: "ni-subject-phone", maxlength: 40, autocomplete: "off", inputmode: "tel" }),
+      address: h("input", { id: "ni-subject-address", maxlength: 500, autocomplete: "off" }),
+    };
     const orgBoxes = [...app.orgs.values()]
       .filter((o) => o.id !== app.me.org && o.kind !== "system")
       .map((o) => {
@@ -63,6 +78,10 @@ export class NewIncidentDialog {
               const orgs = orgBoxes.map((l) => l.firstChild).filter((b) => b.checked).map((b) => b.value);
               if (orgs.length) cmd.orgs = orgs;
               if (description.value.trim()) cmd.description = description.value.trim();
+              if (tlp.value) cmd.tlp = tlp.value;
+              const person = {};
+              for (const [key, input] of Object.entries(subject)) if (input.value.trim()) person[key] = input.value.trim();
+              if (Object.keys(person).length) cmd.subject = person;
               const item = await app.send(cmd);
               if (item) {
                 dialog.close();
@@ -85,6 +104,15 @@ export class NewIncidentDialog {
         h("fieldset", {}, h("legend", {}, "Organisations taking part (yours is always included)"), orgBoxes.length ? orgBoxes : h("p", { class: "muted" }, "No other organisation is known yet.")),
         h("label", { for: "ni-description" }, "What is known"),
         description,
+        h("label", { for: "ni-tlp" }, "Label (TLP): who may read it"),
+        tlp,
+        h(
+          "fieldset",
+          {},
+          h("legend", {}, "The person it is about (optional; other organisations see it only under a sharing agreement)"),
+          h("div", { class: "form-row" }, h("div", {}, h("label", { for: "ni-subject-name" }, "Name"), subject.name), h("div", {}, h("label", { for: "ni-subject-dob" }, "Date of birth"), subject.dob)),
+          h("div", { class: "form-row" }, h("div", {}, h("label", { for: "ni-subject-phone" }, "Phone"), subject.phone), h("div", {}, h("label", { for: "ni-subject-address" }, "Address"), subject.address)),
+        ),
         error,
         h(
           "div",

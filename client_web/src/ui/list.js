@@ -4,6 +4,7 @@
 import { h, reconcile, setText } from "../dom.js";
 import { PRIORITIES, INCIDENT_STATUSES } from "../protocol.js";
 import { STATUS_LABEL, PRIORITY_LABEL, ago, label } from "../format.js";
+import { tlpBadge } from "./tlp.js";
 
 const PRIORITY_RANK = { critical: 0, high: 1, normal: 2, low: 3 };
 
@@ -127,6 +128,7 @@ export class IncidentList {
           r.s.title,
           r.s.status,
           r.s.priority,
+          r.s.tlp,
           r.updated,
           r.c.unread,
           r.c.unacked,
@@ -179,6 +181,7 @@ export class IncidentList {
           { class: "row-top" },
           h("span", { class: ["prio", "prio-" + s.priority] }, label(PRIORITY_LABEL, s.priority)),
           h("span", { class: "row-title" }, s.title || "…"),
+          tlpBadge(s.tlp),
         ),
         h(
           "span",

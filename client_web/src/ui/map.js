@@ -93,8 +93,11 @@ export function createMap(container, { tileUrl }) {
         );
       }
       for (const p of people) {
-        if (!p.position) continue;
-        const ll = [p.position.lat, p.position.lon];
+        // p.view: the position as this organisation may see it (labels.js positionView)
+        const view = p.view;
+        if (!view || (view.kind !== "exact" && view.kind !== "coarse")) continue;
+        const coarse = view.kind === "coarse";
+        const ll = [view.lat, view.lon];
         points.push(ll);
         const key = "u:" + p.user;
         keep.add(key);
@@ -111,10 +114,10 @@ export function createMap(container, { tileUrl }) {
             fillOpacity: opacity,
             dashArray: p.fresh === "stale" ? "3 3" : null,
           },
-          `${p.name} · ${p.statusText} · ${p.age}`,
-          `map-label person fresh-${p.fresh}`,
+          `${p.name} · ${p.statusText} · ${p.age}${coarse ? " · approximate" : ""}`,
+          `map-label person fresh-${p.fresh}${coarse ? " approximate" : ""}`,
           { direction: "right", offset: [10, 0] },
-          p.position.accuracy_m && p.position.accuracy_m < 2000 ? p.position.accuracy_m : null,
+          coarse ? view.radius : view.accuracy && view.accuracy < 2000 ? view.accuracy : null,
         );
       }
       for (const [key, m] of markers) {

@@ -9,6 +9,8 @@ import { Channel, orgBadge } from "./channel.js";
 import { TaskBoard } from "./tasks.js";
 import { Responders, MapView } from "./people.js";
 import { Timeline } from "./timeline.js";
+import { powers, leadOnlyReason } from "../labels.js";
+import { tlpBadge, subjectList } from "./tlp.js";
 
 const WIDE_MIN_PX = 820;
 
@@ -37,6 +39,13 @@ export class IncidentPane {
     this.badges = h("div", { class: "pane-badges" });
     this.place = h("div", { class: "pane-place muted" });
     this.orgsLine = h("div", { class: "pane-orgs" });
+    this.detailsBody = h("div", { class: "incident-details-body" });
+    this.details = h(
+      "details",
+      { class: "incident-details" },
+      h("summary", {}, "Incident details"),
+      this.detailsBody,
+    );
     const controls = h("div", { class: "pane-controls" });
     if (app.coordinator) {
       this.statusSelect = h(
@@ -94,7 +103,7 @@ export class IncidentPane {
       "header",
       { class: "pane-head" },
       back,
-      h("div", { class: "pane-heading" }, this.title, this.badges, this.place, this.orgsLine),
+      h("div", { class: "pane-heading" }, this.title, this.badges, this.place, this.orgsLine, this.details),
       controls,
     );
     this.statusButtons = new Map();
@@ -299,6 +308,7 @@ export class IncidentPane {
     for (const b of this.statusButtons.values()) b.disabled = closed;
     setChildren(
       this.badges,
+      tlpBadge(state.tlp),
       h("span", { class: ["prio", "prio-" + state.priority] }, label(PRIORITY_LABEL, state.priority)),
       h("span", { class: ["status", "st-" + state.status] }, label(STATUS_LABEL, state.status)),
       h("span", { class: "category" }, state.category),
@@ -308,6 +318,8 @@ export class IncidentPane {
       this.orgsLine,
       state.orgs.map((o) => [orgBadge(app, o), state.lead_org === o ? h("span", { class: "muted lead" }, " lead ") : " "]),
     );
+    this.renderDetails(state);
+    this.applyPowers(state);
     if (this.statusSelect && document.activeElement !== this.statusSelect) this.statusSelect.value = state.status;
     if (this.prioritySelect && document.activeElement !== this.prioritySelect) this.prioritySelect.value = state.priority;
     const mine = this.myStatus(state, pending);
@@ -336,6 +348,46 @@ export class IncidentPane {
     if (!this.responders.el.hidden) this.responders.update(state);
     if (!this.mapView.el.hidden) this.mapView.update(state);
     if (!this.timeline.el.hidden) this.timeline.update(state);
+  }
+
+  /** Description and the person the incident is about, redacted fields said so. */
+  renderDetails(state) {
+    const key = `${state.description}|${JSON.stringify(state.subject)}`;
+    if (key === this.detailsKey) return;
+    this.detailsKey = key;
+    const subject = subjectList(state.subject, { heading: "The person this incident is about" });
+    setChildren(
+      this.detailsBody,
+      state.description ? h("p", { class: "description" }, state.description) : h("p", { class: "muted" }, "No description."),
+      subject ? [h("h4", {}, "Person"), subject] : null,
+    );
+  }
+
+  /**
+   * A partner organisation's coordinator does not change what the incident
+   * is (SPEC 8.0): its status and priority controls are disabled, with the
+   * reason as their tooltip. The server refuses them anyway.
+   */
+  applyPowers(state) {
+    const may = powers(state, this.app.me);
+    const why = may.lead ? null : leadOnlyReason(state, (o) => this.app.orgName(o));
+    for (const [select, allowed] of [
+      [this.statusSelect, may.changeStatus],
+      [this.prioritySelect, may.editIncident],
+    ]) {
+      if (!select) continue;
+      select.disabled = !allowed;
+      if (allowed) select.removeAttribute("title");
+      else select.title = why;
+    }
+    if (this.app.coordinator) {
+      setText(
+        this.closedNote,
+        may.changeStatus
+          ? "This incident is closed. Change its status to reopen it before posting."
+          : `This incident is closed. ${leadOnlyReason(state, (o) => this.app.orgName(o)).replace("change this", "reopen it")} Until then nothing can be posted.`,
+      );
+    }
   }
 
   destroy() {

@@ -4,6 +4,17 @@
 import { h, reconcile, setText } from "../dom.js";
 import { RESPONDER_LABEL, ago, distanceM, distanceText, freshness, label } from "../format.js";
 import { orgBadge } from "./channel.js";
+import { drawable, positionView } from "../labels.js";
+
+/** " · position 2 min ago · 40 m from the incident", or why there is none. */
+export function whereText(r, location, now = Date.now()) {
+  const view = positionView(r.position);
+  if (view.kind === "none") return " · no position shared";
+  if (view.kind === "redacted") return " · position not shared";
+  const d = distanceM(drawable(r.position), location);
+  const approx = view.kind === "coarse" ? "approximate position (about 100 m)" : "position";
+  return ` · ${approx} ${ago(r.position_ts, now)}${d !== null ? ` · ${view.kind === "coarse" ? "about " : ""}${distanceText(d)} from the incident` : ""}`;
+}
 
 export class Responders {
   constructor(app) {
@@ -23,22 +34,16 @@ export class Responders {
       (r) => `${r.status}|${r.status_ts}|${r.position_ts}|${tick}|${this.app.orgs.size}`,
       (r) => {
         const fresh = freshness(r.position_ts, now);
-        const d = distanceM(r.position, state.location);
+        const kind = positionView(r.position).kind;
         return h(
           "li",
-          { class: ["responder", "fresh-" + fresh], "data-user": r.user },
+          { class: ["responder", "fresh-" + fresh], "data-user": r.user, "data-position": kind },
           h("span", { class: "author" }, r.name),
           " ",
           orgBadge(this.app, r.org),
           " ",
           h("span", { class: ["rstatus", "rs-" + r.status] }, label(RESPONDER_LABEL, r.status) || "No status"),
-          h(
-            "span",
-            { class: "muted where" },
-            r.position
-              ? ` · position ${ago(r.position_ts, now)}${d !== null ? ` · ${distanceText(d)} from the incident` : ""}`
-              : " · no position shared",
-          ),
+          h("span", { class: ["muted", "where", kind === "redacted" && "redacted"] }, whereText(r, state.location, now)),
         );
       },
     );
@@ -74,20 +79,24 @@ export class MapView {
       }
       return;
     }
+    // Only positions this organisation was given are drawn: a redacted one
+    // is not on the map at all, a coarse one is a circle marked approximate.
     const people = [...state.responders.values()].map((r) => ({
       ...r,
+      view: positionView(r.position),
       orgKind: this.app.orgKind(r.org),
       statusText: label(RESPONDER_LABEL, r.status) || "No status",
       age: ago(r.position_ts, now),
       fresh: freshness(r.position_ts, now),
     }));
     this.map.update({ location: state.location, title: state.title, people });
-    const located = people.filter((p) => p.position).length;
+    const located = people.filter((p) => p.view.kind === "exact" || p.view.kind === "coarse").length;
     setText(
       this.note,
       [
         state.location ? "" : "The incident has no location yet.",
         located ? "" : "No responder position yet.",
+        people.some((p) => p.view.kind === "redacted") ? "Some positions are not shared with your organisation." : "",
         this.app.tileUrl ? "" : "No map tiles configured: positions are shown on a plain grid.",
       ]
         .filter(Boolean)

@@ -12,6 +12,7 @@ import { Channel } from "./channel.js";
 import { TaskBoard } from "./tasks.js";
 import { Responders, MapView } from "./people.js";
 import { timelineRows, timelineRow } from "./timeline.js";
+import { tlpBadge } from "./tlp.js";
 
 const SPEEDS = [1, 10, 60];
 
@@ -39,7 +40,7 @@ export class Replay {
 
   build() {
     const summary = this.app.info(this.id);
-    this.heading = h("h2", { tabindex: "-1" }, `Replay · ${summary?.title || ""}`);
+    this.heading = h("h2", { tabindex: "-1" }, `Replay · ${summary?.title || ""} `, summary ? tlpBadge(summary.tlp) : null);
     this.playButton = h("button", { type: "button", class: "primary play", on: { click: () => this.togglePlay() } }, "Play");
     this.speedButtons = SPEEDS.map((s) =>
       h(

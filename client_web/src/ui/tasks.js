@@ -7,6 +7,8 @@ import { taskList, taskActions } from "../projection.js";
 import { TASK_LABEL, TASK_ACTION_LABEL, ago, label } from "../format.js";
 import { assigneeText } from "./describe.js";
 import { visibilityText } from "./channel.js";
+import { TLP_LABELS, labelOf, powers, tlpText, withLabel } from "../labels.js";
+import { tlpBadge, recipientsLine, subjectList } from "./tlp.js";
 
 const COLUMNS = [
   ["todo", "To do", new Set(["open", "assigned", "declined"])],
@@ -14,18 +16,24 @@ const COLUMNS = [
   ["done", "Done", new Set(["completed", "cancelled"])],
 ];
 
+/**
+ * Who a task may go to: anyone taking part, or, for a partner
+ * organisation's coordinator, its own organisation and people (SPEC 8.0).
+ */
 function assigneeOptions(app, state) {
   const options = [h("option", { value: "" }, "Choose who…")];
+  const may = powers(state, app.me);
+  const orgs = state.orgs.filter((o) => may.assignTo({ org: o }));
   options.push(
     h(
       "optgroup",
-      { label: "Organisations" },
-      state.orgs.map((o) => h("option", { value: "org:" + o }, app.orgName(o))),
+      { label: may.lead ? "Organisations" : "Your organisation (the lead assigns to others)" },
+      orgs.map((o) => h("option", { value: "org:" + o }, app.orgName(o))),
     ),
   );
-  const people = [...state.people.entries()].filter(([, p]) => state.orgs.includes(p.org));
+  const people = [...state.people.entries()].filter(([, p]) => orgs.includes(p.org));
   for (const [id, p] of app.people) {
-    if (state.orgs.includes(p.org) && !state.people.has(id)) people.push([id, p]);
+    if (orgs.includes(p.org) && !state.people.has(id)) people.push([id, p]);
   }
   if (people.length) {
     options.push(
@@ -86,6 +94,8 @@ export class TaskBoard {
     this.details = h("textarea", { name: "details", rows: 2, "aria-label": "Details", placeholder: "Details (optional)" });
     this.assignee = h("select", { name: "assignee", "aria-label": "Assign to" });
     this.taskVisibility = h("select", { name: "visibility", "aria-label": "Who may see the task" });
+    this.taskLabel = h("select", { name: "tlp", class: "task-tlp-pick", "aria-label": "Task label (TLP)" });
+    this.taskError = h("p", { class: "task-form-warning", role: "alert", hidden: true });
     const form = h(
       "form",
       {
@@ -101,8 +111,16 @@ export class TaskBoard {
             if (this.details.value.trim()) cmd.details = this.details.value.trim();
             const who = parseAssignee(this.assignee.value);
             if (who) cmd.assignee = who;
-            if (this.taskVisibility.value) cmd.visibility = [this.taskVisibility.value];
-            const item = await this.app.send(cmd);
+            const built = composeTask(cmd, {
+              tlp: this.taskLabel.value || labelOf(state.tlp),
+              visibility: this.taskVisibility.value ? [this.taskVisibility.value] : null,
+            });
+            this.taskError.hidden = !built.problem;
+            if (built.problem) {
+              setText(this.taskError, `Not created: ${built.problem}`);
+              return;
+            }
+            const item = await this.app.send(built.cmd);
             if (item) {
               form.reset();
               form.hidden = true;
@@ -119,7 +137,8 @@ export class TaskBoard {
       },
       this.title,
       this.details,
-      h("div", { class: "form-row" }, this.assignee, this.taskVisibility),
+      h("div", { class: "form-row" }, this.assignee, this.taskLabel, this.taskVisibility),
+      this.taskError,
       h(
         "div",
         { class: "form-row" },
@@ -139,6 +158,14 @@ export class TaskBoard {
         h("option", { value: "" }, "Everyone on this incident"),
         h("option", { value: this.app.me.org }, `${this.app.orgName(this.app.me.org)} only`),
       );
+      const incidentTlp = labelOf(state.tlp);
+      this.taskLabel.replaceChildren(
+        ...TLP_LABELS.map((l) =>
+          h("option", { value: l }, l === incidentTlp ? `${tlpText(l)} (incident's label)` : tlpText(l)),
+        ),
+      );
+      this.taskLabel.value = incidentTlp;
+      this.taskError.hidden = true;
     }
     this.form.hidden = false;
     this.title.focus();
@@ -187,9 +214,9 @@ export class TaskBoard {
 
   renderTask(state, t, pending) {
     const app = this.app;
-    const restricted = visibilityText(app, t.visibility);
+    const restricted = labelOf(t.tlp) === "RED" ? null : visibilityText(app, t.visibility);
     const parts = [
-      h("div", { class: "task-title" }, h("span", { class: "task-id" }, `#${t.id}`), " ", t.title),
+      h("div", { class: "task-title" }, h("span", { class: "task-id" }, `#${t.id}`), " ", tlpBadge(t.tlp), " ", t.title),
       h(
         "div",
         { class: "task-meta" },
@@ -201,6 +228,8 @@ export class TaskBoard {
       ),
     ];
     if (restricted) parts.push(h("div", { class: "tag restricted-tag" }, `Restricted · ${restricted}`));
+    if (labelOf(t.tlp) === "RED") parts.push(recipientsLine(app, state, t.recipients, t.created_by));
+    if (t.subject) parts.push(subjectList(t.subject, { heading: "The person this task is about" }));
     if (t.details) parts.push(h("div", { class: "task-details" }, t.details));
     if (t.note) parts.push(h("div", { class: "task-note" }, `Note: ${t.note}`));
     if (pending) {
@@ -213,7 +242,11 @@ export class TaskBoard {
         ),
       );
     } else if (!this.readOnly) {
-      const actions = taskActions(t, app.me);
+      const may = powers(state, app.me);
+      const creatorOrg = state.people.get(t.created_by)?.org ?? null;
+      // A partner's coordinator cancels only what its organisation created,
+      // and reassigns only within it (SPEC 8.0); the server has the last word.
+      const actions = taskActions(t, app.me).filter((a) => a !== "task.cancel" || may.cancelTask(t, creatorOrg));
       if (actions.length) {
         parts.push(
           h(
@@ -237,7 +270,11 @@ export class TaskBoard {
       if (this.assigning === t.id) parts.push(this.assignForm(state, t));
       if (this.noting?.task === t.id) parts.push(this.noteForm(t, this.noting.action));
     }
-    return h("li", { class: ["task", "st-" + t.status], "data-task": t.id, "data-status": t.status }, parts);
+    return h(
+      "li",
+      { class: ["task", "st-" + t.status], "data-task": t.id, "data-status": t.status, "data-tlp": labelOf(t.tlp) },
+      parts,
+    );
   }
 
   assignForm(state, t) {
@@ -322,4 +359,21 @@ export class TaskBoard {
       h("button", { type: "button", on: { click: done } }, "Keep it"),
     );
   }
+}
+
+/**
+ * A new task's command with its label (SPEC 8.9, 9.4), or why it cannot be
+ * sent: {cmd} or {problem}. AMBER+STRICT names its organisations; a RED task
+ * goes to one named person, who is its recipient.
+ */
+export function composeTask(cmd, { tlp, visibility }) {
+  if (tlp === "AMBER+STRICT" && !visibility?.length) {
+    return { problem: "TLP:AMBER+STRICT is for named organisations only: choose who may see the task." };
+  }
+  if (tlp === "RED") {
+    const user = cmd.assignee?.user;
+    if (!user) return { problem: "A TLP:RED task is for one named person: assign it to a person." };
+    return { cmd: withLabel(cmd, { tlp, recipients: [user] }) };
+  }
+  return { cmd: withLabel(cmd, { tlp, visibility }) };
 }

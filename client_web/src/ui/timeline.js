@@ -7,6 +7,7 @@ import { clock } from "../format.js";
 import { describe } from "./describe.js";
 import { orgBadge } from "./channel.js";
 import { explain } from "../errors.js";
+import { tlpBadge } from "./tlp.js";
 
 /** Consecutive placeholders folded into one row. */
 export function timelineRows(events) {
@@ -45,6 +46,8 @@ export function timelineRow(app, state, row, { onPick, current } = {}) {
       env.actor ? orgBadge(app, env.actor.org) : null,
       " ",
       describe(app, state, env),
+      " ",
+      tlpBadge(env.body?.tlp),
     ),
     onPick
       ? h(
