@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from liaison_client import CommandFailed, LiaisonClient
-from tests.conftest import ADMIN_PASSWORD, LiaisonServer, connect
+from tests.conftest import ADMIN_PASSWORD, LiaisonServer, connect, police_admin
 from tests.integration.test_cli import liaison
 from tests.integration.test_multinode import start_nodes
 from tests.redis_server import RedisServer
@@ -58,7 +58,7 @@ WELFARE = {
 async def test_an_org_admin_creates_and_both_sides_see_and_revoke_it(
     server: LiaisonServer, clients: list[LiaisonClient]
 ) -> None:
-    police = await org_user(clients, server, "police-admin", POLICE, "admin")
+    police = await police_admin(clients, server)
     shelter = await org_user(clients, server, "shelter-admin", SHELTER, "admin")
     made = await police.request("POST", "/api/v1/agreements", WELFARE)
     assert made["owner"] == POLICE
@@ -82,7 +82,7 @@ async def test_an_org_admin_creates_and_both_sides_see_and_revoke_it(
 
 
 async def test_who_may_not(server: LiaisonServer, clients: list[LiaisonClient]) -> None:
-    police = await org_user(clients, server, "police-admin", POLICE, "admin")
+    police = await police_admin(clients, server)
     shelter = await org_user(clients, server, "shelter-admin", SHELTER, "admin")
     made = await police.request("POST", "/api/v1/agreements", WELFARE)
     # An NGO admin cannot create an agreement owned by the police.
@@ -134,7 +134,7 @@ async def test_who_may_not(server: LiaisonServer, clients: list[LiaisonClient]) 
 async def test_invalid_agreements_are_refused_with_the_field(
     server: LiaisonServer, clients: list[LiaisonClient], change: Any, field: str
 ) -> None:
-    police = await org_user(clients, server, "police-admin", POLICE, "admin")
+    police = await police_admin(clients, server)
     body = {**WELFARE, **change} if isinstance(change, dict) else change
     error = await refusal(police, "POST", "/api/v1/agreements", body)
     assert (error["code"], error["detail"]["field"]) == ("invalid", field)
@@ -144,7 +144,7 @@ async def test_default_label_set_by_the_orgs_admin_only(
     fresh_server: LiaisonServer, clients: list[LiaisonClient]
 ) -> None:
     shelter = await org_user(clients, fresh_server, "shelter-admin", SHELTER, "admin")
-    police = await org_user(clients, fresh_server, "police-admin", POLICE, "admin")
+    police = await police_admin(clients, fresh_server)
     outreach = await connect(clients, fresh_server, "outreach", live=False)
     assert (await outreach.request("GET", "/api/v1/me"))["org_default_label"] == "AMBER"
     done = await shelter.request("PATCH", f"/api/v1/orgs/{SHELTER}", {"default_label": "GREEN"})
@@ -173,7 +173,7 @@ async def test_default_label_set_by_the_orgs_admin_only(
 async def test_every_change_and_refusal_is_audited(
     fresh_server: LiaisonServer, clients: list[LiaisonClient]
 ) -> None:
-    police = await org_user(clients, fresh_server, "police-admin", POLICE, "admin")
+    police = await police_admin(clients, fresh_server)
     shelter = await org_user(clients, fresh_server, "shelter-admin", SHELTER, "admin")
     auditor = await org_user(clients, fresh_server, "auditor", "admin", "auditor")
     made = await police.request("POST", "/api/v1/agreements", WELFARE)
