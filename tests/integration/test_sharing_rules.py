@@ -257,3 +257,65 @@ async def test_live_reads_of_restricted_content_are_audited(
         await asyncio.sleep(0.2)
     # The officer follows and got it; the author, not following, did not.
     assert [(r["actor"], r["detail"]["seqs"]) for r in reads] == [("u_officer", [note["seq"]])]
+
+
+async def test_an_agreement_in_force_shares_and_its_revocation_bites_on_every_path(
+    server: LiaisonServer, clients: list[LiaisonClient]
+) -> None:
+    """Category "intake": only the agreement made here covers it."""
+    from tests.integration.test_agreements import org_user
+
+    police_admin = await org_user(clients, server, "police-admin-sr", POLICE, "admin")
+    dispatcher = await connect(clients, server, "dispatch")
+    ack = await dispatcher.send(
+        {
+            "type": "incident.create",
+            "title": "Intake",
+            "category": "intake",
+            "orgs": [POLICE, SHELTER],
+            "subject": {"name": "B. Person", "phone": "+44 7700 900456"},
+        }
+    )
+    incident = ack["incident"]
+    lead = await connect(clients, server, "shelter-lead")
+    await lead.follow(incident)
+    agreement = await police_admin.request(
+        "POST",
+        "/api/v1/agreements",
+        {
+            "recipients": [SHELTER],
+            "fields": ["name", "position"],
+            "position": "coarse",
+            "categories": ["intake"],
+        },
+    )
+
+    async def position(lat: float) -> dict[str, Any]:
+        seq = (
+            await dispatcher.send(
+                {"type": "responder.position", "incident": incident, "lat": lat, "lon": 0.1234}
+            )
+        )["seq"]
+        await lead.wait_seq(incident, seq)
+        env: dict[str, Any] = delivered(lead, incident)[seq]
+        return env
+
+    shared = await position(51.50551)
+    assert shared["body"]["position"]["precision"] == "coarse"
+    assert shared["body"]["position"]["lat"] == 51.506
+    view = await lead.incident(incident)
+    assert view["subject"]["name"] == "B. Person"  # granted
+    assert view["subject"]["phone"] == {"redacted": True}  # not granted
+    await police_admin.request("POST", f"/api/v1/agreements/{agreement['id']}/revoke")
+    # In force at once on this node: the next delivery, and every read, is redacted.
+    assert (await position(51.6))["body"]["position"] == {"redacted": True}
+    view = await lead.incident(incident)
+    assert view["subject"]["name"] == {"redacted": True}
+    assert view["responders"][0]["position"] == {"redacted": True}
+    timeline = await lead.timeline(incident)
+    assert timeline[0]["body"]["subject"]["name"] == {"redacted": True}
+    assert all(
+        e["body"]["position"] == {"redacted": True}
+        for e in timeline
+        if e["type"] == "responder.position"
+    )
