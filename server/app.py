@@ -28,6 +28,7 @@ from server.settings import Settings
 from server.storage.base import EventLog
 from server.storage.directory import Directory
 from server.throttle import ThrottleRule
+from server.transport.admission import build_admission
 from server.transport.api_headers import add_api_headers
 from server.transport.gateway import Gateway
 from server.transport.http_log import quiet_bad_http_requests
@@ -77,7 +78,9 @@ def create_app(settings: Settings) -> web.Application:
         guard=guard,
         policy=SessionPolicy(settings.refresh_ttl_s, settings.idle_timeout_s),
     )
+    admission = build_admission(settings, backends.throttle, signer)
     gateway = Gateway(
+        admission=admission,
         commands=commands,
         hub=hub,
         accounts=accounts,
