@@ -76,8 +76,9 @@ class Settings:
     #: Seconds failed logins are remembered, from a key's first failure.
     login_window_s: float = 900.0
     #: Addresses or networks (CIDR) of reverse proxies (nginx) whose X-Forwarded-For is believed
-    #: for the client address that login throttling counts. Empty: the peer
-    #: address is the client, and X-Forwarded-For is ignored (anyone can send it).
+    #: for the client address that login throttling and connection limits
+    #: count. Empty: the peer address is the client, and X-Forwarded-For is
+    #: ignored (anyone can send it).
     trusted_proxies: tuple[str, ...] = ()
     #: Seconds a connection may take to send a request's headers, or stay idle
     #: between requests (aiohttp's keep-alive timer, which also runs while
