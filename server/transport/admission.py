@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 
 #: Client addresses whose token buckets are remembered; the oldest go first.
 MAX_BUCKETS = 100_000
+#: Seconds between two log lines about refused sessions of one rule.
+LOG_EVERY_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +145,8 @@ class Admission:
         #: Closes a session that missed its deadline; set by the seam.
         self.expire: Callable[[str], Coroutine[Any, Any, None]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Per rule: refusals not yet logged, and when the last line was written.
+        self._refusals: dict[str, tuple[int, float]] = {}
 
     @classmethod
     def unlimited(cls) -> Admission:
@@ -158,19 +162,38 @@ class Admission:
         counted = lim.limit_loopback or not _is_loopback(address)
         wait = max(1, math.ceil(lim.connect_deadline_s))
         if lim.max_unauthenticated and self.unauthenticated >= lim.max_unauthenticated:
-            log.warning("refused a new session: %d unauthenticated sessions", self.unauthenticated)
+            self._log_refusal("the global cap", "")
             return Refusal(503, wait, "too many connections waiting to authenticate")
         if counted:
             held = self._per_address.get(address, 0)
             if lim.max_unauthenticated_per_address and held >= lim.max_unauthenticated_per_address:
-                log.warning("refused a new session from %s: %d unauthenticated", address, held)
+                self._log_refusal("the per-address cap", address)
                 return Refusal(429, wait, "too many unauthenticated connections from this address")
             if lim.rate_per_s > 0 and (retry := self._take(address)) > 0:
-                log.info("refused a new session from %s: connection rate", address)
+                self._log_refusal("the connection rate", address)
                 return Refusal(429, max(1, math.ceil(retry)), "too many new connections")
             self._per_address[address] = held + 1
         self.unauthenticated += 1
         return Slot(address, counted)
+
+    def _log_refusal(self, rule: str, address: str) -> None:
+        """One WARNING per rule per ``LOG_EVERY_S``, with the count since: a flood
+        of refusals must not become a flood of log lines."""
+        now = self._clock()
+        count, since = self._refusals.get(rule, (0, -LOG_EVERY_S))
+        count += 1
+        if now - since < LOG_EVERY_S:
+            self._refusals[rule] = (count, since)
+            return
+        where = f" (last from {address})" if address else ""
+        log.warning(
+            "refused %d new Engine.IO session(s) by %s%s; %d unauthenticated held",
+            count,
+            rule,
+            where,
+            self.unauthenticated,
+        )
+        self._refusals[rule] = (0, now)
 
     def _take(self, address: str) -> float:
         """One token from the address's bucket: 0, or the seconds until one is there."""
