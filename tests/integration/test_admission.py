@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import DEMO_PASSWORD, LiaisonServer
 from tests.integration.wire import LogWatch, next_packet, open_raw
 
+ROOT = Path(__file__).resolve().parents[2]
 POLLING = "/socket.io/?EIO=4&transport=polling"
 WEBSOCKET = "/socket.io/?EIO=4&transport=websocket"
 
@@ -242,3 +243,44 @@ async def test_refusals_are_cheap_when_flooded(
     assert set(statuses) <= {200, 429}
     async with http.get(srv.url + "/healthz") as r:
         assert r.status == 200
+
+
+async def js_refusal(srv: LiaisonServer, token: str, transport: str) -> Any:
+    """What socket.io-client 4 (client_web's lock) reports for a refused connect."""
+    script = str(ROOT / "tests" / "integration" / "js_refused.cjs")
+    proc = await asyncio.create_subprocess_exec(
+        "node",
+        script,
+        srv.url,
+        token,
+        transport,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    return orjson.loads(out)
+
+
+@pytest.mark.parametrize("transport", ["polling", "websocket"])
+async def test_the_official_js_client_understands_both_refusals(
+    start: Callable[..., LiaisonServer], http: aiohttp.ClientSession, transport: str
+) -> None:
+    srv = start(
+        max_connections_per_user=1,
+        limit_loopback_connects=1,
+        connect_rate_per_s=0.01,
+        connect_burst=3,
+    )
+    token = await login(http, srv, "dispatch")
+    held, _ = connect_answer(srv, token)  # takes the user's one place (and a token)
+    assert held is not None
+    refused = await js_refusal(srv, token, transport)  # the second token
+    assert refused["data"]["code"] == "rate_limited"
+    assert refused["data"]["detail"]["limit"] == 1
+    assert (await open_polling(http, srv))[0] == 200  # the last token of the burst
+    refused = await js_refusal(srv, token, transport)  # the handshake itself: 429
+    assert refused["data"] is None
+    if transport == "polling":  # the browser's WebSocket API hides the status
+        assert refused["status"] == 429
+    held.sock.close()
