@@ -97,7 +97,7 @@ class Settings:
     #: (a token bucket); past it HTTP 429 with Retry-After. 0: no limit.
     connect_rate_per_s: float = 20.0
     connect_burst: int = 40
-    #: Live connections one user may hold; the next connect is refused
+    #: Live connections one user may hold on this node; the next connect is refused
     #: ``rate_limited`` (the oldest is not kicked). 0: no cap.
     max_connections_per_user: int = 20
     #: Apply the per-address limits (rate, unauthenticated per address) to
