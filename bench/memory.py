@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.servers import (
+    LIAISON_BENCH_LIMITS,
     REPO,
     Processes,
     free_port,
@@ -62,6 +63,7 @@ class Node:
     def start(self) -> None:
         self.starts += 1
         env = {"LIAISON_LOG_LEVEL": "WARNING", "LIAISON_ADMIN_PASSWORD": "bench-admin-pw"}
+        env |= LIAISON_BENCH_LIMITS
         if self.redis_url:
             env |= {"LIAISON_REDIS_URL": self.redis_url, "LIAISON_NODE_ID": f"mem{self.starts}"}
         argv = [python_executable(), "-m", "server.cli", "serve", "--demo"]

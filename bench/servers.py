@@ -28,6 +28,13 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 VENV_BIN = REPO / ".venv" / "bin"
 NODE_DIR = BENCH_DIR / "node"
+#: Liaison's connection limits off for benchmark servers: the bench opens
+#: thousands of connections for a handful of users from 127.0.0.1 (loopback
+#: is already exempt from the per-address limits, not from these).
+LIAISON_BENCH_LIMITS = {
+    "LIAISON_MAX_CONNECTIONS_PER_USER": "0",
+    "LIAISON_MAX_UNAUTHENTICATED_SESSIONS": "0",
+}
 NPM_TIMEOUT_S = 120
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -69,7 +76,7 @@ def liaison_spec(port: int, data_dir: Path, redis_url: str = "", node_id: str = 
     exe = (str(liaison),) if liaison.exists() else (python_executable(), "-m", "server.cli")
     argv = (*exe, "serve", "--demo", "--host", "127.0.0.1", "--port", str(port))
     argv += ("--data-dir", str(data_dir))
-    env = {"LIAISON_LOG_LEVEL": "WARNING"}
+    env = {"LIAISON_LOG_LEVEL": "WARNING", **LIAISON_BENCH_LIMITS}
     if redis_url:
         env |= {"LIAISON_REDIS_URL": redis_url, "LIAISON_NODE_ID": node_id}
     return ServerSpec("liaison", "Liaison", "liaison", argv, env)
@@ -81,7 +88,7 @@ def proto_spec(port: int, data_dir: Path) -> ServerSpec:
         *(python_executable(), "-m", "bench.proto_server", "serve", "--demo"),
         *("--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)),
     )
-    env = {"LIAISON_LOG_LEVEL": "WARNING"}
+    env = {"LIAISON_LOG_LEVEL": "WARNING", **LIAISON_BENCH_LIMITS}
     return ServerSpec("proto", "Liaison on proto", "liaison", argv, env)
 
 

@@ -32,6 +32,7 @@ from server.settings import Settings
 from server.storage.base import EventLog
 from server.storage.directory import Directory
 from server.throttle import ThrottleRule
+from server.transport.admission import build_admission
 from server.transport.api_headers import add_api_headers
 from server.transport.gateway import Gateway
 from server.transport.http_log import quiet_bad_http_requests
@@ -86,7 +87,9 @@ def create_app(settings: Settings) -> web.Application:
     reads = RestrictedReadAudit(accounts.record)
     hub = Hub(backends.log, backends.broker, projections, backends.presence, sharing, reads)
     api_keys = ApiKeys(backends.api_keys, accounts)  # checked by accounts from now on
+    admission = build_admission(settings, backends.throttle, signer)
     gateway = Gateway(
+        admission=admission,
         commands=commands,
         hub=hub,
         accounts=accounts,

@@ -129,6 +129,16 @@ class TokenSigner:
             raise ProtocolError(ErrorCode.UNAUTHENTICATED)
         return principal
 
+    def is_ours(self, token: object) -> bool:
+        """Whether this server signed ``token``, expired or not: a token that is
+        not ours is a guess (admission.py counts those per address)."""
+        if not isinstance(token, str) or len(token) > 512 or not token.isascii():
+            return False
+        parts = token.split(".")
+        if len(parts) != 3 or parts[0] != "v1" or not self.secret:
+            return False
+        return hmac.compare_digest(parts[2], self._sign(parts[1]))
+
     def decode(self, token: object) -> AccessClaims:
         """The claims of a token we signed that has not expired; a typed error otherwise."""
         refused = ProtocolError(ErrorCode.UNAUTHENTICATED)

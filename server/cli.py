@@ -12,7 +12,7 @@ import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -171,13 +171,33 @@ def _directory_action(
     return asyncio.run(run())
 
 
+async def _audited(
+    accounts: Accounts, entry: AuditEntry, step: Callable[[], Awaitable[Any]]
+) -> Any:
+    """Run an admin action and record it, with the error code it ended with if it failed."""
+    try:
+        result = await step()
+    except ProtocolError as err:
+        await accounts.record(replace(entry, outcome=err.code.code))
+        raise
+    except DirectoryConflict:
+        await accounts.record(replace(entry, outcome=ErrorCode.CONFLICT.code))
+        raise
+    await accounts.record(entry)
+    return result
+
+
 def cmd_org_add(args: argparse.Namespace) -> int:
-    async def action(directory: Directory) -> int:
-        await directory.add_org(Org(args.id, args.name, args.kind))
+    """Add an organisation: audited as ``org.create``, like POST /api/v1/orgs."""
+
+    async def action(accounts: Accounts) -> int:
+        entry = AuditEntry(cli_actor(), "org.create", args.id, "ok", "", {"kind": args.kind})
+        org = Org(args.id, args.name, args.kind)
+        await _audited(accounts, entry, lambda: accounts.directory.add_org(org))
         print(f"organisation {args.id} added")
         return 0
 
-    return _directory_action(args, action)
+    return _accounts_action(args, action)
 
 
 def cmd_org_list(args: argparse.Namespace) -> int:
@@ -199,6 +219,7 @@ def _ask(prompt: str) -> str | None:
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
+    """Add a user or bot: audited as ``user.create``, like POST /api/v1/users."""
     if _refused(args):  # before asking for a password
         return 2
     if args.role == Role.BOT.value and not args.password:
@@ -210,19 +231,25 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     if password is None:
         return 2
 
-    async def action(directory: Directory) -> int:
-        user = await create_user(
-            directory,
-            username=args.username,
-            org=args.org,
-            name=args.name or args.username,
-            role=args.role,
-            password=password,
+    async def action(accounts: Accounts) -> int:
+        detail = {"org": args.org, "role": args.role}
+        entry = AuditEntry(cli_actor(), "user.create", "u_" + args.username, "ok", "", detail)
+        user = await _audited(
+            accounts,
+            entry,
+            lambda: create_user(
+                accounts.directory,
+                username=args.username,
+                org=args.org,
+                name=args.name or args.username,
+                role=args.role,
+                password=password,
+            ),
         )
         print(f"user {user.username} ({user.role}) added to {user.org_id}")
         return 0
 
-    return _directory_action(args, action)
+    return _accounts_action(args, action)
 
 
 def cmd_user_list(args: argparse.Namespace) -> int:
@@ -282,6 +309,16 @@ def _user_id(accounts: Accounts, username: str) -> str:
     return user.id
 
 
+#: The audit action of each ``liaison user`` lifecycle command (as over REST).
+_LIFECYCLE_ACTIONS = {
+    "disable": "disable",
+    "enable": "enable",
+    "revoke": "revoke_sessions",
+    "delete": "delete",
+    "reset-password": "reset_password",
+}
+
+
 def cmd_user_lifecycle(args: argparse.Namespace) -> int:
     """disable, enable, revoke, delete: one audited action on one user."""
     password = ""
@@ -293,7 +330,13 @@ def cmd_user_lifecycle(args: argparse.Namespace) -> int:
             return 2
 
     async def action(accounts: Accounts) -> int:
-        user_id, actor = _user_id(accounts, args.username), cli_actor()
+        actor = cli_actor()
+        try:
+            user_id = _user_id(accounts, args.username)
+        except ProtocolError as err:  # refused, and recorded as REST records it
+            action = f"user.{_LIFECYCLE_ACTIONS[args.user]}"
+            await accounts.record(AuditEntry(actor, action, args.username, err.code.code))
+            raise
         steps = {
             "disable": lambda: accounts.disable(actor, user_id),
             "enable": lambda: accounts.enable(actor, user_id),

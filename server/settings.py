@@ -76,8 +76,9 @@ class Settings:
     #: Seconds failed logins are remembered, from a key's first failure.
     login_window_s: float = 900.0
     #: Addresses or networks (CIDR) of reverse proxies (nginx) whose X-Forwarded-For is believed
-    #: for the client address that login throttling counts. Empty: the peer
-    #: address is the client, and X-Forwarded-For is ignored (anyone can send it).
+    #: for the client address that login throttling and connection limits
+    #: count. Empty: the peer address is the client, and X-Forwarded-For is
+    #: ignored (anyone can send it).
     trusted_proxies: tuple[str, ...] = ()
     #: Seconds a connection may take to send a request's headers, or stay idle
     #: between requests (aiohttp's keep-alive timer, which also runs while
@@ -85,6 +86,24 @@ class Settings:
     #: otherwise: 1,000 connections with partial headers were held indefinitely.
     #: A running request (a long poll, a WebSocket) is not cut by it.
     http_header_timeout_s: float = 15.0
+    #: Engine.IO sessions in all, and per client address, that have not yet
+    #: completed an authenticated Socket.IO connect (each costs about 9 KB);
+    #: past either a new one is refused (HTTP 503 / 429). 0: no cap.
+    max_unauthenticated_sessions: int = 2_000
+    max_unauthenticated_per_address: int = 50
+    #: Seconds a new session has to authenticate before it is closed.
+    connect_deadline_s: float = 10.0
+    #: New Engine.IO sessions per second per client address, and the burst
+    #: (a token bucket); past it HTTP 429 with Retry-After. 0: no limit.
+    connect_rate_per_s: float = 20.0
+    connect_burst: int = 40
+    #: Live connections one user may hold on this node; the next connect is refused
+    #: ``rate_limited`` (the oldest is not kicked). 0: no cap.
+    max_connections_per_user: int = 20
+    #: Apply the per-address limits (rate, unauthenticated per address) to
+    #: loopback clients too. Off: tests, benchmarks and an nginx on the same
+    #: host without trusted_proxies would all be one address.
+    limit_loopback_connects: bool = False
 
     def __post_init__(self) -> None:
         if self.sqlite_synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):
@@ -110,6 +129,20 @@ class Settings:
             raise ValueError("LIAISON_HTTP_HEADER_TIMEOUT_S must be positive")
         if self.login_window_s <= 0:
             raise ValueError("LIAISON_LOGIN_WINDOW_S must be positive")
+        if (
+            min(
+                self.max_unauthenticated_sessions,
+                self.max_unauthenticated_per_address,
+                self.connect_rate_per_s,
+                self.max_connections_per_user,
+            )
+            < 0
+        ):
+            raise ValueError("LIAISON_MAX_*, LIAISON_CONNECT_RATE_PER_S must not be negative")
+        if self.connect_deadline_s <= 0:
+            raise ValueError("LIAISON_CONNECT_DEADLINE_S must be positive")
+        if self.connect_rate_per_s > 0 and self.connect_burst < 1:
+            raise ValueError("LIAISON_CONNECT_BURST must be at least 1")
 
     @classmethod
     def from_env(
@@ -189,6 +222,13 @@ HELP: dict[str, str] = {
     "login_window_s": "seconds failed logins are remembered (back-off 1 s doubling, at most this)",
     "trusted_proxies": "proxy addresses or CIDRs (comma-separated) whose X-Forwarded-For counts",
     "http_header_timeout_s": "seconds to send request headers, or stay idle, before a hang-up",
+    "max_unauthenticated_sessions": "sessions waiting to authenticate, in all; 0: no cap",
+    "max_unauthenticated_per_address": "sessions waiting to authenticate per address; 0: no cap",
+    "connect_deadline_s": "seconds a new connection has to authenticate before it is closed",
+    "connect_rate_per_s": "new connections per second per address (token bucket); 0: no limit",
+    "connect_burst": "new connections per address allowed at once, above the rate",
+    "max_connections_per_user": "live connections per user; the next is refused; 0: no cap",
+    "limit_loopback_connects": "apply the per-address connection limits to 127.0.0.1/::1 too",
 }
 
 

@@ -32,6 +32,7 @@ from server.errors import StorageUnavailable
 from server.services.accounts import Accounts
 from server.services.commands import PIPELINED, CommandService
 from server.services.hub import Hub, Piece
+from server.transport.admission import Admission
 from server.transport.outbox import Flusher, Outbox
 from server.transport.pipeline import AckPipeline
 from server.transport.sio_seam import CONNECT, ConnectionRefused, MalformedPacket, SocketServer
@@ -138,8 +139,11 @@ class Gateway:
         max_pending_bytes: int,
         ping_interval: float,
         ping_timeout: float,
+        admission: Admission | None = None,
     ) -> None:
         self.commands, self.hub, self.accounts = commands, hub, accounts
+        #: Caps on new and unauthenticated sessions and per user (admission.py).
+        self.admission = admission or Admission.unlimited()
         self.limits = limits
         self.max_pending_bytes = max_pending_bytes
         self.sessions: dict[str, Session] = {}
@@ -166,6 +170,7 @@ class Gateway:
         self.sio.on("disconnect", self.on_disconnect)
         self.sio.event_handler = self.on_event
         self.sio.malformed_handler = self.on_malformed
+        self.sio.admit_with(self.admission)
         self._tasks: set[asyncio.Task[Any]] = set()
         #: Set once the server stops: commands are refused, connections sent away.
         self.closing = False
@@ -200,8 +205,10 @@ class Gateway:
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:
             principal, claims, codec, version = self._negotiate(auth)
+            self.admission.check_user(len(self.by_user.get(principal.user_id, ())))
         except ProtocolError as err:
-            raise ConnectionRefused(err.message, err.to_wire()) from None
+            answer = await self.admission.refused(environ, auth, err)
+            raise ConnectionRefused(answer.message, answer.to_wire()) from None
         except Exception:
             # Never let it escape: python-socketio would retry this handler
             # without ``auth`` on a TypeError, and answer nothing on others

@@ -39,29 +39,11 @@ class LoginGuard:
     ) -> None:
         self.directory, self.throttle = directory, throttle
         self.rules = [per_user, per_address]
-        self.trusted = [ipaddress.ip_network(a.strip(), strict=False) for a in trusted_proxies]
-
-    def _is_trusted(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self.trusted)
+        self.addresses = ClientAddresses(trusted_proxies)
 
     def client_address(self, request: web.Request) -> str:
-        """The peer, or behind a trusted proxy the right-most untrusted X-Forwarded-For hop.
-
-        Right-most: nginx appends the address it saw to whatever the client
-        sent, so every hop left of the last untrusted one may be forged.
-        """
-        peer = _normal(request.remote or "")
-        if not self._is_trusted(peer):
-            return peer
-        hops = [_normal(h) for h in request.headers.get("X-Forwarded-For", "").split(",")]
-        for hop in reversed(hops):
-            if hop and not self._is_trusted(hop):
-                return hop
-        return peer
+        """The client's address, as :class:`ClientAddresses` derives it."""
+        return self.addresses.of(request)
 
     async def authenticate(self, request: web.Request, username: str, password: str) -> User:
         """The user these credentials name; ``rate_limited`` or ``unauthenticated`` otherwise."""
@@ -101,6 +83,39 @@ class LoginGuard:
             await self.directory.replace_password_hash(user, new_hash)
         except Exception:
             log.exception("re-hashing the password of user %s failed", user.id)
+
+
+class ClientAddresses:
+    """The client address of a request, for throttles and connection limits.
+
+    Shared by the login throttle and Engine.IO admission (admission.py), so
+    both count the same address for the same client.
+    """
+
+    def __init__(self, trusted_proxies: tuple[str, ...] = ()) -> None:
+        self.trusted = [ipaddress.ip_network(a.strip(), strict=False) for a in trusted_proxies]
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.trusted)
+
+    def of(self, request: web.BaseRequest) -> str:
+        """The peer, or behind a trusted proxy the right-most untrusted X-Forwarded-For hop.
+
+        Right-most: nginx appends the address it saw to whatever the client
+        sent, so every hop left of the last untrusted one may be forged.
+        """
+        peer = _normal(request.remote or "")
+        if not self._is_trusted(peer):
+            return peer
+        hops = [_normal(h) for h in request.headers.get("X-Forwarded-For", "").split(",")]
+        for hop in reversed(hops):
+            if hop and not self._is_trusted(hop):
+                return hop
+        return peer
 
 
 def _normal(address: str) -> str:

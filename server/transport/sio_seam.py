@@ -25,7 +25,15 @@ aiohttp's ``WebSocketWriter``         writes a frame's header and payload with n
 ``eio_aiohttp.WebSocket.wait``        undecodable WebSocket message → close
 ``AsyncSocket.receive``               nothing handled after a client's CLOSE, and
                                       its pending poll answered
-``AsyncServer.handle_request``        POST to a closed session → 400, not 500
+``AsyncServer.handle_request``        POST to a closed session → 400, not 500;
+                                      a request for a closed or unknown session
+                                      → 400, no ERROR with its sid
+                                      (:func:`_answer_stale_sessions_quietly`);
+                                      new sessions admitted first
+                                      (:func:`_admit_new_sessions`)
+``sio _handle_eio_connect/disconnect``  a session's admission slot held until it
+``AsyncServer.eio.sockets``           authenticates or goes; a late one closed
+                                      (:meth:`SocketServer.expire_unauthenticated`)
 ``sio Packet.decode`` (partial state) :class:`CheckedPacket` (``serializer=``)
 ``AsyncServer._handle_eio_message``,  attachment refusal before buffering, malformed
 ``_binary_packet``                    packets answered, nothing before CONNECT
@@ -56,6 +64,8 @@ from engineio.async_drivers import aiohttp as eio_aiohttp
 from engineio.async_server import AsyncServer as EngineServer
 from engineio.async_socket import AsyncSocket
 from socketio import packet as sio_packet
+
+from server.transport.admission import SLOT_KEY, Admission, Refusal
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +135,8 @@ def install_engineio_hooks() -> None:
     _refuse_undecodable_messages()
     _receive_nothing_once_closed()
     _answer_posts_to_closed_sessions()
+    _answer_stale_sessions_quietly()
+    _admit_new_sessions()
     setattr(AsyncSocket, _INSTALLED, True)
 
 
@@ -255,6 +267,58 @@ def _answer_posts_to_closed_sessions() -> None:
     EngineServer.handle_request = handle_request
 
 
+def _answer_stale_sessions_quietly() -> None:
+    """Hook: ``AsyncServer.handle_request`` (its ``sockets``). A GET or POST
+    naming a session that is closed (the first poll after a server-side close,
+    say) or unknown made engineio log an ERROR with the sid in it
+    ("'Session is disconnected' <sid>", "Invalid session <sid>"): noise for
+    the operator, and a sid in a log can be replayed. It is a stale session
+    like any other: HTTP 400 as engineio answers it, logged at DEBUG without
+    the sid. Outside :func:`_answer_posts_to_closed_sessions`."""
+    original = EngineServer.handle_request
+
+    async def handle_request(self: Any, request: web.BaseRequest, *args: Any) -> Any:
+        sid = request.query.get("sid")
+        if sid is not None:
+            socket = self.sockets.get(sid)
+            if socket is None or socket.closed:
+                if socket is not None:
+                    self.sockets.pop(sid, None)  # as engineio's _get_socket does
+                log.debug("refused a request for a closed or unknown Engine.IO session")
+                stale = "Session is disconnected" if socket is not None else "Invalid session"
+                return web.Response(status=400, text=f'"{stale}"', content_type="text/plain")
+        return await original(self, request, *args)
+
+    EngineServer.handle_request = handle_request
+
+
+def _admit_new_sessions() -> None:
+    """Hook: ``AsyncServer.handle_request``, outermost. A GET without ``sid``
+    (a new polling or WebSocket session) asks the server's :class:`Admission`
+    (``liaison_admission``, set by :meth:`SocketServer.admit_with`) first; a
+    refusal is an HTTP 429/503 with ``Retry-After`` and nothing is created.
+    An admitted request carries its :class:`Slot` (request[SLOT_KEY]) to
+    :meth:`SocketServer._handle_eio_connect`; if engine.io created no session
+    for it (a bad request) the slot is given back here."""
+    original = EngineServer.handle_request
+
+    async def handle_request(self: Any, request: web.BaseRequest, *args: Any) -> Any:
+        admission: Admission | None = getattr(self, "liaison_admission", None)
+        if admission is None or request.method != "GET" or "sid" in request.query:
+            return await original(self, request, *args)
+        slot = admission.admit(admission.address_of(request))
+        if isinstance(slot, Refusal):
+            return slot.response()
+        request[SLOT_KEY] = slot
+        try:
+            return await original(self, request, *args)
+        finally:
+            if slot.eio_sid is None:
+                admission.release(slot)
+
+    EngineServer.handle_request = handle_request
+
+
 # --------------------------------------------------------------- connection
 
 
@@ -338,6 +402,34 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(serializer=CheckedPacket, **kwargs)
         self.binary_allowed = set()
+        self.admission: Admission | None = None
+
+    def admit_with(self, admission: Admission) -> None:
+        """New sessions pass ``admission`` (see :func:`_admit_new_sessions`)."""
+        self.admission = admission
+        self.eio.liaison_admission = admission
+        admission.expire = self.expire_unauthenticated
+
+    async def expire_unauthenticated(self, eio_sid: str) -> None:
+        """Close a session that did not authenticate in time (an Engine.IO CLOSE)."""
+        if self.manager.sid_from_eio_sid(eio_sid, "/") is None:
+            await self.hang_up(eio_sid)
+            self.eio.sockets.pop(eio_sid, None)  # not held until the sweep
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: Any) -> Any:
+        result = await super()._handle_eio_connect(eio_sid, environ)
+        request = environ.get("aiohttp.request")
+        slot = request.get(SLOT_KEY) if request is not None else None
+        if self.admission is not None and slot is not None:
+            self.admission.opened(slot, eio_sid)
+        return result
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        try:
+            await super()._handle_eio_disconnect(eio_sid, reason)
+        finally:
+            if self.admission is not None:
+                self.admission.closed(eio_sid)
 
     # ------------------------------------------------------------- hooks
 
@@ -375,6 +467,12 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         except MalformedPacket as exc:
             self._binary_packet.pop(eio_sid, None)
             await self.malformed_handler(eio_sid, exc)
+        if (
+            self.admission is not None
+            and data[:1] == "0"
+            and self.manager.sid_from_eio_sid(eio_sid, "/") is not None
+        ):
+            self.admission.authenticated(eio_sid)  # it leaves the unauthenticated caps
 
     # ------------------------------------------------------------ sending
 

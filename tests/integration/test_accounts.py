@@ -322,6 +322,7 @@ async def test_cli_on_a_stopped_server(tmp_path: Path, clients: list[LiaisonClie
         ("user.reset_password", "ok"),
         ("user.delete", "ok"),
         ("user.disable", "ok"),
+        ("user.disable", "not_found"),
         ("audit.verify", "ok"),
     ]
     srv.start()

@@ -13,6 +13,7 @@ from dataclasses import fields
 from importlib.metadata import version
 from pathlib import Path
 
+import orjson
 import pytest
 
 from server.settings import Settings
@@ -140,3 +141,44 @@ def test_make_run_takes_the_port_and_data_dir_from_the_environment_or_make(
     serve = [line for line in done.stdout.splitlines() if "liaison serve" in line]
     assert serve, done.stdout
     assert expected in serve[0], done.stdout
+
+
+def test_every_cli_admin_action_is_audited_as_over_rest(tmp_path: Path) -> None:
+    """``org add`` and ``user add`` were the two CLI admin actions with no audit
+    record; each is now ``org.create`` / ``user.create`` as POST /api/v1/orgs and
+    /api/v1/users record it, failures with the code they ended with."""
+    data = ("--data-dir", str(tmp_path / "data"))
+    assert liaison("org", "add", "rangers", "Wildlife Rangers", *data, "--init").returncode == 0
+    assert liaison("org", "add", "rangers", "Again", *data).returncode == 1  # taken
+    nia = ("user", "add", "nia", "--org", "rangers", "--role", "responder")
+    assert liaison(*nia, "--password", "x" * 12, *data).returncode == 0
+    assert liaison(*nia, "--password", "y" * 12, *data).returncode == 1  # taken
+    for args in (
+        ("user", "disable", "nia"),
+        ("user", "enable", "nia"),
+        ("user", "revoke", "nia"),
+        ("user", "reset-password", "nia", "--password", "z" * 12),
+        ("user", "delete", "nia"),
+        ("user", "delete", "nobody"),
+        ("audit", "verify"),
+    ):
+        liaison(*args, *data)
+    out = liaison("audit", "export", *data)
+    assert out.returncode == 0, out.stderr
+    records = [orjson.loads(line) for line in out.stdout.splitlines()]
+    assert all(r["actor"].startswith("cli:") for r in records)
+    assert [(r["action"], r["target"], r["outcome"]) for r in records] == [
+        ("org.create", "rangers", "ok"),
+        ("org.create", "rangers", "conflict"),
+        ("user.create", "u_nia", "ok"),
+        ("user.create", "u_nia", "conflict"),
+        ("user.disable", "u_nia", "ok"),
+        ("user.enable", "u_nia", "ok"),
+        ("user.revoke_sessions", "u_nia", "ok"),
+        ("user.reset_password", "u_nia", "ok"),
+        ("user.delete", "u_nia", "ok"),
+        ("user.delete", "nobody", "not_found"),
+        ("audit.verify", "", "ok"),
+    ]
+    assert records[0]["detail"] == {"kind": "ngo"}
+    assert records[2]["detail"] == {"org": "rangers", "role": "responder"}

@@ -31,8 +31,9 @@ def idem_key(incident: str) -> bytes:
     return f"liaison:{{{incident}}}:idem".encode()
 
 
-async def start_node(base: Path, name: str, redis_url: str) -> LiaisonServer:
-    node = LiaisonServer(base / name, env={"LIAISON_REDIS_URL": redis_url, "LIAISON_NODE_ID": name})
+async def start_node(base: Path, name: str, redis_url: str, **env: str) -> LiaisonServer:
+    env |= {"LIAISON_REDIS_URL": redis_url, "LIAISON_NODE_ID": name}
+    node = LiaisonServer(base / name, env=env)
     await asyncio.to_thread(node.start)
     return node
 
@@ -243,7 +244,8 @@ async def follow_at_once(node: LiaisonServer, token: str, incident: str, count: 
 async def test_two_hundred_concurrent_follows_on_one_node(
     own_redis: RedisServer, tmp_path: Path, clients: list[LiaisonClient]
 ) -> None:
-    node = await start_node(tmp_path, "busy", own_redis.url)
+    # 200 connections of one user: past the per-user cap (20) by design.
+    node = await start_node(tmp_path, "busy", own_redis.url, LIAISON_MAX_CONNECTIONS_PER_USER="0")
     try:
         dispatcher = await connect(clients, node, "dispatch")
         incident = await new_incident(dispatcher)

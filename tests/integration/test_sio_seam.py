@@ -32,7 +32,7 @@ from tests.conftest import (
     new_incident,
 )
 from tests.integration.rawws import RawWebSocket
-from tests.integration.wire import SOCKET_PATH, connect_raw
+from tests.integration.wire import SOCKET_PATH, LogWatch, connect_raw
 from tests.waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,6 +81,24 @@ HOOK_TESTS: dict[str, str] = {
         "test_wire_input.py::test_undecodable_connect_packet_gets_connect_error"
     ),
     "check_versions": "test_sio_seam_boundary.py::test_the_version_check_names_each_mismatch",
+    "_admit_new_sessions": (
+        "test_admission.py::test_new_sessions_per_address_are_rate_limited_on_both_transports"
+    ),
+    "SocketServer.admit_with": (
+        "test_admission.py::test_unauthenticated_sessions_per_address_are_capped_and_freed_by_connecting"
+    ),
+    "SocketServer._handle_eio_connect": (
+        "test_admission.py::test_unauthenticated_sessions_per_address_are_capped_and_freed_by_connecting"
+    ),
+    "SocketServer._handle_eio_disconnect": (
+        "test_admission.py::test_a_session_that_does_not_authenticate_in_time_is_closed_quietly"
+    ),
+    "SocketServer.expire_unauthenticated": (
+        "test_admission.py::test_a_session_that_does_not_authenticate_in_time_is_closed_quietly"
+    ),
+    "_answer_stale_sessions_quietly": (
+        "test_sio_seam.py::test_a_poll_of_a_closed_session_is_a_quiet_400"
+    ),
 }
 
 
@@ -408,3 +426,25 @@ async def test_a_polling_clients_own_close_answers_its_pending_poll(
             assert resp.status == 200
         async with asyncio.timeout(3):
             assert await poll == 200
+
+
+async def test_a_poll_of_a_closed_session_is_a_quiet_400(fresh_server: LiaisonServer) -> None:
+    """engineio logged an ERROR naming the sid for the first poll of a session it
+    had closed ("'Session is disconnected' <sid>"), and for an unknown one."""
+    watch = LogWatch(fresh_server.log_path)
+    base = fresh_server.url + "/socket.io/?EIO=4&transport=polling"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base) as r:
+            sid = orjson.loads((await r.text())[1:])["sid"]
+        url = f"{base}&sid={sid}"
+        async with http.post(url, data="1") as r:  # the client's own CLOSE
+            assert r.status == 200
+        for _ in range(2):  # closed, then forgotten
+            async with http.get(url) as r:
+                assert r.status == 400
+        async with http.get(f"{base}&sid=unknown-{sid}") as r:
+            assert r.status == 400
+    logged = watch.new_text()
+    assert sid not in logged
+    assert "Session is disconnected" not in logged
+    assert not watch.problems()
