@@ -1,0 +1,1031 @@
+"""No content reaches anyone not entitled to it, on any read path (issue 9, test 1).
+
+A Hypothesis state machine drives random commands, visibilities and reads as
+random principals of three organisations (police, two NGOs; dispatcher,
+responder, supervisor each) against a real server, and once on two Redis
+nodes sharing one redis-server. Every text field carries a unique canary token
+(``cnry-NNNNNNN``); the oracle (tests/sharing_oracle.py, written from the SPEC)
+says who may receive each one. After every step each byte a client received
+since the last step is scanned, and every envelope is checked against the
+oracle: whole for an entitled reader, an exact placeholder for the others,
+nothing at all for a non-participant. Read paths, one rule each: live ``ev``
+to followers, resume (reconnect, possibly on the other node, from the
+remembered seq), the REST timeline (paged), the incident view (messages,
+tasks, responders per visibility, ``online``), the incident list (with ``q``)
+and the command acks and refusals. A non-participant's answers are compared
+with those for a missing incident, field by field.
+
+Budget: one world (server, clients kept connected) for many Hypothesis runs of
+a few hundred steps each (a run cannot hold many more: Hypothesis bounds the
+choices per example), until ``LIAISON_LEAK_STEPS`` steps (10,000 by default;
+2,000 on Redis) have run. ``make soak`` runs ``LIAISON_SOAK_STEPS`` (200,000)
+with a random seed. The seed is printed on failure; ``LIAISON_LEAK_SEED=<n>``
+repeats a run (the interleaving of live deliveries is not repeatable, the
+commands and reads are). No shrinking: the world is not reset between runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import random
+import re
+import time
+import urllib.parse
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from hypothesis import HealthCheck, Phase, seed, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from liaison_client import CommandFailed, LiaisonClient
+from tests.conftest import ADMIN_PASSWORD, DEMO_PASSWORD, LiaisonServer
+from tests.integration.test_multinode import start_nodes
+from tests.redis_server import RedisServer
+from tests.sharing_oracle import (
+    Audience,
+    EventMeta,
+    IncidentFacts,
+    MessageFacts,
+    Reader,
+    Visibility,
+    entitled,
+    mention_outsiders,
+    normalise,
+    reply_visibility,
+    responders_for,
+    sees,
+    updated_for,
+    visible_online,
+)
+
+T = TypeVar("T")
+POLICE, SHELTER, WILDLIFE = "metro-police", "harbour-shelter", "city-wildlife"
+ORGS = (POLICE, SHELTER, WILDLIFE)
+#: username, org, role. The first six are the demo's; the wildlife trust is made here.
+USERS = (
+    ("dispatch", POLICE, "dispatcher"),
+    ("officer", POLICE, "responder"),
+    ("sergeant", POLICE, "supervisor"),
+    ("shelter-lead", SHELTER, "dispatcher"),
+    ("outreach", SHELTER, "responder"),
+    ("shelter-super", SHELTER, "supervisor"),
+    ("wild-lead", WILDLIFE, "dispatcher"),
+    ("ranger", WILDLIFE, "responder"),
+    ("wild-super", WILDLIFE, "supervisor"),
+)
+COORDINATORS = {"dispatcher", "supervisor", "admin", "bot"}
+PLACEHOLDER_KEYS = {"v", "type", "incident", "seq", "epoch", "digest", "hash"}
+CANARY = re.compile(r"cnry-\d{7}")
+TITLE_PREFIX = "Leak probe"
+MISSING = "inc_00000000deadbeef"
+TRANSITIONS = ("task.accept", "task.decline", "task.start", "task.complete", "task.cancel")
+STEPS_PER_RUN = 300
+#: Incidents per run: enough to mix participants, few enough to share history.
+MAX_INCIDENTS = 6
+#: The suite's run takes well under a minute; a soak takes what it takes.
+TIMEOUT_S = 0 if os.environ.get("LIAISON_SOAK_STEPS") else 600
+#: Weighted actions: writes mostly, a read in about one step of three, the
+#: expensive ones (reconnect, waiting for every follower) rarely.
+ACTIONS = (
+    ["create"] * 2
+    + ["update"] * 2
+    + ["post"] * 12
+    + ["follow_up_message:message.edit"] * 2
+    + ["follow_up_message:message.ack"] * 3
+    + ["follow_up_message:message.retract"]
+    + ["create_task"] * 3
+    + ["follow_up_task:task.assign"] * 2
+    + [f"follow_up_task:{kind}" for kind in TRANSITIONS]
+    + ["responder:responder.status"] * 2
+    + ["responder:responder.position"] * 2
+    + ["follow"] * 5
+    + ["timeline"] * 5
+    + ["view"] * 4
+    + ["list"] * 2
+    + ["resume"]
+    + ["sync"]
+)
+
+
+class Leak(AssertionError):
+    """A finding: content reached a reader, or an answer told one more than it may know."""
+
+
+# --------------------------------------------------------------------- the world
+
+
+@dataclass(slots=True)
+class Seat:
+    """One principal's live client and what it has received."""
+
+    reader: Reader
+    client: LiaisonClient
+    frames: list[str] = field(default_factory=list)
+    scanned: int = 0
+    #: incident -> seqs delivered in order (the client's processed stream).
+    delivered: dict[str, list[int]] = field(default_factory=dict)
+    #: Canaries this principal wrote itself (an echo of them is no leak).
+    own: set[str] = field(default_factory=set)
+
+
+class World:
+    """Servers, one connected client per principal, and the oracle's records."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, urls: list[str]) -> None:
+        self.loop, self.urls = loop, urls
+        self.seats: dict[str, Seat] = {}
+        self.org_of: dict[str, str] = {}
+        self.incidents: dict[str, IncidentFacts] = {}
+        self.owner: dict[str, tuple[str, int]] = {}  # canary -> (incident, seq)
+        self.counter = 0
+        self.steps = 0
+        self.runs = 0
+        self.stats: collections.Counter[str] = collections.Counter()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(coro)
+
+    def canary(self) -> str:
+        self.counter += 1
+        return f"cnry-{self.counter:07d}"
+
+    # ------------------------------------------------------------- clients
+
+    async def seat(self, username: str, org: str, role: str, url: str) -> None:
+        client = LiaisonClient(url)
+        await login(client, username)
+        assert client.user is not None
+        reader = Reader(client.user["id"], org, role)
+        self.org_of[reader.user] = org
+        self.seats[reader.user] = Seat(reader, client)
+        spy(self.seats[reader.user])
+        await client.connect()
+
+    async def move(self, user: str, url: str) -> None:
+        """Reconnect ``user`` as a new connection (same token and positions) on ``url``."""
+        old = self.seats[user]
+        self.drain(old)
+        await old.client.close()
+        client = LiaisonClient(url)
+        client.token, client.refresh_token, client.expires = (
+            old.client.token,
+            old.client.refresh_token,
+            old.client.expires,
+        )
+        client.user, client.positions = old.client.user, old.client.positions
+        seat = Seat(old.reader, client, delivered=old.delivered, own=old.own)
+        self.seats[user] = seat
+        spy(seat)
+        await client.connect()  # re-follows every remembered position
+
+    async def close(self) -> None:
+        for seat in self.seats.values():
+            await seat.client.close()
+
+    # ------------------------------------------------------------- checks
+
+    def drain(self, seat: Seat) -> None:
+        """Scan new frames for canaries and envelopes; collect processed events."""
+        for frame in seat.frames[seat.scanned :]:
+            self.scan(seat, frame, "socket")
+            for env in envelopes(frame):
+                self.check_envelope(seat.reader, env, "live")
+        seat.scanned = len(seat.frames)
+        queue = seat.client.events
+        while not queue.empty():
+            env = queue.get_nowait()
+            got = seat.delivered.setdefault(env["incident"], [])
+            if env["seq"] != (got[-1] if got else 0) + 1:
+                raise Leak(
+                    f"{seat.reader.user}: {env['incident']} delivered {env['seq']} after {got[-5:]}"
+                )
+            got.append(env["seq"])
+
+    def drain_all(self) -> None:
+        for seat in self.seats.values():
+            self.drain(seat)
+
+    def scan(self, seat: Seat, text: str, where: str) -> None:
+        """Every canary in ``text`` must be one ``seat`` may read (or wrote itself)."""
+        for token in CANARY.findall(text):
+            if token in seat.own:
+                continue
+            place = self.owner.get(token)
+            if place is None:
+                raise Leak(
+                    f"{where}: {seat.reader} got {token}, which was never stored: {text[:400]}"
+                )
+            incident = self.incidents[place[0]]
+            if not sees(incident.events[place[1]], seat.reader, incident):
+                raise Leak(f"{where}: {seat.reader} got {token} of {place}: {text[:400]}")
+            self.stats["canaries seen"] += 1
+
+    def check_envelope(self, reader: Reader, env: dict[str, Any], where: str) -> None:
+        incident = self.incidents.get(env["incident"])
+        if incident is None or env["seq"] not in incident.events:
+            raise Leak(f"{where}: {reader.user} got an event the test never stored: {env}")
+        ev = incident.events[env["seq"]]
+        audience = entitled(ev, reader, incident)
+        if audience is Audience.NONE:
+            raise Leak(f"{where}: non-participant {reader} got {env}")
+        if audience is Audience.PLACEHOLDER:
+            if set(env) != PLACEHOLDER_KEYS or env["type"] != "restricted":
+                raise Leak(f"{where}: {reader} should get a bare placeholder, got {env}")
+            self.stats[f"placeholders ({where})"] += 1
+            return
+        expected_vis = None if ev.visibility is None else list(ev.visibility)
+        actual = (env["type"], env["cid"], env["actor"]["user"], env["visibility"])
+        if actual != (ev.type, ev.cid, ev.actor, expected_vis) or "salt" not in env:
+            raise Leak(f"{where}: {reader} got {actual}, the oracle expects {ev}")
+        self.stats[f"full events ({where})"] += 1
+
+    def record(
+        self, incident: IncidentFacts, ack: dict[str, Any], meta: dict[str, Any], canaries: set[str]
+    ) -> EventMeta:
+        ev = EventMeta(
+            incident=incident.id,
+            seq=ack["seq"],
+            ts=ack["ts"],
+            canaries=frozenset(canaries),
+            **meta,
+        )
+        if ack["duplicate"] or ack["seq"] != incident.head + 1:
+            raise Leak(f"ack {ack} does not follow head {incident.head}")
+        incident.events[ev.seq] = ev
+        for token in canaries:
+            self.owner[token] = (incident.id, ev.seq)
+        return ev
+
+
+def spy(seat: Seat) -> None:
+    """Record every engine.io message the client receives (events, acks, notices)."""
+    sio = seat.client.sio
+    original = sio._handle_eio_message
+
+    async def on_message(data: Any) -> None:
+        if isinstance(data, str):
+            seat.frames.append(data)
+        await original(data)
+
+    sio.eio.on("message", on_message)
+
+
+def envelopes(frame: str) -> list[dict[str, Any]]:
+    """The envelopes of an ``ev`` packet (``2["ev",[...]]``), else none."""
+    if not frame.startswith('2["ev",'):
+        return []
+    batch: list[dict[str, Any]] = json.loads(frame[1:])[1]
+    return batch
+
+
+async def login(client: LiaisonClient, username: str, password: str = DEMO_PASSWORD) -> None:
+    """Log in, waiting for a node that has not re-read the shared directory yet."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            await client.login(username, password)
+            return
+        except CommandFailed:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def rest(seat: Seat, path: str) -> tuple[int, Any]:
+    """GET ``path`` as ``seat``: (status, raw body)."""
+    client = seat.client
+    await client.fresh_token()
+    http = await client._session()
+    headers = {"Authorization": f"Bearer {client.token}"}
+    async with http.get(client.base_url + path, headers=headers) as resp:
+        text = await resp.text()
+        status = resp.status
+    return status, text
+
+
+# ------------------------------------------------------------------ the machine
+
+
+class LeakMachine(RuleBasedStateMachine):
+    """One Hypothesis run: a few hundred steps in the shared world."""
+
+    world: World  # set on the class by the test
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = self.world
+        self.w.runs += 1
+        self.prefix = f"{TITLE_PREFIX} r{self.w.runs} "  # what the list's q finds
+        self.mine: list[str] = []  # incidents of this run
+
+    @rule(data=st.data(), action=st.sampled_from(ACTIONS))
+    def step(self, data: st.DataObject, action: str) -> None:
+        """One weighted action (Hypothesis picks rules uniformly; weights need one rule)."""
+        if not self.mine and action != "create":
+            action = "create"
+        elif action == "create" and len(self.mine) >= MAX_INCIDENTS:
+            action = "post"
+        name, _, kind = action.partition(":")
+        method = getattr(self, f"_{name}")
+        self.w.run(method(data, kind) if kind else method(data))
+
+    @invariant()
+    def nothing_leaked(self) -> None:
+        """Every byte each client received since the last step, against the oracle."""
+        self.w.steps += 1
+        self.w.drain_all()
+
+    def teardown(self) -> None:
+        """A last exactly-once check, then stop following this run's incidents."""
+        self.w.run(self.settle(list(self.w.seats.values())))
+        for seat in self.w.seats.values():
+            for incident_id in self.mine:
+                if incident_id in seat.client.positions:
+                    self.w.run(seat.client.unfollow(incident_id))
+
+    # ----------------------------------------------------------- helpers
+
+    def pick(self, data: st.DataObject, items: list[T] | tuple[T, ...], label: str) -> T:
+        return items[data.draw(st.integers(0, len(items) - 1), label=label)]
+
+    def incident(self, data: st.DataObject) -> IncidentFacts:
+        return self.w.incidents[self.pick(data, self.mine, "incident")]
+
+    def seat(
+        self, data: st.DataObject, incident: IncidentFacts | None = None, away: str = ""
+    ) -> Seat:
+        """A random principal; mostly a participant of ``incident`` if one is given."""
+        users = [u for u in self.w.seats if u != away]
+        if incident is not None and data.draw(st.integers(0, 9), label="insider") < 8:
+            users = [u for u in users if incident.takes_part(self.w.org_of[u])] or users
+        return self.w.seats[self.pick(data, users, "actor")]
+
+    def visibility(self, data: st.DataObject, incident: IncidentFacts) -> list[str] | None:
+        choice = data.draw(st.integers(0, 9), label="visibility kind")
+        if choice < 4:
+            return None
+        orgs = list(ORGS if choice == 9 else incident.joined)  # 9: perhaps a non-participant
+        picked: list[str] = data.draw(st.lists(st.sampled_from(orgs), unique=True, max_size=3))
+        return picked
+
+    async def send(
+        self, seat: Seat, command: dict[str, Any], canaries: set[str]
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """Send as ``seat``: (ack, None) or (None, error). Canaries it carries are its own."""
+        seat.own |= canaries
+        try:
+            ack = await seat.client.send(command)
+        except CommandFailed as failure:
+            self.w.stats[f"refused {command['type']} {failure.code}"] += 1
+            return None, failure.error
+        self.w.stats[f"stored {command['type']}"] += 1
+        return ack, None
+
+    async def outsider(self, seat: Seat, command: dict[str, Any]) -> None:
+        """A non-participant's command must be answered exactly like one on a missing incident."""
+        _, error = await self.send(seat, command, set())
+        if error is None:
+            raise Leak(f"{seat.reader} wrote to {command['incident']}, not a participant")
+        probe = {k: v for k, v in command.items() if k != "id"} | {"incident": MISSING}
+        _, missing = await self.send(seat, probe, set())
+        assert missing is not None
+        if error["code"] != "not_found" or same_shape(error, command["incident"]) != same_shape(
+            missing, MISSING
+        ):
+            raise Leak(f"outsider told apart from missing: {error} vs {missing}")
+
+    async def hidden(
+        self,
+        seat: Seat,
+        command: dict[str, Any],
+        subject: str,
+        ack: dict[str, Any] | None,
+        error: dict[str, Any] | None,
+    ) -> None:
+        """A subject the sender may not see is answered exactly like one that does not exist."""
+        self.must_refuse(ack, error, None, f"its {subject} is hidden from the sender")
+        probe = {k: v for k, v in command.items() if k != "id"} | {subject: 999_999}
+        _, missing = await self.send(seat, probe, set())
+        assert missing is not None
+        if blank_numbers(error) != blank_numbers(missing):
+            raise Leak(f"hidden {subject} told apart from a missing one: {error} vs {missing}")
+        self.w.stats[f"hidden {subject} probes"] += 1
+
+    def must_refuse(
+        self, ack: dict[str, Any] | None, error: dict[str, Any] | None, code: str | None, why: str
+    ) -> None:
+        if ack is not None:
+            raise Leak(f"accepted although {why}: {ack}")
+        assert error is not None
+        if code is not None and error["code"] != code:
+            raise Leak(f"{why}: answered {error['code']}, the SPEC says {code}: {error}")
+
+    async def write(
+        self,
+        seat: Seat,
+        incident: IncidentFacts,
+        command: dict[str, Any],
+        canaries: set[str],
+        meta: dict[str, Any],
+        refuse: tuple[str | None, str] | None = None,
+    ) -> EventMeta | None:
+        """Send an incident-scoped write; record it if stored; check predicted refusals."""
+        command = {"incident": incident.id, **command}
+        if not incident.takes_part(seat.reader.org):
+            await self.outsider(seat, command)
+            return None
+        ack, error = await self.send(seat, command, canaries)
+        if refuse is not None and refuse[0] and refuse[0].startswith("hidden:"):
+            await self.hidden(seat, command, refuse[0].removeprefix("hidden:"), ack, error)
+            return None
+        if refuse is not None:
+            self.must_refuse(ack, error, *refuse)
+            return None
+        if ack is None:
+            return None
+        base = {"type": EVENT_OF[command["type"]], "cid": command["id"], "actor": seat.reader.user}
+        return self.w.record(
+            incident, ack, {**base, "actor_org": seat.reader.org, **meta}, canaries
+        )
+
+    # ----------------------------------------------------------- commands
+
+    async def _create(self, data: st.DataObject) -> None:
+        seat = self.seat(data)
+        orgs = data.draw(st.lists(st.sampled_from(ORGS), unique=True, max_size=3), label="orgs")
+        own = seat.reader.org
+        joined = [own, *(o for o in orgs if o != own)]
+        lead = self.pick(data, joined, "lead")
+        liaisons = {
+            u_org: user
+            for user, u_org in self.w.org_of.items()
+            if u_org in joined and data.draw(st.integers(0, 4), label="liaison") == 0
+        }
+        title, desc, addr = self.w.canary(), self.w.canary(), self.w.canary()
+        command = {
+            "type": "incident.create",
+            "title": f"{self.prefix}{title}",
+            "category": "welfare",
+            "orgs": orgs,
+            "lead_org": lead,
+            "liaisons": liaisons,
+            "description": f"details {desc}",
+            "location": {"lat": 51.5, "lon": -0.07, "address": f"at {addr}"},
+        }
+        ack, _ = await self.send(seat, command, {title, desc, addr})
+        if ack is None:
+            assert seat.reader.role not in COORDINATORS, "a coordinator's create was refused"
+            return
+        incident = IncidentFacts(
+            ack["incident"], dict.fromkeys(joined, 1), liaisons, f"{self.prefix}{title}"
+        )
+        self.w.incidents[incident.id] = incident
+        self.mine.append(incident.id)
+        meta = {"type": "incident.created", "cid": command["id"], "actor": seat.reader.user}
+        self.w.record(
+            incident, ack, {**meta, "actor_org": own, "visibility": None}, {title, desc, addr}
+        )
+
+    async def _update(self, data: st.DataObject) -> None:
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        newcomers = [o for o in ORGS if not incident.takes_part(o)]
+        add = (
+            data.draw(st.lists(st.sampled_from(newcomers), unique=True), label="add_orgs")
+            if newcomers
+            else []
+        )
+        liaisons = {
+            u_org: user
+            for user, u_org in self.w.org_of.items()
+            if u_org in add and data.draw(st.integers(0, 2), label="liaison") == 0
+        }
+        desc = self.w.canary()
+        command: dict[str, Any] = {
+            "type": "incident.update",
+            "add_orgs": add,
+            "liaisons": liaisons,
+            "description": f"now {desc}",
+        }
+        title = self.w.canary() if data.draw(st.booleans(), label="retitle") else None
+        if title:
+            command["title"] = f"{self.prefix}{title}"
+        canaries = {desc, *([title] if title else [])}
+        ev = await self.write(seat, incident, command, canaries, {"visibility": None})
+        if ev is not None:
+            for org in add:
+                incident.joined[org] = ev.seq
+            incident.liaisons.update(liaisons)
+            if title:
+                incident.title = f"{self.prefix}{title}"
+            self.w.stats["organisations added later"] += len(add)
+
+    async def _post(self, data: st.DataObject, away: str = "") -> None:
+        incident = self.incident(data)
+        seat = self.seat(data, incident, away)
+        sent = self.visibility(data, incident)
+        vis = normalise(sent, seat.reader.org)
+        text = self.w.canary()
+        command: dict[str, Any] = {
+            "type": "message.post",
+            "text": f"msg {text}",
+            "visibility": sent,
+            "urgent": data.draw(st.booleans(), label="urgent"),
+        }
+        refuse: tuple[str | None, str] | None = None
+        if vis is not None and any(not incident.takes_part(o) for o in vis):
+            refuse = ("invalid", "the visibility names a non-participant")
+        parent = None
+        reply = data.draw(st.booleans(), label="reply")
+        if incident.messages and reply:
+            parent = self.pick(data, sorted(incident.messages), "reply_to")
+            command["reply_to"] = parent
+            if not sees(incident.events[parent], seat.reader, incident):
+                refuse = ("hidden:reply_to", "the parent is hidden from the author")
+            else:
+                vis = reply_visibility(incident.messages[parent].visibility, vis)
+        if data.draw(st.booleans(), label="mention"):
+            user = self.pick(data, list(self.w.org_of), "mentioned user")
+            orgs = data.draw(
+                st.lists(st.sampled_from(list(incident.joined)), max_size=2, unique=True)
+            )
+            command["mentions"] = {"users": [user], "orgs": orgs}
+            if not incident.takes_part(self.w.org_of[user]):
+                refuse = refuse or ("invalid", "a mentioned user does not take part")
+            elif mention_outsiders(vis, [self.w.org_of[user], *orgs]):
+                refuse = refuse or ("invalid", "a mention outside the visibility")
+        ev = await self.write(seat, incident, command, {text}, {"visibility": vis}, refuse)
+        if ev is not None:
+            incident.messages[ev.seq] = MessageFacts(seat.reader.user, vis, f"msg {text}")
+
+    async def _follow_up_message(self, data: st.DataObject, kind: str) -> None:
+        incident = self.incident(data)
+        if not incident.messages:
+            return
+        seq = self.pick(data, sorted(incident.messages), "message")
+        message = incident.messages[seq]
+        author = self.w.seats[message.author]
+        seat = (
+            author if data.draw(st.integers(0, 2), label="by author") else self.seat(data, incident)
+        )
+        command: dict[str, Any] = {"type": kind, "message": seq}
+        canaries: set[str] = set()
+        if kind == "message.edit":
+            token = self.w.canary()
+            command["text"] = f"edit {token}"
+            canaries.add(token)
+        if data.draw(st.integers(0, 5), label="odd visibility") == 0:
+            command["visibility"] = self.visibility(data, incident)
+        refuse: tuple[str | None, str] | None = None
+        if not sees(incident.events[seq], seat.reader, incident):
+            refuse = ("hidden:message", "the message is hidden from the sender")
+        ev = await self.write(
+            seat,
+            incident,
+            command,
+            canaries,
+            {"visibility": message.visibility, "subject": seq},
+            refuse,
+        )
+        if ev is None:
+            return
+        if kind == "message.edit":
+            message.text = command["text"]
+        elif kind == "message.retract":
+            message.retracted = True
+        else:
+            message.acks.add(seat.reader.user)
+
+    async def _create_task(self, data: st.DataObject) -> None:
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        sent = self.visibility(data, incident)
+        vis = normalise(sent, seat.reader.org)
+        title, details = self.w.canary(), self.w.canary()
+        command: dict[str, Any] = {
+            "type": "task.create",
+            "title": f"task {title}",
+            "details": f"do {details}",
+            "visibility": sent,
+        }
+        assignee = self.assignee(data, incident, vis)
+        if assignee:
+            command["assignee"] = assignee
+        refuse: tuple[str | None, str] | None = None
+        if vis is not None and any(not incident.takes_part(o) for o in vis):
+            refuse = ("invalid", "the visibility names a non-participant")
+        ev = await self.write(
+            seat, incident, command, {title, details}, {"visibility": vis}, refuse
+        )
+        if ev is not None:
+            incident.tasks[ev.seq] = (vis, None)
+
+    def assignee(
+        self, data: st.DataObject, incident: IncidentFacts, vis: Visibility
+    ) -> dict[str, str] | None:
+        """Mostly a participant within ``vis``; sometimes anyone (the server must refuse)."""
+        kind = data.draw(st.integers(0, 3), label="assignee kind")
+        orgs = [o for o in incident.joined if vis is None or o in vis] or list(incident.joined)
+        if kind == 0:
+            return None
+        if kind == 1:
+            return {"org": self.pick(data, orgs, "assignee org")}
+        users = [u for u, o in self.w.org_of.items() if o in orgs or kind == 3]
+        return {"user": self.pick(data, users, "assignee user")}
+
+    async def _follow_up_task(self, data: st.DataObject, kind: str) -> None:
+        incident = self.incident(data)
+        if not incident.tasks:
+            return
+        task = self.pick(data, sorted(incident.tasks), "task")
+        vis = incident.tasks[task][0]
+        seat = self.seat(data, incident)
+        command: dict[str, Any] = {"type": kind, "task": task}
+        canaries: set[str] = set()
+        if kind == "task.assign":
+            command["assignee"] = self.assignee(data, incident, vis) or {"org": seat.reader.org}
+        else:
+            token = self.w.canary()
+            command["note"] = f"note {token}"
+            canaries.add(token)
+        refuse: tuple[str | None, str] | None = None
+        if not sees(incident.events[task], seat.reader, incident):
+            refuse = ("hidden:task", "the task is hidden from the sender")
+        await self.write(
+            seat, incident, command, canaries, {"visibility": vis, "subject": task}, refuse
+        )
+
+    async def _responder(self, data: st.DataObject, kind: str) -> None:
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        sent = self.visibility(data, incident)
+        vis = normalise(sent, seat.reader.org)
+        # A unique position per event: the view must show the one the reader may see.
+        self.w.counter += 1
+        lat, lon = (
+            round(10 + self.w.counter / 1e5, 5),
+            round(data.draw(st.integers(-1000, 1000)) / 100, 2),
+        )
+        position = {"lat": lat, "lon": lon, "accuracy_m": None}
+        command: dict[str, Any] = {"type": kind, "visibility": sent}
+        meta: dict[str, Any] = {"visibility": vis, "position": position}
+        if kind == "responder.status":
+            status = self.pick(data, ("available", "en_route", "on_scene", "unavailable"), "status")
+            command["status"] = status
+            meta["status"] = status
+            if data.draw(st.booleans(), label="with position"):
+                command["position"] = {"lat": lat, "lon": lon}
+            else:
+                meta["position"] = None
+        else:
+            command |= {"lat": lat, "lon": lon}
+        refuse: tuple[str | None, str] | None = None
+        if vis is not None and any(not incident.takes_part(o) for o in vis):
+            refuse = ("invalid", "the visibility names a non-participant")
+        await self.write(seat, incident, command, set(), meta, refuse)
+
+    # ----------------------------------------------------------- reads
+
+    async def _follow(self, data: st.DataObject) -> None:
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        if incident.id in seat.client.positions:
+            return
+        result = await seat.client.follow(incident.id)
+        if incident.takes_part(seat.reader.org):
+            assert result["status"] == "ok", result
+            self.w.stats["follows"] += 1
+            return
+        missing = await seat.client.follow(MISSING)
+        if same_shape(result, incident.id) != same_shape(missing, MISSING):
+            raise Leak(f"follow: outsider told apart from missing: {result} vs {missing}")
+        self.w.stats["outsider follows"] += 1
+
+    async def _resume(self, data: st.DataObject) -> None:
+        seat = self.seat(data)
+        user = seat.reader.user
+        await seat.client.sio.disconnect()
+        for _ in range(data.draw(st.integers(0, 3), label="posts while away")):
+            await self._post(data, away=user)
+        await self.w.move(user, self.pick(data, self.w.urls, "node"))
+        await self.settle([self.w.seats[user]])
+        self.w.stats["resumes"] += 1
+
+    async def _sync(self, data: st.DataObject) -> None:
+        """Every follower holds every event, exactly once, in order; ``online`` is exact."""
+        await self.settle(list(self.w.seats.values()))
+        await self._presence(data)
+
+    async def settle(self, seats: list[Seat]) -> None:
+        for seat in seats:
+            for incident_id in list(seat.client.positions):
+                incident = self.w.incidents[incident_id]
+                await seat.client.wait_seq(incident_id, incident.head)
+            self.w.drain(seat)
+            for incident_id in seat.client.positions:
+                got = seat.delivered.get(incident_id, [])
+                head = self.w.incidents[incident_id].head
+                if got != list(range(1, head + 1)):
+                    raise Leak(
+                        f"{seat.reader.user} holds {got[:3]}..{got[-3:]} of {incident_id}, "
+                        f"head {head}"
+                    )
+        self.w.stats["settled"] += 1
+
+    async def _presence(self, data: st.DataObject) -> None:
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        if not incident.takes_part(seat.reader.org):
+            return
+        watching = {
+            s.reader.user for s in self.w.seats.values() if incident.id in s.client.positions
+        }
+        expected = visible_online(seat.reader, watching, incident, self.w.org_of)
+        deadline = time.monotonic() + 10
+        while True:
+            view = await self.view(seat, incident)
+            if set(view["online"]) == expected:
+                return
+            if time.monotonic() > deadline:
+                raise Leak(f"{seat.reader.user} sees online {view['online']}, expected {expected}")
+            await asyncio.sleep(0.05)
+
+    async def _timeline(self, data: st.DataObject) -> None:
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        after = data.draw(st.integers(0, incident.head), label="after_seq")
+        limit = data.draw(st.integers(1, 40), label="limit")
+        path = f"/api/v1/incidents/{incident.id}/timeline?after_seq={after}&limit={limit}"
+        if not incident.takes_part(seat.reader.org):
+            await self.outsider_read(seat, path, incident.id)
+            return
+        for _ in range(data.draw(st.integers(1, 3), label="pages")):
+            page = await self.get(seat, path)
+            assert page["head_seq"] == incident.head, (page["head_seq"], incident.head)
+            seqs = [env["seq"] for env in page["events"]]
+            if seqs != list(range(after + 1, min(after + limit, incident.head) + 1)):
+                raise Leak(
+                    f"timeline page after {after} limit {limit}: seqs {seqs}, head {incident.head}"
+                )
+            for env in page["events"]:
+                self.w.check_envelope(seat.reader, env, "timeline")
+            if page["next_after_seq"] is None:
+                break
+            after = page["next_after_seq"]
+            path = f"/api/v1/incidents/{incident.id}/timeline?after_seq={after}&limit={limit}"
+
+    async def _view(self, data: st.DataObject) -> None:
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        if not incident.takes_part(seat.reader.org):
+            await self.outsider_read(seat, f"/api/v1/incidents/{incident.id}", incident.id)
+            return
+        view = await self.view(seat, incident)
+        reader = seat.reader
+        check_view(view, incident, reader, self.w.org_of)
+        self.w.stats["views"] += 1
+
+    async def view(self, seat: Seat, incident: IncidentFacts) -> dict[str, Any]:
+        return await self.get(seat, f"/api/v1/incidents/{incident.id}")
+
+    async def _list(self, data: st.DataObject) -> None:
+        seat = self.seat(data)
+        if data.draw(st.booleans(), label="search one"):
+            incident = self.incident(data)
+            q = incident.title.split()[-1]  # its title's canary
+            wanted = {incident.id} if incident.takes_part(seat.reader.org) else set()
+        else:
+            q, wanted = (
+                self.prefix,
+                {i for i in self.mine if self.w.incidents[i].takes_part(seat.reader.org)},
+            )
+        listed: dict[str, dict[str, Any]] = {}
+        cursor = None
+        while True:
+            limit = data.draw(st.integers(2, 20), label="limit")
+            path = f"/api/v1/incidents?q={urllib.parse.quote(q)}&limit={limit}"
+            page = await self.get(seat, path + (f"&cursor={cursor}" if cursor else ""))
+            listed |= {s["id"]: s for s in page["incidents"] if s["id"] in self.w.incidents}
+            cursor = page["next"]
+            if not cursor:
+                break
+        mine = listed
+        if set(mine) != wanted:
+            raise Leak(f"list q={q} for {seat.reader}: {sorted(mine)}, expected {sorted(wanted)}")
+        for incident_id, summary in mine.items():
+            incident = self.w.incidents[incident_id]
+            check_summary(summary, incident, seat.reader, "list")
+        self.w.stats["lists"] += 1
+
+    # ----------------------------------------------------------- REST plumbing
+
+    async def get(self, seat: Seat, path: str) -> dict[str, Any]:
+        status, text = await rest(seat, path)
+        self.w.scan(seat, text, f"GET {path}")
+        assert status == 200, (status, text)
+        body: dict[str, Any] = json.loads(text)
+        return body
+
+    async def outsider_read(self, seat: Seat, path: str, incident_id: str) -> None:
+        status, text = await rest(seat, path)
+        self.w.scan(seat, text, f"GET {path}")
+        m_status, m_text = await rest(seat, path.replace(incident_id, MISSING))
+        if (status, text.replace(incident_id, MISSING)) != (m_status, m_text) or status != 404:
+            raise Leak(f"GET {path}: outsider got {status} {text}, missing {m_status} {m_text}")
+        self.w.stats["outsider reads"] += 1
+
+
+EVENT_OF = {
+    "message.post": "message.posted",
+    "message.edit": "message.edited",
+    "message.retract": "message.retracted",
+    "message.ack": "message.acknowledged",
+    "incident.update": "incident.updated",
+    "task.create": "task.created",
+    "task.assign": "task.assigned",
+    "task.accept": "task.accepted",
+    "task.decline": "task.declined",
+    "task.start": "task.started",
+    "task.complete": "task.completed",
+    "task.cancel": "task.cancelled",
+    "responder.status": "responder.status",
+    "responder.position": "responder.position",
+}
+
+
+def blank_numbers(answer: dict[str, Any] | None) -> str:
+    return re.sub(r"\d+", "N", json.dumps(answer, sort_keys=True))
+
+
+def same_shape(answer: dict[str, Any], incident_id: str) -> str:
+    """An answer with the incident's id blanked, to compare with a missing incident's."""
+    return json.dumps(answer, sort_keys=True).replace(incident_id, "<id>")
+
+
+def check_summary(
+    summary: dict[str, Any], incident: IncidentFacts, reader: Reader, where: str
+) -> None:
+    expected = {
+        "seq": incident.head,
+        "updated": updated_for(incident, reader),
+        "title": incident.title,
+        "orgs": set(incident.joined),
+        "liaisons": incident.liaisons,
+    }
+    actual = {**{k: summary[k] for k in expected}, "orgs": set(summary["orgs"])}
+    if actual != expected:
+        raise Leak(f"{where} for {reader}: {actual}, expected {expected}")
+
+
+def check_view(
+    view: dict[str, Any], incident: IncidentFacts, reader: Reader, org_of: dict[str, str]
+) -> None:
+    """The incident view against the oracle: only what the reader may see, all of it."""
+    check_summary(view, incident, reader, "view")
+    messages = {m["seq"]: m for m in view["messages"]}
+    shown = {s for s in incident.messages if sees(incident.events[s], reader, incident)}
+    if set(messages) != shown:
+        raise Leak(f"view messages for {reader}: {sorted(messages)}, expected {sorted(shown)}")
+    for seq, m in messages.items():
+        facts = incident.messages[seq]
+        want = (None if facts.retracted else facts.text, facts.visibility, facts.acks)
+        got = (
+            m["text"],
+            None if m["visibility"] is None else tuple(m["visibility"]),
+            set(m["acks"]),
+        )
+        if got != want:
+            raise Leak(f"view message {seq} for {reader}: {got}, expected {want}")
+    tasks = {t["id"]: t for t in view["tasks"]}
+    shown = {t for t in incident.tasks if sees(incident.events[t], reader, incident)}
+    if set(tasks) != shown:
+        raise Leak(f"view tasks for {reader}: {sorted(tasks)}, expected {sorted(shown)}")
+    responders = {r["user"]: r for r in view["responders"]}
+    expected = responders_for(incident, reader)
+    seen = {
+        u: {
+            "status": r["status"],
+            "position": r["position"] and {**r["position"], "accuracy_m": None},
+        }
+        for u, r in responders.items()
+    }
+    if seen != expected:
+        raise Leak(f"view responders for {reader}: {seen}, expected {expected}")
+    allowed = visible_online(reader, view["online"], incident, org_of)
+    if set(view["online"]) != allowed:
+        raise Leak(f"view online for {reader}: {view['online']}, may only see {allowed}")
+
+
+# ---------------------------------------------------------------------- running
+
+
+def target_steps(default: int) -> int:
+    return int(
+        os.environ.get("LIAISON_SOAK_STEPS") or os.environ.get("LIAISON_LEAK_STEPS") or default
+    )
+
+
+def drive(world: World, steps: int) -> None:
+    """Run the machine in the world until ``steps`` steps have run; print the seed on failure."""
+    base = int(
+        os.environ.get("LIAISON_LEAK_SEED")
+        or (random.randrange(2**32) if os.environ.get("LIAISON_SOAK_STEPS") else 20261202)
+    )
+    machine = type("Machine", (LeakMachine,), {"world": world})
+    config = settings(
+        # Hypothesis starts with its simplest example (every choice zero: one
+        # incident created over and over); the others are random.
+        max_examples=max(2, steps // (2 * STEPS_PER_RUN) + 1),
+        stateful_step_count=STEPS_PER_RUN,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],  # no shrinking: the world is not reset between runs
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
+    started = time.monotonic()
+    run = 0
+    while world.steps < steps:
+        try:
+            run_state_machine_as_test(seed(base + run)(machine), settings=config)
+        except BaseException:
+            print(f"\nleak test failed: LIAISON_LEAK_SEED={base} (run {run}, {world.steps} steps)")
+            raise
+        run += 1
+    elapsed = time.monotonic() - started
+    print(f"\n{world.steps} steps in {world.runs} runs, {elapsed:.1f} s, seed {base}")
+    for key, count in sorted(world.stats.items()):
+        print(f"  {key}: {count}")
+
+
+async def populate(world: World, admin_url: str) -> None:
+    admin = LiaisonClient(admin_url)
+    await admin.login("admin", ADMIN_PASSWORD)
+    await admin.request(
+        "POST", "/api/v1/orgs", {"id": WILDLIFE, "name": "City Wildlife Trust", "kind": "ngo"}
+    )
+    for username, org, role in USERS:
+        if org == WILDLIFE:
+            user = {"username": username, "org": org, "name": username.title(), "role": role}
+            await admin.request("POST", "/api/v1/users", {**user, "password": DEMO_PASSWORD})
+    await admin.close()
+    for i, (username, org, role) in enumerate(USERS):
+        await world.seat(username, org, role, world.urls[i % len(world.urls)])
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def play(loop: asyncio.AbstractEventLoop, urls: list[str], steps: int) -> World:
+    world = World(loop, urls)
+    try:
+        world.run(populate(world, urls[0]))
+        drive(world, steps)
+        world.drain_all()
+    finally:
+        world.run(world.close())
+    return world
+
+
+@pytest.mark.timeout(TIMEOUT_S)
+def test_no_content_reaches_the_unentitled_on_one_node(
+    tmp_path: Path, loop: asyncio.AbstractEventLoop
+) -> None:
+    srv = LiaisonServer(tmp_path / "data")
+    srv.start()
+    try:
+        world = play(loop, [srv.url], target_steps(10_000))
+    finally:
+        srv.stop()
+    assert srv.errors_logged() == []
+    assert world.stats["stored message.post"] > 0
+    assert world.stats["organisations added later"] > 0
+
+
+@pytest.mark.timeout(TIMEOUT_S)
+def test_no_content_reaches_the_unentitled_on_two_redis_nodes(
+    own_redis: RedisServer, tmp_path: Path, loop: asyncio.AbstractEventLoop
+) -> None:
+    nodes = start_nodes(own_redis, tmp_path, 2)
+    try:
+        play(
+            loop,
+            [n.url for n in nodes],
+            target_steps(2_000) // (5 if os.environ.get("LIAISON_SOAK_STEPS") else 1),
+        )
+    finally:
+        for node in nodes:
+            node.stop()
+    for node in nodes:
+        assert node.errors_logged() == []
