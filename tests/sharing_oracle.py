@@ -89,6 +89,7 @@ class IncidentFacts:
     joined: dict[str, int]
     liaisons: dict[str, str]
     title: str
+    status: str = "reported"
     events: dict[int, EventMeta] = field(default_factory=dict)
     messages: dict[int, MessageFacts] = field(default_factory=dict)
     #: task id -> (visibility, assignee org or None)

@@ -34,6 +34,7 @@ import random
 import re
 import time
 import urllib.parse
+import uuid
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,18 @@ PLACEHOLDER_KEYS = {"v", "type", "incident", "seq", "epoch", "digest", "hash"}
 CANARY = re.compile(r"cnry-\d{7}")
 TITLE_PREFIX = "Leak probe"
 MISSING = "inc_00000000deadbeef"
+#: Every status but ``closed``, which would end the incident's writes.
+STATUSES = ("reported", "active", "contained", "resolved")
+SUBJECT_KINDS = (
+    "message.post",
+    "message.edit",
+    "message.ack",
+    "message.retract",
+    "task.assign",
+    "task.accept",
+    "task.complete",
+    "task.cancel",
+)
 TRANSITIONS = ("task.accept", "task.decline", "task.start", "task.complete", "task.cancel")
 STEPS_PER_RUN = 300
 #: Incidents per run: enough to mix participants, few enough to share history.
@@ -96,6 +109,7 @@ TIMEOUT_S = 0 if os.environ.get("LIAISON_SOAK_STEPS") else 600
 ACTIONS = (
     ["create"] * 2
     + ["update"] * 2
+    + ["status"]
     + ["post"] * 12
     + ["follow_up_message:message.edit"] * 2
     + ["follow_up_message:message.ack"] * 3
@@ -109,6 +123,7 @@ ACTIONS = (
     + ["timeline"] * 5
     + ["view"] * 4
     + ["list"] * 2
+    + ["wrong_subject"] * 2
     + ["resume"]
     + ["sync"]
 )
@@ -147,6 +162,7 @@ class World:
         self.counter = 0
         self.steps = 0
         self.runs = 0
+        self.raw: dict[tuple[str, str], int] = {}
         self.stats: collections.Counter[str] = collections.Counter()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -197,6 +213,7 @@ class World:
             self.scan(seat, frame, "socket")
             for env in envelopes(frame):
                 self.check_envelope(seat.reader, env, "live")
+                self.count_raw(seat, env)
         seat.scanned = len(seat.frames)
         queue = seat.client.events
         while not queue.empty():
@@ -207,6 +224,16 @@ class World:
                     f"{seat.reader.user}: {env['incident']} delivered {env['seq']} after {got[-5:]}"
                 )
             got.append(env["seq"])
+
+    def count_raw(self, seat: Seat, env: dict[str, Any]) -> None:
+        """Repeats (normal after a re-follow) and gaps (the client re-follows) on the wire."""
+        key = (seat.reader.user, env["incident"])
+        last = self.raw.get(key, 0)
+        if env["seq"] <= last:
+            self.stats["live repeats on the wire"] += 1
+        elif env["seq"] > last + 1 and last:
+            self.stats["live gaps on the wire"] += 1
+        self.raw[key] = env["seq"]
 
     def drain_all(self) -> None:
         for seat in self.seats.values():
@@ -324,6 +351,8 @@ class LeakMachine(RuleBasedStateMachine):
         self.w.runs += 1
         self.prefix = f"{TITLE_PREFIX} r{self.w.runs} "  # what the list's q finds
         self.mine: list[str] = []  # incidents of this run
+        #: This step's writes go over ``POST /api/v1/commands``, not Socket.IO.
+        self.via_rest = False
 
     @rule(data=st.data(), action=st.sampled_from(ACTIONS))
     def step(self, data: st.DataObject, action: str) -> None:
@@ -333,6 +362,7 @@ class LeakMachine(RuleBasedStateMachine):
         elif action == "create" and len(self.mine) >= MAX_INCIDENTS:
             action = "post"
         name, _, kind = action.partition(":")
+        self.via_rest = data.draw(st.integers(0, 4), label="writes over REST") == 0
         method = getattr(self, f"_{name}")
         self.w.run(method(data, kind) if kind else method(data))
 
@@ -381,12 +411,33 @@ class LeakMachine(RuleBasedStateMachine):
         """Send as ``seat``: (ack, None) or (None, error). Canaries it carries are its own."""
         seat.own |= canaries
         try:
-            ack = await seat.client.send(command)
+            if self.via_rest:
+                ack = await self.rest_command(seat, command)
+            else:
+                ack = await seat.client.send(command)
         except CommandFailed as failure:
             self.w.stats[f"refused {command['type']} {failure.code}"] += 1
             return None, failure.error
         self.w.stats[f"stored {command['type']}"] += 1
         return ack, None
+
+    async def rest_command(self, seat: Seat, command: dict[str, Any]) -> dict[str, Any]:
+        """``POST /api/v1/commands``: the REST write path, its answer scanned like an ack."""
+        command.setdefault("id", uuid.uuid4().hex)
+        client = seat.client
+        await client.fresh_token()
+        http = await client._session()
+        headers = {"Authorization": f"Bearer {client.token}"}
+        async with http.post(
+            client.base_url + "/api/v1/commands", json=command, headers=headers
+        ) as resp:
+            text, status = await resp.text(), resp.status
+        self.w.scan(seat, text, f"POST {command['type']}")
+        body: dict[str, Any] = json.loads(text)
+        if status >= 400:
+            raise CommandFailed(body["error"])
+        self.w.stats["writes over REST"] += 1
+        return body
 
     async def outsider(self, seat: Seat, command: dict[str, Any]) -> None:
         """A non-participant's command must be answered exactly like one on a missing incident."""
@@ -527,6 +578,16 @@ class LeakMachine(RuleBasedStateMachine):
                 incident.title = f"{self.prefix}{title}"
             self.w.stats["organisations added later"] += len(add)
 
+    async def _status(self, data: st.DataObject) -> None:
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        status = self.pick(data, STATUSES, "status")
+        note = self.w.canary()
+        command = {"type": "incident.status", "status": status, "note": f"now {note}"}
+        ev = await self.write(seat, incident, command, {note}, {"visibility": None})
+        if ev is not None:
+            incident.status = status
+
     async def _post(self, data: st.DataObject, away: str = "") -> None:
         incident = self.incident(data)
         seat = self.seat(data, incident, away)
@@ -640,6 +701,28 @@ class LeakMachine(RuleBasedStateMachine):
         users = [u for u, o in self.w.org_of.items() if o in orgs or kind == 3]
         return {"user": self.pick(data, users, "assignee user")}
 
+    async def _wrong_subject(self, data: st.DataObject) -> None:
+        """A seq that is no message (task) the sender may see: answered like a missing one."""
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        kind = self.pick(data, SUBJECT_KINDS, "kind")
+        field = "reply_to" if kind == "message.post" else kind.split(".")[0]
+        table: dict[int, Any] = incident.tasks if field == "task" else incident.messages
+        wrong = [
+            seq
+            for seq, ev in incident.events.items()
+            if seq not in table or not sees(ev, seat.reader, incident)
+        ]
+        seq = self.pick(data, sorted(wrong), "wrong subject")
+        command: dict[str, Any] = {"type": kind, field: seq}
+        token = self.w.canary()
+        if kind in ("message.post", "message.edit"):
+            command["text"] = f"probe {token}"
+        if kind == "task.assign":
+            command["assignee"] = {"org": seat.reader.org}
+        why = f"{field} {seq} is no {field} the sender may see"
+        await self.write(seat, incident, command, {token}, {}, (f"hidden:{field}", why))
+
     async def _follow_up_task(self, data: st.DataObject, kind: str) -> None:
         incident = self.incident(data)
         if not incident.tasks:
@@ -698,12 +781,14 @@ class LeakMachine(RuleBasedStateMachine):
         seat = self.seat(data, incident)
         if incident.id in seat.client.positions:
             return
-        result = await seat.client.follow(incident.id)
         if incident.takes_part(seat.reader.org):
+            result = await seat.client.follow(incident.id)
             assert result["status"] == "ok", result
             self.w.stats["follows"] += 1
             return
-        missing = await seat.client.follow(MISSING)
+        after = data.draw(st.integers(0, incident.head + 2), label="outsider after_seq")
+        result = await seat.client.follow(incident.id, after_seq=after)
+        missing = await seat.client.follow(MISSING, after_seq=after)
         if same_shape(result, incident.id) != same_shape(missing, MISSING):
             raise Leak(f"follow: outsider told apart from missing: {result} vs {missing}")
         self.w.stats["outsider follows"] += 1
@@ -760,11 +845,17 @@ class LeakMachine(RuleBasedStateMachine):
     async def _timeline(self, data: st.DataObject) -> None:
         incident = self.incident(data)
         seat = self.seat(data, incident)
-        after = data.draw(st.integers(0, incident.head), label="after_seq")
+        after = data.draw(st.integers(0, incident.head + 1), label="after_seq")
         limit = data.draw(st.integers(1, 40), label="limit")
         path = f"/api/v1/incidents/{incident.id}/timeline?after_seq={after}&limit={limit}"
         if not incident.takes_part(seat.reader.org):
             await self.outsider_read(seat, path, incident.id)
+            return
+        if after > incident.head:
+            status, text = await rest(seat, path)
+            self.w.scan(seat, text, f"GET {path}")
+            assert status == 416, (status, text)
+            assert json.loads(text)["error"]["detail"]["head_seq"] == incident.head, text
             return
         for _ in range(data.draw(st.integers(1, 3), label="pages")):
             page = await self.get(seat, path)
@@ -797,20 +888,24 @@ class LeakMachine(RuleBasedStateMachine):
 
     async def _list(self, data: st.DataObject) -> None:
         seat = self.seat(data)
-        if data.draw(st.booleans(), label="search one"):
+        mode = data.draw(st.sampled_from(["one", "all", "status"]), label="list filter")
+        query = ""
+        if mode == "one":
             incident = self.incident(data)
             q = incident.title.split()[-1]  # its title's canary
             wanted = {incident.id} if incident.takes_part(seat.reader.org) else set()
         else:
-            q, wanted = (
-                self.prefix,
-                {i for i in self.mine if self.w.incidents[i].takes_part(seat.reader.org)},
-            )
+            org = seat.reader.org
+            q, wanted = self.prefix, {i for i in self.mine if self.w.incidents[i].takes_part(org)}
+        if mode == "status":
+            status = self.pick(data, STATUSES, "status filter")
+            query = f"&status={status}"
+            wanted = {i for i in wanted if self.w.incidents[i].status == status}
         listed: dict[str, dict[str, Any]] = {}
         cursor = None
         while True:
             limit = data.draw(st.integers(2, 20), label="limit")
-            path = f"/api/v1/incidents?q={urllib.parse.quote(q)}&limit={limit}"
+            path = f"/api/v1/incidents?q={urllib.parse.quote(q)}&limit={limit}{query}"
             page = await self.get(seat, path + (f"&cursor={cursor}" if cursor else ""))
             listed |= {s["id"]: s for s in page["incidents"] if s["id"] in self.w.incidents}
             cursor = page["next"]
@@ -848,6 +943,7 @@ EVENT_OF = {
     "message.retract": "message.retracted",
     "message.ack": "message.acknowledged",
     "incident.update": "incident.updated",
+    "incident.status": "incident.status_changed",
     "task.create": "task.created",
     "task.assign": "task.assigned",
     "task.accept": "task.accepted",
@@ -878,6 +974,7 @@ def check_summary(
         "title": incident.title,
         "orgs": set(incident.joined),
         "liaisons": incident.liaisons,
+        "status": incident.status,
     }
     actual = {**{k: summary[k] for k in expected}, "orgs": set(summary["orgs"])}
     if actual != expected:
