@@ -160,17 +160,22 @@ def updated_for(incident: IncidentFacts, reader: Reader) -> int:
 
 
 def responders_for(incident: IncidentFacts, reader: Reader) -> dict[str, dict[str, Any]]:
-    """SPEC 13: each responder's latest status and position among the events the reader sees."""
+    """SPEC 13: each responder's latest status and position among the events the reader sees.
+
+    Their times too: the time of a later restricted position must not show.
+    """
     out: dict[str, dict[str, Any]] = {}
     for seq in sorted(incident.events):
         ev = incident.events[seq]
         if not ev.type.startswith("responder.") or not sees(ev, reader, incident):
             continue
-        entry = out.setdefault(ev.actor, {"status": None, "position": None})
+        entry = out.setdefault(
+            ev.actor, {"status": None, "status_ts": None, "position": None, "position_ts": None}
+        )
         if ev.type == "responder.status":
-            entry["status"] = ev.status
+            entry["status"], entry["status_ts"] = ev.status, ev.ts
         if ev.position is not None:
-            entry["position"] = dict(ev.position)
+            entry["position"], entry["position_ts"] = dict(ev.position), ev.ts
     return out
 
 

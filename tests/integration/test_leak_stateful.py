@@ -888,7 +888,8 @@ class LeakMachine(RuleBasedStateMachine):
 
     async def _list(self, data: st.DataObject) -> None:
         seat = self.seat(data)
-        mode = data.draw(st.sampled_from(["one", "all", "status"]), label="list filter")
+        modes = ["one", "all", "status", "since"]
+        mode = data.draw(st.sampled_from(modes), label="list filter")
         query = ""
         if mode == "one":
             incident = self.incident(data)
@@ -901,19 +902,33 @@ class LeakMachine(RuleBasedStateMachine):
             status = self.pick(data, STATUSES, "status filter")
             query = f"&status={status}"
             wanted = {i for i in wanted if self.w.incidents[i].status == status}
+        if mode == "since" and wanted:
+            # Polling from a reader's own ``updated`` must not reveal a later
+            # restricted event by listing the incident again.
+            since = updated_for(
+                self.w.incidents[self.pick(data, sorted(wanted), "since")], seat.reader
+            )
+            query = f"&updated_after={since}"
+            wanted = {i for i in wanted if updated_for(self.w.incidents[i], seat.reader) > since}
+        order: list[tuple[int, str]] = []
         listed: dict[str, dict[str, Any]] = {}
         cursor = None
+        limit = data.draw(st.integers(2, 20), label="limit")
         while True:
-            limit = data.draw(st.integers(2, 20), label="limit")
             path = f"/api/v1/incidents?q={urllib.parse.quote(q)}&limit={limit}{query}"
             page = await self.get(seat, path + (f"&cursor={cursor}" if cursor else ""))
             listed |= {s["id"]: s for s in page["incidents"] if s["id"] in self.w.incidents}
+            order += [(s["updated"], s["id"]) for s in page["incidents"]]
             cursor = page["next"]
             if not cursor:
                 break
+        if order != sorted(order, reverse=True):
+            raise Leak(f"list for {seat.reader} not in its own (updated, id) order: {order}")
         mine = listed
         if set(mine) != wanted:
-            raise Leak(f"list q={q} for {seat.reader}: {sorted(mine)}, expected {sorted(wanted)}")
+            raise Leak(
+                f"list {query} q={q} for {seat.reader}: {sorted(mine)}, expected {sorted(wanted)}"
+            )
         for incident_id, summary in mine.items():
             incident = self.w.incidents[incident_id]
             check_summary(summary, incident, seat.reader, "list")
@@ -1009,7 +1024,9 @@ def check_view(
     seen = {
         u: {
             "status": r["status"],
+            "status_ts": r["status_ts"],
             "position": r["position"] and {**r["position"], "accuracy_m": None},
+            "position_ts": r["position_ts"],
         }
         for u, r in responders.items()
     }
