@@ -127,6 +127,7 @@ ACTIONS = (
     ["create"] * 2
     + ["update"] * 2
     + ["status"]
+    + ["closed"]
     + ["post"] * 12
     + ["follow_up_message:message.edit"] * 2
     + ["follow_up_message:message.ack"] * 3
@@ -604,6 +605,34 @@ class LeakMachine(RuleBasedStateMachine):
         ev = await self.write(seat, incident, command, {note}, {"visibility": None})
         if ev is not None:
             incident.status = status
+
+    async def _closed(self, data: st.DataObject) -> None:
+        """Close, probe, reopen: a closed incident is ``conflict`` to participants only;
+        an outsider still gets the missing incident's answers."""
+        incident = self.incident(data)
+        coordinators = [
+            u
+            for u, seat in self.w.seats.items()
+            if incident.takes_part(seat.reader.org) and seat.reader.role in COORDINATORS
+        ]
+        seat = self.w.seats[self.pick(data, coordinators, "closer")]
+        note = self.w.canary()
+        command = {"type": "incident.status", "status": "closed", "note": f"closed {note}"}
+        if await self.write(seat, incident, command, {note}, {"visibility": None}) is None:
+            return
+        previous, incident.status = incident.status, "closed"
+        for _ in range(data.draw(st.integers(1, 3), label="probes")):
+            prober = self.seat(data, incident)
+            text = self.w.canary()
+            post = {"type": "message.post", "text": f"closed? {text}"}
+            await self.write(prober, incident, post, {text}, {}, ("conflict", "it is closed"))
+            if not incident.takes_part(prober.reader.org):
+                path = f"/api/v1/incidents/{incident.id}"
+                await self.outsider_read(prober, path, incident.id)
+        reopen = {"type": "incident.status", "status": previous}
+        assert await self.write(seat, incident, reopen, set(), {"visibility": None})
+        incident.status = previous
+        self.w.stats["closed and reopened"] += 1
 
     async def _post(self, data: st.DataObject, away: str = "") -> None:
         incident = self.incident(data)
