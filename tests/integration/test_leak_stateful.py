@@ -1102,6 +1102,18 @@ def target_steps(default: int) -> int:
     )
 
 
+def config(examples: int) -> settings:
+    return settings(
+        max_examples=examples,
+        stateful_step_count=STEPS_PER_RUN,
+        deadline=None,  # a real server on a shared machine: time is not the property
+        database=None,
+        phases=[Phase.generate],  # no shrinking: the world is not reset between runs
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
+
+
 def drive(world: World, steps: int) -> None:
     """Run the machine in the world until ``steps`` steps have run; print the seed on failure."""
     base = int(
@@ -1109,26 +1121,19 @@ def drive(world: World, steps: int) -> None:
         or (random.randrange(2**32) if os.environ.get("LIAISON_SOAK_STEPS") else 20261202)
     )
     machine = type("Machine", (LeakMachine,), {"world": world})
-    config = settings(
-        # Hypothesis starts with its simplest example (every choice zero: one
-        # incident created over and over); the others are random.
-        max_examples=max(2, -(-steps // STEPS_PER_RUN) + 1),
-        stateful_step_count=STEPS_PER_RUN,
-        deadline=None,
-        database=None,
-        phases=[Phase.generate],  # no shrinking: the world is not reset between runs
-        suppress_health_check=list(HealthCheck),
-        print_blob=False,
-    )
     started = time.monotonic()
-    run = 0
+    call = 0
     while world.steps < steps:
+        # Each call starts with Hypothesis's simplest example, then random ones;
+        # examples that hit Hypothesis's bound on choices end early (their steps
+        # ran all the same), so the calls go on until enough steps have run.
+        examples = max(1, (steps - world.steps) // STEPS_PER_RUN)
         try:
-            run_state_machine_as_test(seed(base + run)(machine), settings=config)
+            run_state_machine_as_test(seed(base + call)(machine), settings=config(examples))
         except BaseException:
-            print(f"\nleak test failed: LIAISON_LEAK_SEED={base} (run {run}, {world.steps} steps)")
+            print(f"\nleak test failed: LIAISON_LEAK_SEED={base} (call {call}, step {world.steps})")
             raise
-        run += 1
+        call += 1
     elapsed = time.monotonic() - started
     print(f"\n{world.steps} steps in {world.runs} runs, {elapsed:.1f} s, seed {base}")
     for key, count in sorted(world.stats.items()):
