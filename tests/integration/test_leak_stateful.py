@@ -180,11 +180,25 @@ class World:
         self.counter = 0
         self.steps = 0
         self.runs = 0
+        self.failure: BaseException | None = None
+        self.log: collections.deque[str] = collections.deque(maxlen=12)
         self.raw: dict[tuple[str, str], int] = {}
         self.stats: collections.Counter[str] = collections.Counter()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return self.loop.run_until_complete(coro)
+        try:
+            return self.loop.run_until_complete(coro)
+        except BaseException as exc:
+            self.failed(exc)
+            raise
+
+    def failed(self, exc: BaseException) -> None:
+        """Keep the first failure: Hypothesis replays a failing example to report
+        it, and in a world that moved on the replay goes differently (a
+        ``Flaky...`` error) and would hide what was found."""
+        if self.failure is None:
+            self.failure = exc
+            print(f"\nfailed at step {self.steps}; the last actions: {list(self.log)}")
 
     def canary(self) -> str:
         self.counter += 1
@@ -380,6 +394,7 @@ class LeakMachine(RuleBasedStateMachine):
         elif action == "create" and len(self.mine) >= MAX_INCIDENTS:
             action = "post"
         self.w.steps += 1
+        self.w.log.append(action)
         name, _, kind = action.partition(":")
         self.via_rest = data.draw(st.integers(0, 4), label="writes over REST") == 0
         method = getattr(self, f"_{name}")
@@ -388,7 +403,11 @@ class LeakMachine(RuleBasedStateMachine):
     @invariant()
     def nothing_leaked(self) -> None:
         """Every byte each client received since the last step, against the oracle."""
-        self.w.drain_all()
+        try:
+            self.w.drain_all()
+        except BaseException as exc:
+            self.w.failed(exc)
+            raise
 
     def teardown(self) -> None:
         """A last exactly-once check, then stop following this run's incidents."""
@@ -1130,8 +1149,10 @@ def drive(world: World, steps: int) -> None:
         examples = max(1, (steps - world.steps) // STEPS_PER_RUN)
         try:
             run_state_machine_as_test(seed(base + call)(machine), settings=config(examples))
-        except BaseException:
-            print(f"\nleak test failed: LIAISON_LEAK_SEED={base} (call {call}, step {world.steps})")
+        except BaseException as exc:
+            print(f"\nleak test failed: LIAISON_LEAK_SEED={base} (call {call})")
+            if world.failure is not None and world.failure is not exc:
+                raise world.failure from exc
             raise
         call += 1
     elapsed = time.monotonic() - started
