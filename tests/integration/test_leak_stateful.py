@@ -59,6 +59,7 @@ from typing import Any, TypeVar
 import pytest
 from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis import strategies as st
+from hypothesis.errors import HypothesisException
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from liaison_client import CommandFailed, LiaisonClient
@@ -166,6 +167,8 @@ class Seat:
     delivered: dict[str, list[int]] = field(default_factory=dict)
     #: Canaries this principal wrote itself (an echo of them is no leak).
     own: set[str] = field(default_factory=set)
+    #: When and why the connection dropped (the test's own disconnects included).
+    disconnects: list[str] = field(default_factory=list)
 
 
 class World:
@@ -181,6 +184,7 @@ class World:
         self.steps = 0
         self.runs = 0
         self.failure: BaseException | None = None
+        self.server_logs: list[Path] = []
         self.log: collections.deque[str] = collections.deque(maxlen=12)
         self.raw: dict[tuple[str, str], int] = {}
         self.stats: collections.Counter[str] = collections.Counter()
@@ -196,9 +200,19 @@ class World:
         """Keep the first failure: Hypothesis replays a failing example to report
         it, and in a world that moved on the replay goes differently (a
         ``Flaky...`` error) and would hide what was found."""
+        if not isinstance(exc, Exception) or isinstance(exc, HypothesisException):
+            return  # Hypothesis's own control flow (an example at its bound on choices)
         if self.failure is None:
             self.failure = exc
             print(f"\nfailed at step {self.steps}; the last actions: {list(self.log)}")
+            for user, seat in self.seats.items():
+                sio = seat.client.sio
+                print(
+                    f"  {user}: connected {sio.connected}, notices {seat.client.notices[-3:]}, "
+                    f"disconnects {seat.disconnects[-3:]}"
+                )
+            for path in self.server_logs:
+                print(f"  {path}: {path.read_text()[-3000:]}")
 
     def canary(self) -> str:
         self.counter += 1
@@ -228,7 +242,8 @@ class World:
             old.client.expires,
         )
         client.user, client.positions = old.client.user, old.client.positions
-        seat = Seat(old.reader, client, delivered=old.delivered, own=old.own)
+        seat = Seat(old.reader, client, old.frames, old.scanned, old.delivered, old.own)
+        seat.disconnects = old.disconnects
         self.seats[user] = seat
         spy(seat)
         await client.connect()  # re-follows every remembered position
@@ -334,6 +349,11 @@ def spy(seat: Seat) -> None:
         await original(data)
 
     sio.eio.on("message", on_message)
+
+    async def on_disconnect(reason: str = "") -> None:
+        seat.disconnects.append(f"{time.strftime('%H:%M:%S')} {reason}")
+
+    sio.on("disconnect", on_disconnect)
 
 
 def envelopes(frame: str) -> list[dict[str, Any]]:
@@ -1183,10 +1203,11 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop.close()
 
 
-def play(loop: asyncio.AbstractEventLoop, urls: list[str], steps: int) -> World:
-    world = World(loop, urls)
+def play(servers: list[LiaisonServer], loop: asyncio.AbstractEventLoop, steps: int) -> World:
+    world = World(loop, [srv.url for srv in servers])
+    world.server_logs = [srv.log_path for srv in servers]
     try:
-        world.run(populate(world, urls[0]))
+        world.run(populate(world, world.urls[0]))
         drive(world, steps)
         world.drain_all()
     finally:
@@ -1201,7 +1222,7 @@ def test_no_content_reaches_the_unentitled_on_one_node(
     srv = LiaisonServer(tmp_path / "data")
     srv.start()
     try:
-        world = play(loop, [srv.url], target_steps(10_000))
+        world = play([srv], loop, target_steps(10_000))
     finally:
         srv.stop()
     assert srv.errors_logged() == []
@@ -1215,11 +1236,8 @@ def test_no_content_reaches_the_unentitled_on_two_redis_nodes(
 ) -> None:
     nodes = start_nodes(own_redis, tmp_path, 2)
     try:
-        play(
-            loop,
-            [n.url for n in nodes],
-            target_steps(2_000) // (5 if os.environ.get("LIAISON_SOAK_STEPS") else 1),
-        )
+        soak = os.environ.get("LIAISON_SOAK_STEPS")
+        play(nodes, loop, target_steps(2_000) // (5 if soak else 1))
     finally:
         for node in nodes:
             node.stop()
