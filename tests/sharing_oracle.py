@@ -17,11 +17,23 @@ Today's rules, all of them:
 * follow-ups (edits, retractions, acknowledgements, task transitions) carry
   their subject's visibility, replies their parent's narrowed by what was sent.
 
-Made to grow: TLP labels and sharing agreements (server/domain/sharing.py)
-will add a label and recipients to :class:`EventMeta`, a ``REDACTED`` audience
-(protected fields replaced) and rules keyed on :attr:`IncidentFacts.joined`
-(the seq at which each organisation joined, for "AMBER history is hidden from
-organisations added later"). Keep every rule in :func:`entitled`.
+Labels and agreements (SPEC section 9.4), on top of those:
+
+* ``RED``: only the author and the named ``recipients``, not even the
+  author's own organisation; a ``RED`` event moves no one's ``updated``;
+* ``AMBER+STRICT``: only the organisations named, never a newcomer;
+* ``AMBER`` (the default, and every event without a label): an organisation
+  added later (:attr:`IncidentFacts.joined`) gets a placeholder for what was
+  written before it joined, unless an agreement from the author's
+  organisation grants it ``history``; follow-ups are judged by when their
+  subject was written; the incident's own events always reach everyone;
+* a responder's position, in another organisation's event, only where an
+  agreement grants ``position`` for the incident's category (``REDACTED``
+  otherwise: the event, with the position replaced by the marker).
+
+The agreements are the demo's (``AGREEMENTS``): police and shelter share
+names, phones and exact positions of welfare incidents both ways, with
+history; the wildlife trust has none. Keep every rule in :func:`entitled`.
 """
 
 from __future__ import annotations
@@ -38,6 +50,8 @@ class Audience(Enum):
     """What one reader must receive at one seq."""
 
     FULL = "full"
+    #: The event, with its position replaced by ``{"redacted": true}`` (no salt).
+    REDACTED = "redacted"
     PLACEHOLDER = "placeholder"
     #: Not a participant: the incident does not exist for this reader.
     NONE = "none"
@@ -69,6 +83,9 @@ class EventMeta:
     #: responder.status: the status; responder.*: the position (or None).
     status: str | None = None
     position: Mapping[str, Any] | None = None
+    #: Its TLP label (SPEC 9.4), and for RED the users it names.
+    label: str = "AMBER"
+    recipients: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -90,6 +107,7 @@ class IncidentFacts:
     liaisons: dict[str, str]
     title: str
     status: str = "reported"
+    category: str = "welfare"
     events: dict[int, EventMeta] = field(default_factory=dict)
     messages: dict[int, MessageFacts] = field(default_factory=dict)
     #: task id -> (visibility, assignee org or None)
@@ -103,17 +121,52 @@ class IncidentFacts:
         return org in self.joined
 
 
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What an agreement from one organisation to another shares (SPEC 9.4)."""
+
+    position: bool
+    history: bool
+    categories: frozenset[str]
+
+
+#: The demo's agreements (server/services/admin.py, DEMO_AGREEMENTS), as the
+#: SPEC describes them: (owner, recipient) -> what is shared.
+AGREEMENTS: dict[tuple[str, str], Grant] = {
+    ("metro-police", "harbour-shelter"): Grant(True, True, frozenset({"welfare"})),
+    ("harbour-shelter", "metro-police"): Grant(True, True, frozenset({"welfare"})),
+}
+
+
+def grant(owner: str, recipient: str, category: str) -> Grant | None:
+    found = AGREEMENTS.get((owner, recipient))
+    return found if found is not None and category in found.categories else None
+
+
 def entitled(event: EventMeta, reader: Reader, incident: IncidentFacts) -> Audience:
-    """What ``reader`` must get at ``event.seq`` (SPEC sections 9.3 and 13)."""
+    """What ``reader`` must get at ``event.seq`` (SPEC sections 9.3, 9.4 and 13)."""
     if not incident.takes_part(reader.org):
         return Audience.NONE
-    if event.visibility is None or reader.org in event.visibility:
+    if event.visibility is not None and reader.org not in event.visibility:
+        return Audience.PLACEHOLDER
+    if event.label == "RED" and reader.user != event.actor and reader.user not in event.recipients:
+        return Audience.PLACEHOLDER
+    if reader.org == event.actor_org:
         return Audience.FULL
-    return Audience.PLACEHOLDER
+    shared = grant(event.actor_org, reader.org, incident.category)
+    written = event.subject or event.seq
+    if not event.type.startswith("incident.") and event.label in ("AMBER", "AMBER+STRICT"):
+        if incident.joined[reader.org] > written:  # a newcomer
+            if event.label == "AMBER+STRICT" or shared is None or not shared.history:
+                return Audience.PLACEHOLDER
+    if event.position is not None and (shared is None or not shared.position):
+        return Audience.REDACTED
+    return Audience.FULL
 
 
 def sees(event: EventMeta, reader: Reader, incident: IncidentFacts) -> bool:
-    return entitled(event, reader, incident) is Audience.FULL
+    """The reader gets the event's content (whole, or with its position redacted)."""
+    return entitled(event, reader, incident) in (Audience.FULL, Audience.REDACTED)
 
 
 # ------------------------------------------------------------- visibility rules
@@ -156,7 +209,25 @@ def visible_online(
 
 def updated_for(incident: IncidentFacts, reader: Reader) -> int:
     """SPEC 18 incident list: ``updated`` is the time of the last event the reader may see."""
-    return max(ev.ts for ev in incident.events.values() if sees(ev, reader, incident))
+    return max(ev.ts for ev in incident.events.values() if tells_time(ev, reader, incident))
+
+
+def tells_time(event: EventMeta, reader: Reader, incident: IncidentFacts) -> bool:
+    """SPEC 18 and 9.4: whether an event moves the reader's ``updated``.
+
+    Only events it sees; never a RED one; and not a follow-up of something
+    written before the reader's organisation joined (by another organisation,
+    AMBER or AMBER+STRICT), even where an agreement shows it the history.
+    """
+    if not sees(event, reader, incident) or event.label == "RED":
+        return False
+    late = (
+        event.subject is not None
+        and event.label in ("AMBER", "AMBER+STRICT")
+        and event.actor_org != reader.org
+        and incident.joined[reader.org] > event.subject
+    )
+    return not late
 
 
 def responders_for(incident: IncidentFacts, reader: Reader) -> dict[str, dict[str, Any]]:
@@ -175,8 +246,13 @@ def responders_for(incident: IncidentFacts, reader: Reader) -> dict[str, dict[st
         if ev.type == "responder.status":
             entry["status"], entry["status_ts"] = ev.status, ev.ts
         if ev.position is not None:
-            entry["position"], entry["position_ts"] = dict(ev.position), ev.ts
+            redacted = entitled(ev, reader, incident) is Audience.REDACTED
+            entry["position"] = REDACTED_MARK if redacted else dict(ev.position)
+            entry["position_ts"] = ev.ts
     return out
+
+
+REDACTED_MARK: dict[str, Any] = {"redacted": True}
 
 
 def allowed_canaries(incident: IncidentFacts, reader: Reader) -> set[str]:

@@ -146,6 +146,38 @@ _SUBJECT_OF = {
 }
 
 
+def origin_of(seq: int, kind: str, body: Mapping[str, Any]) -> int:
+    """The seq of what a follow-up follows up; 0 for an event that starts something."""
+    subject_field = _SUBJECT_OF.get(kind)
+    origin = body.get(subject_field) if subject_field else None
+    return origin if isinstance(origin, int) and 0 < origin < seq else 0
+
+
+def updated_orgs(ev: StoredEvent, joined: Mapping[str, int]) -> tuple[str, ...] | None:
+    """Whose ``updated`` an event moves: None for every participant, else those named.
+
+    The time is told only to whom the event may show, whatever the
+    agreements: a ``RED`` event moves no one's, a restricted one its
+    organisations', and an ``AMBER`` follow-up of something written before
+    an organisation joined (hidden from it unless an agreement grants the
+    history) not that organisation's. That last rule errs on the side of
+    silence: a newcomer granted the history sees the follow-up but its
+    ``updated`` does not move for it (SPEC section 18).
+    """
+    label = label_of(ev.body)
+    if label is Label.RED:
+        return ()
+    origin = origin_of(ev.seq, ev.type, ev.body)
+    if not origin or label not in (Label.AMBER, Label.AMBER_STRICT):
+        return ev.visibility
+    return tuple(
+        org
+        for org, seq in joined.items()
+        if (seq <= origin or org == ev.actor_org)
+        and (ev.visibility is None or org in ev.visibility)
+    )
+
+
 def meta_of(
     seq: int,
     kind: str,
@@ -154,8 +186,6 @@ def meta_of(
     visibility: tuple[str, ...] | None,
     body: Mapping[str, Any],
 ) -> EventMeta:
-    subject_field = _SUBJECT_OF.get(kind)
-    origin = body.get(subject_field) if subject_field else None
     return EventMeta(
         seq=seq,
         type=kind,
@@ -165,7 +195,7 @@ def meta_of(
         label=label_of(body),
         recipients=tuple(body.get("recipients") or ()),
         protected=protected_fields(kind, body),
-        origin=origin if isinstance(origin, int) and 0 < origin < seq else 0,
+        origin=origin_of(seq, kind, body),
     )
 
 

@@ -250,7 +250,8 @@ def _labelled(
         recipients = tuple(dict.fromkeys(cmd.recipients or ())) if label is Label.RED else ()
         parent = _parent_meta(state, cmd)
         if parent is not None and _ORDER[parent.label] > _ORDER[label]:
-            label, recipients = parent.label, _heirs(parent, who)
+            label = parent.label
+            recipients = _heirs(parent, who) if label is Label.RED else ()
     else:
         subject = _subject_meta(state, draft)
         label, recipients = subject.label, subject.recipients

@@ -22,6 +22,7 @@ from server.domain.audience import (
     event_meta,
     redact_position,
     redact_subject,
+    updated_orgs,
 )
 from server.domain.events import StoredEvent
 from server.domain.sharing import UNLABELLED, AgreementsView, Label
@@ -205,8 +206,8 @@ class IncidentState:
     #: Per organisation, ts of the last restricted event it sees. What a reader
     #: is told as ``updated`` is the later of this and ``public_ms``: a
     #: police-only event must not move the time an NGO sees (SPEC section 18).
-    #: RED events move neither: their own organisation's other members must
-    #: not learn of them either (summary.last_seen does the same).
+    #: RED events move neither, and a follow-up hidden from a newcomer does
+    #: not move its time (audience.updated_orgs; summary.last_seen the same).
     restricted_ms: dict[str, int] = field(default_factory=dict)
     messages: dict[int, MessageState] = field(default_factory=dict)
     tasks: dict[int, TaskState] = field(default_factory=dict)
@@ -224,12 +225,11 @@ class IncidentState:
             handler(self, ev)
         self.seq = ev.seq
         self.updated_ms = ev.ts_ms
-        if ev.body.get("tlp") == Label.RED.value:
-            return
-        if ev.visibility is None:
+        orgs = updated_orgs(ev, self.joined)
+        if orgs is None:
             self.public_ms = ev.ts_ms
         else:
-            for org in ev.visibility:
+            for org in orgs:
                 self.restricted_ms[org] = ev.ts_ms
 
     # ------------------------------------------------------------------- view

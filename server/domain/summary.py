@@ -25,8 +25,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from server.domain.audience import origin_of, updated_orgs
 from server.domain.events import StoredEvent
-from server.domain.sharing import UNLABELLED, Label
+from server.domain.sharing import UNLABELLED
 
 HEADER_TYPES = frozenset({"incident.created", "incident.updated", "incident.status_changed"})
 
@@ -37,7 +38,6 @@ _ORG = "org:"
 _LIAISON = "liaison:"
 #: Fields ``incident.updated`` may set (only when present and not null).
 _UPDATABLE = ("title", "category", "priority", "location", "lead_org", "tlp")
-_RED = Label.RED.value
 
 
 def changes(ev: StoredEvent) -> list[tuple[str, Any]]:
@@ -62,22 +62,36 @@ def changes(ev: StoredEvent) -> list[tuple[str, Any]]:
     return out
 
 
-def last_seen(events: Iterable[StoredEvent]) -> tuple[int | None, dict[str, int]]:
+def last_seen(
+    events: Iterable[StoredEvent], joined: Mapping[str, int]
+) -> tuple[int | None, dict[str, int]]:
     """The latest ts of the public events, and per organisation of the restricted ones.
 
-    RED events count for no one: the other members of their organisations
-    must not learn of them from an ``updated`` time either.
+    ``joined``: each organisation's join seq once ``events`` are applied
+    (``joined_of`` the header). Whose time an event moves is
+    ``audience.updated_orgs``: RED events count for no one, an AMBER
+    follow-up of something older than an organisation's joining not for it.
     """
     public: int | None = None
     restricted: dict[str, int] = {}
     for ev in events:
-        if ev.body.get("tlp") == _RED:
-            continue
-        if ev.visibility is None:
+        orgs = updated_orgs(ev, joined)
+        if orgs is None:
             public = ev.ts_ms if public is None else max(public, ev.ts_ms)
-        for org in ev.visibility or ():
+            continue
+        for org in orgs:
             restricted[org] = max(restricted.get(org, 0), ev.ts_ms)
     return public, restricted
+
+
+def needs_joined(events: Iterable[StoredEvent]) -> bool:
+    """Whether ``last_seen`` of ``events`` reads the join seqs (only follow-ups do)."""
+    return any(origin_of(ev.seq, ev.type, ev.body) for ev in events)
+
+
+def joined_of(header: Mapping[str, list[Any]]) -> dict[str, int]:
+    """Each organisation's join seq, from a header."""
+    return {k[len(_ORG) :]: v[0] for k, v in header.items() if k.startswith(_ORG)}
 
 
 def wins(key: str, seq: int, current_seq: int | None) -> bool:

@@ -184,7 +184,7 @@ class RedisEventLog(RedisLogReader):
         #: Participating organisations per incident, cached beside the head and
         #: forgotten with it: an append that succeeded on the cached head saw
         #: every header event before it, so the cache is current.
-        self._orgs: dict[str, set[str]] = {}
+        self._orgs: dict[str, dict[str, int]] = {}
         self._queue = GroupCommitQueue(self._commit, config.max_batch, "redis-writer")
 
     async def start(self) -> None:
@@ -384,17 +384,20 @@ class RedisEventLog(RedisLogReader):
         except (RedisError, OSError):
             log.exception("incident index: could not move %s to %d", incident, events[-1].ts_ms)
 
-    async def _orgs_after(self, incident: str, events: list[StoredEvent]) -> set[str]:
-        """The incident's organisations once ``events`` (just stored) are applied."""
+    async def _orgs_after(self, incident: str, events: list[StoredEvent]) -> dict[str, int]:
+        """The incident's organisations, with their join seqs, once ``events``
+        (just stored) are applied."""
         orgs = self._orgs.get(incident)
         if orgs is None:
             # Read after the append: its header events are in the summary.
-            names: Any = await self.redis.hkeys(keys.summary_key(incident))
-            orgs = {n.decode()[len("org:") :] for n in names if n.startswith(b"org:")}
+            raw: Any = await self.redis.hgetall(keys.summary_key(incident))
+            orgs = summary.joined_of(_decode_header(raw))
             self._orgs[incident] = orgs
             return orgs
         for ev in events:
-            orgs.update(k[len("org:") :] for k, _ in summary.changes(ev) if k.startswith("org:"))
+            for key, _ in summary.changes(ev):
+                if key.startswith("org:"):
+                    orgs.setdefault(key[len("org:") :], ev.seq)
         return orgs
 
     async def _index_missing(self) -> None:
@@ -426,7 +429,7 @@ class RedisEventLog(RedisLogReader):
             return
         header: summary.Header = {}
         summary.merge(header, events)
-        per_org = _last_seen_per_org(events, set(summary.orgs_of(header)))
+        per_org = _last_seen_per_org(events, summary.joined_of(header))
         async with self.redis.pipeline(transaction=False) as pipe:
             for org, ts in per_org.items():
                 _ = pipe.zadd(keys.org_index_key(org), {incident: ts}, gt=True)
@@ -561,9 +564,9 @@ class RedisEventLog(RedisLogReader):
         return out
 
 
-def _last_seen_per_org(events: list[StoredEvent], orgs: set[str]) -> dict[str, int]:
-    """Per organisation, the ts of the last of ``events`` it may see."""
-    public, per_org = summary.last_seen(events)
+def _last_seen_per_org(events: list[StoredEvent], orgs: dict[str, int]) -> dict[str, int]:
+    """Per organisation (org -> join seq), the ts of the last of ``events`` it may see."""
+    public, per_org = summary.last_seen(events, orgs)
     if public is not None:
         for org in orgs:
             per_org[org] = max(per_org.get(org, 0), public)

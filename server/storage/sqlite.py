@@ -326,7 +326,13 @@ class _Writer:
             self._touch_orgs(incident, events)
 
     def _touch_orgs(self, incident: str, events: Sequence[StoredEvent]) -> None:
-        public, restricted = summary.last_seen(events)
+        joined: dict[str, int] = {}
+        if summary.needs_joined(events):  # follow-ups only: one read of the header
+            row = self.db.execute(
+                "SELECT header FROM incident_index WHERE incident = ?", (incident,)
+            ).fetchone()
+            joined = summary.joined_of(orjson.loads(row[0])) if row else {}
+        public, restricted = summary.last_seen(events, joined)
         if public is not None:
             self.db.execute(
                 "UPDATE incident_orgs SET updated_ts = max(updated_ts, ?) WHERE incident = ?",

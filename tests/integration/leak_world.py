@@ -21,6 +21,7 @@ from hypothesis.errors import HypothesisException
 from liaison_client import CommandFailed, LiaisonClient
 from tests.conftest import DEMO_PASSWORD
 from tests.sharing_oracle import (
+    REDACTED_MARK,
     Audience,
     EventMeta,
     IncidentFacts,
@@ -109,9 +110,15 @@ class World:
 
     # ------------------------------------------------------------- clients
 
-    async def seat(self, username: str, org: str, role: str, url: str) -> None:
-        client = LiaisonClient(url)
-        await login(client, username)
+    async def seat(
+        self, username: str, org: str, role: str, url: str, api_key: str | None = None
+    ) -> None:
+        """Seat a principal: a person logs in, a bot uses its API key (SPEC 4.3)."""
+        client = LiaisonClient(url, api_key=api_key)
+        if api_key is None:
+            await login(client, username)
+        else:
+            client.user = await client.request("GET", "/api/v1/me")
         assert client.user is not None
         reader = Reader(client.user["id"], org, role)
         self.org_of[reader.user] = org
@@ -205,13 +212,32 @@ class World:
             return
         expected_vis = None if ev.visibility is None else list(ev.visibility)
         actual = (env["type"], env["cid"], env["actor"]["user"], env["visibility"])
-        if actual != (ev.type, ev.cid, ev.actor, expected_vis) or "salt" not in env:
+        if actual != (ev.type, ev.cid, ev.actor, expected_vis):
             raise Leak(f"{where}: {reader} got {actual}, the oracle expects {ev}")
+        label = (env["body"].get("tlp"), tuple(env["body"].get("recipients") or ()))
+        if label != (ev.label, ev.recipients):
+            raise Leak(f"{where}: {reader} got label {label}, the oracle expects {ev}")
+        if audience is Audience.REDACTED:
+            # SPEC 9.4: the marker in place of the position, said so, and no salt.
+            if (
+                env.get("redacted") != ["position"]
+                or "salt" in env
+                or env["body"]["position"] != REDACTED_MARK
+            ):
+                raise Leak(f"{where}: {reader} should get the position redacted, got {env}")
+            self.stats[f"redacted events ({where})"] += 1
+            return
+        if "salt" not in env or "redacted" in env:
+            raise Leak(f"{where}: {reader} should get the whole event, got {env}")
         self.stats[f"full events ({where})"] += 1
 
     def record(
         self, incident: IncidentFacts, ack: dict[str, Any], meta: dict[str, Any], canaries: set[str]
     ) -> EventMeta:
+        subject = meta.get("subject")
+        if subject is not None:  # SPEC 9.4: follow-ups carry their subject's label
+            of = incident.events[subject]
+            meta = {**meta, "label": of.label, "recipients": of.recipients}
         ev = EventMeta(
             incident=incident.id,
             seq=ack["seq"],
@@ -332,7 +358,12 @@ def check_view(
         u: {
             "status": r["status"],
             "status_ts": r["status_ts"],
-            "position": r["position"] and {**r["position"], "accuracy_m": None},
+            "position": r["position"]
+            and (
+                r["position"]
+                if r["position"] == REDACTED_MARK
+                else {**r["position"], "accuracy_m": None}
+            ),
             "position_ts": r["position_ts"],
         }
         for u, r in responders.items()

@@ -68,6 +68,7 @@ from tests.integration.leak_world import (
     blank_numbers,
     check_summary,
     check_view,
+    login,
     rest,
     same_shape,
 )
@@ -449,6 +450,8 @@ class LeakMachine(RuleBasedStateMachine):
         if vis is not None and any(not incident.takes_part(o) for o in vis):
             refuse = ("invalid", "the visibility names a non-participant")
         parent = None
+        label: str = "AMBER"
+        recipients: tuple[str, ...] = ()
         reply = data.draw(st.booleans(), label="reply")
         if incident.messages and reply:
             parent = self.pick(data, sorted(incident.messages), "reply_to")
@@ -457,7 +460,27 @@ class LeakMachine(RuleBasedStateMachine):
                 refuse = ("hidden:reply_to", "the parent is hidden from the author")
             else:
                 vis = reply_visibility(incident.messages[parent].visibility, vis)
-        if data.draw(st.booleans(), label="mention"):
+                label, recipients = inherited_label(incident.events[parent], seat.reader.user)
+        chosen = data.draw(st.integers(0, 11), label="tlp")
+        if parent is None and chosen >= 8:  # SPEC 9.4: a label chosen, no mentions
+            label = ("GREEN", "CLEAR", "AMBER+STRICT", "RED")[chosen - 8]
+            command["tlp"] = label
+            if label == "AMBER+STRICT" and vis is None:
+                refuse = refuse or ("invalid", "AMBER+STRICT names its organisations")
+            if label == "RED":
+                named: list[str] = data.draw(
+                    st.lists(st.sampled_from(sorted(self.w.org_of)), min_size=1, max_size=2)
+                )
+                command["recipients"] = named
+                recipients = tuple(dict.fromkeys(named))
+                theirs = {seat.reader.org, *(self.w.org_of[name] for name in recipients)}
+                if any(not incident.takes_part(self.w.org_of[name]) for name in recipients):
+                    refuse = refuse or ("invalid", "a RED recipient does not take part")
+                elif vis is not None and not theirs <= set(vis):
+                    refuse = refuse or ("invalid", "the visibility leaves out a recipient")
+                elif vis is None:
+                    vis = tuple(sorted(theirs))
+        elif data.draw(st.booleans(), label="mention"):
             user = self.pick(data, list(self.w.org_of), "mentioned user")
             orgs = data.draw(
                 st.lists(st.sampled_from(list(incident.joined)), max_size=2, unique=True)
@@ -467,9 +490,11 @@ class LeakMachine(RuleBasedStateMachine):
                 refuse = refuse or ("invalid", "a mentioned user does not take part")
             elif mention_outsiders(vis, [self.w.org_of[user], *orgs]):
                 refuse = refuse or ("invalid", "a mention outside the visibility")
-        ev = await self.write(seat, incident, command, {text}, {"visibility": vis}, refuse)
+        meta = {"visibility": vis, "label": label, "recipients": recipients}
+        ev = await self.write(seat, incident, command, {text}, meta, refuse)
         if ev is not None:
             incident.messages[ev.seq] = MessageFacts(seat.reader.user, vis, f"msg {text}")
+            self.w.stats[f"stored {label} posts"] += 1
 
     async def _follow_up_message(self, data: st.DataObject, kind: str) -> None:
         incident = self.incident(data)
@@ -875,6 +900,18 @@ def drive(world: World, steps: int) -> None:
         print(f"  {key}: {count}")
 
 
+def inherited_label(parent: EventMeta, author: str) -> tuple[str, tuple[str, ...]]:
+    """SPEC 8.6 and 9.4: a reply is labelled at least as strictly as its parent;
+    a reply to a RED message goes to the parent's recipients and author."""
+    if parent.label == "RED":
+        names = dict.fromkeys((*parent.recipients, parent.actor))
+        names.pop(author, None)
+        return "RED", tuple(names) or (parent.actor,)
+    if parent.label == "AMBER+STRICT":
+        return "AMBER+STRICT", ()
+    return "AMBER", ()
+
+
 async def populate(world: World, admin_url: str) -> None:
     admin = LiaisonClient(admin_url)
     await admin.login("admin", ADMIN_PASSWORD)
@@ -885,9 +922,26 @@ async def populate(world: World, admin_url: str) -> None:
         if org == WILDLIFE:
             user = {"username": username, "org": org, "name": username.title(), "role": role}
             await admin.request("POST", "/api/v1/users", {**user, "password": DEMO_PASSWORD})
+    # Bots use API keys (SPEC 4.3): the CAD bot's coordinates, as a bot with
+    # a password used to; a police admin makes it (keys are their org's).
+    police_admin = {
+        "username": "leak-police-admin",
+        "org": POLICE,
+        "name": "Leak Police Admin",
+        "role": "admin",
+        "password": ADMIN_PASSWORD,
+    }
+    await admin.request("POST", "/api/v1/users", police_admin)
     await admin.close()
+    keys = LiaisonClient(admin_url)
+    await login(keys, "leak-police-admin", ADMIN_PASSWORD)
+    made = await keys.request(
+        "POST", "/api/v1/keys", {"user": "cad-bot", "name": "leak test", "coordinator": True}
+    )
+    await keys.close()
     for i, (username, org, role) in enumerate(USERS):
-        await world.seat(username, org, role, world.urls[i % len(world.urls)])
+        key = made["key"] if role == "bot" else None
+        await world.seat(username, org, role, world.urls[i % len(world.urls)], key)
 
 
 @pytest.fixture

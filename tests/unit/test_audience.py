@@ -116,6 +116,16 @@ def test_a_reply_to_red_stays_red_for_the_same_people(log: Log) -> None:
     assert as_seen(log, reply, SERGEANT)["type"] == "restricted"
 
 
+def test_a_reply_to_amber_strict_stays_amber_strict_with_no_recipients(log: Log) -> None:
+    """Found by the stateful leak test: the reply got the parent's author as a recipient."""
+    parent = log.do(
+        DISPATCH, inc(log, type="message.post", text="x", tlp="AMBER+STRICT", visibility=[NGO])
+    )
+    reply = log.do(OUTREACH, inc(log, type="message.post", text="y", reply_to=parent.seq))
+    assert reply.body["tlp"] == "AMBER+STRICT"
+    assert "recipients" not in reply.body
+
+
 def test_follow_ups_carry_their_subjects_label(log: Log) -> None:
     msg = log.do(DISPATCH, inc(log, type="message.post", text="x", tlp="RED", recipients=["u_n"]))
     ack = log.do(OUTREACH, inc(log, type="message.ack", message=msg.seq))

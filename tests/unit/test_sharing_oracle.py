@@ -45,12 +45,34 @@ def test_visibility_decides_between_the_event_and_a_placeholder() -> None:
     assert entitled(public, RANGER, facts) is Audience.NONE
 
 
-def test_a_newcomer_sees_earlier_public_events_but_not_restricted_ones() -> None:
+def test_a_newcomer_sees_earlier_amber_only_by_an_agreement_granting_history() -> None:
+    """SPEC 9.4: police share history with the shelter (the demo), not with wildlife."""
     public, police = event(1, None), event(2, (POLICE,))
     facts = incident(public, police)
     facts.joined[WILDLIFE] = 3
-    assert entitled(public, RANGER, facts) is Audience.FULL
+    facts.joined[SHELTER] = 3
+    assert entitled(public, RANGER, facts) is Audience.PLACEHOLDER
+    assert entitled(public, OUTREACH, facts) is Audience.FULL
     assert entitled(police, RANGER, facts) is Audience.PLACEHOLDER
+    green = event(1, None, label="GREEN")
+    assert entitled(green, RANGER, facts) is Audience.FULL
+
+
+def test_red_reaches_its_recipients_and_author_only() -> None:
+    red = event(1, (POLICE, SHELTER), label="RED", recipients=("u_outreach",))
+    facts = incident(red)
+    assert entitled(red, OUTREACH, facts) is Audience.FULL
+    assert entitled(red, OFFICER, facts) is Audience.PLACEHOLDER  # the author's own org
+    assert entitled(red, Reader("u_dispatch", POLICE, "dispatcher"), facts) is Audience.FULL
+
+
+def test_a_position_is_redacted_without_an_agreement() -> None:
+    position = {"lat": 1.0, "lon": 2.0, "accuracy_m": None}
+    moved = event(1, None, type="responder.position", position=position)
+    facts = incident(moved)
+    facts.joined[WILDLIFE] = 1
+    assert entitled(moved, OUTREACH, facts) is Audience.FULL  # the demo's agreement
+    assert entitled(moved, RANGER, facts) is Audience.REDACTED  # none
 
 
 def test_visibility_rules_of_section_13() -> None:
