@@ -70,6 +70,8 @@ ROLE: Schema = {"enum": [role.value for role in Role]}
 LOCATION: Schema = obj(
     {"lat": {"type": "number"}, "lon": {"type": "number"}, "address": nullable(STR)}, "address"
 )
+SUBJECT = ("name", "dob", "phone", "address")
+SEQ: Schema = {"type": "integer", "minimum": 1}
 ACTOR: Schema = obj({"user": STR, "org": STR, "name": STR})
 
 SCHEMAS: dict[str, Schema] = {
@@ -252,11 +254,11 @@ SCHEMAS: dict[str, Schema] = {
             obj(
                 {
                     "description": nullable(STR),
-                    "subject": nullable(ANY_OBJ),
-                    "status_history": {"type": "array", "items": ANY_OBJ},
-                    "messages": {"type": "array", "items": ANY_OBJ},
-                    "tasks": {"type": "array", "items": ANY_OBJ},
-                    "responders": {"type": "array", "items": ANY_OBJ},
+                    "subject": nullable(ref("Subject")),
+                    "status_history": {"type": "array", "items": ref("StatusChange")},
+                    "messages": {"type": "array", "items": ref("Message")},
+                    "tasks": {"type": "array", "items": ref("Task")},
+                    "responders": {"type": "array", "items": ref("Responder")},
                     "online": STRS,
                 },
                 extra=True,
@@ -264,6 +266,73 @@ SCHEMAS: dict[str, Schema] = {
         ],
         "description": "SPEC section 18, Incident view: the summary plus these, filtered",
     },
+    "StatusChange": obj(
+        {"status": STR, "by": STR, "ts": MS, "seq": SEQ, "note": nullable(STR)}, "note", extra=True
+    ),
+    "Message": obj(
+        {
+            "seq": SEQ,
+            "tlp": LABEL,
+            "recipients": STRS,
+            "author": ACTOR,
+            "text": nullable(STR),
+            "ts": MS,
+            "visibility": nullable(STRS),
+            "urgent": BOOL,
+            "reply_to": nullable(SEQ),
+            "mentions": obj({"users": STRS, "orgs": STRS}, extra=True),
+            "edited_seq": nullable(SEQ),
+            "retracted": BOOL,
+            "acks": {"type": "object", "additionalProperties": MS},
+        },
+        extra=True,
+    ),
+    "Task": obj(
+        {
+            "id": SEQ,
+            "title": {},
+            "details": {},
+            "tlp": LABEL,
+            "recipients": STRS,
+            "subject": {},
+            "created_by": STR,
+            "visibility": nullable(STRS),
+            "status": STR,
+            "assignee": nullable(obj({"org": STR, "user": nullable(STR)}, extra=True)),
+            "note": nullable(STR),
+            "updated_seq": SEQ,
+            "updated": MS,
+        },
+        extra=True,
+    ),
+    "Redacted": obj({"redacted": {"const": True}}),
+    "Position": obj(
+        {
+            "lat": {"type": "number"},
+            "lon": {"type": "number"},
+            "accuracy_m": nullable({"type": "number"}),
+            "precision": {"const": "coarse"},
+        },
+        "accuracy_m",
+        "precision",
+    ),
+    "Subject": obj(
+        {k: {"anyOf": [STR, {"type": "null"}, ref("Redacted")]} for k in SUBJECT},
+        *SUBJECT,
+    ),
+    "Responder": obj(
+        {
+            "user": STR,
+            "org": STR,
+            "name": STR,
+            "status": nullable({"enum": ["available", "en_route", "on_scene", "unavailable"]}),
+            "status_ts": nullable(MS),
+            "position": {"anyOf": [ref("Position"), ref("Redacted"), {"type": "null"}]},
+            "position_ts": nullable(MS),
+            "position_age_s": nullable(INT),
+        },
+        extra=True,
+    ),
     "Envelope": {
         "description": "SPEC 9.2, or the `restricted` placeholder of 9.3",
         "type": "object",
@@ -282,6 +351,7 @@ SCHEMAS: dict[str, Schema] = {
             "digest": STR,
             "hash": STR,
             "salt": STR,
+            "redacted": {"type": "array", "items": STR, "description": "fields redacted (9.4)"},
         },
     },
     "Timeline": obj(

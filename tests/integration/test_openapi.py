@@ -88,11 +88,26 @@ def operations(schema: BaseSchema) -> list[APIOperation[Any, Any, Any, Any]]:
 
 
 def demo_incident(srv: LiaisonServer) -> str:
+    """The demo's incident, with responders of both organisations on it (their
+    positions are shown, redacted or coarsened, in the view)."""
     token = login(srv, "dispatch", DEMO_PASSWORD)
     answer = requests.get(
         srv.url + "/api/v1/incidents", headers={"Authorization": f"Bearer {token}"}, timeout=10
     )
     incident: str = answer.json()["incidents"][0]["id"]
+    for username in ("officer", "outreach"):
+        command = {
+            "type": "responder.status",
+            "id": f"openapi-{username}",
+            "incident": incident,
+            "status": "en_route",
+            "position": {"lat": 51.5061, "lon": -0.0768, "accuracy_m": 12},
+        }
+        headers = {"Authorization": f"Bearer {login(srv, username, DEMO_PASSWORD)}"}
+        sent = requests.post(
+            srv.url + "/api/v1/commands", json=command, headers=headers, timeout=10
+        )
+        assert sent.status_code == 200, sent.text
     return incident
 
 
