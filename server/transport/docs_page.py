@@ -12,6 +12,7 @@ import base64
 import hashlib
 import html
 import json
+import re
 from typing import Any
 
 _CSS = (
@@ -34,6 +35,11 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _md(text: object) -> str:
+    """Escaped text with its `code spans` as <code> (the only markup descriptions use)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", _e(text))
+
+
 def _pre(value: Any) -> str:
     return f"<pre>{_e(json.dumps(value, indent=2, ensure_ascii=False))}</pre>"
 
@@ -44,13 +50,13 @@ def _name(schema: dict[str, Any]) -> str:
     return f'<a href="#{_e(short)}">{_e(short)}</a>' if short else _pre(schema)
 
 
-def _operation(method: str, path: str, op: dict[str, Any]) -> str:
+def _operation(method: str, path: str, op: dict[str, Any], errors: dict[str, Any]) -> str:
     rows = []
     for param in op.get("parameters", []):
         rows.append(
             f"<tr><td><code>{_e(param['name'])}</code></td><td>{_e(param['in'])}</td>"
             f"<td><code>{_e(json.dumps(param['schema']))}</code></td>"
-            f"<td>{_e(param.get('description', ''))}</td></tr>"
+            f"<td>{_md(param.get('description', ''))}</td></tr>"
         )
     params = f"<table>{''.join(rows)}</table>" if rows else ""
     body = op.get("requestBody", {}).get("content", {}).get("application/json")
@@ -58,17 +64,18 @@ def _operation(method: str, path: str, op: dict[str, Any]) -> str:
     answers = []
     for status, response in op["responses"].items():
         if "$ref" in response:
-            answers.append(f"<tr><td>{_e(status)}</td><td>{_name(response)} (Error)</td></tr>")
+            said = errors[response["$ref"].rsplit("/", 1)[-1]]["description"]
+            answers.append(f"<tr><td>{_e(status)}</td><td>{_name(response)}: {_md(said)}</td></tr>")
             continue
         content: dict[str, Any] = next(iter(response.get("content", {}).values()), {})
         shape = _name(content["schema"]) if "schema" in content else ""
         answers.append(
-            f"<tr><td>{_e(status)}</td><td>{shape} {_e(response['description'])}</td></tr>"
+            f"<tr><td>{_e(status)}</td><td>{shape} {_md(response['description'])}</td></tr>"
         )
     auth = "public" if op.get("security") == [] else "bearer token"
     return (
         f"<details><summary><span class=m>{_e(method.upper())}</span> <code>{_e(path)}</code>"
-        f" — {_e(op.get('summary', ''))}</summary><p>{auth}. {_e(op.get('description', ''))}</p>"
+        f" — {_md(op.get('summary', ''))}</summary><p>{auth}. {_md(op.get('description', ''))}</p>"
         f"{params}{request}<table><tr><th>status</th><th>body</th></tr>{''.join(answers)}</table>"
         "</details>"
     )
@@ -76,11 +83,11 @@ def _operation(method: str, path: str, op: dict[str, Any]) -> str:
 
 def render(document: dict[str, Any], json_path: str) -> str:
     """The page for ``document`` (an OpenAPI 3.1 dict), linking to its JSON at ``json_path``."""
-    info = document["info"]
+    info, errors = document["info"], document["components"]["responses"]
     by_tag: dict[str, list[str]] = {}
     for path, methods in document["paths"].items():
         for method, op in methods.items():
-            by_tag.setdefault(op["tags"][0], []).append(_operation(method, path, op))
+            by_tag.setdefault(op["tags"][0], []).append(_operation(method, path, op, errors))
     sections = "".join(f"<h2>{_e(tag)}</h2>{''.join(ops)}" for tag, ops in by_tag.items())
     components = document["components"]
     schemas = "".join(
@@ -91,7 +98,7 @@ def render(document: dict[str, Any], json_path: str) -> str:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{_e(info['title'])}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{_e(info['title'])} v{_e(info['version'])}</h1><p>{_e(info['description'])}</p>"
+        f"<h1>{_e(info['title'])} v{_e(info['version'])}</h1><p>{_md(info['description'])}</p>"
         f'<p>Machine-readable: <a href="{_e(json_path)}">{_e(json_path)}</a> (OpenAPI'
         f" {_e(document['openapi'])}).</p>{sections}<h2>Schemas</h2>{schemas}</body></html>"
     )

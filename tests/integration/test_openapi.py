@@ -96,7 +96,7 @@ def demo_incident(srv: LiaisonServer) -> str:
     )
     incident: str = answer.json()["incidents"][0]["id"]
     for username in ("officer", "outreach"):
-        command = {
+        command: dict[str, Any] = {
             "type": "responder.status",
             "id": f"openapi-{username}",
             "incident": incident,
@@ -217,3 +217,42 @@ def test_answers_conform_to_the_document(
         except (Exception, BaseExceptionGroup) as exc:  # every operation's, then report all
             failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
     assert failures == [], "\n\n".join(failures)
+
+
+def test_the_rarer_refusals_conform_too(api_server: LiaisonServer) -> None:
+    """Refusals random requests seldom reach: throttled logins (429 with
+    Retry-After), bodies over the limit (413), positions past the head (416),
+    a taken id (409)."""
+    schema = schemathesis.openapi.from_dict(json.loads(json.dumps(document())))
+    admin = {"Authorization": f"Bearer {login(api_server, 'admin', ADMIN_PASSWORD)}"}
+    incident = demo_incident(api_server)
+    login_op = schema["/api/v1/auth/login"]["POST"]
+    wrong: dict[str, Any] = {"username": "sergeant", "password": "not-the-password"}
+    expected = [
+        *[(login_op.Case(body=wrong), {}, 401) for _ in range(5)],
+        (login_op.Case(body=wrong), {}, 429),
+        (
+            schema["/api/v1/orgs"]["POST"].Case(
+                body={"id": "metro-police", "name": "M", "kind": "police"}
+            ),
+            admin,
+            409,
+        ),
+        (
+            schema["/api/v1/orgs"]["POST"].Case(body={"id": "x", "name": "x" * 70000, "kind": "k"}),
+            admin,
+            413,
+        ),
+        (
+            schema["/api/v1/incidents/{id}/timeline"]["GET"].Case(
+                path_parameters={"id": incident}, query={"after_seq": 10**6}
+            ),
+            {"Authorization": f"Bearer {login(api_server, 'dispatch', DEMO_PASSWORD)}"},
+            416,
+        ),
+    ]
+    for case, headers, status in expected:
+        response = case.call(base_url=api_server.url, headers=headers)
+        assert response.status_code == status, (case.path, response.text)
+        assert ("retry-after" in response.headers) is (status == 429)  # lower-cased keys
+        case.validate_response(response, checks=CHECKS, headers=headers)
