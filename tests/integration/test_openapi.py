@@ -258,3 +258,15 @@ def test_the_rarer_refusals_conform_too(api_server: LiaisonServer) -> None:
         assert response.status_code == status, (case.path, response.text)
         assert ("retry-after" in response.headers) is (status == 429)  # lower-cased keys
         case.validate_response(response, checks=CHECKS, headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("PUT", "/api/v1/incidents"), ("GET", "/api/v1/nope")]
+)
+def test_what_the_document_does_not_list_is_a_typed_404(
+    api_server: LiaisonServer, method: str, path: str
+) -> None:
+    answer = requests.request(method, api_server.url + path, timeout=10)
+    assert answer.status_code == 404
+    assert answer.json()["error"]["code"] == "not_found"
+    assert path not in document()["paths"] or method.lower() not in document()["paths"][path]
