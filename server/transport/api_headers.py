@@ -4,7 +4,8 @@ The API answers JSON to programs, never a page to render: a browser must not
 sniff it into HTML or script (``nosniff``), load anything on its behalf or
 frame it (``default-src 'none'``), or keep a copy of a timeline or a token in
 its cache or a shared proxy's (``no-store``). The web client's own pages
-carry their own policy (web_client.py).
+carry their own policy (web_client.py); so does the API's one page,
+``/api/v1/docs`` (docs_page.py: its inline stylesheet by hash, no script).
 
 A response-prepare signal rather than a middleware, so the headers are also
 on answers that aiohttp builds from an exception past every middleware.
