@@ -43,6 +43,7 @@ from server.storage.directory import Directory, DirectoryConflict
 from server.transport.login_guard import LoginGuard
 from server.transport.rest_agreements import AgreementsApi, org_wire
 from server.transport.rest_keys import KeyRoutes
+from server.transport.rest_openapi import openapi_routes
 
 STATUS = {
     ErrorCode.MALFORMED: 400,
@@ -195,6 +196,7 @@ class RestApi:
             web.post("/api/v1/commands", self.command),
             *AgreementsApi(self, self.sharing).routes(),
             *(KeyRoutes(self, self.api_keys).routes() if self.api_keys else []),
+            *openapi_routes(),
         ]
 
     # ------------------------------------------------------------- plumbing
