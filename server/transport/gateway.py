@@ -29,6 +29,7 @@ from server.auth import AccessClaims
 from server.domain.events import AppendResult
 from server.domain.model import Principal
 from server.errors import StorageUnavailable
+from server.metrics import Metrics, unregistered
 from server.services.accounts import Accounts
 from server.services.commands import PIPELINED, CommandService
 from server.services.hub import Hub, Piece
@@ -178,6 +179,8 @@ class Gateway:
         self._running = 0
         self._quiet = asyncio.Event()
         self._quiet.set()
+        #: Slow-consumer cut-offs (set by the app).
+        self.metrics: Metrics = unregistered()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -267,6 +270,7 @@ class Gateway:
         """Called inside a push that overflowed, before the hub forgets the follows."""
         session = self.sessions.get(sid)
         if session is not None:
+            self.metrics.slow_consumer_cutoffs.inc()
             # seq positions queued so far: the client resumes from what it
             # actually received, which is never more than this.
             resume = self.hub.following(session)
