@@ -19,6 +19,7 @@ from protocol.limits import LIMITS
 from server.auth import TokenSigner
 from server.backends import Backends, build_backends
 from server.fanout.base import Broker
+from server.logs import LoggedAudit, event
 from server.metrics import Metrics
 from server.services.accounts import Accounts, SessionGuard, SessionPolicy
 from server.services.admin import ensure_admin, seed_demo
@@ -73,6 +74,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[errors_middleware], client_max_size=1024 * 1024)
     metrics = Metrics()
     backends = build_backends(settings, metrics)
+    backends.audit = LoggedAudit(backends.audit)  # logins and admin actions: a line each
     directory = Directory(backends.directory, refresh_s=backends.directory_refresh_s)
     projections = Projections(backends.log, backends.broker, settings.projection_cache)
     sharing = SharingRules(backends.agreements)
@@ -175,9 +177,20 @@ async def _storage_ctx(
                 await c.accounts.keys.close()
             await c.directory.close()
     finally:
-        log.info("shutdown: writing what is queued and closing the event log")
+        event(
+            log,
+            logging.INFO,
+            "shutdown.storage",
+            "shutdown: writing what is queued and closing the event log",
+        )
         await backends.close()
-        log.info("shutdown: storage closed%s", _released(c.settings))
+        event(
+            log,
+            logging.INFO,
+            "shutdown.storage_closed",
+            "shutdown: storage closed%s",
+            _released(c.settings),
+        )
 
 
 def _not_ready(backends: Backends, gateway: Gateway) -> list[str]:
