@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from liaison_client import CommandFailed, LiaisonClient
-from tests.conftest import LiaisonServer, connect, new_incident
+from tests.conftest import ROOT, LiaisonServer, connect, new_incident
 from tests.integration.test_multinode import start_nodes
 from tests.integration.test_slow_consumer import flood, stalled_follower, wait_for_log
 from tests.redis_server import RedisServer
@@ -46,6 +47,12 @@ async def readyz(srv: LiaisonServer) -> tuple[int, dict[str, object]]:
     async with aiohttp.ClientSession() as http, http.get(srv.url + "/readyz") as resp:
         body: dict[str, object] = await resp.json()
         return resp.status, body
+
+
+def dashboard_metrics() -> set[str]:
+    """Every series deploy/grafana/liaison.json queries."""
+    text = (ROOT / "deploy" / "grafana" / "liaison.json").read_text()
+    return set(re.findall(r"\b(?:liaison|process)_[a-z_]+", text))
 
 
 @pytest.fixture
@@ -168,6 +175,8 @@ async def test_readyz_goes_503_while_redis_is_down_and_back_after(
         first = await scrape(node)
         assert first["liaison_redis_subscriber_up"] == 1
         assert first["liaison_revocation_feed_up"] == 1
+        names = {key.split("{")[0] for key in first}
+        assert dashboard_metrics() <= names, "the Grafana dashboard plots what a node exports"
 
         own_redis.kill()
 
