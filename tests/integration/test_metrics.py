@@ -55,10 +55,15 @@ def dashboard_metrics() -> set[str]:
     return set(re.findall(r"\b(?:liaison|process)_[a-z_]+", text))
 
 
-@pytest.fixture
-def throttled_server(tmp_path: Path) -> Iterator[LiaisonServer]:
+@pytest.fixture(params=["embedded", "redis"])
+def throttled_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiaisonServer]:
     """A server of its own (exact counts), throttling a username after 3 failures."""
-    srv = LiaisonServer(tmp_path / "data", env={"LIAISON_LOGIN_MAX_FAILURES": "3"})
+    env = {"LIAISON_LOGIN_MAX_FAILURES": "3"}
+    if request.param == "redis":
+        redis_server: RedisServer = request.getfixturevalue("redis_server")
+        redis_server.flush()
+        env["LIAISON_REDIS_URL"] = redis_server.url
+    srv = LiaisonServer(tmp_path / "data", env=env)
     srv.start()
     yield srv
     srv.stop()
@@ -111,7 +116,8 @@ async def test_posts_follows_and_logins_move_the_counters(
     assert after["liaison_writer_up"] == 1
     assert after["liaison_ready"] == 1
     assert after["liaison_writer_restarts_total"] == 0
-    assert "liaison_redis_subscriber_up" not in after  # the embedded backend has none
+    redis_mode = "LIAISON_REDIS_URL" in srv.env
+    assert ("liaison_redis_subscriber_up" in after) == redis_mode  # embedded: none
 
     await follower.close()
     await until_true(
