@@ -19,6 +19,8 @@ from protocol.limits import LIMITS
 from server.auth import TokenSigner
 from server.backends import Backends, build_backends
 from server.fanout.base import Broker
+from server.logs import LoggedAudit, event
+from server.metrics import Metrics
 from server.services.accounts import Accounts, SessionGuard, SessionPolicy
 from server.services.admin import ensure_admin, seed_demo
 from server.services.api_keys import ApiKeys
@@ -38,6 +40,7 @@ from server.transport.gateway import Gateway
 from server.transport.http_log import quiet_bad_http_requests
 from server.transport.login_guard import LoginGuard
 from server.transport.rest import RestApi, errors_middleware
+from server.transport.rest_ops import OpsRoutes
 from server.transport.sio_seam import install_engineio_hooks
 from server.transport.web_client import add_web_client_routes
 
@@ -69,7 +72,9 @@ def create_app(settings: Settings) -> web.Application:
     install_engineio_hooks()
     quiet_bad_http_requests()
     app = web.Application(middlewares=[errors_middleware], client_max_size=1024 * 1024)
-    backends = build_backends(settings)
+    metrics = Metrics()
+    backends = build_backends(settings, metrics)
+    backends.audit = LoggedAudit(backends.audit)  # logins and admin actions: a line each
     directory = Directory(backends.directory, refresh_s=backends.directory_refresh_s)
     projections = Projections(backends.log, backends.broker, settings.projection_cache)
     sharing = SharingRules(backends.agreements)
@@ -134,6 +139,10 @@ def create_app(settings: Settings) -> web.Application:
         api_keys=api_keys,
     )
     app.add_routes(rest.routes())
+    hub.metrics = gateway.metrics = admission.metrics = rest.login_guard.metrics = metrics
+    _watch(metrics, backends, gateway, hub)
+    ready = partial(_not_ready, backends, gateway)
+    app.add_routes(OpsRoutes(ready, metrics, settings.metrics_token).routes())
     add_api_headers(app)
     _add_client_routes(app)
     app.cleanup_ctx.append(partial(_storage_ctx, backends, components))
@@ -168,9 +177,32 @@ async def _storage_ctx(
                 await c.accounts.keys.close()
             await c.directory.close()
     finally:
-        log.info("shutdown: writing what is queued and closing the event log")
+        event(
+            log,
+            logging.INFO,
+            "shutdown.storage",
+            "shutdown: writing what is queued and closing the event log",
+        )
         await backends.close()
-        log.info("shutdown: storage closed%s", _released(c.settings))
+        event(
+            log,
+            logging.INFO,
+            "shutdown.storage_closed",
+            "shutdown: storage closed%s",
+            _released(c.settings),
+        )
+
+
+def _not_ready(backends: Backends, gateway: Gateway) -> list[str]:
+    return ["shutting_down"] if gateway.closing else backends.not_ready()
+
+
+def _watch(metrics: Metrics, backends: Backends, gateway: Gateway, hub: Hub) -> None:
+    """The node's connections and follows, and its backends' health, read at scrape."""
+    metrics.watch("liaison_connections", "Live Socket.IO connections.", gateway.sessions.__len__)
+    metrics.watch("liaison_follows", "Follows (connection, incident).", lambda: hub.counts()[1])
+    metrics.watch("liaison_followed_incidents", "Incidents followed here.", lambda: hub.counts()[0])
+    backends.watch(metrics)
 
 
 def _released(settings: Settings) -> str:

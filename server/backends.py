@@ -25,19 +25,21 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.domain.events import StoredEvent
 from server.fanout.base import Broker, Presence
 from server.fanout.memory import MemoryBroker
 from server.fanout.presence import MemoryPresence, RedisPresence
 from server.fanout.redis import RedisBroker
+from server.metrics import Metrics
 from server.settings import Settings
 from server.storage.agreements import AgreementStore, SqliteAgreementStore
 from server.storage.api_keys import ApiKeyStore, SqliteApiKeyStore
 from server.storage.audit import AuditLog, SqliteAuditLog
-from server.storage.base import EventLog
+from server.storage.base import Deliver, EventLog
 from server.storage.directory import DirectoryStorage, SqliteDirectoryStorage
 from server.storage.redis_agreements import RedisAgreementStore
 from server.storage.redis_api_keys import RedisApiKeyStore
@@ -135,10 +137,67 @@ class Backends:
         of_log, of_broker = self.log.health(), self.broker.health()
         return {**of_log, **of_broker, "healthy": of_log["healthy"] and of_broker["healthy"]}
 
+    def not_ready(self) -> list[str]:
+        """Why this node cannot take and spread writes now; empty when it can (/readyz).
 
-def build_backends(settings: Settings) -> Backends:
-    """SQLite in the data dir by default; Redis when a URL is configured."""
-    backends = _redis(settings) if settings.redis_url else _embedded(settings)
+        The writer gave up (group_commit.py ``dead``), the Redis subscriber is
+        down (other nodes' events stop arriving), or the revocation feed is
+        down (new sessions are refused: fail closed).
+        """
+        reasons = []
+        if not self.log.health()["healthy"]:
+            reasons.append("writer_down")
+        if not self.broker.health()["healthy"]:
+            reasons.append("redis_subscriber_down")
+        if not self.sessions.feed_up:
+            reasons.append("revocation_feed_down")
+        return reasons
+
+    def watch(self, metrics: Metrics) -> None:
+        """The backends' health as gauges, read at every scrape."""
+
+        def writer() -> dict[str, Any]:
+            of_writer: dict[str, Any] = self.log.health()["writer"]
+            return of_writer
+
+        metrics.watch("liaison_writer_up", "1 while the writer runs.", lambda: writer()["healthy"])
+        metrics.watch(
+            "liaison_writer_queued", "Appends waiting for a commit.", lambda: writer()["queued"]
+        )
+        metrics.watch(
+            "liaison_writer_restarts",
+            "Times the writer task was restarted.",
+            lambda: writer()["restarts"],
+            counter=True,
+        )
+        metrics.watch(
+            "liaison_revocation_feed_up",
+            "1 while revocations from other nodes and the CLI arrive.",
+            lambda: self.sessions.feed_up,
+        )
+        if isinstance(self.broker, RedisBroker):
+            broker = self.broker
+            metrics.watch(
+                "liaison_redis_subscriber_up",
+                "1 while the Redis pub/sub subscriber answers its probes.",
+                lambda: broker.connected.is_set(),
+            )
+            metrics.watch(
+                "liaison_redis_subscriber_reconnects",
+                "Times the Redis subscriber came back after it was lost.",
+                lambda: max(broker.connections - 1, 0),
+                counter=True,
+            )
+
+
+def build_backends(settings: Settings, metrics: Metrics | None = None) -> Backends:
+    """SQLite in the data dir by default; Redis when a URL is configured.
+
+    With ``metrics``, the writer reports its commits and the log counts what
+    it stores (once per committed run of an incident).
+    """
+    make = _redis if settings.redis_url else _embedded
+    backends = make(settings, metrics)
     if settings.secret:
         backends.secret = FixedSecret(settings.secret)
     return backends
@@ -148,12 +207,27 @@ def node_id(settings: Settings) -> str:
     return settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
 
 
-def _embedded(settings: Settings) -> Backends:
+def _counted(deliver: Deliver, metrics: Metrics | None) -> Deliver:
+    """``deliver`` that also counts the events the log hands it (each is new)."""
+    if metrics is None:
+        return deliver
+    counter = metrics.events_appended
+
+    def counted(incident: str, events: Sequence[StoredEvent]) -> None:
+        counter.inc(len(events))
+        deliver(incident, events)
+
+    return counted
+
+
+def _embedded(settings: Settings, metrics: Metrics | None = None) -> Backends:
     broker = MemoryBroker()
     event_log = SqliteEventLog(
         SqliteConfig(settings.data_dir / "events.db", synchronous=settings.sqlite_synchronous),
-        deliver=broker.publish,
+        deliver=_counted(broker.publish, metrics),
     )
+    if metrics is not None:
+        event_log.writer.observer = metrics.committed
     return Backends(
         log=event_log,
         broker=broker,
@@ -168,15 +242,18 @@ def _embedded(settings: Settings) -> Backends:
     )
 
 
-def _redis(settings: Settings) -> Backends:
+def _redis(settings: Settings, metrics: Metrics | None = None) -> Backends:
     node = node_id(settings)
     config = RedisConfig(
         url=settings.redis_url, node_id=node, max_connections=settings.redis_max_connections
     )
     client = connect(config)
     broker = RedisBroker(client, config.url, node, RedisLogReader(client))
+    event_log = RedisEventLog(config, client, deliver=_counted(broker.publish, metrics))
+    if metrics is not None:
+        event_log.writer.observer = metrics.committed
     return Backends(
-        log=RedisEventLog(config, client, deliver=broker.publish),
+        log=event_log,
         broker=broker,
         presence=RedisPresence(client, node, settings.presence_ttl_s),
         directory=RedisDirectoryStorage(client),

@@ -28,6 +28,7 @@ from server.auth import TokenSigner
 from server.backends import build_account_backends
 from server.domain.model import Org, Role
 from server.domain.sharing import Agreement
+from server.logs import configure, event
 from server.services.accounts import Accounts, SessionGuard, SessionPolicy, cli_actor
 from server.services.admin import create_user
 from server.services.api_keys import ApiKeys, KeyRequest
@@ -43,7 +44,7 @@ from server.storage.directory import (
 )
 from server.storage.redis_directory import RedisDirectoryStorage
 from server.storage.sessions import POLL_S
-from server.transport.http_log import PathOnlyAccessLogger, redact_log_output
+from server.transport.http_log import PathOnlyAccessLogger
 
 #: How long a stopping server waits for HTTP requests still open once every
 #: Socket.IO client was sent away (aiohttp's default is 60 s, twice systemd's
@@ -77,12 +78,22 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    redact_log_output()
+    configure(settings.log_level, settings.log_format)
     where = f"Redis {settings.redis_url}" if settings.redis_url else f"data in {settings.data_dir}"
     print(f"Liaison on http://{settings.host}:{settings.port} ({where})", flush=True)
+    event(
+        logging.getLogger("server"),
+        logging.INFO,
+        "server.start",
+        "starting %s on %s:%d",
+        _version(),
+        settings.host,
+        settings.port,
+        version=_version(),
+        host=settings.host,
+        port=settings.port,
+        backend="redis" if settings.redis_url else "sqlite",
+    )
     web.run_app(
         create_app(settings),
         host=settings.host,
@@ -92,7 +103,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log_class=PathOnlyAccessLogger,
         keepalive_timeout=settings.http_header_timeout_s,
     )
-    logging.getLogger("server").info("shutdown: done")
+    event(logging.getLogger("server"), logging.INFO, "shutdown.done", "shutdown: done")
     return 0
 
 

@@ -61,6 +61,12 @@ class Settings:
     projection_cache: int = 1_000
     #: Python logging level.
     log_level: str = "INFO"
+    #: "text": human lines (``make run``); "json": one JSON object per line,
+    #: with a stable ``event`` name, for a log collector (server/logs.py).
+    log_format: str = "text"
+    #: Bearer token /metrics requires. Empty: /metrics is open like /healthz,
+    #: and the proxy must keep it private (deploy/README.md, Health).
+    metrics_token: str = ""
     #: Seed demo organisations, users and an incident at start (idempotent).
     demo: bool = field(default=False)
     #: Map tile URL template for the browser client, for example
@@ -108,6 +114,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.sqlite_synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):
             raise ValueError("LIAISON_SQLITE_SYNCHRONOUS must be FULL, EXTRA or NORMAL")
+        if self.log_format not in ("text", "json"):
+            raise ValueError("LIAISON_LOG_FORMAT must be text or json")
         if self.redis_max_connections < 2:
             raise ValueError("LIAISON_REDIS_MAX_CONNECTIONS must be at least 2")
         if self.projection_cache < 1:
@@ -215,6 +223,8 @@ HELP: dict[str, str] = {
     "ping_interval_s": "seconds between heartbeats; a dead peer is noticed after interval+timeout",
     "ping_timeout_s": "seconds a heartbeat may take before the client counts as gone",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
+    "log_format": "text (human lines) or json (one JSON object per line, for a collector)",
+    "metrics_token": "bearer token /metrics requires; empty: open like /healthz (restrict it)",
     "demo": "seed demo organisations, users and an incident at start (idempotent)",
     "tile_url": "map tile URL template ({z}/{x}/{y}) for the browser; empty: a plain grid",
     "login_max_failures": "failed logins per username in the window before rate_limited",

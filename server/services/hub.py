@@ -49,6 +49,7 @@ from server.domain.incident import IncidentState
 from server.domain.sharing import AgreementsView, Label
 from server.errors import StorageUnavailable
 from server.fanout.base import Broker, Listener, Presence
+from server.metrics import Metrics, unregistered
 from server.services.envelope import shaped
 from server.services.projections import Projections
 from server.services.read_audit import RestrictedReadAudit, is_restricted
@@ -190,6 +191,8 @@ class Hub:
         self._listeners: dict[str, Listener] = {}
         self._ready: dict[str, asyncio.Future[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Follow outcomes and fan-out time (set by the app; once per batch).
+        self.metrics: Metrics = unregistered()
 
     # ------------------------------------------------------------ follow/drop
 
@@ -201,11 +204,13 @@ class Hub:
         """
         result: dict[str, Any] = {"incident": target.incident}
         try:
-            return result | await self._follow(sub, target)
+            result |= await self._follow(sub, target)
         except StorageUnavailable as exc:
             log.warning("follow of %s by %s failed: %s", target.incident, sub.user, exc)
             code = ErrorCode.UNAVAILABLE
-            return result | {"status": code.code, "retryable": code.retryable}
+            result |= {"status": code.code, "retryable": code.retryable}
+        self.metrics.follow_outcome(result["status"])
+        return result
 
     async def _follow(self, sub: Subscriber, target: FollowTarget) -> dict[str, Any]:
         incident = target.incident
@@ -297,6 +302,10 @@ class Hub:
         for incident in [i for i, f in self._followers.items() if sub in f]:
             self.unfollow(sub, incident)
 
+    def counts(self) -> tuple[int, int]:
+        """(followed incidents, follows) on this node, for the metrics."""
+        return len(self._followers), sum(len(f) for f in self._followers.values())
+
     def following(self, sub: Subscriber) -> dict[str, int]:
         """incident -> last seq delivered, for resume hints."""
         return {i: f[sub].last for i, f in self._followers.items() if sub in f}
@@ -319,6 +328,7 @@ class Hub:
         followers = self._followers.get(incident)
         if not followers:
             return
+        started = time.perf_counter()  # the log hands over a committed batch now
         state = self._projections.current(incident, events)
         if state is None or state.seq < events[-1].seq:
             # The projection cannot vouch for who had joined: every follower
@@ -331,6 +341,7 @@ class Hub:
         for sub, fs in list(followers.items()):
             for enc in encoded:
                 self._deliver_live(sub, incident, fs, enc)
+        self.metrics.fanout_latency.observe(time.perf_counter() - started)
 
     def _note_read(self, sub: Subscriber, incident: str, seq: int) -> None:
         if self._reads is not None:

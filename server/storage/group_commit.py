@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 
 Pending = tuple[EventDraft, "asyncio.Future[AppendResult]"]
 Commit = Callable[[list[Pending]], Awaitable[None]]
+#: Told of every commit that returned: its size, and the seconds its oldest
+#: append waited from enqueue to durable ack (server/metrics.py; once per
+#: commit, not per append, to keep the writer's loop cheap).
+CommitObserver = Callable[[int, float], None]
 
 #: Writer restarts before the queue gives up and reports itself unhealthy.
 MAX_RESTARTS = 5
@@ -59,11 +64,16 @@ def fail(fut: asyncio.Future[AppendResult], error: BaseException) -> None:
 
 
 class GroupCommitQueue:
-    def __init__(self, commit: Commit, max_batch: int, name: str) -> None:
+    def __init__(
+        self, commit: Commit, max_batch: int, name: str, observer: CommitObserver | None = None
+    ) -> None:
         self._commit = commit
+        self.observer = observer
         self._max_batch = max_batch
         self._name = name
         self._pending: list[Pending] = []
+        #: When each pending append was enqueued (monotonic), in step with ``_pending``.
+        self._stamps: list[float] = []
         self._inflight: list[Pending] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -84,6 +94,7 @@ class GroupCommitQueue:
             fut.set_exception(StorageUnavailable(f"the {self._name} task is not running"))
             return fut
         self._pending.append((draft, fut))
+        self._stamps.append(time.monotonic())
         self._idle.clear()
         self._wakeup.set()
         return fut
@@ -108,11 +119,13 @@ class GroupCommitQueue:
             self._wakeup.clear()
             while self._pending:
                 batch = self._pending[: self._max_batch]
+                oldest = self._stamps[0]
                 del self._pending[: self._max_batch]
-                await self._commit_one(batch)
+                del self._stamps[: self._max_batch]
+                await self._commit_one(batch, oldest)
             self._idle.set()
 
-    async def _commit_one(self, batch: list[Pending]) -> None:
+    async def _commit_one(self, batch: list[Pending], oldest: float) -> None:
         self._inflight = batch
         try:
             await self._commit(batch)
@@ -121,6 +134,9 @@ class GroupCommitQueue:
             error = StorageUnavailable(f"the commit failed: {exc}")
             for _, fut in batch:
                 fail(fut, error)
+        else:
+            if self.observer is not None:
+                self.observer(len(batch), time.monotonic() - oldest)
         finally:
             self._inflight = []
 
@@ -146,6 +162,7 @@ class GroupCommitQueue:
         for _, fut in self._pending:
             fail(fut, error)
         self._pending.clear()
+        self._stamps.clear()
 
     async def close(self) -> None:
         """Refuse new appends, write those pending, then stop.

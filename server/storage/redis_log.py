@@ -187,6 +187,11 @@ class RedisEventLog(RedisLogReader):
         self._orgs: dict[str, dict[str, int]] = {}
         self._queue = GroupCommitQueue(self._commit, config.max_batch, "redis-writer")
 
+    @property
+    def writer(self) -> GroupCommitQueue:
+        """The group-commit writer (its ``observer`` is the app's commit metrics)."""
+        return self._queue
+
     async def start(self) -> None:
         await self._index_missing()
         self._queue.start()

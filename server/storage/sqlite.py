@@ -411,6 +411,11 @@ class SqliteEventLog:
         self._reader: sqlite3.Connection | None = None
         self._lock: IO[bytes] | None = None
 
+    @property
+    def writer(self) -> GroupCommitQueue:
+        """The group-commit writer (its ``observer`` is the app's commit metrics)."""
+        return self._queue
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         private_sqlite(self.config.path)

@@ -52,6 +52,7 @@ from aiohttp import web
 from protocol.errors import ErrorCode, ProtocolError
 from server.auth import TokenSigner
 from server.errors import StorageUnavailable
+from server.metrics import Metrics, unregistered
 from server.settings import Settings
 from server.throttle import LoginThrottle, ThrottleRule
 from server.transport.login_guard import ClientAddresses
@@ -147,6 +148,8 @@ class Admission:
         self._tasks: set[asyncio.Task[None]] = set()
         #: Per rule: refusals not yet logged, and when the last line was written.
         self._refusals: dict[str, tuple[int, float]] = {}
+        #: Refusals counted by rule (set by the app).
+        self.metrics: Metrics = unregistered()
 
     @classmethod
     def unlimited(cls) -> Admission:
@@ -163,14 +166,17 @@ class Admission:
         wait = max(1, math.ceil(lim.connect_deadline_s))
         if lim.max_unauthenticated and self.unauthenticated >= lim.max_unauthenticated:
             self._log_refusal("the global cap", "")
+            self.metrics.connect_refusals["global_cap"].inc()
             return Refusal(503, wait, "too many connections waiting to authenticate")
         if counted:
             held = self._per_address.get(address, 0)
             if lim.max_unauthenticated_per_address and held >= lim.max_unauthenticated_per_address:
                 self._log_refusal("the per-address cap", address)
+                self.metrics.connect_refusals["per_address_cap"].inc()
                 return Refusal(429, wait, "too many unauthenticated connections from this address")
             if lim.rate_per_s > 0 and (retry := self._take(address)) > 0:
                 self._log_refusal("the connection rate", address)
+                self.metrics.connect_refusals["connect_rate"].inc()
                 return Refusal(429, max(1, math.ceil(retry)), "too many new connections")
             self._per_address[address] = held + 1
         self.unauthenticated += 1
@@ -259,6 +265,7 @@ class Admission:
         """``rate_limited`` if a user with ``live`` connections may not open another."""
         cap = self.limits.max_per_user
         if cap and live >= cap:
+            self.metrics.connect_refusals["per_user"].inc()
             raise ProtocolError(
                 ErrorCode.RATE_LIMITED,
                 f"this user already has {cap} connections; close one first",
@@ -288,6 +295,7 @@ class Admission:
             return err
         if wait <= 0:
             return err
+        self.metrics.connect_refusals["bad_token"].inc()
         return ProtocolError(
             ErrorCode.RATE_LIMITED,
             "too many connects with bad tokens; retry later",

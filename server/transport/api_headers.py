@@ -1,4 +1,4 @@
-"""Security headers on every REST API response (``/api/`` and ``/healthz``).
+"""Security headers on every REST API response (``/api/``, ``/healthz``, ``/readyz``, ``/metrics``).
 
 The API answers JSON to programs, never a page to render: a browser must not
 sniff it into HTML or script (``nosniff``), load anything on its behalf or
@@ -27,7 +27,7 @@ API_HEADERS = {
 
 
 def is_api(path: str) -> bool:
-    return path.startswith("/api/") or path == "/healthz"
+    return path.startswith("/api/") or path in ("/healthz", "/readyz", "/metrics")
 
 
 async def _add_api_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -29,10 +29,13 @@ from server.auth import AccessClaims
 from server.domain.events import AppendResult
 from server.domain.model import Principal
 from server.errors import StorageUnavailable
+from server.logs import event
+from server.metrics import Metrics, unregistered
 from server.services.accounts import Accounts
 from server.services.commands import PIPELINED, CommandService
 from server.services.hub import Hub, Piece
 from server.transport.admission import Admission
+from server.transport.http_log import sid_tag
 from server.transport.outbox import Flusher, Outbox
 from server.transport.pipeline import AckPipeline
 from server.transport.sio_seam import CONNECT, ConnectionRefused, MalformedPacket, SocketServer
@@ -178,6 +181,8 @@ class Gateway:
         self._running = 0
         self._quiet = asyncio.Event()
         self._quiet.set()
+        #: Slow-consumer cut-offs (set by the app).
+        self.metrics: Metrics = unregistered()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -229,6 +234,17 @@ class Gateway:
         acks = self._pipeline(codec, eio_sid, "/")
         self.sessions[sid] = Session(sid, principal, codec, outbox, acks, claims)
         self.by_user.setdefault(principal.user_id, set()).add(sid)
+        event(
+            log,
+            logging.INFO,
+            "connection.open",
+            "connection of %s opened",
+            principal.user_id,
+            conn=sid_tag(sid),
+            user=principal.user_id,
+            org=principal.org_id,
+            encoding=codec.name,
+        )
         if codec.name == "msgpack":
             self.sio.binary_allowed.add(eio_sid)
         welcome = {
@@ -259,6 +275,16 @@ class Gateway:
                 self.by_user.pop(session.user, None)
             session.gone.set()
             session.outbox.closed = True
+            event(
+                log,
+                logging.INFO,
+                "connection.close",
+                "connection of %s closed",
+                session.user,
+                conn=sid_tag(sid),
+                user=session.user,
+                reason=str(reason)[:64],
+            )
             self.hub.drop(session)
             await session.acks.close()
         self.sio.binary_allowed.discard(self.sio.eio_sid_of(sid))
@@ -267,6 +293,7 @@ class Gateway:
         """Called inside a push that overflowed, before the hub forgets the follows."""
         session = self.sessions.get(sid)
         if session is not None:
+            self.metrics.slow_consumer_cutoffs.inc()
             # seq positions queued so far: the client resumes from what it
             # actually received, which is never more than this.
             resume = self.hub.following(session)
@@ -281,7 +308,17 @@ class Gateway:
             "resume": resume,
         }
         session.outbox.send_text('2["notice",' + orjson.dumps(notice).decode() + "]")
-        log.warning("cut off slow consumer %s (%s)", sid, session.principal.user_id)
+        event(
+            log,
+            logging.WARNING,
+            "connection.cut_off",
+            "cut off slow consumer %s (%s)",
+            sid,
+            session.user,
+            conn=sid_tag(sid),
+            user=session.user,
+            reason="slow_consumer",
+        )
         # The transport ends without an Engine.IO CLOSE, as at shutdown: the
         # client reconnects by itself and resumes (SPEC §15).
         await self.sio.end_transport(self.sio.eio_sid_of(sid), CUT_OFF_GRACE_S, session.gone)
@@ -468,25 +505,42 @@ class Gateway:
         by themselves (see ``_send_away``), which also ends those requests.
         """
         self.closing = True
-        log.info(
+        event(
+            log,
+            logging.INFO,
+            "shutdown.begin",
             "shutdown: no longer listening; refusing new commands (%d clients connected)",
             len(self.sessions),
+            clients=len(self.sessions),
         )
         try:
             async with asyncio.timeout(DRAIN_TIMEOUT_S):
                 await self._quiet.wait()
                 await asyncio.gather(*(s.acks.idle() for s in list(self.sessions.values())))
-            log.info("shutdown: every command in flight was stored and acknowledged")
+            event(
+                log,
+                logging.INFO,
+                "shutdown.drained",
+                "shutdown: every command in flight was stored and acknowledged",
+            )
         except TimeoutError:
-            log.warning(
+            event(
+                log,
+                logging.WARNING,
+                "shutdown.drain_timeout",
                 "shutdown: commands still in flight after %.1f s are not acknowledged;"
                 " their clients retry them with the same id",
                 DRAIN_TIMEOUT_S,
             )
         sessions = list(self.sessions.values())
         await asyncio.gather(*(self._send_away(s) for s in sessions))
-        log.info(
-            "shutdown: told %d clients to reconnect and closed their connections", len(sessions)
+        event(
+            log,
+            logging.INFO,
+            "shutdown.sent_away",
+            "shutdown: told %d clients to reconnect and closed their connections",
+            len(sessions),
+            clients=len(sessions),
         )
 
     async def _send_away(self, session: Session) -> None:

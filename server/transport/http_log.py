@@ -1,6 +1,7 @@
 """What the server's logs may say about HTTP: no credentials, and client errors as warnings.
 
-* ``PathOnlyAccessLogger``: the access log without query strings.
+* ``PathOnlyAccessLogger``: the access log without query strings, and
+  without probes (/healthz, /readyz, /metrics) or Engine.IO polls.
 * ``RedactSecrets``: a filter on the output handlers that replaces session
   ids, bearer tokens, API keys' secrets and query strings in any record.
 * ``BadHttpAsWarning``, below.
@@ -49,6 +50,23 @@ def quiet_bad_http_requests() -> None:
         logger.addFilter(BadHttpAsWarning())
 
 
+#: Where a LogRecord carries its event name and fields (server/logs.py).
+EVENT_ATTR, FIELDS_ATTR = "liaison_event", "liaison_fields"
+
+#: Paths not worth an access line when they succeed: probes every few
+#: seconds, and the Engine.IO long-polling transport (a request per message
+#: and per heartbeat; a WebSocket still gets its one line when it ends).
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def _quiet(request: BaseRequest, response: StreamResponse) -> bool:
+    if response.status >= 400:
+        return False
+    if request.path in QUIET_PATHS:
+        return True
+    return request.path.startswith("/socket.io/") and request.query.get("transport") == "polling"
+
+
 class PathOnlyAccessLogger(AbstractAccessLogger):
     """One access line per request: peer, method, path, status, size, seconds.
 
@@ -58,6 +76,16 @@ class PathOnlyAccessLogger(AbstractAccessLogger):
     """
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        if _quiet(request, response):
+            return
+        fields = {
+            "peer": request.remote,
+            "method": request.method,
+            "path": request.path,
+            "status": response.status,
+            "bytes": response.body_length,
+            "seconds": round(time, 4),
+        }
         self.logger.info(
             '%s "%s %s" %s %s %.3fs',
             request.remote,
@@ -66,6 +94,7 @@ class PathOnlyAccessLogger(AbstractAccessLogger):
             response.status,
             response.body_length,
             time,
+            extra={EVENT_ATTR: "http.request", FIELDS_ATTR: fields},
         )
 
 

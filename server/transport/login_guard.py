@@ -21,6 +21,7 @@ from aiohttp import web
 from protocol.errors import ErrorCode, ProtocolError
 from server.auth import check_password, hash_password, needs_rehash
 from server.errors import StorageUnavailable
+from server.metrics import Metrics, unregistered
 from server.storage.directory import Directory, User
 from server.throttle import LoginThrottle, ThrottleRule
 
@@ -40,6 +41,8 @@ class LoginGuard:
         self.directory, self.throttle = directory, throttle
         self.rules = [per_user, per_address]
         self.addresses = ClientAddresses(trusted_proxies)
+        #: Refused logins by reason (set by the app).
+        self.metrics: Metrics = unregistered()
 
     def client_address(self, request: web.Request) -> str:
         """The client's address, as :class:`ClientAddresses` derives it."""
@@ -51,6 +54,7 @@ class LoginGuard:
         wait = await self.throttle.retry_after(keys)
         if wait > 0:
             seconds = max(1, math.ceil(wait))
+            self.metrics.login_failures["rate_limited"].inc()
             raise ProtocolError(
                 ErrorCode.RATE_LIMITED,
                 "too many failed logins; retry later",
@@ -68,6 +72,7 @@ class LoginGuard:
         ok = await loop.run_in_executor(None, check_password, password, stored)
         if user is None or not ok or user.disabled:
             await self.throttle.failed(keys, self.rules)
+            self.metrics.login_failures["unauthenticated"].inc()
             raise ProtocolError(ErrorCode.UNAUTHENTICATED, "wrong username or password")
         await self.throttle.succeeded(keys[0])
         if needs_rehash(user.password_hash):

@@ -390,6 +390,10 @@ async def test_health_and_body_limits_through_nginx(proxy: Nginx) -> None:
         assert resp.status == 200
         assert health["status"] == "ok"
         assert health["subscriber"]["connected"] is True  # Redis mode
+        async with http.get(proxy.url + "/readyz") as resp:
+            assert resp.status == 200
+        async with http.get(proxy.url + "/metrics") as resp:
+            assert resp.status == 404, "scraped on the nodes, not through the public side"
 
         async with http.post(
             proxy.url + "/api/v1/auth/login",

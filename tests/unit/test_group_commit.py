@@ -83,3 +83,22 @@ async def test_a_writer_that_dies_is_restarted_then_given_up(
     finally:
         await queue.close()
     assert "gave up after" in caplog.text
+
+
+async def test_the_observer_hears_each_commit_once_with_its_oldest_wait() -> None:
+    backend = Backend()
+    heard: list[tuple[int, float]] = []
+    queue = GroupCommitQueue(
+        backend.commit, 10, "test-writer", observer=lambda n, s: heard.append((n, s))
+    )
+    queue.start()
+    try:
+        futures = [queue.enqueue(_draft(f"d{i}")) for i in range(3)]  # one batch
+        await asyncio.gather(*futures, return_exceptions=True)
+        async with asyncio.timeout(5):
+            while not heard:
+                await asyncio.sleep(0)
+    finally:
+        await queue.close()
+    assert [n for n, _ in heard] == [3]
+    assert 0 <= heard[0][1] < 5
