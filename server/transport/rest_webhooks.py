@@ -4,7 +4,7 @@ POST   /api/v1/webhooks                  {url, incidents?, categories?, types?, 
                                          -> 201 {..., secret: "whsec_..."}: shown this once
 GET    /api/v1/webhooks                  -> {webhooks: [...]}   (the admin's organisation)
 GET    /api/v1/webhooks/{id}             -> the subscription, with its delivery state
-DELETE /api/v1/webhooks/{id}             -> 204
+DELETE /api/v1/webhooks/{id}             -> {id, deleted: true}
 POST   /api/v1/webhooks/{id}/rotate      {window_s?} -> {..., secret}: both secrets sign
 GET    /api/v1/webhooks/{id}/deliveries  ?limit= -> {deliveries: [...]} newest first
 POST   /api/v1/webhooks/{id}/replay      {incident, from_seq} -> deliver again from there
@@ -74,7 +74,7 @@ class WebhookRoutes:
         await self.webhooks.delete(
             who.user_id, who.org_id, request.match_info["id"], self.rest.address(request)
         )
-        return web.Response(status=204)
+        return _json({"id": request.match_info["id"], "deleted": True})
 
     async def rotate(self, request: web.Request) -> web.Response:
         who = self.rest.admin(request)
