@@ -18,10 +18,13 @@ from typing import Any
 
 import orjson
 import pytest
+import redis
 
 from liaison_client import CommandFailed, LiaisonClient
 from tests.conftest import ADMIN_PASSWORD, ROOT, LiaisonServer, connect
+from tests.integration.test_multinode import start_nodes
 from tests.integration.webhook_endpoint import Endpoint
+from tests.redis_server import RedisServer
 from tests.waiting import until, until_true
 
 POLICE, SHELTER = "metro-police", "harbour-shelter"
@@ -307,3 +310,81 @@ async def test_during_a_rotation_both_secrets_sign(
         assert old_only.receiver.refused == 0
     finally:
         await old_only.stop()
+
+
+async def test_one_node_delivers_and_another_takes_over_when_it_dies(
+    own_redis: RedisServer, tmp_path: Path, clients: list[LiaisonClient]
+) -> None:
+    nodes = start_nodes(own_redis, tmp_path, 2, env={**FAST, "LIAISON_WEBHOOK_LEASE_S": "1.5"})
+    endpoint = Endpoint()
+    await endpoint.start()
+    lease = redis.Redis.from_url(own_redis.url)
+    try:
+        admin = await org_admin(clients, nodes[0], SHELTER)
+        sub = await subscribe(admin, endpoint)
+        dispatcher = await connect(clients, nodes[0], "dispatch")
+        incident = await crime_incident(dispatcher)
+        for i in range(5):
+            await dispatcher.post(incident, f"before {i}")
+        await until(lambda: endpoint.seqs().get(incident, [])[-1:] == [6], 10, "six events")
+        holder = lease.get(f"liaison:webhook:{sub['id']}:lease")
+        assert holder in (b"node0", b"node1")
+        dying = 0 if holder == b"node0" else 1
+        survivor = nodes[1 - dying]
+        assert endpoint.receiver.duplicates == 0  # one node delivered, not both
+        nodes[dying].kill()
+        writer = await connect(clients, survivor, "dispatch")
+        for i in range(5):
+            await writer.post(incident, f"after {i}")
+        await until(
+            lambda: endpoint.seqs().get(incident, [])[-1:] == [11], 15, "delivery taken over"
+        )
+        assert endpoint.seqs()[incident] == list(range(1, 12))
+        assert lease.get(f"liaison:webhook:{sub['id']}:lease") == f"node{1 - dying}".encode()
+    finally:
+        lease.close()
+        await endpoint.stop()
+        for node in nodes:
+            node.stop()
+
+
+def liaison_cli(srv: LiaisonServer, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", *args, "--data-dir", str(srv.data_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+
+
+async def test_the_cli_adds_lists_and_removes_a_subscription_a_running_server_uses(
+    quick_disable_server: LiaisonServer, clients: list[LiaisonClient]
+) -> None:
+    srv = quick_disable_server
+    endpoint = Endpoint()
+    await endpoint.start()
+    try:
+        added = liaison_cli(
+            srv, "webhook", "add", endpoint.url, "--org", SHELTER, "--types", "incident.created"
+        )
+        assert added.returncode == 0, added.stderr
+        sub_id, secret = added.stdout.split()
+        endpoint.receiver.secrets.append(secret)
+        dispatcher = await connect(clients, srv, "dispatch")
+        incident = await crime_incident(dispatcher)
+        await until(lambda: endpoint.seqs().get(incident) == [1], 10, "the CLI's subscription")
+        listed = liaison_cli(srv, "webhook", "list", "--org", SHELTER)
+        line = next(x for x in listed.stdout.splitlines() if x.startswith(sub_id))
+        assert f"\t{SHELTER}\tenabled\t{endpoint.url}\t" in line
+        assert "types=incident.created" in line
+        assert liaison_cli(srv, "webhook", "remove", sub_id).returncode == 0
+        assert sub_id not in liaison_cli(srv, "webhook", "list").stdout
+        unknown = liaison_cli(srv, "webhook", "add", endpoint.url, "--org", "no-such-org")
+        assert unknown.returncode == 1
+        assert "no organisation" in unknown.stderr
+    finally:
+        await endpoint.stop()
+    actions = [(r["action"], r["actor"][:4]) for r in exported_audit(srv) if r["target"] == sub_id]
+    assert actions == [("webhook.create", "cli:"), ("webhook.delete", "cli:")]
