@@ -49,6 +49,7 @@ from server.backends import node_id
 from server.domain.audience import Audience, Reader, event_meta
 from server.domain.events import StoredEvent
 from server.domain.sharing import AgreementsView
+from server.errors import StorageUnavailable
 from server.services.envelope import shaped
 from server.services.projections import Projections
 from server.services.webhooks import WebhookConfig, Webhooks, now_ms
@@ -65,6 +66,8 @@ BATCH = 100
 INDEX_PAGE = 200
 #: Who the audit log names for what delivery does by itself.
 ACTOR = "system:webhooks"
+#: Longest pause between two tries while storage is unavailable.
+OUTAGE_CAP_S = 10.0
 
 
 def webhook_id(sub: Subscription, ev: StoredEvent) -> str:
@@ -146,15 +149,23 @@ class WebhookDispatcher:
 
     async def _supervise(self) -> None:
         """Claim or renew the leases of enabled subscriptions; run one worker per lease."""
+        pause = self.config.poll_s
         while True:
             self._woken.clear()
             try:
                 await self._claim_round()
+                pause = self.config.poll_s
             except asyncio.CancelledError:
                 raise
+            except StorageUnavailable as exc:
+                # Shared storage away (a Redis restart): nothing is lost, the
+                # log and the cursors are where they were. Back off, quietly.
+                pause = min(pause * 2, OUTAGE_CAP_S)
+                log.warning("webhooks: storage unavailable (%s); again in %.1f s", exc, pause)
             except Exception:
-                log.exception("webhooks: the lease round failed; retrying")
-            await self._nap(self.config.poll_s)
+                pause = min(pause * 2, OUTAGE_CAP_S)
+                log.exception("webhooks: the lease round failed; again in %.1f s", pause)
+            await self._nap(pause)
 
     async def _claim_round(self) -> None:
         subs = {s.id: s for s in await self.store.all() if s.state.enabled}
@@ -202,9 +213,10 @@ class WebhookDispatcher:
                 busy = await self._pass(job)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("webhooks: delivery of %s failed; retrying", sub.id)
-                busy = False
+            except StorageUnavailable as exc:
+                log.warning("webhooks: %s waits for storage: %s", sub.id, exc)
+                await asyncio.sleep(OUTAGE_CAP_S / 10)
+                continue
             if not busy:
                 await self._nap(self.config.poll_s)
 
