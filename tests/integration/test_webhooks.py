@@ -388,3 +388,42 @@ async def test_the_cli_adds_lists_and_removes_a_subscription_a_running_server_us
         await endpoint.stop()
     actions = [(r["action"], r["actor"][:4]) for r in exported_audit(srv) if r["target"] == sub_id]
     assert actions == [("webhook.create", "cli:"), ("webhook.delete", "cli:")]
+
+
+async def test_bad_webhook_requests_get_typed_refusals(
+    quick_disable_server: LiaisonServer, clients: list[LiaisonClient]
+) -> None:
+    srv = quick_disable_server
+    admin = await org_admin(clients, srv, SHELTER)
+    endpoint = Endpoint()
+    sub = await subscribe(admin, endpoint)
+    path = f"/api/v1/webhooks/{sub['id']}"
+    cases: list[tuple[str, str, Any, str]] = [
+        ("POST", "/api/v1/webhooks", {"url": "ftp://example.org/"}, "invalid"),
+        ("POST", "/api/v1/webhooks", {"url": "http:///nohost"}, "invalid"),
+        ("POST", "/api/v1/webhooks", {"url": endpoint.url, "incidents": "some"}, "invalid"),
+        ("POST", "/api/v1/webhooks", {"url": endpoint.url, "categories": [1]}, "invalid"),
+        ("POST", "/api/v1/webhooks", [1, 2], "invalid"),
+        ("POST", path + "/rotate", {"window_s": "soon"}, "invalid"),
+        ("POST", path + "/rotate", {"window_s": -1}, "invalid"),
+        ("POST", path + "/replay", {"incident": "x", "from_seq": "1"}, "invalid"),
+        ("POST", path + "/replay", {"incident": "x", "from_seq": 0}, "invalid"),
+        ("POST", path + "/replay", {"from_seq": 1}, "invalid"),
+        ("GET", path + "/deliveries?limit=lots", None, "invalid"),
+        ("GET", "/api/v1/webhooks/wh_nope", None, "not_found"),
+        ("DELETE", "/api/v1/webhooks/wh_nope", None, "not_found"),
+    ]
+    for method, where, body, code in cases:
+        with pytest.raises(CommandFailed) as refused:
+            await admin.request(method, where, body)
+        assert refused.value.code == code, (method, where, body)
+    lead = await connect(clients, srv, "shelter-lead", live=False)  # not an admin
+    with pytest.raises(CommandFailed) as refused:
+        await lead.request("GET", "/api/v1/webhooks")
+    assert refused.value.code == "forbidden"
+    http = await admin._session()
+    headers = {"Authorization": f"Bearer {admin.token}"}
+    async with http.post(srv.url + "/api/v1/webhooks", data=b"{nope", headers=headers) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["error"]["code"] == "malformed"
+    assert (await admin.request("DELETE", path))["deleted"]
