@@ -36,7 +36,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -220,7 +220,7 @@ class WebhookDispatcher:
             if not busy:
                 await self._nap(self.config.poll_s)
 
-    async def _index(self, org: str) -> AsyncIterator[dict[str, Any]]:
+    async def _index(self, org: str) -> AsyncGenerator[dict[str, Any], None]:
         """Every incident ``org`` takes part in (the index, page by page)."""
         query = IncidentQuery(org=org, limit=INDEX_PAGE)
         while True:
@@ -233,9 +233,16 @@ class WebhookDispatcher:
 
     async def _pass(self, job: _Job) -> bool:
         """One look at every incident; True if something moved (look again at once)."""
-        sub, moved = job.sub, False
+        sub = job.sub
         cursors = await self.store.cursors(sub.id)
-        async for summary in self._index(sub.org_id):
+        async with contextlib.aclosing(self._index(sub.org_id)) as index:
+            return await self._walk(job, index, cursors)
+
+    async def _walk(
+        self, job: _Job, index: AsyncIterator[dict[str, Any]], cursors: dict[str, int]
+    ) -> bool:
+        sub, moved = job.sub, False
+        async for summary in index:
             incident = summary["id"]
             if sub.incidents is not None and incident not in sub.incidents:
                 continue
