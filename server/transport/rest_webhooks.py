@@ -37,6 +37,17 @@ def _object(body: Any) -> dict[str, Any]:
     return body
 
 
+def _limit(raw: str | None) -> int:
+    """``?limit=``: ASCII digits 1..MAX_DELIVERIES (100 when absent), as the timeline's."""
+    if raw is None:
+        return 100
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 4 or int(raw) > MAX_DELIVERIES:
+        raise ProtocolError(
+            ErrorCode.INVALID, f"limit must be an integer 0..{MAX_DELIVERIES}", {"field": "limit"}
+        )
+    return int(raw) or 1
+
+
 class WebhookRoutes:
     def __init__(self, rest: RestApi, webhooks: Webhooks) -> None:
         self.rest, self.webhooks = rest, webhooks
@@ -91,7 +102,7 @@ class WebhookRoutes:
 
     async def deliveries(self, request: web.Request) -> web.Response:
         who = self.rest.admin(request)
-        limit = self.rest._int_query(request, "limit", 100, MAX_DELIVERIES) or 1
+        limit = _limit(request.query.get("limit"))
         sub_id = request.match_info["id"]
         records = await self.webhooks.deliveries(who.org_id, sub_id, limit)
         sub = await self.webhooks.get(who.org_id, sub_id)
