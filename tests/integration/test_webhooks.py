@@ -427,3 +427,29 @@ async def test_bad_webhook_requests_get_typed_refusals(
         assert resp.status == 400
         assert (await resp.json())["error"]["code"] == "malformed"
     assert (await admin.request("DELETE", path))["deleted"]
+
+
+async def test_a_kill_during_a_delivery_sends_it_again_and_the_receiver_drops_the_copy(
+    webhook_server: LiaisonServer, clients: list[LiaisonClient]
+) -> None:
+    endpoint = Endpoint()
+    endpoint.gate.clear()
+    await endpoint.start()
+    try:
+        admin = await org_admin(clients, webhook_server, SHELTER)
+        await subscribe(admin, endpoint)
+        dispatcher = await connect(clients, webhook_server, "dispatch")
+        incident = await crime_incident(dispatcher)
+        for i in range(3):
+            await dispatcher.post(incident, f"message {i}")
+        await until(lambda: endpoint.in_flight == 1, 10, "the first delivery in flight")
+        webhook_server.kill()  # it never hears the answer
+        endpoint.gate.set()
+        await until(lambda: endpoint.in_flight == 0, 10, "the receiver done with it")
+        assert endpoint.seqs() == {incident: [1]}
+        webhook_server.start()
+        await until(lambda: endpoint.seqs()[incident] == [1, 2, 3, 4], 15, "the rest")
+        assert endpoint.receiver.duplicates == 1  # seq 1, sent again, dropped by webhook-id
+    finally:
+        endpoint.gate.set()
+        await endpoint.stop()
