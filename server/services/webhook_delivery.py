@@ -68,6 +68,18 @@ INDEX_PAGE = 200
 ACTOR = "system:webhooks"
 #: Longest pause between two tries while storage is unavailable.
 OUTAGE_CAP_S = 10.0
+#: A pass every poll looks only at incidents whose ``updated`` moved (the
+#: index order); every ``FULL_EVERY`` polls one looks at all of them. Why:
+#: a full walk of an organisation's index is a page of 200 per query, and
+#: closed incidents stay in it, so walking it every second costs a big
+#: deployment steadily. Why still full walks: ``updated`` is what the
+#: organisation may see, so a placeholder (another organisation's restricted
+#: event, a RED one) does not move it; a placeholder that ends an incident's
+#: burst is delivered by the next full walk, at most ``FULL_EVERY`` polls late.
+FULL_EVERY = 10
+#: Quick passes look this far below the watermark: nodes' clocks differ, and
+#: an append racing a walk may carry a ts a little older than what it saw.
+SKEW_MS = 5_000
 
 
 def webhook_id(sub: Subscription, ev: StoredEvent) -> str:
@@ -87,6 +99,19 @@ class _Job:
 
     sub: Subscription
     task: asyncio.Task[None] | None = None
+    #: The newest ``updated`` of the organisation's index seen by a complete
+    #: pass; None until the first. Quick passes look only above it.
+    watermark: int | None = None
+    #: When the next full pass is due (monotonic seconds).
+    full_due: float = 0.0
+
+
+@dataclass(slots=True)
+class _Walk:
+    """What one pass saw: the newest ``updated``, and whether it went to the end."""
+
+    newest: int = 0
+    complete: bool = True
 
 
 class WebhookDispatcher:
@@ -137,7 +162,9 @@ class WebhookDispatcher:
         await self.store.close()
 
     def wake(self) -> None:
-        """Look for work now rather than at the next poll (a replay, a new subscription)."""
+        """Look everywhere now rather than at the next poll (a replay, a new subscription)."""
+        for job in self._jobs.values():
+            job.full_due = 0.0
         self._woken.set()
 
     async def _nap(self, seconds: float) -> None:
@@ -220,9 +247,9 @@ class WebhookDispatcher:
             if not busy:
                 await self._nap(self.config.poll_s)
 
-    async def _index(self, org: str) -> AsyncGenerator[dict[str, Any], None]:
-        """Every incident ``org`` takes part in (the index, page by page)."""
-        query = IncidentQuery(org=org, limit=INDEX_PAGE)
+    async def _index(self, org: str, since: int | None) -> AsyncGenerator[dict[str, Any], None]:
+        """The incidents ``org`` takes part in (updated after ``since``), page by page."""
+        query = IncidentQuery(org=org, updated_after=since, limit=INDEX_PAGE)
         while True:
             page = await self.log.list_incidents(query)
             for summary in page.incidents:
@@ -232,17 +259,32 @@ class WebhookDispatcher:
             query = replace(query, after=page.next)
 
     async def _pass(self, job: _Job) -> bool:
-        """One look at every incident; True if something moved (look again at once)."""
-        sub = job.sub
-        cursors = await self.store.cursors(sub.id)
-        async with contextlib.aclosing(self._index(sub.org_id)) as index:
-            return await self._walk(job, index, cursors)
+        """One look at the incidents; True if something moved (look again at once)."""
+        started = time.monotonic()
+        full = job.watermark is None or started >= job.full_due
+        since = None if full or job.watermark is None else job.watermark - SKEW_MS
+        cursors = await self.store.cursors(job.sub.id)
+        walk = _Walk()
+        async with contextlib.aclosing(self._index(job.sub.org_id, since)) as index:
+            moved = await self._walk(job, index, cursors, walk)
+        if walk.complete:
+            job.watermark = max(job.watermark or 0, walk.newest)
+            if full:
+                job.full_due = started + FULL_EVERY * self.config.poll_s
+        else:
+            job.full_due = 0.0  # cut short (a failure, a replay): look everywhere next time
+        return moved
 
     async def _walk(
-        self, job: _Job, index: AsyncIterator[dict[str, Any]], cursors: dict[str, int]
+        self,
+        job: _Job,
+        index: AsyncIterator[dict[str, Any]],
+        cursors: dict[str, int],
+        walk: _Walk,
     ) -> bool:
         sub, moved = job.sub, False
         async for summary in index:
+            walk.newest = max(walk.newest, int(summary["updated"]))
             incident = summary["id"]
             if sub.incidents is not None and incident not in sub.incidents:
                 continue
@@ -252,13 +294,19 @@ class WebhookDispatcher:
             if cursor is None:
                 cursor = await self._start_at(sub, incident)
                 if not await self.store.advance(sub.id, incident, None, cursor):
+                    walk.complete = False
                     return True  # replayed meanwhile: read the cursors again
             if summary["seq"] <= cursor:
                 continue
-            outcome = await self._incident(job, incident, cursor)
-            if outcome is None:
+            reached = await self._incident(job, incident, cursor)
+            if reached is None:
+                walk.complete = False
                 return False  # the receiver failed: back off
-            moved = moved or outcome
+            if reached < summary["seq"]:
+                # More than a batch, or a replay moved the cursor: the next
+                # pass must see this incident even if its ``updated`` is old.
+                walk.complete = False
+            moved = moved or reached > cursor
         return moved
 
     async def _start_at(self, sub: Subscription, incident: str) -> int:
@@ -275,16 +323,17 @@ class WebhookDispatcher:
                 after = ev.seq
         return after
 
-    async def _incident(self, job: _Job, incident: str, cursor: int) -> bool | None:
-        """Deliver a batch of one incident after ``cursor``.
+    async def _incident(self, job: _Job, incident: str, cursor: int) -> int | None:
+        """Deliver a batch of one incident after ``cursor``; the cursor it reached.
 
-        True: the cursor moved; False: nothing to do or it moved under us
-        (a replay); None: the receiver failed and the subscription backs off.
+        Less than the incident's head: more to do, or the cursor moved under
+        us (a replay) and the next pass reads it again. None: the receiver
+        failed and the subscription backs off.
         """
         sub = job.sub
         events = await self.log.read(incident, cursor, BATCH)
         if not events:
-            return False
+            return cursor
         state = await self.projections.at_least(incident, events[-1].seq)
         stored = handled = cursor
         if state is not None and state.participates(sub.org_id):
@@ -298,14 +347,14 @@ class WebhookDispatcher:
                             await self.store.advance(sub.id, incident, stored, handled)
                         return None
                     if not await self.store.advance(sub.id, incident, stored, ev.seq):
-                        return False
+                        return stored
                     stored = ev.seq
                 handled = ev.seq
         else:
             handled = events[-1].seq  # no longer (or not yet) a participant: nothing to send
-        if handled > stored and not await self.store.advance(sub.id, incident, stored, handled):
-            return False
-        return True
+        if handled > stored and await self.store.advance(sub.id, incident, stored, handled):
+            stored = handled
+        return stored
 
     # ------------------------------------------------------------- sending
 

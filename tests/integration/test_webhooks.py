@@ -453,3 +453,24 @@ async def test_a_kill_during_a_delivery_sends_it_again_and_the_receiver_drops_th
     finally:
         endpoint.gate.set()
         await endpoint.stop()
+
+
+async def test_a_backlog_longer_than_a_batch_drains_in_order(
+    webhook_server: LiaisonServer, clients: list[LiaisonClient]
+) -> None:
+    endpoint = Endpoint()  # down while the backlog builds
+    admin = await org_admin(clients, webhook_server, SHELTER)
+    await subscribe(admin, endpoint)
+    dispatcher = await connect(clients, webhook_server, "dispatch")
+    incident = await crime_incident(dispatcher)
+    for i in range(250):
+        await dispatcher.post(incident, f"backlog {i}")
+    await endpoint.start()
+    try:
+        started = time.monotonic()
+        await until(lambda: len(endpoint.events(incident)) == 251, 60, "the whole backlog")
+        drained_s = time.monotonic() - started
+        print(f"a backlog of 251 events drained to one receiver in {drained_s:.2f} s")
+        assert endpoint.seqs() == {incident: list(range(1, 252))}
+    finally:
+        await endpoint.stop()
