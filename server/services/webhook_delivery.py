@@ -6,7 +6,7 @@ organisation takes part in (the incident index), the events after the
 subscription's cursor for that incident (``WebhookStore``)::
 
     every poll_s, per subscription this node holds the lease of:
-      index(org) ──seq > cursor?──▶ log.read(after cursor) ──audience+shaped──▶ POST
+      index(org) (updated moved; all every FULL_EVERY polls) ──seq > cursor?──▶ log.read(after cursor) ──audience+shaped──▶ POST
                                                          ◀── 2xx: advance the cursor
                                                          ◀── else: back off, retry the same event
 
