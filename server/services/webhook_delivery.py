@@ -6,9 +6,10 @@ organisation takes part in (the incident index), the events after the
 subscription's cursor for that incident (``WebhookStore``)::
 
     every poll_s, per subscription this node holds the lease of:
-      index(org) (updated moved; all every FULL_EVERY polls) ──seq > cursor?──▶ log.read(after cursor) ──audience+shaped──▶ POST
-                                                         ◀── 2xx: advance the cursor
-                                                         ◀── else: back off, retry the same event
+      index(org): incidents whose updated moved (all of them every FULL_EVERY polls)
+        ──seq > cursor?──▶ log.read(after cursor) ──audience+shaped──▶ POST
+                                    ◀── 2xx: advance the cursor
+                                    ◀── else: back off, retry the same event
 
 * **Ordered per incident.** One event at a time per subscription; the next
   is sent only after the receiver accepted the one before. A failure blocks
