@@ -11,7 +11,7 @@ HOST   ?= $(or $(LIAISON_HOST),127.0.0.1)
 PORT   ?= $(or $(LIAISON_PORT),8080)
 DATA   ?= $(or $(LIAISON_DATA_DIR),./data)
 
-.PHONY: install lock system-deps client run demo test lint typecheck unit jstest bench clean
+.PHONY: install lock system-deps client run demo test lint typecheck unit jstest soak bench clean
 
 # The tests start their own redis-server (and nginx) processes, and drive the
 # browser client in Debian's chromium; install them from Debian's packages when
@@ -94,6 +94,13 @@ jstest: $(CLIENT_DEPS)
 
 ## Lint, type-check and run the whole test suite.
 test: lint typecheck jstest unit
+
+## The leak test of `make test` (tests/integration/test_leak_stateful.py), far
+## longer and with a random seed (printed; LIAISON_LEAK_SEED=n repeats it):
+## SOAK_STEPS steps on one node, a fifth of them on two Redis nodes.
+SOAK_STEPS ?= 200000
+soak: install system-deps
+	LIAISON_SOAK_STEPS=$(SOAK_STEPS) $(BIN)/pytest -q -s tests/integration/test_leak_stateful.py
 
 bench: install
 	$(BIN)/python -m bench

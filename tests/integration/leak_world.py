@@ -1,0 +1,344 @@
+"""The leak test's world: one connected client per principal, what each received,
+and the checks of every read against the oracle (tests/sharing_oracle.py).
+
+Used by tests/integration/test_leak_stateful.py, which drives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import re
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hypothesis.errors import HypothesisException
+
+from liaison_client import CommandFailed, LiaisonClient
+from tests.conftest import DEMO_PASSWORD
+from tests.sharing_oracle import (
+    Audience,
+    EventMeta,
+    IncidentFacts,
+    Reader,
+    entitled,
+    responders_for,
+    sees,
+    updated_for,
+    visible_online,
+)
+
+T = TypeVar("T")
+PLACEHOLDER_KEYS = {"v", "type", "incident", "seq", "epoch", "digest", "hash"}
+CANARY = re.compile(r"cnry-\d{7}")
+
+
+class Leak(AssertionError):
+    """A finding: content reached a reader, or an answer told one more than it may know."""
+
+
+# --------------------------------------------------------------------- the world
+
+
+@dataclass(slots=True)
+class Seat:
+    """One principal's live client and what it has received."""
+
+    reader: Reader
+    client: LiaisonClient
+    frames: list[str] = field(default_factory=list)
+    scanned: int = 0
+    #: incident -> seqs delivered in order (the client's processed stream).
+    delivered: dict[str, list[int]] = field(default_factory=dict)
+    #: Canaries this principal wrote itself (an echo of them is no leak).
+    own: set[str] = field(default_factory=set)
+    #: When and why the connection dropped (the test's own disconnects included).
+    disconnects: list[str] = field(default_factory=list)
+
+
+class World:
+    """Servers, one connected client per principal, and the oracle's records."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, urls: list[str]) -> None:
+        self.loop, self.urls = loop, urls
+        self.seats: dict[str, Seat] = {}
+        self.org_of: dict[str, str] = {}
+        self.incidents: dict[str, IncidentFacts] = {}
+        self.owner: dict[str, tuple[str, int]] = {}  # canary -> (incident, seq)
+        self.counter = 0
+        self.steps = 0
+        self.runs = 0
+        self.failure: BaseException | None = None
+        self.server_logs: list[Path] = []
+        self.log: collections.deque[str] = collections.deque(maxlen=12)
+        self.raw: dict[tuple[str, str], int] = {}
+        self.stats: collections.Counter[str] = collections.Counter()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        try:
+            return self.loop.run_until_complete(coro)
+        except BaseException as exc:
+            self.failed(exc)
+            raise
+
+    def failed(self, exc: BaseException) -> None:
+        """Keep the first failure: Hypothesis replays a failing example to report
+        it, and in a world that moved on the replay goes differently (a
+        ``Flaky...`` error) and would hide what was found."""
+        if not isinstance(exc, Exception) or isinstance(exc, HypothesisException):
+            return  # Hypothesis's own control flow (an example at its bound on choices)
+        if self.failure is None:
+            self.failure = exc
+            print(f"\nfailed at step {self.steps}; the last actions: {list(self.log)}")
+            for user, seat in self.seats.items():
+                sio = seat.client.sio
+                print(
+                    f"  {user}: connected {sio.connected}, notices {seat.client.notices[-3:]}, "
+                    f"disconnects {seat.disconnects[-3:]}"
+                )
+            for path in self.server_logs:
+                print(f"  {path}: {path.read_text()[-3000:]}")
+
+    def canary(self) -> str:
+        self.counter += 1
+        return f"cnry-{self.counter:07d}"
+
+    # ------------------------------------------------------------- clients
+
+    async def seat(self, username: str, org: str, role: str, url: str) -> None:
+        client = LiaisonClient(url)
+        await login(client, username)
+        assert client.user is not None
+        reader = Reader(client.user["id"], org, role)
+        self.org_of[reader.user] = org
+        self.seats[reader.user] = Seat(reader, client)
+        spy(self.seats[reader.user])
+        await client.connect()
+
+    async def move(self, user: str, url: str) -> None:
+        """Reconnect ``user`` as a new connection (same token and positions) on ``url``."""
+        old = self.seats[user]
+        self.drain(old)
+        await old.client.close()
+        client = LiaisonClient(url)
+        client.token, client.refresh_token, client.expires = (
+            old.client.token,
+            old.client.refresh_token,
+            old.client.expires,
+        )
+        client.user, client.positions = old.client.user, old.client.positions
+        seat = Seat(old.reader, client, old.frames, old.scanned, old.delivered, old.own)
+        seat.disconnects = old.disconnects
+        self.seats[user] = seat
+        spy(seat)
+        await client.connect()  # re-follows every remembered position
+
+    async def close(self) -> None:
+        for seat in self.seats.values():
+            await seat.client.close()
+
+    # ------------------------------------------------------------- checks
+
+    def drain(self, seat: Seat) -> None:
+        """Scan new frames for canaries and envelopes; collect processed events."""
+        for frame in seat.frames[seat.scanned :]:
+            self.scan(seat, frame, "socket")
+            for env in envelopes(frame):
+                self.check_envelope(seat.reader, env, "live")
+                self.count_raw(seat, env)
+        seat.scanned = len(seat.frames)
+        queue = seat.client.events
+        while not queue.empty():
+            env = queue.get_nowait()
+            got = seat.delivered.setdefault(env["incident"], [])
+            if env["seq"] != (got[-1] if got else 0) + 1:
+                raise Leak(
+                    f"{seat.reader.user}: {env['incident']} delivered {env['seq']} after {got[-5:]}"
+                )
+            got.append(env["seq"])
+
+    def count_raw(self, seat: Seat, env: dict[str, Any]) -> None:
+        """Repeats (normal after a re-follow) and gaps (the client re-follows) on the wire."""
+        key = (seat.reader.user, env["incident"])
+        last = self.raw.get(key, 0)
+        if env["seq"] <= last:
+            self.stats["live repeats on the wire"] += 1
+        elif env["seq"] > last + 1 and last:
+            self.stats["live gaps on the wire"] += 1
+        self.raw[key] = env["seq"]
+
+    def drain_all(self) -> None:
+        for seat in self.seats.values():
+            self.drain(seat)
+
+    def scan(self, seat: Seat, text: str, where: str) -> None:
+        """Every canary in ``text`` must be one ``seat`` may read (or wrote itself)."""
+        for token in CANARY.findall(text):
+            if token in seat.own:
+                continue
+            place = self.owner.get(token)
+            if place is None:
+                raise Leak(
+                    f"{where}: {seat.reader} got {token}, which was never stored: {text[:400]}"
+                )
+            incident = self.incidents[place[0]]
+            if not sees(incident.events[place[1]], seat.reader, incident):
+                raise Leak(f"{where}: {seat.reader} got {token} of {place}: {text[:400]}")
+            self.stats["canaries seen"] += 1
+
+    def check_envelope(self, reader: Reader, env: dict[str, Any], where: str) -> None:
+        incident = self.incidents.get(env["incident"])
+        if incident is None or env["seq"] not in incident.events:
+            raise Leak(f"{where}: {reader.user} got an event the test never stored: {env}")
+        ev = incident.events[env["seq"]]
+        audience = entitled(ev, reader, incident)
+        if audience is Audience.NONE:
+            raise Leak(f"{where}: non-participant {reader} got {env}")
+        if audience is Audience.PLACEHOLDER:
+            if set(env) != PLACEHOLDER_KEYS or env["type"] != "restricted":
+                raise Leak(f"{where}: {reader} should get a bare placeholder, got {env}")
+            self.stats[f"placeholders ({where})"] += 1
+            return
+        expected_vis = None if ev.visibility is None else list(ev.visibility)
+        actual = (env["type"], env["cid"], env["actor"]["user"], env["visibility"])
+        if actual != (ev.type, ev.cid, ev.actor, expected_vis) or "salt" not in env:
+            raise Leak(f"{where}: {reader} got {actual}, the oracle expects {ev}")
+        self.stats[f"full events ({where})"] += 1
+
+    def record(
+        self, incident: IncidentFacts, ack: dict[str, Any], meta: dict[str, Any], canaries: set[str]
+    ) -> EventMeta:
+        ev = EventMeta(
+            incident=incident.id,
+            seq=ack["seq"],
+            ts=ack["ts"],
+            canaries=frozenset(canaries),
+            **meta,
+        )
+        if ack["duplicate"] or ack["seq"] != incident.head + 1:
+            raise Leak(f"ack {ack} does not follow head {incident.head}")
+        incident.events[ev.seq] = ev
+        for token in canaries:
+            self.owner[token] = (incident.id, ev.seq)
+        return ev
+
+
+def spy(seat: Seat) -> None:
+    """Record every engine.io message the client receives (events, acks, notices)."""
+    sio = seat.client.sio
+    original = sio._handle_eio_message
+
+    async def on_message(data: Any) -> None:
+        if isinstance(data, str):
+            seat.frames.append(data)
+        await original(data)
+
+    sio.eio.on("message", on_message)
+
+    async def on_disconnect(reason: str = "") -> None:
+        seat.disconnects.append(f"{time.strftime('%H:%M:%S')} {reason}")
+
+    sio.on("disconnect", on_disconnect)
+
+
+def envelopes(frame: str) -> list[dict[str, Any]]:
+    """The envelopes of an ``ev`` packet (``2["ev",[...]]``), else none."""
+    if not frame.startswith('2["ev",'):
+        return []
+    batch: list[dict[str, Any]] = json.loads(frame[1:])[1]
+    return batch
+
+
+async def login(client: LiaisonClient, username: str, password: str = DEMO_PASSWORD) -> None:
+    """Log in, waiting for a node that has not re-read the shared directory yet."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            await client.login(username, password)
+            return
+        except CommandFailed:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def rest(seat: Seat, path: str) -> tuple[int, Any]:
+    """GET ``path`` as ``seat``: (status, raw body)."""
+    client = seat.client
+    await client.fresh_token()
+    http = await client._session()
+    headers = {"Authorization": f"Bearer {client.token}"}
+    async with http.get(client.base_url + path, headers=headers) as resp:
+        text = await resp.text()
+        status = resp.status
+    return status, text
+
+
+def blank_numbers(answer: dict[str, Any] | None) -> str:
+    return re.sub(r"\d+", "N", json.dumps(answer, sort_keys=True))
+
+
+def same_shape(answer: dict[str, Any], incident_id: str) -> str:
+    """An answer with the incident's id blanked, to compare with a missing incident's."""
+    return json.dumps(answer, sort_keys=True).replace(incident_id, "<id>")
+
+
+def check_summary(
+    summary: dict[str, Any], incident: IncidentFacts, reader: Reader, where: str
+) -> None:
+    expected = {
+        "seq": incident.head,
+        "updated": updated_for(incident, reader),
+        "title": incident.title,
+        "orgs": set(incident.joined),
+        "liaisons": incident.liaisons,
+        "status": incident.status,
+    }
+    actual = {**{k: summary[k] for k in expected}, "orgs": set(summary["orgs"])}
+    if actual != expected:
+        raise Leak(f"{where} for {reader}: {actual}, expected {expected}")
+
+
+def check_view(
+    view: dict[str, Any], incident: IncidentFacts, reader: Reader, org_of: dict[str, str]
+) -> None:
+    """The incident view against the oracle: only what the reader may see, all of it."""
+    check_summary(view, incident, reader, "view")
+    messages = {m["seq"]: m for m in view["messages"]}
+    shown = {s for s in incident.messages if sees(incident.events[s], reader, incident)}
+    if set(messages) != shown:
+        raise Leak(f"view messages for {reader}: {sorted(messages)}, expected {sorted(shown)}")
+    for seq, m in messages.items():
+        facts = incident.messages[seq]
+        want = (None if facts.retracted else facts.text, facts.visibility, facts.acks)
+        got = (
+            m["text"],
+            None if m["visibility"] is None else tuple(m["visibility"]),
+            set(m["acks"]),
+        )
+        if got != want:
+            raise Leak(f"view message {seq} for {reader}: {got}, expected {want}")
+    tasks = {t["id"]: t for t in view["tasks"]}
+    shown = {t for t in incident.tasks if sees(incident.events[t], reader, incident)}
+    if set(tasks) != shown:
+        raise Leak(f"view tasks for {reader}: {sorted(tasks)}, expected {sorted(shown)}")
+    responders = {r["user"]: r for r in view["responders"]}
+    expected = responders_for(incident, reader)
+    seen = {
+        u: {
+            "status": r["status"],
+            "status_ts": r["status_ts"],
+            "position": r["position"] and {**r["position"], "accuracy_m": None},
+            "position_ts": r["position_ts"],
+        }
+        for u, r in responders.items()
+    }
+    if seen != expected:
+        raise Leak(f"view responders for {reader}: {seen}, expected {expected}")
+    allowed = visible_online(reader, view["online"], incident, org_of)
+    if set(view["online"]) != allowed:
+        raise Leak(f"view online for {reader}: {view['online']}, may only see {allowed}")

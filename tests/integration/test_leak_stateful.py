@@ -1,0 +1,939 @@
+"""No content reaches anyone not entitled to it, on any read path (issue 9, test 1).
+
+A Hypothesis state machine drives random commands, visibilities and reads as
+random principals of three organisations (police, two NGOs; a dispatcher, a
+responder and a supervisor each, and the police's CAD bot) against a real
+server on SQLite, and again on two Redis nodes sharing one redis-server.
+Every text field carries a unique canary token (``cnry-NNNNNNN``), every
+position a unique latitude; the oracle (tests/sharing_oracle.py, written from
+the SPEC, not from the server) says who may receive each event.
+
+After every step, each frame every client received since the last step is
+scanned: a canary must belong to an event the receiver may see (or be its
+own writing), an envelope must be whole for an entitled reader, a bare
+placeholder for another participant, absent for a non-participant.
+Read paths, each checked against the oracle when the step uses it:
+
+* live ``ev`` to followers; now and then every follower is waited for and must
+  hold every seq exactly once, in order, placeholders included;
+* resume: a disconnect, writes meanwhile, a new connection (on either node)
+  following from the remembered seqs;
+* the REST timeline (random pages, and past the head);
+* the incident view: messages, tasks, responders (status, position and their
+  times, per visibility), ``online`` (own organisation and liaisons only);
+* the incident list: who is listed, ``updated`` as the reader's own, the
+  order, ``q``, ``status`` and ``updated_after`` polling;
+* the answers to commands, over Socket.IO and ``POST /api/v1/commands``:
+  refusals echo nothing restricted, and an incident one does not take part
+  in, or a message or task one may not see (or a seq of another kind), is
+  answered exactly like a missing one (follow, view, timeline and writes).
+
+Budget: one world (server, one connected client per principal) serves many
+Hypothesis runs of a few hundred steps each (one example cannot hold many
+more: Hypothesis bounds the choices per example), until ``LIAISON_LEAK_STEPS``
+steps (10,000 by default; 2,000 on Redis) have run. ``make soak`` runs
+``LIAISON_SOAK_STEPS`` (200,000; a fifth on Redis) with a random seed. Runs are
+seeded (``hypothesis.seed``, fixed by default, so ``make test`` repeats the
+same commands and reads); the seed is printed on failure and
+``LIAISON_LEAK_SEED=<n>`` repeats it (live interleavings are not repeatable).
+No shrinking: the world is not reset between runs, so a shrunk example would
+not replay. The first failure is reported as it happened, with the last
+actions, each connection's state and the server's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from hypothesis import HealthCheck, Phase, seed, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from liaison_client import CommandFailed, LiaisonClient
+from tests.conftest import ADMIN_PASSWORD, DEMO_PASSWORD, LiaisonServer
+from tests.integration.leak_world import (
+    Leak,
+    Seat,
+    World,
+    blank_numbers,
+    check_summary,
+    check_view,
+    rest,
+    same_shape,
+)
+from tests.integration.test_multinode import start_nodes
+from tests.redis_server import RedisServer
+from tests.sharing_oracle import (
+    EventMeta,
+    IncidentFacts,
+    MessageFacts,
+    Visibility,
+    mention_outsiders,
+    normalise,
+    reply_visibility,
+    sees,
+    updated_for,
+    visible_online,
+)
+
+T = TypeVar("T")
+POLICE, SHELTER, WILDLIFE = "metro-police", "harbour-shelter", "city-wildlife"
+ORGS = (POLICE, SHELTER, WILDLIFE)
+#: username, org, role. The first seven are the demo's; the wildlife trust is made here.
+USERS = (
+    ("dispatch", POLICE, "dispatcher"),
+    ("officer", POLICE, "responder"),
+    ("sergeant", POLICE, "supervisor"),
+    ("cad-bot", POLICE, "bot"),
+    ("shelter-lead", SHELTER, "dispatcher"),
+    ("outreach", SHELTER, "responder"),
+    ("shelter-super", SHELTER, "supervisor"),
+    ("wild-lead", WILDLIFE, "dispatcher"),
+    ("ranger", WILDLIFE, "responder"),
+    ("wild-super", WILDLIFE, "supervisor"),
+)
+COORDINATORS = {"dispatcher", "supervisor", "admin", "bot"}
+TITLE_PREFIX = "Leak probe"
+MISSING = "inc_00000000deadbeef"
+#: Every status but ``closed``, which would end the incident's writes.
+STATUSES = ("reported", "active", "contained", "resolved")
+SUBJECT_KINDS = (
+    "message.post",
+    "message.edit",
+    "message.ack",
+    "message.retract",
+    "task.assign",
+    "task.accept",
+    "task.complete",
+    "task.cancel",
+)
+TRANSITIONS = ("task.accept", "task.decline", "task.start", "task.complete", "task.cancel")
+STEPS_PER_RUN = 150
+#: Incidents per run: enough to mix participants, few enough to share history.
+MAX_INCIDENTS = 6
+#: The suite's run takes well under a minute; a soak takes what it takes.
+TIMEOUT_S = 0 if os.environ.get("LIAISON_SOAK_STEPS") else 600
+#: Weighted actions: writes mostly, a read in about one step of three, the
+#: expensive ones (reconnect, waiting for every follower) rarely.
+ACTIONS = (
+    ["create"] * 2
+    + ["update"] * 2
+    + ["status"]
+    + ["closed"]
+    + ["post"] * 12
+    + ["follow_up_message:message.edit"] * 2
+    + ["follow_up_message:message.ack"] * 3
+    + ["follow_up_message:message.retract"]
+    + ["create_task"] * 3
+    + ["follow_up_task:task.assign"] * 2
+    + [f"follow_up_task:{kind}" for kind in TRANSITIONS]
+    + ["responder:responder.status"] * 2
+    + ["responder:responder.position"] * 2
+    + ["follow"] * 5
+    + ["timeline"] * 5
+    + ["view"] * 4
+    + ["list"] * 2
+    + ["wrong_subject"] * 2
+    + ["resume"]
+    + ["sync"]
+)
+
+
+# ------------------------------------------------------------------ the machine
+
+
+class LeakMachine(RuleBasedStateMachine):
+    """One Hypothesis run: a few hundred steps in the shared world."""
+
+    world: World  # set on the class by the test
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = self.world
+        self.w.runs += 1
+        self.prefix = f"{TITLE_PREFIX} r{self.w.runs} "  # what the list's q finds
+        self.mine: list[str] = []  # incidents of this run
+        #: This step's writes go over ``POST /api/v1/commands``, not Socket.IO.
+        self.via_rest = False
+
+    @rule(data=st.data(), action=st.sampled_from(ACTIONS))
+    def step(self, data: st.DataObject, action: str) -> None:
+        """One weighted action (Hypothesis picks rules uniformly; weights need one rule)."""
+        if not self.mine and action != "create":
+            action = "create"
+        elif action == "create" and len(self.mine) >= MAX_INCIDENTS:
+            action = "post"
+        self.w.steps += 1
+        self.w.log.append(action)
+        name, _, kind = action.partition(":")
+        self.via_rest = data.draw(st.integers(0, 4), label="writes over REST") == 0
+        method = getattr(self, f"_{name}")
+        self.w.run(method(data, kind) if kind else method(data))
+
+    @invariant()
+    def nothing_leaked(self) -> None:
+        """Every byte each client received since the last step, against the oracle."""
+        try:
+            self.w.drain_all()
+        except BaseException as exc:
+            self.w.failed(exc)
+            raise
+
+    def teardown(self) -> None:
+        """A last exactly-once check, then stop following this run's incidents."""
+        self.w.run(self.settle(list(self.w.seats.values())))
+        for seat in self.w.seats.values():
+            for incident_id in self.mine:
+                if incident_id in seat.client.positions:
+                    self.w.run(seat.client.unfollow(incident_id))
+
+    # ----------------------------------------------------------- helpers
+
+    def pick(self, data: st.DataObject, items: list[T] | tuple[T, ...], label: str) -> T:
+        return items[data.draw(st.integers(0, len(items) - 1), label=label)]
+
+    def incident(self, data: st.DataObject) -> IncidentFacts:
+        return self.w.incidents[self.pick(data, self.mine, "incident")]
+
+    def seat(
+        self, data: st.DataObject, incident: IncidentFacts | None = None, away: str = ""
+    ) -> Seat:
+        """A random principal; mostly a participant of ``incident`` if one is given."""
+        users = [u for u in self.w.seats if u != away]
+        if incident is not None and data.draw(st.integers(0, 9), label="insider") < 8:
+            users = [u for u in users if incident.takes_part(self.w.org_of[u])] or users
+        return self.w.seats[self.pick(data, users, "actor")]
+
+    def visibility(self, data: st.DataObject, incident: IncidentFacts) -> list[str] | None:
+        choice = data.draw(st.integers(0, 9), label="visibility kind")
+        if choice < 4:
+            return None
+        orgs = list(ORGS if choice == 9 else incident.joined)  # 9: perhaps a non-participant
+        picked: list[str] = data.draw(st.lists(st.sampled_from(orgs), unique=True, max_size=3))
+        return picked
+
+    async def send(
+        self, seat: Seat, command: dict[str, Any], canaries: set[str]
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """Send as ``seat``: (ack, None) or (None, error). Canaries it carries are its own."""
+        seat.own |= canaries
+        try:
+            if self.via_rest:
+                ack = await self.rest_command(seat, command)
+            else:
+                ack = await seat.client.send(command)
+        except CommandFailed as failure:
+            self.w.stats[f"refused {command['type']} {failure.code}"] += 1
+            return None, failure.error
+        self.w.stats[f"stored {command['type']}"] += 1
+        return ack, None
+
+    async def rest_command(self, seat: Seat, command: dict[str, Any]) -> dict[str, Any]:
+        """``POST /api/v1/commands``: the REST write path, its answer scanned like an ack."""
+        command.setdefault("id", uuid.uuid4().hex)
+        client = seat.client
+        await client.fresh_token()
+        http = await client._session()
+        headers = {"Authorization": f"Bearer {client.token}"}
+        async with http.post(
+            client.base_url + "/api/v1/commands", json=command, headers=headers
+        ) as resp:
+            text, status = await resp.text(), resp.status
+        self.w.scan(seat, text, f"POST {command['type']}")
+        body: dict[str, Any] = json.loads(text)
+        if status >= 400:
+            raise CommandFailed(body["error"])
+        self.w.stats["writes over REST"] += 1
+        return body
+
+    async def outsider(self, seat: Seat, command: dict[str, Any]) -> None:
+        """A non-participant's command must be answered exactly like one on a missing incident."""
+        _, error = await self.send(seat, command, set())
+        if error is None:
+            raise Leak(f"{seat.reader} wrote to {command['incident']}, not a participant")
+        probe = {k: v for k, v in command.items() if k != "id"} | {"incident": MISSING}
+        _, missing = await self.send(seat, probe, set())
+        assert missing is not None
+        if error["code"] != "not_found" or same_shape(error, command["incident"]) != same_shape(
+            missing, MISSING
+        ):
+            raise Leak(f"outsider told apart from missing: {error} vs {missing}")
+
+    async def hidden(
+        self,
+        seat: Seat,
+        command: dict[str, Any],
+        subject: str,
+        ack: dict[str, Any] | None,
+        error: dict[str, Any] | None,
+    ) -> None:
+        """A subject the sender may not see is answered exactly like one that does not exist."""
+        self.must_refuse(ack, error, None, f"its {subject} is hidden from the sender")
+        probe = {k: v for k, v in command.items() if k != "id"} | {subject: 999_999}
+        _, missing = await self.send(seat, probe, set())
+        assert missing is not None
+        if blank_numbers(error) != blank_numbers(missing):
+            raise Leak(f"hidden {subject} told apart from a missing one: {error} vs {missing}")
+        self.w.stats[f"hidden {subject} probes"] += 1
+
+    def must_refuse(
+        self, ack: dict[str, Any] | None, error: dict[str, Any] | None, code: str | None, why: str
+    ) -> None:
+        if ack is not None:
+            raise Leak(f"accepted although {why}: {ack}")
+        assert error is not None
+        if code is not None and error["code"] != code:
+            raise Leak(f"{why}: answered {error['code']}, the SPEC says {code}: {error}")
+
+    async def write(
+        self,
+        seat: Seat,
+        incident: IncidentFacts,
+        command: dict[str, Any],
+        canaries: set[str],
+        meta: dict[str, Any],
+        refuse: tuple[str | None, str] | None = None,
+    ) -> EventMeta | None:
+        """Send an incident-scoped write; record it if stored; check predicted refusals."""
+        command = {"incident": incident.id, **command}
+        if not incident.takes_part(seat.reader.org):
+            await self.outsider(seat, command)
+            return None
+        ack, error = await self.send(seat, command, canaries)
+        if refuse is not None and refuse[0] and refuse[0].startswith("hidden:"):
+            await self.hidden(seat, command, refuse[0].removeprefix("hidden:"), ack, error)
+            return None
+        if refuse is not None:
+            self.must_refuse(ack, error, *refuse)
+            return None
+        if ack is None:
+            return None
+        base = {"type": EVENT_OF[command["type"]], "cid": command["id"], "actor": seat.reader.user}
+        return self.w.record(
+            incident, ack, {**base, "actor_org": seat.reader.org, **meta}, canaries
+        )
+
+    # ----------------------------------------------------------- commands
+
+    async def _create(self, data: st.DataObject) -> None:
+        seat = self.seat(data)
+        orgs = data.draw(st.lists(st.sampled_from(ORGS), unique=True, max_size=3), label="orgs")
+        own = seat.reader.org
+        joined = [own, *(o for o in orgs if o != own)]
+        lead = self.pick(data, joined, "lead")
+        liaisons = {
+            u_org: user
+            for user, u_org in self.w.org_of.items()
+            if u_org in joined and data.draw(st.integers(0, 4), label="liaison") == 0
+        }
+        title, desc, addr = self.w.canary(), self.w.canary(), self.w.canary()
+        command = {
+            "type": "incident.create",
+            "title": f"{self.prefix}{title}",
+            "category": "welfare",
+            "orgs": orgs,
+            "lead_org": lead,
+            "liaisons": liaisons,
+            "description": f"details {desc}",
+            "location": {"lat": 51.5, "lon": -0.07, "address": f"at {addr}"},
+        }
+        ack, _ = await self.send(seat, command, {title, desc, addr})
+        if ack is None:
+            assert seat.reader.role not in COORDINATORS, "a coordinator's create was refused"
+            return
+        incident = IncidentFacts(
+            ack["incident"], dict.fromkeys(joined, 1), liaisons, f"{self.prefix}{title}"
+        )
+        self.w.incidents[incident.id] = incident
+        self.mine.append(incident.id)
+        meta = {"type": "incident.created", "cid": command["id"], "actor": seat.reader.user}
+        self.w.record(
+            incident, ack, {**meta, "actor_org": own, "visibility": None}, {title, desc, addr}
+        )
+
+    async def _update(self, data: st.DataObject) -> None:
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        newcomers = [o for o in ORGS if not incident.takes_part(o)]
+        add = (
+            data.draw(st.lists(st.sampled_from(newcomers), unique=True), label="add_orgs")
+            if newcomers
+            else []
+        )
+        liaisons = {
+            u_org: user
+            for user, u_org in self.w.org_of.items()
+            if u_org in add and data.draw(st.integers(0, 2), label="liaison") == 0
+        }
+        desc = self.w.canary()
+        command: dict[str, Any] = {
+            "type": "incident.update",
+            "add_orgs": add,
+            "liaisons": liaisons,
+            "description": f"now {desc}",
+        }
+        title = self.w.canary() if data.draw(st.booleans(), label="retitle") else None
+        if title:
+            command["title"] = f"{self.prefix}{title}"
+        canaries = {desc, *([title] if title else [])}
+        ev = await self.write(seat, incident, command, canaries, {"visibility": None})
+        if ev is not None:
+            for org in add:
+                incident.joined[org] = ev.seq
+            incident.liaisons.update(liaisons)
+            if title:
+                incident.title = f"{self.prefix}{title}"
+            self.w.stats["organisations added later"] += len(add)
+
+    async def _status(self, data: st.DataObject) -> None:
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        status = self.pick(data, STATUSES, "status")
+        note = self.w.canary()
+        command = {"type": "incident.status", "status": status, "note": f"now {note}"}
+        ev = await self.write(seat, incident, command, {note}, {"visibility": None})
+        if ev is not None:
+            incident.status = status
+
+    async def _closed(self, data: st.DataObject) -> None:
+        """Close, probe, reopen: a closed incident is ``conflict`` to participants only;
+        an outsider still gets the missing incident's answers."""
+        incident = self.incident(data)
+        coordinators = [
+            u
+            for u, seat in self.w.seats.items()
+            if incident.takes_part(seat.reader.org) and seat.reader.role in COORDINATORS
+        ]
+        seat = self.w.seats[self.pick(data, coordinators, "closer")]
+        note = self.w.canary()
+        command = {"type": "incident.status", "status": "closed", "note": f"closed {note}"}
+        if await self.write(seat, incident, command, {note}, {"visibility": None}) is None:
+            return
+        previous, incident.status = incident.status, "closed"
+        for _ in range(data.draw(st.integers(1, 3), label="probes")):
+            prober = self.seat(data, incident)
+            text = self.w.canary()
+            post = {"type": "message.post", "text": f"closed? {text}"}
+            await self.write(prober, incident, post, {text}, {}, ("conflict", "it is closed"))
+            if not incident.takes_part(prober.reader.org):
+                path = f"/api/v1/incidents/{incident.id}"
+                await self.outsider_read(prober, path, incident.id)
+        reopen = {"type": "incident.status", "status": previous}
+        assert await self.write(seat, incident, reopen, set(), {"visibility": None})
+        incident.status = previous
+        self.w.stats["closed and reopened"] += 1
+
+    async def _post(self, data: st.DataObject, away: str = "") -> None:
+        incident = self.incident(data)
+        seat = self.seat(data, incident, away)
+        sent = self.visibility(data, incident)
+        vis = normalise(sent, seat.reader.org)
+        text = self.w.canary()
+        command: dict[str, Any] = {
+            "type": "message.post",
+            "text": f"msg {text}",
+            "visibility": sent,
+            "urgent": data.draw(st.booleans(), label="urgent"),
+        }
+        refuse: tuple[str | None, str] | None = None
+        if vis is not None and any(not incident.takes_part(o) for o in vis):
+            refuse = ("invalid", "the visibility names a non-participant")
+        parent = None
+        reply = data.draw(st.booleans(), label="reply")
+        if incident.messages and reply:
+            parent = self.pick(data, sorted(incident.messages), "reply_to")
+            command["reply_to"] = parent
+            if not sees(incident.events[parent], seat.reader, incident):
+                refuse = ("hidden:reply_to", "the parent is hidden from the author")
+            else:
+                vis = reply_visibility(incident.messages[parent].visibility, vis)
+        if data.draw(st.booleans(), label="mention"):
+            user = self.pick(data, list(self.w.org_of), "mentioned user")
+            orgs = data.draw(
+                st.lists(st.sampled_from(list(incident.joined)), max_size=2, unique=True)
+            )
+            command["mentions"] = {"users": [user], "orgs": orgs}
+            if not incident.takes_part(self.w.org_of[user]):
+                refuse = refuse or ("invalid", "a mentioned user does not take part")
+            elif mention_outsiders(vis, [self.w.org_of[user], *orgs]):
+                refuse = refuse or ("invalid", "a mention outside the visibility")
+        ev = await self.write(seat, incident, command, {text}, {"visibility": vis}, refuse)
+        if ev is not None:
+            incident.messages[ev.seq] = MessageFacts(seat.reader.user, vis, f"msg {text}")
+
+    async def _follow_up_message(self, data: st.DataObject, kind: str) -> None:
+        incident = self.incident(data)
+        if not incident.messages:
+            return
+        seq = self.pick(data, sorted(incident.messages), "message")
+        message = incident.messages[seq]
+        author = self.w.seats[message.author]
+        seat = (
+            author if data.draw(st.integers(0, 2), label="by author") else self.seat(data, incident)
+        )
+        command: dict[str, Any] = {"type": kind, "message": seq}
+        canaries: set[str] = set()
+        if kind == "message.edit":
+            token = self.w.canary()
+            command["text"] = f"edit {token}"
+            canaries.add(token)
+        if data.draw(st.integers(0, 5), label="odd visibility") == 0:
+            command["visibility"] = self.visibility(data, incident)
+        refuse: tuple[str | None, str] | None = None
+        if not sees(incident.events[seq], seat.reader, incident):
+            refuse = ("hidden:message", "the message is hidden from the sender")
+        ev = await self.write(
+            seat,
+            incident,
+            command,
+            canaries,
+            {"visibility": message.visibility, "subject": seq},
+            refuse,
+        )
+        if ev is None:
+            return
+        if kind == "message.edit":
+            message.text = command["text"]
+        elif kind == "message.retract":
+            message.retracted = True
+        else:
+            message.acks.add(seat.reader.user)
+
+    async def _create_task(self, data: st.DataObject) -> None:
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        sent = self.visibility(data, incident)
+        vis = normalise(sent, seat.reader.org)
+        title, details = self.w.canary(), self.w.canary()
+        command: dict[str, Any] = {
+            "type": "task.create",
+            "title": f"task {title}",
+            "details": f"do {details}",
+            "visibility": sent,
+        }
+        assignee = self.assignee(data, incident, vis)
+        if assignee:
+            command["assignee"] = assignee
+        refuse: tuple[str | None, str] | None = None
+        if vis is not None and any(not incident.takes_part(o) for o in vis):
+            refuse = ("invalid", "the visibility names a non-participant")
+        ev = await self.write(
+            seat, incident, command, {title, details}, {"visibility": vis}, refuse
+        )
+        if ev is not None:
+            incident.tasks[ev.seq] = (vis, self.assignee_org(assignee))
+
+    def assignee(
+        self, data: st.DataObject, incident: IncidentFacts, vis: Visibility
+    ) -> dict[str, str] | None:
+        """Mostly a participant within ``vis``; sometimes anyone (the server must refuse)."""
+        kind = data.draw(st.integers(0, 3), label="assignee kind")
+        orgs = [o for o in incident.joined if vis is None or o in vis] or list(incident.joined)
+        if kind == 0:
+            return None
+        if kind == 1:
+            return {"org": self.pick(data, orgs, "assignee org")}
+        users = [u for u, o in self.w.org_of.items() if o in orgs or kind == 3]
+        return {"user": self.pick(data, users, "assignee user")}
+
+    async def _wrong_subject(self, data: st.DataObject) -> None:
+        """A seq that is no message (task) the sender may see: answered like a missing one."""
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        kind = self.pick(data, SUBJECT_KINDS, "kind")
+        field = "reply_to" if kind == "message.post" else kind.split(".")[0]
+        table: dict[int, Any] = incident.tasks if field == "task" else incident.messages
+        wrong = [
+            seq
+            for seq, ev in incident.events.items()
+            if seq not in table or not sees(ev, seat.reader, incident)
+        ]
+        seq = self.pick(data, sorted(wrong), "wrong subject")
+        command: dict[str, Any] = {"type": kind, field: seq}
+        token = self.w.canary()
+        if kind in ("message.post", "message.edit"):
+            command["text"] = f"probe {token}"
+        if kind == "task.assign":
+            command["assignee"] = {"org": seat.reader.org}
+        why = f"{field} {seq} is no {field} the sender may see"
+        await self.write(seat, incident, command, {token}, {}, (f"hidden:{field}", why))
+
+    async def _follow_up_task(self, data: st.DataObject, kind: str) -> None:
+        incident = self.incident(data)
+        if not incident.tasks:
+            return
+        task = self.pick(data, sorted(incident.tasks), "task")
+        vis, assigned = incident.tasks[task]
+        seat = self.seat(data, incident)
+        if assigned and kind != "task.assign" and data.draw(st.booleans(), label="by assignee"):
+            members = [u for u, org in self.w.org_of.items() if org == assigned]
+            seat = self.w.seats[self.pick(data, members, "assignee member")]
+        command: dict[str, Any] = {"type": kind, "task": task}
+        canaries: set[str] = set()
+        if kind == "task.assign":
+            command["assignee"] = self.assignee(data, incident, vis) or {"org": seat.reader.org}
+        else:
+            token = self.w.canary()
+            command["note"] = f"note {token}"
+            canaries.add(token)
+        refuse: tuple[str | None, str] | None = None
+        if not sees(incident.events[task], seat.reader, incident):
+            refuse = ("hidden:task", "the task is hidden from the sender")
+        ev = await self.write(
+            seat, incident, command, canaries, {"visibility": vis, "subject": task}, refuse
+        )
+        if ev is not None and kind == "task.assign":
+            incident.tasks[task] = (vis, self.assignee_org(command["assignee"]))
+
+    def assignee_org(self, assignee: dict[str, str] | None) -> str | None:
+        if not assignee:
+            return None
+        return assignee.get("org") or self.w.org_of[assignee["user"]]
+
+    async def _responder(self, data: st.DataObject, kind: str) -> None:
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        sent = self.visibility(data, incident)
+        vis = normalise(sent, seat.reader.org)
+        # A unique position per event: the view must show the one the reader may see.
+        self.w.counter += 1
+        lat, lon = (
+            round(10 + self.w.counter / 1e5, 5),
+            round(data.draw(st.integers(-1000, 1000)) / 100, 2),
+        )
+        position = {"lat": lat, "lon": lon, "accuracy_m": None}
+        command: dict[str, Any] = {"type": kind, "visibility": sent}
+        meta: dict[str, Any] = {"visibility": vis, "position": position}
+        if kind == "responder.status":
+            status = self.pick(data, ("available", "en_route", "on_scene", "unavailable"), "status")
+            command["status"] = status
+            meta["status"] = status
+            if data.draw(st.booleans(), label="with position"):
+                command["position"] = {"lat": lat, "lon": lon}
+            else:
+                meta["position"] = None
+        else:
+            command |= {"lat": lat, "lon": lon}
+        refuse: tuple[str | None, str] | None = None
+        if vis is not None and any(not incident.takes_part(o) for o in vis):
+            refuse = ("invalid", "the visibility names a non-participant")
+        await self.write(seat, incident, command, set(), meta, refuse)
+
+    # ----------------------------------------------------------- reads
+
+    async def _follow(self, data: st.DataObject) -> None:
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        if incident.id in seat.client.positions:
+            return
+        if incident.takes_part(seat.reader.org):
+            result = await seat.client.follow(incident.id)
+            assert result["status"] == "ok", result
+            self.w.stats["follows"] += 1
+            return
+        after = data.draw(st.integers(0, incident.head + 2), label="outsider after_seq")
+        result = await seat.client.follow(incident.id, after_seq=after)
+        missing = await seat.client.follow(MISSING, after_seq=after)
+        if same_shape(result, incident.id) != same_shape(missing, MISSING):
+            raise Leak(f"follow: outsider told apart from missing: {result} vs {missing}")
+        self.w.stats["outsider follows"] += 1
+
+    async def _resume(self, data: st.DataObject) -> None:
+        seat = self.seat(data)
+        user = seat.reader.user
+        await seat.client.sio.disconnect()
+        for _ in range(data.draw(st.integers(0, 3), label="posts while away")):
+            await self._post(data, away=user)
+        await self.w.move(user, self.pick(data, self.w.urls, "node"))
+        await self.settle([self.w.seats[user]])
+        self.w.stats["resumes"] += 1
+
+    async def _sync(self, data: st.DataObject) -> None:
+        """Every follower holds every event, exactly once, in order; ``online`` is exact."""
+        await self.settle(list(self.w.seats.values()))
+        await self._presence(data)
+
+    async def settle(self, seats: list[Seat]) -> None:
+        for seat in seats:
+            for incident_id in list(seat.client.positions):
+                incident = self.w.incidents[incident_id]
+                await seat.client.wait_seq(incident_id, incident.head)
+            self.w.drain(seat)
+            for incident_id in seat.client.positions:
+                got = seat.delivered.get(incident_id, [])
+                head = self.w.incidents[incident_id].head
+                if got != list(range(1, head + 1)):
+                    raise Leak(
+                        f"{seat.reader.user} holds {got[:3]}..{got[-3:]} of {incident_id}, "
+                        f"head {head}"
+                    )
+        self.w.stats["settled"] += 1
+
+    async def _presence(self, data: st.DataObject) -> None:
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        if not incident.takes_part(seat.reader.org):
+            return
+        watching = {
+            s.reader.user for s in self.w.seats.values() if incident.id in s.client.positions
+        }
+        expected = visible_online(seat.reader, watching, incident, self.w.org_of)
+        deadline = time.monotonic() + 10
+        while True:
+            view = await self.view(seat, incident)
+            if set(view["online"]) == expected:
+                return
+            if time.monotonic() > deadline:
+                raise Leak(f"{seat.reader.user} sees online {view['online']}, expected {expected}")
+            await asyncio.sleep(0.05)
+
+    async def _timeline(self, data: st.DataObject) -> None:
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        after = data.draw(st.integers(0, incident.head + 1), label="after_seq")
+        limit = data.draw(st.integers(1, 40), label="limit")
+        path = f"/api/v1/incidents/{incident.id}/timeline?after_seq={after}&limit={limit}"
+        if not incident.takes_part(seat.reader.org):
+            await self.outsider_read(seat, path, incident.id)
+            return
+        if after > incident.head:
+            status, text = await rest(seat, path)
+            self.w.scan(seat, text, f"GET {path}")
+            assert status == 416, (status, text)
+            assert json.loads(text)["error"]["detail"]["head_seq"] == incident.head, text
+            return
+        for _ in range(data.draw(st.integers(1, 3), label="pages")):
+            page = await self.get(seat, path)
+            assert page["head_seq"] == incident.head, (page["head_seq"], incident.head)
+            seqs = [env["seq"] for env in page["events"]]
+            if seqs != list(range(after + 1, min(after + limit, incident.head) + 1)):
+                raise Leak(
+                    f"timeline page after {after} limit {limit}: seqs {seqs}, head {incident.head}"
+                )
+            for env in page["events"]:
+                self.w.check_envelope(seat.reader, env, "timeline")
+            if page["next_after_seq"] is None:
+                break
+            after = page["next_after_seq"]
+            path = f"/api/v1/incidents/{incident.id}/timeline?after_seq={after}&limit={limit}"
+
+    async def _view(self, data: st.DataObject) -> None:
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        if not incident.takes_part(seat.reader.org):
+            await self.outsider_read(seat, f"/api/v1/incidents/{incident.id}", incident.id)
+            return
+        view = await self.view(seat, incident)
+        reader = seat.reader
+        check_view(view, incident, reader, self.w.org_of)
+        self.w.stats["views"] += 1
+
+    async def view(self, seat: Seat, incident: IncidentFacts) -> dict[str, Any]:
+        return await self.get(seat, f"/api/v1/incidents/{incident.id}")
+
+    async def _list(self, data: st.DataObject) -> None:
+        seat = self.seat(data)
+        modes = ["one", "all", "status", "since"]
+        mode = data.draw(st.sampled_from(modes), label="list filter")
+        query = ""
+        if mode == "one":
+            incident = self.incident(data)
+            q = incident.title.split()[-1]  # its title's canary
+            wanted = {incident.id} if incident.takes_part(seat.reader.org) else set()
+        else:
+            org = seat.reader.org
+            q, wanted = self.prefix, {i for i in self.mine if self.w.incidents[i].takes_part(org)}
+        if mode == "status":
+            status = self.pick(data, STATUSES, "status filter")
+            query = f"&status={status}"
+            wanted = {i for i in wanted if self.w.incidents[i].status == status}
+        if mode == "since" and wanted:
+            # Polling from a reader's own ``updated`` must not reveal a later
+            # restricted event by listing the incident again.
+            since = updated_for(
+                self.w.incidents[self.pick(data, sorted(wanted), "since")], seat.reader
+            )
+            query = f"&updated_after={since}"
+            wanted = {i for i in wanted if updated_for(self.w.incidents[i], seat.reader) > since}
+        order: list[tuple[int, str]] = []
+        listed: dict[str, dict[str, Any]] = {}
+        cursor = None
+        limit = data.draw(st.integers(2, 20), label="limit")
+        while True:
+            path = f"/api/v1/incidents?q={urllib.parse.quote(q)}&limit={limit}{query}"
+            page = await self.get(seat, path + (f"&cursor={cursor}" if cursor else ""))
+            listed |= {s["id"]: s for s in page["incidents"] if s["id"] in self.w.incidents}
+            order += [(s["updated"], s["id"]) for s in page["incidents"]]
+            cursor = page["next"]
+            if not cursor:
+                break
+        if order != sorted(order, reverse=True):
+            raise Leak(f"list for {seat.reader} not in its own (updated, id) order: {order}")
+        mine = listed
+        if set(mine) != wanted:
+            raise Leak(
+                f"list {query} q={q} for {seat.reader}: {sorted(mine)}, expected {sorted(wanted)}"
+            )
+        for incident_id, summary in mine.items():
+            incident = self.w.incidents[incident_id]
+            check_summary(summary, incident, seat.reader, "list")
+        self.w.stats["lists"] += 1
+
+    # ----------------------------------------------------------- REST plumbing
+
+    async def get(self, seat: Seat, path: str) -> dict[str, Any]:
+        status, text = await rest(seat, path)
+        self.w.scan(seat, text, f"GET {path}")
+        assert status == 200, (status, text)
+        body: dict[str, Any] = json.loads(text)
+        return body
+
+    async def outsider_read(self, seat: Seat, path: str, incident_id: str) -> None:
+        status, text = await rest(seat, path)
+        self.w.scan(seat, text, f"GET {path}")
+        m_status, m_text = await rest(seat, path.replace(incident_id, MISSING))
+        if (status, text.replace(incident_id, MISSING)) != (m_status, m_text) or status != 404:
+            raise Leak(f"GET {path}: outsider got {status} {text}, missing {m_status} {m_text}")
+        self.w.stats["outsider reads"] += 1
+
+
+EVENT_OF = {
+    "message.post": "message.posted",
+    "message.edit": "message.edited",
+    "message.retract": "message.retracted",
+    "message.ack": "message.acknowledged",
+    "incident.update": "incident.updated",
+    "incident.status": "incident.status_changed",
+    "task.create": "task.created",
+    "task.assign": "task.assigned",
+    "task.accept": "task.accepted",
+    "task.decline": "task.declined",
+    "task.start": "task.started",
+    "task.complete": "task.completed",
+    "task.cancel": "task.cancelled",
+    "responder.status": "responder.status",
+    "responder.position": "responder.position",
+}
+
+
+# ---------------------------------------------------------------------- running
+
+
+def target_steps(default: int) -> int:
+    return int(
+        os.environ.get("LIAISON_SOAK_STEPS") or os.environ.get("LIAISON_LEAK_STEPS") or default
+    )
+
+
+def config(examples: int) -> settings:
+    return settings(
+        max_examples=examples,
+        stateful_step_count=STEPS_PER_RUN,
+        deadline=None,  # a real server on a shared machine: time is not the property
+        database=None,
+        phases=[Phase.generate],  # no shrinking: the world is not reset between runs
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
+
+
+def drive(world: World, steps: int) -> None:
+    """Run the machine in the world until ``steps`` steps have run; print the seed on failure."""
+    base = int(
+        os.environ.get("LIAISON_LEAK_SEED")
+        or (random.randrange(2**32) if os.environ.get("LIAISON_SOAK_STEPS") else 20261202)
+    )
+    machine = type("Machine", (LeakMachine,), {"world": world})
+    started = time.monotonic()
+    call = 0
+    while world.steps < steps:
+        # Each call starts with Hypothesis's simplest example, then random ones;
+        # examples that hit Hypothesis's bound on choices end early (their steps
+        # ran all the same), so the calls go on until enough steps have run.
+        examples = max(1, (steps - world.steps) // STEPS_PER_RUN)
+        try:
+            run_state_machine_as_test(seed(base + call)(machine), settings=config(examples))
+        except BaseException as exc:
+            print(f"\nleak test failed: LIAISON_LEAK_SEED={base} (call {call})")
+            if world.failure is not None and world.failure is not exc:
+                raise world.failure from exc
+            raise
+        call += 1
+    elapsed = time.monotonic() - started
+    print(f"\n{world.steps} steps in {world.runs} runs, {elapsed:.1f} s, seed {base}")
+    for key, count in sorted(world.stats.items()):
+        print(f"  {key}: {count}")
+
+
+async def populate(world: World, admin_url: str) -> None:
+    admin = LiaisonClient(admin_url)
+    await admin.login("admin", ADMIN_PASSWORD)
+    await admin.request(
+        "POST", "/api/v1/orgs", {"id": WILDLIFE, "name": "City Wildlife Trust", "kind": "ngo"}
+    )
+    for username, org, role in USERS:
+        if org == WILDLIFE:
+            user = {"username": username, "org": org, "name": username.title(), "role": role}
+            await admin.request("POST", "/api/v1/users", {**user, "password": DEMO_PASSWORD})
+    await admin.close()
+    for i, (username, org, role) in enumerate(USERS):
+        await world.seat(username, org, role, world.urls[i % len(world.urls)])
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def play(servers: list[LiaisonServer], loop: asyncio.AbstractEventLoop, steps: int) -> World:
+    world = World(loop, [srv.url for srv in servers])
+    world.server_logs = [srv.log_path for srv in servers]
+    try:
+        world.run(populate(world, world.urls[0]))
+        drive(world, steps)
+        world.drain_all()
+    finally:
+        world.run(world.close())
+    return world
+
+
+@pytest.mark.timeout(TIMEOUT_S)
+def test_no_content_reaches_the_unentitled_on_one_node(
+    tmp_path: Path, loop: asyncio.AbstractEventLoop
+) -> None:
+    srv = LiaisonServer(tmp_path / "data")
+    srv.start()
+    try:
+        world = play([srv], loop, target_steps(10_000))
+    finally:
+        srv.stop()
+    assert srv.errors_logged() == []
+    assert world.stats["stored message.post"] > 0
+    assert world.stats["organisations added later"] > 0
+
+
+@pytest.mark.timeout(TIMEOUT_S)
+def test_no_content_reaches_the_unentitled_on_two_redis_nodes(
+    own_redis: RedisServer, tmp_path: Path, loop: asyncio.AbstractEventLoop
+) -> None:
+    nodes = start_nodes(own_redis, tmp_path, 2)
+    try:
+        soak = os.environ.get("LIAISON_SOAK_STEPS")
+        play(nodes, loop, target_steps(2_000) // (5 if soak else 1))
+    finally:
+        for node in nodes:
+            node.stop()
+    for node in nodes:
+        assert node.errors_logged() == []
