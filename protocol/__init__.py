@@ -7,6 +7,7 @@ Map:
     limits.py   the documented size and count limits every peer enforces
     codec.py    JSON (orjson) and msgpack codecs with decoding limits
     v1.py       version 1: inbound command classes, their validation, event types
+    webhooks.py Standard Webhooks signing and verification of outbound deliveries
     SPEC.md     the specification for client authors
     vectors/    golden frames both codecs (and the JS client) are checked against
 

@@ -30,6 +30,7 @@ from server.services.projections import Projections
 from server.services.read_audit import RestrictedReadAudit
 from server.services.sharing_admin import SharingAdmin
 from server.services.sharing_rules import SharingRules
+from server.services.webhook_delivery import WebhookDispatcher, build_webhooks
 from server.settings import Settings
 from server.storage.base import EventLog
 from server.storage.directory import Directory
@@ -41,6 +42,7 @@ from server.transport.http_log import quiet_bad_http_requests
 from server.transport.login_guard import LoginGuard
 from server.transport.rest import RestApi, errors_middleware
 from server.transport.rest_ops import OpsRoutes
+from server.transport.rest_webhooks import WebhookRoutes
 from server.transport.sio_seam import install_engineio_hooks
 from server.transport.web_client import add_web_client_routes
 
@@ -63,6 +65,8 @@ class Components:
     accounts: Accounts
     #: The agreements in force (AgreementsView), for the read paths.
     sharing: SharingRules
+    #: Outbound webhooks: this node's delivery (started after the bootstrap).
+    deliveries: WebhookDispatcher | None = None
 
 
 COMPONENTS = web.AppKey("components", Components)
@@ -143,6 +147,11 @@ def create_app(settings: Settings) -> web.Application:
     _watch(metrics, backends, gateway, hub)
     ready = partial(_not_ready, backends, gateway)
     app.add_routes(OpsRoutes(ready, metrics, settings.metrics_token).routes())
+    if backends.webhooks is not None:
+        webhooks, components.deliveries = build_webhooks(
+            settings, backends.webhooks, backends.log, projections, sharing, accounts.record
+        )
+        app.add_routes(WebhookRoutes(rest, webhooks).routes())
     add_api_headers(app)
     _add_client_routes(app)
     app.cleanup_ctx.append(partial(_storage_ctx, backends, components))
@@ -168,8 +177,12 @@ async def _storage_ctx(
             c.signer.secret = await backends.secret.load()
             await c.accounts.guard.start()
             await _bootstrap(c)
+            if c.deliveries is not None:
+                await c.deliveries.start()
             yield
         finally:
+            if c.deliveries is not None:
+                await c.deliveries.close()
             await c.gateway.close()
             await c.hub.close()
             await c.sharing.close()

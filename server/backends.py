@@ -47,9 +47,11 @@ from server.storage.redis_audit import RedisAuditLog
 from server.storage.redis_directory import RedisDirectoryStorage
 from server.storage.redis_log import RedisConfig, RedisEventLog, RedisLogReader, connect
 from server.storage.redis_sessions import RedisSessionStore
+from server.storage.redis_webhooks import RedisWebhookStore
 from server.storage.secret import FileSecret, FixedSecret, RedisSecret, SecretStore
 from server.storage.sessions import SessionStore, SqliteSessionStore
 from server.storage.sqlite import SqliteConfig, SqliteEventLog
+from server.storage.webhooks import SqliteWebhookStore, WebhookStore
 from server.throttle import LoginThrottle, MemoryLoginThrottle, RedisLoginThrottle
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,8 @@ SESSIONS_DB = "sessions.db"
 AUDIT_DB = "audit.db"
 #: The embedded sharing agreements (opened and closed by SharingRules).
 AGREEMENTS_DB = "agreements.db"
+#: The embedded webhook subscriptions (opened and closed by the webhook service).
+WEBHOOKS_DB = "webhooks.db"
 
 
 @dataclass(slots=True)
@@ -90,6 +94,8 @@ class Backends:
     shared: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     #: Failed-login counts: this node's memory, or shared in Redis.
     throttle: LoginThrottle = field(default_factory=MemoryLoginThrottle)
+    #: Outbound webhook subscriptions (opened and closed by their service).
+    webhooks: WebhookStore | None = None
 
     async def start(self) -> None:
         """Broker first (a log's first commit may deliver), then log, then presence.
@@ -239,6 +245,7 @@ def _embedded(settings: Settings, metrics: Metrics | None = None) -> Backends:
         audit=SqliteAuditLog(settings.data_dir / AUDIT_DB),
         agreements=SqliteAgreementStore(settings.data_dir / AGREEMENTS_DB),
         api_keys=SqliteApiKeyStore(settings.data_dir / SESSIONS_DB),
+        webhooks=SqliteWebhookStore(settings.data_dir / WEBHOOKS_DB),
     )
 
 
@@ -265,6 +272,7 @@ def _redis(settings: Settings, metrics: Metrics | None = None) -> Backends:
         api_keys=RedisApiKeyStore(client),
         shared=[client.aclose],
         throttle=RedisLoginThrottle(client),
+        webhooks=RedisWebhookStore(client),
     )
 
 
@@ -281,6 +289,7 @@ class AccountBackends:
     agreements: AgreementStore
     api_keys: ApiKeyStore
     shared: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    webhooks: WebhookStore | None = None
 
     async def start(self) -> None:
         await self.sessions.open()
@@ -303,6 +312,7 @@ def build_account_backends(settings: Settings) -> AccountBackends:
             SqliteAuditLog(settings.data_dir / AUDIT_DB),
             SqliteAgreementStore(settings.data_dir / AGREEMENTS_DB),
             SqliteApiKeyStore(settings.data_dir / SESSIONS_DB),
+            webhooks=SqliteWebhookStore(settings.data_dir / WEBHOOKS_DB),
         )
     config = RedisConfig(url=settings.redis_url, node_id=node_id(settings))
     client = connect(config)
@@ -313,6 +323,7 @@ def build_account_backends(settings: Settings) -> AccountBackends:
         RedisAgreementStore(client, config.url),
         RedisApiKeyStore(client),
         [client.aclose],
+        RedisWebhookStore(client),
     )
 
 

@@ -1,4 +1,4 @@
-"""The ``liaison`` command: serve, demo, organisations, users and bots' API keys."""
+"""The ``liaison`` command: serve, demo, organisations, users, bots' API keys, webhooks."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from server import __version__
 from server.app import COMPONENTS, create_app
 from server.auth import TokenSigner
 from server.backends import build_account_backends
+from server.cli_webhooks import add_webhook_parsers, webhook_command
 from server.domain.model import Org, Role
 from server.domain.sharing import Agreement
 from server.logs import configure, event
@@ -410,6 +411,13 @@ def cmd_key(args: argparse.Namespace) -> int:
     return _accounts_action(args, action)
 
 
+def cmd_webhook(args: argparse.Namespace) -> int:
+    """add, list, remove: outbound webhook subscriptions (server/cli_webhooks.py)."""
+    if _refused(args):
+        return 2
+    return webhook_command(args, _settings(args))
+
+
 def _listed(value: str | list[str]) -> str:
     return value if isinstance(value, str) else ",".join(value)
 
@@ -726,6 +734,7 @@ def build_parser() -> argparse.ArgumentParser:
     for key_cmd in (key_create, key_list, key_revoke):
         data_dir(key_cmd)
         key_cmd.set_defaults(func=cmd_key)
+    add_webhook_parsers(sub, data_dir, cmd_webhook)
     user_list = user.add_parser("list", help="list users")
     data_dir(user_list)
     user_list.set_defaults(func=cmd_user_list)

@@ -110,6 +110,19 @@ class Settings:
     #: loopback clients too. Off: tests, benchmarks and an nginx on the same
     #: host without trusted_proxies would all be one address.
     limit_loopback_connects: bool = False
+    #: Outbound webhooks (SPEC "Webhooks"): seconds between looks at the log
+    #: for new events; seconds a receiver has to answer; the retry back-off
+    #: (base doubling to the cap); how long a subscription may fail before it
+    #: is disabled; how long a node's delivery lease lasts unless renewed
+    #: (Redis mode: another node takes over after it); and how long the old
+    #: secret stays valid after a rotation.
+    webhook_poll_s: float = 1.0
+    webhook_timeout_s: float = 10.0
+    webhook_retry_base_s: float = 1.0
+    webhook_retry_cap_s: float = 300.0
+    webhook_disable_after_s: float = 86400.0
+    webhook_lease_s: float = 15.0
+    webhook_rotation_s: float = 86400.0
 
     def __post_init__(self) -> None:
         if self.sqlite_synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):
@@ -151,6 +164,18 @@ class Settings:
             raise ValueError("LIAISON_CONNECT_DEADLINE_S must be positive")
         if self.connect_rate_per_s > 0 and self.connect_burst < 1:
             raise ValueError("LIAISON_CONNECT_BURST must be at least 1")
+        if (
+            min(
+                self.webhook_poll_s,
+                self.webhook_timeout_s,
+                self.webhook_retry_base_s,
+                self.webhook_disable_after_s,
+                self.webhook_lease_s,
+            )
+            <= 0
+            or self.webhook_retry_cap_s < self.webhook_retry_base_s
+        ):
+            raise ValueError("LIAISON_WEBHOOK_* must be positive, the retry cap at least the base")
 
     @classmethod
     def from_env(
@@ -239,6 +264,13 @@ HELP: dict[str, str] = {
     "connect_burst": "new connections per address allowed at once, above the rate",
     "max_connections_per_user": "live connections per user; the next is refused; 0: no cap",
     "limit_loopback_connects": "apply the per-address connection limits to 127.0.0.1/::1 too",
+    "webhook_poll_s": "seconds between looks at the log for events to deliver to webhooks",
+    "webhook_timeout_s": "seconds a webhook receiver has to answer one delivery",
+    "webhook_retry_base_s": "first retry delay of a failed webhook delivery (doubles each time)",
+    "webhook_retry_cap_s": "longest delay between two retries of a webhook delivery",
+    "webhook_disable_after_s": "a webhook failing this many seconds without success is disabled",
+    "webhook_lease_s": "seconds a node's webhook delivery lease outlives it (Redis mode)",
+    "webhook_rotation_s": "seconds the old webhook secret stays valid after a rotation",
 }
 
 

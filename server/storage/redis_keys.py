@@ -132,3 +132,23 @@ API_KEY_LAST_USED = PREFIX + "{apikeys}:last_used"
 def api_key_key(key_id: str) -> str:
     """Hash: ``record`` (msgpack of the immutable fields), ``revoked`` (ms, once revoked)."""
     return f"{PREFIX}{{apikeys}}:key:{key_id}"
+
+
+# ------------------------------------------------------------------ webhooks
+#: Hash of subscription id -> JSON of the subscription (with its state).
+WEBHOOKS = PREFIX + "webhooks"
+
+
+def webhook_cursors_key(sub_id: str) -> str:
+    """Hash: incident id -> the last seq the subscription handled there."""
+    return f"{PREFIX}webhook:{sub_id}:cursors"
+
+
+def webhook_deliveries_key(sub_id: str) -> str:
+    """List: the subscription's delivery log, newest first (LPUSH, LTRIM)."""
+    return f"{PREFIX}webhook:{sub_id}:deliveries"
+
+
+def webhook_lease_key(sub_id: str) -> str:
+    """String with a TTL: the node that delivers for the subscription."""
+    return f"{PREFIX}webhook:{sub_id}:lease"

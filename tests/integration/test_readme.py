@@ -121,3 +121,4 @@ def test_admin_commands_work_as_written(tour_server: LiaisonServer) -> None:
     assert "nia\tcity-outreach\tresponder\tNia" in done.stdout
     assert "metro-police -> city-outreach\tin force\tfields=name,position" in done.stdout
     assert "organisation city-outreach: default label GREEN" in done.stdout
+    assert "\tcity-outreach\tenabled\thttps://cad.example.org/hook\t" in done.stdout

@@ -1,0 +1,7 @@
+-- Take or renew a webhook subscription's delivery lease.
+-- KEYS[1] the lease key; ARGV: node, ttl (ms)
+-- Returns 1 if the node holds the lease now, 0 if another node's is running.
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
