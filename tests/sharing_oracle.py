@@ -31,9 +31,10 @@ Labels and agreements (SPEC section 9.4), on top of those:
   agreement grants ``position`` for the incident's category (``REDACTED``
   otherwise: the event, with the position replaced by the marker).
 
-The agreements are the demo's (``AGREEMENTS``): police and shelter share
-names, phones and exact positions of welfare incidents both ways, with
-history; the wildlife trust has none. Keep every rule in :func:`entitled`.
+The agreements (``AGREEMENTS``) start as the demo's: police and shelter
+share names, phones and exact positions of welfare incidents both ways,
+with history; the wildlife trust has none. The test creates and revokes
+more as it goes, and the oracle follows (``set_agreements``). Keep every rule in :func:`entitled`.
 """
 
 from __future__ import annotations
@@ -125,22 +126,53 @@ class IncidentFacts:
 class Grant:
     """What an agreement from one organisation to another shares (SPEC 9.4)."""
 
+    owner: str
+    recipient: str
     position: bool
     history: bool
     categories: frozenset[str]
 
 
-#: The demo's agreements (server/services/admin.py, DEMO_AGREEMENTS), as the
-#: SPEC describes them: (owner, recipient) -> what is shared.
-AGREEMENTS: dict[tuple[str, str], Grant] = {
-    ("metro-police", "harbour-shelter"): Grant(True, True, frozenset({"welfare"})),
-    ("harbour-shelter", "metro-police"): Grant(True, True, frozenset({"welfare"})),
+#: The agreements in force, by id: the demo's (server/services/admin.py,
+#: DEMO_AGREEMENTS) at the start, then what the test creates and revokes
+#: (``set_agreements``). Several between one pair add up (SPEC 9.4).
+DEMO_AGREEMENTS: dict[str, Grant] = {
+    "demo-police-to-shelter": Grant(
+        "metro-police", "harbour-shelter", True, True, frozenset({"welfare"})
+    ),
+    "demo-shelter-to-police": Grant(
+        "harbour-shelter", "metro-police", True, True, frozenset({"welfare"})
+    ),
 }
 
 
+AGREEMENTS: dict[str, Grant] = dict(DEMO_AGREEMENTS)
+
+
+def set_agreements(agreements: Mapping[str, Grant]) -> dict[str, Grant]:
+    """Replace the agreements in force; the previous ones, to put back or compare."""
+    previous = dict(AGREEMENTS)
+    AGREEMENTS.clear()
+    AGREEMENTS.update(agreements)
+    return previous
+
+
 def grant(owner: str, recipient: str, category: str) -> Grant | None:
-    found = AGREEMENTS.get((owner, recipient))
-    return found if found is not None and category in found.categories else None
+    """The union of the agreements in force from ``owner`` to ``recipient``."""
+    found = [
+        g
+        for g in AGREEMENTS.values()
+        if (g.owner, g.recipient) == (owner, recipient) and category in g.categories
+    ]
+    if not found:
+        return None
+    return Grant(
+        owner,
+        recipient,
+        any(g.position for g in found),
+        any(g.history for g in found),
+        frozenset().union(*(g.categories for g in found)),
+    )
 
 
 def entitled(event: EventMeta, reader: Reader, incident: IncidentFacts) -> Audience:

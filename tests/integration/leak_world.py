@@ -11,8 +11,9 @@ import collections
 import json
 import re
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +22,8 @@ from hypothesis.errors import HypothesisException
 from liaison_client import CommandFailed, LiaisonClient
 from tests.conftest import DEMO_PASSWORD
 from tests.sharing_oracle import (
+    AGREEMENTS,
+    DEMO_AGREEMENTS,
     REDACTED_MARK,
     Audience,
     EventMeta,
@@ -29,6 +32,7 @@ from tests.sharing_oracle import (
     entitled,
     responders_for,
     sees,
+    set_agreements,
     updated_for,
     visible_online,
 )
@@ -61,12 +65,36 @@ class Seat:
     disconnects: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class Hook:
+    """One organisation's webhook subscription and the receiver it delivers to.
+
+    Its reader is the organisation's, with the subscription's synthetic user
+    (nobody's RED recipient): a webhook must get what such a reader may read.
+    """
+
+    reader: Reader
+    endpoint: Any  # tests/integration/webhook_endpoint.py Endpoint
+    scanned: int = 0
+    #: incident -> seqs received (each webhook-id once), in arrival order.
+    delivered: dict[str, list[int]] = field(default_factory=dict)
+
+
 class World:
     """Servers, one connected client per principal, and the oracle's records."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, urls: list[str]) -> None:
         self.loop, self.urls = loop, urls
         self.seats: dict[str, Seat] = {}
+        self.hooks: list[Hook] = []
+        #: The agreements in force at each generation, and the generation at
+        #: which each event was stored (for checks of what is delivered later).
+        set_agreements(DEMO_AGREEMENTS)  # a new server: the demo's agreements only
+        self.rules: list[dict[str, Any]] = [dict(AGREEMENTS)]
+        self.generation = 0
+        self.generation_of: dict[tuple[str, int], int] = {}
+        #: One admin client per organisation (agreements, keys, webhooks).
+        self.admins: dict[str, LiaisonClient] = {}
         self.org_of: dict[str, str] = {}
         self.incidents: dict[str, IncidentFacts] = {}
         self.owner: dict[str, tuple[str, int]] = {}  # canary -> (incident, seq)
@@ -147,6 +175,10 @@ class World:
     async def close(self) -> None:
         for seat in self.seats.values():
             await seat.client.close()
+        for hook in self.hooks:
+            await hook.endpoint.stop()
+        for admin in self.admins.values():
+            await admin.close()
 
     # ------------------------------------------------------------- checks
 
@@ -181,20 +213,65 @@ class World:
     def drain_all(self) -> None:
         for seat in self.seats.values():
             self.drain(seat)
+        for hook in self.hooks:
+            self.drain_hook(hook)
+
+    def drain_hook(self, hook: Hook) -> None:
+        """What a webhook receiver got: the read checks of a live reader, and order."""
+        received = hook.endpoint.receiver.events
+        for _, env in received[hook.scanned :]:
+            self.under_some_rules(env, partial(self.check_hook, hook, env))
+            got = hook.delivered.setdefault(env["incident"], [])
+            if got and env["seq"] != got[-1] + 1:
+                raise Leak(f"webhook of {hook.reader.org}: {env['seq']} after {got[-5:]}")
+            got.append(env["seq"])
+            self.stats["webhook deliveries"] += 1
+        hook.scanned = len(received)
+        if hook.endpoint.receiver.refused:
+            raise Leak(f"webhook of {hook.reader.org}: a delivery failed its signature check")
+
+    def check_hook(self, hook: Hook, env: dict[str, Any]) -> None:
+        self.scan_as(hook.reader, set(), json.dumps(env), "webhook")
+        self.check_envelope(hook.reader, env, "webhook")
+
+    def under_some_rules(self, env: dict[str, Any], check: Callable[[], None]) -> None:
+        """Run ``check`` under the agreements in force at some moment since the
+        event was stored: a webhook is delivered later, from the log, under the
+        agreements of the moment of delivery (SPEC 9.4: a change bites at the
+        next read), which the test only bounds."""
+        since = self.generation_of.get((env["incident"], env["seq"]), self.generation)
+        current = dict(AGREEMENTS)
+        try:
+            for generation in range(self.generation, since - 1, -1):
+                set_agreements(self.rules[generation])
+                try:
+                    check()
+                    return
+                except Leak:
+                    if generation == since:
+                        raise
+        finally:
+            set_agreements(current)
+
+    def agreements_changed(self) -> None:
+        """The oracle's agreements moved on (``set_agreements`` was called)."""
+        self.generation += 1
+        self.rules.append(dict(AGREEMENTS))
 
     def scan(self, seat: Seat, text: str, where: str) -> None:
-        """Every canary in ``text`` must be one ``seat`` may read (or wrote itself)."""
+        self.scan_as(seat.reader, seat.own, text, where)
+
+    def scan_as(self, reader: Reader, own: set[str], text: str, where: str) -> None:
+        """Every canary in ``text`` must be one ``reader`` may read (or wrote itself)."""
         for token in CANARY.findall(text):
-            if token in seat.own:
+            if token in own:
                 continue
             place = self.owner.get(token)
             if place is None:
-                raise Leak(
-                    f"{where}: {seat.reader} got {token}, which was never stored: {text[:400]}"
-                )
+                raise Leak(f"{where}: {reader} got {token}, which was never stored: {text[:400]}")
             incident = self.incidents[place[0]]
-            if not sees(incident.events[place[1]], seat.reader, incident):
-                raise Leak(f"{where}: {seat.reader} got {token} of {place}: {text[:400]}")
+            if not sees(incident.events[place[1]], reader, incident):
+                raise Leak(f"{where}: {reader} got {token} of {place}: {text[:400]}")
             self.stats["canaries seen"] += 1
 
     def check_envelope(self, reader: Reader, env: dict[str, Any], where: str) -> None:
@@ -248,6 +325,7 @@ class World:
         if ack["duplicate"] or ack["seq"] != incident.head + 1:
             raise Leak(f"ack {ack} does not follow head {incident.head}")
         incident.events[ev.seq] = ev
+        self.generation_of[(incident.id, ev.seq)] = self.generation
         for token in canaries:
             self.owner[token] = (incident.id, ev.seq)
         return ev

@@ -26,7 +26,11 @@ Read paths, each checked against the oracle when the step uses it:
 * the answers to commands, over Socket.IO and ``POST /api/v1/commands``:
   refusals echo nothing restricted, and an incident one does not take part
   in, or a message or task one may not see (or a seq of another kind), is
-  answered exactly like a missing one (follow, view, timeline and writes).
+  answered exactly like a missing one (follow, view, timeline and writes);
+* webhooks: each organisation has a subscription to a receiver of the test's
+  (deploy/examples/webhook_receiver.py, signatures checked); what it gets is
+  checked as for a reader of that organisation who is nobody's RED recipient,
+  and must come in seq order per incident.
 
 Budget: one world (server, one connected client per principal) serves many
 Hypothesis runs of a few hundred steps each (one example cannot hold many
@@ -62,6 +66,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from liaison_client import CommandFailed, LiaisonClient
 from tests.conftest import ADMIN_PASSWORD, DEMO_PASSWORD, LiaisonServer
 from tests.integration.leak_world import (
+    Hook,
     Leak,
     Seat,
     World,
@@ -73,16 +78,21 @@ from tests.integration.leak_world import (
     same_shape,
 )
 from tests.integration.test_multinode import start_nodes
+from tests.integration.webhook_endpoint import Endpoint
 from tests.redis_server import RedisServer
 from tests.sharing_oracle import (
+    AGREEMENTS,
     EventMeta,
+    Grant,
     IncidentFacts,
     MessageFacts,
+    Reader,
     Visibility,
     mention_outsiders,
     normalise,
     reply_visibility,
     sees,
+    set_agreements,
     updated_for,
     visible_online,
 )
@@ -147,6 +157,7 @@ ACTIONS = (
     + ["wrong_subject"] * 2
     + ["resume"]
     + ["sync"]
+    + ["agreement"]
 )
 
 
@@ -688,6 +699,67 @@ class LeakMachine(RuleBasedStateMachine):
         await self.settle(list(self.w.seats.values()))
         await self._presence(data)
 
+    async def _agreement(self, data: st.DataObject) -> None:
+        """An organisation's admin makes or revokes a sharing agreement (SPEC 9.4).
+
+        Everything delivered so far is checked under the old agreements first;
+        the change is then awaited on every node before the oracle moves on.
+        """
+        owner = self.pick(data, ORGS, "owner")
+        admin = self.w.admins[owner]
+        await self.settle(list(self.w.seats.values()))
+        mine = sorted(a for a, g in AGREEMENTS.items() if g.owner == owner)
+        agreements = dict(AGREEMENTS)
+        # Everything is drawn whatever the world holds, in one order: Hypothesis
+        # needs the same kinds of draws when it replays a choice sequence, and
+        # which agreements exist is state shared across its examples.
+        revoke = data.draw(st.booleans(), label="revoke")
+        which = data.draw(st.integers(0, 7), label="revoked")
+        recipient = [o for o in ORGS if o != owner][data.draw(st.integers(0, 1), label="to")]
+        position, history = ((True, False), (False, True), (True, True))[
+            data.draw(st.integers(0, 2), label="what it shares")
+        ]
+        if revoke and mine:
+            agreement_id = mine[which % len(mine)]
+            await admin.request("POST", f"/api/v1/agreements/{agreement_id}/revoke")
+            del agreements[agreement_id]
+            in_force = False
+            self.w.stats["agreements revoked"] += 1
+        else:
+            body = {
+                "recipients": [recipient],
+                "fields": ["position"] if position else [],
+                "position": "exact",
+                "categories": ["welfare"],
+                "history": history,
+            }
+            made = await admin.request("POST", "/api/v1/agreements", body)
+            agreement_id, in_force = made["id"], True
+            agreements[agreement_id] = Grant(
+                owner, recipient, position, history, frozenset({"welfare"})
+            )
+            self.w.stats["agreements made"] += 1
+        await self.in_force_everywhere(admin, agreement_id, in_force)
+        set_agreements(agreements)
+        self.w.agreements_changed()
+
+    async def in_force_everywhere(
+        self, admin: LiaisonClient, agreement_id: str, in_force: bool
+    ) -> None:
+        """Every node shows the agreement as ``in_force`` (each reads its own memory)."""
+        assert admin.token is not None
+        headers = {"Authorization": f"Bearer {admin.token}"}
+        http = await admin._session()
+        deadline = time.monotonic() + 10
+        for url in self.w.urls:
+            while True:
+                path = f"{url}/api/v1/agreements/{agreement_id}"
+                async with http.get(path, headers=headers) as resp:
+                    if resp.status == 200 and (await resp.json())["in_force"] == in_force:
+                        break
+                assert time.monotonic() < deadline, f"{agreement_id} not {in_force} on {url}"
+                await asyncio.sleep(0.02)
+
     async def settle(self, seats: list[Seat]) -> None:
         for seat in seats:
             for incident_id in list(seat.client.positions):
@@ -922,26 +994,40 @@ async def populate(world: World, admin_url: str) -> None:
         if org == WILDLIFE:
             user = {"username": username, "org": org, "name": username.title(), "role": role}
             await admin.request("POST", "/api/v1/users", {**user, "password": DEMO_PASSWORD})
-    # Bots use API keys (SPEC 4.3): the CAD bot's coordinates, as a bot with
-    # a password used to; a police admin makes it (keys are their org's).
-    police_admin = {
-        "username": "leak-police-admin",
-        "org": POLICE,
-        "name": "Leak Police Admin",
-        "role": "admin",
-        "password": ADMIN_PASSWORD,
-    }
-    await admin.request("POST", "/api/v1/users", police_admin)
+    # An admin per organisation: it makes its organisation's webhook (a read
+    # path: SPEC 21) and, for the police, the CAD bot's API key (bots use
+    # keys, SPEC 4.3; the key lets it coordinate, as a bot's password did).
+    admins = {org: await org_admin(admin, org, world.urls[0]) for org in ORGS}
     await admin.close()
-    keys = LiaisonClient(admin_url)
-    await login(keys, "leak-police-admin", ADMIN_PASSWORD)
-    made = await keys.request(
-        "POST", "/api/v1/keys", {"user": "cad-bot", "name": "leak test", "coordinator": True}
-    )
-    await keys.close()
+    for org in ORGS:
+        await subscribe(world, admins[org])
     for i, (username, org, role) in enumerate(USERS):
-        key = made["key"] if role == "bot" else None
+        key = None
+        if role == "bot":
+            body = {"user": username, "name": "leak test", "coordinator": True}
+            key = (await admins[org].request("POST", "/api/v1/keys", body))["key"]
         await world.seat(username, org, role, world.urls[i % len(world.urls)], key)
+    world.admins = admins
+
+
+async def org_admin(admin: LiaisonClient, org: str, url: str) -> LiaisonClient:
+    """An admin of ``org``: it makes the organisation's webhook and its bots' keys."""
+    username = f"leak-{org}-admin"
+    user = {"username": username, "org": org, "name": "Org admin", "role": "admin"}
+    await admin.request("POST", "/api/v1/users", {**user, "password": DEMO_PASSWORD})
+    client = LiaisonClient(url)
+    await login(client, username)
+    return client
+
+
+async def subscribe(world: World, org_admin: LiaisonClient) -> None:
+    """A webhook of the admin's organisation to a receiver of the test's."""
+    endpoint = Endpoint()
+    await endpoint.start()
+    created = await org_admin.request("POST", "/api/v1/webhooks", {"url": endpoint.url})
+    endpoint.receiver.secrets.append(created["secret"])
+    reader = Reader(f"webhook:{created['id']}", created["org"], "webhook")
+    world.hooks.append(Hook(reader, endpoint))
 
 
 @pytest.fixture
