@@ -203,6 +203,87 @@ SCHEMAS: dict[str, Schema] = {
             "in_force": BOOL,
         }
     ),
+    "Ready": obj(
+        {
+            "status": {"enum": ["ready", "not_ready"]},
+            "reasons": STRS,
+        },
+        "reasons",
+    ),
+    "Webhook": obj(
+        {
+            "id": STR,
+            "org": STR,
+            "url": STR,
+            "description": STR,
+            "filters": obj(
+                {
+                    "incidents": {"oneOf": [{"const": "all"}, STRS]},
+                    "categories": {"oneOf": [{"const": "all"}, STRS]},
+                    "types": {"oneOf": [{"const": "all"}, STRS]},
+                }
+            ),
+            "created": MS,
+            "created_by": STR,
+            "enabled": BOOL,
+            "failures": INT,
+            "failing_since": nullable(MS),
+            "next_attempt": nullable(MS),
+            "disabled": nullable(MS),
+            "disabled_reason": nullable(STR),
+            "secrets": {
+                "type": "array",
+                "items": obj({"created": MS, "expires": nullable(MS)}),
+            },
+        }
+    ),
+    "WebhookWithSecret": {
+        "allOf": [ref("Webhook")],
+        "properties": {"secret": {"type": "string", "description": "`whsec_...`, shown once"}},
+        "required": ["secret"],
+    },
+    "NewWebhook": obj(
+        {
+            "url": {"type": "string", "description": "http(s) URL of the receiver"},
+            "description": STR,
+            "incidents": {"oneOf": [{"const": "all"}, STRS]},
+            "categories": {"oneOf": [{"const": "all"}, STRS]},
+            "types": {"oneOf": [{"const": "all"}, STRS]},
+        },
+        "description",
+        "incidents",
+        "categories",
+        "types",
+        extra=True,
+    ),
+    "WebhookRotation": obj({"window_s": {"type": "number"}}, "window_s", extra=True),
+    "WebhookReplay": obj({"incident": STR, "from_seq": {"type": "integer"}}, extra=True),
+    "WebhookDeleted": obj({"id": STR, "deleted": BOOL}),
+    "WebhookDeliveries": obj(
+        {
+            "webhook": STR,
+            "enabled": BOOL,
+            "next_retry": nullable(MS),
+            "deliveries": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "ts_ms": MS,
+                        "kind": {"enum": ["attempt", "notice"]},
+                        "incident": STR,
+                        "seq": INT,
+                        "webhook_id": STR,
+                        "status": nullable({"type": "integer"}),
+                        "ok": BOOL,
+                        "error": STR,
+                        "duration_ms": INT,
+                        "next_retry_ms": nullable(MS),
+                        "attempt": INT,
+                    }
+                ),
+            },
+        }
+    ),
     "NewAgreement": obj(
         {
             "recipients": STRS,
@@ -655,6 +736,111 @@ def _paths() -> dict[str, dict[str, Schema]]:
                 (200, ref("Agreement")),
                 (403, 404, 409),
                 path_id="an agreement id",
+            ),
+        },
+        "/readyz": {
+            "get": {
+                **_op(
+                    "Readiness: the write path works (writer, Redis, revocation feed)",
+                    "health",
+                    (200, ref("Ready")),
+                    (),
+                    public=True,
+                ),
+                "responses": {
+                    "200": {
+                        "description": "ready",
+                        "content": {"application/json": {"schema": ref("Ready")}},
+                    },
+                    "503": {
+                        "description": "not ready, with the reasons",
+                        "content": {"application/json": {"schema": ref("Ready")}},
+                    },
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                **_op(
+                    "Prometheus metrics (a bearer token if LIAISON_METRICS_TOKEN is set)",
+                    "health",
+                    (200, STR),
+                    (),
+                    public=True,
+                ),
+                "responses": {
+                    "200": {
+                        "description": "the Prometheus text exposition format",
+                        "content": {"text/plain": {"schema": STR}},
+                    },
+                    "401": {
+                        "description": "LIAISON_METRICS_TOKEN is set and was not sent",
+                        "content": {"application/json": {"schema": ref("Error")}},
+                    },
+                },
+            }
+        },
+        "/api/v1/webhooks": {
+            "get": _op(
+                "Your organisation's webhooks (admin, SPEC 21)",
+                "webhooks",
+                (200, _list("webhooks", "Webhook")),
+                (403,),
+            ),
+            "post": _op(
+                "Subscribe a receiver (admin); the secret is shown once",
+                "webhooks",
+                (201, ref("WebhookWithSecret")),
+                (403, 409),
+                body="NewWebhook",
+            ),
+        },
+        "/api/v1/webhooks/{id}": {
+            "get": _op(
+                "One webhook (admin)",
+                "webhooks",
+                (200, ref("Webhook")),
+                (403, 404),
+                path_id="a webhook id",
+            ),
+            "delete": _op(
+                "Remove a webhook (admin)",
+                "webhooks",
+                (200, ref("WebhookDeleted")),
+                (403, 404),
+                path_id="a webhook id",
+            ),
+        },
+        "/api/v1/webhooks/{id}/rotate": {
+            "post": _op(
+                "A new secret; the old one is also signed with for `window_s` (admin)",
+                "webhooks",
+                (200, ref("WebhookWithSecret")),
+                (403, 404),
+                body="WebhookRotation",
+                path_id="a webhook id",
+            ),
+        },
+        "/api/v1/webhooks/{id}/deliveries": {
+            "get": _op(
+                "The delivery log, newest first (admin)",
+                "webhooks",
+                (200, ref("WebhookDeliveries")),
+                (400, 403, 404),
+                query=(
+                    _q("limit", {"type": "integer", "minimum": 0, "maximum": 500}, "default 100"),
+                ),
+                path_id="a webhook id",
+            ),
+        },
+        "/api/v1/webhooks/{id}/replay": {
+            "post": _op(
+                "Deliver again from a seq of an incident, and re-enable (admin)",
+                "webhooks",
+                (200, ref("Webhook")),
+                (403, 404),
+                body="WebhookReplay",
+                path_id="a webhook id",
             ),
         },
         "/api/v1/incidents": {
