@@ -179,6 +179,7 @@ class World:
             await hook.endpoint.stop()
         for admin in self.admins.values():
             await admin.close()
+        set_agreements(DEMO_AGREEMENTS)  # the oracle's module state, as the next test expects
 
     # ------------------------------------------------------------- checks
 

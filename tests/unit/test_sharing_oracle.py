@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+
 from tests.sharing_oracle import (
+    DEMO_AGREEMENTS,
     Audience,
     EventMeta,
     IncidentFacts,
@@ -12,6 +17,7 @@ from tests.sharing_oracle import (
     normalise,
     reply_visibility,
     responders_for,
+    set_agreements,
     updated_for,
     visible_online,
 )
@@ -20,6 +26,14 @@ POLICE, SHELTER, WILDLIFE = "metro-police", "harbour-shelter", "city-wildlife"
 OFFICER = Reader("u_officer", POLICE, "responder")
 OUTREACH = Reader("u_outreach", SHELTER, "responder")
 RANGER = Reader("u_ranger", WILDLIFE, "responder")
+
+
+@pytest.fixture(autouse=True)
+def demo_agreements() -> Iterator[None]:
+    """The oracle's agreements are module state the leak test moves: start from the demo's."""
+    previous = set_agreements(DEMO_AGREEMENTS)
+    yield
+    set_agreements(previous)
 
 
 def event(seq: int, visibility: tuple[str, ...] | None, **fields: object) -> EventMeta:
