@@ -288,6 +288,10 @@ class World:
                 raise Leak(f"{where}: {reader} should get a bare placeholder, got {env}")
             self.stats[f"placeholders ({where})"] += 1
             return
+        if env["type"] == "restricted" or "cid" not in env:
+            # Withheld where the oracle says it may be read: a lost event for
+            # a reader (or, for a webhook, a delivery under older agreements).
+            raise Leak(f"{where}: {reader} got a placeholder for a readable {ev}: {env}")
         expected_vis = None if ev.visibility is None else list(ev.visibility)
         actual = (env["type"], env["cid"], env["actor"]["user"], env["visibility"])
         if actual != (ev.type, ev.cid, ev.actor, expected_vis):
