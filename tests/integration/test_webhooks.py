@@ -139,7 +139,13 @@ async def test_an_ngo_receiver_gets_every_event_once_in_order_across_outages_and
             assert placeholder["type"] == "restricted"
             assert set(placeholder) == RESTRICTED_KEYS
         raw = orjson.dumps(endpoint.events())
-        for secret in (b"suspect known", b"informant", b"A. Person", b"1980-02-29", b"7700"):
+        for secret in (
+            b"suspect known",
+            b"informant",
+            b"A. Person",
+            b"1980-02-29",
+            b"+44 7700 900123",
+        ):
             assert secret not in raw
 
         # The receiver goes down; events keep coming, in two incidents.
