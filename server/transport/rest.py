@@ -44,6 +44,7 @@ from server.transport.login_guard import LoginGuard
 from server.transport.rest_agreements import AgreementsApi, org_wire
 from server.transport.rest_keys import KeyRoutes
 from server.transport.rest_openapi import openapi_routes
+from server.transport.rest_reports import ReportRoutes
 
 STATUS = {
     ErrorCode.MALFORMED: 400,
@@ -195,6 +196,7 @@ class RestApi:
             web.get("/api/v1/incidents/{id}/timeline", self.timeline),
             web.post("/api/v1/commands", self.command),
             *AgreementsApi(self, self.sharing).routes(),
+            *ReportRoutes(self).routes(),
             *(KeyRoutes(self, self.api_keys).routes() if self.api_keys else []),
             *openapi_routes(),
         ]
