@@ -39,7 +39,7 @@ def _draft(
 
 def script(i: int) -> list[EventDraft]:
     inc = f"inc_bench{i:08d}"
-    header = {
+    header: dict[str, Any] = {
         "title": f"Incident {i}",
         "category": ("welfare", "theft")[i % 2],
         "priority": ("normal", "high")[i % 2],

@@ -34,7 +34,7 @@ class Clock:
 
 def _log(clock: Clock) -> Log:
     log = Log()
-    log.ts = clock
+    log.ts = clock  # type: ignore[assignment]  # a settable clock for itertools.count
     return log
 
 
