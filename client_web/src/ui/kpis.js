@@ -11,13 +11,20 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const DAY_MS = 86_400_000;
 const BAR_W = 260;
 const ROW_H = 22;
-const LABEL_W = 170;
+const LABEL_W = 250;
+const LABEL_CHARS = 38;
 
 function svg(tag, attrs = {}, ...children) {
   const el = document.createElementNS(SVG_NS, tag);
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
   for (const c of children) el.append(c);
   return el;
+}
+
+function svgTitle(text) {
+  const t = document.createElementNS(SVG_NS, "title");
+  t.textContent = text;
+  return t;
 }
 
 const seconds = (s) => (s === null || s === undefined ? "–" : duration(s * 1000));
@@ -33,7 +40,8 @@ export function barChart(title, rows) {
       const y = i * ROW_H + 2;
       const w = Math.max(r.value ? 2 : 0, Math.round((BAR_W * (r.value || 0)) / top));
       const label = svg("text", { x: LABEL_W - 6, y: y + 15, "text-anchor": "end", class: "bar-label" });
-      label.textContent = r.label;
+      label.textContent = r.label.length > LABEL_CHARS ? r.label.slice(0, LABEL_CHARS - 1) + "…" : r.label;
+      label.append(svgTitle(r.label));
       const value = svg("text", { x: LABEL_W + w + 6, y: y + 15, class: "bar-value" });
       value.textContent = r.text;
       return svg("g", { class: "bar" }, label, svg("rect", { x: LABEL_W, y: y + 3, width: w, height: ROW_H - 8, rx: 2 }), value);

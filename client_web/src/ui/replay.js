@@ -3,7 +3,7 @@
 // and the map show the state as of that moment. The timeline's hash chain is
 // verified on load.
 
-import { h, reconcile, setText } from "../dom.js";
+import { h, reconcile, setChildren, setText } from "../dom.js";
 import { apply, emptyState } from "../projection.js";
 import { verifyChain } from "../chain.js";
 import { clock, duration, dateTime, STATUS_LABEL, PRIORITY_LABEL, label } from "../format.js";

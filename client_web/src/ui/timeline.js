@@ -43,7 +43,7 @@ export function timelineRow(app, state, row, { onPick, current, relativeTo } = {
         title: `Seq ${row.seq}${row.to !== row.seq ? "–" + row.to : ""}: entries your organisation may not see. They exist, and the hash chain covers them; their content and time are not shown.`,
       },
       h("span", { class: "tl-time" }, ""),
-      h("span", { class: "tl-what" }, h("span", { class: "restricted-mark" }, "🔒 Restricted"), " ", h("span", { class: "muted" }, `${n} (seq ${row.seq}${row.to !== row.seq ? "–" + row.to : ""})`)),
+      h("span", { class: "tl-what" }, h("span", { class: "restricted-mark" }, "Restricted"), " ", h("span", { class: "muted" }, `${n} (seq ${row.seq}${row.to !== row.seq ? "–" + row.to : ""})`)),
     );
   }
   const env = row.env;
