@@ -37,7 +37,7 @@ async def test_reviews_kpis_and_the_view_as_of(
         }
     )
     await officer.send({"type": "task.accept", "incident": incident, "task": task["seq"]})
-    review = {"went_well": "Calm", "went_badly": "Slow radio", "rating": 4}
+    review: dict[str, Any] = {"went_well": "Calm", "went_badly": "Slow radio", "rating": 4}
     assert await _code(shelter.submit_review(incident, **review)) == "conflict"  # not closed
     closed = await dispatch.send(
         {"type": "incident.status", "incident": incident, "status": "closed"}
