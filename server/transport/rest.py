@@ -444,6 +444,10 @@ class RestApi:
         cmd = v1.parse_command(value, self.limits)
         return json_response({"ok": True, **await self.commands.execute(who, cmd)}, 201)
 
+    async def visible_state(self, request: web.Request, who: Principal) -> Any:
+        """The projection, for a participant (for route modules of their own)."""
+        return await self._visible_state(request, who)
+
     async def _visible_state(self, request: web.Request, who: Principal) -> Any:
         """The projection, for a participant; one refusal for absent and not shared.
 

@@ -22,7 +22,7 @@ from server.domain.as_of import view_as_of
 from server.domain.audience import Reader
 from server.domain.kpis import to_csv_rows
 from server.domain.model import Role
-from server.services.kpis import kpis_for, read_all
+from server.services.kpis import FactsCache, kpis_for, read_all
 from server.storage.audit import AuditEntry
 
 if TYPE_CHECKING:
@@ -67,6 +67,15 @@ def time_range(query: Any, now_ms: int) -> tuple[int, int]:
     return max(0, from_ms), to_ms
 
 
+def _seq(raw: str) -> int:
+    """``at_seq``: ASCII digits (the SPEC's integers), as the timeline's ``after_seq``."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 16 or int(raw) > 2**53:
+        raise ProtocolError(
+            ErrorCode.INVALID, "at_seq must be an integer 0..2^53", {"field": "at_seq"}
+        )
+    return int(raw)
+
+
 def csv_body(kpis: dict[str, Any]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -78,6 +87,7 @@ def csv_body(kpis: dict[str, Any]) -> str:
 class ReportRoutes:
     def __init__(self, rest: RestApi) -> None:
         self.rest = rest
+        self.facts = FactsCache()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -97,7 +107,9 @@ class ReportRoutes:
         now_ms = int(time.time() * 1000)
         from_ms, to_ms = time_range(request.query, now_ms)
         reader = Reader(org=who.org_id, user=who.user_id)
-        kpis = await kpis_for(self.rest.log, reader, self.rest.rules, from_ms, to_ms, now_ms)
+        kpis = await kpis_for(
+            self.rest.log, reader, self.rest.rules, from_ms, to_ms, now_ms, self.facts
+        )
         detail = {"from": from_ms, "to": to_ms, "format": fmt, "incidents": kpis["incidents"]}
         await self.rest.accounts.record(
             AuditEntry(
@@ -115,13 +127,13 @@ class ReportRoutes:
     async def view_at(self, request: web.Request) -> web.Response:
         """The incident view at a seq or a time: what the replay shows there."""
         who = self.rest.principal(request)
-        state = await self.rest._visible_state(request, who)
+        state = await self.rest.visible_state(request, who)
         q = request.query
         if ("at_seq" in q) == ("at" in q):
             raise ProtocolError(ErrorCode.INVALID, "give one of at_seq or at", {"field": "at_seq"})
         events = await read_all(self.rest.log, state.id)
         head = events[-1].seq if events else 0
-        seq = self.rest._int_query(request, "at_seq", 0, 2**53) if "at_seq" in q else None
+        seq = _seq(q["at_seq"]) if "at_seq" in q else None
         if seq is not None and seq > head:
             raise ProtocolError(ErrorCode.OUT_OF_RANGE, detail={"head_seq": head})
         at_ms = parse_time(q["at"], "at") if "at" in q else None

@@ -37,6 +37,9 @@ async def test_reviews_kpis_and_the_view_as_of(
         }
     )
     await officer.send({"type": "task.accept", "incident": incident, "task": task["seq"]})
+    end_open = int(time.time() * 1000) + 1
+    before = await sergeant.kpis(start, end_open)  # its facts are cached by the server now
+    assert [r["resolved"] for r in before["resolution"]] == [0]
     review: dict[str, Any] = {"went_well": "Calm", "went_badly": "Slow radio", "rating": 4}
     assert await _code(shelter.submit_review(incident, **review)) == "conflict"  # not closed
     closed = await dispatch.send(
@@ -49,6 +52,7 @@ async def test_reviews_kpis_and_the_view_as_of(
     # KPIs: the police supervisor counts its police-only task, the shelter's does not
     police = await sergeant.kpis(start, end)
     assert police["incidents"] == 1
+    assert [r["resolved"] for r in police["resolution"]] == [1]  # the head moved: folded again
     assert [(r["org"], r["accepted"]) for r in police["tasks"]] == [("metro-police", 1)]
     ngo = await shelter.kpis(start, end)
     assert ngo["incidents"] == 1
