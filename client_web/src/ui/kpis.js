@@ -35,7 +35,7 @@ export function barChart(title, rows) {
   const height = Math.max(1, rows.length) * ROW_H + 4;
   const chart = svg(
     "svg",
-    { class: "bar-chart", role: "img", "aria-label": title, viewBox: `0 0 ${LABEL_W + BAR_W + 90} ${height}`, width: LABEL_W + BAR_W + 90, height },
+    { class: "bar-chart", role: "img", "aria-label": title, viewBox: `0 0 ${LABEL_W + BAR_W + 90} ${height}`, preserveAspectRatio: "xMinYMin meet" },
     ...rows.map((r, i) => {
       const y = i * ROW_H + 2;
       const w = Math.max(r.value ? 2 : 0, Math.round((BAR_W * (r.value || 0)) / top));
