@@ -176,6 +176,29 @@ class LiaisonClient:
             cursor = page["next_after_seq"]
         return events
 
+    async def view_at(
+        self, incident: str, *, seq: int | None = None, at: int | str | None = None
+    ) -> dict[str, Any]:
+        """The incident as it stood at ``seq`` or at the time ``at`` (ms or ISO 8601):
+        the state the replay shows there (SPEC 18, ``view``)."""
+        query = f"at_seq={seq}" if seq is not None else f"at={at}"
+        return dict(await self.request("GET", f"/api/v1/incidents/{incident}/view?{query}"))
+
+    async def kpis(self, start: int | str, end: int | str) -> dict[str, Any]:
+        """KPIs of joint operations over incidents created in ``[start, end)`` (SPEC 18.2)."""
+        return dict(await self.request("GET", f"/api/v1/kpis?from={start}&to={end}"))
+
+    async def kpis_csv(self, start: int | str, end: int | str) -> str:
+        """The same KPIs as CSV rows ``kpi,group,metric,value``."""
+        await self.fresh_token()
+        http = await self._session()
+        url = f"{self.base_url}/api/v1/kpis?from={start}&to={end}&format=csv"
+        headers = {"Authorization": f"Bearer {self.token}"}
+        async with http.get(url, headers=headers) as resp:
+            if resp.status >= 400:
+                raise CommandFailed((await resp.json()).get("error", {"code": "internal"}))
+            return await resp.text()
+
     # ------------------------------------------------------------------ live
 
     async def connect(self, timeout: float = 10.0) -> dict[str, Any]:
@@ -315,6 +338,34 @@ class LiaisonClient:
     async def post(self, incident: str, text: str, **fields: Any) -> dict[str, Any]:
         return await self.send(
             {"type": "message.post", "incident": incident, "text": text, **fields}
+        )
+
+    async def submit_review(
+        self,
+        incident: str,
+        went_well: str,
+        went_badly: str,
+        rating: int,
+        actions: list[dict[str, Any]] | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Your organisation's post-incident review (SPEC 8.12); ``actions``:
+        ``[{id, text, owner, due}]`` with ``due`` in Unix seconds."""
+        return await self.send(
+            {
+                "type": "review.submit",
+                "incident": incident,
+                "went_well": went_well,
+                "went_badly": went_badly,
+                "rating": rating,
+                "actions": actions or [],
+                **fields,
+            }
+        )
+
+    async def action_done(self, incident: str, action_id: str, **fields: Any) -> dict[str, Any]:
+        return await self.send(
+            {"type": "review.action_done", "incident": incident, "action_id": action_id, **fields}
         )
 
     async def next_event(self, timeout: float = 5.0) -> dict[str, Any]:

@@ -49,6 +49,8 @@ EVENT_OF_COMMAND = {
     "task.cancel": "task.cancelled",
     "responder.status": "responder.status",
     "responder.position": "responder.position",
+    "review.submit": "review.submit",
+    "review.action_done": "review.action_done",
 }
 
 #: Every event type a log can hold.
@@ -493,6 +495,89 @@ class ResponderPosition(IncidentCommand):
         return cls(**_incident_base(f), position=Position.parse(f))
 
 
+# ------------------------------------------------------------------------- reviews
+
+#: A review's rating, worst to best.
+RATING_RANGE = (1, 5)
+#: Latest due time a follow-up action may have (Unix seconds, year 9999).
+MAX_DUE_S = 253_402_300_799.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewAction:
+    """A follow-up action of a review: who does what by when (``due``: Unix seconds)."""
+
+    id: str
+    text: str
+    owner: str
+    due: float
+
+    @classmethod
+    def parse(cls, f: Fields) -> ReviewAction:
+        return cls(
+            id=f.ident("id"),
+            text=f.req_str("text", max_chars=f.limits.max_text_chars),
+            owner=f.ident("owner"),
+            due=f.req_float("due", 0.0, MAX_DUE_S),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"id": self.id, "text": self.text, "owner": self.owner, "due": self.due}
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewSubmit(IncidentCommand):
+    """An organisation's post-incident review (SPEC 8.12); a later one supersedes it."""
+
+    TYPE: ClassVar[str] = "review.submit"
+    went_well: str
+    went_badly: str
+    rating: int
+    actions: tuple[ReviewAction, ...]
+
+    @classmethod
+    def parse(cls, f: Fields) -> ReviewSubmit:
+        rating = f.req_int("rating", minimum=RATING_RANGE[0])
+        if rating > RATING_RANGE[1]:
+            raise ProtocolError(
+                ErrorCode.INVALID, "rating: must be between 1 and 5", {"field": "rating"}
+            )
+        actions = (
+            tuple(ReviewAction.parse(a) for a in f.obj_list("actions"))
+            if (f.obj.get("actions"))
+            else ()
+        )
+        ids = [a.id for a in actions]
+        if len(set(ids)) != len(ids):
+            raise ProtocolError(
+                ErrorCode.INVALID, "actions: ids must be unique", {"field": "actions"}
+            )
+        return cls(
+            **_incident_base(f),
+            went_well=f.req_str("went_well", max_chars=f.limits.max_text_chars),
+            went_badly=f.req_str("went_badly", max_chars=f.limits.max_text_chars),
+            rating=rating,
+            actions=actions,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewActionDone(IncidentCommand):
+    """Mark a follow-up action of a review done (its owner or the reviewing coordinator)."""
+
+    TYPE: ClassVar[str] = "review.action_done"
+    action_id: str
+    note: str | None
+
+    @classmethod
+    def parse(cls, f: Fields) -> ReviewActionDone:
+        return cls(
+            **_incident_base(f),
+            action_id=f.ident("action_id"),
+            note=f.opt_str("note", max_chars=f.limits.max_text_chars),
+        )
+
+
 COMMANDS: dict[str, Any] = {
     cls.TYPE: cls
     for cls in (
@@ -514,6 +599,8 @@ COMMANDS: dict[str, Any] = {
         TaskCancel,
         ResponderStatus,
         ResponderPosition,
+        ReviewSubmit,
+        ReviewActionDone,
     )
 }
 

@@ -199,4 +199,36 @@ async def run_script(execute: Execute, observe: Observe = _noop, *, tag: str = "
     await on("dispatch", "update-lead", type="incident.update", lead_org=SHELTER)
     await on("shelter-lead", "status-resolved", type="incident.status", status="resolved")
     await on("shelter-lead", "status-closed", type="incident.status", status="closed", note="Safe")
+    # ---- the post-incident reviews: public and police-only, one superseded
+    due = 1_767_312_000.0  # 2026-01-02 00:00 UTC
+    action = {"id": "a-handover", "text": "Agree a handover script", "owner": "u_outreach"}
+    review = {"went_well": "Fast handover", "went_badly": "Radio gaps", "rating": 4}
+    await on(
+        "shelter-lead",
+        "review-shelter",
+        type="review.submit",
+        **review,
+        actions=[{**action, "due": due}],
+    )
+    await on(
+        "dispatch",
+        "review-police",
+        type="review.submit",
+        visibility=police_only,
+        went_well="Quick",
+        went_badly="PNC slow",
+        rating=3,
+        actions=[{"id": "a-pnc", "text": "Raise PNC latency", "owner": "u_officer", "due": due}],
+    )
+    await on(
+        "shelter-lead",
+        "review-shelter-2",
+        type="review.submit",
+        **{**review, "rating": 5},
+        actions=[
+            {**action, "due": due},
+            {"id": "a-beds", "text": "Beds list", "owner": "u_shelter-lead", "due": due + 86400},
+        ],
+    )
+    await on("outreach", "action-done", type="review.action_done", action_id="a-handover")
     return inc

@@ -6,7 +6,11 @@ Compared: every field of ``IncidentState.view(org, now)`` (what
 the envelopes that organisation receives, which is all of them except:
 
 * ``online``: presence, not part of the log (added by the REST layer);
-* ``responders[].position_age_s``: depends on the reader's clock.
+* ``responders[].position_age_s``: depends on the reader's clock;
+* ``overdue`` of review actions: the same.
+
+Reviews are ordered by organisation (the server keeps them in order of each
+organisation's first review of any visibility, the client of the first it sees).
 
 Orders: messages by seq and tasks by id (as both sides keep them);
 responders by user id, since their order is not specified (the server keeps
@@ -33,4 +37,16 @@ def shape_of_view(view: dict[str, Any]) -> dict[str, Any]:
         ({k: v for k, v in r.items() if k not in EXCLUDED_RESPONDER} for r in view["responders"]),
         key=lambda r: r["user"],
     )
+    out["reviews"] = sorted(
+        (
+            {**r, "actions": [_without_overdue(a) for a in r["actions"]]}
+            for r in view.get("reviews", ())
+        ),
+        key=lambda r: r["org"],
+    )
+    out["open_actions"] = [_without_overdue(a) for a in view.get("open_actions", ())]
     return out
+
+
+def _without_overdue(action: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in action.items() if k != "overdue"}

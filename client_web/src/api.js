@@ -109,4 +109,22 @@ export class Api {
     }
     return { epoch, events };
   }
+
+  /** The incident view as of a seq: the server's state at that moment (SPEC 18). */
+  viewAt(id, seq) {
+    return this.request("GET", `/api/v1/incidents/${encodeURIComponent(id)}/view?at_seq=${seq}`);
+  }
+
+  /** KPIs over [from, to) (ms), as JSON, or as CSV text with `csv`. */
+  async kpis(from, to, csv = false) {
+    const query = `/api/v1/kpis?from=${from}&to=${to}`;
+    if (!csv) return this.request("GET", query);
+    const resp = await fetch(this.base + query + "&format=csv", {
+      headers: { Authorization: `Bearer ${this.getToken()}` },
+      cache: "no-store",
+      credentials: "omit",
+    });
+    if (!resp.ok) throw new ApiError({ code: "internal", retryable: resp.status >= 500 }, resp.status);
+    return resp.text();
+  }
 }

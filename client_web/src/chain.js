@@ -1,7 +1,7 @@
 // Hash-chain verification of an incident's timeline (SPEC section 14.3).
 // Used by the supervisor's replay ("chain verified") and by the vector tests.
 
-const FLOAT_KEYS = new Set(["lat", "lon", "accuracy_m"]);
+const FLOAT_KEYS = new Set(["lat", "lon", "accuracy_m", "due"]);
 
 /** orjson's float format: shortest round-trip, always a fraction or an exponent. */
 export function canonFloat(f) {

@@ -5,6 +5,7 @@
 // from the timeline up to a chosen moment).
 
 import { TASK_FINAL } from "./protocol.js";
+import { applyActionDone, applyReview } from "./reviews.js";
 
 export const TASK_STATUS_AFTER = {
   "task.assigned": "assigned",
@@ -39,6 +40,8 @@ export function emptyState(id, epoch = null) {
     tasks: new Map(),
     responders: new Map(),
     people: new Map(),
+    reviews: new Map(),
+    actionsDone: new Map(),
     restricted: 0,
     rev: 0,
   };
@@ -206,6 +209,8 @@ const HANDLERS = {
     r.position = b.position;
     r.position_ts = env.ts;
   },
+  "review.submit": applyReview,
+  "review.action_done": applyActionDone,
 };
 
 for (const kind of Object.keys(TASK_STATUS_AFTER)) {

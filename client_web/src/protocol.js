@@ -51,6 +51,8 @@ export const EVENT_OF_COMMAND = {
   "task.cancel": "task.cancelled",
   "responder.status": "responder.status",
   "responder.position": "responder.position",
+  "review.submit": "review.submit",
+  "review.action_done": "review.action_done",
 };
 
 /** Task transitions: command type -> statuses it may start from (SPEC 8.9). */
@@ -364,7 +366,31 @@ const PARSERS = {
     incidentBase(f);
     position(f);
   },
+  "review.submit"(f) {
+    const rating = f.integer("rating", { minimum: 1 });
+    if (rating > 5) throw invalid("rating", "must be between 1 and 5");
+    const actions = f.get("actions", false) ? f.objList("actions") : [];
+    for (const a of actions) {
+      a.ident("id");
+      a.text("text", { maxChars: f.limits.max_text_chars });
+      a.ident("owner");
+      a.number("due", 0, MAX_DUE_S, true);
+    }
+    const ids = actions.map((a) => a.obj.id);
+    if (new Set(ids).size !== ids.length) throw invalid("actions", "ids must be unique");
+    incidentBase(f);
+    f.text("went_well", { maxChars: f.limits.max_text_chars });
+    f.text("went_badly", { maxChars: f.limits.max_text_chars });
+  },
+  "review.action_done"(f) {
+    incidentBase(f);
+    f.ident("action_id");
+    f.text("note", { required: false, maxChars: f.limits.max_text_chars });
+  },
 };
+
+/** Latest due time of a review's follow-up action (Unix seconds, year 9999). */
+export const MAX_DUE_S = 253402300799;
 
 export const COMMAND_TYPES = Object.keys(PARSERS);
 

@@ -1,12 +1,14 @@
 // The web client's projection in the common shape of the differential test
 // (the Python twin, with the reasons for each exclusion, is
 // tests/timeline_shape.py): every field of the server's incident view except
-// `online` (presence) and responders' `position_age_s` (the clock). `updated`
+// `online` (presence), responders' `position_age_s` and actions' `overdue`
+// (the clock). `updated`
 // is the ts of the last event the organisation may see (SPEC 18), which its
 // envelopes tell it: placeholders carry no ts and do not move it.
 // Client-only fields (`rev`, `cid`, `people`, `restricted`) are not views'.
 
 import { apply, emptyState } from "../src/projection.js";
+import { reviewsView } from "../src/reviews.js";
 
 /** Fold envelopes (seq order, placeholders included) the way the live client does. */
 export function fold(id, envelopes) {
@@ -19,7 +21,11 @@ export function fold(id, envelopes) {
   return state;
 }
 
+const byOrg = (a, b) => (a.org < b.org ? -1 : a.org > b.org ? 1 : 0);
+const withoutOverdue = ({ overdue, ...rest }) => rest;
+
 export function shapeOfState(s) {
+  const rv = reviewsView(s);
   const message = (m) => ({
     seq: m.seq,
     tlp: m.tlp,
@@ -83,5 +89,7 @@ export function shapeOfState(s) {
     responders: [...s.responders.values()]
       .sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0))
       .map(responder),
+    reviews: rv.reviews.sort(byOrg).map((r) => ({ ...r, actions: r.actions.map(withoutOverdue) })),
+    open_actions: rv.open_actions.map(withoutOverdue),
   };
 }

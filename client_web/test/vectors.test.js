@@ -11,6 +11,7 @@ import { decode } from "@msgpack/msgpack";
 import { validateCommand, CommandInvalid, COMMAND_TYPES } from "../src/protocol.js";
 import { verifyChain, canon, canonFloat, sha256hex, digestContent, eventDigest } from "../src/chain.js";
 import { emptyState, apply, replayState } from "../src/projection.js";
+import { reviewsView } from "../src/reviews.js";
 
 const VECTORS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../protocol/vectors");
 const load = (name) => JSON.parse(readFileSync(path.join(VECTORS, name), "utf8"));
@@ -51,9 +52,9 @@ for (const vector of ENVELOPES) {
   });
 }
 
-test("the vectors form one incident, seq 1-6, in the full and the shelter view", () => {
-  assert.deepEqual(fullView.map((e) => e.seq), [1, 2, 3, 4, 5, 6]);
-  assert.deepEqual(shelterView.map((e) => e.seq), [1, 2, 3, 4, 5, 6]);
+test("the vectors form one incident, seq 1-9, in the full and the shelter view", () => {
+  assert.deepEqual(fullView.map((e) => e.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(shelterView.map((e) => e.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
   assert.equal(shelterView[2].type, "restricted");
   assert.deepEqual(Object.keys(shelterView[2]).sort(), ["digest", "epoch", "hash", "incident", "seq", "type", "v"]);
 });
@@ -70,8 +71,8 @@ test("hash chain verifies in both views, and a change is caught at its seq", asy
 
 test("each digest commits to the salt and the canonical content (rule 1 without a salt)", async () => {
   for (const e of fullView) assert.equal(await eventDigest(e), e.digest, `seq ${e.seq}`);
-  // seq 1-2 predate salts (rule 1); seq 3-6 are salted (rule 2).
-  assert.deepEqual(fullView.map((e) => "salt" in e), [false, false, true, true, true, true]);
+  // seq 1-2 predate salts (rule 1); seq 3-9 are salted (rule 2).
+  assert.deepEqual(fullView.map((e) => "salt" in e), [false, false, true, true, true, true, true, true, true]);
   for (const e of fullView.slice(0, 2)) assert.equal(await sha256hex(canon(digestContent(e))), e.digest);
   for (const e of fullView.slice(2)) assert.notEqual(await sha256hex(canon(digestContent(e))), e.digest);
 });
@@ -105,7 +106,7 @@ test("the ev batch vector is an array of envelopes with a placeholder", () => {
 test("the shelter's projection never holds the police-only note", () => {
   const s = emptyState(shelterView[0].incident);
   for (const e of shelterView) apply(s, e);
-  assert.equal(s.seq, 6);
+  assert.equal(s.seq, 9);
   assert.equal(s.restricted, 1);
   const police = fullView[2];
   assert.ok(police.visibility && police.visibility.length);
@@ -128,4 +129,12 @@ test("the projection follows SPEC 10 on the vectors", () => {
   const responder = s.responders.get(fullView[5].actor.user);
   assert.equal(responder.position.lat, fullView[5].body.position.lat);
   assert.equal(responder.position_ts, fullView[5].ts);
+  assert.equal(s.status, "closed");
+  const { reviews, open_actions } = reviewsView(s, fullView[8].ts);
+  assert.equal(reviews.length, 1);
+  assert.equal(reviews[0].org, fullView[7].body.org);
+  assert.equal(reviews[0].rating, fullView[7].body.rating);
+  assert.equal(reviews[0].actions[0].done, true);
+  assert.equal(reviews[0].actions[0].done_by, fullView[8].actor.user);
+  assert.deepEqual(open_actions, []);
 });

@@ -158,6 +158,7 @@ _SUBJECT_OF = {
     "task.started": "task",
     "task.completed": "task",
     "task.cancelled": "task",
+    "review.action_done": "review",
 }
 
 

@@ -19,6 +19,7 @@ from server.domain.directory import DirectoryView
 from server.domain.events import EventDraft
 from server.domain.incident import TASK_TERMINAL, IncidentState, Sight, TaskState
 from server.domain.model import Principal, Role
+from server.domain.review_rules import decide_action_done, decide_review, review_of_action
 from server.domain.sharing import AgreementsView, Label
 
 #: Strictness of labels, least first (TLP 2.0).
@@ -194,7 +195,15 @@ def _invalid(field: str, why: str) -> ProtocolError:
 
 #: Commands whose event starts something new (its label is chosen); the
 #: others follow a subject (a message, a task) and carry the subject's label.
-_SUBJECTS = (v1.MessagePost, v1.TaskCreate, v1.ResponderStatus, v1.ResponderPosition)
+_SUBJECTS = (
+    v1.MessagePost,
+    v1.TaskCreate,
+    v1.ResponderStatus,
+    v1.ResponderPosition,
+    v1.ReviewSubmit,
+)
+#: Commands of the post-incident review: only once the incident is closed.
+_REVIEWS = (v1.ReviewSubmit, v1.ReviewActionDone)
 
 
 def _red_visibility(
@@ -291,6 +300,8 @@ def _heirs(parent: EventMeta, who: Principal) -> tuple[str, ...]:
 
 
 def _subject_meta(state: IncidentState, draft: EventDraft) -> EventMeta:
+    if "review" in draft.body:
+        return state.review_at(draft.body["review"]).meta
     if "message" in draft.body:
         return state.messages[draft.body["message"]].meta
     return state.tasks[draft.body["task"]].meta
@@ -308,7 +319,10 @@ def _decide(
     if not state.participates(who.org_id):
         raise refuse(ErrorCode.NOT_FOUND, "no such incident")
     assert isinstance(cmd, v1.IncidentCommand)
-    if state.status == "closed" and not isinstance(cmd, v1.IncidentStatus):
+    if isinstance(cmd, _REVIEWS):
+        if state.status != "closed":
+            raise refuse(ErrorCode.CONFLICT, "a review is written once the incident is closed")
+    elif state.status == "closed" and not isinstance(cmd, v1.IncidentStatus):
         raise refuse(ErrorCode.CONFLICT, "the incident is closed")
     vis = resolve_visibility(state, who, cmd.visibility)
     if isinstance(cmd, _SUBJECTS):
@@ -342,6 +356,12 @@ def _decide(
         case v1.ResponderPosition():
             body = {"position": cmd.position.to_wire()}
             return _draft(who, cmd, state.id, "responder.position", body, vis)
+        case v1.ReviewSubmit():
+            return decide_review(state, who, cmd, directory, vis)
+        case v1.ReviewActionDone():
+            review = review_of_action(state, sight, cmd.action_id)
+            vis = same_as_subject(review.visibility, vis)
+            return decide_action_done(state, who, cmd, review, vis, sight)
     raise refuse(ErrorCode.UNKNOWN_TYPE, f"{cmd.TYPE} is not an incident command")
 
 

@@ -25,6 +25,7 @@ from server.domain.audience import (
     updated_orgs,
 )
 from server.domain.events import StoredEvent
+from server.domain.review import Reviews, ReviewState, apply_action_done, apply_review
 from server.domain.sharing import UNLABELLED, AgreementsView, Label
 
 TASK_TERMINAL = frozenset({"completed", "cancelled"})
@@ -212,6 +213,8 @@ class IncidentState:
     messages: dict[int, MessageState] = field(default_factory=dict)
     tasks: dict[int, TaskState] = field(default_factory=dict)
     responders: dict[str, ResponderState] = field(default_factory=dict)
+    #: Post-incident reviews (review.py): every submitted one, and action marks.
+    reviews: Reviews = field(default_factory=Reviews)
 
     def participates(self, org: str) -> bool:
         return org in self.orgs
@@ -283,7 +286,11 @@ class IncidentState:
         out["responders"] = [
             wire for r in self.responders.values() if (wire := r.to_wire(sight)) is not None
         ]
+        out["reviews"], out["open_actions"] = self.reviews.to_wire(sight.of, sight.now_ms)
         return out
+
+    def review_at(self, seq: int) -> ReviewState:
+        return self.reviews.by_seq[seq]
 
 
 # ---------------------------------------------------------------- projections
@@ -446,6 +453,14 @@ def _responder_position(s: IncidentState, ev: StoredEvent) -> None:
     r.positions[_sharing_key(meta)] = Stamped(ev.body["position"], ev.seq, ev.ts_ms, meta)
 
 
+def _review(s: IncidentState, ev: StoredEvent) -> None:
+    apply_review(s.reviews, ev)
+
+
+def _action_done(s: IncidentState, ev: StoredEvent) -> None:
+    apply_action_done(s.reviews, ev)
+
+
 _APPLY = {
     "incident.created": _created,
     "incident.updated": _updated,
@@ -458,4 +473,6 @@ _APPLY = {
     **{kind: _task_transition for kind in TASK_STATUS_AFTER},
     "responder.status": _responder_status,
     "responder.position": _responder_position,
+    "review.submit": _review,
+    "review.action_done": _action_done,
 }

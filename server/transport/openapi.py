@@ -16,6 +16,7 @@ from protocol.errors import ErrorCode
 from protocol.limits import LIMITS
 from server.domain.model import Role
 from server.domain.sharing import Label
+from server.transport import openapi_reports
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 DOCS_PATH = "/api/v1/docs"
@@ -932,9 +933,9 @@ def document() -> dict[str, Any]:
             ' (section 18; authentication in 4). Errors are `{"error": {code, message,'
             " retryable, detail?}}` with the stable codes of SPEC section 16.",
         },
-        "paths": _paths(),
+        "paths": {**_paths(), **openapi_reports.paths(_op, _q, ref)},
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **openapi_reports.SCHEMAS},
             "responses": _responses(),
             "securitySchemes": {
                 "bearer": {

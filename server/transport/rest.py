@@ -44,6 +44,7 @@ from server.transport.login_guard import LoginGuard
 from server.transport.rest_agreements import AgreementsApi, org_wire
 from server.transport.rest_keys import KeyRoutes
 from server.transport.rest_openapi import openapi_routes
+from server.transport.rest_reports import ReportRoutes
 
 STATUS = {
     ErrorCode.MALFORMED: 400,
@@ -195,6 +196,7 @@ class RestApi:
             web.get("/api/v1/incidents/{id}/timeline", self.timeline),
             web.post("/api/v1/commands", self.command),
             *AgreementsApi(self, self.sharing).routes(),
+            *ReportRoutes(self).routes(),
             *(KeyRoutes(self, self.api_keys).routes() if self.api_keys else []),
             *openapi_routes(),
         ]
@@ -441,6 +443,10 @@ class RestApi:
             value = {**value, "type": "incident.create"}
         cmd = v1.parse_command(value, self.limits)
         return json_response({"ok": True, **await self.commands.execute(who, cmd)}, 201)
+
+    async def visible_state(self, request: web.Request, who: Principal) -> Any:
+        """The projection, for a participant (for route modules of their own)."""
+        return await self._visible_state(request, who)
 
     async def _visible_state(self, request: web.Request, who: Principal) -> Any:
         """The projection, for a participant; one refusal for absent and not shared.

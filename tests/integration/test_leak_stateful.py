@@ -21,6 +21,8 @@ Read paths, each checked against the oracle when the step uses it:
 * the REST timeline (random pages, and past the head);
 * the incident view: messages, tasks, responders (status, position and their
   times, per visibility), ``online`` (own organisation and liaisons only);
+* the view as of a seq (``/view?at_seq=``): every canary in it, and at the
+  head the same checks as the view;
 * the incident list: who is listed, ``updated`` as the reader's own, the
   order, ``q``, ``status`` and ``updated_after`` polling;
 * the answers to commands, over Socket.IO and ``POST /api/v1/commands``:
@@ -153,6 +155,7 @@ ACTIONS = (
     + ["follow"] * 5
     + ["timeline"] * 5
     + ["view"] * 4
+    + ["view_at"] * 2
     + ["list"] * 2
     + ["wrong_subject"] * 2
     + ["resume"]
@@ -834,6 +837,21 @@ class LeakMachine(RuleBasedStateMachine):
         reader = seat.reader
         check_view(view, incident, reader, self.w.org_of)
         self.w.stats["views"] += 1
+
+    async def _view_at(self, data: st.DataObject) -> None:
+        """The view as of a seq (the replay's and the reports' state at T)."""
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        seq = data.draw(st.integers(1, max(1, incident.head)), label="as of seq")
+        path = f"/api/v1/incidents/{incident.id}/view?at_seq={seq}"
+        if not incident.takes_part(seat.reader.org):
+            await self.outsider_read(seat, path, incident.id)
+            return
+        view = await self.get(seat, path)  # every canary in it checked
+        if seq == incident.head:  # then it is the whole view, without presence
+            view.pop("as_of")
+            check_view({**view, "online": []}, incident, seat.reader, self.w.org_of)
+        self.w.stats["views as of"] += 1
 
     async def view(self, seat: Seat, incident: IncidentFacts) -> dict[str, Any]:
         return await self.get(seat, f"/api/v1/incidents/{incident.id}")

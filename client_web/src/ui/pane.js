@@ -9,6 +9,7 @@ import { Channel, orgBadge } from "./channel.js";
 import { TaskBoard } from "./tasks.js";
 import { Responders, MapView } from "./people.js";
 import { Timeline } from "./timeline.js";
+import { ReviewSection } from "./reviews.js";
 import { powers, leadOnlyReason } from "../labels.js";
 import { tlpBadge, subjectList } from "./tlp.js";
 
@@ -28,6 +29,7 @@ export class IncidentPane {
     this.responders = new Responders(app);
     this.mapView = new MapView(app);
     this.timeline = new Timeline(app, id);
+    this.reviews = new ReviewSection(app, id);
     this.build();
     this.resizeObserver = new ResizeObserver(() => this.checkMode());
     this.resizeObserver.observe(this.el);
@@ -198,12 +200,12 @@ export class IncidentPane {
     this.tabBar.hidden = this.mode === "wide";
     if (this.mode === "wide") {
       setChildren(this.colMain, this.mainSwitch, this.channel.el, this.timeline.el);
-      setChildren(this.colSide, this.tasks.el, this.mapView.el, this.responders.el);
+      setChildren(this.colSide, this.reviews.el, this.tasks.el, this.mapView.el, this.responders.el);
       this.colSide.hidden = false;
       this.showMain(this.mainTab);
       for (const s of [this.tasks, this.mapView, this.responders]) s.el.hidden = false;
     } else {
-      setChildren(this.colMain, this.channel.el, this.tasks.el, this.mapView.el, this.responders.el, this.timeline.el);
+      setChildren(this.colMain, this.reviews.el, this.channel.el, this.tasks.el, this.mapView.el, this.responders.el, this.timeline.el);
       setChildren(this.colSide);
       this.colSide.hidden = true;
       this.showTab(this.tab);
@@ -345,6 +347,7 @@ export class IncidentPane {
       if (document.visibilityState === "visible") app.markRead(this.id);
     }
     if (!this.tasks.el.hidden) this.tasks.update(state, pending);
+    this.reviews.update(state);
     if (!this.responders.el.hidden) this.responders.update(state);
     if (!this.mapView.el.hidden) this.mapView.update(state);
     if (!this.timeline.el.hidden) this.timeline.update(state);

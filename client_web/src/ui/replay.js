@@ -3,10 +3,10 @@
 // and the map show the state as of that moment. The timeline's hash chain is
 // verified on load.
 
-import { h, reconcile, setText } from "../dom.js";
+import { h, reconcile, setChildren, setText } from "../dom.js";
 import { apply, emptyState } from "../projection.js";
 import { verifyChain } from "../chain.js";
-import { clock, duration, dateTime } from "../format.js";
+import { clock, duration, dateTime, STATUS_LABEL, PRIORITY_LABEL, label } from "../format.js";
 import { explain } from "../errors.js";
 import { Channel } from "./channel.js";
 import { TaskBoard } from "./tasks.js";
@@ -61,6 +61,9 @@ export class Replay {
     });
     this.clockEl = h("output", { class: "replay-clock", "aria-live": "off" });
     this.verifyEl = h("p", { class: "verify muted" }, "Loading the timeline…");
+    // The incident at T, from the server's one state-at-T function (the view
+    // as of a seq, SPEC 18) that reports use too; the local fold until it answers.
+    this.asOfEl = h("div", { class: "as-of", role: "status", "aria-live": "polite" });
     this.eventsList = h("ol", { class: "timeline replay-events", "aria-label": "Events" });
     this.el = h(
       "section",
@@ -83,6 +86,7 @@ export class Replay {
         this.clockEl,
       ),
       this.verifyEl,
+      this.asOfEl,
       h(
         "div",
         { class: "replay-body" },
@@ -130,6 +134,37 @@ export class Replay {
 
   markDirty() {
     this.dirty = true;
+  }
+
+  /** Ask the server for the incident at this seq, once the position settles. */
+  askAsOf(seq) {
+    if (!seq || seq === this.asOfSeq) return;
+    this.asOfSeq = seq;
+    clearTimeout(this.asOfTimer);
+    this.asOfTimer = setTimeout(async () => {
+      try {
+        const view = await this.app.api.viewAt(this.id, seq);
+        if (this.asOfSeq !== seq) return;
+        this.serverAsOf = view;
+        this.renderAsOf();
+      } catch {
+        this.serverAsOf = null; // the local fold stays shown
+      }
+    }, this.playing ? 400 : 120);
+  }
+
+  renderAsOf() {
+    const server = this.serverAsOf && this.serverAsOf.as_of.seq === this.asOfSeq ? this.serverAsOf : null;
+    const s = server || this.state;
+    setChildren(
+      this.asOfEl,
+      h("span", { class: "as-of-t" }, `At ${clock(this.t, true)} (T):`),
+      " status ",
+      h("strong", { class: ["as-of-status", "st-" + s.status] }, label(STATUS_LABEL, s.status)),
+      " · priority ",
+      h("strong", { class: ["as-of-priority", "prio-" + s.priority] }, label(PRIORITY_LABEL, s.priority)),
+      h("span", { class: "muted as-of-source", "data-source": server ? "server" : "local" }, server ? ` · as of seq ${server.as_of.seq}, from the server` : " · checking with the server…"),
+    );
   }
 
   /** The state after the first `n` events. */
@@ -221,13 +256,17 @@ export class Replay {
     this.mapView.update(s, this.t);
     const shown = this.events.slice(0, this.idx);
     const currentSeq = shown[shown.length - 1]?.seq;
+    this.askAsOf(currentSeq);
+    this.renderAsOf();
+    const tAt = this.t;
     reconcile(
       this.eventsList,
       timelineRows(this.events),
       (r) => (r.restricted ? "r" + r.seq : r.seq),
-      (r) => `${r.seq <= (currentSeq ?? 0)}|${r.seq === currentSeq}|${this.app.orgs.size}`,
+      (r) => `${r.seq <= (currentSeq ?? 0)}|${r.seq === currentSeq}|${this.app.orgs.size}|${Math.round(tAt / (this.playing ? 10000 : 1000))}`,
       (r) => {
         const li = timelineRow(this.app, s, r, {
+          relativeTo: tAt,
           current: r.seq === currentSeq,
           onPick: (env) => {
             this.pause();

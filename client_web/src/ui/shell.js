@@ -6,6 +6,10 @@
 import { h, setChildren, setText } from "../dom.js";
 import { IncidentList } from "./list.js";
 import { installShortcuts, ShortcutHelp } from "./shortcuts.js";
+import { KpiView } from "./kpis.js";
+
+/** Roles the server serves KPIs to (SPEC 18.2). */
+const KPI_ROLES = new Set(["supervisor", "admin"]);
 
 /** How many panes fit side by side: one per this many pixels, at most three. */
 const PANE_WIDTH_PX = 540;
@@ -54,6 +58,9 @@ export class Shell {
       "div",
       { class: "header-actions" },
       this.geoButton,
+      KPI_ROLES.has(app.me.role)
+        ? h("button", { type: "button", class: "open-kpis", on: { click: () => this.openKpis() } }, "KPIs")
+        : null,
       h(
         "button",
         {
@@ -84,6 +91,13 @@ export class Shell {
     setChildren(app.root, this.header, this.main, app.toasts.el, this.help.el);
     installShortcuts(app);
     this.applyLayout();
+  }
+
+  openKpis() {
+    if (this.kpis) return;
+    this.kpis = new KpiView(this.app, () => (this.kpis = null));
+    this.app.root.append(this.kpis.el);
+    requestAnimationFrame(() => this.kpis?.el.querySelector("h2").focus());
   }
 
   applyLayout() {

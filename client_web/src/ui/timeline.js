@@ -24,20 +24,35 @@ export function timelineRows(events) {
   return rows;
 }
 
-export function timelineRow(app, state, row, { onPick, current } = {}) {
+/** "T−2:05" / "T+0:30": a time relative to the replay's moment T. */
+export function relative(ts, t) {
+  const d = Math.round((ts - t) / 1000);
+  const a = Math.abs(d);
+  const text = `${Math.floor(a / 3600) ? Math.floor(a / 3600) + ":" : ""}${String(Math.floor((a % 3600) / 60)).padStart(2, "0")}:${String(a % 60).padStart(2, "0")}`;
+  return d === 0 ? "T" : `T${d < 0 ? "−" : "+"}${text}`;
+}
+
+export function timelineRow(app, state, row, { onPick, current, relativeTo } = {}) {
   if (row.restricted) {
+    const n = row.count === 1 ? "1 restricted entry" : `${row.count} restricted entries`;
     return h(
       "li",
-      { class: "tl restricted-entry", "data-seq": row.seq },
+      {
+        class: "tl restricted-entry",
+        "data-seq": row.seq,
+        title: `Seq ${row.seq}${row.to !== row.seq ? "–" + row.to : ""}: entries your organisation may not see. They exist, and the hash chain covers them; their content and time are not shown.`,
+      },
       h("span", { class: "tl-time" }, ""),
-      h("span", { class: "tl-what muted" }, row.count === 1 ? "1 restricted entry" : `${row.count} restricted entries`),
+      h("span", { class: "tl-what" }, h("span", { class: "restricted-mark" }, "Restricted"), " ", h("span", { class: "muted" }, `${n} (seq ${row.seq}${row.to !== row.seq ? "–" + row.to : ""})`)),
     );
   }
   const env = row.env;
+  const rel = relativeTo === undefined ? null : h("span", { class: "tl-rel", title: "Relative to the replay's moment T" }, relative(env.ts, relativeTo));
   return h(
     "li",
     { class: ["tl", "ev-" + env.type.replace(".", "-"), current && "current"], "data-seq": env.seq, "data-type": env.type },
     h("time", { class: "tl-time", title: new Date(env.ts).toLocaleString() }, clock(env.ts, true)),
+    rel,
     h(
       "span",
       { class: "tl-what" },
