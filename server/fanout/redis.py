@@ -39,6 +39,7 @@ from redis.exceptions import RedisError
 from server.domain.events import StoredEvent
 from server.errors import StorageUnavailable
 from server.fanout.base import History, Listener
+from server.storage import redis_connect
 from server.storage import redis_keys as keys
 from server.storage.codec import unpack_events
 
@@ -98,7 +99,7 @@ class RedisBroker:
     ) -> None:
         self._redis = client
         #: A connection of its own for pub/sub, named ``liaison-sub-<node>`` in CLIENT LIST.
-        self._subscriber = aioredis.Redis.from_url(
+        self._subscriber = redis_connect.link(
             url, socket_connect_timeout=2, client_name=f"liaison-sub-{node_id}"
         )
         self._node = node_id
