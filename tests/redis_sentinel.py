@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -101,37 +102,30 @@ class SentinelGroup:
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
         return f"redis+sentinel://{hosts}/{MASTER_NAME}/0"
 
-    def start(self) -> None:
+    def start(self, *, ready: bool = True) -> None:
+        """Start everything; with ``ready=False`` call ``wait_ready`` before a failover."""
         self.master.start()
         for replica in self.replicas:
             replica.start()
         _wait(self._replicas_in_sync, 10, "the replicas to sync with the master")
         for sentinel in self.sentinels:
             sentinel.start()
+        if ready:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Until every Sentinel knows every replica and the other Sentinels (~2 s)."""
         _wait(self._sentinels_ready, 15, "the Sentinels to know the replicas and each other")
 
     def master_port(self) -> int:
         """Where the Sentinels say the master is now."""
-        client = self.sentinels[0].client()
-        try:
-            _, port = client.sentinel_get_master_addr_by_name(MASTER_NAME)
-            return int(port)
-        finally:
-            client.close()
+        return _master_port_by(self.sentinels[0])
 
     def wait_promoted(self, old_port: int, timeout: float = 20) -> RedisServer:
         """The replica every Sentinel names master once a failover away from ``old_port``."""
 
         def promoted() -> bool:
-            for sentinel in self.sentinels:
-                client = sentinel.client()
-                try:
-                    _, port = client.sentinel_get_master_addr_by_name(MASTER_NAME)
-                finally:
-                    client.close()
-                if int(port) == old_port:
-                    return False
-            return True
+            return all(_master_port_by(s) != old_port for s in self.sentinels)
 
         _wait(promoted, timeout, "the Sentinels to promote a replica")
         port = self.master_port()
@@ -151,7 +145,7 @@ class SentinelGroup:
         for sentinel in self.sentinels:
             client = sentinel.client()
             try:
-                state = client.sentinel_master(MASTER_NAME)
+                state: Any = client.sentinel_master(MASTER_NAME)
             finally:
                 client.close()
             if int(state["num-slaves"]) < len(self.replicas):
@@ -165,6 +159,15 @@ class SentinelGroup:
             sentinel.stop()
         for server in (self.master, *self.replicas):
             server.stop()
+
+
+def _master_port_by(sentinel: SentinelProcess) -> int:
+    client = sentinel.client()
+    try:
+        address: Any = client.sentinel_get_master_addr_by_name(MASTER_NAME)
+    finally:
+        client.close()
+    return int(address[1])
 
 
 #: A replica syncs at once instead of waiting 5 s for more replicas (7.0's default).

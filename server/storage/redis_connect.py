@@ -97,7 +97,10 @@ def is_sentinel(url: str) -> bool:
 def validate(url: str) -> None:
     """Raise ValueError if ``url`` is not a Redis URL this module can open."""
     if is_sentinel(url):
-        parse_sentinel(url)
+        try:
+            parse_sentinel(url)
+        except ValueError as exc:
+            raise ValueError(f"LIAISON_REDIS_URL: {exc}") from exc
     elif url and not url.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError(
             "LIAISON_REDIS_URL is redis://, rediss://, unix:// or redis+sentinel:// "

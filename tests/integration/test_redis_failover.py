@@ -13,7 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -21,7 +21,6 @@ from liaison_client import CommandFailed, LiaisonClient
 from tests.conftest import LiaisonServer, connect, new_incident
 from tests.integration.test_faults import Poster
 from tests.redis_sentinel import SentinelGroup
-from tests.redis_server import RedisServer
 from tests.waiting import until
 
 #: Short enough that a post refused during the failover is retried quickly,
@@ -39,25 +38,58 @@ def durable_env(url: str, node: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def sentinels(tmp_path: Path) -> Iterator[SentinelGroup]:
-    group = SentinelGroup(tmp_path / "redis")
-    group.start()
+@pytest.fixture(scope="module")
+def sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelGroup]:
+    """Shared by this module's tests; the failover test, which kills the master, is last."""
+    group = SentinelGroup(tmp_path_factory.mktemp("sentinel-group"))
+    group.start(ready=False)  # the nodes start meanwhile (sentinel_nodes)
     yield group
     group.stop()
 
 
-@pytest.fixture
-def sentinel_nodes(sentinels: SentinelGroup, tmp_path: Path) -> Iterator[list[LiaisonServer]]:
+@pytest.fixture(scope="module")
+def sentinel_nodes(
+    sentinels: SentinelGroup, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[LiaisonServer]]:
+    base = tmp_path_factory.mktemp("sentinel-nodes")
     nodes = [
-        LiaisonServer(tmp_path / f"node{i}", env=durable_env(sentinels.url, f"node{i}"))
+        LiaisonServer(base / f"node{i}", env=durable_env(sentinels.url, f"node{i}"))
         for i in range(2)
     ]
-    for node in nodes:
-        node.start()
+    with ThreadPoolExecutor(len(nodes)) as pool:  # a node takes seconds to start here
+        started = [pool.submit(node.start) for node in nodes]
+        sentinels.wait_ready()
+        for future in started:
+            future.result()
     yield nodes
     for node in nodes:
         node.stop()
+    for node in nodes:
+        assert node.errors_logged() == [], node.log_path.read_text()[-3000:]
+
+
+async def test_unconfirmed_append_is_outcome_unknown_then_retried_idempotently(
+    sentinels: SentinelGroup, sentinel_nodes: list[LiaisonServer], clients: list[LiaisonClient]
+) -> None:
+    """No replica confirms in time: the post is refused as outcome_unknown, never acked."""
+    dispatcher = await connect(clients, sentinel_nodes[0], "dispatch")
+    incident = await new_incident(dispatcher)  # acked: the replicas confirmed it
+    command = {"type": "message.post", "id": "paused-1", "incident": incident, "text": "x"}
+    pids = [r.proc.pid for r in sentinels.replicas if r.proc is not None]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)  # alive to the master, but it acknowledges nothing
+    try:
+        ack = await dispatcher._call(dict(command))
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    assert not ack["ok"], "acknowledged although no replica confirmed it"
+    failure = CommandFailed(ack["error"])
+    assert (failure.code, failure.retryable) == ("outcome_unknown", True)
+    retried = await dispatcher.send(dict(command))  # the same id, once the replicas are back
+    assert retried["duplicate"] is True, "it was stored on the master: the original comes back"
+    timeline = await dispatcher.timeline(incident)
+    assert [e["cid"] for e in timeline].count("paused-1") == 1
 
 
 async def test_master_killed_under_load_loses_no_acknowledged_event(
@@ -119,45 +151,3 @@ async def test_master_killed_under_load_loses_no_acknowledged_event(
         f"{len(got)} delivered in order to a follower on the other node"
     )
     assert refused > 0, "the failover was visible to the posters as retryable refusals"
-
-
-@pytest.fixture
-def master_and_replica(tmp_path: Path) -> Iterator[tuple[RedisServer, RedisServer]]:
-    master = RedisServer(tmp_path / "master")
-    replica = RedisServer(tmp_path / "replica", ("--replicaof", "127.0.0.1", str(master.port)))
-    master.start()
-    replica.start()
-    yield master, replica
-    replica.stop()
-    master.stop()
-
-
-async def test_unconfirmed_append_is_outcome_unknown_then_retried_idempotently(
-    master_and_replica: tuple[RedisServer, RedisServer],
-    tmp_path: Path,
-    clients: list[LiaisonClient],
-) -> None:
-    """A replica that does not confirm in time: the post is never acked silently."""
-    master, replica = master_and_replica
-    node = LiaisonServer(tmp_path / "node", env=durable_env(master.url, "durable"))
-    await asyncio.to_thread(node.start)
-    try:
-        dispatcher = await connect(clients, node, "dispatch")
-        incident = await new_incident(dispatcher)  # acked: the replica confirmed it
-        assert replica.proc is not None
-        command = {"type": "message.post", "id": "paused-1", "incident": incident, "text": "x"}
-        os.kill(replica.proc.pid, signal.SIGSTOP)
-        try:
-            ack = await dispatcher._call(dict(command))
-        finally:
-            os.kill(replica.proc.pid, signal.SIGCONT)
-        assert not ack["ok"], "acknowledged although no replica confirmed it"
-        failure = CommandFailed(ack["error"])
-        assert (failure.code, failure.retryable) == ("outcome_unknown", True)
-        retried = await dispatcher.send(dict(command))  # the same id, once the replica is back
-        assert retried["duplicate"] is True, "it was stored on the master: the original comes back"
-        timeline = await dispatcher.timeline(incident)
-        assert [e["cid"] for e in timeline].count("paused-1") == 1
-    finally:
-        node.stop()
-    assert node.errors_logged() == []
