@@ -144,9 +144,9 @@ def main(argv: list[str] | None = None) -> None:
             url = f"redis://127.0.0.1:{ports[0]}/0"
             for replicas in (0, 1):
                 figures = asyncio.run(_measure(url, replicas, args.seconds))
-                label = "WAIT 1 per batch" if replicas else "no WAIT        "
+                label = "WAIT 1 per batch" if replicas else "no WAIT"
                 for shape, figure in figures.items():
-                    print(f"{label}  {shape:<10}  {figure}")
+                    print(f"{label:<16}  {shape:<10}  {figure}")
         finally:
             for proc in reversed(procs):
                 stop(proc)

@@ -140,10 +140,12 @@ class Settings:
             raise ValueError("LIAISON_LOG_FORMAT must be text or json")
         if self.redis_max_connections < 2:
             raise ValueError("LIAISON_REDIS_MAX_CONNECTIONS must be at least 2")
-        if self.redis_min_replicas < 0 or self.redis_replica_timeout_ms < 1:
-            # WAIT with a timeout of 0 blocks forever: never a hung post.
+        if self.redis_min_replicas < 0 or not 1 <= self.redis_replica_timeout_ms <= 4000:
+            # WAIT 0 blocks forever (a hung post); past 4 s the 5 s socket
+            # timeout of the command connections would cut the wait short.
             raise ValueError(
-                "LIAISON_REDIS_MIN_REPLICAS must be >= 0, LIAISON_REDIS_REPLICA_TIMEOUT_MS >= 1"
+                "LIAISON_REDIS_MIN_REPLICAS must be >= 0, "
+                "LIAISON_REDIS_REPLICA_TIMEOUT_MS between 1 and 4000"
             )
         redis_connect.validate(self.redis_url)
         if self.projection_cache < 1:

@@ -210,15 +210,23 @@ class RedisBroker:
             feed.emit(ready)
 
     async def _fill(self, feed: Feed) -> None:
-        """Deliver from the log after ``feed.last``, then whatever was buffered."""
+        """Deliver from the log after ``feed.last``, then whatever was buffered.
+
+        A gap is filled only up to the newest seq announced (the buffer's
+        last): with LIAISON_REDIS_MIN_REPLICAS a later entry may still wait
+        for its replicas and could be lost in a failover, while an announced
+        one was confirmed with everything before it (storage/redis_replicas.py).
+        """
         try:
             while self._feeds.get(feed.incident) is feed and feed.last is not None:
-                events = await self._history.read(feed.incident, feed.last, _FILL_PAGE)
-                events = [ev for ev in events if ev.seq > feed.last]
+                cap = max((ev.seq for ev in feed.buffer), default=None)
+                read = await self._history.read(feed.incident, feed.last, _FILL_PAGE)
+                last = feed.last
+                events = [ev for ev in read if ev.seq > last and (cap is None or ev.seq <= cap)]
                 if events:
                     feed.last = events[-1].seq
                     feed.emit(events)
-                if len(events) == _FILL_PAGE:
+                if len(read) == _FILL_PAGE and (cap is None or feed.last < cap):
                     continue
                 pending, feed.buffer = feed.buffer, []
                 later = [ev for ev in pending if ev.seq > feed.last]
