@@ -45,6 +45,11 @@ log = logging.getLogger(__name__)
 WAITAOF_SINCE = (7, 2)
 
 
+def _version(text: str) -> tuple[int, int]:
+    major, minor, *_ = (text + ".0").split(".")
+    return int(major), int(minor)
+
+
 class ReplicaWait:
     """Confirms that ``replicas`` replicas hold everything written before ``confirm``."""
 
@@ -55,15 +60,27 @@ class ReplicaWait:
         self.aof_local: int | None = None
 
     async def detect(self, client: aioredis.Redis) -> None:
-        """Use WAITAOF where the server has it; plain WAIT otherwise (or if unsure)."""
+        """Use WAITAOF where the server has it; plain WAIT otherwise (or if unsure).
+
+        The version comes from HELLO, which the ``liaison`` ACL user may run
+        (deploy/redis/users.acl.example denies INFO, a @dangerous command);
+        without INFO the master's own AOF is not waited for (numlocal 0), which
+        ``appendfsync always`` makes moot.
+        """
         try:
-            server: Any = await client.info("server")
-            version = tuple(int(p) for p in str(server["redis_version"]).split(".")[:2])
-            if version >= WAITAOF_SINCE:
+            hello: Any = await client.execute_command("HELLO")  # type: ignore[no-untyped-call]
+            raw = hello.get(b"version", hello.get("version", b"0"))
+            version = _version(raw.decode() if isinstance(raw, bytes) else str(raw))
+        except (RedisError, OSError, AttributeError, ValueError) as exc:
+            log.warning("could not tell whether Redis has WAITAOF (%s); using WAIT", exc)
+            version = (0, 0)
+        if version >= WAITAOF_SINCE:
+            self.aof_local = 0
+            try:
                 persistence: Any = await client.info("persistence")
                 self.aof_local = 1 if int(persistence.get("aof_enabled", 0)) else 0
-        except (RedisError, OSError, KeyError, ValueError) as exc:
-            log.warning("could not tell whether Redis has WAITAOF (%s); using WAIT", exc)
+            except (RedisError, OSError, ValueError):
+                pass  # NOPERM under the deploy ACL: replicas' fsync only
         log.info(
             "acknowledging appends after %s for %d replica(s), %d ms at most",
             "WAIT" if self.aof_local is None else "WAITAOF",
