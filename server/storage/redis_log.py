@@ -246,6 +246,7 @@ class RedisEventLog(RedisLogReader):
             for draft, _ in batch:
                 self._forget(draft.incident)
         else:
+            held = _retried(staged) + held
             for incident, events, _ in held:
                 self._deliver(incident, events)  # before the acks, as in _try_append
         for (_, real), (_, fut) in zip(batch, staged, strict=True):
@@ -632,6 +633,25 @@ class RedisEventLog(RedisLogReader):
                 else None
             )
         return out
+
+
+def _retried(staged: list[Pending]) -> list[Held]:
+    """The events retries were answered with, per incident in seq order.
+
+    A retry after ``outcome_unknown`` finds its event stored, but that event
+    was never announced (its batch went unconfirmed); now that the replicas
+    confirmed it, it is announced like a new one. Feeds drop what they have.
+    """
+    found: dict[str, dict[int, StoredEvent]] = {}
+    for _, fut in staged:
+        if fut.done() and fut.exception() is None and fut.result().duplicate:
+            event = fut.result().event
+            found.setdefault(event.incident, {})[event.seq] = event
+    out: list[Held] = []
+    for incident, by_seq in found.items():
+        events = [by_seq[seq] for seq in sorted(by_seq)]
+        out.append((incident, events, pack_events([pack_event(ev) for ev in events])))
+    return out
 
 
 def _answer(

@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from server.domain.events import StoredEvent
 from server.errors import StorageOutcomeUnknown
 from server.storage import redis_keys as keys
+from server.storage.codec import unpack_events
 from server.storage.redis_log import RedisConfig, RedisEventLog, connect
 from tests.contract.test_event_log import draft
 from tests.redis_sentinel import SentinelGroup
@@ -74,18 +75,19 @@ async def test_a_run_no_replica_confirmed_is_unknown_unannounced_then_retried_on
         os.kill(replica.pid, signal.SIGCONT)
     again = await log.append(draft(incident, "paused"))  # the client's retry, same id
     assert (again.event.seq, again.duplicate) == (2, True)
+    assert delivered.seqs == [1, 2]
     fresh = await log.append(draft(incident, "after"))
     assert fresh.event.seq == 3
-    assert delivered.seqs == [1, 3], "seq 2 reaches followers by a gap fill, not as live"
-    published: list[dict[str, object]] = []
+    assert delivered.seqs == [1, 2, 3], "announced once its retry was confirmed"
+    published: list[list[int]] = []
     async with asyncio.timeout(5):
-        while len(published) < 1:
+        while len(published) < 2:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
             if message is not None:
-                published.append(message)
+                published.append([ev.seq for ev in unpack_events(message["data"])])
     await pubsub.aclose()  # type: ignore[no-untyped-call]
     await listener.aclose()
-    assert len(published) == 1, "only the confirmed run was published"
+    assert published == [[2], [3]], "nothing published before its replicas confirmed it"
 
 
 async def test_a_batch_shares_one_wait(
