@@ -54,7 +54,7 @@ def test_durable_setting_refuses_a_timeout_that_would_block_forever() -> None:
         Settings(redis_min_replicas=1, redis_replica_timeout_ms=0)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text(max_size=60))
 def test_any_url_is_accepted_or_refused_with_a_value_error(tail: str) -> None:
     for url in (tail, "redis+sentinel://" + tail):
