@@ -39,6 +39,13 @@ with ``appendonly yes`` and ``appendfsync always`` (deploy/redis/redis.conf).
 its AOF writes for up to 2 s yet still replies, and a ``kill -9`` then lost
 acknowledged events (9 of 2,000 in 1 of 8 runs); a power cut can cost ~1 s.
 Nothing is ever trimmed from a log (``MAXLEN ~`` can drop unread entries).
+
+Replicas: by default the master's answer is the ack, and a failover can lose
+what the replicas had not received. With ``min_replicas`` (the durable
+setting) a batch's appends run on futures of its own and the script does not
+publish; one WAIT for the whole batch (redis_replicas.py) comes first, then
+this node's feeds, the acks and the PUBLISH of each run. Unconfirmed, every
+append of the batch is StorageOutcomeUnknown.
 """
 
 from __future__ import annotations
@@ -81,6 +88,9 @@ HEADER_LUA = (Path(__file__).parent / "lua" / "header.lua").read_text()
 
 #: How often one run may lose the compare-and-set race before giving up.
 MAX_ATTEMPTS = 20
+
+#: Unannounced events (durable mode) remembered at most; beyond, forgotten.
+MAX_UNANNOUNCED = 10_000
 
 #: Index entries one ``list_incidents`` call reads at most.
 INDEX_SCAN = 1_000
@@ -197,6 +207,9 @@ class RedisEventLog(RedisLogReader):
         )
         #: The runs of the durable batch being committed (None: not durable).
         self._held: list[Held] | None = None
+        #: Events stored by unconfirmed batches and never announced, as
+        #: (incident, seq, hash): announced when a retry finds them confirmed.
+        self._unannounced: set[tuple[str, int, str]] = set()
 
     @property
     def writer(self) -> GroupCommitQueue:
@@ -245,14 +258,39 @@ class RedisEventLog(RedisLogReader):
             log.warning("a batch of %d appends is unconfirmed: %s", len(batch), exc)
             for draft, _ in batch:
                 self._forget(draft.incident)
+            if len(self._unannounced) > MAX_UNANNOUNCED:
+                self._unannounced.clear()  # they reach followers by gap fills instead
+            self._unannounced.update((i, ev.seq, ev.hash) for i, events, _ in held for ev in events)
         else:
-            held = _retried(staged) + held
+            held = self._retried(staged) + held
             for incident, events, _ in held:
                 self._deliver(incident, events)  # before the acks, as in _try_append
         for (_, real), (_, fut) in zip(batch, staged, strict=True):
             _answer(real, fut, unconfirmed)
         if unconfirmed is None and held:
             await self._publish(held)
+
+    def _retried(self, staged: list[Pending]) -> list[Held]:
+        """The never-announced events that retries were answered with, per incident.
+
+        A retry after ``outcome_unknown`` finds its event stored, but its batch
+        went unconfirmed, so it was never announced; now that the replicas
+        confirmed it, it is announced like a new one (and counted once).
+        """
+        found: dict[str, dict[int, StoredEvent]] = {}
+        for _, fut in staged:
+            if not fut.done() or fut.exception() is not None or not fut.result().duplicate:
+                continue
+            event = fut.result().event
+            key = (event.incident, event.seq, event.hash)
+            if key in self._unannounced:
+                self._unannounced.discard(key)
+                found.setdefault(event.incident, {})[event.seq] = event
+        out: list[Held] = []
+        for incident, by_seq in found.items():
+            events = [by_seq[seq] for seq in sorted(by_seq)]
+            out.append((incident, events, pack_events([pack_event(ev) for ev in events])))
+        return out
 
     async def _publish(self, held: list[Held]) -> None:
         """Wake the other nodes for confirmed runs (the append script did not).
@@ -633,25 +671,6 @@ class RedisEventLog(RedisLogReader):
                 else None
             )
         return out
-
-
-def _retried(staged: list[Pending]) -> list[Held]:
-    """The events retries were answered with, per incident in seq order.
-
-    A retry after ``outcome_unknown`` finds its event stored, but that event
-    was never announced (its batch went unconfirmed); now that the replicas
-    confirmed it, it is announced like a new one. Feeds drop what they have.
-    """
-    found: dict[str, dict[int, StoredEvent]] = {}
-    for _, fut in staged:
-        if fut.done() and fut.exception() is None and fut.result().duplicate:
-            event = fut.result().event
-            found.setdefault(event.incident, {})[event.seq] = event
-    out: list[Held] = []
-    for incident, by_seq in found.items():
-        events = [by_seq[seq] for seq in sorted(by_seq)]
-        out.append((incident, events, pack_events([pack_event(ev) for ev in events])))
-    return out
 
 
 def _answer(

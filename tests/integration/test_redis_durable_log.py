@@ -79,6 +79,8 @@ async def test_a_run_no_replica_confirmed_is_unknown_unannounced_then_retried_on
     fresh = await log.append(draft(incident, "after"))
     assert fresh.event.seq == 3
     assert delivered.seqs == [1, 2, 3], "announced once its retry was confirmed"
+    assert (await log.append(draft(incident, "after"))).duplicate
+    assert delivered.seqs == [1, 2, 3], "a retry of an announced event is not announced again"
     published: list[list[int]] = []
     async with asyncio.timeout(5):
         while len(published) < 2:
