@@ -43,7 +43,7 @@ class Delivered:
 @pytest.fixture
 async def durable(pair: SentinelGroup) -> AsyncIterator[tuple[RedisEventLog, Delivered]]:
     config = RedisConfig(
-        url=pair.master.url, node_id="durable", min_replicas=1, replica_timeout_ms=300
+        url=pair.master.url, node_id="durable", min_replicas=1, replica_timeout_ms=1000
     )
     client = connect(config)
     delivered = Delivered()
