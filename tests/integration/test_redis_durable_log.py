@@ -27,9 +27,11 @@ from tests.redis_sentinel import SentinelGroup
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelGroup]:
     group = SentinelGroup(tmp_path_factory.mktemp("durable-pair"), replicas=1, sentinels=0)
-    group.start()
-    yield group
-    group.stop()
+    try:
+        group.start()
+        yield group
+    finally:
+        group.stop()
 
 
 class Delivered:

@@ -43,9 +43,11 @@ def durable_env(url: str, node: str) -> dict[str, str]:
 def sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelGroup]:
     """Shared by this module's tests; the failover test, which kills the master, is last."""
     group = SentinelGroup(tmp_path_factory.mktemp("sentinel-group"))
-    group.start(ready=False)  # the nodes start meanwhile (sentinel_nodes)
-    yield group
-    group.stop()
+    try:
+        group.start(ready=False)  # the nodes start meanwhile (sentinel_nodes)
+        yield group
+    finally:
+        group.stop()
 
 
 @pytest.fixture(scope="module")
@@ -57,16 +59,18 @@ def sentinel_nodes(
         LiaisonServer(base / f"node{i}", env=durable_env(sentinels.url, f"node{i}"))
         for i in range(2)
     ]
-    with ThreadPoolExecutor(1) as pool:
-        # One after another: two nodes seeding the demo data at once race
-        # (seed_demo's directory reload). The Sentinels settle meanwhile.
-        first = pool.submit(nodes[0].start)
-        sentinels.wait_ready()
-        first.result()
-    nodes[1].start()
-    yield nodes
-    for node in nodes:
-        node.stop()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            # One after another: two nodes seeding the demo data at once race
+            # (seed_demo's directory reload). The Sentinels settle meanwhile.
+            first = pool.submit(nodes[0].start)
+            sentinels.wait_ready()
+            first.result()
+        nodes[1].start()
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()  # also a node whose start failed: no process left behind
     for node in nodes:
         assert node.errors_logged() == [], node.log_path.read_text()[-3000:]
 
