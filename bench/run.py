@@ -54,8 +54,10 @@ from bench.servers import (
     proto_spec,
     python_executable,
     redis_argv,
+    replica_argv,
     wait_ready,
     wait_redis,
+    wait_replica_synced,
 )
 
 RESULTS = BENCH_DIR / "results" / "latest.json"
@@ -97,6 +99,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="shared",
         help="E pinning: shared = Redis and both nodes on the server CPU (default); "
         "split = Redis and node A on the server CPU, node B on the clients' CPU",
+    )
+    p.add_argument(
+        "--redis-durable",
+        action="store_true",
+        help="E with a Redis replica and LIAISON_REDIS_MIN_REPLICAS=1 (ack after WAIT)",
     )
     p.add_argument("--output", type=Path, default=RESULTS, help="JSON file (%(default)s)")
     args = p.parse_args(argv)
@@ -235,10 +242,13 @@ def log_problems(path: Path) -> list[str]:
     return [line.strip()[:200] for line in lines if any(w in line for w in LOG_PROBLEMS)][:5]
 
 
-def cluster_spec(name: str, port: int, redis_url: str, role: str, root: Path) -> ServerSpec:
-    """One node of ``name`` on the shared Redis."""
+def cluster_spec(
+    name: str, port: int, redis_url: str, role: str, root: Path, durable: bool = False
+) -> ServerSpec:
+    """One node of ``name`` on the shared Redis (``durable``: acks after WAIT, Liaison only)."""
     if name == "liaison":
-        return liaison_spec(port, root / f"{role}-data", redis_url, role.replace("_", "-"))
+        node = role.replace("_", "-")
+        return liaison_spec(port, root / f"{role}-data", redis_url, node, durable)
     return baseline_redis_spec(port, redis_url)
 
 
@@ -261,7 +271,8 @@ def bench_cluster(
     logs = {role: root / f"{role}.log" for role in ("redis", *NODE_ROLES)}
     redis_log = root / "redis" / "redis.log"
     title = spec_for(name, 0, tmp).title
-    print(f"-- {title} x2 on Redis 127.0.0.1:{redis_port} (workload E)", flush=True)
+    durable = " + a replica, acks after WAIT 1" if args.redis_durable else ""
+    print(f"-- {title} x2 on Redis 127.0.0.1:{redis_port}{durable} (workload E)", flush=True)
     begun = time.monotonic()
     try:
         with logs["redis"].open("wb") as log:
@@ -275,10 +286,25 @@ def bench_cluster(
             )
         started.append(redis)
         wait_redis(redis, redis_port)
+        if args.redis_durable:  # a replica on the server CPU too, synced before the nodes
+            replica_port = free_port()
+            (root / "replica").mkdir(exist_ok=True)
+            with (root / "replica.log").open("wb") as log:
+                replica = procs.start(
+                    replica_argv(replica_port, root / "replica", redis_port),
+                    cwd=root,
+                    env={},
+                    cpu=pin["redis"],
+                    stdout=log,
+                    stderr=log,
+                )
+            started.append(replica)
+            wait_redis(replica, replica_port)
+            wait_replica_synced(replica_port)
         pids, ports = {}, {}
         for role in NODE_ROLES:  # one after another: each seeds the demo data in turn
             ports[role] = free_port()
-            spec = cluster_spec(name, ports[role], redis_url, role, root)
+            spec = cluster_spec(name, ports[role], redis_url, role, root, args.redis_durable)
             with logs[role].open("wb") as log:
                 node = procs.start(
                     spec.argv, cwd=spec.cwd, env=spec.env, cpu=pin[role], stdout=log, stderr=log

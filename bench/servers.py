@@ -70,8 +70,13 @@ def baseline_spec(port: int) -> ServerSpec:
     return ServerSpec("baseline", "python-socketio", "plain", argv)
 
 
-def liaison_spec(port: int, data_dir: Path, redis_url: str = "", node_id: str = "") -> ServerSpec:
-    """``liaison serve --demo``; on Redis (multi-node mode) when ``redis_url`` is set."""
+def liaison_spec(
+    port: int, data_dir: Path, redis_url: str = "", node_id: str = "", durable: bool = False
+) -> ServerSpec:
+    """``liaison serve --demo``; on Redis (multi-node mode) when ``redis_url`` is set.
+
+    ``durable``: acknowledge only after a replica confirmed (LIAISON_REDIS_MIN_REPLICAS=1).
+    """
     liaison = VENV_BIN / "liaison"
     exe = (str(liaison),) if liaison.exists() else (python_executable(), "-m", "server.cli")
     argv = (*exe, "serve", "--demo", "--host", "127.0.0.1", "--port", str(port))
@@ -79,6 +84,8 @@ def liaison_spec(port: int, data_dir: Path, redis_url: str = "", node_id: str = 
     env = {"LIAISON_LOG_LEVEL": "WARNING", **LIAISON_BENCH_LIMITS}
     if redis_url:
         env |= {"LIAISON_REDIS_URL": redis_url, "LIAISON_NODE_ID": node_id}
+    if durable:
+        env |= {"LIAISON_REDIS_MIN_REPLICAS": "1"}
     return ServerSpec("liaison", "Liaison", "liaison", argv, env)
 
 
@@ -117,6 +124,27 @@ def redis_argv(port: int, directory: Path) -> tuple[str, ...]:
         "--daemonize", "no",
         "--logfile", str(directory / "redis.log"),
     )  # fmt: skip
+
+
+def replica_argv(port: int, directory: Path, master_port: int) -> tuple[str, ...]:
+    """A replica of the private redis-server, with its durability settings."""
+    return (
+        *redis_argv(port, directory),
+        *("--replicaof", "127.0.0.1", str(master_port), "--repl-diskless-sync-delay", "0"),
+    )
+
+
+def wait_replica_synced(port: int, timeout_s: float = 10.0) -> None:
+    """Poll the replica on ``port`` until its link to the master is up."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"INFO replication\r\n")
+                if b"master_link_status:up" in _read_bulk(s):
+                    return
+        time.sleep(0.05)
+    raise RuntimeError(f"the replica on port {port} did not sync within {timeout_s:.0f} s")
 
 
 def wait_redis(proc: subprocess.Popen[bytes], port: int, timeout_s: float = 10.0) -> None:

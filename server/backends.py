@@ -252,7 +252,11 @@ def _embedded(settings: Settings, metrics: Metrics | None = None) -> Backends:
 def _redis(settings: Settings, metrics: Metrics | None = None) -> Backends:
     node = node_id(settings)
     config = RedisConfig(
-        url=settings.redis_url, node_id=node, max_connections=settings.redis_max_connections
+        url=settings.redis_url,
+        node_id=node,
+        max_connections=settings.redis_max_connections,
+        min_replicas=settings.redis_min_replicas,
+        replica_timeout_ms=settings.redis_replica_timeout_ms,
     )
     client = connect(config)
     broker = RedisBroker(client, config.url, node, RedisLogReader(client))

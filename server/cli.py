@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from protocol.errors import ErrorCode, ProtocolError
@@ -36,6 +35,7 @@ from server.services.api_keys import ApiKeys, KeyRequest
 from server.services.sharing_admin import FIELD_CLASSES, LABELS, PRECISIONS, SharingAdmin
 from server.services.sharing_rules import SharingRules, now_ms
 from server.settings import HELP, Settings, human_default
+from server.storage import redis_connect
 from server.storage.audit import AuditEntry, verify_records
 from server.storage.directory import (
     Directory,
@@ -162,7 +162,7 @@ def _directory_action(
         return 2
 
     async def run() -> int:
-        client = aioredis.Redis.from_url(settings.redis_url) if settings.redis_url else None
+        client = redis_connect.link(settings.redis_url) if settings.redis_url else None
         storage: DirectoryStorage = (
             RedisDirectoryStorage(client)
             if client is not None

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from server.storage import redis_connect
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -26,6 +28,13 @@ class Settings:
     #: Connections per node to Redis for commands (Redis mode). A caller beyond
     #: that waits (up to 5 s, then ``unavailable``) instead of failing at once.
     redis_max_connections: int = 64
+    #: Replicas that must confirm an append (Redis WAIT, or WAITAOF where the
+    #: server has it) before it is acknowledged; 0: the master's answer is the
+    #: ack, and a failover can lose the last writes (deploy/README.md).
+    redis_min_replicas: int = 0
+    #: Milliseconds an append waits for those replicas before it is answered
+    #: ``outcome_unknown`` (retryable; the client retries with the same id).
+    redis_replica_timeout_ms: int = 1000
     #: Seconds a node's presence claims outlive it (Redis mode).
     presence_ttl_s: float = 30.0
     #: Where the embedded backend keeps its SQLite files and the generated secret.
@@ -131,6 +140,14 @@ class Settings:
             raise ValueError("LIAISON_LOG_FORMAT must be text or json")
         if self.redis_max_connections < 2:
             raise ValueError("LIAISON_REDIS_MAX_CONNECTIONS must be at least 2")
+        if self.redis_min_replicas < 0 or not 1 <= self.redis_replica_timeout_ms <= 4000:
+            # WAIT 0 blocks forever (a hung post); past 4 s the 5 s socket
+            # timeout of the command connections would cut the wait short.
+            raise ValueError(
+                "LIAISON_REDIS_MIN_REPLICAS must be >= 0, "
+                "LIAISON_REDIS_REPLICA_TIMEOUT_MS between 1 and 4000"
+            )
+        redis_connect.validate(self.redis_url)
         if self.projection_cache < 1:
             raise ValueError("LIAISON_PROJECTION_CACHE must be at least 1")
         if not 60 <= self.token_ttl_s <= self.idle_timeout_s <= self.refresh_ttl_s:
@@ -231,10 +248,13 @@ def _convert(name: str, raw: str) -> Any:
 HELP: dict[str, str] = {
     "host": "interface to listen on (0.0.0.0: every interface)",
     "port": "port to listen on",
-    "redis_url": "redis://host:port/db: run as one node of many on this Redis; empty: SQLite",
+    "redis_url": "redis://host:port/db or redis+sentinel://h:26379,h2:26379/master/db; "
+    "empty: SQLite",
     "node_id": "this node's name in probes, presence and logs; empty: hostname-pid",
     "presence_ttl_s": "seconds a dead node's users still show as online (Redis mode)",
     "redis_max_connections": "Redis connections per node; callers wait up to 5 s for a free one",
+    "redis_min_replicas": "replicas that must confirm an append (WAIT) before its ack; 0: none",
+    "redis_replica_timeout_ms": "ms an append waits for its replicas, then outcome_unknown",
     "projection_cache": "incident states kept in memory, least recently used out first",
     "data_dir": "SQLite files, the token secret and the first admin password (embedded mode)",
     "secret": "HMAC key signing login tokens, shared by every node; empty: generated",

@@ -27,9 +27,11 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.dir = directory
         self.port = _free_port()
+        #: More redis-server options (``--replicaof host port`` for a replica).
+        self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -58,6 +60,7 @@ class RedisServer:
                 "",
                 "--logfile",
                 str(self.dir / "redis.log"),
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -39,6 +39,7 @@ from redis.exceptions import RedisError
 from server.domain.events import StoredEvent
 from server.errors import StorageUnavailable
 from server.fanout.base import History, Listener
+from server.storage import redis_connect
 from server.storage import redis_keys as keys
 from server.storage.codec import unpack_events
 
@@ -98,7 +99,7 @@ class RedisBroker:
     ) -> None:
         self._redis = client
         #: A connection of its own for pub/sub, named ``liaison-sub-<node>`` in CLIENT LIST.
-        self._subscriber = aioredis.Redis.from_url(
+        self._subscriber = redis_connect.link(
             url, socket_connect_timeout=2, client_name=f"liaison-sub-{node_id}"
         )
         self._node = node_id
@@ -209,15 +210,23 @@ class RedisBroker:
             feed.emit(ready)
 
     async def _fill(self, feed: Feed) -> None:
-        """Deliver from the log after ``feed.last``, then whatever was buffered."""
+        """Deliver from the log after ``feed.last``, then whatever was buffered.
+
+        A gap is filled only up to the newest seq announced (the buffer's
+        last): with LIAISON_REDIS_MIN_REPLICAS a later entry may still wait
+        for its replicas and could be lost in a failover, while an announced
+        one was confirmed with everything before it (storage/redis_replicas.py).
+        """
         try:
             while self._feeds.get(feed.incident) is feed and feed.last is not None:
-                events = await self._history.read(feed.incident, feed.last, _FILL_PAGE)
-                events = [ev for ev in events if ev.seq > feed.last]
+                cap = max((ev.seq for ev in feed.buffer), default=None)
+                read = await self._history.read(feed.incident, feed.last, _FILL_PAGE)
+                last = feed.last
+                events = [ev for ev in read if ev.seq > last and (cap is None or ev.seq <= cap)]
                 if events:
                     feed.last = events[-1].seq
                     feed.emit(events)
-                if len(events) == _FILL_PAGE:
+                if len(read) == _FILL_PAGE and (cap is None or feed.last < cap):
                     continue
                 pending, feed.buffer = feed.buffer, []
                 later = [ev for ev in pending if ev.seq > feed.last]

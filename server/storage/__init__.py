@@ -15,6 +15,8 @@ redis_sessions.py   RedisSessionStore
 api_keys.py         ApiKeyStore (bots' keys, announced on the session feed), SQLite
 redis_api_keys.py   RedisApiKeyStore
 redis_keys.py       every Redis key and channel
+redis_connect.py    every Redis connection: one server, or a Sentinel-watched master
+redis_replicas.py   ReplicaWait: acks after WAIT/WAITAOF (LIAISON_REDIS_MIN_REPLICAS)
 
 Wired together, with server/fanout/, by server/backends.py.
 """

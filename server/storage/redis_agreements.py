@@ -20,6 +20,7 @@ from redis.exceptions import RedisError, WatchError
 
 from server.domain.sharing import Agreement
 from server.errors import StorageUnavailable
+from server.storage import redis_connect
 from server.storage import redis_keys as keys
 from server.storage.agreements import AgreementConflict, Wake, decode, encode, revoked
 
@@ -118,7 +119,7 @@ class RedisAgreementStore:
     async def _subscribe(self) -> None:
         delay = RETRY_S
         while True:
-            link = aioredis.Redis.from_url(self._url, socket_timeout=PROBE_S * 2)
+            link = redis_connect.link(self._url, socket_timeout=PROBE_S * 2)
             pubsub = link.pubsub()
             try:
                 await pubsub.subscribe(keys.AGREEMENTS_CHANGED)

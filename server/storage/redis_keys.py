@@ -30,6 +30,9 @@ DIRECTORY_VERSION = PREFIX + "directory:version"
 #: (``user:<name>`` or ``addr:<ip>``); both expire by themselves.
 LOGIN_FAILURES = PREFIX + "login:failures:"
 LOGIN_LOCK = PREFIX + "login:lock:"
+#: Counter each durable batch bumps right before its WAIT (redis_replicas.py):
+#: WAIT waits for the connection's own last write, so it must make one.
+REPLICA_MARK = PREFIX + "replica:mark"
 
 
 def org_index_key(org: str) -> str:

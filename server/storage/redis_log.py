@@ -39,6 +39,13 @@ with ``appendonly yes`` and ``appendfsync always`` (deploy/redis/redis.conf).
 its AOF writes for up to 2 s yet still replies, and a ``kill -9`` then lost
 acknowledged events (9 of 2,000 in 1 of 8 runs); a power cut can cost ~1 s.
 Nothing is ever trimmed from a log (``MAXLEN ~`` can drop unread entries).
+
+Replicas: by default the master's answer is the ack, and a failover can lose
+what the replicas had not received. With ``min_replicas`` (the durable
+setting) a batch's appends run on futures of its own and the script does not
+publish; one WAIT for the whole batch (redis_replicas.py) comes first, then
+this node's feeds, the acks and the PUBLISH of each run. Unconfirmed, every
+append of the batch is StorageOutcomeUnknown.
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ from server.domain import chain, summary
 from server.domain.chain import ChainHead
 from server.domain.events import AppendResult, EventDraft, StoredEvent
 from server.errors import ClientIdReused, LogNotFound, StorageOutcomeUnknown, StorageUnavailable
+from server.storage import redis_connect
 from server.storage import redis_keys as keys
 from server.storage.base import (
     Deliver,
@@ -71,6 +79,7 @@ from server.storage.base import (
 )
 from server.storage.codec import pack_event, pack_events, unpack_event
 from server.storage.group_commit import GroupCommitQueue, Pending, fail, settle
+from server.storage.redis_replicas import ReplicaWait
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +88,9 @@ HEADER_LUA = (Path(__file__).parent / "lua" / "header.lua").read_text()
 
 #: How often one run may lose the compare-and-set race before giving up.
 MAX_ATTEMPTS = 20
+
+#: Unannounced events (durable mode) remembered at most; beyond, forgotten.
+MAX_UNANNOUNCED = 10_000
 
 #: Index entries one ``list_incidents`` call reads at most.
 INDEX_SCAN = 1_000
@@ -96,19 +108,21 @@ class RedisConfig:
     #: concurrent follows failed).
     max_connections: int = 64
     pool_timeout_s: float = 5.0
+    #: Replicas that must confirm a batch before it is acknowledged (0: none,
+    #: the master's answer is the ack); see redis_replicas.py.
+    min_replicas: int = 0
+    #: How long a batch waits for them before it is ``outcome_unknown``.
+    replica_timeout_ms: int = 1000
 
 
 def connect(config: RedisConfig) -> aioredis.Redis:
     """The command client a node's Redis backends share (not the pub/sub one)."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        config.url,
-        max_connections=config.max_connections,
-        timeout=config.pool_timeout_s,
-        socket_timeout=5,
-        socket_connect_timeout=2,
-        health_check_interval=10,
-    )
-    return aioredis.Redis.from_pool(pool)
+    return redis_connect.command_client(config.url, config.max_connections, config.pool_timeout_s)
+
+
+#: A run stored by a durable batch, held back until the replicas confirm it:
+#: the incident, its events, and the publish payload.
+Held = tuple[str, list[StoredEvent], bytes]
 
 
 def _idem_field(draft: EventDraft) -> str:
@@ -186,6 +200,16 @@ class RedisEventLog(RedisLogReader):
         #: every header event before it, so the cache is current.
         self._orgs: dict[str, dict[str, int]] = {}
         self._queue = GroupCommitQueue(self._commit, config.max_batch, "redis-writer")
+        self._replicas = (
+            ReplicaWait(config.min_replicas, config.replica_timeout_ms)
+            if config.min_replicas > 0
+            else None
+        )
+        #: The runs of the durable batch being committed (None: not durable).
+        self._held: list[Held] | None = None
+        #: Events stored by unconfirmed batches and never announced, as
+        #: (incident, seq, hash): announced when a retry finds them confirmed.
+        self._unannounced: set[tuple[str, int, str]] = set()
 
     @property
     def writer(self) -> GroupCommitQueue:
@@ -193,6 +217,8 @@ class RedisEventLog(RedisLogReader):
         return self._queue
 
     async def start(self) -> None:
+        if self._replicas is not None:
+            await self._replicas.detect(self.redis)
         await self._index_missing()
         self._queue.start()
 
@@ -208,6 +234,80 @@ class RedisEventLog(RedisLogReader):
         return await self.enqueue(draft)
 
     async def _commit(self, batch: list[Pending]) -> None:
+        if self._replicas is None:
+            await self._commit_runs(batch)
+        else:
+            await self._commit_durable(batch, self._replicas)
+
+    async def _commit_durable(self, batch: list[Pending], replicas: ReplicaWait) -> None:
+        """The batch on futures of its own; answered, delivered and published only
+        once the replicas confirmed it (redis_replicas.py)."""
+        loop = asyncio.get_running_loop()
+        staged: list[Pending] = [(draft, loop.create_future()) for draft, _ in batch]
+        self._held = []
+        try:
+            await self._commit_runs(staged)
+            held = self._held
+        finally:
+            self._held = None
+        unconfirmed: StorageOutcomeUnknown | None = None
+        try:
+            await replicas.confirm(self.redis)
+        except StorageOutcomeUnknown as exc:
+            unconfirmed = exc
+            log.warning("a batch of %d appends is unconfirmed: %s", len(batch), exc)
+            for draft, _ in batch:
+                self._forget(draft.incident)
+            if len(self._unannounced) > MAX_UNANNOUNCED:
+                self._unannounced.clear()  # they reach followers by gap fills instead
+            self._unannounced.update((i, ev.seq, ev.hash) for i, events, _ in held for ev in events)
+        else:
+            held = self._retried(staged) + held
+            for incident, events, _ in held:
+                self._deliver(incident, events)  # before the acks, as in _try_append
+        for (_, real), (_, fut) in zip(batch, staged, strict=True):
+            _answer(real, fut, unconfirmed)
+        if unconfirmed is None and held:
+            await self._publish(held)
+
+    def _retried(self, staged: list[Pending]) -> list[Held]:
+        """The never-announced events that retries were answered with, per incident.
+
+        A retry after ``outcome_unknown`` finds its event stored, but its batch
+        went unconfirmed, so it was never announced; now that the replicas
+        confirmed it, it is announced like a new one (and counted once).
+        """
+        found: dict[str, dict[int, StoredEvent]] = {}
+        for _, fut in staged:
+            if not fut.done() or fut.exception() is not None or not fut.result().duplicate:
+                continue
+            event = fut.result().event
+            key = (event.incident, event.seq, event.hash)
+            if key in self._unannounced:
+                self._unannounced.discard(key)
+                found.setdefault(event.incident, {})[event.seq] = event
+        out: list[Held] = []
+        for incident, by_seq in found.items():
+            events = [by_seq[seq] for seq in sorted(by_seq)]
+            out.append((incident, events, pack_events([pack_event(ev) for ev in events])))
+        return out
+
+    async def _publish(self, held: list[Held]) -> None:
+        """Wake the other nodes for confirmed runs (the append script did not).
+
+        A failure is logged: the events are stored and confirmed; a node
+        that missed the wake-up fills the gap at the incident's next event or
+        when its subscriber reconnects (server/fanout/redis.py).
+        """
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for incident, _, payload in held:
+                    _ = pipe.publish(keys.channel(incident), payload)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("could not publish %d confirmed runs: %s", len(held), exc)
+
+    async def _commit_runs(self, batch: list[Pending]) -> None:
         """One batch: a run per incident, the runs of different incidents concurrently."""
         runs: dict[str, list[Pending]] = {}
         for item in batch:
@@ -306,6 +406,7 @@ class RedisEventLog(RedisLogReader):
         now = int(time.time() * 1000)
         events = [cursor.append(draft, now) for draft, _ in run]
         packed = [pack_event(ev) for ev in events]
+        payload = pack_events(packed)
         args: list[str | int | bytes] = [
             start.seq,
             start.hash,
@@ -313,8 +414,8 @@ class RedisEventLog(RedisLogReader):
             cursor.hash,
             cursor.ts_ms,
             start.epoch if creating else "",
-            keys.channel(incident),
-            pack_events(packed),
+            keys.channel(incident) if self._held is None else "",  # durable: after WAIT
+            payload,
         ]
         for (draft, _), ev, blob in zip(run, events, packed, strict=True):
             args += [_idem_field(draft), ev.seq, blob]
@@ -327,7 +428,10 @@ class RedisEventLog(RedisLogReader):
             reply = await self._eval(incident, args)
         if reply[0] == b"ok":
             self._heads[incident] = cursor
-            self._deliver(incident, events)  # before the acks: an ack never overtakes
+            if self._held is None:
+                self._deliver(incident, events)  # before the acks: an ack never overtakes
+            else:
+                self._held.append((incident, events, payload))
             await self._touch_index(incident, events)
             for (_, fut), ev in zip(run, events, strict=True):
                 settle(fut, AppendResult(ev, duplicate=False))
@@ -567,6 +671,28 @@ class RedisEventLog(RedisLogReader):
                 else None
             )
         return out
+
+
+def _answer(
+    real: asyncio.Future[AppendResult],
+    staged: asyncio.Future[AppendResult],
+    unconfirmed: StorageOutcomeUnknown | None,
+) -> None:
+    """Pass a staged answer on; unconfirmed, anything but "not stored" is unknown.
+
+    A ClientIdReused or LogNotFound decided on writes the replicas did not
+    confirm could be undone by a failover, so it is not final either.
+    """
+    if not staged.done():  # cannot happen: every run settles or fails its drafts
+        fail(real, StorageUnavailable("the commit did not answer this append"))
+        return
+    error = staged.exception()
+    if unconfirmed is not None and not isinstance(error, StorageUnavailable):
+        fail(real, unconfirmed)
+    elif error is not None:
+        fail(real, error)
+    else:
+        settle(real, staged.result())
 
 
 def _last_seen_per_org(events: list[StoredEvent], orgs: dict[str, int]) -> dict[str, int]:

@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from server.errors import StorageUnavailable
+from server.storage import redis_connect
 from server.storage import redis_keys as keys
 from server.storage.sessions import (
     Listener,
@@ -82,7 +83,7 @@ class RedisSessionStore:
     async def _subscribe(self) -> None:
         delay = RETRY_S
         while True:
-            link = aioredis.Redis.from_url(self._url, socket_timeout=PROBE_S * 2)
+            link = redis_connect.link(self._url, socket_timeout=PROBE_S * 2)
             pubsub = link.pubsub()
             try:
                 await pubsub.subscribe(keys.REVOCATIONS)

@@ -10,7 +10,8 @@
 -- ARGV[1] expected head seq   ARGV[2] expected head hash
 -- ARGV[3] new head seq   ARGV[4] new head hash   ARGV[5] new head ts
 -- ARGV[6] epoch (set only when the log is created, else "")
--- ARGV[7] channel   ARGV[8] publish payload (msgpack array of events)
+-- ARGV[7] channel ("": do not publish; the durable writer publishes after
+--         WAIT, redis_replicas.py)   ARGV[8] publish payload (msgpack array of events)
 -- ARGV[9..] triples: idempotency field, seq, event (msgpack)
 --
 -- Returns {"ok"} | {"moved", head seq, head hash} | {"dup", idempotency field}
@@ -37,5 +38,7 @@ if ARGV[6] ~= '' then
   redis.call('HSET', KEYS[2], 'epoch', ARGV[6])
 end
 redis.call('HSET', KEYS[2], 'seq', ARGV[3], 'hash', ARGV[4], 'ts', ARGV[5])
-redis.call('PUBLISH', ARGV[7], ARGV[8])
+if ARGV[7] ~= '' then
+  redis.call('PUBLISH', ARGV[7], ARGV[8])
+end
 return {'ok'}
