@@ -35,7 +35,6 @@ from server.storage.codec import unpack_event
 from server.storage.integrity import check_redis, check_sqlite
 from server.storage.layout import LAYOUT_KEY, LAYOUT_VERSION
 from tests.conftest import ADMIN_PASSWORD, LiaisonServer, connect, free_port, new_incident
-from tests.integration.test_cli import LIAISON
 from tests.processes import end_process
 from tests.waiting import until
 
@@ -117,7 +116,7 @@ async def test_layout_0_is_migrated_and_everything_is_still_readable(
     else:
         client = aioredis.Redis.from_url(srv.env["LIAISON_REDIS_URL"])
         try:
-            assert int(await client.get(LAYOUT_KEY)) == LAYOUT_VERSION
+            assert await client.get(LAYOUT_KEY) == str(LAYOUT_VERSION).encode()
             checked = await check_redis(client)
             assert len([k async for k in client.scan_iter(match="liaison:auth:fam:*")]) >= 2
         finally:
@@ -151,7 +150,7 @@ def _restored_client_ids(backend: str, target: str, incident: str) -> set[str]:
             return {row[0] for row in rows}
     client = redis.Redis.from_url(target)
     try:
-        entries = client.xrange(keys.log_key(incident))
+        entries: Any = client.xrange(keys.log_key(incident))
         return {unpack_event(fields[b"e"]).client_id for _, fields in entries}
     finally:
         client.close()
@@ -168,13 +167,21 @@ def _audit_actions(backend: str, where: str) -> list[str]:
         client.close()
 
 
-@pytest.mark.parametrize("backend", ["embedded", "redis"])
-async def test_a_backup_under_live_writes_restores_every_acknowledged_event(
-    upgraded: dict[str, LiaisonServer], backend: str, clients: list[LiaisonClient], tmp_path: Path
+async def test_backups_under_live_writes_restore_every_acknowledged_event(
+    upgraded: dict[str, LiaisonServer], clients: list[LiaisonClient], tmp_path: Path
 ) -> None:
     """``liaison backup`` while a client posts without pause; everything acknowledged
-    before the backup began is in the restored copy, whose chains verify."""
-    srv = upgraded[backend]
+    before the backup began is in the restored copy, whose chains verify. Both
+    backends at once (most of the time is the CLI's start)."""
+    await asyncio.gather(
+        *(_backup_under_load(upgraded[b], b, clients, tmp_path / b) for b in upgraded)
+    )
+
+
+async def _backup_under_load(
+    srv: LiaisonServer, backend: str, clients: list[LiaisonClient], tmp_path: Path
+) -> None:
+    tmp_path.mkdir()
     if backend == "embedded":
         source, target = str(srv.data_dir), str(tmp_path / "restored")
         where = ["--data-dir"]
@@ -193,24 +200,24 @@ async def test_a_backup_under_live_writes_restores_every_acknowledged_event(
                 {"type": "message.post", "id": cid, "incident": incident, "text": "live"}
             )
             acked.append(cid)
+            # A steady stream, not a load test: the CLI's start must get the CPU too.
+            await asyncio.sleep(0.005)
 
     writer = asyncio.create_task(post_without_pause())
     try:
         await until(lambda: len(acked) >= 10, 10, "posts before the backup")
         before_backup = list(acked)
         archive = tmp_path / "backup.tar.gz"
-        backup = await asyncio.create_subprocess_exec(
-            LIAISON, "backup", str(archive), *where, source, stderr=asyncio.subprocess.PIPE
-        )
-        _, progress = await backup.communicate()
-        assert backup.returncode == 0, progress.decode()
+        # The commands as `liaison backup` / `restore` run them, in a thread of this
+        # process (not the server's: a CLI start costs seconds on a loaded machine).
+        backup = build_parser().parse_args(["backup", str(archive), *where, source])
+        assert await asyncio.to_thread(backup.func, backup) == 0
         during = len(acked) - len(before_backup)
     finally:
         stop.set()
         await writer
     assert during > 0, "no post was acknowledged while the backup ran"
 
-    # The restore command in a thread of this process (a second CLI start costs seconds).
     args = build_parser().parse_args(["restore", str(archive), *where, target])
     assert await asyncio.to_thread(args.func, args) == 0
     restored = {c for c in _restored_client_ids(backend, target, incident) if c.startswith("live-")}
