@@ -50,7 +50,7 @@ from server.transport.http_log import PathOnlyAccessLogger
 
 #: How long a stopping server waits for HTTP requests still open once every
 #: Socket.IO client was sent away (aiohttp's default is 60 s, twice systemd's
-#: TimeoutStopSec=30s). The whole stop stays within about 5 s.
+#: TimeoutStopSec=15s). The whole stop stays within about 5 s.
 SHUTDOWN_TIMEOUT_S = 2.0
 
 SETTINGS_HELP = "\n".join(
