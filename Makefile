@@ -11,7 +11,7 @@ HOST   ?= $(or $(LIAISON_HOST),127.0.0.1)
 PORT   ?= $(or $(LIAISON_PORT),8080)
 DATA   ?= $(or $(LIAISON_DATA_DIR),./data)
 
-.PHONY: install lock system-deps client run demo test lint typecheck unit jstest soak bench clean
+.PHONY: install lock system-deps client wheel run demo test lint typecheck unit jstest soak bench clean
 
 # The tests start their own redis-server (and nginx) processes, and drive the
 # browser client in Debian's chromium; install them from Debian's packages when
@@ -60,6 +60,13 @@ $(CLIENT_BUILD): $(CLIENT_DEPS) $(CLIENT_SRC)
 
 ## Build the browser client (npm ci only when the lock file changed).
 client: $(CLIENT_BUILD)
+
+## Build the wheel deploy/README.md §1 installs, into dist/: the built client
+## goes in with it (setup.py refuses to build a wheel without it).
+wheel: install client
+	rm -rf build
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
+	@ls dist/liaison-*.whl
 
 system-deps:
 	@missing=""; for pair in $(SYSTEM_BINARIES); do \

@@ -11,7 +11,6 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 from aiohttp import web
 
@@ -21,6 +20,7 @@ from server.backends import Backends, build_backends
 from server.fanout.base import Broker
 from server.logs import LoggedAudit, event
 from server.metrics import Metrics
+from server.resources import client_dist
 from server.services.accounts import Accounts, SessionGuard, SessionPolicy
 from server.services.admin import ensure_admin, seed_demo
 from server.services.api_keys import ApiKeys
@@ -47,8 +47,6 @@ from server.transport.sio_seam import install_engineio_hooks
 from server.transport.web_client import add_web_client_routes
 
 log = logging.getLogger(__name__)
-
-CLIENT_DIST = Path(__file__).resolve().parent.parent / "client_web" / "dist"
 
 
 @dataclass(slots=True)
@@ -260,8 +258,9 @@ def _keep_admin_password(settings: Settings, password: str) -> str:
 
 def _add_client_routes(app: web.Application) -> None:
     """Serve the browser client if it was built, else a short pointer to the API."""
-    if (CLIENT_DIST / "index.html").exists():
-        add_web_client_routes(app, CLIENT_DIST, app[COMPONENTS].settings.tile_url)
+    dist = client_dist()
+    if dist is not None:
+        add_web_client_routes(app, dist, app[COMPONENTS].settings.tile_url)
         return
 
     async def root(_: web.Request) -> web.StreamResponse:

@@ -25,6 +25,7 @@ from server import __version__
 from server.app import COMPONENTS, create_app
 from server.auth import TokenSigner
 from server.backends import build_account_backends
+from server.cli_storage import add_storage_parsers, prepare_layout
 from server.cli_webhooks import add_webhook_parsers, webhook_command
 from server.domain.model import Org, Role
 from server.domain.sharing import Agreement
@@ -49,7 +50,7 @@ from server.transport.http_log import PathOnlyAccessLogger
 
 #: How long a stopping server waits for HTTP requests still open once every
 #: Socket.IO client was sent away (aiohttp's default is 60 s, twice systemd's
-#: TimeoutStopSec=30s). The whole stop stays within about 5 s.
+#: TimeoutStopSec=15s). The whole stop stays within about 5 s.
 SHUTDOWN_TIMEOUT_S = 2.0
 
 SETTINGS_HELP = "\n".join(
@@ -80,6 +81,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure(settings.log_level, settings.log_format)
+    if (refused := prepare_layout(settings)) is not None:
+        return refused
     where = f"Redis {settings.redis_url}" if settings.redis_url else f"data in {settings.data_dir}"
     print(f"Liaison on http://{settings.host}:{settings.port} ({where})", flush=True)
     event(
@@ -735,6 +738,7 @@ def build_parser() -> argparse.ArgumentParser:
         data_dir(key_cmd)
         key_cmd.set_defaults(func=cmd_key)
     add_webhook_parsers(sub, data_dir, cmd_webhook)
+    add_storage_parsers(sub, _settings)
     user_list = user.add_parser("list", help="list users")
     data_dir(user_list)
     user_list.set_defaults(func=cmd_user_list)

@@ -44,6 +44,9 @@ class LiaisonServer:
         self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "server.log"
+        #: How ``liaison`` is run: this checkout's by default (an installed one in test_package).
+        self.command = [sys.executable, "-m", "server.cli"]
+        self.cwd = ROOT
 
     @property
     def url(self) -> str:
@@ -60,9 +63,7 @@ class LiaisonServer:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-m",
-                    "server.cli",
+                    *self.command,
                     "serve",
                     "--host",
                     "127.0.0.1",
@@ -72,7 +73,7 @@ class LiaisonServer:
                     str(self.data_dir),
                     "--demo",
                 ],
-                cwd=ROOT,
+                cwd=self.cwd,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -1,6 +1,6 @@
 """Stopping a server with clients connected (SIGTERM, as systemd does).
 
-The server must be gone well within systemd's ``TimeoutStopSec=30s`` (we aim
+The server must be gone well within systemd's ``TimeoutStopSec=15s`` (we aim
 for 5 s), tell its clients to reconnect, lose no acknowledged write, and free
 its data directory for the next process.
 """
@@ -22,7 +22,7 @@ from liaison_client import CommandFailed, LiaisonClient
 from tests.conftest import LiaisonServer, connect, new_incident
 from tests.integration.rawws import RawWebSocket
 
-#: What the deployment promises (deploy/README.md); systemd allows 30 s.
+#: What the deployment promises (deploy/README.md); systemd allows 15 s.
 STOP_BUDGET_S = 5.0
 
 
