@@ -24,12 +24,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import redis.asyncio as aioredis
-
 from server.backends import node_id
 from server.errors import StorageUnavailable
 from server.services.accounts import cli_actor
 from server.settings import Settings
+from server.storage import redis_connect
 from server.storage.audit import AuditEntry, AuditLog, SqliteAuditLog
 from server.storage.backup import (
     BackupError,
@@ -92,7 +91,7 @@ def prepare_layout(settings: Settings) -> int | None:
 
 
 async def _on_redis(settings: Settings, action: Callable[[Any], Any]) -> Any:
-    client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=30)
+    client = redis_connect.link(settings.redis_url, socket_timeout=30)
     try:
         return await action(client)
     finally:
