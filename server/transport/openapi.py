@@ -336,6 +336,7 @@ SCHEMAS: dict[str, Schema] = {
                 {
                     "description": nullable(STR),
                     "subject": nullable(ref("Subject")),
+                    "source": nullable(ref("Source")),
                     "status_history": {"type": "array", "items": ref("StatusChange")},
                     "messages": {"type": "array", "items": ref("Message")},
                     "tasks": {"type": "array", "items": ref("Task")},
@@ -397,6 +398,16 @@ SCHEMAS: dict[str, Schema] = {
         "accuracy_m",
         "precision",
     ),
+    "Source": obj(
+        {
+            "format": STR,
+            "sender": STR,
+            "identifier": STR,
+            "sent": nullable(STR),
+            "status": nullable(STR),
+        },
+        extra=True,
+    ),
     "Subject": obj(
         {k: {"anyOf": [STR, {"type": "null"}, ref("Redacted")]} for k in SUBJECT},
         *SUBJECT,
@@ -457,9 +468,11 @@ SCHEMAS: dict[str, Schema] = {
             "liaisons": {"type": "object", "additionalProperties": ID},
             "tlp": {"enum": ["CLEAR", "GREEN", "AMBER"]},
             "subject": ANY_OBJ,
+            "source": ANY_OBJ,
         },
         *("priority", "description", "location", "orgs", "lead_org", "liaisons", "tlp"),
         "subject",
+        "source",
         extra=True,
     ),
     "MessagePost": obj(
