@@ -16,6 +16,7 @@ from protocol.errors import ErrorCode
 from protocol.limits import LIMITS
 from server.domain.model import Role
 from server.domain.sharing import Label
+from server.transport.openapi_standards import standards_paths
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 DOCS_PATH = "/api/v1/docs"
@@ -920,6 +921,7 @@ def _paths() -> dict[str, dict[str, Schema]]:
                 },
             }
         },
+        **standards_paths(),
         DOCS_PATH: {
             "get": {
                 "summary": "This document as a page",

@@ -109,7 +109,9 @@ class StandardsRoutes:
 
     async def cap_import(self, request: web.Request) -> web.Response:
         who = self.rest.principal(request)
-        alert = cap.parse_alert(await self._raw(request))
+        # In a thread: validation takes milliseconds, and the first one loads
+        # the XSD (about a second), which must not stall live delivery.
+        alert = await asyncio.to_thread(cap.parse_alert, await self._raw(request))
         if alert.msg_type not in ("Alert", "Update", "Cancel"):
             raise ProtocolError(
                 ErrorCode.INVALID,
