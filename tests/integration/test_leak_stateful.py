@@ -21,6 +21,8 @@ Read paths, each checked against the oracle when the step uses it:
 * the REST timeline (random pages, and past the head);
 * the incident view: messages, tasks, responders (status, position and their
   times, per visibility), ``online`` (own organisation and liaisons only);
+* the exports of protocol/INTEGRATIONS.md (CAP, EIDO, CoT): every canary in
+  them one the reader may read; an outsider refused like a missing incident;
 * the incident list: who is listed, ``updated`` as the reader's own, the
   order, ``q``, ``status`` and ``updated_after`` polling;
 * the answers to commands, over Socket.IO and ``POST /api/v1/commands``:
@@ -153,6 +155,7 @@ ACTIONS = (
     + ["follow"] * 5
     + ["timeline"] * 5
     + ["view"] * 4
+    + ["export"]
     + ["list"] * 2
     + ["wrong_subject"] * 2
     + ["resume"]
@@ -834,6 +837,21 @@ class LeakMachine(RuleBasedStateMachine):
         reader = seat.reader
         check_view(view, incident, reader, self.w.org_of)
         self.w.stats["views"] += 1
+
+    async def _export(self, data: st.DataObject) -> None:
+        """The standards' exports (CAP, EIDO, CoT): built from the reader's view, so
+        they carry only canaries the reader may read; outsiders get the view's 404."""
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        kind = data.draw(st.sampled_from(("eido", "cap", "cot")), label="export")
+        path = f"/api/v1/incidents/{incident.id}/{kind}"
+        if not incident.takes_part(seat.reader.org):
+            await self.outsider_read(seat, path, incident.id)
+            return
+        status, text = await rest(seat, path)
+        self.w.scan(seat, text, f"GET {path}")
+        assert status == 200, (status, text)
+        self.w.stats[f"exports ({kind})"] += 1
 
     async def view(self, seat: Seat, incident: IncidentFacts) -> dict[str, Any]:
         return await self.get(seat, f"/api/v1/incidents/{incident.id}")
