@@ -34,22 +34,18 @@ def _xml_input(op: Schema) -> Schema:
 
 
 def standards_paths() -> dict[str, dict[str, Schema]]:
-    from server.transport.openapi import BOOL, MS, STR, _op, obj, ref
+    from server.transport.openapi import STR, _op, obj, ref
 
     incident = "an incident id"
-    imported = obj(
-        {
-            "ok": {"const": True},
-            "action": {"enum": ["created", "updated", "cancelled"]},
-            "cap": STR,
-            "incident": STR,
-            "seq": {"type": "integer", "minimum": 1},
-            "epoch": STR,
-            "ts": MS,
-            "duplicate": BOOL,
-        },
-        extra=True,
-    )
+    imported = {
+        "allOf": [
+            ref("Stored"),
+            obj(
+                {"action": {"enum": ["created", "updated", "cancelled"]}, "cap": STR},
+                extra=True,
+            ),
+        ]
+    }
     cap_in = _op(
         "Import a CAP 1.2 alert (XML): Alert creates, Update updates, Cancel closes"
         " (protocol/INTEGRATIONS.md); 201 when it created an incident",

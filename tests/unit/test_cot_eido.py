@@ -20,7 +20,6 @@ import pytest
 from protocol import v1
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.limits import LIMITS
-from server.domain.audience import Reader
 from server.domain.events import StoredEvent
 from server.domain.incident import IncidentState
 from server.domain.sharing import (
@@ -33,6 +32,7 @@ from server.domain.sharing import (
 )
 from server.integrations import cot, eido
 from server.integrations.xml_input import parse_xml
+from tests.views import view_of
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "cot"
 SCHEMA = Path(__file__).parents[2] / "server" / "integrations" / "schemas"
@@ -130,9 +130,7 @@ def agreement(owner: str, recipient: str, precision: Precision) -> Agreement:
 
 
 def view_for(org: str, rules: AgreementsView) -> dict[str, Any]:
-    s = state()
-    view: dict[str, Any] = s.view(s.sight(Reader(org=org, user=f"u_{org}"), rules, NOW))
-    return view
+    return view_of(state(), org, NOW, rules, user=f"u_{org}")
 
 
 # ------------------------------------------------------------------------ CoT
