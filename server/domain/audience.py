@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from server.domain.events import StoredEvent
 from server.domain.sharing import (
@@ -62,9 +62,13 @@ WHOLE = Audience(visible=True)
 PLACEHOLDER = Audience(visible=False)
 
 
-@dataclass(frozen=True, slots=True)
-class EventMeta:
-    """The facts about an event (or a state item it set) the rules look at."""
+class EventMeta(NamedTuple):
+    """The facts about an event (or a state item it set) the rules look at.
+
+    A named tuple, not a frozen dataclass: one is built per event on every
+    read path (fan-out, resume, projection), and a frozen dataclass's
+    ``__init__`` (one ``object.__setattr__`` per field) cost several times more.
+    """
 
     seq: int
     type: str
@@ -100,12 +104,19 @@ class SharingContext:
     joined: Mapping[str, int]
 
 
+#: Label by wire value (a dict lookup: ``Label(raw)`` is an Enum call per event).
+_LABELS: dict[Any, Label] = {label.value: label for label in Label}
+
+
 def label_of(body: Mapping[str, Any]) -> Label:
-    """An event's label; events stored before labels count as ``UNLABELLED``."""
+    """An event's label; events stored before labels (or with an unknown one)
+    count as ``UNLABELLED``."""
     raw = body.get("tlp")
+    if raw is None:
+        return UNLABELLED
     try:
-        return Label(raw) if raw is not None else UNLABELLED
-    except ValueError:
+        return _LABELS.get(raw, UNLABELLED)
+    except TypeError:  # an unhashable value (a list): not a label
         return UNLABELLED
 
 
@@ -120,16 +131,20 @@ SUBJECT_FIELDS: tuple[FieldClass, ...] = (
 )
 
 
+_NONE_PROTECTED: frozenset[FieldClass] = frozenset()
+_POSITION_PROTECTED = frozenset({FieldClass.POSITION})
+
+
 def protected_fields(kind: str, body: Mapping[str, Any]) -> frozenset[FieldClass]:
     """The protected fields ``body`` (of an event of type ``kind``) carries."""
     if kind in _SUBJECT_TYPES:
         subject = body.get("subject")
         if not subject:
-            return frozenset()
+            return _NONE_PROTECTED
         return frozenset(f for f in SUBJECT_FIELDS if subject.get(f.value) is not None)
     if kind in _POSITION_TYPES and body.get("position"):
-        return frozenset({FieldClass.POSITION})
-    return frozenset()
+        return _POSITION_PROTECTED
+    return _NONE_PROTECTED
 
 
 #: Follow-up event types and the body field naming their subject.
@@ -186,16 +201,17 @@ def meta_of(
     visibility: tuple[str, ...] | None,
     body: Mapping[str, Any],
 ) -> EventMeta:
+    recipients = body.get("recipients")
     return EventMeta(
-        seq=seq,
-        type=kind,
-        actor_org=actor_org,
-        actor_user=actor_user,
-        visibility=visibility,
-        label=label_of(body),
-        recipients=tuple(body.get("recipients") or ()),
-        protected=protected_fields(kind, body),
-        origin=origin_of(seq, kind, body),
+        seq,
+        kind,
+        actor_org,
+        actor_user,
+        visibility,
+        label_of(body),
+        tuple(recipients) if recipients else (),
+        protected_fields(kind, body),
+        origin_of(seq, kind, body),
     )
 
 

@@ -338,10 +338,49 @@ class Hub:
             return
         moment = self._moment(state)
         encoded = [_Encoded(ev, moment) for ev in events]
+        first, last = events[0].seq, events[-1].seq
+        contiguous = last - first == len(events) - 1
+        # Followers exactly at the batch's start, grouped by what decides their
+        # bytes (organisation and encoding): each group's piece is looked up
+        # once per event, and the inner loop only pushes. Anyone else (catching
+        # up, behind, or a batch with a hole) takes the per-event checks.
+        in_step: dict[tuple[str, str], list[tuple[Subscriber, FollowState]]] = {}
         for sub, fs in list(followers.items()):
-            for enc in encoded:
-                self._deliver_live(sub, incident, fs, enc)
+            if contiguous and not fs.catching_up and fs.last + 1 == first:
+                in_step.setdefault((sub.org, sub.encoding), []).append((sub, fs))
+            else:
+                for enc in encoded:
+                    self._deliver_live(sub, incident, fs, enc)
+        if in_step:
+            self._deliver_in_step(incident, encoded, in_step)
         self.metrics.fanout_latency.observe(time.perf_counter() - started)
+
+    def _deliver_in_step(
+        self,
+        incident: str,
+        encoded: list[_Encoded],
+        groups: dict[tuple[str, str], list[tuple[Subscriber, FollowState]]],
+    ) -> None:
+        """Deliver a contiguous batch to followers that are all at its start."""
+        gone: set[Subscriber] = set()
+        for enc in encoded:
+            seq = enc.event.seq
+            per_person = enc.meta.label is Label.RED
+            for members in groups.values():
+                if not per_person:
+                    piece, restricted = enc.piece_for(members[0][0])
+                for sub, fs in members:
+                    if gone and sub in gone:
+                        continue
+                    if per_person:
+                        piece, restricted = enc.piece_for(sub)
+                    if not sub.push(piece):
+                        gone.add(sub)
+                        self.unfollow(sub, incident)
+                        continue
+                    fs.last = seq
+                    if restricted:
+                        self._note_read(sub, incident, seq)
 
     def _note_read(self, sub: Subscriber, incident: str, seq: int) -> None:
         if self._reads is not None:

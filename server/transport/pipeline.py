@@ -24,45 +24,61 @@ Finish = Callable[["asyncio.Future[AppendResult]"], Awaitable[Any]]
 
 
 class AckPipeline:
+    """Its queue and events exist only once a connection pipelines: an idle
+    connection (most of them) holds none (each asyncio.Event or deque is about
+    600 bytes)."""
+
+    __slots__ = ("_drainer", "_finish", "_idle", "_limit", "_queue", "_send_ack", "_space")
+
     def __init__(self, send_ack: SendAck, finish: Finish, limit: int = 64) -> None:
         self._send_ack = send_ack
         self._finish = finish
         self._limit = limit
-        self._queue: deque[tuple[int | None, Any]] = deque()
+        self._queue: deque[tuple[int | None, Any]] | None = None
         self._drainer: asyncio.Task[None] | None = None
-        self._space = asyncio.Event()
-        self._space.set()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        #: Set while the queue has room; created the first time it is full.
+        self._space: asyncio.Event | None = None
+        #: Set while no ack waits; created when the first one is queued.
+        self._idle: asyncio.Event | None = None
 
     async def add(self, ack_id: int | None, item: Any) -> None:
         """Queue the ack of one command: a ready payload, or a pending append."""
-        if not self._queue and not isinstance(item, asyncio.Future):
+        queue = self._queue
+        if not queue and not isinstance(item, asyncio.Future):
             if ack_id is not None:
                 await self._send_ack(ack_id, item)
             return
-        self._queue.append((ack_id, item))
-        self._idle.clear()
+        if queue is None:
+            queue = self._queue = deque()
+        queue.append((ack_id, item))
+        if self._idle is None:
+            self._idle = asyncio.Event()
+        else:
+            self._idle.clear()
         if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain())
-        if len(self._queue) >= self._limit:
-            self._space.clear()
+            self._drainer = asyncio.create_task(self._drain(queue, self._idle))
+        if len(queue) >= self._limit:
+            if self._space is None:
+                self._space = asyncio.Event()
+            else:
+                self._space.clear()
             await self._space.wait()
 
     async def idle(self) -> None:
         """Wait until every queued ack was sent (before a command that must see them)."""
-        await self._idle.wait()
+        if self._idle is not None:
+            await self._idle.wait()
 
-    async def _drain(self) -> None:
-        while self._queue:
-            ack_id, item = self._queue[0]
+    async def _drain(self, queue: deque[tuple[int | None, Any]], idle: asyncio.Event) -> None:
+        while queue:
+            ack_id, item = queue[0]
             payload = await self._finish(item) if isinstance(item, asyncio.Future) else item
-            self._queue.popleft()
-            if len(self._queue) < self._limit:
+            queue.popleft()
+            if len(queue) < self._limit and self._space is not None:
                 self._space.set()
             if ack_id is not None:
                 await self._send_ack(ack_id, payload)
-        self._idle.set()
+        idle.set()
 
     async def close(self) -> None:
         """The connection is gone: stop sending. Commits in flight still complete."""
@@ -70,12 +86,15 @@ class AckPipeline:
             self._drainer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._drainer
-        for _, item in self._queue:
+        for _, item in self._queue or ():
             if isinstance(item, asyncio.Future):
                 item.add_done_callback(_consume)
-        self._queue.clear()
-        self._space.set()
-        self._idle.set()
+        if self._queue is not None:
+            self._queue.clear()
+        if self._space is not None:
+            self._space.set()
+        if self._idle is not None:
+            self._idle.set()
 
 
 def _consume(fut: asyncio.Future[AppendResult]) -> None:
