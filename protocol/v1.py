@@ -130,6 +130,41 @@ class Subject:
         return {"name": self.name, "dob": self.dob, "phone": self.phone, "address": self.address}
 
 
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where an incident came from when another system raised it (SPEC section 18).
+
+    Set by integrations (a CAP alert's sender, identifier, sent time and
+    status: ``Exercise`` or ``Test`` must not be mistaken for ``Actual``).
+    Shared with every participant, like the incident's other header fields.
+    """
+
+    format: str
+    sender: str
+    identifier: str
+    sent: str | None = None
+    status: str | None = None
+
+    @classmethod
+    def parse(cls, f: Fields) -> Source:
+        return cls(
+            format=f.req_str("format", max_chars=32),
+            sender=f.req_str("sender"),
+            identifier=f.req_str("identifier"),
+            sent=f.opt_str("sent", max_chars=40),
+            status=f.opt_str("status", max_chars=32),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "sender": self.sender,
+            "identifier": self.identifier,
+            "sent": self.sent,
+            "status": self.status,
+        }
+
+
 def _is_iso_date(text: str) -> bool:
     try:
         return len(text) == 10 and date.fromisoformat(text).isoformat() == text
@@ -261,11 +296,15 @@ class IncidentCreate(Command):
     #: The incident's label; None = the creator organisation's default.
     tlp: str | None = None
     subject: Subject | None = None
+    #: The system that raised it, if another did (a CAP alert).
+    source: Source | None = None
 
     @classmethod
     def parse(cls, f: Fields) -> IncidentCreate:
         loc = f.sub("location")
+        source = f.sub("source")
         return cls(
+            source=Source.parse(source) if source else None,
             tlp=f.choice("tlp", INCIDENT_LABELS, required=False),
             subject=_subject(f),
             id=f.ident("id"),

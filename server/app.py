@@ -42,6 +42,7 @@ from server.transport.http_log import quiet_bad_http_requests
 from server.transport.login_guard import LoginGuard
 from server.transport.rest import RestApi, errors_middleware
 from server.transport.rest_ops import OpsRoutes
+from server.transport.rest_standards import StandardsRoutes
 from server.transport.rest_webhooks import WebhookRoutes
 from server.transport.sio_seam import install_engineio_hooks
 from server.transport.web_client import add_web_client_routes
@@ -141,6 +142,7 @@ def create_app(settings: Settings) -> web.Application:
         api_keys=api_keys,
     )
     app.add_routes(rest.routes())
+    app.add_routes(StandardsRoutes(rest).routes())
     hub.metrics = gateway.metrics = admission.metrics = rest.login_guard.metrics = metrics
     _watch(metrics, backends, gateway, hub)
     ready = partial(_not_ready, backends, gateway)

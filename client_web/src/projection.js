@@ -33,6 +33,8 @@ export function emptyState(id, epoch = null) {
     liaisons: {},
     tlp: "AMBER",
     subject: null,
+    // The system that raised the incident (a CAP alert: SPEC 8.3), or null.
+    source: null,
     created_by: "",
     created: 0,
     updated: 0,
@@ -106,6 +108,7 @@ const HANDLERS = {
     s.liaisons = { ...(b.liaisons || {}) };
     s.tlp = b.tlp ?? "AMBER";
     s.subject = b.subject ?? null;
+    s.source = b.source ?? null;
     s.created_by = env.actor.user;
     s.created = env.ts;
     s.status = b.status || "reported";

@@ -83,6 +83,7 @@ export function shapeOfState(s) {
     updated: s.updated,
     description: s.description,
     subject: s.subject,
+    source: s.source,
     status_history: s.status_history,
     messages: [...s.messages.values()].sort((a, b) => a.seq - b.seq).map(message),
     tasks: [...s.tasks.values()].sort((a, b) => a.id - b.id).map(task),

@@ -158,6 +158,8 @@ def decide_create(who: Principal, cmd: v1.IncidentCreate, directory: DirectoryVi
     }
     if cmd.subject is not None:
         body["subject"] = cmd.subject.to_wire()
+    if cmd.source is not None:
+        body["source"] = cmd.source.to_wire()
     incident = incident_id_for(who.user_id, cmd.id)
     return _draft(who, cmd, incident, "incident.created", body, None, new_epoch())
 

@@ -198,6 +198,8 @@ class IncidentState:
     joined: dict[str, int] = field(default_factory=dict)
     #: The person the incident is about, and the event that last set it.
     subject: Stamped | None = None
+    #: The system that raised it (``incident.created``'s ``source``), if any.
+    source: dict[str, Any] | None = None
     created_by: str = ""
     created_ms: int = 0
     #: ts of the last event of any visibility: only for unrestricted readers.
@@ -274,6 +276,7 @@ class IncidentState:
         org = sight.reader.org if sight.reader is not None else None
         out = self.summary(org)
         out["description"] = self.description
+        out["source"] = self.source
         subject = self.subject
         out["subject"] = (
             redact_subject(subject.value, sight.of(subject.meta).hidden) if subject else None
@@ -303,6 +306,7 @@ def _created(s: IncidentState, ev: StoredEvent) -> None:
     s.orgs = list(b["orgs"])
     s.lead_org, s.liaisons = b.get("lead_org"), dict(b.get("liaisons") or {})
     s.created_by, s.created_ms = ev.actor_user, ev.ts_ms
+    s.source = b.get("source")
     s.label = _label(b, UNLABELLED)
     s.joined = dict.fromkeys(s.orgs, ev.seq)
     _set_subject(s, ev)

@@ -17,6 +17,7 @@ from protocol.limits import LIMITS
 from server.domain.model import Role
 from server.domain.sharing import Label
 from server.transport import openapi_reports
+from server.transport.openapi_standards import standards_paths
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 DOCS_PATH = "/api/v1/docs"
@@ -337,6 +338,7 @@ SCHEMAS: dict[str, Schema] = {
                 {
                     "description": nullable(STR),
                     "subject": nullable(ref("Subject")),
+                    "source": nullable(ref("Source")),
                     "status_history": {"type": "array", "items": ref("StatusChange")},
                     "messages": {"type": "array", "items": ref("Message")},
                     "tasks": {"type": "array", "items": ref("Task")},
@@ -398,6 +400,16 @@ SCHEMAS: dict[str, Schema] = {
         "accuracy_m",
         "precision",
     ),
+    "Source": obj(
+        {
+            "format": STR,
+            "sender": STR,
+            "identifier": STR,
+            "sent": nullable(STR),
+            "status": nullable(STR),
+        },
+        extra=True,
+    ),
     "Subject": obj(
         {k: {"anyOf": [STR, {"type": "null"}, ref("Redacted")]} for k in SUBJECT},
         *SUBJECT,
@@ -458,9 +470,11 @@ SCHEMAS: dict[str, Schema] = {
             "liaisons": {"type": "object", "additionalProperties": ID},
             "tlp": {"enum": ["CLEAR", "GREEN", "AMBER"]},
             "subject": ANY_OBJ,
+            "source": ANY_OBJ,
         },
         *("priority", "description", "location", "orgs", "lead_org", "liaisons", "tlp"),
         "subject",
+        "source",
         extra=True,
     ),
     "MessagePost": obj(
@@ -908,6 +922,7 @@ def _paths() -> dict[str, dict[str, Schema]]:
                 },
             }
         },
+        **standards_paths(),
         DOCS_PATH: {
             "get": {
                 "summary": "This document as a page",

@@ -23,6 +23,8 @@ Read paths, each checked against the oracle when the step uses it:
   times, per visibility), ``online`` (own organisation and liaisons only);
 * the view as of a seq (``/view?at_seq=``): every canary in it, and at the
   head the same checks as the view;
+* the exports of protocol/INTEGRATIONS.md (CAP, EIDO, CoT): every canary in
+  them one the reader may read; an outsider refused like a missing incident;
 * the incident list: who is listed, ``updated`` as the reader's own, the
   order, ``q``, ``status`` and ``updated_after`` polling;
 * the answers to commands, over Socket.IO and ``POST /api/v1/commands``:
@@ -156,6 +158,7 @@ ACTIONS = (
     + ["timeline"] * 5
     + ["view"] * 4
     + ["view_at"] * 2
+    + ["export"]
     + ["list"] * 2
     + ["wrong_subject"] * 2
     + ["resume"]
@@ -852,6 +855,20 @@ class LeakMachine(RuleBasedStateMachine):
             view.pop("as_of")
             check_view({**view, "online": []}, incident, seat.reader, self.w.org_of)
         self.w.stats["views as of"] += 1
+    async def _export(self, data: st.DataObject) -> None:
+        """The standards' exports (CAP, EIDO, CoT): built from the reader's view, so
+        they carry only canaries the reader may read; outsiders get the view's 404."""
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        kind = data.draw(st.sampled_from(("eido", "cap", "cot")), label="export")
+        path = f"/api/v1/incidents/{incident.id}/{kind}"
+        if not incident.takes_part(seat.reader.org):
+            await self.outsider_read(seat, path, incident.id)
+            return
+        status, text = await rest(seat, path)
+        self.w.scan(seat, text, f"GET {path}")
+        assert status == 200, (status, text)
+        self.w.stats[f"exports ({kind})"] += 1
 
     async def view(self, seat: Seat, incident: IncidentFacts) -> dict[str, Any]:
         return await self.get(seat, f"/api/v1/incidents/{incident.id}")
