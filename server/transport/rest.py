@@ -463,10 +463,6 @@ class RestApi:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")
         return state
 
-    async def visible_state(self, request: web.Request, who: Principal) -> Any:
-        """``_visible_state``, for route modules of their own (rest_standards.py)."""
-        return await self._visible_state(request, who)
-
     async def get_incident(self, request: web.Request) -> web.Response:
         who = self.principal(request)
         state = await self._visible_state(request, who)

@@ -855,6 +855,7 @@ class LeakMachine(RuleBasedStateMachine):
             view.pop("as_of")
             check_view({**view, "online": []}, incident, seat.reader, self.w.org_of)
         self.w.stats["views as of"] += 1
+
     async def _export(self, data: st.DataObject) -> None:
         """The standards' exports (CAP, EIDO, CoT): built from the reader's view, so
         they carry only canaries the reader may read; outsiders get the view's 404."""
