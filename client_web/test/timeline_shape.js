@@ -6,7 +6,7 @@
 // envelopes tell it: placeholders carry no ts and do not move it.
 // Client-only fields (`rev`, `cid`, `people`, `restricted`) are not views'.
 
-import { apply, emptyState } from "../src/projection.js";
+import { apply, checkinList, emptyState } from "../src/projection.js";
 
 /** Fold envelopes (seq order, placeholders included) the way the live client does. */
 export function fold(id, envelopes) {
@@ -34,6 +34,8 @@ export function shapeOfState(s) {
     edited_seq: m.edited_seq,
     retracted: m.retracted,
     acks: m.acks,
+    receipts: m.receipts,
+    escalations: m.escalations,
   });
   const task = (t) => ({
     id: t.id,
@@ -49,6 +51,9 @@ export function shapeOfState(s) {
     note: t.note,
     updated_seq: t.updated_seq,
     updated: t.updated,
+    due: t.due,
+    receipts: t.receipts,
+    escalations: t.escalations,
   });
   const responder = (r) => ({
     user: r.user,
@@ -83,5 +88,6 @@ export function shapeOfState(s) {
     responders: [...s.responders.values()]
       .sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0))
       .map(responder),
+    checkins: checkinList(s).map(({ ...c }) => c),
   };
 }
