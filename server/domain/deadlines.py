@@ -137,7 +137,9 @@ def fire(
 def addressed_orgs(state: IncidentState, msg: MessageState, directory: DirectoryView) -> list[str]:
     """Whom an urgent message asks: its mentions, else every other org that sees it.
 
-    A RED message asks its recipients' organisations.
+    A RED message asks its recipients' organisations (its author's too, if a
+    recipient is a colleague). An organisation has acknowledged once one of
+    its people other than the author did.
     """
     named: dict[str, None] = dict.fromkeys(msg.mentions.get("orgs") or ())
     users = list(msg.mentions.get("users") or ())
@@ -149,8 +151,7 @@ def addressed_orgs(state: IncidentState, msg: MessageState, directory: Directory
             named[user.org_id] = None
     if not named:
         seeing = msg.visibility if msg.visibility is not None else state.orgs
-        named = dict.fromkeys(seeing)
-    named.pop(msg.author_org, None)
+        named = dict.fromkeys(org for org in seeing if org != msg.author_org)
     return [org for org in named if state.participates(org)]
 
 

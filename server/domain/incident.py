@@ -463,7 +463,8 @@ def _acknowledged(s: IncidentState, ev: StoredEvent) -> None:
     msg = s.messages.get(ev.body["message"])
     if msg is not None:
         msg.acks.setdefault(ev.actor_user, ev.ts_ms)
-        msg.acked_orgs.setdefault(ev.actor_org, ev.ts_ms)
+        if ev.actor_user != msg.author_user:
+            msg.acked_orgs.setdefault(ev.actor_org, ev.ts_ms)
 
 
 def _followed(s: IncidentState, ev: StoredEvent) -> MessageState | TaskState | None:
