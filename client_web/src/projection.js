@@ -336,6 +336,7 @@ for (const kind of Object.keys(TASK_STATUS_AFTER)) {
       task.assignee = { org: b.assignee?.org ?? null, user: b.assignee?.user ?? null };
       task.assigned = env.ts;
     }
+    if (kind === "task.accepted" && !task.accepted_ts) task.accepted_ts = env.ts;
     if (b.note !== null && b.note !== undefined) task.note = b.note;
     touchTask(task, env);
   };

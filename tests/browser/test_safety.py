@@ -73,6 +73,23 @@ def test_receipts_escalations_check_ins_and_duress(
     expect(escalated).to_contain_text("Escalated")
     expect(escalated).to_contain_text("Harbour Street Shelter")
 
+    # A task with a due time: on the board with it, escalated once it passes.
+    dispatch.command(
+        {
+            "type": "task.create",
+            "id": f"task-{uuid.uuid4().hex}",
+            "incident": incident,
+            "title": "Debrief at the shelter",
+            "assignee": {"org": "harbour-shelter"},
+            "due_in_s": 1,
+        }
+    )
+    d_task = pane.locator(".task", has_text="Debrief at the shelter")
+    expect(d_task.locator(".task-due")).to_contain_text("Due")
+    expect(d_task.locator(".escalated")).to_contain_text("Escalated")
+    d_task.scroll_into_view_if_needed()
+    d.screenshot(path=str(artifacts / "desk-task-escalated.png"))
+
     # The phone's check-in timer: start, check in, stop.
     bar = p_pane.locator(".checkin-bar")
     expect(bar).to_be_visible()
