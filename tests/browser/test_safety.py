@@ -1,6 +1,6 @@
 """Receipts, escalations and lone-worker safety in chromium (issue 10, items 3 and 5).
 
-A desk dispatcher and a phone outreach worker (390×844) on a server with
+A desk dispatcher and a phone outreach worker (390x844) on a server with
 one-second deadlines: the sender sees "delivered · seen · acknowledged" with
 their times, an unacknowledged urgent message escalates in the channel, the
 phone runs a check-in timer and raises duress with two taps, and a missed
