@@ -99,8 +99,6 @@ class World:
         self.incidents: dict[str, IncidentFacts] = {}
         self.owner: dict[str, tuple[str, int]] = {}  # canary -> (incident, seq)
         self.counter = 0
-        #: (incident, message, user, state) of every receipt stored (each is stored once).
-        self.receipts: set[tuple[str, int, str, str]] = set()
         self.steps = 0
         self.runs = 0
         self.failure: BaseException | None = None
@@ -319,14 +317,9 @@ class World:
         self, incident: IncidentFacts, ack: dict[str, Any], meta: dict[str, Any], canaries: set[str]
     ) -> EventMeta:
         subject = meta.get("subject")
-        heirs = meta.pop("heirs", False)
         if subject is not None:  # SPEC 9.4: follow-ups carry their subject's label
             of = incident.events[subject]
             meta = {**meta, "label": of.label, "recipients": of.recipients}
-            if heirs and of.label == "RED":  # SPEC 22: its readers and its author
-                names = dict.fromkeys((*of.recipients, of.actor))
-                names.pop(meta["actor"], None)
-                meta["recipients"] = tuple(names) or (of.actor,)
         ev = EventMeta(
             incident=incident.id,
             seq=ack["seq"],

@@ -64,7 +64,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from liaison_client import CommandFailed, LiaisonClient
-from protocol.v1 import receipt_id
 from tests.conftest import ADMIN_PASSWORD, DEMO_PASSWORD, LiaisonServer
 from tests.integration.leak_world import (
     Hook,
@@ -151,7 +150,6 @@ ACTIONS = (
     + ["follow_up_message:message.edit"] * 2
     + ["follow_up_message:message.ack"] * 3
     + ["follow_up_message:message.retract"]
-    + ["receipt"] * 2
     + ["create_task"] * 3
     + ["follow_up_task:task.assign"] * 2
     + [f"follow_up_task:{kind}" for kind in TRANSITIONS]
@@ -552,30 +550,6 @@ class LeakMachine(RuleBasedStateMachine):
         else:
             message.acks.add(seat.reader.user)
 
-    async def _receipt(self, data: st.DataObject) -> None:
-        """A receipt (SPEC 22.1): the subject's sharing, and for RED its readers
-        and author. Sent once per person and state (a second would be a
-        duplicate), and only on messages the sender sees (its id is fixed, so
-        a hidden message's probe would be told apart by the id, not the subject)."""
-        incident = self.incident(data)
-        if not incident.messages:
-            return
-        seq = self.pick(data, sorted(incident.messages), "message")
-        seat = self.seat(data, incident)
-        state = self.pick(data, ("delivered", "seen"), "receipt state")
-        key = (incident.id, seq, seat.reader.user, state)
-        if key in self.w.receipts or not sees(incident.events[seq], seat.reader, incident):
-            return
-        command = {
-            "type": "receipt.mark",
-            "id": receipt_id(incident.id, "message", seq, state),
-            "message": seq,
-            "state": state,
-        }
-        meta = {"visibility": incident.messages[seq].visibility, "subject": seq, "heirs": True}
-        if await self.write(seat, incident, command, set(), meta) is not None:
-            self.w.receipts.add(key)
-
     async def _create_task(self, data: st.DataObject) -> None:
         incident = self.incident(data)
         seat = self.seat(data, incident)
@@ -951,7 +925,6 @@ EVENT_OF = {
     "task.cancel": "task.cancelled",
     "responder.status": "responder.status",
     "responder.position": "responder.position",
-    "receipt.mark": "receipt.recorded",
 }
 
 
