@@ -16,6 +16,7 @@ import socketio
 
 from protocol import PROTOCOL_VERSION
 from protocol.codec import MsgpackCodec
+from protocol.v1 import receipt_id
 
 log = logging.getLogger(__name__)
 
@@ -367,6 +368,46 @@ class LiaisonClient:
         return await self.send(
             {"type": "review.action_done", "incident": incident, "action_id": action_id, **fields}
         )
+
+    async def ack(self, incident: str, message: int) -> dict[str, Any]:
+        """Acknowledge an urgent message (the third receipt state, by a person)."""
+        return await self.send({"type": "message.ack", "incident": incident, "message": message})
+
+    async def receipt(
+        self, incident: str, state: str, *, message: int | None = None, task: int | None = None
+    ) -> dict[str, Any]:
+        """Report an urgent message or a task ``delivered`` (to this device) or
+        ``seen``. Every device of a user sends the same id (SPEC "Receipts"),
+        so a second device's receipt is answered as a duplicate."""
+        kind, ref = ("message", message) if message is not None else ("task", task)
+        assert ref is not None, "a receipt names a message or a task"
+        return await self.send(
+            {
+                "type": "receipt.mark",
+                "id": receipt_id(incident, kind, ref, state),
+                "incident": incident,
+                kind: ref,
+                "state": state,
+            }
+        )
+
+    async def checkin(
+        self,
+        incident: str,
+        action: str,
+        *,
+        interval_s: int | None = None,
+        position: dict[str, float] | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """A lone-worker check-in: ``start`` (with ``interval_s``), ``ok``,
+        ``end``, ``duress`` or ``resolve`` (with ``user``) (SPEC "Check-ins")."""
+        command: dict[str, Any] = {"type": f"checkin.{action}", "incident": incident, **fields}
+        if interval_s is not None:
+            command["interval_s"] = interval_s
+        if position is not None:
+            command["position"] = position
+        return await self.send(command)
 
     async def next_event(self, timeout: float = 5.0) -> dict[str, Any]:
         """The next delivered event, in seq order.

@@ -51,10 +51,34 @@ EVENT_OF_COMMAND = {
     "responder.position": "responder.position",
     "review.submit": "review.submit",
     "review.action_done": "review.action_done",
+    "receipt.mark": "receipt.recorded",
+    "checkin.start": "checkin.started",
+    "checkin.ok": "checkin.ok",
+    "checkin.end": "checkin.ended",
+    "checkin.duress": "checkin.duress",
+    "checkin.resolve": "checkin.resolved",
 }
 
+#: Events only the server's deadline rules append (SPEC "Deadlines and
+#: escalations"): no command produces them. Key performance indicators count
+#: the ``escalation.`` and ``checkin.`` prefixes.
+SYSTEM_EVENT_TYPES = (
+    "escalation.unacknowledged",
+    "escalation.overdue",
+    "checkin.missed",
+)
+
 #: Every event type a log can hold.
-EVENT_TYPES = tuple(EVENT_OF_COMMAND.values())
+EVENT_TYPES = (*EVENT_OF_COMMAND.values(), *SYSTEM_EVENT_TYPES)
+
+#: Receipt states a device or person reports (acknowledged is ``message.ack``,
+#: or accepting a task).
+RECEIPT_STATES = ("delivered", "seen")
+#: Bounds of a lone-worker check-in interval, seconds.
+CHECKIN_MIN_S = 1
+CHECKIN_MAX_S = 24 * 3600
+#: Longest a task may be given to be done, seconds (a week).
+TASK_DUE_MAX_S = 7 * 24 * 3600
 
 #: What a client receives instead of an event it may not see.
 RESTRICTED_TYPE = "restricted"
@@ -441,16 +465,26 @@ class TaskCreate(IncidentCommand):
     details: str | None
     assignee: Assignee | None
     subject: Subject | None = None
+    #: Seconds from now the task is due by; past it, it escalates as overdue.
+    due_in_s: int | None = None
 
     @classmethod
     def parse(cls, f: Fields) -> TaskCreate:
         assignee = f.sub("assignee")
+        due = f.opt_int("due_in_s", minimum=1)
+        if due is not None and due > TASK_DUE_MAX_S:
+            raise ProtocolError(
+                ErrorCode.INVALID,
+                f"due_in_s: at most {TASK_DUE_MAX_S}",
+                {"field": "due_in_s"},
+            )
         return cls(
             subject=_subject(f),
             **_incident_base(f),
             title=f.req_str("title"),
             details=f.opt_str("details", max_chars=f.limits.max_text_chars),
             assignee=Assignee.parse(assignee) if assignee else None,
+            due_in_s=due,
         )
 
 
@@ -617,6 +651,129 @@ class ReviewActionDone(IncidentCommand):
         )
 
 
+# ------------------------------------------------------------------------ receipts
+
+
+def receipt_id(incident: str, kind: str, subject: int, state: str) -> str:
+    """The client id a receipt must carry: one per person, subject and state.
+
+    Every device of a person sends the same id, so the log stores the first
+    and answers the others as duplicates (SPEC "Receipts"). It names the
+    incident: a client id is unique per user across incidents (SPEC §12).
+    """
+    return f"rcpt-{incident}-{kind}-{subject}-{state}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptMark(IncidentCommand):
+    """An urgent message or a task reached a device (delivered) or was shown (seen)."""
+
+    TYPE: ClassVar[str] = "receipt.mark"
+    message: int | None
+    task: int | None
+    state: str
+
+    @classmethod
+    def parse(cls, f: Fields) -> ReceiptMark:
+        message, task = f.opt_int("message", minimum=1), f.opt_int("task", minimum=1)
+        if (message is None) == (task is None):
+            raise ProtocolError(
+                ErrorCode.INVALID, "receipt: name a message or a task", {"field": "message"}
+            )
+        state = f.choice("state", RECEIPT_STATES)
+        cmd = cls(**_incident_base(f), message=message, task=task, state=state)
+        expected = receipt_id(cmd.incident, *cmd.subject_ref(), state)
+        if cmd.id != expected:
+            raise ProtocolError(
+                ErrorCode.INVALID, f"id: a receipt's id is {expected!r}", {"field": "id"}
+            )
+        return cmd
+
+    def subject_ref(self) -> tuple[str, int]:
+        if self.message is not None:
+            return "message", self.message
+        assert self.task is not None
+        return "task", self.task
+
+
+# ------------------------------------------------------------------------ check-ins
+
+
+def _opt_position(f: Fields) -> Position | None:
+    pos = f.sub("position")
+    return Position.parse(pos) if pos else None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckinStart(IncidentCommand):
+    """A lone worker starts a check-in timer: check in every ``interval_s``."""
+
+    TYPE: ClassVar[str] = "checkin.start"
+    interval_s: int
+    position: Position | None
+
+    @classmethod
+    def parse(cls, f: Fields) -> CheckinStart:
+        interval = f.req_int("interval_s", minimum=CHECKIN_MIN_S)
+        if interval > CHECKIN_MAX_S:
+            raise ProtocolError(
+                ErrorCode.INVALID, f"interval_s: at most {CHECKIN_MAX_S}", {"field": "interval_s"}
+            )
+        return cls(**_incident_base(f), interval_s=interval, position=_opt_position(f))
+
+
+@dataclass(frozen=True, slots=True)
+class CheckinOk(IncidentCommand):
+    """The worker is fine: the timer starts again (also after a missed check-in)."""
+
+    TYPE: ClassVar[str] = "checkin.ok"
+    position: Position | None
+
+    @classmethod
+    def parse(cls, f: Fields) -> CheckinOk:
+        return cls(**_incident_base(f), position=_opt_position(f))
+
+
+@dataclass(frozen=True, slots=True)
+class CheckinEnd(IncidentCommand):
+    """The worker stops the timer (back with the team, shift over)."""
+
+    TYPE: ClassVar[str] = "checkin.end"
+
+    @classmethod
+    def parse(cls, f: Fields) -> CheckinEnd:
+        return cls(**_incident_base(f))
+
+
+@dataclass(frozen=True, slots=True)
+class CheckinDuress(IncidentCommand):
+    """A duress alarm: raised at once, with or without a running timer."""
+
+    TYPE: ClassVar[str] = "checkin.duress"
+    position: Position | None
+
+    @classmethod
+    def parse(cls, f: Fields) -> CheckinDuress:
+        return cls(**_incident_base(f), position=_opt_position(f))
+
+
+@dataclass(frozen=True, slots=True)
+class CheckinResolve(IncidentCommand):
+    """Someone concerned resolves a worker's missed check-in or duress alarm."""
+
+    TYPE: ClassVar[str] = "checkin.resolve"
+    user: str
+    note: str | None
+
+    @classmethod
+    def parse(cls, f: Fields) -> CheckinResolve:
+        return cls(
+            **_incident_base(f),
+            user=f.ident("user"),
+            note=f.opt_str("note", max_chars=f.limits.max_text_chars),
+        )
+
+
 COMMANDS: dict[str, Any] = {
     cls.TYPE: cls
     for cls in (
@@ -640,6 +797,12 @@ COMMANDS: dict[str, Any] = {
         ResponderPosition,
         ReviewSubmit,
         ReviewActionDone,
+        ReceiptMark,
+        CheckinStart,
+        CheckinOk,
+        CheckinEnd,
+        CheckinDuress,
+        CheckinResolve,
     )
 }
 

@@ -25,6 +25,7 @@ from server.services.accounts import Accounts, SessionGuard, SessionPolicy
 from server.services.admin import ensure_admin, seed_demo
 from server.services.api_keys import ApiKeys
 from server.services.commands import CommandService
+from server.services.deadlines import DeadlineRunner, build_deadlines
 from server.services.hub import Hub
 from server.services.projections import Projections
 from server.services.read_audit import RestrictedReadAudit
@@ -66,6 +67,8 @@ class Components:
     sharing: SharingRules
     #: Outbound webhooks: this node's delivery (started after the bootstrap).
     deliveries: WebhookDispatcher | None = None
+    #: The deadline rules (run by the node holding their lease).
+    deadlines: DeadlineRunner | None = None
 
 
 COMPONENTS = web.AppKey("components", Components)
@@ -152,6 +155,9 @@ def create_app(settings: Settings) -> web.Application:
             settings, backends.webhooks, backends.log, projections, sharing, accounts.record
         )
         app.add_routes(WebhookRoutes(rest, webhooks).routes())
+    components.deadlines = build_deadlines(
+        settings, backends.log, projections, directory, backends.leases
+    )
     add_api_headers(app)
     _add_client_routes(app)
     app.cleanup_ctx.append(partial(_storage_ctx, backends, components))
@@ -179,8 +185,12 @@ async def _storage_ctx(
             await _bootstrap(c)
             if c.deliveries is not None:
                 await c.deliveries.start()
+            if c.deadlines is not None:
+                await c.deadlines.start()
             yield
         finally:
+            if c.deadlines is not None:
+                await c.deadlines.close()
             if c.deliveries is not None:
                 await c.deliveries.close()
             await c.gateway.close()

@@ -41,10 +41,12 @@ from server.storage.api_keys import ApiKeyStore, SqliteApiKeyStore
 from server.storage.audit import AuditLog, SqliteAuditLog
 from server.storage.base import Deliver, EventLog
 from server.storage.directory import DirectoryStorage, SqliteDirectoryStorage
+from server.storage.leases import Leases, MemoryLeases
 from server.storage.redis_agreements import RedisAgreementStore
 from server.storage.redis_api_keys import RedisApiKeyStore
 from server.storage.redis_audit import RedisAuditLog
 from server.storage.redis_directory import RedisDirectoryStorage
+from server.storage.redis_leases import RedisLeases
 from server.storage.redis_log import RedisConfig, RedisEventLog, RedisLogReader, connect
 from server.storage.redis_sessions import RedisSessionStore
 from server.storage.redis_webhooks import RedisWebhookStore
@@ -96,6 +98,8 @@ class Backends:
     throttle: LoginThrottle = field(default_factory=MemoryLoginThrottle)
     #: Outbound webhook subscriptions (opened and closed by their service).
     webhooks: WebhookStore | None = None
+    #: Which node runs the deadline rules: this process, or shared in Redis.
+    leases: Leases = field(default_factory=MemoryLeases)
 
     async def start(self) -> None:
         """Broker first (a log's first commit may deliver), then log, then presence.
@@ -277,6 +281,7 @@ def _redis(settings: Settings, metrics: Metrics | None = None) -> Backends:
         shared=[client.aclose],
         throttle=RedisLoginThrottle(client),
         webhooks=RedisWebhookStore(client),
+        leases=RedisLeases(client),
     )
 
 

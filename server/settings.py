@@ -132,6 +132,15 @@ class Settings:
     webhook_disable_after_s: float = 86400.0
     webhook_lease_s: float = 15.0
     webhook_rotation_s: float = 86400.0
+    #: Deadlines (SPEC "Deadlines and escalations"): how long the addressees
+    #: of an urgent message have to acknowledge it, and an assignee to accept
+    #: a task, before it escalates; seconds between looks at the due-time
+    #: index; how long the node running the rules holds its lease unless
+    #: renewed (Redis mode: another node takes over after it).
+    deadline_urgent_ack_s: float = 300.0
+    deadline_task_ack_s: float = 600.0
+    deadline_poll_s: float = 1.0
+    deadline_lease_s: float = 15.0
 
     def __post_init__(self) -> None:
         if self.sqlite_synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):
@@ -193,6 +202,16 @@ class Settings:
             or self.webhook_retry_cap_s < self.webhook_retry_base_s
         ):
             raise ValueError("LIAISON_WEBHOOK_* must be positive, the retry cap at least the base")
+        if (
+            min(
+                self.deadline_urgent_ack_s,
+                self.deadline_task_ack_s,
+                self.deadline_poll_s,
+                self.deadline_lease_s,
+            )
+            <= 0
+        ):
+            raise ValueError("LIAISON_DEADLINE_* must be positive")
 
     @classmethod
     def from_env(
@@ -291,6 +310,10 @@ HELP: dict[str, str] = {
     "webhook_disable_after_s": "a webhook failing this many seconds without success is disabled",
     "webhook_lease_s": "seconds a node's webhook delivery lease outlives it (Redis mode)",
     "webhook_rotation_s": "seconds the old webhook secret stays valid after a rotation",
+    "deadline_urgent_ack_s": "seconds to acknowledge an urgent message before it escalates",
+    "deadline_task_ack_s": "seconds to accept an assigned task before it escalates",
+    "deadline_poll_s": "seconds between looks at the deadlines due (the rules' resolution)",
+    "deadline_lease_s": "seconds a dead node keeps the deadline rules before another runs them",
 }
 
 

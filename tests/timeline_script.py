@@ -20,6 +20,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from protocol.v1 import receipt_id
+
 Ack = dict[str, Any]
 #: Runs one command as a user and returns its ack (``incident``, ``seq``, ``ts``...).
 Execute = Callable[[str, dict[str, Any]], Awaitable[Ack]]
@@ -47,7 +49,7 @@ async def run_script(execute: Execute, observe: Observe = _noop, *, tag: str = "
     async def do(user: str, step: str, cmd: dict[str, Any]) -> int:
         nonlocal n
         n += 1
-        ack = await execute(user, {**cmd, "id": f"{tag}-{n}-{step}"})
+        ack = await execute(user, {"id": f"{tag}-{n}-{step}", **cmd})
         await observe(step, ack)
         seq: int = ack["seq"]
         return seq
@@ -195,6 +197,33 @@ async def run_script(execute: Execute, observe: Observe = _noop, *, tag: str = "
             visibility=police_only,
         ),
     )
+    # ---- receipts, a task with a due time, lone-worker check-ins
+    for state in ("delivered", "seen"):
+        rid = receipt_id(inc, "message", m1, state)
+        await on(
+            "outreach", f"receipt-{state}", type="receipt.mark", id=rid, message=m1, state=state
+        )
+    t5 = await on(
+        "dispatch",
+        "task-due",
+        type="task.create",
+        title="Debrief",
+        assignee={"org": SHELTER},
+        due_in_s=3600,
+    )
+    rid = receipt_id(inc, "task", t5, "seen")
+    await on("outreach", "receipt-task", type="receipt.mark", id=rid, task=t5, state="seen")
+    await on("outreach", "checkin-start", type="checkin.start", interval_s=1800, position=pos)
+    await on("outreach", "checkin-ok", type="checkin.ok", position=pos)
+    await on("outreach", "checkin-end", type="checkin.end")
+    await on(
+        "officer", "checkin-police", type="checkin.start", interval_s=900, visibility=police_only
+    )
+    await on("officer", "duress-police", type="checkin.duress", position=pos)
+    resolve = {"incident": inc, "type": "checkin.resolve"}
+    await do("dispatch", "resolve-police", {**resolve, "user": "u_officer", "note": "Safe"})
+    await on("outreach", "duress-public", type="checkin.duress")
+    await do("shelter-lead", "resolve-public", {**resolve, "user": "u_outreach"})
     # ---- the incident changes and closes
     await on("dispatch", "update-lead", type="incident.update", lead_org=SHELTER)
     await on("shelter-lead", "status-resolved", type="incident.status", status="resolved")

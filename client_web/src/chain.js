@@ -1,7 +1,11 @@
 // Hash-chain verification of an incident's timeline (SPEC section 14.3).
 // Used by the supervisor's replay ("chain verified") and by the vector tests.
 
-const FLOAT_KEYS = new Set(["lat", "lon", "accuracy_m", "due"]);
+const FLOAT_KEYS = new Set(["lat", "lon", "accuracy_m"]);
+/** Keys that hold a float only inside the array named: a review action's
+ * `due` (Unix seconds) is a float, other `due`s (escalations, tasks,
+ * check-ins) are integer milliseconds (SPEC 14.1). */
+const FLOAT_KEYS_IN = new Map([["actions", new Set(["due"])]]);
 
 /** orjson's float format: shortest round-trip, always a fraction or an exponent. */
 export function canonFloat(f) {
@@ -23,19 +27,21 @@ function byCodePoint(a, b) {
 }
 
 /** canonical_json: sorted keys by code point, no whitespace, floats as orjson writes them. */
-export function canon(v, key) {
-  if (Array.isArray(v)) return "[" + v.map((x) => canon(x, key)).join(",") + "]";
+export function canon(v, key, within) {
+  if (Array.isArray(v)) return "[" + v.map((x) => canon(x, key, within)).join(",") + "]";
   if (v !== null && typeof v === "object") {
     return (
       "{" +
       Object.keys(v)
         .sort(byCodePoint)
-        .map((k) => JSON.stringify(k) + ":" + canon(v[k], k))
+        .map((k) => JSON.stringify(k) + ":" + canon(v[k], k, key))
         .join(",") +
       "}"
     );
   }
-  if (typeof v === "number" && FLOAT_KEYS.has(key)) return canonFloat(v);
+  if (typeof v === "number" && (FLOAT_KEYS.has(key) || FLOAT_KEYS_IN.get(within)?.has(key))) {
+    return canonFloat(v);
+  }
   return JSON.stringify(v);
 }
 

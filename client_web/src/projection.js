@@ -41,6 +41,8 @@ export function emptyState(id, epoch = null) {
     messages: new Map(),
     tasks: new Map(),
     responders: new Map(),
+    checkins: new Map(),
+    openCheckins: new Map(),
     people: new Map(),
     reviews: new Map(),
     actionsDone: new Map(),
@@ -148,6 +150,8 @@ const HANDLERS = {
       edited_seq: null,
       retracted: false,
       acks: {},
+      receipts: {},
+      escalations: [],
       cid: env.cid,
       rev: 1,
     });
@@ -190,6 +194,9 @@ const HANDLERS = {
       note: null,
       updated_seq: env.seq,
       updated: env.ts,
+      due: b.due ?? null,
+      receipts: {},
+      escalations: [],
       rev: 1,
     };
     if (b.assignee) {
@@ -198,6 +205,40 @@ const HANDLERS = {
     }
     s.tasks.set(env.seq, task);
   },
+  "receipt.recorded"(s, env, b) {
+    const item = followed(s, b);
+    if (!item) return;
+    const seen = (item.receipts[b.state] ||= {});
+    if (!(env.actor.user in seen)) seen[env.actor.user] = env.ts;
+    item.rev = (item.rev || 0) + 1;
+  },
+  "escalation.unacknowledged": escalated,
+  "escalation.overdue": escalated,
+  "checkin.started"(s, env, b) {
+    startCheckin(s, env, b);
+  },
+  "checkin.ok"(s, env, b) {
+    const c = checkinOf(s, env, b);
+    if (!c || !isOpen(c) || c.status === "duress") return;
+    Object.assign(c, { status: "active", due: b.due ?? null, last_ok: env.ts, alarm: null });
+    checkinPosition(c, env, b);
+  },
+  "checkin.duress"(s, env, b) {
+    if (!("checkin" in b)) startCheckin(s, env, b);
+    const c = s.checkins.get(b.checkin ?? env.seq);
+    if (!c) return;
+    Object.assign(c, { status: "duress", due: null, updated_seq: env.seq });
+    c.alarm = { seq: env.seq, type: env.type, ts: env.ts };
+    checkinPosition(c, env, b);
+  },
+  "checkin.missed"(s, env, b) {
+    const c = checkinOf(s, env, b);
+    if (!c || c.status !== "active" || c.due !== (b.due ?? null)) return;
+    Object.assign(c, { status: "missed", due: null });
+    c.alarm = { seq: env.seq, type: env.type, ts: env.ts, due: b.due ?? null };
+  },
+  "checkin.ended": closeCheckin,
+  "checkin.resolved": closeCheckin,
   "responder.status"(s, env, b) {
     const r = responder(s, env);
     r.status = b.status;
@@ -216,6 +257,84 @@ const HANDLERS = {
   "review.action_done": applyActionDone,
 };
 
+/** The message or task a receipt or an escalation is about. */
+function followed(s, b) {
+  return "message" in b ? s.messages.get(b.message) : s.tasks.get(b.task);
+}
+
+function escalated(s, env, b) {
+  const item = followed(s, b);
+  if (!item) return;
+  item.escalations.push({ seq: env.seq, type: env.type, ts: env.ts, due: b.due, orgs: b.orgs });
+  item.rev = (item.rev || 0) + 1;
+}
+
+// Lone-worker check-ins: one open per worker (SPEC "Check-ins"); the
+// `alarm` (a missed check-in or a duress) shows until it is resolved.
+export const CHECKIN_ALARMS = new Set(["missed", "duress"]);
+
+export function isOpen(c) {
+  return c.status === "active" || CHECKIN_ALARMS.has(c.status);
+}
+
+function startCheckin(s, env, b) {
+  const c = {
+    id: env.seq,
+    user: env.actor.user,
+    org: env.actor.org,
+    name: env.actor.name,
+    tlp: b.tlp ?? "AMBER",
+    visibility: env.visibility,
+    status: "active",
+    interval_s: b.interval_s ?? null,
+    due: b.due ?? null,
+    started: env.ts,
+    last_ok: null,
+    position: null,
+    position_ts: null,
+    alarm: null,
+    resolved: null,
+    updated_seq: env.seq,
+  };
+  checkinPosition(c, env, b);
+  s.checkins.set(env.seq, c);
+  s.openCheckins.set(env.actor.user, env.seq);
+}
+
+function checkinOf(s, env, b) {
+  const c = s.checkins.get(b.checkin);
+  if (c) c.updated_seq = env.seq;
+  return c;
+}
+
+function checkinPosition(c, env, b) {
+  if (b.position) {
+    c.position = b.position;
+    c.position_ts = env.ts;
+  }
+}
+
+function closeCheckin(s, env, b) {
+  const c = checkinOf(s, env, b);
+  if (!c || !isOpen(c)) return;
+  c.due = null;
+  if (env.type === "checkin.resolved") {
+    c.status = "resolved";
+    c.resolved = { by: env.actor.user, ts: env.ts, note: b.note ?? null };
+  } else c.status = "ended";
+  if (s.openCheckins.get(c.user) === c.id) s.openCheckins.delete(c.user);
+}
+
+/** Check-ins the view shows: running ones, and alarms (resolved or not). */
+export function checkinList(s) {
+  return [...s.checkins.values()].filter((c) => isOpen(c) || c.alarm);
+}
+
+/** Alarms nobody has resolved yet: the banner shows them. */
+export function openAlarms(s) {
+  return [...s.checkins.values()].filter((c) => CHECKIN_ALARMS.has(c.status));
+}
+
 for (const kind of Object.keys(TASK_STATUS_AFTER)) {
   HANDLERS[kind] = (s, env, b) => {
     const task = s.tasks.get(b.task);
@@ -223,7 +342,9 @@ for (const kind of Object.keys(TASK_STATUS_AFTER)) {
     task.status = TASK_STATUS_AFTER[kind];
     if (kind === "task.assigned") {
       task.assignee = { org: b.assignee?.org ?? null, user: b.assignee?.user ?? null };
+      task.assigned = env.ts;
     }
+    if (kind === "task.accepted" && !task.accepted_ts) task.accepted_ts = env.ts;
     if (b.note !== null && b.note !== undefined) task.note = b.note;
     touchTask(task, env);
   };

@@ -53,7 +53,29 @@ export const EVENT_OF_COMMAND = {
   "responder.position": "responder.position",
   "review.submit": "review.submit",
   "review.action_done": "review.action_done",
+  "receipt.mark": "receipt.recorded",
+  "checkin.start": "checkin.started",
+  "checkin.ok": "checkin.ok",
+  "checkin.end": "checkin.ended",
+  "checkin.duress": "checkin.duress",
+  "checkin.resolve": "checkin.resolved",
 };
+
+/** Receipt states a device reports; acknowledging is `message.ack` (SPEC 22.1). */
+export const RECEIPT_STATES = ["delivered", "seen"];
+export const CHECKIN_MAX_S = 24 * 3600;
+export const TASK_DUE_MAX_S = 7 * 24 * 3600;
+
+/** The id a receipt must carry: one per person, subject and state (SPEC 8.12). */
+export function receiptId(incident, kind, subject, state) {
+  return `rcpt-${incident}-${kind}-${subject}-${state}`;
+}
+
+function bounded(f, key, value, max) {
+  if (value !== null && value > max) {
+    throw new CommandInvalid("invalid", `${key}: at most ${max}`, key);
+  }
+}
 
 /** Task transitions: command type -> statuses it may start from (SPEC 8.9). */
 export const TASK_TRANSITIONS = {
@@ -339,6 +361,7 @@ const PARSERS = {
   },
   "task.create"(f) {
     const who = f.sub("assignee");
+    bounded(f, "due_in_s", f.integer("due_in_s", { required: false, minimum: 1 }), TASK_DUE_MAX_S);
     subject(f);
     incidentBase(f);
     f.text("title");
@@ -387,10 +410,46 @@ const PARSERS = {
     f.ident("action_id");
     f.text("note", { required: false, maxChars: f.limits.max_text_chars });
   },
+  "receipt.mark"(f) {
+    const message = f.integer("message", { required: false, minimum: 1 });
+    const task = f.integer("task", { required: false, minimum: 1 });
+    if ((message === null) === (task === null)) {
+      throw new CommandInvalid("invalid", "receipt: name a message or a task", "message");
+    }
+    const state = f.choice("state", RECEIPT_STATES);
+    incidentBase(f);
+    const [kind, ref] = message !== null ? ["message", message] : ["task", task];
+    const expected = receiptId(f.obj.incident, kind, ref, state);
+    if (f.obj.id !== expected) {
+      throw new CommandInvalid("invalid", `id: a receipt's id is '${expected}'`, "id");
+    }
+  },
+  "checkin.start"(f) {
+    bounded(f, "interval_s", f.integer("interval_s", { minimum: 1 }), CHECKIN_MAX_S);
+    incidentBase(f);
+    const pos = f.sub("position");
+    if (pos) position(pos);
+  },
+  "checkin.ok": checkinWithPosition,
+  "checkin.end"(f) {
+    incidentBase(f);
+  },
+  "checkin.duress": checkinWithPosition,
+  "checkin.resolve"(f) {
+    incidentBase(f);
+    f.ident("user");
+    f.text("note", { required: false, maxChars: f.limits.max_text_chars });
+  },
 };
 
 /** Latest due time of a review's follow-up action (Unix seconds, year 9999). */
 export const MAX_DUE_S = 253402300799;
+
+function checkinWithPosition(f) {
+  incidentBase(f);
+  const pos = f.sub("position");
+  if (pos) position(pos);
+}
 
 export const COMMAND_TYPES = Object.keys(PARSERS);
 

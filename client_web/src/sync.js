@@ -442,8 +442,13 @@ export class Sync extends Emitter {
     };
     const last = this.outbox[this.outbox.length - 1];
     if (last && item.order <= last.order) item.order = last.order + 1;
+    // A duress alarm goes ahead of everything queued (SPEC 8.13): it waits
+    // at most for the one command already on the wire.
+    const urgent = frame.type === "checkin.duress";
+    if (urgent && this.outbox.length) item.order = Math.min(...this.outbox.map((i) => i.order)) - 1;
     await this.persist("the outbox", () => this.store.putOutbox(item));
-    this.outbox.push(item);
+    if (urgent) this.outbox.splice(this.outbox[0]?.state === "sending" ? 1 : 0, 0, item);
+    else this.outbox.push(item);
     this.emit("outbox", this.outbox);
     this.pump();
     return item;

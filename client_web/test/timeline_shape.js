@@ -7,7 +7,7 @@
 // envelopes tell it: placeholders carry no ts and do not move it.
 // Client-only fields (`rev`, `cid`, `people`, `restricted`) are not views'.
 
-import { apply, emptyState } from "../src/projection.js";
+import { apply, checkinList, emptyState } from "../src/projection.js";
 import { reviewsView } from "../src/reviews.js";
 
 /** Fold envelopes (seq order, placeholders included) the way the live client does. */
@@ -40,6 +40,8 @@ export function shapeOfState(s) {
     edited_seq: m.edited_seq,
     retracted: m.retracted,
     acks: m.acks,
+    receipts: m.receipts,
+    escalations: m.escalations,
   });
   const task = (t) => ({
     id: t.id,
@@ -55,6 +57,9 @@ export function shapeOfState(s) {
     note: t.note,
     updated_seq: t.updated_seq,
     updated: t.updated,
+    due: t.due,
+    receipts: t.receipts,
+    escalations: t.escalations,
   });
   const responder = (r) => ({
     user: r.user,
@@ -92,5 +97,6 @@ export function shapeOfState(s) {
       .map(responder),
     reviews: rv.reviews.sort(byOrg).map((r) => ({ ...r, actions: r.actions.map(withoutOverdue) })),
     open_actions: rv.open_actions.map(withoutOverdue),
+    checkins: checkinList(s).map(({ ...c }) => c),
   };
 }

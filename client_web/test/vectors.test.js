@@ -52,9 +52,11 @@ for (const vector of ENVELOPES) {
   });
 }
 
-test("the vectors form one incident, seq 1-9, in the full and the shelter view", () => {
-  assert.deepEqual(fullView.map((e) => e.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
-  assert.deepEqual(shelterView.map((e) => e.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+const SEQS = Array.from({ length: 15 }, (_, i) => i + 1);
+
+test("the vectors form one incident, seq 1-15, in the full and the shelter view", () => {
+  assert.deepEqual(fullView.map((e) => e.seq), SEQS);
+  assert.deepEqual(shelterView.map((e) => e.seq), SEQS);
   assert.equal(shelterView[2].type, "restricted");
   assert.deepEqual(Object.keys(shelterView[2]).sort(), ["digest", "epoch", "hash", "incident", "seq", "type", "v"]);
 });
@@ -71,8 +73,8 @@ test("hash chain verifies in both views, and a change is caught at its seq", asy
 
 test("each digest commits to the salt and the canonical content (rule 1 without a salt)", async () => {
   for (const e of fullView) assert.equal(await eventDigest(e), e.digest, `seq ${e.seq}`);
-  // seq 1-2 predate salts (rule 1); seq 3-9 are salted (rule 2).
-  assert.deepEqual(fullView.map((e) => "salt" in e), [false, false, true, true, true, true, true, true, true]);
+  // seq 1-2 predate salts (rule 1); seq 3 on are salted (rule 2).
+  assert.deepEqual(fullView.map((e) => "salt" in e), SEQS.map((seq) => seq > 2));
   for (const e of fullView.slice(0, 2)) assert.equal(await sha256hex(canon(digestContent(e))), e.digest);
   for (const e of fullView.slice(2)) assert.notEqual(await sha256hex(canon(digestContent(e))), e.digest);
 });
@@ -106,7 +108,7 @@ test("the ev batch vector is an array of envelopes with a placeholder", () => {
 test("the shelter's projection never holds the police-only note", () => {
   const s = emptyState(shelterView[0].incident);
   for (const e of shelterView) apply(s, e);
-  assert.equal(s.seq, 9);
+  assert.equal(s.seq, SEQS.length);
   assert.equal(s.restricted, 1);
   const police = fullView[2];
   assert.ok(police.visibility && police.visibility.length);
@@ -129,12 +131,21 @@ test("the projection follows SPEC 10 on the vectors", () => {
   const responder = s.responders.get(fullView[5].actor.user);
   assert.equal(responder.position.lat, fullView[5].body.position.lat);
   assert.equal(responder.position_ts, fullView[5].ts);
+  // SPEC 22: a receipt and an escalation on message 2, a check-in missed,
+  // raised to duress and resolved.
+  const urgent = s.messages.get(2);
+  assert.deepEqual(urgent.receipts, { delivered: { u_outreach: fullView[6].ts } });
+  assert.deepEqual(urgent.escalations.map((e) => e.seq), [8]);
+  const checkin = s.checkins.get(9);
+  assert.equal(checkin.status, "resolved");
+  assert.deepEqual(checkin.alarm, { seq: 11, type: "checkin.duress", ts: fullView[10].ts });
+  assert.equal(s.openCheckins.size, 0);
   assert.equal(s.status, "closed");
-  const { reviews, open_actions } = reviewsView(s, fullView[8].ts);
+  const { reviews, open_actions } = reviewsView(s, fullView[14].ts);
   assert.equal(reviews.length, 1);
-  assert.equal(reviews[0].org, fullView[7].body.org);
-  assert.equal(reviews[0].rating, fullView[7].body.rating);
+  assert.equal(reviews[0].org, fullView[13].body.org);
+  assert.equal(reviews[0].rating, fullView[13].body.rating);
   assert.equal(reviews[0].actions[0].done, true);
-  assert.equal(reviews[0].actions[0].done_by, fullView[8].actor.user);
+  assert.equal(reviews[0].actions[0].done_by, fullView[14].actor.user);
   assert.deepEqual(open_actions, []);
 });

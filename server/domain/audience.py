@@ -122,7 +122,16 @@ def label_of(body: Mapping[str, Any]) -> Label:
 
 #: Where protected fields sit in each event type's body.
 _SUBJECT_TYPES = frozenset({"incident.created", "incident.updated", "task.created"})
-_POSITION_TYPES = frozenset({"responder.status", "responder.position"})
+_POSITION_TYPES = frozenset(
+    {
+        "responder.status",
+        "responder.position",
+        "checkin.started",
+        "checkin.ok",
+        "checkin.duress",
+        "checkin.missed",
+    }
+)
 SUBJECT_FIELDS: tuple[FieldClass, ...] = (
     FieldClass.NAME,
     FieldClass.DOB,
@@ -147,11 +156,21 @@ def protected_fields(kind: str, body: Mapping[str, Any]) -> frozenset[FieldClass
     return _NONE_PROTECTED
 
 
-#: Follow-up event types and the body field naming their subject.
-_SUBJECT_OF = {
+#: Follow-up event types and the body field naming their subject. Receipts
+#: and escalations follow a message or a task, check-in events a check-in
+#: (the seq of its ``checkin.started``, or of a duress raised without one).
+_SUBJECT_OF: dict[str, str | tuple[str, ...]] = {
     "message.edited": "message",
     "message.retracted": "message",
     "message.acknowledged": "message",
+    "receipt.recorded": ("message", "task"),
+    "escalation.unacknowledged": ("message", "task"),
+    "escalation.overdue": ("message", "task"),
+    "checkin.ok": "checkin",
+    "checkin.ended": "checkin",
+    "checkin.duress": "checkin",
+    "checkin.missed": "checkin",
+    "checkin.resolved": "checkin",
     "task.assigned": "task",
     "task.accepted": "task",
     "task.declined": "task",
@@ -165,6 +184,8 @@ _SUBJECT_OF = {
 def origin_of(seq: int, kind: str, body: Mapping[str, Any]) -> int:
     """The seq of what a follow-up follows up; 0 for an event that starts something."""
     subject_field = _SUBJECT_OF.get(kind)
+    if isinstance(subject_field, tuple):
+        subject_field = next((name for name in subject_field if name in body), None)
     origin = body.get(subject_field) if subject_field else None
     return origin if isinstance(origin, int) and 0 < origin < seq else 0
 

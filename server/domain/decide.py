@@ -15,9 +15,17 @@ from typing import Any
 from protocol import v1
 from protocol.errors import ErrorCode, ProtocolError
 from server.domain.audience import EventMeta, Reader
+from server.domain.deadlines import concerned
 from server.domain.directory import DirectoryView
 from server.domain.events import EventDraft
-from server.domain.incident import TASK_TERMINAL, IncidentState, Sight, TaskState
+from server.domain.incident import (
+    CHECKIN_ALARMS,
+    TASK_TERMINAL,
+    CheckinState,
+    IncidentState,
+    Sight,
+    TaskState,
+)
 from server.domain.model import Principal, Role
 from server.domain.review_rules import decide_action_done, decide_review, review_of_action
 from server.domain.sharing import AgreementsView, Label
@@ -203,9 +211,15 @@ _SUBJECTS = (
     v1.ResponderStatus,
     v1.ResponderPosition,
     v1.ReviewSubmit,
+    v1.CheckinStart,
+    v1.CheckinDuress,
 )
 #: Commands of the post-incident review: only once the incident is closed.
 _REVIEWS = (v1.ReviewSubmit, v1.ReviewActionDone)
+
+#: Follow-ups whose RED readers are their subject's and its author's (a
+#: receipt or a check-in change must reach whoever sent or runs the subject).
+_RED_HEIRS = ("receipt.", "checkin.")
 
 
 def _red_visibility(
@@ -256,7 +270,7 @@ def _labelled(
     if draft.type.startswith("incident."):
         label = Label(cmd.tlp) if cmd.tlp else state.label
         recipients: tuple[str, ...] = ()
-    elif isinstance(cmd, _SUBJECTS):
+    elif isinstance(cmd, _SUBJECTS) and "checkin" not in body:
         label = Label(cmd.tlp) if cmd.tlp else state.label
         recipients = tuple(dict.fromkeys(cmd.recipients or ())) if label is Label.RED else ()
         parent = _parent_meta(state, cmd)
@@ -266,6 +280,8 @@ def _labelled(
     else:
         subject = _subject_meta(state, draft)
         label, recipients = subject.label, subject.recipients
+        if label is Label.RED and draft.type.startswith(_RED_HEIRS):
+            recipients = _heirs(subject, who)
         if cmd.tlp is not None and cmd.tlp != label.value:
             raise _invalid("tlp", "a follow-up has the label of what it follows")
     if label is Label.RED:
@@ -306,6 +322,8 @@ def _subject_meta(state: IncidentState, draft: EventDraft) -> EventMeta:
         return state.review_at(draft.body["review"]).meta
     if "message" in draft.body:
         return state.messages[draft.body["message"]].meta
+    if "checkin" in draft.body:
+        return state.checkins[draft.body["checkin"]].meta
     return state.tasks[draft.body["task"]].meta
 
 
@@ -344,7 +362,7 @@ def _decide(
         case v1.MessageEdit() | v1.MessageRetract() | v1.MessageAck():
             return _message_followup(state, who, cmd, vis, sight)
         case v1.TaskCreate():
-            return _task_create(state, who, cmd, directory, vis)
+            return _task_create(state, who, cmd, directory, vis, sight)
         case v1.TaskAssign():
             return _task_assign(state, who, cmd, directory, vis, sight)
         case v1.TaskTransition():
@@ -364,6 +382,16 @@ def _decide(
             review = review_of_action(state, sight, cmd.action_id)
             vis = same_as_subject(review.visibility, vis)
             return decide_action_done(state, who, cmd, review, vis, sight)
+        case v1.ReceiptMark():
+            return _receipt(state, who, cmd, vis, sight)
+        case (
+            v1.CheckinStart()
+            | v1.CheckinOk()
+            | v1.CheckinEnd()
+            | v1.CheckinDuress()
+            | v1.CheckinResolve()
+        ):
+            return decide_checkin(state, who, cmd, vis, sight)
     raise refuse(ErrorCode.UNKNOWN_TYPE, f"{cmd.TYPE} is not an incident command")
 
 
@@ -569,6 +597,7 @@ def _task_create(
     cmd: v1.TaskCreate,
     directory: DirectoryView,
     vis: tuple[str, ...] | None,
+    sight: Sight,
 ) -> EventDraft:
     _require_coordinator(who)
     assignee = _check_assignee(state, directory, cmd.assignee) if cmd.assignee else None
@@ -576,6 +605,8 @@ def _task_create(
     if assignee and vis is not None and assignee["org"] not in vis:
         raise refuse(ErrorCode.INVALID, "the assignee's organisation could not see the task")
     body: dict[str, Any] = {"title": cmd.title, "details": cmd.details, "assignee": assignee}
+    if cmd.due_in_s is not None:
+        body["due"] = sight.now_ms + cmd.due_in_s * 1000
     if cmd.subject is not None:
         body["subject"] = cmd.subject.to_wire()
     return _draft(who, cmd, state.id, "task.created", body, vis)
@@ -659,3 +690,106 @@ def _task_transition(
         raise refuse(ErrorCode.CONFLICT, f"a task that is {task.status} cannot be {kind[5:]}")
     body = {"task": task.id, "note": cmd.note}
     return _draft(who, cmd, state.id, kind, body, same_as_subject(task.visibility, vis))
+
+
+def _receipt(
+    state: IncidentState,
+    who: Principal,
+    cmd: v1.ReceiptMark,
+    vis: tuple[str, ...] | None,
+    sight: Sight,
+) -> EventDraft:
+    """A receipt: once per person, subject and state (its id says which, SPEC "Receipts").
+
+    Only for urgent messages and tasks, and never the sender's own: that
+    bounds the log to two events per person per urgent item, whatever the
+    number of their devices.
+    """
+    kind, ref = cmd.subject_ref()
+    if kind == "message":
+        msg = state.messages.get(ref)
+        if msg is None or not sight.of(msg.meta).visible:
+            raise refuse(ErrorCode.NOT_FOUND, "no such message")
+        if not msg.urgent:
+            raise _invalid("message", "receipts are kept for urgent messages only")
+        author, receipts, subject_vis = msg.author_user, msg.receipts, msg.visibility
+    else:
+        task = state.tasks.get(ref)
+        if task is None or not sight.of(task.meta).visible:
+            raise refuse(ErrorCode.NOT_FOUND, "no such task")
+        author, receipts, subject_vis = task.created_by, task.receipts, task.visibility
+    if author == who.user_id:
+        raise _invalid(kind, "the sender's own devices send no receipts")
+    if who.user_id in receipts.get(cmd.state, {}):
+        raise refuse(ErrorCode.CONFLICT, f"already recorded as {cmd.state}")
+    body = {kind: ref, "state": cmd.state}
+    return _draft(who, cmd, state.id, "receipt.recorded", body, same_as_subject(subject_vis, vis))
+
+
+# ------------------------------------------------------------------- check-ins
+
+
+def decide_checkin(
+    state: IncidentState,
+    who: Principal,
+    cmd: v1.CheckinStart | v1.CheckinOk | v1.CheckinEnd | v1.CheckinDuress | v1.CheckinResolve,
+    vis: tuple[str, ...] | None,
+    sight: Sight,
+) -> EventDraft:
+    """Lone-worker check-ins (SPEC "Check-ins"): one open check-in per worker.
+
+    A duress alarm is always accepted while the incident is open: with a
+    running timer it follows that check-in, without one it begins one.
+    """
+    kind = v1.EVENT_OF_COMMAND[cmd.TYPE]
+    if isinstance(cmd, v1.CheckinResolve):
+        return _checkin_resolve(state, who, cmd, vis, sight)
+    current = state.checkins.get(state.open_checkins.get(who.user_id, 0))
+    position = getattr(cmd, "position", None)
+    body: dict[str, Any] = {"position": position.to_wire() if position else None}
+    if isinstance(cmd, v1.CheckinStart):
+        if current is not None:
+            raise refuse(ErrorCode.CONFLICT, "you have a check-in running already")
+        body |= {"interval_s": cmd.interval_s, "due": sight.now_ms + cmd.interval_s * 1000}
+        return _draft(who, cmd, state.id, kind, body, vis)
+    if isinstance(cmd, v1.CheckinDuress):
+        if current is not None and current.status == "duress":
+            raise refuse(ErrorCode.CONFLICT, "your duress alarm is raised already")
+        body["notify"] = concerned(state, [who.org_id])
+        if current is None:
+            return _draft(who, cmd, state.id, kind, body, vis)
+        body["checkin"] = current.id
+        return _draft(who, cmd, state.id, kind, body, same_as_subject(current.meta.visibility, vis))
+    if current is None:
+        raise refuse(ErrorCode.CONFLICT, "you have no check-in running")
+    if current.status == "duress":
+        raise refuse(ErrorCode.CONFLICT, "a duress alarm is resolved by someone else")
+    body["checkin"] = current.id
+    if isinstance(cmd, v1.CheckinOk):
+        assert current.interval_s is not None  # only a duress-begun check-in has none
+        body["due"] = sight.now_ms + current.interval_s * 1000
+    else:
+        del body["position"]
+    return _draft(who, cmd, state.id, kind, body, same_as_subject(current.meta.visibility, vis))
+
+
+def _checkin_resolve(
+    state: IncidentState,
+    who: Principal,
+    cmd: v1.CheckinResolve,
+    vis: tuple[str, ...] | None,
+    sight: Sight,
+) -> EventDraft:
+    """A coordinator who sees the alarm resolves it; the worker may resolve a
+    missed check-in of their own (checking in does too), never their duress."""
+    c: CheckinState | None = state.checkins.get(state.open_checkins.get(cmd.user, 0))
+    if c is None or not sight.of(c.meta).visible or c.status not in CHECKIN_ALARMS:
+        raise refuse(ErrorCode.NOT_FOUND, "no missed check-in or duress alarm of that user")
+    own = who.user_id == c.user
+    if own and c.status == "duress":
+        raise refuse(ErrorCode.FORBIDDEN, "a duress alarm is resolved by someone else")
+    if not own and not who.coordinates:
+        raise refuse(ErrorCode.FORBIDDEN, "a coordinator resolves another worker's alarm")
+    body = {"checkin": c.id, "user": c.user, "note": cmd.note}
+    kind = "checkin.resolved"
+    return _draft(who, cmd, state.id, kind, body, same_as_subject(c.meta.visibility, vis))

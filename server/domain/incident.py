@@ -64,6 +64,12 @@ class MessageState:
     edited_seq: int | None = None
     retracted: bool = False
     acks: dict[str, int] = field(default_factory=dict)
+    #: org -> ts of its first acknowledgement (what the deadline rule asks).
+    acked_orgs: dict[str, int] = field(default_factory=dict)
+    #: state ("delivered", "seen") -> user -> ts of their receipt.
+    receipts: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: The escalations stored about it, oldest first (SPEC "Deadlines").
+    escalations: list[dict[str, Any]] = field(default_factory=list)
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -80,6 +86,8 @@ class MessageState:
             "edited_seq": self.edited_seq,
             "retracted": self.retracted,
             "acks": self.acks,
+            "receipts": self.receipts,
+            "escalations": self.escalations,
         }
 
 
@@ -98,6 +106,12 @@ class TaskState:
     note: str | None = None
     updated_seq: int = 0
     updated_ms: int = 0
+    #: When it is due to be completed (ms), if it was given a due time.
+    due_ms: int | None = None
+    #: When it was last assigned (ms): its acknowledgement deadline runs from then.
+    assigned_ms: int | None = None
+    receipts: dict[str, dict[str, int]] = field(default_factory=dict)
+    escalations: list[dict[str, Any]] = field(default_factory=list)
 
     def to_wire(self, aud: Audience = WHOLE) -> dict[str, Any]:
         subject = self.subject
@@ -115,6 +129,9 @@ class TaskState:
             "note": self.note,
             "updated_seq": self.updated_seq,
             "updated": self.updated_ms,
+            "due": self.due_ms,
+            "receipts": self.receipts,
+            "escalations": self.escalations,
         }
 
 
@@ -177,6 +194,67 @@ class ResponderState:
         }
 
 
+#: Check-in states: ``alarm`` ones (missed, duress) show until resolved.
+CHECKIN_ALARMS = frozenset({"missed", "duress"})
+
+
+@dataclass(slots=True)
+class CheckinState:
+    """One lone worker's check-in, from its ``checkin.started`` (or a duress
+    raised without a timer) until it ends or is resolved.
+
+    Every event about it has the sharing of the one that began it (a
+    follow-up), so ``meta`` decides who sees it; positions are shown through
+    the audience of the event that carried them (an agreement may coarsen).
+    """
+
+    id: int
+    user: str
+    org: str
+    name: str
+    meta: EventMeta
+    interval_s: int | None
+    #: When the next check-in is due (ms); None without a running timer.
+    due_ms: int | None
+    status: str = "active"
+    started_ms: int = 0
+    last_ok_ms: int | None = None
+    position: Stamped | None = None
+    #: The alarm (a ``checkin.missed`` or ``checkin.duress``): seq, type, ts.
+    alarm: dict[str, Any] | None = None
+    resolved: dict[str, Any] | None = None
+    updated_seq: int = 0
+
+    @property
+    def open(self) -> bool:
+        """Running or alarming: a worker has at most one open check-in."""
+        return self.status == "active" or self.status in CHECKIN_ALARMS
+
+    def to_wire(self, sight: Sight) -> dict[str, Any]:
+        position = None
+        if self.position is not None:
+            aud = sight.of(self.position.meta)
+            position = redact_position(self.position.value, aud) if aud.visible else None
+        return {
+            "id": self.id,
+            "user": self.user,
+            "org": self.org,
+            "name": self.name,
+            "tlp": self.meta.label.value,
+            "visibility": list(self.meta.visibility) if self.meta.visibility else None,
+            "status": self.status,
+            "interval_s": self.interval_s,
+            "due": self.due_ms,
+            "started": self.started_ms,
+            "last_ok": self.last_ok_ms,
+            "position": position,
+            "position_ts": self.position.ms if self.position is not None else None,
+            "alarm": self.alarm,
+            "resolved": self.resolved,
+            "updated_seq": self.updated_seq,
+        }
+
+
 @dataclass(slots=True)
 class IncidentState:
     id: str
@@ -217,6 +295,9 @@ class IncidentState:
     responders: dict[str, ResponderState] = field(default_factory=dict)
     #: Post-incident reviews (review.py): every submitted one, and action marks.
     reviews: Reviews = field(default_factory=Reviews)
+    checkins: dict[int, CheckinState] = field(default_factory=dict)
+    #: user -> id of their open check-in.
+    open_checkins: dict[str, int] = field(default_factory=dict)
 
     def participates(self, org: str) -> bool:
         return org in self.orgs
@@ -290,6 +371,11 @@ class IncidentState:
             wire for r in self.responders.values() if (wire := r.to_wire(sight)) is not None
         ]
         out["reviews"], out["open_actions"] = self.reviews.to_wire(sight.of, sight.now_ms)
+        out["checkins"] = [
+            c.to_wire(sight)
+            for c in self.checkins.values()
+            if (c.open or c.alarm is not None) and sight.of(c.meta).visible
+        ]
         return out
 
     def review_at(self, seq: int) -> ReviewState:
@@ -388,6 +474,30 @@ def _acknowledged(s: IncidentState, ev: StoredEvent) -> None:
     msg = s.messages.get(ev.body["message"])
     if msg is not None:
         msg.acks.setdefault(ev.actor_user, ev.ts_ms)
+        if ev.actor_user != msg.author_user:
+            msg.acked_orgs.setdefault(ev.actor_org, ev.ts_ms)
+
+
+def _followed(s: IncidentState, ev: StoredEvent) -> MessageState | TaskState | None:
+    """The message or task a receipt or an escalation is about."""
+    if "message" in ev.body:
+        return s.messages.get(ev.body["message"])
+    return s.tasks.get(ev.body.get("task", 0))
+
+
+def _receipt(s: IncidentState, ev: StoredEvent) -> None:
+    item = _followed(s, ev)
+    if item is not None:
+        item.receipts.setdefault(ev.body["state"], {}).setdefault(ev.actor_user, ev.ts_ms)
+
+
+def _escalation(s: IncidentState, ev: StoredEvent) -> None:
+    item = _followed(s, ev)
+    if item is not None:
+        b = ev.body
+        item.escalations.append(
+            {"seq": ev.seq, "type": ev.type, "ts": ev.ts_ms, "due": b["due"], "orgs": b["orgs"]}
+        )
 
 
 def _task_created(s: IncidentState, ev: StoredEvent) -> None:
@@ -407,6 +517,8 @@ def _task_created(s: IncidentState, ev: StoredEvent) -> None:
     if assignee:
         task.assignee_org, task.assignee_user = assignee.get("org"), assignee.get("user")
         task.status = "assigned"
+        task.assigned_ms = ev.ts_ms
+    task.due_ms = b.get("due")
     s.tasks[ev.seq] = task
 
 
@@ -429,6 +541,7 @@ def _task_transition(s: IncidentState, ev: StoredEvent) -> None:
     if ev.type == "task.assigned":
         task.assignee_org = ev.body["assignee"].get("org")
         task.assignee_user = ev.body["assignee"].get("user")
+        task.assigned_ms = ev.ts_ms
     if ev.body.get("note") is not None:
         task.note = ev.body["note"]
     task.updated_seq, task.updated_ms = ev.seq, ev.ts_ms
@@ -465,6 +578,74 @@ def _action_done(s: IncidentState, ev: StoredEvent) -> None:
     apply_action_done(s.reviews, ev)
 
 
+def _checkin_position(c: CheckinState, ev: StoredEvent) -> None:
+    if ev.body.get("position"):
+        c.position = Stamped(ev.body["position"], ev.seq, ev.ts_ms, event_meta(ev))
+
+
+def _checkin_started(s: IncidentState, ev: StoredEvent) -> None:
+    b = ev.body
+    c = CheckinState(
+        id=ev.seq,
+        user=ev.actor_user,
+        org=ev.actor_org,
+        name=ev.actor_name,
+        meta=event_meta(ev),
+        interval_s=b.get("interval_s"),
+        due_ms=b.get("due"),
+        started_ms=ev.ts_ms,
+        updated_seq=ev.seq,
+    )
+    _checkin_position(c, ev)
+    s.checkins[ev.seq] = c
+    s.open_checkins[ev.actor_user] = ev.seq
+
+
+def _checkin_of(s: IncidentState, ev: StoredEvent) -> CheckinState | None:
+    c = s.checkins.get(ev.body.get("checkin", 0))
+    if c is not None:
+        c.updated_seq = ev.seq
+    return c
+
+
+def _checkin_ok(s: IncidentState, ev: StoredEvent) -> None:
+    c = _checkin_of(s, ev)
+    if c is not None and c.open and c.status != "duress":
+        c.status, c.due_ms, c.last_ok_ms, c.alarm = "active", ev.body.get("due"), ev.ts_ms, None
+        _checkin_position(c, ev)
+
+
+def _checkin_duress(s: IncidentState, ev: StoredEvent) -> None:
+    if "checkin" not in ev.body:  # raised without a timer: it begins a check-in
+        _checkin_started(s, ev)
+    c = s.checkins.get(ev.body.get("checkin", ev.seq))
+    if c is not None:
+        c.status, c.due_ms, c.updated_seq = "duress", None, ev.seq
+        c.alarm = {"seq": ev.seq, "type": ev.type, "ts": ev.ts_ms}
+        _checkin_position(c, ev)
+
+
+def _checkin_missed(s: IncidentState, ev: StoredEvent) -> None:
+    c = _checkin_of(s, ev)
+    if c is not None and c.status == "active" and c.due_ms == ev.body.get("due"):
+        c.status, c.due_ms = "missed", None
+        c.alarm = {"seq": ev.seq, "type": ev.type, "ts": ev.ts_ms, "due": ev.body.get("due")}
+
+
+def _checkin_closed(s: IncidentState, ev: StoredEvent) -> None:
+    c = _checkin_of(s, ev)
+    if c is None or not c.open:
+        return
+    c.due_ms = None
+    if ev.type == "checkin.resolved":
+        c.status = "resolved"
+        c.resolved = {"by": ev.actor_user, "ts": ev.ts_ms, "note": ev.body.get("note")}
+    else:
+        c.status = "ended"
+    if s.open_checkins.get(c.user) == c.id:
+        del s.open_checkins[c.user]
+
+
 _APPLY = {
     "incident.created": _created,
     "incident.updated": _updated,
@@ -479,4 +660,13 @@ _APPLY = {
     "responder.position": _responder_position,
     "review.submit": _review,
     "review.action_done": _action_done,
+    "receipt.recorded": _receipt,
+    "escalation.unacknowledged": _escalation,
+    "escalation.overdue": _escalation,
+    "checkin.started": _checkin_started,
+    "checkin.ok": _checkin_ok,
+    "checkin.ended": _checkin_closed,
+    "checkin.duress": _checkin_duress,
+    "checkin.missed": _checkin_missed,
+    "checkin.resolved": _checkin_closed,
 }

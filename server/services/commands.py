@@ -25,7 +25,8 @@ from server.storage.base import EventLog
 #: Commands whose validity depends on state another command may change at the
 #: same moment (task and incident transitions, message edits). They are decided
 #: and appended one at a time per incident on this node; posts and positions,
-#: the bulk of the traffic, go straight through.
+#: the bulk of the traffic, go straight through. So does a duress alarm: it
+#: never waits behind anything (receipts are deduplicated by their id).
 _SERIAL = (
     v1.IncidentUpdate,
     v1.IncidentStatus,
@@ -35,6 +36,10 @@ _SERIAL = (
     v1.MessageEdit,
     v1.MessageRetract,
     v1.MessageAck,
+    v1.CheckinStart,
+    v1.CheckinOk,
+    v1.CheckinEnd,
+    v1.CheckinResolve,
 )
 
 

@@ -155,3 +155,8 @@ def webhook_deliveries_key(sub_id: str) -> str:
 def webhook_lease_key(sub_id: str) -> str:
     """String with a TTL: the node that delivers for the subscription."""
     return f"{PREFIX}webhook:{sub_id}:lease"
+
+
+def lease_key(name: str) -> str:
+    """String with a TTL: the node that runs a background job (``deadlines``)."""
+    return f"{PREFIX}lease:{name}"

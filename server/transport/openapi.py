@@ -74,6 +74,20 @@ LOCATION: Schema = obj(
 )
 SUBJECT = ("name", "dob", "phone", "address")
 SEQ: Schema = {"type": "integer", "minimum": 1}
+#: SPEC 22.1: state -> user -> ms of their first receipt.
+RECEIPTS: Schema = {
+    "type": "object",
+    "additionalProperties": {"type": "object", "additionalProperties": MS},
+}
+#: SPEC 22.2: the escalations stored about a message or task.
+ESCALATIONS: Schema = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["seq", "type", "ts", "due", "orgs"],
+        "properties": {"seq": SEQ, "type": STR, "ts": MS, "due": MS, "orgs": STRS},
+    },
+}
 ACTOR: Schema = obj({"user": STR, "org": STR, "name": STR})
 
 SCHEMAS: dict[str, Schema] = {
@@ -343,6 +357,7 @@ SCHEMAS: dict[str, Schema] = {
                     "messages": {"type": "array", "items": ref("Message")},
                     "tasks": {"type": "array", "items": ref("Task")},
                     "responders": {"type": "array", "items": ref("Responder")},
+                    "checkins": {"type": "array", "items": ref("Checkin")},
                     "online": STRS,
                 },
                 extra=True,
@@ -368,6 +383,8 @@ SCHEMAS: dict[str, Schema] = {
             "edited_seq": nullable(SEQ),
             "retracted": BOOL,
             "acks": {"type": "object", "additionalProperties": MS},
+            "receipts": RECEIPTS,
+            "escalations": ESCALATIONS,
         },
         extra=True,
     ),
@@ -386,6 +403,23 @@ SCHEMAS: dict[str, Schema] = {
             "note": nullable(STR),
             "updated_seq": SEQ,
             "updated": MS,
+            "due": nullable(MS),
+            "receipts": RECEIPTS,
+            "escalations": ESCALATIONS,
+        },
+        extra=True,
+    ),
+    "Checkin": obj(
+        {
+            "id": SEQ,
+            "user": STR,
+            "org": STR,
+            "name": STR,
+            "status": {"enum": ["active", "missed", "duress", "ended", "resolved"]},
+            "due": nullable(MS),
+            "position": {"anyOf": [ref("Position"), ref("Redacted"), {"type": "null"}]},
+            "alarm": nullable(ANY_OBJ),
+            "resolved": nullable(ANY_OBJ),
         },
         extra=True,
     ),

@@ -23,6 +23,7 @@ import { NewIncidentDialog } from "./forms.js";
 import { Geo } from "./geo.js";
 import { showLogin } from "./login.js";
 import { Alerts } from "./alerts.js";
+import { Receipts } from "./safety.js";
 import { Workspace } from "./workspace.js";
 import { Shell } from "./shell.js";
 
@@ -43,6 +44,7 @@ export class App {
     this.shell = new Shell(this);
     this.alerts = new Alerts(this);
     this.geo = new Geo(this);
+    this.receipts = new Receipts(this);
     this.openOnAck = new Map(); // client id of an incident.create -> its "opening" toast
     this.persistence = new Persistence({ onChange: () => this.schedule() });
     if (store.memory) this.persistence.fail("everything", store.openError || "IndexedDB unavailable");
@@ -341,6 +343,8 @@ export class App {
       this.alerts.onEvent(state, env, live);
     });
     if (!held) return;
+    const state = this.states.get(id);
+    if (state) for (const env of envs) this.receipts.onEvent(state, env);
     this.workspace.maybeAutoOpen();
     this.schedule();
   }
@@ -361,6 +365,11 @@ export class App {
   }
 
   onFailed(item, error) {
+    if (item.cmd.type === "receipt.mark") {
+      // A receipt that cannot be stored (the item was withdrawn meanwhile) is no news.
+      this.sync.drop(item.id);
+      return;
+    }
     const why = explain(error, item.cmd.type);
     this.toasts.error(why.title, why.action);
     // A message that was refused stays (marked "not sent") so its text is not

@@ -18,6 +18,7 @@ import {
   withLabel,
 } from "../labels.js";
 import { tlpBadge, recipientsLine } from "./tlp.js";
+import { escalationLine, receiptLine } from "./safety.js";
 
 function clip(text, n) {
   const chars = [...String(text ?? "")];
@@ -511,6 +512,7 @@ export class Channel {
       (i) => this.renderPending(i),
     );
     this.emptyNote.hidden = messages.length + posts.length > 0;
+    if (!this.readOnly && document.visibilityState === "visible") this.app.receipts?.seen(state, messages);
     if (atBottom) this.scroller.scrollTop = this.scroller.scrollHeight;
     this.stickToBottom = false;
   }
@@ -557,12 +559,16 @@ export class Channel {
     if (mentionNames.length) parts.push(h("div", { class: "mentions" }, "@ " + mentionNames.join(", ")));
     if (m.urgent && !m.retracted) {
       const ackers = Object.keys(m.acks).map((u) => app.personName(state, u));
+      const receipts = receiptLine(m, m.acks);
+      const escalated = escalationLine(app, m);
       parts.push(
         h(
           "div",
           { class: ["acks", ackers.length ? "acked" : "waiting"] },
           ackers.length ? `Acknowledged by ${ackers.join(", ")}` : "Not acknowledged yet",
         ),
+        receipts ? h("div", { class: "receipts", title: "Receipts: the first of each" }, receipts) : null,
+        escalated ? h("div", { class: "escalated" }, escalated) : null,
       );
     }
     if (!this.readOnly && !m.retracted) {

@@ -81,6 +81,26 @@ export function describe(app, state, env) {
       const kind = positionView(b.position).kind;
       return kind === "redacted" ? "shared a position (not shared with your organisation)" : kind === "coarse" ? "shared an approximate position" : "shared a position";
     }
+    case "receipt.recorded":
+      return `${b.state === "seen" ? "saw" : "received"} ${b.task ? `task ${taskTitle(b.task)}` : `message #${b.message}`}`;
+    case "escalation.unacknowledged":
+    case "escalation.overdue": {
+      const what = b.task ? `task ${taskTitle(b.task)}` : `urgent message #${b.message}`;
+      const why = env.type === "escalation.overdue" ? "is overdue" : "was not acknowledged in time";
+      return `ESCALATION: ${what} ${why} by ${(b.orgs || []).map((o) => app.orgName(o)).join(", ")}`;
+    }
+    case "checkin.started":
+      return `started a check-in timer (every ${Math.round((b.interval_s || 0) / 60) || 1} min)`;
+    case "checkin.ok":
+      return "checked in: OK";
+    case "checkin.ended":
+      return "stopped their check-in timer";
+    case "checkin.duress":
+      return `raised a DURESS alarm${POSITION_NOTE[positionView(b.position).kind]}`;
+    case "checkin.missed":
+      return `MISSED CHECK-IN: ${app.personName(state, b.user)}${POSITION_NOTE[positionView(b.position).kind]}`;
+    case "checkin.resolved":
+      return `resolved the alarm of ${app.personName(state, b.user)}${b.note ? ` — ${clip(b.note)}` : ""}`;
     default:
       return `did something this app does not know (${env.type})`;
   }

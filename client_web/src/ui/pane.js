@@ -12,6 +12,7 @@ import { Timeline } from "./timeline.js";
 import { ReviewSection } from "./reviews.js";
 import { powers, leadOnlyReason } from "../labels.js";
 import { tlpBadge, subjectList } from "./tlp.js";
+import { SafetyBar } from "./safety.js";
 
 const WIDE_MIN_PX = 820;
 
@@ -30,6 +31,7 @@ export class IncidentPane {
     this.mapView = new MapView(app);
     this.timeline = new Timeline(app, id);
     this.reviews = new ReviewSection(app, id);
+    this.safety = new SafetyBar(app, id);
     this.build();
     this.resizeObserver = new ResizeObserver(() => this.checkMode());
     this.resizeObserver.observe(this.el);
@@ -175,6 +177,7 @@ export class IncidentPane {
       { class: "pane", "data-incident": this.id, "aria-label": "Incident" },
       this.head,
       this.closedNote,
+      this.safety.el,
       this.statusBar,
       this.tabBar,
       this.loadingNote,
@@ -321,6 +324,7 @@ export class IncidentPane {
       state.orgs.map((o) => [orgBadge(app, o), state.lead_org === o ? h("span", { class: "muted lead" }, " lead ") : " "]),
     );
     this.renderDetails(state);
+    this.safety.update(state, pending);
     this.applyPowers(state);
     if (this.statusSelect && document.activeElement !== this.statusSelect) this.statusSelect.value = state.status;
     if (this.prioritySelect && document.activeElement !== this.prioritySelect) this.prioritySelect.value = state.priority;

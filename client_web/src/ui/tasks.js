@@ -4,7 +4,9 @@
 
 import { h, reconcile, setText } from "../dom.js";
 import { taskList, taskActions } from "../projection.js";
-import { TASK_LABEL, TASK_ACTION_LABEL, ago, label } from "../format.js";
+import { TASK_LABEL, TASK_ACTION_LABEL, ago, clock, label } from "../format.js";
+import { TASK_FINAL } from "../protocol.js";
+import { escalationLine, receiptLine } from "./safety.js";
 import { assigneeText } from "./describe.js";
 import { visibilityText } from "./channel.js";
 import { TLP_LABELS, labelOf, powers, tlpText, withLabel } from "../labels.js";
@@ -96,6 +98,17 @@ export class TaskBoard {
     this.taskVisibility = h("select", { name: "visibility", "aria-label": "Who may see the task" });
     this.taskLabel = h("select", { name: "tlp", class: "task-tlp-pick", "aria-label": "Task label (TLP)" });
     this.taskError = h("p", { class: "task-form-warning", role: "alert", hidden: true });
+    this.due = h(
+      "select",
+      { name: "due", class: "task-due-pick", "aria-label": "Due in" },
+      [
+        ["", "No due time"],
+        ["1800", "Due in 30 min"],
+        ["3600", "Due in 1 h"],
+        ["7200", "Due in 2 h"],
+        ["14400", "Due in 4 h"],
+      ].map(([value, text]) => h("option", { value }, text)),
+    );
     const form = h(
       "form",
       {
@@ -111,6 +124,7 @@ export class TaskBoard {
             if (this.details.value.trim()) cmd.details = this.details.value.trim();
             const who = parseAssignee(this.assignee.value);
             if (who) cmd.assignee = who;
+            if (this.due.value) cmd.due_in_s = Number(this.due.value);
             const built = composeTask(cmd, {
               tlp: this.taskLabel.value || labelOf(state.tlp),
               visibility: this.taskVisibility.value ? [this.taskVisibility.value] : null,
@@ -137,7 +151,7 @@ export class TaskBoard {
       },
       this.title,
       this.details,
-      h("div", { class: "form-row" }, this.assignee, this.taskLabel, this.taskVisibility),
+      h("div", { class: "form-row" }, this.assignee, this.taskLabel, this.taskVisibility, this.due),
       this.taskError,
       h(
         "div",
@@ -232,6 +246,11 @@ export class TaskBoard {
     if (t.subject) parts.push(subjectList(t.subject, { heading: "The person this task is about" }));
     if (t.details) parts.push(h("div", { class: "task-details" }, t.details));
     if (t.note) parts.push(h("div", { class: "task-note" }, `Note: ${t.note}`));
+    if (t.due) parts.push(h("div", { class: ["task-due", t.due < this.now && !TASK_FINAL.has(t.status) && "overdue"] }, `Due ${clock(t.due)}`));
+    const receipts = receiptLine(t, t.accepted_ts ? { [t.assignee.user || "org"]: t.accepted_ts } : {});
+    if (receipts) parts.push(h("div", { class: "receipts" }, receipts));
+    const escalated = escalationLine(app, t);
+    if (escalated) parts.push(h("div", { class: "escalated" }, escalated));
     if (pending) {
       const verb = TASK_ACTION_LABEL[pending.cmd.type] || pending.cmd.type;
       parts.push(

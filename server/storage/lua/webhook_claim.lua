@@ -1,4 +1,4 @@
--- Take or renew a webhook subscription's delivery lease.
+-- Take or renew a lease (a webhook subscription's delivery, the deadline rules).
 -- KEYS[1] the lease key; ARGV: node, ttl (ms)
 -- Returns 1 if the node holds the lease now, 0 if another node's is running.
 local holder = redis.call('GET', KEYS[1])
