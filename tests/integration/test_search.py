@@ -249,7 +249,7 @@ async def test_search_refuses_bad_queries_and_unknown_incidents(
 
 
 FUZZ = settings(
-    max_examples=40,
+    max_examples=30,
     deadline=None,
     derandomize=True,
     database=None,
