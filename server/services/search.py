@@ -117,7 +117,8 @@ class Search:
     ) -> SearchPage:
         """Hits in one incident the caller takes part in (checked by the caller)."""
         walk = _Walk(limit)
-        stop = await self._walk_incident(who, incident, terms, before_seq or head_seq + 1, walk)
+        start = min(before_seq or head_seq + 1, head_seq + 1)
+        stop = await self._walk_incident(who, incident, terms, start, walk)
         return SearchPage(walk.hits, SearchPosition(None, stop) if stop > 1 else None)
 
     async def across(
@@ -133,8 +134,14 @@ class Search:
             )
             listed = [(s["updated"], s["id"], s["seq"]) for s in page.incidents]
             if resume is not None and resume.listed is not None and resume.before_seq > 1:
-                # The incident the last page stopped in: finish it first.
-                listed.insert(0, (*resume.listed, resume.before_seq - 1))
+                # The incident the last page stopped in: finish it first. The
+                # cursor comes from the client: only an incident it takes
+                # part in, from no higher than its head (a forged one would
+                # otherwise time the index of an incident it is not in).
+                incident = resume.listed[1]
+                head = await self.log.head(incident)
+                if head is not None and await self.log.participates(incident, who.org_id):
+                    listed.insert(0, (*resume.listed, min(resume.before_seq - 1, head.seq)))
             resume = None
             for updated, incident, head_seq in listed:
                 if not who.sees(incident):
