@@ -49,13 +49,12 @@ def test_too_many_words_and_operators_are_words() -> None:
 @settings(max_examples=200, derandomize=True, database=None)
 @given(q=st.text(max_size=220), text=st.text(max_size=400))
 def test_any_query_is_words_or_a_typed_refusal(q: str, text: str) -> None:
+    refused: ErrorCode | None = None
+    terms: list[str] = []
     try:
         terms = parse_query(q)
     except ProtocolError as err:
         refused = err.code
-        terms = []
-    else:
-        refused = None
     if refused is not None:
         assert refused is ErrorCode.INVALID
         return
