@@ -10,8 +10,8 @@ to repair it later.
 Limits, stated: one ZSET member per distinct word per event (measured: 52
 bytes of Redis memory each in small sets, ~1 KB per 20-word message; more
 once a word's set passes 128 entries), kept for as long as the log is; and
-only whole words (no prefixes, phrases or ranking), as on SQLite. A lookup reads one incident's window of seqs per term and intersects
-them here.
+only whole words (no prefixes, phrases or ranking), as on SQLite. A lookup
+reads one incident's window of seqs per term and intersects them here.
 """
 
 from __future__ import annotations
