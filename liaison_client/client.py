@@ -9,6 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import msgpack
@@ -165,13 +166,47 @@ class LiaisonClient:
     async def incident(self, incident: str) -> dict[str, Any]:
         return dict(await self.request("GET", f"/api/v1/incidents/{incident}"))
 
-    async def timeline(self, incident: str, after_seq: int = 0) -> list[dict[str, Any]]:
-        """Every event of the incident after ``after_seq``, following the pages."""
+    async def by_ref(self, external_ref: str) -> list[dict[str, Any]]:
+        """The incidents carrying this external reference (a CAD number), exactly."""
+        return await self.incidents("ref=" + quote(external_ref, safe=""))
+
+    async def search(
+        self, q: str, incident: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Every hit of a text search (all pages): ``{incident, seq, snippet, event}``."""
+        hits: list[dict[str, Any]] = []
+        cursor: str | None = None
+        base = f"/api/v1/search?q={quote(q, safe='')}&limit={limit}"
+        if incident is not None:
+            base += "&incident=" + quote(incident, safe="")
+        while True:
+            page = await self.request("GET", base + (f"&cursor={cursor}" if cursor else ""))
+            hits += page["hits"]
+            cursor = page["next"]
+            if not cursor:
+                return hits
+
+    async def timeline(
+        self,
+        incident: str,
+        after_seq: int = 0,
+        *,
+        types: list[str] | None = None,
+        since: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every event of the incident after ``after_seq``, following the pages.
+
+        ``types`` (event types or ``family.*``) and ``since`` (server ms) filter
+        it: the events you may see that match, and no placeholders (SPEC 18.3).
+        """
         events: list[dict[str, Any]] = []
         cursor: int | None = after_seq
+        extra = ("&types=" + quote(",".join(types), safe=",*")) if types else ""
+        extra += f"&since={since}" if since is not None else ""
         while cursor is not None:
             page = await self.request(
-                "GET", f"/api/v1/incidents/{incident}/timeline?after_seq={cursor}&limit=1000"
+                "GET",
+                f"/api/v1/incidents/{incident}/timeline?after_seq={cursor}&limit=1000{extra}",
             )
             events.extend(page["events"])
             cursor = page["next_after_seq"]

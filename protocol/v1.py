@@ -19,6 +19,7 @@ from datetime import date
 from typing import Any, ClassVar
 
 from protocol.errors import ErrorCode, ProtocolError
+from protocol.external_ref import check_ref
 from protocol.fields import Fields
 from protocol.limits import LIMITS, Limits
 
@@ -303,6 +304,11 @@ class Unfollow(Command):
 # ----------------------------------------------------------------------- incidents
 
 
+def _external_ref(f: Fields) -> str | None:
+    value = f.obj.get("external_ref")
+    return None if value is None else check_ref(value)
+
+
 @dataclass(frozen=True, slots=True)
 class IncidentCreate(Command):
     """Open a new incident; its log starts with ``incident.created`` at seq 1."""
@@ -322,6 +328,8 @@ class IncidentCreate(Command):
     subject: Subject | None = None
     #: The system that raised it, if another did (a CAP alert).
     source: Source | None = None
+    #: The CAD number (or another system's id) for the incident (SPEC 18.2).
+    external_ref: str | None = None
 
     @classmethod
     def parse(cls, f: Fields) -> IncidentCreate:
@@ -329,6 +337,7 @@ class IncidentCreate(Command):
         source = f.sub("source")
         return cls(
             source=Source.parse(source) if source else None,
+            external_ref=_external_ref(f),
             tlp=f.choice("tlp", INCIDENT_LABELS, required=False),
             subject=_subject(f),
             id=f.ident("id"),
@@ -357,11 +366,14 @@ class IncidentUpdate(IncidentCommand):
     liaisons: dict[str, str]
     description: str | None
     subject: Subject | None = None
+    #: A new external reference (absent: unchanged).
+    external_ref: str | None = None
 
     @classmethod
     def parse(cls, f: Fields) -> IncidentUpdate:
         loc = f.sub("location")
         return cls(
+            external_ref=_external_ref(f),
             subject=_subject(f),
             **_incident_base(f),
             # Absent means "unchanged"; present must be a real value, as at create.

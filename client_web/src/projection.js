@@ -22,6 +22,7 @@ export function emptyState(id, epoch = null) {
     epoch,
     seq: 0,
     title: "",
+    external_ref: null,
     category: "",
     priority: "normal",
     description: null,
@@ -104,6 +105,7 @@ const HANDLERS = {
     s.category = b.category;
     s.priority = b.priority;
     s.description = b.description ?? null;
+    s.external_ref = b.external_ref ?? null;
     s.location = b.location ?? null;
     s.orgs = [...(b.orgs || [])];
     s.lead_org = b.lead_org ?? null;
@@ -117,7 +119,7 @@ const HANDLERS = {
     s.status_history = [{ status: s.status, by: env.actor.user, ts: env.ts, seq: env.seq }];
   },
   "incident.updated"(s, env, b) {
-    for (const key of ["title", "category", "priority", "description", "location", "lead_org"]) {
+    for (const key of ["title", "category", "priority", "description", "location", "lead_org", "external_ref"]) {
       if (b[key] !== null && b[key] !== undefined) s[key] = b[key];
     }
     for (const org of b.add_orgs || []) if (!s.orgs.includes(org)) s.orgs.push(org);

@@ -292,6 +292,26 @@ function transition(f) {
   f.text("note", { required: false, maxChars: f.limits.max_text_chars });
 }
 
+
+/** An incident's external reference (CAD number), as the server checks it (SPEC 18.2). */
+export const EXTERNAL_REF = /^[A-Za-z0-9][A-Za-z0-9._/:#-]*$/;
+export const EXTERNAL_REF_MAX = 64;
+
+export function externalRefProblem(value) {
+  if (typeof value !== "string") return "must be a string";
+  if (!value) return "must not be empty";
+  if (value.length > EXTERNAL_REF_MAX) return `longer than ${EXTERNAL_REF_MAX} characters`;
+  if (!EXTERNAL_REF.test(value)) return "letters, digits and - _ . / : # only, starting with a letter or digit";
+  return null;
+}
+
+function externalRef(f) {
+  const value = f.get("external_ref", false);
+  if (value === null) return;
+  const problem = externalRefProblem(value);
+  if (problem) throw invalid(f.name("external_ref"), problem);
+}
+
 const PARSERS = {
   follow(f) {
     for (const t of f.objList("incidents")) {
@@ -316,6 +336,7 @@ const PARSERS = {
     f.optIdent("lead_org");
     f.strMap("liaisons");
     f.text("description", { required: false, maxChars: f.limits.max_text_chars });
+    externalRef(f);
   },
   "incident.update"(f) {
     const loc = f.sub("location");
@@ -329,6 +350,7 @@ const PARSERS = {
     f.optIdent("lead_org");
     f.strMap("liaisons");
     f.text("description", { required: false, maxChars: f.limits.max_text_chars });
+    externalRef(f);
   },
   "incident.status"(f) {
     incidentBase(f);

@@ -75,6 +75,7 @@ export function shapeOfState(s) {
     epoch: s.epoch,
     seq: s.seq,
     title: s.title,
+    external_ref: s.external_ref,
     category: s.category,
     priority: s.priority,
     status: s.status,

@@ -168,6 +168,8 @@ def decide_create(who: Principal, cmd: v1.IncidentCreate, directory: DirectoryVi
         body["subject"] = cmd.subject.to_wire()
     if cmd.source is not None:
         body["source"] = cmd.source.to_wire()
+    if cmd.external_ref is not None:
+        body["external_ref"] = cmd.external_ref
     incident = incident_id_for(who.user_id, cmd.id)
     return _draft(who, cmd, incident, "incident.created", body, None, new_epoch())
 
@@ -419,6 +421,8 @@ def _update(
         body["subject"] = cmd.subject.to_wire()
     if cmd.tlp is not None and cmd.tlp != state.label.value:
         body["tlp"] = cmd.tlp
+    if cmd.external_ref is not None and cmd.external_ref != state.external_ref:
+        body["external_ref"] = cmd.external_ref
     if all(v in (None, [], {}) for v in body.values()):
         raise refuse(ErrorCode.INVALID, "nothing to update")
     return _draft(who, cmd, state.id, "incident.updated", body, None)
@@ -449,6 +453,7 @@ def _check_partner_update(who: Principal, cmd: v1.IncidentUpdate) -> None:
                 cmd.description,
                 cmd.subject,
                 cmd.tlp,
+                cmd.external_ref,
             )
         )
         or cmd.add_orgs

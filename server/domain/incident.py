@@ -264,6 +264,8 @@ class IncidentState:
     category: str = ""
     priority: str = "normal"
     description: str | None = None
+    #: The CAD number (or another system's id) for it, if one was given.
+    external_ref: str | None = None
     location: dict[str, Any] | None = None
     status: str = "reported"
     status_history: list[dict[str, Any]] = field(default_factory=list)
@@ -339,6 +341,7 @@ class IncidentState:
             "epoch": self.epoch,
             "seq": self.seq,
             "title": self.title,
+            "external_ref": self.external_ref,
             "category": self.category,
             "priority": self.priority,
             "status": self.status,
@@ -389,6 +392,7 @@ def _created(s: IncidentState, ev: StoredEvent) -> None:
     b = ev.body
     s.title, s.category, s.priority = b["title"], b["category"], b["priority"]
     s.description, s.location = b.get("description"), b.get("location")
+    s.external_ref = b.get("external_ref")
     s.orgs = list(b["orgs"])
     s.lead_org, s.liaisons = b.get("lead_org"), dict(b.get("liaisons") or {})
     s.created_by, s.created_ms = ev.actor_user, ev.ts_ms
@@ -402,7 +406,15 @@ def _created(s: IncidentState, ev: StoredEvent) -> None:
 
 def _updated(s: IncidentState, ev: StoredEvent) -> None:
     b = ev.body
-    for key in ("title", "category", "priority", "description", "location", "lead_org"):
+    for key in (
+        "title",
+        "category",
+        "priority",
+        "description",
+        "location",
+        "lead_org",
+        "external_ref",
+    ):
         if b.get(key) is not None:
             setattr(s, key, b[key])
     for org in b.get("add_orgs") or ():

@@ -37,7 +37,7 @@ Header = dict[str, list[Any]]
 _ORG = "org:"
 _LIAISON = "liaison:"
 #: Fields ``incident.updated`` may set (only when present and not null).
-_UPDATABLE = ("title", "category", "priority", "location", "lead_org", "tlp")
+_UPDATABLE = ("title", "category", "priority", "location", "lead_org", "tlp", "external_ref")
 
 
 def changes(ev: StoredEvent) -> list[tuple[str, Any]]:
@@ -50,6 +50,8 @@ def changes(ev: StoredEvent) -> list[tuple[str, Any]]:
         out += [("location", b.get("location")), ("lead_org", b.get("lead_org"))]
         if b.get("tlp") is not None:
             out.append(("tlp", b["tlp"]))
+        if b.get("external_ref") is not None:
+            out.append(("external_ref", b["external_ref"]))
         out.append(("status", b.get("status", "reported")))
         out += [(_ORG + org, i) for i, org in enumerate(b["orgs"])]
         out += [(_LIAISON + o, u) for o, u in (b.get("liaisons") or {}).items()]
@@ -137,6 +139,7 @@ def summary(incident: str, header: Mapping[str, list[Any]], seq: int, ts_ms: int
         "epoch": get("epoch"),
         "seq": seq,
         "title": get("title", ""),
+        "external_ref": get("external_ref"),
         "category": get("category", ""),
         "priority": get("priority", "normal"),
         "status": get("status", "reported"),

@@ -63,6 +63,8 @@ class IncidentQuery:
     text: str = ""
     #: Only incidents updated strictly after this time (ms).
     updated_after: int | None = None
+    #: Only the incidents whose ``external_ref`` is exactly this (an indexed lookup).
+    ref: str | None = None
     after: IndexCursor | None = None
     limit: int = 100
 
@@ -74,6 +76,7 @@ class IncidentQuery:
             and (not self.category or summary["category"] == self.category)
             and (not self.text or self.text in summary["title"].lower())
             and (self.updated_after is None or summary["updated"] > self.updated_after)
+            and (self.ref is None or summary.get("external_ref") == self.ref)
         )
 
 
@@ -139,6 +142,19 @@ class EventLog(Protocol):
 
         ``limit`` below 1 is read as 1 (there is no "all": callers page). An
         unknown incident, or a position at or past the head, gives ``[]``.
+        """
+        ...
+
+    async def text_matches(
+        self, incident: str, terms: Sequence[str], after_seq: int, before_seq: int
+    ) -> list[int]:
+        """Seqs in ``(after_seq, before_seq)`` of the incident's events indexed under
+        every one of ``terms`` (``search_text.index_terms``), highest first.
+
+        The index is written with the event, before its append is
+        acknowledged: an acknowledged event is found. It knows nothing of
+        visibility: the caller decides what a reader may see of each seq
+        (server/services/search.py). ``[]`` for no terms or an unknown incident.
         """
         ...
 

@@ -18,6 +18,9 @@ INDEX = PREFIX + "index:updated"
 #: Set once every incident stored before per-organisation index orders has
 #: been put in them (``RedisEventLog._index_missing``), so a start skips it.
 ORG_INDEX_BUILT = PREFIX + "index:org-built"
+#: Set once the words of every event stored before text search are indexed
+#: (server/storage/redis_search.py ``index_older``).
+SEARCH_BUILT = PREFIX + "search:built"
 #: Token secret shared by every node when none is configured.
 SECRET = PREFIX + "secret"
 #: Directory hashes: org id -> msgpack, user id -> msgpack, username -> user id.
@@ -40,6 +43,16 @@ def org_index_key(org: str) -> str:
     event it may see: its index order and ``updated``. A restricted event moves
     only the organisations that see it (ZADD GT, as INDEX)."""
     return f"{PREFIX}index:org:{org}"
+
+
+def ref_key(ref: str) -> str:
+    """SET of the incidents that carry (or once carried) external reference ``ref``.
+
+    Added to *before* the append that sets it, so a crash between the two
+    leaves an extra member, never a missing one; a lookup checks each member's
+    summary, which is the truth (``RedisEventLog._by_ref``).
+    """
+    return f"{PREFIX}ref:{ref}"
 
 
 def log_key(incident: str) -> str:
@@ -70,6 +83,11 @@ def summary_key(incident: str) -> str:
     """Hash: the incident's index header, key -> msgpack value and "#key" -> seq
     (see server/domain/summary.py and lua/header.lua)."""
     return f"{PREFIX}{{{incident}}}:summary"
+
+
+def term_key(incident: str, term: str) -> str:
+    """ZSET: seqs of the incident's events that have the word ``term``, scored by seq."""
+    return f"{PREFIX}{{{incident}}}:term:{term}"
 
 
 def channel(incident: str) -> str:

@@ -53,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ from server.domain import chain, summary
 from server.domain.chain import ChainHead
 from server.domain.events import AppendResult, EventDraft, StoredEvent
 from server.errors import ClientIdReused, LogNotFound, StorageOutcomeUnknown, StorageUnavailable
-from server.storage import redis_connect
+from server.storage import redis_connect, redis_search
 from server.storage import redis_keys as keys
 from server.storage.base import (
     Deliver,
@@ -172,6 +173,11 @@ class RedisLogReader:
             raise StorageUnavailable(str(exc)) from exc
         return [unpack_event(fields[b"e"]) for _, fields in entries]
 
+    async def text_matches(
+        self, incident: str, terms: Sequence[str], after_seq: int, before_seq: int
+    ) -> list[int]:
+        return await redis_search.text_matches(self.redis, incident, terms, after_seq, before_seq)
+
     async def head(self, incident: str) -> LogHead | None:
         try:
             fields: Any = await self.redis.hmget(keys.head_key(incident), ["epoch", "seq"])
@@ -194,6 +200,7 @@ class RedisEventLog(RedisLogReader):
         self._deliver = deliver
         self._script = self.redis.register_script(APPEND_LUA)
         self._header_script = self.redis.register_script(HEADER_LUA)
+        self._terms_script = self.redis.register_script(redis_search.TERMS_LUA)
         self._heads: dict[str, ChainHead] = {}
         #: Participating organisations per incident, cached beside the head and
         #: forgotten with it: an append that succeeded on the cached head saw
@@ -220,6 +227,10 @@ class RedisEventLog(RedisLogReader):
         if self._replicas is not None:
             await self._replicas.detect(self.redis)
         await self._index_missing()
+        try:
+            await redis_search.index_older(self.redis, self.read)
+        except (RedisError, OSError, StorageUnavailable):
+            log.exception("text search: could not index older events at start")
         self._queue.start()
 
     async def close(self) -> None:
@@ -421,9 +432,12 @@ class RedisEventLog(RedisLogReader):
             args += [_idem_field(draft), ev.seq, blob]
         if creating:
             await self.redis.zadd(keys.INCIDENTS, {incident: now}, nx=True)
+        for ref in _refs_set(events):
+            await self.redis.sadd(keys.ref_key(ref), incident)
         header = _header_args(events)
-        if header:
-            reply = await self._eval_with_header(incident, args, cursor.hash, header)
+        terms = redis_search.term_writes(incident, events)
+        if header or terms[0]:
+            reply = await self._eval_with_header(incident, args, cursor.hash, header, terms)
         else:
             reply = await self._eval(incident, args)
         if reply[0] == b"ok":
@@ -459,19 +473,31 @@ class RedisEventLog(RedisLogReader):
         return reply
 
     async def _eval_with_header(
-        self, incident: str, args: list[str | int | bytes], head_hash: str, header: list[Any]
+        self,
+        incident: str,
+        args: list[str | int | bytes],
+        head_hash: str,
+        header: list[Any],
+        terms: tuple[list[str], list[int]],
     ) -> list[bytes]:
-        """The append and the header merge of its events in one MULTI (one slot)."""
+        """The append, the header merge and the words of its events in one MULTI (one slot)."""
         script_keys = [keys.log_key(incident), keys.head_key(incident), keys.idem_key(incident)]
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
                 await self._script(keys=script_keys, args=args, client=pipe)
-                await self._header_script(
-                    keys=[keys.summary_key(incident), keys.head_key(incident)],
-                    args=[head_hash, *header],
-                    client=pipe,
-                )
-                reply, _ = await pipe.execute()
+                if header:
+                    await self._header_script(
+                        keys=[keys.summary_key(incident), keys.head_key(incident)],
+                        args=[head_hash, *header],
+                        client=pipe,
+                    )
+                if terms[0]:
+                    await self._terms_script(
+                        keys=[keys.head_key(incident), *terms[0]],
+                        args=[head_hash, *terms[1]],
+                        client=pipe,
+                    )
+                reply, *_ = await pipe.execute()
         except (RedisTimeoutError, RedisConnectionError, OSError) as exc:
             # As in _eval: the MULTI may have been applied, only its reply lost.
             raise StorageOutcomeUnknown(f"no answer to the append on {incident}: {exc}") from exc
@@ -619,6 +645,8 @@ class RedisEventLog(RedisLogReader):
         part in few of many incidents gets short pages with a ``next`` cursor
         rather than one request that reads the whole index.
         """
+        if query.ref is not None:
+            return await self._by_ref(query)
         high: float | str = query.after[0] if query.after else "+inf"
         low = f"({query.updated_after}" if query.updated_after is not None else "-inf"
         chunk = min(max(query.limit + 1, 100), INDEX_SCAN)
@@ -651,6 +679,39 @@ class RedisEventLog(RedisLogReader):
         except (RedisError, OSError) as exc:
             raise StorageUnavailable(str(exc)) from exc
         return IncidentPage([e for _, e in found], position)
+
+    async def _by_ref(self, query: IncidentQuery) -> IncidentPage:
+        """``?ref=`` lookups: the reference's few incidents, each checked against
+        its summary (the set may hold one whose reference has changed since)."""
+        try:
+            members: Any = await self.redis.smembers(keys.ref_key(query.ref or ""))
+            incidents = sorted(m.decode() for m in members)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for incident in incidents:
+                    _ = pipe.zscore(keys.org_index_key(query.org), incident)
+                scores: list[Any] = await pipe.execute()
+            batch = sorted(
+                (
+                    (int(score), incident)
+                    for incident, score in zip(incidents, scores, strict=True)
+                    if score is not None
+                ),
+                reverse=True,
+            )
+            if query.after is not None:
+                batch = [p for p in batch if p < query.after]
+            if query.updated_after is not None:
+                batch = [p for p in batch if p[0] > query.updated_after]
+            found = [
+                (pos, entry)
+                for pos, entry in zip(batch, await self._summaries(batch), strict=True)
+                if entry is not None and query.matches(entry)
+            ]
+        except (RedisError, OSError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        more = len(found) > query.limit
+        page = found[: query.limit]
+        return IncidentPage([e for _, e in page], page[-1][0] if more and page else None)
 
     async def _summaries(self, batch: list[IndexCursor]) -> list[dict[str, Any] | None]:
         """Summaries of a batch of one organisation's index entries, in one round
@@ -702,6 +763,17 @@ def _last_seen_per_org(events: list[StoredEvent], orgs: dict[str, int]) -> dict[
         for org in orgs:
             per_org[org] = max(per_org.get(org, 0), public)
     return per_org
+
+
+def _refs_set(events: list[StoredEvent]) -> set[str]:
+    """The external references a run of events sets (for ``keys.ref_key``)."""
+    return {
+        value
+        for ev in events
+        if ev.type in summary.HEADER_TYPES
+        for key, value in summary.changes(ev)
+        if key == "external_ref" and isinstance(value, str)
+    }
 
 
 def _header_args(events: list[StoredEvent]) -> list[Any]:

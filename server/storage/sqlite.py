@@ -33,6 +33,7 @@ import orjson
 from server.domain import chain, summary
 from server.domain.chain import ChainHead
 from server.domain.events import STORED_FIELDS, AppendResult, EventDraft, StoredEvent
+from server.domain.search_text import index_terms
 from server.errors import ClientIdReused, LogNotFound, StorageUnavailable
 from server.storage.base import (
     Deliver,
@@ -91,6 +92,25 @@ CREATE TABLE IF NOT EXISTS incident_orgs (
     PRIMARY KEY (org, incident)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS logs_by_update ON logs (head_ts, incident);
+-- External references (CAD numbers) of the incident index: ?ref= lookups.
+-- Rewritten with the incident's index row, in the same transaction.
+CREATE TABLE IF NOT EXISTS incident_refs (
+    ref      TEXT NOT NULL,
+    incident TEXT NOT NULL,
+    PRIMARY KEY (ref, incident)
+) WITHOUT ROWID;
+-- Text search (GET /api/v1/search): each event's words (search_text.index_terms),
+-- per incident, written in the transaction that stores the event. A plain
+-- inverted index rather than FTS5: search walks one incident's seqs at a time
+-- (server/services/search.py), which this key serves as a range, and its
+-- words are cut exactly as the Redis backend cuts them.
+CREATE TABLE IF NOT EXISTS event_terms (
+    incident TEXT NOT NULL,
+    term     TEXT NOT NULL,
+    seq      INTEGER NOT NULL,
+    PRIMARY KEY (incident, term, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS search_built (done INTEGER NOT NULL);
 """
 
 #: After the upgrade of an older file (``_Writer._add_updated_column``): an
@@ -174,6 +194,7 @@ class _Writer:
         self.db.executescript(ORDER_INDEX)
         self.heads: dict[str, ChainHead] = {}
         self._index_missing()
+        self._index_terms_missing()
 
     def _add_salt_column(self) -> None:
         """Give a data directory from before chain salts its ``salt`` column.
@@ -227,6 +248,26 @@ class _Writer:
         self.db.execute("COMMIT")
         log.info("indexed %d incidents stored before the incident index", len(missing))
 
+    def _index_terms_missing(self) -> None:
+        """Index the words of events stored before text search (a one-off on upgrade)."""
+        if self.db.execute("SELECT 1 FROM search_built").fetchone():
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        rows = self.db.execute(f"SELECT {_COLUMNS} FROM events")  # noqa: S608
+        count = 0
+        for row in rows.fetchall():
+            count += self._index_text([_row_to_event(row)])
+        self.db.execute("INSERT INTO search_built VALUES (1)")
+        self.db.execute("COMMIT")
+        if count:
+            log.info("text search: indexed the words of %d older events", count)
+
+    def _index_text(self, events: Sequence[StoredEvent]) -> int:
+        """Store the events' words (inside the caller's transaction); how many had any."""
+        rows = [(ev.incident, term, ev.seq) for ev in events for term in index_terms(ev.body)]
+        self.db.executemany("INSERT OR IGNORE INTO event_terms VALUES (?, ?, ?)", rows)
+        return len({(r[0], r[2]) for r in rows})
+
     def _index(self, incident: str, events: Sequence[StoredEvent]) -> None:
         """Fold header events into the incident's index row (inside the caller's transaction)."""
         row = self.db.execute(
@@ -240,6 +281,11 @@ class _Writer:
             "INSERT OR REPLACE INTO incident_index VALUES (?, ?, ?, ?, ?)",
             (incident, orjson.dumps(header), wire["title"], wire["status"], wire["category"]),
         )
+        self.db.execute("DELETE FROM incident_refs WHERE incident = ?", (incident,))
+        if wire["external_ref"] is not None:
+            self.db.execute(
+                "INSERT INTO incident_refs VALUES (?, ?)", (wire["external_ref"], incident)
+            )
         # An organisation that joins sees every public event from then on:
         # its ``updated`` starts at the last of them (this batch's included,
         # its rows are inserted by now). Only on header events, which are rare.
@@ -320,6 +366,7 @@ class _Writer:
             if isinstance(r, AppendResult) and not r.duplicate:
                 by_incident.setdefault(r.event.incident, []).append(r.event)
         for incident, events in by_incident.items():
+            self._index_text(events)
             header_events = [ev for ev in events if ev.type in summary.HEADER_TYPES]
             if header_events:
                 self._index(incident, header_events)
@@ -506,6 +553,16 @@ class SqliteEventLog:
         )
         return [_row_to_event(row) for row in rows]
 
+    async def text_matches(
+        self, incident: str, terms: Sequence[str], after_seq: int, before_seq: int
+    ) -> list[int]:
+        if not terms:
+            return []
+        one = "SELECT seq FROM event_terms WHERE incident = ? AND term = ? AND seq > ? AND seq < ?"
+        sql = " INTERSECT ".join([one] * len(terms)) + " ORDER BY seq DESC"
+        args = tuple(a for t in terms for a in (incident, t, after_seq, before_seq))
+        return [row[0] for row in await self._query(sql, args)]
+
     async def head(self, incident: str) -> LogHead | None:
         rows = await self._query("SELECT epoch, head_seq FROM logs WHERE incident = ?", (incident,))
         return LogHead(rows[0][0], rows[0][1]) if rows else None
@@ -548,6 +605,9 @@ class SqliteEventLog:
         if query.text:
             sql.append("AND instr(py_lower(i.title), ?) > 0")
             args.append(query.text)
+        if query.ref is not None:
+            sql.append("AND o.incident IN (SELECT incident FROM incident_refs WHERE ref = ?)")
+            args.append(query.ref)
         if query.updated_after is not None:
             sql.append("AND o.updated_ts > ?")
             args.append(query.updated_after)

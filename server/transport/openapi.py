@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from protocol import external_ref
 from protocol.errors import ErrorCode
 from protocol.limits import LIMITS
 from server.domain.model import Role
@@ -67,6 +68,13 @@ STRS: Schema = {"type": "array", "items": STR}
 ID: Schema = {"type": "string", "minLength": 1, "maxLength": LIMITS.max_id_chars}
 SHORT: Schema = {"type": "string", "maxLength": LIMITS.max_short_chars}
 SECRET: Schema = {"type": "string", "maxLength": 256}
+EXTERNAL_REF: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": external_ref.MAX_CHARS,
+    "pattern": f"^{external_ref.PATTERN.pattern}$",
+    "description": "a CAD number or another system's id (SPEC 18.2)",
+}
 LABEL: Schema = {"enum": [label.value for label in Label]}
 ROLE: Schema = {"enum": [role.value for role in Role]}
 LOCATION: Schema = obj(
@@ -328,6 +336,7 @@ SCHEMAS: dict[str, Schema] = {
             "epoch": STR,
             "seq": {"type": "integer", "minimum": 1, "description": "the head"},
             "title": STR,
+            "external_ref": nullable(STR),
             "category": STR,
             "priority": STR,
             "status": STR,
@@ -489,7 +498,24 @@ SCHEMAS: dict[str, Schema] = {
             "head_seq": INT,
             "events": {"type": "array", "items": ref("Envelope")},
             "next_after_seq": nullable(INT),
+            "scanned_to_seq": {
+                "type": "integer",
+                "description": "filtered reads only: events up to here not in `events` were"
+                " skipped (SPEC 18.3)",
+            },
+        },
+        "scanned_to_seq",
+    ),
+    "SearchHit": obj(
+        {
+            "incident": STR,
+            "seq": SEQ,
+            "snippet": STR,
+            "event": ref("Envelope"),
         }
+    ),
+    "SearchPage": obj(
+        {"hits": {"type": "array", "items": ref("SearchHit")}, "next": nullable(STR)}
     ),
     "IncidentCreate": obj(
         {
@@ -505,10 +531,12 @@ SCHEMAS: dict[str, Schema] = {
             "tlp": {"enum": ["CLEAR", "GREEN", "AMBER"]},
             "subject": ANY_OBJ,
             "source": ANY_OBJ,
+            "external_ref": EXTERNAL_REF,
         },
         *("priority", "description", "location", "orgs", "lead_org", "liaisons", "tlp"),
         "subject",
         "source",
+        "external_ref",
         extra=True,
     ),
     "MessagePost": obj(
@@ -903,6 +931,7 @@ def _paths() -> dict[str, dict[str, Schema]]:
                     _q("category", STR, "exact match"),
                     _q("q", STR, "case-insensitive substring of the title"),
                     _q("updated_after", {"type": "integer", "minimum": 0, "maximum": 2**53}, "ms"),
+                    _q("ref", EXTERNAL_REF, "exact external reference (CAD number)"),
                     LIMIT_Q,
                     _q("cursor", STR, "the `next` of the previous page"),
                 ),
@@ -930,8 +959,34 @@ def _paths() -> dict[str, dict[str, Schema]]:
                 "incidents",
                 (200, ref("Timeline")),
                 (400, 403, 404, 416),
-                query=(SEQ_Q, LIMIT_Q),
+                query=(
+                    SEQ_Q,
+                    LIMIT_Q,
+                    _q(
+                        "types",
+                        STR,
+                        "comma-separated event types or `family.*`: a filtered read (SPEC 18.3)",
+                    ),
+                    _q("since", {"type": "integer", "minimum": 0}, "ms: events stored after it"),
+                ),
                 path_id="an incident id",
+            ),
+        },
+        "/api/v1/search": {
+            "get": _op(
+                "Text search over the events you may see (SPEC 18.4)",
+                "incidents",
+                (200, ref("SearchPage")),
+                (400, 403, 404),
+                query=(
+                    {
+                        **_q("q", STR, "words, all must match (at most 8, 200 characters)"),
+                        "required": True,
+                    },
+                    _q("incident", STR, "only this incident"),
+                    _q("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "default 20"),
+                    _q("cursor", STR, "the `next` of the previous page"),
+                ),
             ),
         },
         "/api/v1/commands": {

@@ -21,6 +21,7 @@ from aiohttp import web
 from protocol import v1
 from protocol.codec import check_decoded
 from protocol.errors import ErrorCode, ProtocolError
+from protocol.external_ref import check_ref
 from protocol.fields import Fields
 from protocol.limits import Limits
 from server.auth import AccessClaims
@@ -45,6 +46,7 @@ from server.transport.rest_agreements import AgreementsApi, org_wire
 from server.transport.rest_keys import KeyRoutes
 from server.transport.rest_openapi import openapi_routes
 from server.transport.rest_reports import ReportRoutes
+from server.transport.rest_search import SearchRoutes, filtered_timeline, timeline_filter
 
 STATUS = {
     ErrorCode.MALFORMED: 400,
@@ -199,6 +201,7 @@ class RestApi:
             *ReportRoutes(self).routes(),
             *(KeyRoutes(self, self.api_keys).routes() if self.api_keys else []),
             *openapi_routes(),
+            *SearchRoutes(self).routes(),
         ]
 
     # ------------------------------------------------------------- plumbing
@@ -428,6 +431,7 @@ class RestApi:
                 if "updated_after" in q
                 else None
             ),
+            ref=check_ref(q["ref"], "ref") if "ref" in q else None,
             after=decode_cursor(q["cursor"]) if q.get("cursor") else None,
             limit=self._int_query(request, "limit", LIST_PAGE, self.limits.max_page) or 1,
         )
@@ -482,6 +486,9 @@ class RestApi:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")
         if after > head.seq:
             raise ProtocolError(ErrorCode.OUT_OF_RANGE, detail={"head_seq": head.seq})
+        flt = timeline_filter(request.query)
+        if flt is not None:
+            return await filtered_timeline(self, request, who, state.id, head, after, limit, flt)
         events = await self.log.read(state.id, after, limit)
         if events:
             # Audiences are decided on a state that has seen these events
@@ -489,7 +496,7 @@ class RestApi:
             state = await self.projections.at_least(state.id, events[-1].seq) or state
         sight = state.sight(_reader(who), self.rules, int(time.time() * 1000))
         audiences = [sight.of(event_meta(ev)) for ev in events]
-        await self._audit_restricted_read(request, who, state.id, events, audiences)
+        await self.audit_restricted_read(request, who, state.id, events, audiences)
         return json_response(
             {
                 "incident": state.id,
@@ -500,13 +507,14 @@ class RestApi:
             }
         )
 
-    async def _audit_restricted_read(
+    async def audit_restricted_read(
         self,
         request: web.Request,
         who: Principal,
         incident: str,
         events: list[Any],
         audiences: list[Audience],
+        path: str = "timeline",
     ) -> None:
         """A page that hands the reader restricted content is an audit record (CJIS 5.4).
 
@@ -518,7 +526,7 @@ class RestApi:
             if aud.visible and (ev.visibility is not None or _strict(ev.body))
         ]
         if seqs:
-            detail = {"path": "timeline", "count": len(seqs), "seqs": seqs[:100]}
+            detail = {"path": path, "count": len(seqs), "seqs": seqs[:100]}
             entry = AuditEntry(
                 who.user_id,
                 "incident.read_restricted",

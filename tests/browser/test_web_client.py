@@ -5,6 +5,7 @@
   everything arrives once and in order, with the ids given offline;
 - a police-only note never reaches the responder's page or network traffic;
 - the supervisor's replay shows the task board as it was at a chosen moment;
+- a dispatcher sets the CAD number; the phone shows it, a bot finds it;
 - screenshots of the desk and phone layouts go to test-artifacts/.
 """
 
@@ -519,3 +520,45 @@ def test_phone_weight_and_time_to_interactive(
     assert warm["interactive_ms"] < 5000, metrics
     assert cold["login_ready_ms"] < 10_000, metrics
     no_page_errors(phone)
+
+
+# ------------------------------------------------------------ CAD number
+
+
+def test_a_dispatcher_sets_the_cad_number_and_everyone_sees_it(
+    people: People, web_server: LiaisonServer
+) -> None:
+    desk = people.signed_in("dispatch")
+    phone = people.signed_in("outreach", phone=True)
+    d, p = desk.page, phone.page
+    title = unique("Dog loose on the ring road")
+    first, second = (f"CAD-{uuid.uuid4().hex[:8].upper()}" for _ in range(2))
+
+    d.get_by_role("button", name="New incident").click()
+    d.fill("#ni-title", title)
+    d.get_by_label("Harbour Street Shelter").check()
+    d.fill("#ni-ref", "not a CAD number")
+    d.get_by_role("button", name="Open incident").click()
+    expect(d.locator(".new-incident .form-error")).to_contain_text("CAD number")
+    d.fill("#ni-ref", first)
+    d.get_by_role("button", name="Open incident").click()
+    header = d.locator(".pane.active .pane-badges .ext-ref")
+    expect(header).to_have_text(f"CAD {first}")
+
+    ref_input = d.locator(".pane.active input.incident-ref")
+    expect(ref_input).to_have_value(first)
+    ref_input.fill(second)
+    ref_input.press("Enter")
+    expect(header).to_have_text(f"CAD {second}")
+
+    open_from_list(p, title)
+    expect(p.locator(".pane.active .pane-badges .ext-ref")).to_have_text(f"CAD {second}")
+    p.click(".back")
+    expect(p.locator(".incident-row", has_text=title).locator(".ext-ref")).to_have_text(second)
+    expect(p.locator(".pane.active input.incident-ref")).to_have_count(0)  # not a coordinator
+
+    bot = Rest(web_server, "dispatch")
+    found = bot.call("GET", f"/api/v1/incidents?ref={second}")["incidents"]
+    assert [i["title"] for i in found] == [title]
+    assert bot.call("GET", f"/api/v1/incidents?ref={first}")["incidents"] == []
+    no_page_errors(desk, phone)

@@ -18,7 +18,12 @@ Read paths, each checked against the oracle when the step uses it:
   hold every seq exactly once, in order, placeholders included;
 * resume: a disconnect, writes meanwhile, a new connection (on either node)
   following from the remembered seqs;
-* the REST timeline (random pages, and past the head);
+* the REST timeline (random pages, and past the head), and filtered by
+  ``types`` and ``since``: exactly the events the reader may see that match,
+  up to ``scanned_to_seq``, never a placeholder;
+* text search (``GET /api/v1/search``), scoped to an incident or across all:
+  every hit one the reader may see, shaped as its timeline has it, and a
+  post the reader may see is found by its canary;
 * the incident view: messages, tasks, responders (status, position and their
   times, per visibility), ``online`` (own organisation and liaisons only);
 * the view as of a seq (``/view?at_seq=``): every canary in it, and at the
@@ -161,6 +166,8 @@ ACTIONS = (
     + ["responder:responder.position"] * 2
     + ["follow"] * 5
     + ["timeline"] * 5
+    + ["filtered_timeline"] * 2
+    + ["search"] * 2
     + ["view"] * 4
     + ["view_at"] * 2
     + ["export"]
@@ -834,6 +841,97 @@ class LeakMachine(RuleBasedStateMachine):
                 break
             after = page["next_after_seq"]
             path = f"/api/v1/incidents/{incident.id}/timeline?after_seq={after}&limit={limit}"
+
+    async def _filtered_timeline(self, data: st.DataObject) -> None:
+        """SPEC 18.3: the events the reader may see that pass the filter, no placeholders."""
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        families = ("incident.*", "message.*", "task.*", "responder.*")
+        exact = tuple(sorted(set(EVENT_OF.values())))
+        types = data.draw(st.lists(st.sampled_from(families + exact), max_size=3), label="types")
+        since: int | None = None
+        if data.draw(st.booleans(), label="since") or not types:
+            since = incident.events[self.pick(data, sorted(incident.events), "since seq")].ts - 1
+        after = data.draw(st.integers(0, incident.head), label="after_seq")
+        limit = data.draw(st.integers(1, 40), label="limit")
+        query = f"&types={','.join(types)}" if types else ""
+        query += f"&since={since}" if since is not None else ""
+        path = f"/api/v1/incidents/{incident.id}/timeline?after_seq={after}&limit={limit}{query}"
+        if not incident.takes_part(seat.reader.org):
+            await self.outsider_read(seat, path, incident.id)
+            return
+
+        def admitted(ev: EventMeta) -> bool:
+            typed = not types or ev.type in types or f"{ev.type.split('.')[0]}.*" in types
+            return typed and (since is None or ev.ts > since) and sees(ev, seat.reader, incident)
+
+        page = await self.get(seat, path)
+        scanned = page["scanned_to_seq"]
+        seqs = [env["seq"] for env in page["events"]]
+        expected = [q for q in range(after + 1, scanned + 1) if admitted(incident.events[q])]
+        if seqs != expected or (len(seqs) < limit and scanned != incident.head):
+            raise Leak(
+                f"filtered timeline {path} for {seat.reader}: {seqs} up to {scanned},"
+                f" expected {expected}, head {incident.head}"
+            )
+        if page["next_after_seq"] != (scanned if scanned < incident.head else None):
+            raise Leak(
+                f"filtered timeline {path}: next {page['next_after_seq']}, scanned {scanned}"
+            )
+        for env in page["events"]:
+            if env["type"] == "restricted":
+                raise Leak(f"filtered timeline {path}: a placeholder for {seat.reader}: {env}")
+            self.w.check_envelope(seat.reader, env, "filtered timeline")
+
+    async def _search(self, data: st.DataObject) -> None:
+        """SPEC 18.4: every hit one the reader may see; a visible post is found."""
+        # From this run's incidents only: what a draw ranges over must follow
+        # from the run's earlier draws (Hypothesis replays prefixes).
+        incident = self.incident(data)
+        incident_id = incident.id
+        seq = self.pick(data, sorted(incident.events), "event")
+        canaries = sorted(incident.events[seq].canaries)
+        if not canaries:
+            return
+        token = self.pick(data, canaries, "canary")
+        seat = self.seat(data, incident)
+        scoped = data.draw(st.integers(0, 3), label="scoped") > 0
+        path = f"/api/v1/search?q={token}&limit={data.draw(st.integers(1, 5), label='limit')}"
+        if scoped:
+            path += f"&incident={incident_id}"
+            if not incident.takes_part(seat.reader.org):
+                await self.outsider_read(seat, path, incident_id)
+                return
+        hits: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page = await self.get(seat, path + (f"&cursor={cursor}" if cursor else ""))
+            hits += page["hits"]
+            cursor = page["next"]
+            if not cursor:
+                break
+        for hit in hits:
+            env = hit["event"]
+            if (hit["incident"], hit["seq"]) != (env["incident"], env["seq"]):
+                raise Leak(f"search {path}: a hit names another event than it holds: {hit}")
+            if env["type"] == "restricted":
+                raise Leak(f"search {path}: a placeholder for {seat.reader}: {hit}")
+            self.w.check_envelope(seat.reader, env, "search")
+        found = {(h["incident"], h["seq"]) for h in hits}
+        if len(found) != len(hits):
+            raise Leak(f"search {path} for {seat.reader}: a hit twice: {hits}")
+        post = incident.messages.get(seq)
+        if (
+            post is not None
+            and token in post.text
+            and sees(incident.events[seq], seat.reader, incident)
+        ):
+            if (incident_id, seq) not in found:
+                raise Leak(
+                    f"search {path} for {seat.reader}: its post {incident_id}/{seq} not found"
+                )
+            self.w.stats["posts found by search"] += 1
+        self.w.stats["searches"] += 1
 
     async def _view(self, data: st.DataObject) -> None:
         incident = self.incident(data)

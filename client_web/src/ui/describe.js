@@ -41,6 +41,7 @@ export function describe(app, state, env) {
       if (b.category) parts.push(`category ${b.category}`);
       if (b.location) parts.push("location");
       if (b.description) parts.push("description");
+      if (b.external_ref) parts.push(`CAD number ${b.external_ref}`);
       if (b.lead_org) parts.push(`lead ${app.orgName(b.lead_org)}`);
       if (b.add_orgs?.length) parts.push(`added ${b.add_orgs.map((o) => app.orgName(o)).join(", ")}`);
       if (b.liaisons && Object.keys(b.liaisons).length) parts.push("contacts");

@@ -1,7 +1,7 @@
 // Opening an incident (coordinators).
 
 import { h } from "../dom.js";
-import { PRIORITIES } from "../protocol.js";
+import { EXTERNAL_REF_MAX, PRIORITIES, externalRefProblem } from "../protocol.js";
 import { PRIORITY_LABEL } from "../format.js";
 import { INCIDENT_LABELS, TLP_MEANING, tlpText } from "../labels.js";
 
@@ -22,6 +22,7 @@ export class NewIncidentDialog {
     const lat = h("input", { id: "ni-lat", inputmode: "decimal", placeholder: "51.5055", autocomplete: "off" });
     const lon = h("input", { id: "ni-lon", inputmode: "decimal", placeholder: "-0.0754", autocomplete: "off" });
     const description = h("textarea", { id: "ni-description", rows: 3, maxlength: 8000 });
+    const externalRef = h("input", { id: "ni-ref", maxlength: EXTERNAL_REF_MAX, autocomplete: "off", placeholder: "e.g. CAD-2026-0412" });
     const tlp = h(
       "select",
       { id: "ni-tlp" },
@@ -78,6 +79,15 @@ export class NewIncidentDialog {
               const orgs = orgBoxes.map((l) => l.firstChild).filter((b) => b.checked).map((b) => b.value);
               if (orgs.length) cmd.orgs = orgs;
               if (description.value.trim()) cmd.description = description.value.trim();
+              const ref = externalRef.value.trim();
+              if (ref) {
+                const problem = externalRefProblem(ref);
+                if (problem) {
+                  error.textContent = `CAD number: ${problem}.`;
+                  return;
+                }
+                cmd.external_ref = ref;
+              }
               if (tlp.value) cmd.tlp = tlp.value;
               const person = {};
               for (const [key, input] of Object.entries(subject)) if (input.value.trim()) person[key] = input.value.trim();
@@ -102,6 +112,8 @@ export class NewIncidentDialog {
         address,
         h("div", { class: "form-row" }, h("div", {}, h("label", { for: "ni-lat" }, "Latitude"), lat), h("div", {}, h("label", { for: "ni-lon" }, "Longitude"), lon)),
         h("fieldset", {}, h("legend", {}, "Organisations taking part (yours is always included)"), orgBoxes.length ? orgBoxes : h("p", { class: "muted" }, "No other organisation is known yet.")),
+        h("label", { for: "ni-ref" }, "CAD number (optional)"),
+        externalRef,
         h("label", { for: "ni-description" }, "What is known"),
         description,
         h("label", { for: "ni-tlp" }, "Label (TLP): who may read it"),

@@ -99,7 +99,7 @@ export class IncidentList {
       const s = held && held.seq > 0 ? held : summary;
       if (f.status === "open" ? s.status === "closed" : f.status && s.status !== f.status) continue;
       if (f.priority && s.priority !== f.priority) continue;
-      if (q && !String(s.title).toLowerCase().includes(q)) continue;
+      if (q && !String(s.title).toLowerCase().includes(q) && !String(s.external_ref ?? "").toLowerCase().includes(q)) continue;
       const c = app.counts(summary.id);
       if (f.mine && !(c.unread || c.unacked || c.myTasks)) continue;
       rows.push({ id: summary.id, s, c, updated: Math.max(summary.updated || 0, s.updated || 0) });
@@ -181,6 +181,7 @@ export class IncidentList {
           { class: "row-top" },
           h("span", { class: ["prio", "prio-" + s.priority] }, label(PRIORITY_LABEL, s.priority)),
           h("span", { class: "row-title" }, s.title || "…"),
+          s.external_ref ? h("span", { class: "ext-ref", title: "CAD number" }, s.external_ref) : null,
           tlpBadge(s.tlp),
         ),
         h(

@@ -3,7 +3,7 @@
 // side by side; narrow panes and phones show one section at a time.
 
 import { h, setText, setChildren } from "../dom.js";
-import { INCIDENT_STATUSES, PRIORITIES, RESPONDER_STATUSES } from "../protocol.js";
+import { EXTERNAL_REF_MAX, INCIDENT_STATUSES, PRIORITIES, RESPONDER_STATUSES, externalRefProblem } from "../protocol.js";
 import { STATUS_LABEL, PRIORITY_LABEL, RESPONDER_LABEL, label } from "../format.js";
 import { Channel, orgBadge } from "./channel.js";
 import { TaskBoard } from "./tasks.js";
@@ -88,6 +88,27 @@ export class IncidentPane {
         },
         PRIORITIES.map((p) => h("option", { value: p }, PRIORITY_LABEL[p])),
       );
+      // The CAD number: a dispatcher types the one their CAD system gave.
+      this.refInput = h("input", {
+        class: "incident-ref",
+        placeholder: "none yet",
+        maxlength: EXTERNAL_REF_MAX,
+        autocomplete: "off",
+        on: {
+          change: () => {
+            const value = this.refInput.value.trim();
+            const state = app.states.get(this.id);
+            if (!state || !value || value === state.external_ref) return;
+            const problem = externalRefProblem(value);
+            if (problem) {
+              app.toasts.error(`CAD number: ${problem}.`);
+              this.refInput.value = state.external_ref ?? "";
+              return;
+            }
+            app.send({ type: "incident.update", incident: this.id, external_ref: value });
+          },
+        },
+      });
       controls.append(this.prioritySelect, this.statusSelect);
     }
     controls.append(
@@ -107,7 +128,16 @@ export class IncidentPane {
       "header",
       { class: "pane-head" },
       back,
-      h("div", { class: "pane-heading" }, this.title, this.badges, this.place, this.orgsLine, this.details),
+      h(
+        "div",
+        { class: "pane-heading" },
+        this.title,
+        this.badges,
+        this.place,
+        this.orgsLine,
+        this.refInput ? h("label", { class: "pane-ref muted" }, "CAD number ", this.refInput) : null,
+        this.details,
+      ),
       controls,
     );
     this.statusButtons = new Map();
@@ -317,6 +347,7 @@ export class IncidentPane {
       h("span", { class: ["prio", "prio-" + state.priority] }, label(PRIORITY_LABEL, state.priority)),
       h("span", { class: ["status", "st-" + state.status] }, label(STATUS_LABEL, state.status)),
       h("span", { class: "category" }, state.category),
+      state.external_ref ? h("span", { class: "ext-ref", title: "CAD number" }, `CAD ${state.external_ref}`) : null,
     );
     setText(this.place, state.location?.address || (state.location ? `${state.location.lat.toFixed(5)}, ${state.location.lon.toFixed(5)}` : "No location"));
     setChildren(
@@ -328,6 +359,7 @@ export class IncidentPane {
     this.applyPowers(state);
     if (this.statusSelect && document.activeElement !== this.statusSelect) this.statusSelect.value = state.status;
     if (this.prioritySelect && document.activeElement !== this.prioritySelect) this.prioritySelect.value = state.priority;
+    if (this.refInput && document.activeElement !== this.refInput) this.refInput.value = state.external_ref ?? "";
     const mine = this.myStatus(state, pending);
     for (const [s, b] of this.statusButtons) {
       const on = mine.status === s;
@@ -381,6 +413,7 @@ export class IncidentPane {
     for (const [select, allowed] of [
       [this.statusSelect, may.changeStatus],
       [this.prioritySelect, may.editIncident],
+      [this.refInput, may.editIncident],
     ]) {
       if (!select) continue;
       select.disabled = !allowed;
