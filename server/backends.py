@@ -36,6 +36,7 @@ from server.fanout.presence import MemoryPresence, RedisPresence
 from server.fanout.redis import RedisBroker
 from server.metrics import Metrics
 from server.settings import Settings
+from server.storage import redis_keys as keys
 from server.storage.agreements import AgreementStore, SqliteAgreementStore
 from server.storage.api_keys import ApiKeyStore, SqliteApiKeyStore
 from server.storage.audit import AuditLog, SqliteAuditLog
@@ -67,6 +68,9 @@ AUDIT_DB = "audit.db"
 AGREEMENTS_DB = "agreements.db"
 #: The embedded webhook subscriptions (opened and closed by the webhook service).
 WEBHOOKS_DB = "webhooks.db"
+#: The embedded anchor log of signed chain heads, and the node's signing key (0600).
+ANCHORS_DB = "anchors.db"
+NODE_KEY_FILE = "node-key"
 
 
 @dataclass(slots=True)
@@ -96,6 +100,10 @@ class Backends:
     throttle: LoginThrottle = field(default_factory=MemoryLoginThrottle)
     #: Outbound webhook subscriptions (opened and closed by their service).
     webhooks: WebhookStore | None = None
+    #: The anchor log of signed chain heads (server/services/anchors.py).
+    anchors: AuditLog | None = None
+    #: The Ed25519 seed the node signs chain heads with (0600 file, or in Redis).
+    node_key: SecretStore | None = None
 
     async def start(self) -> None:
         """Broker first (a log's first commit may deliver), then log, then presence.
@@ -109,6 +117,8 @@ class Backends:
             await self.sessions.open()
             await self.audit.open()
             await self.api_keys.open()
+            if self.anchors is not None:
+                await self.anchors.open()
         except BaseException:
             await self.close()  # closing a part that never started is harmless
             raise
@@ -120,6 +130,7 @@ class Backends:
         after all of them ran.
         """
         steps = [
+            *([self.anchors.close] if self.anchors is not None else []),
             self.api_keys.close,
             self.audit.close,
             self.sessions.close,
@@ -246,6 +257,8 @@ def _embedded(settings: Settings, metrics: Metrics | None = None) -> Backends:
         agreements=SqliteAgreementStore(settings.data_dir / AGREEMENTS_DB),
         api_keys=SqliteApiKeyStore(settings.data_dir / SESSIONS_DB),
         webhooks=SqliteWebhookStore(settings.data_dir / WEBHOOKS_DB),
+        anchors=SqliteAuditLog(settings.data_dir / ANCHORS_DB),
+        node_key=FileSecret(settings.data_dir / NODE_KEY_FILE),
     )
 
 
@@ -273,6 +286,8 @@ def _redis(settings: Settings, metrics: Metrics | None = None) -> Backends:
         shared=[client.aclose],
         throttle=RedisLoginThrottle(client),
         webhooks=RedisWebhookStore(client),
+        anchors=RedisAuditLog(client, keys.ANCHOR_LOG, keys.ANCHOR_HEAD),
+        node_key=RedisSecret(client, keys.NODE_KEY),
     )
 
 

@@ -123,6 +123,9 @@ class Settings:
     webhook_disable_after_s: float = 86400.0
     webhook_lease_s: float = 15.0
     webhook_rotation_s: float = 86400.0
+    #: Seconds between sweeps that sign and anchor every moved chain head
+    #: (server/services/anchors.py); 0: only at exports and shutdown.
+    anchor_interval_s: float = 300.0
 
     def __post_init__(self) -> None:
         if self.sqlite_synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):
@@ -271,6 +274,7 @@ HELP: dict[str, str] = {
     "webhook_disable_after_s": "a webhook failing this many seconds without success is disabled",
     "webhook_lease_s": "seconds a node's webhook delivery lease outlives it (Redis mode)",
     "webhook_rotation_s": "seconds the old webhook secret stays valid after a rotation",
+    "anchor_interval_s": "seconds between anchoring signed chain heads; 0: only at export",
 }
 
 
