@@ -26,6 +26,7 @@ from server import __version__
 from server.app import COMPONENTS, create_app
 from server.auth import TokenSigner
 from server.backends import build_account_backends
+from server.cli_export import add_export_parsers
 from server.cli_webhooks import add_webhook_parsers, webhook_command
 from server.domain.model import Org, Role
 from server.domain.sharing import Agreement
@@ -735,6 +736,7 @@ def build_parser() -> argparse.ArgumentParser:
         data_dir(key_cmd)
         key_cmd.set_defaults(func=cmd_key)
     add_webhook_parsers(sub, data_dir, cmd_webhook)
+    add_export_parsers(sub, data_dir, _settings)
     user_list = user.add_parser("list", help="list users")
     data_dir(user_list)
     user_list.set_defaults(func=cmd_user_list)

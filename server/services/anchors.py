@@ -136,7 +136,10 @@ class Anchorer:
             await self.sweep()  # the heads as they are at shutdown
 
     async def anchor(self, head: SignedHead, reason: str) -> None:
+        """Append ``head`` unless this node anchored that very position already."""
         st = head.statement
+        if self._anchored.get(st["incident"]) == (st["epoch"], st["seq"]):
+            return
         entry = AuditEntry(
             ANCHOR_ACTOR,
             ANCHOR_ACTION,

@@ -42,8 +42,8 @@ CONTENT_TYPES = {
     "html": "text/html; charset=utf-8",
     "pdf": "application/pdf",
 }
-#: The report is a document, not an app: no script, nothing fetched.
-REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+
 EVENTS_HEADER = "X-Liaison-Export-Events"
 #: A PDF up to this size is kept in memory while it is drawn; beyond, on disk.
 PDF_SPOOL_BYTES = 8 * 1024 * 1024
@@ -148,8 +148,6 @@ class ExportRoutes:
                 "Cache-Control": "no-store",
             }
         )
-        if fmt == "html":
-            response.headers["Content-Security-Policy"] = REPORT_CSP
         outcome = "aborted"
         started = time.monotonic()
         try:
