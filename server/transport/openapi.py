@@ -16,6 +16,7 @@ from protocol.errors import ErrorCode
 from protocol.limits import LIMITS
 from server.domain.model import Role
 from server.domain.sharing import Label
+from server.transport import openapi_export
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 DOCS_PATH = "/api/v1/docs"
@@ -894,6 +895,7 @@ def _paths() -> dict[str, dict[str, Schema]]:
                 body="Command",
             ),
         },
+        **openapi_export.paths(_op, _q, ref),
         OPENAPI_PATH: {
             "get": {
                 "summary": "This document",
@@ -934,7 +936,7 @@ def document() -> dict[str, Any]:
         },
         "paths": _paths(),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **openapi_export.SCHEMAS},
             "responses": _responses(),
             "securitySchemes": {
                 "bearer": {
