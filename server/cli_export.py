@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from protocol import liaison_verify
@@ -83,10 +84,15 @@ async def _download(args: argparse.Namespace) -> int:
                 else [DownloadColumn()]
             )
             with (
-                Progress(*columns, TimeRemainingColumn(), disable=args.quiet) as bar,
+                Progress(
+                    *columns,
+                    TimeRemainingColumn(),
+                    console=Console(stderr=True),
+                    disable=args.quiet,
+                ) as bar,
                 out.open("wb") as file,  # noqa: ASYNC230 - one task: the CLI
             ):
-                task = bar.add_task(f"export → {out}", total=events if by_line else None)
+                task = bar.add_task("export", total=events if by_line else None)
                 async for chunk in resp.content.iter_chunked(64 * 1024):
                     file.write(chunk)
                     bar.advance(task, chunk.count(b"\n") if by_line else len(chunk))
