@@ -9,6 +9,7 @@ stable across loads (and 0600 on disk).
 from __future__ import annotations
 
 import stat
+from typing import Any
 
 from protocol import liaison_verify as lv
 from server.backends import NODE_KEY_FILE, Backends
@@ -18,7 +19,7 @@ from server.storage.audit import verify_records
 from server.storage.sqlite import SqliteEventLog
 
 
-def _draft(incident: str, cid: str, kind: str, body: dict[str, object]) -> EventDraft:
+def _draft(incident: str, cid: str, kind: str, body: dict[str, Any]) -> EventDraft:
     return EventDraft(
         incident,
         kind,
