@@ -90,8 +90,9 @@ async def write_incident(data: Path, events: int) -> str:
                 ev = _draft(incident, i, "responder.position", {"position": position}, SHELTER)
             case _:
                 text = f"Update {i}: officers on scene, caller calm, shelter bed held"
-                body: dict[str, Any] = {"text": text, "mentions": {"users": [], "orgs": []}, "reply_to": None,
-                        "urgent": False}  # fmt: skip
+                mentions = {"users": [], "orgs": []}
+                body: dict[str, Any] = {"text": text, "mentions": mentions, "reply_to": None,
+                                        "urgent": False}  # fmt: skip
                 ev = _draft(incident, i, "message.posted", body)
         batch.append(log.enqueue(ev))
         if len(batch) >= 2000:
