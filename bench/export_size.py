@@ -90,7 +90,7 @@ async def write_incident(data: Path, events: int) -> str:
                 ev = _draft(incident, i, "responder.position", {"position": position}, SHELTER)
             case _:
                 text = f"Update {i}: officers on scene, caller calm, shelter bed held"
-                mentions = {"users": [], "orgs": []}
+                mentions: dict[str, list[str]] = {"users": [], "orgs": []}
                 body: dict[str, Any] = {"text": text, "mentions": mentions, "reply_to": None,
                                         "urgent": False}  # fmt: skip
                 ev = _draft(incident, i, "message.posted", body)

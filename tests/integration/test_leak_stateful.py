@@ -19,6 +19,8 @@ Read paths, each checked against the oracle when the step uses it:
 * resume: a disconnect, writes meanwhile, a new connection (on either node)
   following from the remembered seqs;
 * the REST timeline (random pages, and past the head);
+* exports (JSONL and CSV, server/services/export.py): every envelope checked
+  as the timeline's, seq 1 to the head, the bytes scanned like every answer;
 * the incident view: messages, tasks, responders (status, position and their
   times, per visibility), ``online`` (own organisation and liaisons only);
 * the incident list: who is listed, ``updated`` as the reader's own, the
@@ -152,6 +154,7 @@ ACTIONS = (
     + ["responder:responder.position"] * 2
     + ["follow"] * 5
     + ["timeline"] * 5
+    + ["export"] * 2
     + ["view"] * 4
     + ["list"] * 2
     + ["wrong_subject"] * 2
@@ -823,6 +826,26 @@ class LeakMachine(RuleBasedStateMachine):
                 break
             after = page["next_after_seq"]
             path = f"/api/v1/incidents/{incident.id}/timeline?after_seq={after}&limit={limit}"
+
+    async def _export(self, data: st.DataObject) -> None:
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        fmt = data.draw(st.sampled_from(["jsonl", "csv"]), label="format")
+        path = f"/api/v1/incidents/{incident.id}/export?format={fmt}"
+        if not incident.takes_part(seat.reader.org):
+            await self.outsider_read(seat, path, incident.id)
+            return
+        status, text = await rest(seat, path)
+        self.w.scan(seat, text, f"GET {path}")
+        assert status == 200, (status, text)
+        if fmt == "jsonl":
+            lines = [json.loads(line) for line in text.splitlines()]
+            envelopes = lines[1:-1]
+            if [env["seq"] for env in envelopes] != list(range(1, incident.head + 1)):
+                raise Leak(f"export of {incident.id}: seqs {[e['seq'] for e in envelopes]}")
+            for env in envelopes:
+                self.w.check_envelope(seat.reader, env, "export")
+        self.w.stats["exports"] += 1
 
     async def _view(self, data: st.DataObject) -> None:
         incident = self.incident(data)
