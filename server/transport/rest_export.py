@@ -170,6 +170,8 @@ class ExportRoutes:
             outcome = exc.code.code
             if not response.prepared:
                 raise
+        except ConnectionResetError:  # the client went away mid-stream: audited as aborted
+            log.info("export of %s to %s aborted by the client", target, who.user_id)
         finally:
             detail = {
                 "format": fmt,
