@@ -17,19 +17,19 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from protocol import liaison_verify
-from server.backends import NODE_KEY_FILE
-from server.services.anchors import NodeSigner
-from server.settings import Settings
-from server.storage import redis_keys as keys
-from server.storage.secret import FileSecret, RedisSecret, SecretStore
+if TYPE_CHECKING:
+    import aiohttp
+
+    from server.settings import Settings
+    from server.storage.secret import SecretStore
+
+# aiohttp, rich, cryptography and the storage modules are imported where they
+# are used: every `liaison` command builds this parser, and start-up time
+# adds up in scripts that run many of them.
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 EVENTS_HEADER = "X-Liaison-Export-Events"
@@ -65,6 +65,10 @@ def _export_path(args: argparse.Namespace) -> str:
 
 
 async def _download(args: argparse.Namespace) -> int:
+    import aiohttp
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     url = (args.url or os.environ.get("LIAISON_URL") or DEFAULT_URL).rstrip("/")
     out = Path(args.output or f"export.{args.format}")
     timeout = aiohttp.ClientTimeout(total=None, sock_read=300)
@@ -103,6 +107,8 @@ async def _download(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    import aiohttp
+
     try:
         return asyncio.run(_download(args))
     except (CliError, aiohttp.ClientError, OSError) as exc:
@@ -111,6 +117,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from protocol import liaison_verify
+
     argv = [args.file]
     if args.key:
         argv += ["--key", args.key]
@@ -120,6 +128,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 async def _anchors(args: argparse.Namespace) -> int:
+    import aiohttp
+
     url = (args.url or os.environ.get("LIAISON_URL") or DEFAULT_URL).rstrip("/")
     out = Path(args.output)
     after, count = _last_seq(out), 0
@@ -155,6 +165,8 @@ def _last_seq(path: Path) -> int:
 
 
 def cmd_anchors(args: argparse.Namespace) -> int:
+    import aiohttp
+
     try:
         return asyncio.run(_anchors(args))
     except (CliError, aiohttp.ClientError, OSError) as exc:
@@ -164,6 +176,10 @@ def cmd_anchors(args: argparse.Namespace) -> int:
 
 def key_store(settings: Settings) -> tuple[SecretStore, Callable[[], Any] | None]:
     """Where the node key lives for these settings, and what to close after."""
+    from server.backends import NODE_KEY_FILE
+    from server.storage import redis_keys as keys
+    from server.storage.secret import FileSecret, RedisSecret
+
     if settings.redis_url:
         from server.storage.redis_log import RedisConfig, connect
 
@@ -175,6 +191,8 @@ def key_store(settings: Settings) -> tuple[SecretStore, Callable[[], Any] | None
 
 
 def node_key_command(settings: Settings) -> int:
+    from server.services.anchors import NodeSigner
+
     async def run() -> int:
         store, close = key_store(settings)
         try:
