@@ -246,7 +246,7 @@ JSON = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(JSON)
 def test_canonical_json_is_orjsons_sorted_form(value: Any) -> None:
     assert lv.canonical(value) == orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
