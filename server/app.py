@@ -26,6 +26,7 @@ from server.services.admin import ensure_admin, seed_demo
 from server.services.api_keys import ApiKeys
 from server.services.commands import CommandService
 from server.services.deadlines import DeadlineRunner, build_deadlines
+from server.services.export import build_exports
 from server.services.hub import Hub
 from server.services.projections import Projections
 from server.services.read_audit import RestrictedReadAudit
@@ -42,6 +43,7 @@ from server.transport.gateway import Gateway
 from server.transport.http_log import quiet_bad_http_requests
 from server.transport.login_guard import LoginGuard
 from server.transport.rest import RestApi, errors_middleware
+from server.transport.rest_export import ExportRoutes, exports_ctx
 from server.transport.rest_ops import OpsRoutes
 from server.transport.rest_standards import StandardsRoutes
 from server.transport.rest_webhooks import WebhookRoutes
@@ -158,9 +160,12 @@ def create_app(settings: Settings) -> web.Application:
     components.deadlines = build_deadlines(
         settings, backends.log, projections, directory, backends.leases
     )
+    anchorer, exporter = build_exports(settings, backends, projections, sharing, accounts.record)
+    app.add_routes(ExportRoutes(rest, exporter, anchorer).routes())
     add_api_headers(app)
     _add_client_routes(app)
     app.cleanup_ctx.append(partial(_storage_ctx, backends, components))
+    app.cleanup_ctx.append(partial(exports_ctx, anchorer))  # after storage, closed before it
 
     async def send_clients_away(_: web.Application) -> None:
         await gateway.shut_down()

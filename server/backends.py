@@ -36,6 +36,7 @@ from server.fanout.presence import MemoryPresence, RedisPresence
 from server.fanout.redis import RedisBroker
 from server.metrics import Metrics
 from server.settings import Settings
+from server.storage import redis_keys as keys
 from server.storage.agreements import AgreementStore, SqliteAgreementStore
 from server.storage.api_keys import ApiKeyStore, SqliteApiKeyStore
 from server.storage.audit import AuditLog, SqliteAuditLog
@@ -69,6 +70,9 @@ AUDIT_DB = "audit.db"
 AGREEMENTS_DB = "agreements.db"
 #: The embedded webhook subscriptions (opened and closed by the webhook service).
 WEBHOOKS_DB = "webhooks.db"
+#: The embedded anchor log of signed chain heads, and the node's signing key (0600).
+ANCHORS_DB = "anchors.db"
+NODE_KEY_FILE = "node-key"
 
 
 @dataclass(slots=True)
@@ -100,6 +104,10 @@ class Backends:
     webhooks: WebhookStore | None = None
     #: Which node runs the deadline rules: this process, or shared in Redis.
     leases: Leases = field(default_factory=MemoryLeases)
+    #: The anchor log of signed chain heads (server/services/anchors.py).
+    anchors: AuditLog | None = None
+    #: The Ed25519 seed the node signs chain heads with (0600 file, or in Redis).
+    node_key: SecretStore | None = None
 
     async def start(self) -> None:
         """Broker first (a log's first commit may deliver), then log, then presence.
@@ -113,6 +121,8 @@ class Backends:
             await self.sessions.open()
             await self.audit.open()
             await self.api_keys.open()
+            if self.anchors is not None:
+                await self.anchors.open()
         except BaseException:
             await self.close()  # closing a part that never started is harmless
             raise
@@ -124,6 +134,7 @@ class Backends:
         after all of them ran.
         """
         steps = [
+            *([self.anchors.close] if self.anchors is not None else []),
             self.api_keys.close,
             self.audit.close,
             self.sessions.close,
@@ -250,6 +261,8 @@ def _embedded(settings: Settings, metrics: Metrics | None = None) -> Backends:
         agreements=SqliteAgreementStore(settings.data_dir / AGREEMENTS_DB),
         api_keys=SqliteApiKeyStore(settings.data_dir / SESSIONS_DB),
         webhooks=SqliteWebhookStore(settings.data_dir / WEBHOOKS_DB),
+        anchors=SqliteAuditLog(settings.data_dir / ANCHORS_DB),
+        node_key=FileSecret(settings.data_dir / NODE_KEY_FILE),
     )
 
 
@@ -282,6 +295,8 @@ def _redis(settings: Settings, metrics: Metrics | None = None) -> Backends:
         throttle=RedisLoginThrottle(client),
         webhooks=RedisWebhookStore(client),
         leases=RedisLeases(client),
+        anchors=RedisAuditLog(client, keys.ANCHOR_LOG, keys.ANCHOR_HEAD),
+        node_key=RedisSecret(client, keys.NODE_KEY),
     )
 
 

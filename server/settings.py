@@ -141,6 +141,9 @@ class Settings:
     deadline_task_ack_s: float = 600.0
     deadline_poll_s: float = 1.0
     deadline_lease_s: float = 15.0
+    #: Seconds between sweeps that sign and anchor every moved chain head
+    #: (server/services/anchors.py); 0: only at exports and shutdown.
+    anchor_interval_s: float = 300.0
 
     def __post_init__(self) -> None:
         if self.sqlite_synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):
@@ -314,6 +317,7 @@ HELP: dict[str, str] = {
     "deadline_task_ack_s": "seconds to accept an assigned task before it escalates",
     "deadline_poll_s": "seconds between looks at the deadlines due (the rules' resolution)",
     "deadline_lease_s": "seconds a dead node keeps the deadline rules before another runs them",
+    "anchor_interval_s": "seconds between anchoring signed chain heads; 0: only at export",
 }
 
 

@@ -25,8 +25,11 @@ MAX_RETRIES = 50
 
 
 class RedisAuditLog:
-    def __init__(self, client: aioredis.Redis) -> None:
-        self._redis = client
+    def __init__(
+        self, client: aioredis.Redis, log_key: str = keys.AUDIT_LOG, head_key: str = keys.AUDIT_HEAD
+    ) -> None:
+        """``log_key``/``head_key``: another log of the same kind (the anchor log)."""
+        self._redis, self._log_key, self._head_key = client, log_key, head_key
 
     async def open(self) -> None:
         return None
@@ -40,13 +43,13 @@ class RedisAuditLog:
             for _ in range(MAX_RETRIES):
                 async with self._transaction() as pipe:
                     try:
-                        await pipe.watch(keys.AUDIT_HEAD)
-                        head: Any = await pipe.get(keys.AUDIT_HEAD)
+                        await pipe.watch(self._head_key)
+                        head: Any = await pipe.get(self._head_key)
                         seq, prev = head.decode().split(" ") if head else ("0", GENESIS)
                         record = seal(entry, int(seq) + 1, ts_ms, prev)
                         pipe.multi()
-                        pipe.rpush(keys.AUDIT_LOG, orjson.dumps(asdict(record)))
-                        pipe.set(keys.AUDIT_HEAD, f"{record.seq} {record.hash}")
+                        pipe.rpush(self._log_key, orjson.dumps(asdict(record)))
+                        pipe.set(self._head_key, f"{record.seq} {record.hash}")
                         await pipe.execute()
                         return record
                     except WatchError:
@@ -59,7 +62,7 @@ class RedisAuditLog:
         if limit <= 0:
             return []
         try:
-            raw: Any = await self._redis.lrange(keys.AUDIT_LOG, after_seq, after_seq + limit - 1)
+            raw: Any = await self._redis.lrange(self._log_key, after_seq, after_seq + limit - 1)
         except (RedisError, OSError) as exc:
             raise StorageUnavailable(str(exc)) from exc
         return [AuditRecord(**orjson.loads(item)) for item in raw]

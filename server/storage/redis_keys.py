@@ -115,6 +115,12 @@ REVOCATIONS = PREFIX + "auth:revocations"
 #: Audit log: a list of msgpack records, and its head "seq hash".
 AUDIT_LOG = PREFIX + "audit:log"
 AUDIT_HEAD = PREFIX + "audit:head"
+#: The anchor log of signed chain heads (server/services/anchors.py): an audit
+#: log of its own, same layout.
+ANCHOR_LOG = PREFIX + "anchor:log"
+ANCHOR_HEAD = PREFIX + "anchor:head"
+#: The node signing key's Ed25519 seed (hex), shared by every node.
+NODE_KEY = PREFIX + "node-key"
 
 
 def family_key(family: str) -> str:

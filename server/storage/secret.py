@@ -60,13 +60,13 @@ class FileSecret:
 class RedisSecret:
     """A generated secret in Redis: SET NX, so the first node's wins."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
-        self._redis = client
+    def __init__(self, client: aioredis.Redis, key: str = keys.SECRET) -> None:
+        self._redis, self._key = client, key
 
     async def load(self) -> bytes:
         try:
-            await self._redis.set(keys.SECRET, secrets.token_hex(32), nx=True)
-            value: Any = await self._redis.get(keys.SECRET)
+            await self._redis.set(self._key, secrets.token_hex(32), nx=True)
+            value: Any = await self._redis.get(self._key)
         except (RedisError, OSError) as exc:
             raise StorageUnavailable(f"the shared secret: {exc}") from exc
         return bytes(value)

@@ -17,7 +17,7 @@ from protocol.errors import ErrorCode
 from protocol.limits import LIMITS
 from server.domain.model import Role
 from server.domain.sharing import Label
-from server.transport import openapi_reports
+from server.transport import openapi_export, openapi_reports
 from server.transport.openapi_standards import standards_paths
 
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -998,6 +998,7 @@ def _paths() -> dict[str, dict[str, Schema]]:
                 body="Command",
             ),
         },
+        **openapi_export.paths(_op, _q, ref),
         OPENAPI_PATH: {
             "get": {
                 "summary": "This document",
@@ -1039,7 +1040,7 @@ def document() -> dict[str, Any]:
         },
         "paths": {**_paths(), **openapi_reports.paths(_op, _q, ref)},
         "components": {
-            "schemas": {**SCHEMAS, **openapi_reports.SCHEMAS},
+            "schemas": {**SCHEMAS, **openapi_reports.SCHEMAS, **openapi_export.SCHEMAS},
             "responses": _responses(),
             "securitySchemes": {
                 "bearer": {

@@ -24,6 +24,8 @@ Read paths, each checked against the oracle when the step uses it:
 * text search (``GET /api/v1/search``), scoped to an incident or across all:
   every hit one the reader may see, shaped as its timeline has it, and a
   post the reader may see is found by its canary;
+* exports (JSONL and CSV, server/services/export.py): every envelope checked
+  as the timeline's, seq 1 to the head, the bytes scanned like every answer;
 * the incident view: messages, tasks, responders (status, position and their
   times, per visibility), ``online`` (own organisation and liaisons only);
 * the view as of a seq (``/view?at_seq=``): every canary in it, and at the
@@ -168,9 +170,10 @@ ACTIONS = (
     + ["timeline"] * 5
     + ["filtered_timeline"] * 2
     + ["search"] * 2
+    + ["export"] * 2
     + ["view"] * 4
     + ["view_at"] * 2
-    + ["export"]
+    + ["standards_export"]
     + ["list"] * 2
     + ["wrong_subject"] * 2
     + ["resume"]
@@ -933,6 +936,26 @@ class LeakMachine(RuleBasedStateMachine):
             self.w.stats["posts found by search"] += 1
         self.w.stats["searches"] += 1
 
+    async def _export(self, data: st.DataObject) -> None:
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        fmt = data.draw(st.sampled_from(["jsonl", "csv"]), label="format")
+        path = f"/api/v1/incidents/{incident.id}/export?format={fmt}"
+        if not incident.takes_part(seat.reader.org):
+            await self.outsider_read(seat, path, incident.id)
+            return
+        status, text = await rest(seat, path)
+        self.w.scan(seat, text, f"GET {path}")
+        assert status == 200, (status, text)
+        if fmt == "jsonl":
+            lines = [json.loads(line) for line in text.splitlines()]
+            envelopes = lines[1:-1]
+            if [env["seq"] for env in envelopes] != list(range(1, incident.head + 1)):
+                raise Leak(f"export of {incident.id}: seqs {[e['seq'] for e in envelopes]}")
+            for env in envelopes:
+                self.w.check_envelope(seat.reader, env, "export")
+        self.w.stats["exports"] += 1
+
     async def _view(self, data: st.DataObject) -> None:
         incident = self.incident(data)
         seat = self.seat(data, incident)
@@ -959,7 +982,7 @@ class LeakMachine(RuleBasedStateMachine):
             check_view({**view, "online": []}, incident, seat.reader, self.w.org_of)
         self.w.stats["views as of"] += 1
 
-    async def _export(self, data: st.DataObject) -> None:
+    async def _standards_export(self, data: st.DataObject) -> None:
         """The standards' exports (CAP, EIDO, CoT): built from the reader's view, so
         they carry only canaries the reader may read; outsiders get the view's 404."""
         incident = self.incident(data)

@@ -13,6 +13,7 @@ import { TaskBoard } from "./tasks.js";
 import { Responders, MapView } from "./people.js";
 import { timelineRows, timelineRow } from "./timeline.js";
 import { tlpBadge } from "./tlp.js";
+import { ExportMenu } from "./export_menu.js";
 
 const SPEEDS = [1, 10, 60];
 
@@ -34,6 +35,7 @@ export class Replay {
     this.tasks = new TaskBoard(app, id, { readOnly: true });
     this.responders = new Responders(app);
     this.mapView = new MapView(app);
+    this.exportMenu = new ExportMenu(app, id);
     this.build();
     this.load();
   }
@@ -72,6 +74,7 @@ export class Replay {
         "header",
         { class: "replay-head" },
         this.heading,
+        this.exportMenu.el,
         h("button", { type: "button", class: "close-replay", on: { click: () => this.close() } }, "Close replay"),
       ),
       h(
