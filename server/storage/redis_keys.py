@@ -18,6 +18,15 @@ INDEX = PREFIX + "index:updated"
 #: Set once every incident stored before per-organisation index orders has
 #: been put in them (``RedisEventLog._index_missing``), so a start skips it.
 ORG_INDEX_BUILT = PREFIX + "index:org-built"
+#: The change feed (server/storage/feed.py): a stream with one entry per
+#: committed run, id ``<pos>-0``, fields ``k`` (the run's log key), ``f`` and
+#: ``l`` (its first and last seq); the counter that numbers them; the feed's
+#: epoch. Global keys: with them the append script spans the incident's slot
+#: and the feed's, which Redis Cluster refuses (CROSSSLOT). The feed needs one
+#: Redis primary (with Sentinel for failover); see deploy/README.md.
+FEED = PREFIX + "feed:runs"
+FEED_POS = PREFIX + "feed:pos"
+FEED_EPOCH = PREFIX + "feed:epoch"
 #: Token secret shared by every node when none is configured.
 SECRET = PREFIX + "secret"
 #: Directory hashes: org id -> msgpack, user id -> msgpack, username -> user id.
@@ -37,6 +46,11 @@ def org_index_key(org: str) -> str:
     event it may see: its index order and ``updated``. A restricted event moves
     only the organisations that see it (ZADD GT, as INDEX)."""
     return f"{PREFIX}index:org:{org}"
+
+
+def incident_of_log_key(key: str) -> str:
+    """``log_key``'s inverse."""
+    return key[len(PREFIX) + 1 : -len("}:log")]
 
 
 def log_key(incident: str) -> str:

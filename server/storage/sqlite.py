@@ -41,6 +41,7 @@ from server.storage.base import (
     LogHead,
     is_same_action,
 )
+from server.storage import feed
 from server.storage.files import private_file, private_sqlite
 from server.storage.group_commit import GroupCommitQueue, Pending, fail, settle
 
@@ -172,6 +173,7 @@ class _Writer:
         self._add_salt_column()
         self._add_updated_column()
         self.db.executescript(ORDER_INDEX)
+        feed.create_sqlite(self.db)
         self.heads: dict[str, ChainHead] = {}
         self._index_missing()
 
@@ -304,6 +306,7 @@ class _Writer:
                     (head.seq, head.hash, head.ts_ms, incident),
                 )
             self._index_batch(results)
+            feed.record_runs(self.db, results)
             self.db.execute("COMMIT")
         except Exception:
             with contextlib.suppress(Exception):
