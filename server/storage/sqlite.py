@@ -34,6 +34,7 @@ from server.domain import chain, summary
 from server.domain.chain import ChainHead
 from server.domain.events import STORED_FIELDS, AppendResult, EventDraft, StoredEvent
 from server.errors import ClientIdReused, LogNotFound, StorageUnavailable
+from server.storage import feed
 from server.storage.base import (
     Deliver,
     IncidentPage,
@@ -41,7 +42,6 @@ from server.storage.base import (
     LogHead,
     is_same_action,
 )
-from server.storage import feed
 from server.storage.files import private_file, private_sqlite
 from server.storage.group_commit import GroupCommitQueue, Pending, fail, settle
 
