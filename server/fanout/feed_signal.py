@@ -23,14 +23,20 @@ class FeedSignal:
     def __init__(self) -> None:
         self._event = asyncio.Event()
         self.waiters = 0
+        #: Bumped by every notify. A reader takes it *before* it reads, and
+        #: waits with it: a notify between its read and its wait is not lost.
+        self.generation = 0
 
     def notify(self) -> None:
         """Wake whoever waits now; later waiters wait for the next notify."""
+        self.generation += 1
         event, self._event = self._event, asyncio.Event()
         event.set()
 
-    async def wait(self, timeout_s: float) -> bool:
-        """Until the next notify (True) or ``timeout_s`` (False)."""
+    async def wait(self, generation: int, timeout_s: float) -> bool:
+        """Until a notify after ``generation`` (True) or ``timeout_s`` (False)."""
+        if self.generation != generation:
+            return True
         event = self._event
         self.waiters += 1
         try:
