@@ -136,11 +136,12 @@ async def test_long_poll_sse_and_refusals(
     # SSE from the long-poll's entry: the next one, with its cursor as the id.
     headers = {
         "Authorization": f"Bearer {phone.token}",
+        "Accept": "text/event-stream",
         "Last-Event-ID": page["entries"][-1]["cursor"],
     }
     async with (
         aiohttp.ClientSession() as s,
-        s.get(server.url + "/api/v1/feed/stream?kinds=needs_you", headers=headers) as resp,
+        s.get(server.url + "/api/v1/feed?kinds=needs_you", headers=headers) as resp,
     ):
         assert resp.headers["Content-Type"].startswith("text/event-stream")
         events: list[dict[str, str]] = []
