@@ -86,7 +86,7 @@ class LiaisonClient:
         self.sio.on("ev", self._on_ev)
         self.sio.on("notice", self._on_notice)
         self.sio.on("feed", self._on_feed)
-        #: The cross-incident feed (SPEC section 20): the cursor after the last
+        #: The cross-incident feed (SPEC section 22): the cursor after the last
         #: entry received (a reconnect resubscribes from it), its kinds (None:
         #: not subscribed), and the entries in order.
         self.feed_cursor: str | None = None

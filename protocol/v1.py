@@ -241,7 +241,7 @@ class Unfollow(Command):
 
 @dataclass(frozen=True, slots=True)
 class FeedSubscribe(Command):
-    """Read the cross-incident feed from a cursor, then live (SPEC section 20).
+    """Read the cross-incident feed from a cursor, then live (SPEC section 22).
 
     Wire: ``{"type": "feed.subscribe", "after": "<cursor>"?, "kinds": [...]?}``.
     Without ``after``: from now. The ack carries the cursor it starts at;

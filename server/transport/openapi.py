@@ -932,7 +932,7 @@ def _paths() -> dict[str, dict[str, Schema]]:
         "/api/v1/feed": {
             "get": {
                 **_op(
-                    "The cross-incident feed of what you may see, from a cursor (SPEC section 20)",
+                    "The cross-incident feed of what you may see, from a cursor (SPEC section 22)",
                     "feed",
                     (200, ref("FeedPage")),
                     (400, 409),

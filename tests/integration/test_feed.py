@@ -1,4 +1,4 @@
-"""The cross-incident feed (SPEC section 20) on a real server: live over Socket.IO,
+"""The cross-incident feed (SPEC section 22) on a real server: live over Socket.IO,
 REST pages, long-poll and SSE, one order for all of them, resumable, sharing rules
 applied. Redis and other nodes: tests/contract/test_feed_service.py."""
 
