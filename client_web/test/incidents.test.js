@@ -307,7 +307,7 @@ test("feed entries keep the list current: opened joins and is followed, changed 
   await persistence.idle();
 });
 
-test("a feed entry alerts a new critical incident and what needs me, recent ones only", () => {
+test("a feed entry alerts a new critical incident and an urgent message, recent ones only", () => {
   const now = 100_000_000;
   const critical = { kind: "incident.opened", incident: "n", seq: 1, ts: now - 10, summary: { title: "Fire", priority: "critical" } };
   assert.equal(feedAlert(critical, now).title, "New critical incident — Fire");
@@ -321,6 +321,7 @@ test("a feed entry alerts a new critical incident and what needs me, recent ones
   });
   assert.equal(feedAlert({ ...urgent, ts: now - URGENT_FRESH_MS }, now), null, "a catch-up alerts nothing");
   const task = { kind: "needs_you", incident: "n", seq: 9, ts: now, reasons: ["task"], task: 9, title: "Blankets", author: { name: "Dana" } };
-  assert.equal(feedAlert(task, now).title, "Task for you from Dana");
+  assert.equal(feedAlert(task, now), null, "tasks and mentions show in the list, not as toasts");
+  assert.equal(feedAlert({ ...urgent, reasons: ["mention"] }, now), null);
   assert.equal(feedAlert({ kind: "incident.changed", incident: "n", seq: 3, ts: now }, now), null);
 });

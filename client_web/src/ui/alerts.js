@@ -1,8 +1,8 @@
 // What needs the person: a toast (and a vibration on a phone) for each urgent
 // message from someone else that arrives live, until it is acknowledged here
 // or on another of this person's devices; and, from the cross-incident feed
-// (SPEC 22), for a new Critical incident and for whatever "needs you" in an
-// incident this device does not follow. While an alert is unseen and the
+// (SPEC 22), for a new Critical incident and an urgent message in an incident
+// this device does not follow. While an alert is unseen and the
 // person is elsewhere (another incident, another tab), the page title says so.
 
 /** An urgent message older than this when it arrives (a catch-up) raises no alert. */
@@ -25,9 +25,10 @@ export function isUrgentAlert(env, me, live, now = Date.now()) {
 
 /**
  * The alert a feed entry calls for, or null: a Critical incident opened or
- * shared with us, or a recent "needs you" (urgent, a mention, a task).
- * `{key, incident, title, body, message?}`; `key` is shared with the live
- * urgent alert of the same message, so one message alerts once.
+ * shared with us, or a recent urgent message for us. Mentions and tasks are
+ * not alerted (they show in the list's "Needs me"): a toast for each would
+ * cover the phone's header all day. `{key, incident, title, body, message?}`;
+ * `key` is the live urgent alert's for the same message, so it alerts once.
  */
 export function feedAlert(entry, now = Date.now()) {
   if (!entry || now - entry.ts >= URGENT_FRESH_MS) return null;
@@ -40,21 +41,11 @@ export function feedAlert(entry, now = Date.now()) {
       body: entry.summary.location?.address || "",
     };
   }
-  if (entry.kind !== "needs_you") return null;
-  const who = entry.author?.name || "Someone";
-  if (entry.task) {
-    return {
-      key: `${entry.incident}:${entry.seq}`,
-      incident: entry.incident,
-      title: `Task for you from ${who}`,
-      body: entry.title || "",
-    };
-  }
-  const why = entry.reasons?.includes("urgent") ? "Urgent" : "Mention";
+  if (entry.kind !== "needs_you" || !entry.reasons?.includes("urgent")) return null;
   return {
     key: `${entry.incident}:${entry.message}`,
     incident: entry.incident,
-    title: `${why} from ${who}`,
+    title: `Urgent from ${entry.author?.name || "someone"}`,
     body: entry.text || "",
     message: entry.message,
   };
