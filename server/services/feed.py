@@ -32,9 +32,9 @@ from typing import Any
 from protocol.errors import ErrorCode, ProtocolError
 from server.domain import feed as entries
 from server.domain import summary
-from server.domain.audience import Audience, Reader, event_meta
+from server.domain.audience import Reader, event_meta
 from server.domain.events import StoredEvent
-from server.domain.incident import IncidentState
+from server.domain.incident import IncidentState, Sight
 from server.domain.model import Principal
 from server.domain.sharing import AgreementsView
 from server.fanout.feed_signal import FeedSignal
@@ -77,6 +77,27 @@ class FeedCursor:
     @classmethod
     def after_head(cls, head: FeedHead) -> FeedCursor:
         return cls(head.epoch, head.pos + 1, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """One incident of a page, for one reader: its state, sight and events."""
+
+    state: IncidentState
+    sight: Sight
+    events: dict[int, StoredEvent]
+
+
+def _bounded(runs: list[FeedRun]) -> list[FeedRun]:
+    """The first runs holding at most EVENTS_PER_PAGE events (at least one run)."""
+    out: list[FeedRun] = []
+    scanned = 0
+    for run in runs:
+        out.append(run)
+        scanned += run.last - run.first + 1
+        if scanned >= EVENTS_PER_PAGE:
+            break
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,73 +174,68 @@ class FeedService:
         )
         if cursor.epoch != head.epoch or cursor.pos > head.pos + 1 or cursor.pos < 1:
             raise resync
-        runs = await self.feed.read(cursor.pos - 1, RUNS_PER_PAGE)
-        if runs and runs[0].pos > cursor.pos:
+        runs = _bounded(await self.feed.read(cursor.pos - 1, RUNS_PER_PAGE))
+        if (runs[0].pos > cursor.pos) if runs else cursor.pos <= head.pos:
             raise resync  # trimmed below the cursor
         reader = Reader(org=who.org_id, user=who.user_id)
+        done = {runs[0].incident: cursor.seq} if runs and runs[0].pos == cursor.pos else {}
+        sources = await self._sources(who, reader, runs, done)
         out: list[dict[str, Any]] = []
-        scanned = 0
-        at = cursor
         for run in runs:
-            done = cursor.seq if run.pos == cursor.pos else 0
-            if run.last > done and who.sees(run.incident):
-                last = await self._run(run, done, reader, kinds, (head.epoch, out, limit))
-                if last < run.last:
-                    return FeedPage(out, FeedCursor(head.epoch, run.pos, last), False)
-            at = FeedCursor(head.epoch, run.pos + 1, 0)
-            scanned += run.last - run.first + 1
-            if scanned >= EVENTS_PER_PAGE:
-                break
-        return FeedPage(out, at, at.pos > head.pos)
-
-    async def _run(
-        self,
-        run: FeedRun,
-        done: int,
-        reader: Reader,
-        kinds: frozenset[str],
-        page: tuple[str, list[dict[str, Any]], int],
-    ) -> int:
-        """Entries of one run's events after ``done``; the last seq handled.
-
-        ``page``: (epoch, the entries so far, limit). Stops after the event
-        that fills the limit, never between two entries of one event: they
-        share its cursor.
-        """
-        epoch, out, limit = page
-        if not await self.log.participates(run.incident, reader.org):
-            return run.last
-        after = max(done, run.first - 1)
-        events = await self.log.read(run.incident, after, run.last - after)
-        state = await self.projections.at_least(run.incident, run.last)
-        if state is None:
-            return run.last
-        sight = state.sight(reader, self.rules, int(time.time() * 1000))
-        for ev in events:
-            if ev.seq > run.last:
-                break
-            made = await self._entries(ev, sight.of(event_meta(ev)), reader, state, kinds)
-            if made:
-                cursor = FeedCursor(epoch, run.pos, ev.seq).encode()
+            source = sources.get(run.incident)
+            start = cursor.seq if run.pos == cursor.pos else 0
+            if source is None:
+                continue
+            for seq in range(max(start + 1, run.first), run.last + 1):
+                made = await self._entries(source, seq, reader, kinds)
+                if not made:
+                    continue
+                at = FeedCursor(head.epoch, run.pos, seq).encode()
                 for entry in made:
-                    entry["cursor"] = cursor
+                    entry["cursor"] = at
                 out += made
-                if self.reads is not None and is_restricted(ev.visibility, ev.body):
-                    self.reads.note(reader.user, ev.incident, ev.seq)
                 if len(out) >= limit:
-                    return ev.seq
-        return run.last
+                    return FeedPage(out, FeedCursor(head.epoch, run.pos, seq), False)
+        at_end = FeedCursor(head.epoch, runs[-1].pos + 1, 0) if runs else cursor
+        return FeedPage(out, at_end, at_end.pos > head.pos)
+
+    async def _sources(
+        self, who: Principal, reader: Reader, runs: list[FeedRun], done: dict[str, int]
+    ) -> dict[str, _Source]:
+        """Per incident of the page the reader takes part in: its events of the
+        page (one read: an incident's runs in a stretch of positions hold
+        consecutive seqs) and its state, for the audiences."""
+        spans: dict[str, list[int]] = {}
+        for run in runs:
+            span = spans.setdefault(
+                run.incident, [max(run.first, done.get(run.incident, 0) + 1), 0]
+            )
+            span[1] = run.last
+        out: dict[str, _Source] = {}
+        now = int(time.time() * 1000)
+        for incident, (low, high) in spans.items():
+            if high < low or not who.sees(incident):
+                continue
+            if not await self.log.participates(incident, reader.org):
+                continue
+            events = await self.log.read(incident, low - 1, high - low + 1)
+            state = await self.projections.at_least(incident, high)
+            if state is not None:
+                sight = state.sight(reader, self.rules, now)
+                out[incident] = _Source(state, sight, {ev.seq: ev for ev in events})
+        return out
 
     async def _entries(
-        self,
-        ev: StoredEvent,
-        aud: Audience,
-        reader: Reader,
-        state: IncidentState,
-        kinds: frozenset[str],
+        self, source: _Source, seq: int, reader: Reader, kinds: frozenset[str]
     ) -> list[dict[str, Any]]:
+        """The entries the event at ``seq`` makes for ``reader``: none if it may not see it."""
+        ev = source.events.get(seq)
+        if ev is None:
+            return []
+        aud = source.sight.of(event_meta(ev))
         if not aud.visible:
             return []  # nothing at all: see server/domain/feed.py
+        state = source.state
         opening = entries.opens(ev, reader, state.joined)
         wanted = kinds & {entries.OPENED, entries.ORG_ADDED}
         at = await self._summary_at(ev) if opening and wanted else None
@@ -242,6 +258,8 @@ class FeedService:
                     "event": shaped(ev, aud),
                 }
             )
+        if made and self.reads is not None and is_restricted(ev.visibility, ev.body):
+            self.reads.note(reader.user, ev.incident, ev.seq)
         return made
 
     async def _summary_at(self, ev: StoredEvent) -> dict[str, Any]:

@@ -160,7 +160,7 @@ ACTIONS = (
     + ["timeline"] * 5
     + ["view"] * 4
     + ["list"] * 2
-    + ["feed"] * 3
+    + ["feed"]
     + ["wrong_subject"] * 2
     + ["resume"]
     + ["sync"]
