@@ -28,6 +28,7 @@ from protocol.errors import ErrorCode, ProtocolError
 from server.auth import AccessClaims
 from server.domain.model import Principal
 from server.services.feed import FeedCursor, FeedPage, FeedService, parse_kinds
+from server.transport.rest import int_query
 
 if TYPE_CHECKING:
     from server.transport.rest import RestApi
@@ -66,8 +67,8 @@ class FeedRoutes:
             return await self.stream(request)
         who = self.rest.principal(request)
         kinds = self._kinds(request)
-        limit = self.rest._int_query(request, "limit", DEFAULT_LIMIT, MAX_LIMIT) or 1
-        wait = self.rest._int_query(request, "wait", 0, MAX_WAIT_S)
+        limit = int_query(request, "limit", DEFAULT_LIMIT, MAX_LIMIT) or 1
+        wait = int_query(request, "wait", 0, MAX_WAIT_S)
         after = request.query.get("after")
         cursor = await self._cursor(after)
         if not after:
