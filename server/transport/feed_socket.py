@@ -74,6 +74,8 @@ class FeedSockets:
     def _forget(self, sid: str, task: asyncio.Task[None]) -> None:
         if self._tasks.get(sid) is task:
             del self._tasks[sid]
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("the feed of %s stopped: %r", sid, exc, exc_info=exc)
 
     async def close(self) -> None:
         tasks = list(self._tasks.values())

@@ -17,7 +17,7 @@ generated client or fuzzer that asks for JSON never opens an endless stream).
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from aiohttp import web
 from protocol.errors import ErrorCode, ProtocolError
 from server.auth import AccessClaims
 from server.domain.model import Principal
+from server.errors import StorageUnavailable
 from server.services.feed import FeedCursor, FeedPage, FeedService, parse_kinds
 from server.transport.rest import int_query
 
@@ -111,10 +112,14 @@ class FeedRoutes:
         await resp.write(_sse("cursor", {"cursor": cursor.encode()}, cursor.encode()))
         try:
             await self._pump(resp, who, claims, cursor, kinds)
-        except ProtocolError as err:
-            await resp.write(_sse(err.code.code, {"error": err.to_wire()}))
-        except (ConnectionResetError, asyncio.CancelledError):
-            raise
+            # A storage error mid-stream ends it like this too: the client
+            # reconnects with Last-Event-ID.
+        except (ProtocolError, StorageUnavailable) as exc:
+            err = exc if isinstance(exc, ProtocolError) else ProtocolError(ErrorCode.UNAVAILABLE)
+            with contextlib.suppress(ConnectionResetError):
+                await resp.write(_sse(err.code.code, {"error": err.to_wire()}))
+        except ConnectionResetError:
+            pass  # the client went away (found by a write): nothing to tell anyone
         return resp
 
     async def _pump(
