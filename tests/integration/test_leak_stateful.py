@@ -895,6 +895,13 @@ class LeakMachine(RuleBasedStateMachine):
 
     async def _feed(self, data: st.DataObject) -> None:
         seat = self.seat(data)
+        # Every draw first, whatever the branch: the same choices must make
+        # the same draws (Hypothesis), and the branch depends on the world.
+        others = ("incident.opened", "org.added", "incident.changed", "needs_you")
+        chosen = [k for k in others if data.draw(st.booleans(), label=k)]
+        kinds = ",".join(["event", *chosen])
+        limit = data.draw(st.integers(1, 60), label="feed limit")
+        pages = data.draw(st.integers(1, 3), label="feed pages")
         user = seat.reader.user
         cursor = self.w.feed_cursors.get(user)
         if cursor is None:  # from now: what was stored before is not the feed's to give
@@ -902,11 +909,8 @@ class LeakMachine(RuleBasedStateMachine):
             for incident in self.w.incidents.values():
                 self.w.feed_seen[(user, incident.id)] = incident.head
             return
-        others = ("incident.opened", "org.added", "incident.changed", "needs_you")
-        kinds = ",".join(["event", *(k for k in others if data.draw(st.booleans(), label=k))])
-        limit = data.draw(st.integers(1, 60), label="feed limit")
         at_head = False
-        for _ in range(data.draw(st.integers(1, 3), label="feed pages")):
+        for _ in range(pages):
             page = await self.get(seat, f"/api/v1/feed?after={cursor}&kinds={kinds}&limit={limit}")
             for entry in page["entries"]:
                 self.check_feed_entry(seat, entry)
