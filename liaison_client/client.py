@@ -87,6 +87,13 @@ class LiaisonClient:
         self.sio.on("welcome", self._on_welcome)
         self.sio.on("ev", self._on_ev)
         self.sio.on("notice", self._on_notice)
+        self.sio.on("feed", self._on_feed)
+        #: The cross-incident feed (SPEC section 22): the cursor after the last
+        #: entry received (a reconnect resubscribes from it), its kinds (None:
+        #: not subscribed), and the entries in order.
+        self.feed_cursor: str | None = None
+        self.feed_kinds: list[str] | None = None
+        self.feed_entries: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
     # ------------------------------------------------------------------ REST
 
@@ -273,13 +280,56 @@ class LiaisonClient:
 
     async def _on_connect(self) -> None:
         # After a reconnect, resume every followed incident from our position.
-        if self.positions:
+        if self.positions or self.feed_kinds is not None:
             self._refollow = asyncio.create_task(self._follow_all())
 
     async def _follow_all(self) -> None:
         with contextlib.suppress(Exception):
             await self._welcomed.wait()
-            await self.follow_many(list(self.positions))
+            if self.positions:
+                await self.follow_many(list(self.positions))
+            if self.feed_kinds is not None:
+                await self.subscribe_feed(self.feed_cursor, self.feed_kinds)
+
+    async def subscribe_feed(
+        self, after: str | None = None, kinds: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Read the feed from ``after`` (None: from now), then live; returns the ack."""
+        command: dict[str, Any] = {"type": "feed.subscribe"}
+        if after:
+            command["after"] = after
+        if kinds:
+            command["kinds"] = kinds
+        self.feed_cursor = after
+        ack = await self._call(command)
+        if not ack.get("ok"):
+            raise CommandFailed(ack["error"])
+        self.feed_kinds = kinds or []
+        if self.feed_cursor == after:  # no frame came before the ack
+            self.feed_cursor = ack["cursor"]
+        return ack
+
+    async def _on_feed(self, frame: Any) -> None:
+        data = msgpack.unpackb(frame, raw=False) if isinstance(frame, bytes) else frame
+        for entry in data["entries"]:
+            self.feed_entries.put_nowait(entry)
+        self.feed_cursor = data["cursor"]
+
+    async def next_feed_entry(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The next feed entry received, in feed order (TimeoutError if none comes)."""
+        return await asyncio.wait_for(self.feed_entries.get(), timeout)
+
+    async def feed(
+        self, after: str | None = None, *, kinds: str = "", wait: int = 0, limit: int = 100
+    ) -> dict[str, Any]:
+        """One page of ``GET /api/v1/feed`` (``{entries, cursor, more}``)."""
+        query = f"?limit={limit}&wait={wait}"
+        if after:
+            query += f"&after={after}"
+        if kinds:
+            query += f"&kinds={kinds}"
+        page: dict[str, Any] = await self.request("GET", "/api/v1/feed" + query)
+        return page
 
     async def _on_welcome(self, data: dict[str, Any]) -> None:
         self.welcome = data

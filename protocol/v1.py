@@ -301,6 +301,37 @@ class Unfollow(Command):
         return cls(incidents=f.str_list("incidents", required=True) or ())
 
 
+@dataclass(frozen=True, slots=True)
+class FeedSubscribe(Command):
+    """Read the cross-incident feed from a cursor, then live (SPEC section 22).
+
+    Wire: ``{"type": "feed.subscribe", "after": "<cursor>"?, "kinds": [...]?}``.
+    Without ``after``: from now. The ack carries the cursor it starts at;
+    entries come as ``feed`` frames ``{"entries": [...], "cursor": ...}``.
+    """
+
+    TYPE: ClassVar[str] = "feed.subscribe"
+    WRITES: ClassVar[bool] = False
+    after: str | None
+    kinds: tuple[str, ...] | None
+
+    @classmethod
+    def parse(cls, f: Fields) -> FeedSubscribe:
+        return cls(after=f.opt_str("after", max_chars=80), kinds=f.str_list("kinds"))
+
+
+@dataclass(frozen=True, slots=True)
+class FeedUnsubscribe(Command):
+    """Stop the connection's feed. Wire: ``{"type": "feed.unsubscribe"}``."""
+
+    TYPE: ClassVar[str] = "feed.unsubscribe"
+    WRITES: ClassVar[bool] = False
+
+    @classmethod
+    def parse(cls, f: Fields) -> FeedUnsubscribe:
+        return cls()
+
+
 # ----------------------------------------------------------------------- incidents
 
 
@@ -791,6 +822,8 @@ COMMANDS: dict[str, Any] = {
     for cls in (
         Follow,
         Unfollow,
+        FeedSubscribe,
+        FeedUnsubscribe,
         IncidentCreate,
         IncidentUpdate,
         IncidentStatus,

@@ -27,6 +27,7 @@ from server.services.api_keys import ApiKeys
 from server.services.commands import CommandService
 from server.services.deadlines import DeadlineRunner, build_deadlines
 from server.services.export import build_exports
+from server.services.feed import FeedService
 from server.services.hub import Hub
 from server.services.projections import Projections
 from server.services.read_audit import RestrictedReadAudit
@@ -39,11 +40,13 @@ from server.storage.directory import Directory
 from server.throttle import ThrottleRule
 from server.transport.admission import build_admission
 from server.transport.api_headers import add_api_headers
+from server.transport.feed_socket import FeedSockets
 from server.transport.gateway import Gateway
 from server.transport.http_log import quiet_bad_http_requests
 from server.transport.login_guard import LoginGuard
 from server.transport.rest import RestApi, errors_middleware
 from server.transport.rest_export import ExportRoutes, exports_ctx
+from server.transport.rest_feed import FeedRoutes
 from server.transport.rest_ops import OpsRoutes
 from server.transport.rest_standards import StandardsRoutes
 from server.transport.rest_webhooks import WebhookRoutes
@@ -148,6 +151,8 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.add_routes(rest.routes())
     app.add_routes(StandardsRoutes(rest).routes())
+    feed = _feed(backends, projections, sharing, reads, gateway)
+    app.add_routes(FeedRoutes(rest, feed).routes())
     hub.metrics = gateway.metrics = admission.metrics = rest.login_guard.metrics = metrics
     _watch(metrics, backends, gateway, hub)
     ready = partial(_not_ready, backends, gateway)
@@ -173,7 +178,39 @@ def create_app(settings: Settings) -> web.Application:
     # on_shutdown runs before aiohttp waits for open requests (WebSockets
     # included); cleanup_ctx teardown runs after, once no request is left.
     app.on_shutdown.append(send_clients_away)
+
+    async def end_feeds(_: web.Application) -> None:
+        await feed.close()
+        if gateway.feeds is not None:
+            await gateway.feeds.close()
+
+    app.on_shutdown.append(end_feeds)
     return app
+
+
+def _feed(
+    backends: Backends,
+    projections: Projections,
+    sharing: SharingRules,
+    reads: RestrictedReadAudit,
+    gateway: Gateway,
+) -> FeedService:
+    """The cross-incident feed, for REST and for the gateway's ``feed.subscribe``."""
+    assert backends.feed is not None
+    feed = FeedService(
+        feed=backends.feed,
+        log=backends.log,
+        projections=projections,
+        rules=sharing,
+        signal=backends.feed_signal,
+        reads=reads,
+    )
+
+    async def emit(name: str, data: object, sid: str) -> None:
+        await gateway.sio.emit(name, data, to=sid)
+
+    gateway.feeds = FeedSockets(feed, emit)
+    return feed
 
 
 async def _storage_ctx(

@@ -31,6 +31,7 @@ from typing import Any
 
 from server.domain.events import StoredEvent
 from server.fanout.base import Broker, Presence
+from server.fanout.feed_signal import FeedSignal, signalling
 from server.fanout.memory import MemoryBroker
 from server.fanout.presence import MemoryPresence, RedisPresence
 from server.fanout.redis import RedisBroker
@@ -42,11 +43,13 @@ from server.storage.api_keys import ApiKeyStore, SqliteApiKeyStore
 from server.storage.audit import AuditLog, SqliteAuditLog
 from server.storage.base import Deliver, EventLog
 from server.storage.directory import DirectoryStorage, SqliteDirectoryStorage
+from server.storage.feed import FeedLog, SqliteFeedLog
 from server.storage.leases import Leases, MemoryLeases
 from server.storage.redis_agreements import RedisAgreementStore
 from server.storage.redis_api_keys import RedisApiKeyStore
 from server.storage.redis_audit import RedisAuditLog
 from server.storage.redis_directory import RedisDirectoryStorage
+from server.storage.redis_feed import RedisFeedLog
 from server.storage.redis_leases import RedisLeases
 from server.storage.redis_log import RedisConfig, RedisEventLog, RedisLogReader, connect
 from server.storage.redis_sessions import RedisSessionStore
@@ -108,6 +111,10 @@ class Backends:
     anchors: AuditLog | None = None
     #: The Ed25519 seed the node signs chain heads with (0600 file, or in Redis).
     node_key: SecretStore | None = None
+    #: The cross-incident change feed (written by the log's appends) and the
+    #: wake-up its readers wait on (set by every run this node commits).
+    feed: FeedLog | None = None
+    feed_signal: FeedSignal = field(default_factory=FeedSignal)
 
     async def start(self) -> None:
         """Broker first (a log's first commit may deliver), then log, then presence.
@@ -117,6 +124,8 @@ class Backends:
         try:
             await self.broker.start()
             await self.log.start()
+            if self.feed is not None:
+                await self.feed.start()
             await self.presence.start()
             await self.sessions.open()
             await self.audit.open()
@@ -139,6 +148,7 @@ class Backends:
             self.audit.close,
             self.sessions.close,
             self.presence.close,
+            *([self.feed.close] if self.feed is not None else []),
             self.log.close,
             self.broker.close,
             *self.shared,
@@ -243,9 +253,11 @@ def _counted(deliver: Deliver, metrics: Metrics | None) -> Deliver:
 
 def _embedded(settings: Settings, metrics: Metrics | None = None) -> Backends:
     broker = MemoryBroker()
+    signal = FeedSignal()
+    events_db = settings.data_dir / "events.db"
     event_log = SqliteEventLog(
-        SqliteConfig(settings.data_dir / "events.db", synchronous=settings.sqlite_synchronous),
-        deliver=_counted(broker.publish, metrics),
+        SqliteConfig(events_db, synchronous=settings.sqlite_synchronous),
+        deliver=_counted(signalling(broker.publish, signal), metrics),
     )
     if metrics is not None:
         event_log.writer.observer = metrics.committed
@@ -263,6 +275,8 @@ def _embedded(settings: Settings, metrics: Metrics | None = None) -> Backends:
         webhooks=SqliteWebhookStore(settings.data_dir / WEBHOOKS_DB),
         anchors=SqliteAuditLog(settings.data_dir / ANCHORS_DB),
         node_key=FileSecret(settings.data_dir / NODE_KEY_FILE),
+        feed=SqliteFeedLog(events_db),
+        feed_signal=signal,
     )
 
 
@@ -277,7 +291,10 @@ def _redis(settings: Settings, metrics: Metrics | None = None) -> Backends:
     )
     client = connect(config)
     broker = RedisBroker(client, config.url, node, RedisLogReader(client))
-    event_log = RedisEventLog(config, client, deliver=_counted(broker.publish, metrics))
+    signal = FeedSignal()
+    event_log = RedisEventLog(
+        config, client, deliver=_counted(signalling(broker.publish, signal), metrics)
+    )
     if metrics is not None:
         event_log.writer.observer = metrics.committed
     return Backends(
@@ -297,6 +314,8 @@ def _redis(settings: Settings, metrics: Metrics | None = None) -> Backends:
         leases=RedisLeases(client),
         anchors=RedisAuditLog(client, keys.ANCHOR_LOG, keys.ANCHOR_HEAD),
         node_key=RedisSecret(client, keys.NODE_KEY),
+        feed=RedisFeedLog(client),
+        feed_signal=signal,
     )
 
 

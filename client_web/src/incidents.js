@@ -1,4 +1,5 @@
-// The incidents this device holds: the list's summaries (polled over REST),
+// The incidents this device holds: the list's summaries (read over REST once
+// connected, then kept current by the feed, SPEC 22),
 // the states of the incidents followed live (folds of the events this
 // organisation receives), read markers, the directory of organisations and
 // people, and the saving of all of it through the persistence tracker.
@@ -9,8 +10,6 @@ import { apply, emptyState, counts } from "./projection.js";
 
 /** Incidents held live (with counts) besides the open ones: fewer on a phone. */
 export const MAX_FOLLOWED = { desk: 50, phone: 10 };
-/** How often the list is polled while the page is visible and online. */
-export const LIST_POLL_MS = 5000;
 /** States are written at most this often (a busy incident changes many times a second). */
 export const STATE_SAVE_MS = 1200;
 
@@ -60,7 +59,6 @@ export class Incidents {
     this.dirtyStates = new Set();
     this.saveStates = batched(() => this.persistStates(), STATE_SAVE_MS);
     this.refreshing = false;
-    this.pollTimer = 0;
   }
 
   // ------------------------------------------------------------ persistence
@@ -148,17 +146,40 @@ export class Incidents {
     }
   }
 
-  /** Poll the list every LIST_POLL_MS while `due()` says so. */
-  poll(due) {
-    this.stopPolling();
-    this.pollTimer = setInterval(() => {
-      if (due()) this.refreshList();
-    }, LIST_POLL_MS);
-  }
-
-  stopPolling() {
-    clearInterval(this.pollTimer);
-    this.pollTimer = 0;
+  /**
+   * Feed entries (SPEC 22) into the list: an incident opened or shared with
+   * us joins it (and is followed if it is among the most recent), a changed
+   * one is patched. Returns the ids whose summary changed.
+   */
+  applyFeed(entries) {
+    const touched = new Set();
+    for (const e of entries) {
+      if (!e || typeof e !== "object") continue;
+      if ((e.kind === "incident.opened" || e.kind === "org.added") && e.summary?.id) {
+        const known = this.summaries.get(e.incident);
+        // An older summary never overwrites a newer one (the list read may be ahead).
+        if (!known || (known.seq || 0) <= e.seq) this.summaries.set(e.incident, { ...known, ...e.summary });
+        touched.add(e.incident);
+      } else if (e.kind === "incident.changed") {
+        const known = this.summaries.get(e.incident);
+        if (!known || (known.seq || 0) > e.seq) continue;
+        const { orgs_added: added, liaisons, ...fields } = e.changes || {};
+        Object.assign(known, fields, { seq: e.seq, updated: Math.max(known.updated || 0, e.ts) });
+        if (added) known.orgs = [...new Set([...(known.orgs || []), ...added])];
+        if (liaisons) known.liaisons = { ...(known.liaisons || {}), ...liaisons };
+        touched.add(e.incident);
+      } else if (e.kind === "needs_you") {
+        const known = this.summaries.get(e.incident);
+        if (known) known.updated = Math.max(known.updated || 0, e.ts);
+      }
+    }
+    if (touched.size) {
+      const list = [...this.summaries.values()];
+      this.save("incident list", () => this.store.set(this.key("list"), list));
+      this.followActive();
+      this.changed();
+    }
+    return touched;
   }
 
   // ------------------------------------------------------------ following

@@ -323,6 +323,11 @@ const PARSERS = {
   unfollow(f) {
     f.strList("incidents", { required: true });
   },
+  "feed.subscribe"(f) {
+    f.text("after", { required: false, maxChars: 80 });
+    f.strList("kinds");
+  },
+  "feed.unsubscribe"() {},
   "incident.create"(f) {
     const loc = f.sub("location");
     f.choice("tlp", INCIDENT_LABELS, { required: false });

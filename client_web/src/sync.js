@@ -132,7 +132,8 @@ async function logFailures(what, write) {
  *
  * events: status, welcome, events(incident, envelopes), followed(result),
  *         resync(incident, epoch), gone(incident), outbox(items),
- *         acked(item, ack), failed(item, error), unauthenticated(error), notice(n)
+ *         acked(item, ack), failed(item, error), unauthenticated(error), notice(n),
+ *         feed(entries), feedResync() (SPEC 22: reload the list)
  */
 export class Sync extends Emitter {
   constructor({
@@ -165,6 +166,8 @@ export class Sync extends Emitter {
     this.refollowing = new Set();
     this.followRetries = 0;
     this.lastError = null;
+    /** The cross-incident feed (SPEC 22): the cursor after the last `feed` frame. */
+    this.feedCursor = null;
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -198,6 +201,7 @@ export class Sync extends Emitter {
     });
     s.on("welcome", (data) => this.onWelcome(data));
     s.on("ev", (batch) => this.onEv(batch));
+    s.on("feed", (frame) => this.onFeed(frame));
     s.on("notice", (notice) => this.onNotice(notice));
     s.on("disconnect", (reason) => this.onDisconnect(reason));
     s.on("connect_error", (err) => this.onConnectError(err));
@@ -248,6 +252,8 @@ export class Sync extends Emitter {
     this.welcomed = true;
     this.lastError = null;
     this.setStatus("online");
+    // The feed first: a list read after its cursor was taken misses nothing.
+    await this.subscribeFeed();
     this.emit("welcome", data);
     // Resume every incident we hold, then send what waited in the outbox.
     try {
@@ -306,7 +312,44 @@ export class Sync extends Emitter {
       this.welcomed = false;
       this.setStatus("reconnecting");
     }
+    if (notice.code === "resync_required" && notice.feed) this.feedResync(notice.detail);
     this.emit("notice", notice);
+  }
+
+  // --------------------------------------------------------------------- feed
+
+  /**
+   * Follow the feed from our cursor (none yet: from now). Frames may come
+   * before the ack: the cursor is taken from the ack only if none came.
+   */
+  async subscribeFeed() {
+    const after = this.feedCursor;
+    try {
+      const ack = await this.call(after ? { type: "feed.subscribe", after } : { type: "feed.subscribe" });
+      if (ack?.ok) {
+        if (this.feedCursor === after) this.feedCursor = ack.cursor;
+      } else if (ack?.error?.code === "resync_required") {
+        this.feedResync(ack.error.detail);
+      } else {
+        console.warn("feed subscription refused:", ack?.error?.code);
+      }
+    } catch (err) {
+      // Disconnected meanwhile: the next welcome subscribes again.
+      console.warn("feed subscription not confirmed:", err?.message || err);
+    }
+  }
+
+  onFeed(frame) {
+    if (!frame || !Array.isArray(frame.entries)) return;
+    this.feedCursor = frame.cursor || this.feedCursor;
+    if (frame.entries.length) this.emit("feed", frame.entries);
+  }
+
+  /** Our cursor cannot be served: go on from the one given, after reloading the list. */
+  feedResync(detail) {
+    this.feedCursor = detail?.cursor || null;
+    this.emit("feedResync");
+    if (this.welcomed) this.subscribeFeed();
   }
 
   onEv(batch) {

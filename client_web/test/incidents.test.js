@@ -9,7 +9,7 @@ import { Incidents, followWanted, MAX_FOLLOWED, STATE_SAVE_MS } from "../src/inc
 import { Session } from "../src/session.js";
 import { Persistence } from "../src/persist.js";
 import { Positions } from "../src/sync.js";
-import { isUrgentAlert, URGENT_FRESH_MS } from "../src/ui/alerts.js";
+import { isUrgentAlert, feedAlert, URGENT_FRESH_MS } from "../src/ui/alerts.js";
 
 const quiet = { error: () => {} };
 
@@ -280,4 +280,48 @@ test("only a live, recent, urgent post by someone else raises an alert", () => {
   assert.equal(isUrgentAlert({ ...urgent, ts: now - URGENT_FRESH_MS }, me, true, now), false, "old");
   assert.equal(isUrgentAlert({ ...urgent, actor: { user: "u_me" } }, me, true, now), false, "mine");
   assert.equal(isUrgentAlert({ ...urgent, body: { text: "." } }, me, true, now), false, "not urgent");
+});
+
+// ------------------------------------------------------------- the feed
+
+test("feed entries keep the list current: opened joins and is followed, changed patches", async () => {
+  const { incidents, sync, persistence } = setup({ limits: { max: 5, open: [] } });
+  const opened = {
+    kind: "incident.opened", incident: "n", seq: 1, ts: 10, cursor: "c1",
+    summary: { ...summary("n", 10), title: "New one", priority: "high", orgs: ["o1"] },
+  };
+  assert.deepEqual([...incidents.applyFeed([opened])], ["n"]);
+  assert.equal(incidents.summaries.get("n").title, "New one");
+  assert.deepEqual(sync.calls, [["follow", "n", 0]]);
+  const changed = { kind: "incident.changed", incident: "n", seq: 4, ts: 20, changes: { title: "Renamed", orgs_added: ["o2"] } };
+  incidents.applyFeed([changed]);
+  assert.deepEqual(
+    [incidents.summaries.get("n").title, incidents.summaries.get("n").orgs, incidents.summaries.get("n").seq],
+    ["Renamed", ["o1", "o2"], 4],
+  );
+  // An older change (the list read was ahead of it) does not undo a newer title.
+  incidents.applyFeed([{ ...changed, seq: 2, changes: { title: "Older" } }]);
+  assert.equal(incidents.summaries.get("n").title, "Renamed");
+  // A change to an incident the list does not hold is not invented from it.
+  assert.equal(incidents.applyFeed([{ ...changed, incident: "unknown" }]).size, 0);
+  await persistence.idle();
+});
+
+test("a feed entry alerts a new critical incident and an urgent message, recent ones only", () => {
+  const now = 100_000_000;
+  const critical = { kind: "incident.opened", incident: "n", seq: 1, ts: now - 10, summary: { title: "Fire", priority: "critical" } };
+  assert.equal(feedAlert(critical, now).title, "New critical incident — Fire");
+  assert.equal(feedAlert({ ...critical, summary: { title: "Cat", priority: "high" } }, now), null);
+  const urgent = {
+    kind: "needs_you", incident: "n", seq: 7, ts: now - 10, reasons: ["urgent", "mention"],
+    message: 7, text: "Need a bed", author: { name: "Dana" },
+  };
+  assert.deepEqual(feedAlert(urgent, now), {
+    key: "n:7", incident: "n", title: "Urgent from Dana", body: "Need a bed", message: 7,
+  });
+  assert.equal(feedAlert({ ...urgent, ts: now - URGENT_FRESH_MS }, now), null, "a catch-up alerts nothing");
+  const task = { kind: "needs_you", incident: "n", seq: 9, ts: now, reasons: ["task"], task: 9, title: "Blankets", author: { name: "Dana" } };
+  assert.equal(feedAlert(task, now), null, "tasks and mentions show in the list, not as toasts");
+  assert.equal(feedAlert({ ...urgent, reasons: ["mention"] }, now), null);
+  assert.equal(feedAlert({ kind: "incident.changed", incident: "n", seq: 3, ts: now }, now), null);
 });

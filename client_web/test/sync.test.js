@@ -87,6 +87,8 @@ class FakeSocket {
 class FakeServer {
   constructor() {
     this.frames = [];
+    this.feedFrames = [];
+    this.feedAnswer = null;
     this.connections = 0;
     this.stored = new Map(); // client id -> seq
     this.seq = 10;
@@ -96,6 +98,12 @@ class FakeServer {
   }
 
   handle(socket, frame, reply) {
+    if (frame.type === "feed.subscribe") {
+      // Kept apart from `frames`: the feed is subscribed after every welcome.
+      this.feedFrames.push(structuredClone(frame));
+      reply(this.feedAnswer ? this.feedAnswer(frame) : { ok: true, cursor: frame.after || "c-now", kinds: [] });
+      return;
+    }
     this.frames.push(structuredClone(frame));
     if (this.behaviour) {
       const handled = this.behaviour(frame, reply, socket);
@@ -461,5 +469,43 @@ test("a RED message keeps its label and recipients in the outbox, across a reloa
   const posts = server.frames.filter((f) => f.type === "message.post");
   assert.equal(posts.length, 2);
   for (const frame of posts) assert.deepEqual(frame, { ...cmd, id: item.id });
+  sync.stop();
+});
+
+test("the feed: subscribed from now after the first welcome, from its cursor after a reconnect", async () => {
+  const { server, sync, socket } = setup();
+  const entries = [];
+  sync.on("feed", (e) => entries.push(...e));
+  await sync.start();
+  await until(() => server.feedFrames.length === 1);
+  assert.deepEqual(server.feedFrames[0], { type: "feed.subscribe" });
+  await until(() => sync.feedCursor === "c-now");
+  socket().fire("feed", { entries: [{ kind: "needs_you", incident: "a", seq: 3, cursor: "c-3" }], cursor: "c-5" });
+  assert.deepEqual(entries.map((e) => e.cursor), ["c-3"]);
+  assert.equal(sync.feedCursor, "c-5");
+  socket().drop();
+  socket().connect();
+  await until(() => server.feedFrames.length === 2);
+  assert.deepEqual(server.feedFrames[1], { type: "feed.subscribe", after: "c-5" });
+  sync.stop();
+});
+
+test("the feed: resync_required goes on from the cursor given and asks for the list again", async () => {
+  const { server, sync, socket } = setup();
+  let resyncs = 0;
+  sync.on("feedResync", () => resyncs++);
+  server.feedAnswer = (frame) =>
+    frame.after === "stale"
+      ? { ok: false, error: { code: "resync_required", retryable: false, detail: { cursor: "c-fresh" } } }
+      : { ok: true, cursor: frame.after || "c-now" };
+  sync.feedCursor = "stale";
+  await sync.start();
+  await until(() => server.feedFrames.length === 2);
+  assert.equal(server.feedFrames[1].after, "c-fresh");
+  assert.equal(resyncs, 1);
+  socket().fire("notice", { code: "resync_required", feed: true, detail: { cursor: "c-later" } });
+  await until(() => server.feedFrames.length === 3);
+  assert.equal(server.feedFrames[2].after, "c-later");
+  assert.equal(resyncs, 2);
   sync.stop();
 });

@@ -21,6 +21,15 @@ ORG_INDEX_BUILT = PREFIX + "index:org-built"
 #: Set once the words of every event stored before text search are indexed
 #: (server/storage/redis_search.py ``index_older``).
 SEARCH_BUILT = PREFIX + "search:built"
+#: The change feed (server/storage/feed.py): a stream with one entry per
+#: committed run, id ``<pos>-0``, fields ``k`` (the run's log key), ``f`` and
+#: ``l`` (its first and last seq); the counter that numbers them; the feed's
+#: epoch. Global keys: with them the append script spans the incident's slot
+#: and the feed's, which Redis Cluster refuses (CROSSSLOT). The feed needs one
+#: Redis primary (with Sentinel for failover); see deploy/README.md.
+FEED = PREFIX + "feed:runs"
+FEED_POS = PREFIX + "feed:pos"
+FEED_EPOCH = PREFIX + "feed:epoch"
 #: Token secret shared by every node when none is configured.
 SECRET = PREFIX + "secret"
 #: Directory hashes: org id -> msgpack, user id -> msgpack, username -> user id.
@@ -53,6 +62,11 @@ def ref_key(ref: str) -> str:
     summary, which is the truth (``RedisEventLog._by_ref``).
     """
     return f"{PREFIX}ref:{ref}"
+
+
+def incident_of_log_key(key: str) -> str:
+    """``log_key``'s inverse."""
+    return key[len(PREFIX) + 1 : -len("}:log")]
 
 
 def log_key(incident: str) -> str:

@@ -459,7 +459,7 @@ class RedisEventLog(RedisLogReader):
 
     async def _eval(self, incident: str, args: list[str | int | bytes]) -> list[bytes]:
         """Run append.lua; StorageOutcomeUnknown if it was sent but not answered."""
-        script_keys = [keys.log_key(incident), keys.head_key(incident), keys.idem_key(incident)]
+        script_keys = _script_keys(incident)
         try:
             try:
                 reply: list[bytes] = await self._script(keys=script_keys, args=args)
@@ -481,7 +481,7 @@ class RedisEventLog(RedisLogReader):
         terms: tuple[list[str], list[int]],
     ) -> list[bytes]:
         """The append, the header merge and the words of its events in one MULTI (one slot)."""
-        script_keys = [keys.log_key(incident), keys.head_key(incident), keys.idem_key(incident)]
+        script_keys = _script_keys(incident)
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
                 await self._script(keys=script_keys, args=args, client=pipe)
@@ -754,6 +754,17 @@ def _answer(
         fail(real, error)
     else:
         settle(real, staged.result())
+
+
+def _script_keys(incident: str) -> list[str]:
+    """append.lua's keys: the incident's log, head and idempotency, then the feed's."""
+    return [
+        keys.log_key(incident),
+        keys.head_key(incident),
+        keys.idem_key(incident),
+        keys.FEED,
+        keys.FEED_POS,
+    ]
 
 
 def _last_seen_per_org(events: list[StoredEvent], orgs: dict[str, int]) -> dict[str, int]:

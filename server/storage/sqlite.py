@@ -35,6 +35,7 @@ from server.domain.chain import ChainHead
 from server.domain.events import STORED_FIELDS, AppendResult, EventDraft, StoredEvent
 from server.domain.search_text import index_terms
 from server.errors import ClientIdReused, LogNotFound, StorageUnavailable
+from server.storage import feed
 from server.storage.base import (
     Deliver,
     IncidentPage,
@@ -192,6 +193,7 @@ class _Writer:
         self._add_salt_column()
         self._add_updated_column()
         self.db.executescript(ORDER_INDEX)
+        feed.create_sqlite(self.db)
         self.heads: dict[str, ChainHead] = {}
         self._index_missing()
         self._index_terms_missing()
@@ -350,6 +352,7 @@ class _Writer:
                     (head.seq, head.hash, head.ts_ms, incident),
                 )
             self._index_batch(results)
+            feed.record_runs(self.db, results)
             self.db.execute("COMMIT")
         except Exception:
             with contextlib.suppress(Exception):

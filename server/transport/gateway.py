@@ -35,6 +35,7 @@ from server.services.accounts import Accounts
 from server.services.commands import PIPELINED, CommandService
 from server.services.hub import Hub, Piece
 from server.transport.admission import Admission
+from server.transport.feed_socket import FeedSockets
 from server.transport.http_log import sid_tag
 from server.transport.outbox import Flusher, Outbox
 from server.transport.pipeline import AckPipeline
@@ -183,6 +184,8 @@ class Gateway:
         self._quiet.set()
         #: Slow-consumer cut-offs (set by the app).
         self.metrics: Metrics = unregistered()
+        #: The cross-incident feed's readers (set by the app; SPEC section 22).
+        self.feeds: FeedSockets | None = None
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -286,6 +289,8 @@ class Gateway:
                 reason=str(reason)[:64],
             )
             self.hub.drop(session)
+            if self.feeds is not None:
+                self.feeds.drop(sid)
             await session.acks.close()
         self.sio.binary_allowed.discard(self.sio.eio_sid_of(sid))
 
@@ -445,6 +450,11 @@ class Gateway:
                 for incident in cmd.incidents:
                     self.hub.unfollow(session, incident)
                 return {"incidents": list(cmd.incidents)}
+            case v1.FeedSubscribe() if self.feeds is not None:
+                return await self.feeds.subscribe(session, cmd)
+            case v1.FeedUnsubscribe() if self.feeds is not None:
+                self.feeds.unsubscribe(session)
+                return {}
         return await self.commands.execute(session.principal, cmd)
 
     async def on_refused(self, sid: str, ack_id: int | None, err: ProtocolError) -> None:

@@ -31,7 +31,11 @@ ERROR_RESPONSES: dict[int, tuple[str, str]] = {
     401: ("Unauthenticated", "`unauthenticated`: missing, invalid, expired or revoked credentials"),
     403: ("Forbidden", "`forbidden`: the caller's role, organisation or key scope may not"),
     404: ("NotFound", "`not_found`: no such object, or not visible to the caller"),
-    409: ("Conflict", "`conflict`: the object is not in a state that allows this"),
+    409: (
+        "Conflict",
+        "`conflict`: the object is not in a state that allows this; `resync_required`:"
+        " a feed cursor that can no longer be served",
+    ),
     413: ("TooLarge", "`too_large`: the body exceeds `max_frame_bytes` (`detail.limit`)"),
     416: ("OutOfRange", "`out_of_range`: `after_seq` beyond the head (`detail.head_seq`)"),
     429: ("RateLimited", "`rate_limited`: wait `Retry-After` (= `detail.retry_after`) seconds"),
@@ -517,6 +521,46 @@ SCHEMAS: dict[str, Schema] = {
     "SearchPage": obj(
         {"hits": {"type": "array", "items": ref("SearchHit")}, "next": nullable(STR)}
     ),
+    "FeedPage": obj(
+        {
+            "entries": {
+                "type": "array",
+                "items": ref("FeedEntry"),
+                "description": "in feed order; each with the cursor just after it",
+            },
+            "cursor": {"type": "string", "description": "where the next page starts"},
+            "more": {"type": "boolean", "description": "true: read on at once, not at the head"},
+        }
+    ),
+    "FeedEntry": obj(
+        {
+            "kind": {
+                "enum": ["incident.opened", "org.added", "incident.changed", "needs_you", "event"]
+            },
+            "incident": STR,
+            "seq": INT,
+            "ts": INT,
+            "cursor": STR,
+            "summary": ANY_OBJ,
+            "changes": ANY_OBJ,
+            "reasons": {"type": "array", "items": {"enum": ["urgent", "mention", "task"]}},
+            "message": INT,
+            "text": STR,
+            "task": INT,
+            "title": nullable(STR),
+            "author": ANY_OBJ,
+            "event": ANY_OBJ,
+        },
+        "summary",
+        "changes",
+        "reasons",
+        "message",
+        "text",
+        "task",
+        "title",
+        "author",
+        "event",
+    ),
     "IncidentCreate": obj(
         {
             "id": ID,
@@ -988,6 +1032,27 @@ def _paths() -> dict[str, dict[str, Schema]]:
                     _q("cursor", STR, "the `next` of the previous page"),
                 ),
             ),
+        },
+        "/api/v1/feed": {
+            "get": {
+                **_op(
+                    "The cross-incident feed of what you may see, from a cursor (SPEC section 22)",
+                    "feed",
+                    (200, ref("FeedPage")),
+                    (400, 409),
+                    query=(
+                        _q("after", STR, "a cursor; absent: no entries, the cursor of now"),
+                        _q("kinds", STR, "comma-separated kinds; default all but `event`"),
+                        _q("limit", {"type": "integer", "minimum": 0, "maximum": 500}, "100"),
+                        _q("wait", {"type": "integer", "minimum": 0, "maximum": 30}, "seconds"),
+                    ),
+                ),
+                "description": "Long-poll with `wait`: an empty page is held until an entry"
+                " comes or `wait` ends. With `Accept: text/event-stream` the same read is"
+                " Server-Sent Events (`id:` each entry's cursor, `data:` the entry), resumed"
+                " from `Last-Event-ID`. 409 `resync_required`: the cursor can no longer be"
+                " served; `detail.cursor` is where to go on after reloading the list.",
+            },
         },
         "/api/v1/commands": {
             "post": _op(

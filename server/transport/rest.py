@@ -142,6 +142,20 @@ def decode_cursor(raw: str) -> IndexCursor:
     raise ProtocolError(ErrorCode.INVALID, "cursor must be a `next` value from this endpoint")
 
 
+def int_query(request: web.Request, name: str, default: int, high: int) -> int:
+    """``?name=`` as an integer 0..high (``default`` when absent), else INVALID."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses,
+    # and int() accepts "١٢", "1_0" and " 1", which the SPEC does not.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 16 or int(raw) > high:
+        raise ProtocolError(
+            ErrorCode.INVALID, f"{name} must be an integer 0..{high}", {"field": name}
+        )
+    return int(raw)
+
+
 def _reader(who: Principal) -> Reader:
     return Reader(org=who.org_id, user=who.user_id)
 
@@ -241,16 +255,7 @@ class RestApi:
             raise ProtocolError(ErrorCode.MALFORMED, f"invalid JSON: {exc}") from exc
 
     def _int_query(self, request: web.Request, name: str, default: int, high: int) -> int:
-        raw = request.query.get(name)
-        if raw is None:
-            return default
-        # ASCII digits only: str.isdigit() also accepts "²", which int() refuses,
-        # and int() accepts "١٢", "1_0" and " 1", which the SPEC does not.
-        if not (raw.isascii() and raw.isdigit()) or len(raw) > 16 or int(raw) > high:
-            raise ProtocolError(
-                ErrorCode.INVALID, f"{name} must be an integer 0..{high}", {"field": name}
-            )
-        return int(raw)
+        return int_query(request, name, default, high)
 
     # ---------------------------------------------------------------- routes
 

@@ -6,7 +6,9 @@
 - a police-only note never reaches the responder's page or network traffic;
 - the supervisor's replay shows the task board as it was at a chosen moment;
 - a dispatcher sets the CAD number; the phone shows it, a bot finds it;
-- screenshots of the desk and phone layouts go to test-artifacts/.
+- screenshots of the desk and phone layouts go to test-artifacts/;
+- the list follows the feed: a new Critical incident with an urgent message
+  alerts a phone inside another incident at once (toast, vibration, title).
 """
 
 from __future__ import annotations
@@ -562,3 +564,93 @@ def test_a_dispatcher_sets_the_cad_number_and_everyone_sees_it(
     assert [i["title"] for i in found] == [title]
     assert bot.call("GET", f"/api/v1/incidents?ref={first}")["incidents"] == []
     no_page_errors(desk, phone)
+
+
+# ------------------------------------------------------------ the live list
+
+#: Records navigator.vibrate calls (headless chromium has no vibration motor).
+VIBRATE_SPY = (
+    "window.__vibrations = [];"
+    " navigator.vibrate = (p) => { window.__vibrations.push(p); return true; };"
+)
+#: Well under the 5 s poll the feed replaces (and the 20 s issue 10 measured).
+LIVE_S = 4.0
+
+
+def test_a_new_critical_incident_alerts_a_phone_inside_another_and_updates_the_desk_list(
+    people: People, web_server: LiaisonServer, artifacts: Path
+) -> None:
+    dispatch = Rest(web_server, "dispatch")
+    tag = uuid.uuid4().hex[:6]
+    quiet = dispatch.new_incident(f"Quiet welfare check {tag}", f"feed-quiet-{tag}")
+    del quiet
+    phone = people.signed_in("outreach", phone=True)
+    desk = people.signed_in("shelter-lead")
+    phone.page.evaluate(VIBRATE_SPY)
+    open_from_list(phone.page, f"Quiet welfare check {tag}")  # inside another incident
+    base_title = phone.page.title()
+
+    title = f"Fire at the night shelter {tag}"
+    started = time.monotonic()
+    incident = dispatch.command(
+        {
+            "type": "incident.create",
+            "id": f"feed-critical-{tag}",
+            "title": title,
+            "category": "fire",
+            "priority": "critical",
+            "orgs": ["harbour-shelter"],
+            "location": {"lat": 51.5055, "lon": -0.0754, "address": "Harbour Street 4"},
+        }
+    )["incident"]
+    dispatch.command(
+        {
+            "type": "message.post",
+            "id": f"feed-urgent-{tag}",
+            "incident": incident,
+            "text": f"Evacuating 30 people, need beds {tag}",
+            "urgent": True,
+            "mentions": {"orgs": ["harbour-shelter"]},
+        }
+    )
+
+    p = phone.page
+    toasts = p.locator(".toast.urgent")
+    expect(toasts.filter(has_text=f"New critical incident — {title}")).to_be_visible(
+        timeout=LIVE_S * 1000
+    )
+    expect(toasts.filter(has_text=f"Evacuating 30 people, need beds {tag}")).to_be_visible(
+        timeout=LIVE_S * 1000
+    )
+    elapsed = time.monotonic() - started
+    assert elapsed < LIVE_S, f"the phone heard of it after {elapsed:.1f} s"
+    expect(p).to_have_title(f"(2) ⚠ Needs you — {base_title}")
+    vibrations = p.evaluate("window.__vibrations.length")
+    assert vibrations >= 2, "a vibration for the incident and one for the urgent message"
+    # The phone stayed where it was: still inside the quiet incident.
+    expect(p.locator(".pane.active .pane-title")).to_have_text(f"Quiet welfare check {tag}")
+    p.screenshot(path=str(artifacts / "feed-phone-alert.png"))
+
+    # The desk's list has it, without a reload, and its title change arrives too.
+    d = desk.page
+    expect(d.locator(".incident-row", has_text=title)).to_be_visible(timeout=LIVE_S * 1000)
+    dispatch.command(
+        {
+            "type": "incident.update",
+            "id": f"feed-rename-{tag}",
+            "incident": incident,
+            "title": f"Fire contained {tag}",
+        }
+    )
+    expect(d.locator(".incident-row", has_text=f"Fire contained {tag}")).to_be_visible(
+        timeout=LIVE_S * 1000
+    )
+    d.screenshot(path=str(artifacts / "feed-desk-list.png"))
+
+    # Opening the incident from the toast: its alerts are seen, the title is back.
+    toasts.filter(has_text=f"Evacuating 30 people, need beds {tag}").get_by_role(
+        "button", name="Open"
+    ).click()
+    expect(p.locator(".pane.active .pane-title")).to_have_text(f"Fire contained {tag}")
+    expect(p).to_have_title(base_title)
+    no_page_errors(phone, desk)

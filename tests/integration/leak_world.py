@@ -105,6 +105,10 @@ class World:
         self.server_logs: list[Path] = []
         self.log: collections.deque[str] = collections.deque(maxlen=12)
         self.raw: dict[tuple[str, str], int] = {}
+        #: The feed (SPEC 22): each user's cursor, and per (user, incident) the
+        #: last seq its ``event`` entries reached (for loss and duplicates).
+        self.feed_cursors: dict[str, str] = {}
+        self.feed_seen: dict[tuple[str, str], int] = {}
         self.stats: collections.Counter[str] = collections.Counter()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:

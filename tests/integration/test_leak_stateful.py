@@ -38,6 +38,12 @@ Read paths, each checked against the oracle when the step uses it:
   refusals echo nothing restricted, and an incident one does not take part
   in, or a message or task one may not see (or a seq of another kind), is
   answered exactly like a missing one (follow, view, timeline and writes);
+* the cross-incident feed (``GET /api/v1/feed``, SPEC 22), from each
+  principal's cursor in random pages and kinds, ``event`` always among them:
+  no entry at all for an event the reader may not see (not even a
+  placeholder), every envelope checked as the timeline's, and per incident
+  no duplicate and, once a read reaches the head, no event it may see missed
+  since its organisation joined;
 * webhooks: each organisation has a subscription to a receiver of the test's
   (deploy/examples/webhook_receiver.py, signatures checked); what it gets is
   checked as for a reader of that organisation who is nobody's RED recipient,
@@ -175,6 +181,7 @@ ACTIONS = (
     + ["view_at"] * 2
     + ["standards_export"]
     + ["list"] * 2
+    + ["feed"]
     + ["wrong_subject"] * 2
     + ["resume"]
     + ["sync"]
@@ -1047,6 +1054,77 @@ class LeakMachine(RuleBasedStateMachine):
             incident = self.w.incidents[incident_id]
             check_summary(summary, incident, seat.reader, "list")
         self.w.stats["lists"] += 1
+
+    async def _feed(self, data: st.DataObject) -> None:
+        seat = self.seat(data)
+        # Every draw first, whatever the branch: the same choices must make
+        # the same draws (Hypothesis), and the branch depends on the world.
+        others = ("incident.opened", "org.added", "incident.changed", "needs_you")
+        chosen = [k for k in others if data.draw(st.booleans(), label=k)]
+        kinds = ",".join(["event", *chosen])
+        limit = data.draw(st.integers(1, 60), label="feed limit")
+        pages = data.draw(st.integers(1, 3), label="feed pages")
+        user = seat.reader.user
+        cursor = self.w.feed_cursors.get(user)
+        if cursor is None:  # from now: what was stored before is not the feed's to give
+            self.w.feed_cursors[user] = (await self.get(seat, "/api/v1/feed"))["cursor"]
+            for incident in self.w.incidents.values():
+                self.w.feed_seen[(user, incident.id)] = incident.head
+            return
+        at_head = False
+        for _ in range(pages):
+            page = await self.get(seat, f"/api/v1/feed?after={cursor}&kinds={kinds}&limit={limit}")
+            for entry in page["entries"]:
+                self.check_feed_entry(seat, entry)
+            cursor = page["cursor"]
+            at_head = not page["more"] and len(page["entries"]) < limit
+            if at_head:
+                break
+        self.w.feed_cursors[user] = cursor
+        if at_head:
+            self.nothing_missed_by_the_feed(seat)
+        self.w.stats["feed reads"] += 1
+
+    def check_feed_entry(self, seat: Seat, entry: dict[str, Any]) -> None:
+        reader = seat.reader
+        incident = self.w.incidents.get(entry["incident"])
+        if incident is None or entry["seq"] not in incident.events:
+            raise Leak(f"feed: {reader.user} got an entry the test never stored: {entry}")
+        ev = incident.events[entry["seq"]]
+        if not sees(ev, reader, incident):
+            raise Leak(f"feed: {reader} got an entry for {ev}, which it may not see: {entry}")
+        if entry["kind"] != "event":
+            self.w.stats[f"feed {entry['kind']}"] += 1
+            return
+        self.w.check_envelope(reader, entry["event"], "feed")
+        key = (reader.user, incident.id)
+        last = self.w.feed_seen.get(key, 0)
+        # Before its organisation joined, an event may come or not (the feed
+        # gives what the reader may see when it reads), never twice.
+        since = max(last, incident.joined[reader.org] - 1)
+        missed = [s for s in range(since + 1, ev.seq) if sees(incident.events[s], reader, incident)]
+        if ev.seq <= last or missed:
+            raise Leak(
+                f"feed: {reader.user} got seq {ev.seq} of {incident.id} after {last},"
+                f" missing {missed}"
+            )
+        self.w.feed_seen[key] = ev.seq
+
+    def nothing_missed_by_the_feed(self, seat: Seat) -> None:
+        """At the head, every event the reader may see (since it joined) came."""
+        reader = seat.reader
+        for incident in self.w.incidents.values():
+            if not incident.takes_part(reader.org) or not seat.client.token:
+                continue
+            last = self.w.feed_seen.get((reader.user, incident.id), 0)
+            since = max(last, incident.joined[reader.org] - 1)
+            missed = [
+                s
+                for s in range(since + 1, incident.head + 1)
+                if sees(incident.events[s], reader, incident)
+            ]
+            if missed:
+                raise Leak(f"feed: {reader.user} at the head never got {missed} of {incident.id}")
 
     # ----------------------------------------------------------- REST plumbing
 

@@ -1,9 +1,13 @@
-// Urgent messages: a toast (and a vibration on a phone) for each urgent
+// What needs the person: a toast (and a vibration on a phone) for each urgent
 // message from someone else that arrives live, until it is acknowledged here
-// or on another of this person's devices.
+// or on another of this person's devices; and, from the cross-incident feed
+// (SPEC 22), for a new Critical incident and an urgent message in an incident
+// this device does not follow. While an alert is unseen and the
+// person is elsewhere (another incident, another tab), the page title says so.
 
 /** An urgent message older than this when it arrives (a catch-up) raises no alert. */
 export const URGENT_FRESH_MS = 120_000;
+const VIBRATION = [120, 60, 120];
 
 /**
  * Whether `env` calls for an urgent alert to `me`: a live (not backlog),
@@ -19,11 +23,42 @@ export function isUrgentAlert(env, me, live, now = Date.now()) {
   );
 }
 
+/**
+ * The alert a feed entry calls for, or null: a Critical incident opened or
+ * shared with us, or a recent urgent message for us. Mentions and tasks are
+ * not alerted (they show in the list's "Needs me"): a toast for each would
+ * cover the phone's header all day. `{key, incident, title, body, message?}`;
+ * `key` is the live urgent alert's for the same message, so it alerts once.
+ */
+export function feedAlert(entry, now = Date.now()) {
+  if (!entry || now - entry.ts >= URGENT_FRESH_MS) return null;
+  if (entry.kind === "incident.opened" || entry.kind === "org.added") {
+    if (entry.summary?.priority !== "critical") return null;
+    return {
+      key: `${entry.incident}:${entry.seq}`,
+      incident: entry.incident,
+      title: `New critical incident — ${entry.summary.title}`,
+      body: entry.summary.location?.address || "",
+    };
+  }
+  if (entry.kind !== "needs_you" || !entry.reasons?.includes("urgent")) return null;
+  return {
+    key: `${entry.incident}:${entry.message}`,
+    incident: entry.incident,
+    title: `Urgent from ${entry.author?.name || "someone"}`,
+    body: entry.text || "",
+    message: entry.message,
+  };
+}
+
 export class Alerts {
   constructor(app) {
     this.app = app;
     /** `${incident}:${seq}` -> its toast */
     this.toasts = new Map();
+    /** Alerts not yet seen (the title counts them), by key -> incident. */
+    this.unseen = new Map();
+    this.baseTitle = document.title;
   }
 
   /** Look at each applied envelope: raise, or clear once I acknowledged. */
@@ -33,20 +68,56 @@ export class Alerts {
     if (isUrgentAlert(env, me, live)) this.urgent(state, env);
   }
 
+  /** Feed entries (SPEC 22): alert what needs the person, once per subject. */
+  onFeed(entries) {
+    for (const entry of entries) {
+      const alert = feedAlert(entry);
+      if (alert && !this.toasts.has(alert.key)) this.raise(alert);
+    }
+  }
+
   urgent(state, env) {
+    const org = this.app.orgName(env.actor.org);
+    const key = `${state.id}:${env.seq}`;
+    if (this.toasts.has(key)) return; // the feed alerted it first
+    this.raise({
+      key,
+      incident: state.id,
+      title: `Urgent from ${env.actor.name} (${org}) — ${state.title}`,
+      body: env.body.text,
+      message: env.seq,
+    });
+  }
+
+  /** Vibrate, and unless the person is looking at it, a toast and the title. */
+  raise(alert) {
     const app = this.app;
-    if (navigator.vibrate && app.layout === "phone") navigator.vibrate([120, 60, 120]);
-    const pane = app.panes.get(state.id);
-    if (pane?.visible && pane.channelShown() && document.visibilityState === "visible") return;
-    const org = app.orgName(env.actor.org);
-    const node = app.toasts.urgent(`Urgent from ${env.actor.name} (${org}) — ${state.title}`, env.body.text, [
-      { label: "Open", run: () => app.openIncident(state.id) },
-      {
+    if (navigator.vibrate && app.layout === "phone") navigator.vibrate(VIBRATION);
+    const pane = app.panes.get(alert.incident);
+    const looking = document.visibilityState === "visible";
+    if (looking && pane?.visible && pane.channelShown()) return;
+    const actions = [{ label: "Open", run: () => app.openIncident(alert.incident) }];
+    if (alert.message) {
+      actions.push({
         label: "Acknowledge",
-        run: () => app.send({ type: "message.ack", incident: state.id, message: env.seq }),
-      },
-    ]);
-    this.toasts.set(`${state.id}:${env.seq}`, node);
+        run: () => app.send({ type: "message.ack", incident: alert.incident, message: alert.message }),
+      });
+    }
+    const node = app.toasts.urgent(alert.title, alert.body, actions);
+    this.toasts.set(alert.key, node);
+    this.unseen.set(alert.key, alert.incident);
+    this.showTitle();
+  }
+
+  /** The person opened an incident: its alerts are seen. */
+  seen(incident) {
+    for (const [key, id] of this.unseen) if (id === incident) this.unseen.delete(key);
+    this.showTitle();
+  }
+
+  showTitle() {
+    const n = this.unseen.size;
+    document.title = n ? `(${n}) ⚠ Needs you — ${this.baseTitle}` : this.baseTitle;
   }
 
   /** An urgent message I acknowledged (here or on another device) needs no alert any more. */
@@ -54,5 +125,7 @@ export class Alerts {
     const key = `${incident}:${seq}`;
     this.toasts.get(key)?.remove();
     this.toasts.delete(key);
+    this.unseen.delete(key);
+    this.showTitle();
   }
 }

@@ -240,7 +240,6 @@ export class App {
     this.schedule();
     this.refreshList();
     this.incidents.loadDirectory();
-    this.incidents.poll(() => document.visibilityState === "visible" && this.sync?.status === "online");
     window.addEventListener("pointerdown", () => this.warnedMinutes && this.checkSession(), { passive: true });
     this.checkSession();
   }
@@ -271,7 +270,6 @@ export class App {
   teardown() {
     clearTimeout(this.sessionTimer);
     this.warnIdle(null);
-    this.incidents.stopPolling();
     this.geo.stop();
     this.sync?.stop();
     this.sync = null;
@@ -318,6 +316,12 @@ export class App {
       this.refreshList();
     });
     sync.on("events", (id, envs) => this.onEvents(id, envs));
+    // The list is kept current by the feed (SPEC 22), not polled.
+    sync.on("feed", (entries) => {
+      this.incidents.applyFeed(entries);
+      this.alerts.onFeed(entries);
+    });
+    sync.on("feedResync", () => this.refreshList());
     sync.on("resync", (id, epoch, why) => this.incidents.resync(id, epoch, why));
     sync.on("gone", (id) => {
       const title = this.summaries.get(id)?.title || "An incident";
@@ -457,6 +461,7 @@ export class App {
   // ------------------------------------------------------ workspace, shell
 
   openIncident(id, options) {
+    this.alerts.seen(id);
     this.workspace.openIncident(id, options);
   }
   closePane(id) {

@@ -7,6 +7,8 @@
 -- publishes, all in one step, so the fan-out order is the seq order.
 --
 -- KEYS[1] log stream   KEYS[2] head hash   KEYS[3] idempotency hash
+-- KEYS[4] feed stream  KEYS[5] feed position counter (server/storage/feed.py:
+--         one entry per run, in commit order across incidents and nodes)
 -- ARGV[1] expected head seq   ARGV[2] expected head hash
 -- ARGV[3] new head seq   ARGV[4] new head hash   ARGV[5] new head ts
 -- ARGV[6] epoch (set only when the log is created, else "")
@@ -38,6 +40,8 @@ if ARGV[6] ~= '' then
   redis.call('HSET', KEYS[2], 'epoch', ARGV[6])
 end
 redis.call('HSET', KEYS[2], 'seq', ARGV[3], 'hash', ARGV[4], 'ts', ARGV[5])
+local pos = redis.call('INCR', KEYS[5])
+redis.call('XADD', KEYS[4], pos .. '-0', 'k', KEYS[1], 'f', tonumber(ARGV[1]) + 1, 'l', ARGV[3])
 if ARGV[7] ~= '' then
   redis.call('PUBLISH', ARGV[7], ARGV[8])
 end
