@@ -88,7 +88,7 @@ class LiaisonClient:
         self.sio.on("ev", self._on_ev)
         self.sio.on("notice", self._on_notice)
         self.sio.on("feed", self._on_feed)
-        #: The cross-incident feed (SPEC section 22): the cursor after the last
+        #: The cross-incident feed (SPEC section 24): the cursor after the last
         #: entry received (a reconnect resubscribes from it), its kinds (None:
         #: not subscribed), and the entries in order.
         self.feed_cursor: str | None = None
@@ -204,7 +204,7 @@ class LiaisonClient:
         """Every event of the incident after ``after_seq``, following the pages.
 
         ``types`` (event types or ``family.*``) and ``since`` (server ms) filter
-        it: the events you may see that match, and no placeholders (SPEC 18.3).
+        it: the events you may see that match, and no placeholders (SPEC 18.4).
         """
         events: list[dict[str, Any]] = []
         cursor: int | None = after_seq

@@ -303,7 +303,7 @@ class Unfollow(Command):
 
 @dataclass(frozen=True, slots=True)
 class FeedSubscribe(Command):
-    """Read the cross-incident feed from a cursor, then live (SPEC section 22).
+    """Read the cross-incident feed from a cursor, then live (SPEC section 24).
 
     Wire: ``{"type": "feed.subscribe", "after": "<cursor>"?, "kinds": [...]?}``.
     Without ``after``: from now. The ack carries the cursor it starts at;
@@ -359,7 +359,7 @@ class IncidentCreate(Command):
     subject: Subject | None = None
     #: The system that raised it, if another did (a CAP alert).
     source: Source | None = None
-    #: The CAD number (or another system's id) for the incident (SPEC 18.2).
+    #: The CAD number (or another system's id) for the incident (SPEC 18.3).
     external_ref: str | None = None
 
     @classmethod

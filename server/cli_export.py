@@ -1,7 +1,7 @@
 """``liaison export``, ``liaison verify``, ``liaison node-key``, ``liaison anchors``.
 
 ``export`` and ``anchors`` talk to a running server over REST, as the user
-who logs in: an export holds what that user may see (SPEC section 22), and
+who logs in: an export holds what that user may see (SPEC section 23), and
 the server audits it. ``verify`` checks a JSONL export offline with the
 standalone verifier (protocol/liaison_verify.py). ``node-key`` prints the
 public key the server signs chain heads with, from the data dir or Redis

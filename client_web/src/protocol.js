@@ -66,7 +66,7 @@ export const RECEIPT_STATES = ["delivered", "seen"];
 export const CHECKIN_MAX_S = 24 * 3600;
 export const TASK_DUE_MAX_S = 7 * 24 * 3600;
 
-/** The id a receipt must carry: one per person, subject and state (SPEC 8.12). */
+/** The id a receipt must carry: one per person, subject and state (SPEC 8.13). */
 export function receiptId(incident, kind, subject, state) {
   return `rcpt-${incident}-${kind}-${subject}-${state}`;
 }
@@ -293,7 +293,7 @@ function transition(f) {
 }
 
 
-/** An incident's external reference (CAD number), as the server checks it (SPEC 18.2). */
+/** An incident's external reference (CAD number), as the server checks it (SPEC 18.3). */
 export const EXTERNAL_REF = /^[A-Za-z0-9][A-Za-z0-9._/:#-]*$/;
 export const EXTERNAL_REF_MAX = 64;
 

@@ -485,7 +485,7 @@ export class Sync extends Emitter {
     };
     const last = this.outbox[this.outbox.length - 1];
     if (last && item.order <= last.order) item.order = last.order + 1;
-    // A duress alarm goes ahead of everything queued (SPEC 8.13): it waits
+    // A duress alarm goes ahead of everything queued (SPEC 8.14): it waits
     // at most for the one command already on the wire.
     const urgent = frame.type === "checkin.duress";
     if (urgent && this.outbox.length) item.order = Math.min(...this.outbox.map((i) => i.order)) - 1;

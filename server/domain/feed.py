@@ -2,7 +2,7 @@
 
 Pure: given an event, the audience its reader has for it (decided by
 ``audience.audience``, the one function of every read path) and the
-incident's state, the index-level entries it makes (SPEC section 22):
+incident's state, the index-level entries it makes (SPEC section 24):
 
 ================== ==========================================================
 ``incident.opened`` an incident the reader's organisation takes part in was

@@ -1,4 +1,4 @@
-"""Signed chain heads and the anchor log an auditor keeps (SPEC section 22).
+"""Signed chain heads and the anchor log an auditor keeps (SPEC section 23).
 
 A chain head alone proves nothing against whoever runs the server: they can
 rewrite an incident's log and recompute every link. Two things close that:

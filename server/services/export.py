@@ -1,4 +1,4 @@
-"""Exports of an incident's log as one reader may see it (SPEC section 22).
+"""Exports of an incident's log as one reader may see it (SPEC section 23).
 
 An export is a read path like the timeline: every envelope goes through
 ``server/domain/audience.py`` (via ``Sight``) and ``services.envelope.shaped``,

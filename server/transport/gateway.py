@@ -184,7 +184,7 @@ class Gateway:
         self._quiet.set()
         #: Slow-consumer cut-offs (set by the app).
         self.metrics: Metrics = unregistered()
-        #: The cross-incident feed's readers (set by the app; SPEC section 22).
+        #: The cross-incident feed's readers (set by the app; SPEC section 24).
         self.feeds: FeedSockets | None = None
 
     def _spawn(self, coro: Any) -> None:

@@ -77,7 +77,7 @@ EXTERNAL_REF: Schema = {
     "minLength": 1,
     "maxLength": external_ref.MAX_CHARS,
     "pattern": f"^{external_ref.PATTERN.pattern}$",
-    "description": "a CAD number or another system's id (SPEC 18.2)",
+    "description": "a CAD number or another system's id (SPEC 18.3)",
 }
 LABEL: Schema = {"enum": [label.value for label in Label]}
 ROLE: Schema = {"enum": [role.value for role in Role]}
@@ -505,7 +505,7 @@ SCHEMAS: dict[str, Schema] = {
             "scanned_to_seq": {
                 "type": "integer",
                 "description": "filtered reads only: events up to here not in `events` were"
-                " skipped (SPEC 18.3)",
+                " skipped (SPEC 18.4)",
             },
         },
         "scanned_to_seq",
@@ -1009,7 +1009,7 @@ def _paths() -> dict[str, dict[str, Schema]]:
                     _q(
                         "types",
                         STR,
-                        "comma-separated event types or `family.*`: a filtered read (SPEC 18.3)",
+                        "comma-separated event types or `family.*`: a filtered read (SPEC 18.4)",
                     ),
                     _q("since", {"type": "integer", "minimum": 0}, "ms: events stored after it"),
                 ),
@@ -1018,7 +1018,7 @@ def _paths() -> dict[str, dict[str, Schema]]:
         },
         "/api/v1/search": {
             "get": _op(
-                "Text search over the events you may see (SPEC 18.4)",
+                "Text search over the events you may see (SPEC 18.5)",
                 "incidents",
                 (200, ref("SearchPage")),
                 (400, 403, 404),
@@ -1036,7 +1036,7 @@ def _paths() -> dict[str, dict[str, Schema]]:
         "/api/v1/feed": {
             "get": {
                 **_op(
-                    "The cross-incident feed of what you may see, from a cursor (SPEC section 22)",
+                    "The cross-incident feed of what you may see, from a cursor (SPEC section 24)",
                     "feed",
                     (200, ref("FeedPage")),
                     (400, 409),

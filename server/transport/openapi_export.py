@@ -1,4 +1,4 @@
-"""The OpenAPI paths and schemas of exports, signed heads and anchors (SPEC section 22).
+"""The OpenAPI paths and schemas of exports, signed heads and anchors (SPEC section 23).
 
 Merged into ``server/transport/openapi.py``'s document by its ``_paths`` and
 ``SCHEMAS``; kept here beside ``rest_export.py``, the routes they describe.
@@ -68,7 +68,7 @@ def _streamed(op: Schema, formats: tuple[str, ...]) -> Schema:
         "pdf": "application/pdf",
     }
     op["responses"]["200"] = {
-        "description": "the export, streamed (SPEC section 22)",
+        "description": "the export, streamed (SPEC section 23)",
         "headers": _EVENTS_HEADER,
         "content": {types[f]: _EXPORT_CONTENT[types[f]] for f in formats},
     }

@@ -1,4 +1,4 @@
-"""REST routes of exports, signed heads and the anchor log (SPEC section 22).
+"""REST routes of exports, signed heads and the anchor log (SPEC section 23).
 
 GET /api/v1/incidents/{id}/export  ?format=jsonl|csv|html|pdf  -> the export, streamed
 GET /api/v1/export                 ?format=jsonl|csv&from=ms&to=ms -> every incident created then

@@ -1,4 +1,4 @@
-"""REST routes of the cross-incident change feed (SPEC section 22).
+"""REST routes of the cross-incident change feed (SPEC section 24).
 
 GET /api/v1/feed   ?after=CURSOR&kinds=a,b&limit=&wait=SECONDS
                    -> {entries: [...], cursor, more}; without ``after``: no

@@ -853,7 +853,7 @@ class LeakMachine(RuleBasedStateMachine):
             path = f"/api/v1/incidents/{incident.id}/timeline?after_seq={after}&limit={limit}"
 
     async def _filtered_timeline(self, data: st.DataObject) -> None:
-        """SPEC 18.3: the events the reader may see that pass the filter, no placeholders."""
+        """SPEC 18.4: the events the reader may see that pass the filter, no placeholders."""
         incident = self.incident(data)
         seat = self.seat(data, incident)
         families = ("incident.*", "message.*", "task.*", "responder.*")
@@ -894,7 +894,7 @@ class LeakMachine(RuleBasedStateMachine):
             self.w.check_envelope(seat.reader, env, "filtered timeline")
 
     async def _search(self, data: st.DataObject) -> None:
-        """SPEC 18.4: every hit one the reader may see; a visible post is found."""
+        """SPEC 18.5: every hit one the reader may see; a visible post is found."""
         # From this run's incidents only: what a draw ranges over must follow
         # from the run's earlier draws (Hypothesis replays prefixes).
         incident = self.incident(data)

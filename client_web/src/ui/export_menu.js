@@ -1,4 +1,4 @@
-// The Export menu of the supervisor's replay (SPEC section 22): downloads the
+// The Export menu of the supervisor's replay (SPEC section 23): downloads the
 // incident's export in one of four formats, with a progress bar. The server
 // says how many events to expect (X-Liaison-Export-Events); JSONL and CSV are
 // counted line by line as they stream in, the HTML and PDF reports in bytes.
