@@ -45,9 +45,12 @@ def one(lines: list[dict[str, Any]], field: str) -> Any:
     return found[0]
 
 
-async def bot_env(server: LiaisonServer, clients: list[LiaisonClient]) -> dict[str, str]:
-    """What an integrator sets: the server and a new coordinator key of cad-bot."""
-    _, key = await new_key(await police_admin(clients, server), coordinator=True)
+async def bot_env(
+    server: LiaisonServer, clients: list[LiaisonClient], **scope: Any
+) -> dict[str, str]:
+    """What an integrator sets: the server and a new key of cad-bot, scoped as the
+    example's docstring says."""
+    _, key = await new_key(await police_admin(clients, server), **scope)
     return {"LIAISON_URL": server.url, "LIAISON_KEY": key}
 
 
@@ -58,7 +61,9 @@ def posts_of(timeline: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
 async def test_the_cad_bot_opens_once_posts_once_and_resumes_the_feed(
     server: LiaisonServer, clients: list[LiaisonClient], tmp_path: Path
 ) -> None:
-    env = await bot_env(server, clients)
+    env = await bot_env(
+        server, clients, coordinator=True, commands=["incident.create", "message.post"]
+    )
     ref = f"CAD-{uuid.uuid4().hex[:8]}"
     state = tmp_path / "cursor"
     bot = [sys.executable, str(EXAMPLES / "cad_bot.py"), ref, "Unit 12 on scene"]
@@ -105,7 +110,8 @@ async def test_the_js_bot_follows_posts_once_and_prints_what_it_receives(
 ) -> None:
     if shutil.which("node") is None or not (NODE_MODULES / "socket.io-client").is_dir():
         pytest.skip("node and socket.io-client are needed: run `make client`")
-    env = {**await bot_env(server, clients), "NODE_PATH": str(NODE_MODULES)}
+    key_env = await bot_env(server, clients, commands=["message.post"])
+    env = {**key_env, "NODE_PATH": str(NODE_MODULES)}
     ref = f"CAD-{uuid.uuid4().hex[:8]}"
     dispatcher = await connect(clients, server, "dispatch", live=False)
     opened = await dispatcher.request(
