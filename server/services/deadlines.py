@@ -107,6 +107,10 @@ class DeadlineRunner:
         if self.holding:
             try:
                 await self._leases.release(LEASE, self.node)
+            except StorageUnavailable as exc:
+                # Storage is down as the node stops: the lease lapses by itself
+                # and another node takes over then; nothing is lost.
+                log.warning("deadlines: could not release the lease (it will lapse): %s", exc)
             except Exception:
                 log.exception("deadlines: could not release the lease")
         self._reset()

@@ -155,6 +155,8 @@ class WebhookDispatcher:
         for sub_id in list(self._jobs):
             try:
                 await self.store.release(sub_id, self.node)
+            except StorageUnavailable as exc:  # it lapses by itself; another node resumes
+                log.warning("webhooks: could not release the lease of %s: %s", sub_id, exc)
             except Exception:
                 log.exception("webhooks: could not release the lease of %s", sub_id)
         self._jobs.clear()

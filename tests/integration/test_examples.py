@@ -1,7 +1,7 @@
 """The bots of deploy/examples, run as an integrator would run them (issue 11).
 
 deploy/examples/cad_bot.py (Python, REST) and deploy/examples/js_bot.cjs (the
-official socket.io-client) run as real subprocesses against the shared server,
+official socket.io-client) run as real subprocesses against real servers (the CAD bot's own),
 with an API key of the demo bot ``cad-bot``. The test reads what they print
 and what the server stored. The webhook receiver is tested in test_webhooks.py.
 """
@@ -59,8 +59,12 @@ def posts_of(timeline: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
 
 
 async def test_the_cad_bot_opens_once_posts_once_and_resumes_the_feed(
-    server: LiaisonServer, clients: list[LiaisonClient], tmp_path: Path
+    fresh_server: LiaisonServer, clients: list[LiaisonClient], tmp_path: Path
 ) -> None:
+    # A server of its own: the bot counts feed entries across every incident
+    # it may see, and on the shared one another module's urgent message can
+    # escalate (a deadline) while the bot reads.
+    server = fresh_server
     env = await bot_env(
         server, clients, coordinator=True, commands=["incident.create", "message.post"]
     )
