@@ -516,8 +516,10 @@ class RedisEventLog(RedisLogReader):
                 for org, ts in per_org.items():
                     _ = pipe.zadd(keys.org_index_key(org), {incident: ts}, gt=True)
                 await pipe.execute()
-        except (RedisError, OSError):
-            log.exception("incident index: could not move %s to %d", incident, events[-1].ts_ms)
+        except (RedisError, OSError) as exc:  # Redis away (a failover): expected, not a bug
+            log.warning(
+                "incident index: could not move %s to %d: %s", incident, events[-1].ts_ms, exc
+            )
 
     async def _orgs_after(self, incident: str, events: list[StoredEvent]) -> dict[str, int]:
         """The incident's organisations, with their join seqs, once ``events``
