@@ -18,11 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiohttp import web
 
 from protocol.errors import ErrorCode, ProtocolError
 from server import __version__
-from server.app import COMPONENTS, create_app
 from server.auth import TokenSigner
 from server.backends import build_account_backends
 from server.cli_export import add_export_parsers
@@ -47,7 +45,6 @@ from server.storage.directory import (
 )
 from server.storage.redis_directory import RedisDirectoryStorage
 from server.storage.sessions import POLL_S
-from server.transport.http_log import PathOnlyAccessLogger
 
 #: How long a stopping server waits for HTTP requests still open once every
 #: Socket.IO client was sent away (aiohttp's default is 60 s, twice systemd's
@@ -99,6 +96,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         backend="redis" if settings.redis_url else "sqlite",
     )
+    from aiohttp import web  # the server's imports, only for the commands that serve
+
+    from server.app import create_app
+    from server.transport.http_log import PathOnlyAccessLogger
+
     web.run_app(
         create_app(settings),
         host=settings.host,
@@ -114,6 +116,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _with_app(settings: Settings, action: Callable[[Any], Awaitable[int]]) -> int:
     """Run ``action`` with a started (but not listening) app, for offline admin."""
+    from aiohttp import web
+
+    from server.app import COMPONENTS, create_app
 
     async def run() -> int:
         app = create_app(settings)
