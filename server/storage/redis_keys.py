@@ -106,6 +106,11 @@ def term_key(incident: str, term: str) -> str:
     return f"{PREFIX}{{{incident}}}:term:{term}"
 
 
+def retention_key(kind: str) -> str:
+    """Retention policies or legal holds (server/storage/retention.py): a hash of JSON."""
+    return f"{PREFIX}retention:{kind}"
+
+
 def tombstone_key(incident: str) -> str:
     """What stays of an archived incident (EventLog.archive): JSON."""
     return f"{PREFIX}{{{incident}}}:archived"
