@@ -35,6 +35,7 @@ from server.domain.sharing import AgreementsView
 from server.services.anchors import NodeSigner, SignedHead
 from server.services.envelope import envelope, from_envelope, shaped
 from server.storage.base import EventLog, LogHead, Tombstone
+from server.storage.files import FILE_MODE, private_dir
 
 #: Events read from the log (or an archive file) at a time.
 PAGE = 1000
@@ -74,6 +75,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _create(path: Path) -> IO[bytes]:
+    """A new file only this user can read (archives hold every restricted entry)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    return os.fdopen(fd, "wb")
+
+
 def _finish(file: IO[bytes], tmp: Path, final: Path) -> None:
     file.flush()
     os.fsync(file.fileno())
@@ -86,10 +93,10 @@ async def write_archive(
     log: EventLog, signer: NodeSigner, directory: Path, incident: str, head: LogHead
 ) -> Written:
     """The incident's log up to ``head`` into a verified archive file in ``directory``."""
-    await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(private_dir, directory)
     name = file_name(incident, head.epoch, head.seq)
     final, tmp = directory / name, directory / (name + ".partial")
-    file = await asyncio.to_thread(tmp.open, "wb")
+    file = await asyncio.to_thread(_create, tmp)
     try:
         header = {
             "liaison_export": 1,

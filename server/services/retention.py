@@ -53,6 +53,8 @@ Clock = Callable[[], int]
 
 #: The system actor of the scheduled job in the audit log.
 JOB_ACTOR = "system:retention"
+#: Tombstone fields only the deployment's administrators are shown.
+ORG_HIDDEN = frozenset({"closed_ms", "archived_by"})
 #: Longest reason kept with a legal hold.
 MAX_REASON = 500
 
@@ -344,8 +346,12 @@ class Retention:
             for t in page:
                 if state is not None and t.get("state") != state:
                     continue
-                if everything or who.org_id in t.get("orgs", ()):
+                if everything:
                     out.append(t)
+                elif who.org_id in t.get("orgs", ()):
+                    # The last event's time may be a restricted one's (SPEC 18:
+                    # it must not move what another organisation sees).
+                    out.append({k: v for k, v in t.items() if k not in ORG_HIDDEN})
         return out[:limit]
 
     def archive_path(self, tombstone: Tombstone) -> Path:
