@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from server.services.anchors import Anchorer
 from server.services.archive_file import ArchiveFailed, sha256_of, write_archive
 from server.services.projections import Projections
 from server.storage.audit import AuditEntry
-from server.storage.base import EventLog, Tombstone
+from server.storage.base import EventLog, IncidentQuery, LogHead, Tombstone
 from server.storage.retention import RetentionStore
 
 log = logging.getLogger(__name__)
@@ -103,8 +103,11 @@ class Retention:
         anchorer: Anchorer,
         record: Record,
         archive_dir: Path,
+        orgs: Callable[[], Iterable[str]],
         clock: Clock = now_ms,
     ) -> None:
+        #: The directory's organisations: whose incident lists the job walks.
+        self.orgs = orgs
         self.log, self.store, self.projections = log, store, projections
         self.anchorer, self.record = anchorer, record
         self.archive_dir, self.clock = archive_dir, clock
@@ -178,6 +181,8 @@ class Retention:
             report = RunReport(dry_run)
             now = self.clock()
             policies = await self.policies()
+            if not policies:  # nothing to do: no walk at all (the default)
+                return report
             holds = await self.holds()
             await self._archive_due(report, policies, holds, now, actor)
             await self._purge_due(report, policies, holds, now, actor)
@@ -191,6 +196,26 @@ class Retention:
                 await self._audit(actor, "retention.run", "", detail, address)
             return report
 
+    async def _closed(self) -> dict[str, dict[str, Any]]:
+        """Closed incidents from the index, per organisation: no projection is loaded.
+
+        ``updated`` is the latest any participant saw, which is the last event
+        but for a RED one (those move nobody's, SPEC section 18).
+        """
+        found: dict[str, dict[str, Any]] = {}
+        for org in self.orgs():
+            after = None
+            while True:
+                query = IncidentQuery(org=org, status="closed", after=after, limit=500)
+                page = await self.log.list_incidents(query)
+                for summary in page.incidents:
+                    known = found.setdefault(summary["id"], summary)
+                    known["updated"] = max(known["updated"], summary["updated"])
+                if page.next is None:
+                    break
+                after = page.next
+        return found
+
     async def _archive_due(
         self,
         report: RunReport,
@@ -199,7 +224,12 @@ class Retention:
         now: int,
         actor: str,
     ) -> None:
-        for incident in await self.log.incidents():
+        for incident, summary in sorted((await self._closed()).items()):
+            decision = decide(policies, summary["category"], summary["orgs"])
+            if decision is None or not decision.archive_due(True, summary["updated"], now):
+                continue
+            # Due by the index: confirmed on the incident's state at its head,
+            # which is also the head the archive ends on (compare and remove).
             head = await self.log.head(incident)
             state = await self.projections.at_least(incident, head.seq) if head else None
             if head is None or state is None or state.status != "closed":
@@ -216,7 +246,7 @@ class Retention:
                 continue
             try:
                 tombstone = await self._archive(
-                    incident, decision, state.orgs, state.category, state.updated_ms, actor
+                    incident, head, decision, state.orgs, state.category, state.updated_ms, actor
                 )
             except ArchiveFailed as exc:
                 log.error("retention: archive of %s failed: %s", incident, exc)
@@ -230,15 +260,13 @@ class Retention:
     async def _archive(
         self,
         incident: str,
+        head: LogHead,
         decision: Decision,
         orgs: list[str],
         category: str,
         closed_ms: int,
         actor: str,
     ) -> Tombstone | None:
-        head = await self.log.head(incident)
-        if head is None:
-            return None
         written = await write_archive(
             self.log, self.anchorer.signer, self.archive_dir, incident, head
         )

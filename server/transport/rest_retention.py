@@ -211,6 +211,7 @@ def install_retention(
         anchorer=anchorer,
         record=record,
         archive_dir=settings.archive_path,
+        orgs=lambda: list(rest.directory.orgs),
     )
     app.add_routes(RetentionRoutes(rest, retention).routes())
     exports.archived = ArchivedExports(retention, exports.exporter, rules).export

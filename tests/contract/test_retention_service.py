@@ -49,6 +49,7 @@ async def world(log_set: Backends, tmp_path: Path) -> tuple[Retention, list[Audi
         anchorer=anchorer,
         record=record,
         archive_dir=tmp_path / "archive",
+        orgs=lambda: ["o1"],
         clock=lambda: clock[0],
     )
     return retention, audit, clock
