@@ -28,6 +28,7 @@ from typing import IO, Any
 import orjson
 
 from protocol.liaison_verify import Verifier
+from server.domain import summary
 from server.domain.audience import Reader, event_meta
 from server.domain.events import StoredEvent
 from server.domain.incident import IncidentState
@@ -56,6 +57,12 @@ class Written:
     events: int
     last_hash: str
     signed: SignedHead
+    #: The incident's summary (server/domain/summary.py) at the archived head,
+    #: folded from the header events as they were written: its status,
+    #: category and organisations there, with no projection loaded.
+    summary: dict[str, Any]
+    #: ts of the last event.
+    last_ts: int
 
 
 def file_name(incident: str, epoch: str, seq: int) -> str:
@@ -110,13 +117,15 @@ async def write_archive(
             "head_seq": head.seq,
         }
         await asyncio.to_thread(file.write, _line(header))
-        count, last_hash = 0, ""
+        count, last_hash, last_ts = 0, "", 0
+        fold: summary.Header = {}
         while count < head.seq:
             events = await log.read(incident, count, min(PAGE, head.seq - count))
             if not events:
                 break
             await asyncio.to_thread(file.write, b"".join(_line(envelope(ev)) for ev in events))
-            count, last_hash = events[-1].seq, events[-1].hash
+            summary.merge(fold, (ev for ev in events if ev.type in summary.HEADER_TYPES))
+            count, last_hash, last_ts = events[-1].seq, events[-1].hash, events[-1].ts_ms
         if count != head.seq:
             raise ArchiveFailed(f"{incident}: the log ends at seq {count}, not {head.seq}")
         signed = signer.signed_head(incident, head.epoch, count, last_hash)
@@ -136,7 +145,8 @@ async def write_archive(
         tmp.unlink(missing_ok=True)
         raise
     sha, size = await asyncio.to_thread(verify_file, final, signer.public_hex, incident, count)
-    return Written(name, sha, size, count, last_hash, signed)
+    at_head = summary.summary(incident, fold, count, last_ts)
+    return Written(name, sha, size, count, last_hash, signed, at_head, last_ts)
 
 
 def verify_file(path: Path, key: str, incident: str, seq: int) -> tuple[str, int]:

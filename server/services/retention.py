@@ -43,7 +43,7 @@ from server.services.anchors import Anchorer
 from server.services.archive_file import ArchiveFailed, sha256_of, write_archive
 from server.services.projections import Projections
 from server.storage.audit import AuditEntry
-from server.storage.base import EventLog, IncidentQuery, LogHead, Tombstone
+from server.storage.base import EventLog, IncidentQuery, Tombstone
 from server.storage.retention import RetentionStore
 
 log = logging.getLogger(__name__)
@@ -228,16 +228,7 @@ class Retention:
             decision = decide(policies, summary["category"], summary["orgs"])
             if decision is None or not decision.archive_due(True, summary["updated"], now):
                 continue
-            # Due by the index: confirmed on the incident's state at its head,
-            # which is also the head the archive ends on (compare and remove).
-            head = await self.log.head(incident)
-            state = await self.projections.at_least(incident, head.seq) if head else None
-            if head is None or state is None or state.status != "closed":
-                continue
-            decision = decide(policies, state.category, state.orgs)
-            if decision is None or not decision.archive_due(True, state.updated_ms, now):
-                continue
-            item = {"incident": incident, "seq": head.seq, "policy": decision.archive_policy}
+            item = {"incident": incident, "seq": summary["seq"], "policy": decision.archive_policy}
             if incident in holds:
                 report.skipped.append({**item, "reason": "legal_hold", "action": "archive"})
                 continue
@@ -245,9 +236,7 @@ class Retention:
                 report.archived.append(item)
                 continue
             try:
-                tombstone = await self._archive(
-                    incident, head, decision, state.orgs, state.category, state.updated_ms, actor
-                )
+                tombstone = await self._archive(incident, policies, now, actor)
             except ArchiveFailed as exc:
                 log.error("retention: archive of %s failed: %s", incident, exc)
                 report.failed.append({**item, "error": str(exc)})
@@ -255,22 +244,36 @@ class Retention:
             if tombstone is None:
                 report.skipped.append({**item, "reason": "moved", "action": "archive"})
             else:
+                item |= {"seq": tombstone["seq"], "policy": tombstone["policy"]}
                 report.archived.append({**item, "file": tombstone["file"]})
 
     async def _archive(
-        self,
-        incident: str,
-        head: LogHead,
-        decision: Decision,
-        orgs: list[str],
-        category: str,
-        closed_ms: int,
-        actor: str,
+        self, incident: str, policies: list[Policy], now: int, actor: str
     ) -> Tombstone | None:
+        """Archive at the head now, if the incident is still closed and due there.
+
+        The index said so when it was listed; the archive's own fold of the
+        header events says what held at the head it ends on, and the removal
+        happens only at that head (compare and remove), so what is archived
+        is an incident that was closed and due when it left.
+        """
+        head = await self.log.head(incident)
+        if head is None:
+            return None
         written = await write_archive(
             self.log, self.anchorer.signer, self.archive_dir, incident, head
         )
+        at_head = written.summary
+        decision = decide(policies, at_head["category"], at_head["orgs"])
+        if (
+            at_head["status"] != "closed"
+            or decision is None
+            or not decision.archive_due(True, written.last_ts, now)
+        ):
+            await asyncio.to_thread((self.archive_dir / written.name).unlink, missing_ok=True)
+            return None
         await self.anchorer.anchor(written.signed, "archive")
+        orgs, category, closed_ms = at_head["orgs"], at_head["category"], written.last_ts
         tombstone: Tombstone = {
             "incident": incident,
             "epoch": head.epoch,
@@ -290,7 +293,7 @@ class Retention:
             "state": "archived",
         }
         if not await self.log.archive(incident, head.seq, tombstone):
-            (self.archive_dir / written.name).unlink(missing_ok=True)
+            await asyncio.to_thread((self.archive_dir / written.name).unlink, missing_ok=True)
             return None  # appended to meanwhile: archived by a later run
         self.projections.forget(incident)
         stored = await self.log.tombstone(incident) or tombstone
