@@ -48,6 +48,7 @@ from server.transport.rest import RestApi, errors_middleware
 from server.transport.rest_export import ExportRoutes, exports_ctx
 from server.transport.rest_feed import FeedRoutes
 from server.transport.rest_ops import OpsRoutes
+from server.transport.rest_retention import install_retention
 from server.transport.rest_standards import StandardsRoutes
 from server.transport.rest_webhooks import WebhookRoutes
 from server.transport.sio_seam import install_engineio_hooks
@@ -166,11 +167,15 @@ def create_app(settings: Settings) -> web.Application:
         settings, backends.log, projections, directory, backends.leases
     )
     anchorer, exporter = build_exports(settings, backends, projections, sharing, accounts.record)
-    app.add_routes(ExportRoutes(rest, exporter, anchorer).routes())
+    exports = ExportRoutes(rest, exporter, anchorer)
+    app.add_routes(exports.routes())
     add_api_headers(app)
     _add_client_routes(app)
     app.cleanup_ctx.append(partial(_storage_ctx, backends, components))
     app.cleanup_ctx.append(partial(exports_ctx, anchorer))  # after storage, closed before it
+    install_retention(  # its job runs after the anchorer started
+        app, settings, backends, rest, projections, anchorer, exports, sharing, accounts.record
+    )
 
     async def send_clients_away(_: web.Application) -> None:
         await gateway.shut_down()

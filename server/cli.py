@@ -24,6 +24,7 @@ from server import __version__
 from server.auth import TokenSigner
 from server.backends import build_account_backends
 from server.cli_export import add_export_parsers
+from server.cli_retention import add_retention_parsers
 from server.cli_storage import add_storage_parsers, prepare_layout
 from server.cli_webhooks import add_webhook_parsers, webhook_command
 from server.domain.model import Org, Role
@@ -746,6 +747,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_webhook_parsers(sub, data_dir, cmd_webhook)
     add_storage_parsers(sub, _settings)
     add_export_parsers(sub, data_dir, _settings)
+    add_retention_parsers(sub)
     user_list = user.add_parser("list", help="list users")
     data_dir(user_list)
     user_list.set_defaults(func=cmd_user_list)
