@@ -17,7 +17,7 @@ from protocol.errors import ErrorCode
 from protocol.limits import LIMITS
 from server.domain.model import Role
 from server.domain.sharing import Label
-from server.transport import openapi_export, openapi_reports
+from server.transport import openapi_capacity, openapi_export, openapi_reports
 from server.transport.openapi_standards import standards_paths
 
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -127,7 +127,16 @@ SCHEMAS: dict[str, Schema] = {
         extra=True,
     ),
     "User": obj(
-        {"id": STR, "username": STR, "org": STR, "name": STR, "role": ROLE, "disabled": BOOL}
+        {
+            "id": STR,
+            "username": STR,
+            "org": STR,
+            "name": STR,
+            "role": ROLE,
+            "disabled": BOOL,
+            "tags": STRS,
+        },
+        "tags",
     ),
     "Session": obj(
         {
@@ -152,7 +161,7 @@ SCHEMAS: dict[str, Schema] = {
             "org_default_label": nullable(LABEL),
         }
     ),
-    "Org": obj({"id": STR, "name": STR, "kind": STR, "default_label": LABEL}),
+    "Org": obj({"id": STR, "name": STR, "kind": STR, "default_label": LABEL, "tags": STRS}, "tags"),
     "NewOrg": obj(
         {"id": ID, "name": SHORT, "kind": {"type": "string", "maxLength": 32}}, extra=True
     ),
@@ -543,7 +552,12 @@ SCHEMAS: dict[str, Schema] = {
             "cursor": STR,
             "summary": ANY_OBJ,
             "changes": ANY_OBJ,
-            "reasons": {"type": "array", "items": {"enum": ["urgent", "mention", "task"]}},
+            "reasons": {
+                "type": "array",
+                "items": {"enum": ["urgent", "mention", "task", "capacity"]},
+            },
+            "request": INT,
+            "items": ANY_OBJ,
             "message": INT,
             "text": STR,
             "task": INT,
@@ -560,6 +574,8 @@ SCHEMAS: dict[str, Schema] = {
         "title",
         "author",
         "event",
+        "request",
+        "items",
     ),
     "IncidentCreate": obj(
         {
@@ -1103,9 +1119,18 @@ def document() -> dict[str, Any]:
             ' (section 18; authentication in 4). Errors are `{"error": {code, message,'
             " retryable, detail?}}` with the stable codes of SPEC section 16.",
         },
-        "paths": {**_paths(), **openapi_reports.paths(_op, _q, ref)},
+        "paths": {
+            **_paths(),
+            **openapi_reports.paths(_op, _q, ref),
+            **openapi_capacity.paths(_op, _q, ref),
+        },
         "components": {
-            "schemas": {**SCHEMAS, **openapi_reports.SCHEMAS, **openapi_export.SCHEMAS},
+            "schemas": {
+                **SCHEMAS,
+                **openapi_reports.SCHEMAS,
+                **openapi_export.SCHEMAS,
+                **openapi_capacity.SCHEMAS,
+            },
             "responses": _responses(),
             "securitySchemes": {
                 "bearer": {
