@@ -41,8 +41,8 @@ from server.storage import redis_keys as keys
 from server.storage.agreements import AgreementStore, SqliteAgreementStore
 from server.storage.api_keys import ApiKeyStore, SqliteApiKeyStore
 from server.storage.audit import AuditLog, SqliteAuditLog
-from server.storage.capacity import CapacityLog, SqliteCapacityLog
 from server.storage.base import Deliver, EventLog
+from server.storage.capacity import CapacityLog, SqliteCapacityLog
 from server.storage.directory import DirectoryStorage, SqliteDirectoryStorage
 from server.storage.feed import FeedLog, SqliteFeedLog
 from server.storage.leases import Leases, MemoryLeases

@@ -9,6 +9,8 @@ with the request's visibility and label).
 
 from __future__ import annotations
 
+from typing import Any
+
 from protocol import v1
 from protocol.errors import ErrorCode, ProtocolError
 from server.domain.events import EventDraft
@@ -22,7 +24,7 @@ def _draft(
     cmd: v1.IncidentCommand,
     state: IncidentState,
     kind: str,
-    body: dict[str, object],
+    body: dict[str, Any],
     vis: tuple[str, ...] | None,
 ) -> EventDraft:
     return EventDraft(

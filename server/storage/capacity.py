@@ -153,7 +153,8 @@ _SELECT = (
 
 
 def _entry(row: Any) -> CapacityEntry:
-    return CapacityEntry(*row[:8], items=orjson.loads(row[8]))
+    pos, org, seq, ts, user, actor_org, name, client_id, items = row
+    return CapacityEntry(pos, org, seq, ts, user, actor_org, name, client_id, orjson.loads(items))
 
 
 class SqliteCapacityLog:

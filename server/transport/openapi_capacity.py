@@ -102,7 +102,9 @@ def paths(op: Any, q: Any, ref: Any) -> dict[str, dict[str, Schema]]:
     org, user = "an organisation id", "a user id (`u_<username>`)"
     return {
         "/api/v1/expertise": {
-            "get": op("The expertise vocabulary (SPEC 27.1)", "expertise", (200, ref("Expertise")), ())
+            "get": op(
+                "The expertise vocabulary (SPEC 27.1)", "expertise", (200, ref("Expertise")), ()
+            )
         },
         "/api/v1/orgs/{id}/tags": {
             "put": op(
