@@ -76,6 +76,8 @@ class Components:
     deliveries: WebhookDispatcher | None = None
     #: The deadline rules (run by the node holding their lease).
     deadlines: DeadlineRunner | None = None
+    #: The capacity board (SPEC 27.2).
+    capacity: CapacityService | None = None
 
 
 COMPONENTS = web.AppKey("components", Components)
@@ -156,7 +158,8 @@ def create_app(settings: Settings) -> web.Application:
     feed = _feed(backends, projections, sharing, reads, gateway)
     app.add_routes(FeedRoutes(rest, feed).routes())
     assert backends.capacity is not None
-    app.add_routes(CapacityRoutes(rest, CapacityService(backends.capacity, directory)).routes())
+    components.capacity = CapacityService(backends.capacity, directory)
+    app.add_routes(CapacityRoutes(rest, components.capacity).routes())
     hub.metrics = gateway.metrics = admission.metrics = rest.login_guard.metrics = metrics
     _watch(metrics, backends, gateway, hub)
     ready = partial(_not_ready, backends, gateway)
@@ -288,6 +291,9 @@ async def _bootstrap(c: Components) -> None:
         print(f"\n  Created user 'admin' with generated password: {generated}{kept}\n", flush=True)
     sharing = SharingAdmin(c.sharing, c.directory, c.accounts.audit)
     if c.settings.demo and await seed_demo(c.directory, c.commands, c.projections, sharing):
+        lead = c.directory.user("u_shelter-lead")
+        if c.capacity is not None and lead is not None:
+            await c.capacity.seed_demo(lead)
         print(
             "  Demo data seeded: users dispatch, officer, sergeant, outreach, shelter-lead,"
             " shelter-super; password 'liaison-demo'. The bot cad-bot uses an API key:"

@@ -102,6 +102,9 @@ class CapacityService:
         see too, so a hidden change is skipped, never re-read.
         """
         deadline = time.monotonic() + min(wait_s, MAX_WAIT_S)
+        head = await self.log.head()
+        if after > head:
+            raise ProtocolError(ErrorCode.OUT_OF_RANGE, "after is beyond the head", {"head": head})
         while True:
             changed = self._changed
             entries = await self.log.since(after, PAGE)
@@ -117,6 +120,13 @@ class CapacityService:
                 await asyncio.wait_for(changed.wait(), min(left, POLL_S))
             except TimeoutError:
                 pass
+
+    async def seed_demo(self, who: Principal) -> None:
+        """The demo shelter's capacity (``liaison serve --demo``): something to look at."""
+        items = {"beds": 6, "staff_on_duty": 2, "opening_hours": "18:00-08:00"}
+        await self.publish(
+            who, "harbour-shelter", "demo-capacity-1", items | {"languages": ["en", "ar"]}
+        )
 
     def _sees(self, who: Principal, org_id: str) -> bool:
         org = self.directory.org(org_id)

@@ -153,7 +153,7 @@ def paths(op: Any, q: Any, ref: Any) -> dict[str, dict[str, Schema]]:
                 "Capacity changes after a position, waiting up to `wait_s` for one (long poll)",
                 "capacity",
                 (200, ref("CapacityChanges")),
-                (400, 403),
+                (400, 403, 416),
                 query=(
                     q("after", pos, "a position (`pos`); default 0"),
                     q("wait_s", {"type": "integer", "minimum": 0, "maximum": 30}, "default 0"),
