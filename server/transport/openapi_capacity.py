@@ -165,7 +165,7 @@ def paths(op: Any, q: Any, ref: Any) -> dict[str, dict[str, Schema]]:
                 "An organisation's current capacity and its history",
                 "capacity",
                 (200, ref("CapacityHistory")),
-                (403, 404),
+                (400, 403, 404),
                 query=(
                     q("after_seq", pos, "default 0"),
                     q("limit", {"type": "integer", "minimum": 0, "maximum": 1000}, "default 200"),
