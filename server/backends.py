@@ -42,12 +42,14 @@ from server.storage.agreements import AgreementStore, SqliteAgreementStore
 from server.storage.api_keys import ApiKeyStore, SqliteApiKeyStore
 from server.storage.audit import AuditLog, SqliteAuditLog
 from server.storage.base import Deliver, EventLog
+from server.storage.capacity import CapacityLog, SqliteCapacityLog
 from server.storage.directory import DirectoryStorage, SqliteDirectoryStorage
 from server.storage.feed import FeedLog, SqliteFeedLog
 from server.storage.leases import Leases, MemoryLeases
 from server.storage.redis_agreements import RedisAgreementStore
 from server.storage.redis_api_keys import RedisApiKeyStore
 from server.storage.redis_audit import RedisAuditLog
+from server.storage.redis_capacity import RedisCapacityLog
 from server.storage.redis_directory import RedisDirectoryStorage
 from server.storage.redis_feed import RedisFeedLog
 from server.storage.redis_leases import RedisLeases
@@ -78,6 +80,8 @@ WEBHOOKS_DB = "webhooks.db"
 ANCHORS_DB = "anchors.db"
 RETENTION_DB = "retention.db"
 NODE_KEY_FILE = "node-key"
+#: The embedded capacity log (SPEC 27.2).
+CAPACITY_DB = "capacity.db"
 
 
 @dataclass(slots=True)
@@ -119,6 +123,8 @@ class Backends:
     feed_signal: FeedSignal = field(default_factory=FeedSignal)
     #: Retention policies and legal holds (server/services/retention.py).
     retention: RetentionStore | None = None
+    #: Organisations' capacity changes (SPEC 27.2): a small log of its own.
+    capacity: CapacityLog | None = None
 
     async def start(self) -> None:
         """Broker first (a log's first commit may deliver), then log, then presence.
@@ -138,6 +144,8 @@ class Backends:
                 await self.anchors.open()
             if self.retention is not None:
                 await self.retention.open()
+            if self.capacity is not None:
+                await self.capacity.open()
         except BaseException:
             await self.close()  # closing a part that never started is harmless
             raise
@@ -150,6 +158,7 @@ class Backends:
         """
         steps = [
             *([self.retention.close] if self.retention is not None else []),
+            *([self.capacity.close] if self.capacity is not None else []),
             *([self.anchors.close] if self.anchors is not None else []),
             self.api_keys.close,
             self.audit.close,
@@ -285,6 +294,7 @@ def _embedded(settings: Settings, metrics: Metrics | None = None) -> Backends:
         feed=SqliteFeedLog(events_db),
         feed_signal=signal,
         retention=SqliteRetentionStore(settings.data_dir / RETENTION_DB),
+        capacity=SqliteCapacityLog(settings.data_dir / CAPACITY_DB),
     )
 
 
@@ -325,6 +335,7 @@ def _redis(settings: Settings, metrics: Metrics | None = None) -> Backends:
         feed=RedisFeedLog(client),
         retention=RedisRetentionStore(client),
         feed_signal=signal,
+        capacity=RedisCapacityLog(client),
     )
 
 

@@ -216,3 +216,17 @@ def webhook_lease_key(sub_id: str) -> str:
 def lease_key(name: str) -> str:
     """String with a TTL: the node that runs a background job (``deadlines``)."""
     return f"{PREFIX}lease:{name}"
+
+
+# Capacity board (redis_capacity.py): one hash slot ``{capacity}`` for all of
+# it, since one script writes the log, the counters and the current items.
+CAPACITY_LOG = PREFIX + "{capacity}:log"
+CAPACITY_POS = PREFIX + "{capacity}:pos"
+CAPACITY_SEQS = PREFIX + "{capacity}:seqs"
+CAPACITY_IDS = PREFIX + "{capacity}:ids"
+CAPACITY_ORGS = PREFIX + "{capacity}:orgs"
+
+
+def capacity_current_key(org: str) -> str:
+    """Hash item -> ``<seq> <ts> <msgpack value>`` of one organisation's current items."""
+    return PREFIX + "{capacity}:current:" + org

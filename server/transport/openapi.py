@@ -17,7 +17,12 @@ from protocol.errors import ErrorCode
 from protocol.limits import LIMITS
 from server.domain.model import Role
 from server.domain.sharing import Label
-from server.transport import openapi_export, openapi_reports, openapi_retention
+from server.transport import (
+    openapi_capacity,
+    openapi_export,
+    openapi_reports,
+    openapi_retention,
+)
 from server.transport.openapi_standards import standards_paths
 
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -128,7 +133,16 @@ SCHEMAS: dict[str, Schema] = {
         extra=True,
     ),
     "User": obj(
-        {"id": STR, "username": STR, "org": STR, "name": STR, "role": ROLE, "disabled": BOOL}
+        {
+            "id": STR,
+            "username": STR,
+            "org": STR,
+            "name": STR,
+            "role": ROLE,
+            "disabled": BOOL,
+            "tags": STRS,
+        },
+        "tags",
     ),
     "Session": obj(
         {
@@ -153,7 +167,7 @@ SCHEMAS: dict[str, Schema] = {
             "org_default_label": nullable(LABEL),
         }
     ),
-    "Org": obj({"id": STR, "name": STR, "kind": STR, "default_label": LABEL}),
+    "Org": obj({"id": STR, "name": STR, "kind": STR, "default_label": LABEL, "tags": STRS}, "tags"),
     "NewOrg": obj(
         {"id": ID, "name": SHORT, "kind": {"type": "string", "maxLength": 32}}, extra=True
     ),
@@ -544,7 +558,12 @@ SCHEMAS: dict[str, Schema] = {
             "cursor": STR,
             "summary": ANY_OBJ,
             "changes": ANY_OBJ,
-            "reasons": {"type": "array", "items": {"enum": ["urgent", "mention", "task"]}},
+            "reasons": {
+                "type": "array",
+                "items": {"enum": ["urgent", "mention", "task", "capacity"]},
+            },
+            "request": INT,
+            "items": ANY_OBJ,
             "message": INT,
             "text": STR,
             "task": INT,
@@ -561,6 +580,8 @@ SCHEMAS: dict[str, Schema] = {
         "title",
         "author",
         "event",
+        "request",
+        "items",
     ),
     "IncidentCreate": obj(
         {
@@ -1108,6 +1129,7 @@ def document() -> dict[str, Any]:
             **_paths(),
             **openapi_reports.paths(_op, _q, ref),
             **openapi_retention.paths(_op, _q, ref),
+            **openapi_capacity.paths(_op, _q, ref),
         },
         "components": {
             "schemas": {
@@ -1115,6 +1137,7 @@ def document() -> dict[str, Any]:
                 **openapi_reports.SCHEMAS,
                 **openapi_export.SCHEMAS,
                 **openapi_retention.SCHEMAS,
+                **openapi_capacity.SCHEMAS,
             },
             "responses": _responses(),
             "securitySchemes": {
