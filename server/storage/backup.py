@@ -57,8 +57,11 @@ from server.storage.layout import (
 FORMAT = "liaison-backup"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-#: Plain files of a data directory that a backup carries besides the databases.
-SQLITE_EXTRAS = ("secret", LAYOUT_FILE)
+#: Plain files of a data directory that a backup carries besides the databases:
+#: the session secret, the node's Ed25519 key (server/backends.py NODE_KEY_FILE;
+#: without it the restored node signs with a new key and the anchored heads no
+#: longer name it) and the layout number.
+SQLITE_EXTRAS = ("secret", "node-key", LAYOUT_FILE)
 REDIS_DUMP = "redis/keys.msgpack"
 #: Redis commands per pipeline round trip during a restore.
 PIPELINE = 500

@@ -51,6 +51,8 @@ SQLITE_FILES = (
     "agreements.db",
     "webhooks.db",
     "retention.db",
+    "anchors.db",
+    "capacity.db",
 )
 #: Keys whose presence means a Redis holds Liaison data (an admin user, at least).
 REDIS_MARKERS = (keys.USERS, keys.ORGS, keys.INCIDENTS, keys.SECRET, keys.AUDIT_LOG)
