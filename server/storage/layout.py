@@ -35,7 +35,7 @@ from server.storage.files import FILE_MODE, private_dir
 log = logging.getLogger(__name__)
 
 #: The layout this code reads and writes.
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 LAYOUT_FILE = "layout-version"
 LAYOUT_KEY = keys.PREFIX + "layout"
 #: Held (SET NX with an expiry) by the node that migrates a Redis.
@@ -93,6 +93,23 @@ async def _baseline_redis(_: Any) -> None:
     """As ``_baseline_sqlite``."""
 
 
+def _fts_search_sqlite(data_dir: Path) -> None:
+    """Layout 2: text search in an FTS5 table (``event_words``) instead of the
+    ``event_terms`` B-tree. The writer builds it from the events and drops the
+    old table when it opens the file (``_Writer._index_terms_missing``, one
+    transaction, idempotent); the number stops an older server, whose search
+    would silently find nothing in older events."""
+    from server.storage.sqlite import SqliteConfig, _Writer  # only this migration needs it
+
+    events = data_dir / "events.db"
+    if events.exists():
+        _Writer(SqliteConfig(events)).db.close()
+
+
+async def _same_redis(_: Any) -> None:
+    """Layout 2 changes nothing in Redis (its search keys stay as they are)."""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -100,6 +117,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _baseline_sqlite,
         _baseline_redis,
     ),
+    Migration(2, "text search in an FTS5 table", _fts_search_sqlite, _same_redis),
 )
 assert [m.version for m in MIGRATIONS] == list(range(1, LAYOUT_VERSION + 1))
 

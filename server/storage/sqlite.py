@@ -102,16 +102,13 @@ CREATE TABLE IF NOT EXISTS incident_refs (
     PRIMARY KEY (ref, incident)
 ) WITHOUT ROWID;
 -- Text search (GET /api/v1/search): each event's words (search_text.index_terms),
--- per incident, written in the transaction that stores the event. A plain
--- inverted index rather than FTS5: search walks one incident's seqs at a time
--- (server/services/search.py), which this key serves as a range, and its
--- words are cut exactly as the Redis backend cuts them.
-CREATE TABLE IF NOT EXISTS event_terms (
-    incident TEXT NOT NULL,
-    term     TEXT NOT NULL,
-    seq      INTEGER NOT NULL,
-    PRIMARY KEY (incident, term, seq)
-) WITHOUT ROWID;
+-- written in the transaction that stores the event, in an FTS5 table: its
+-- inserts cost about a seventh of a B-tree row per word (bench/writer_cost.py),
+-- which was the writer's largest cost. The rowid is the log's rowid << 32 |
+-- seq, so one incident's seqs are a rowid range that FTS5 seeks; each word is
+-- stored hex-encoded (``_fts_doc``), so FTS5's tokenizer cuts exactly the words
+-- search_text cut, as the Redis backend stores them, and a word is never syntax.
+CREATE VIRTUAL TABLE IF NOT EXISTS event_words USING fts5(words, detail=none, tokenize='ascii');
 CREATE TABLE IF NOT EXISTS search_built (done INTEGER NOT NULL);
 -- Archived incidents (EventLog.archive): what stays in hot storage.
 CREATE TABLE IF NOT EXISTS archived (
@@ -121,11 +118,26 @@ CREATE TABLE IF NOT EXISTS archived (
 """
 
 #: The incident's rows in every table EventLog.archive empties.
-_ARCHIVE_TABLES = ("events", "event_terms", "incident_refs", "incident_orgs", "incident_index")
+_ARCHIVE_TABLES = ("events", "incident_refs", "incident_orgs", "incident_index")
 _ARCHIVE_DELETES = (
     *(f"DELETE FROM {t} WHERE incident = ?" for t in _ARCHIVE_TABLES),  # noqa: S608
     "DELETE FROM logs WHERE incident = ?",
 )
+
+#: The low bits of an ``event_words`` rowid: the seq; the log's rowid is above.
+SEQ_BITS = 32
+_SEQ_LIMIT = 1 << SEQ_BITS
+
+
+def _fts_doc(terms: Sequence[str]) -> str:
+    """The words as ``event_words`` stores them: hex, so only our cut counts."""
+    return " ".join(term.encode().hex() for term in terms)
+
+
+def _fts_query(terms: Sequence[str]) -> str:
+    """An FTS5 query for events holding every one of ``terms``."""
+    return " ".join(f'"{term.encode().hex()}"' for term in terms)
+
 
 #: After the upgrade of an older file (``_Writer._add_updated_column``): an
 #: organisation's list in ``updated`` order, and an incident's organisations
@@ -208,6 +220,8 @@ class _Writer:
         self.db.executescript(ORDER_INDEX)
         feed.create_sqlite(self.db)
         self.heads: dict[str, ChainHead] = {}
+        #: Each log's rowid: the high bits of its events' ``event_words`` rowids.
+        self.log_rowids: dict[str, int] = {}
         self._index_missing()
         self._index_terms_missing()
 
@@ -257,6 +271,11 @@ class _Writer:
             if row[0] != expect_seq:
                 self.db.execute("COMMIT")
                 return False
+            high = self._log_rowid(incident)
+            self.db.execute(
+                "DELETE FROM event_words WHERE rowid >= ? AND rowid < ?",
+                (high << SEQ_BITS, (high + 1) << SEQ_BITS),
+            )
             for sql in _ARCHIVE_DELETES:
                 self.db.execute(sql, (incident,))
             self.db.execute("INSERT OR REPLACE INTO archived VALUES (?, ?)", (incident, tombstone))
@@ -266,6 +285,7 @@ class _Writer:
                 self.db.execute("ROLLBACK")
             raise
         self.heads.pop(incident, None)
+        self.log_rowids.pop(incident, None)
         return True
 
     def update_tombstone(self, incident: str, tombstone: bytes) -> bool:
@@ -299,24 +319,62 @@ class _Writer:
         log.info("indexed %d incidents stored before the incident index", len(missing))
 
     def _index_terms_missing(self) -> None:
-        """Index the words of events stored before text search (a one-off on upgrade)."""
-        if self.db.execute("SELECT 1 FROM search_built").fetchone():
+        """Index the words of events stored before the FTS5 index (a one-off on upgrade).
+
+        ``search_built`` holds 2 once ``event_words`` covers every event; the
+        B-tree index of earlier versions (``event_terms``, marked 1) is dropped.
+        """
+        if self.db.execute("SELECT 1 FROM search_built WHERE done = 2").fetchone():
             return
         self.db.execute("BEGIN IMMEDIATE")
-        rows = self.db.execute(f"SELECT {_COLUMNS} FROM events")  # noqa: S608
+        self.db.execute("DELETE FROM event_words")
+        rows = self.db.execute(
+            "SELECT l.rowid, e.seq, e.body FROM logs l JOIN events e ON e.incident = l.incident"
+            " ORDER BY l.rowid, e.seq"
+        )
         count = 0
-        for row in rows.fetchall():
-            count += self._index_text([_row_to_event(row)])
-        self.db.execute("INSERT INTO search_built VALUES (1)")
+        while batch := rows.fetchmany(1000):
+            docs = [
+                ((rowid << SEQ_BITS) | seq, _fts_doc(terms))
+                for rowid, seq, body in batch
+                if seq < _SEQ_LIMIT and (terms := index_terms(orjson.loads(body)))
+            ]
+            self.db.executemany("INSERT INTO event_words(rowid, words) VALUES (?, ?)", docs)
+            count += len(docs)
+        self.db.execute("DROP TABLE IF EXISTS event_terms")
+        self.db.execute("DELETE FROM search_built")
+        self.db.execute("INSERT INTO search_built VALUES (2)")
         self.db.execute("COMMIT")
         if count:
             log.info("text search: indexed the words of %d older events", count)
 
-    def _index_text(self, events: Sequence[StoredEvent]) -> int:
-        """Store the events' words (inside the caller's transaction); how many had any."""
-        rows = [(ev.incident, term, ev.seq) for ev in events for term in index_terms(ev.body)]
-        self.db.executemany("INSERT OR IGNORE INTO event_terms VALUES (?, ?, ?)", rows)
-        return len({(r[0], r[2]) for r in rows})
+    def _log_rowid(self, incident: str) -> int:
+        rowid = self.log_rowids.get(incident)
+        if rowid is None:
+            (rowid,) = self.db.execute(
+                "SELECT rowid FROM logs WHERE incident = ?", (incident,)
+            ).fetchone()
+            self.log_rowids[incident] = rowid
+        return rowid
+
+    def _index_text(self, by_incident: dict[str, list[StoredEvent]]) -> None:
+        """Store the batch's new events' words (inside the caller's transaction).
+
+        In rowid order: FTS5 flushes its pending terms to a new segment each
+        time a rowid is not above the last one it took, which, with a batch
+        spread over many incidents, was once per event and cost more than
+        the B-tree it replaced.
+        """
+        docs: list[tuple[int, str]] = []
+        for incident, events in by_incident.items():
+            high = self._log_rowid(incident) << SEQ_BITS
+            docs.extend(
+                (high | ev.seq, _fts_doc(terms))
+                for ev in events
+                if ev.seq < _SEQ_LIMIT and (terms := index_terms(ev.body))
+            )
+        docs.sort()
+        self.db.executemany("INSERT INTO event_words(rowid, words) VALUES (?, ?)", docs)
 
     def _index(self, incident: str, events: Sequence[StoredEvent]) -> None:
         """Fold header events into the incident's index row (inside the caller's transaction)."""
@@ -406,6 +464,7 @@ class _Writer:
             with contextlib.suppress(Exception):
                 self.db.execute("ROLLBACK")
             self.heads.clear()  # the cache may hold seqs that were rolled back
+            self.log_rowids.clear()  # and rowids of logs whose insert was
             raise
         return results
 
@@ -416,8 +475,8 @@ class _Writer:
         for r in results:
             if isinstance(r, AppendResult) and not r.duplicate:
                 by_incident.setdefault(r.event.incident, []).append(r.event)
+        self._index_text(by_incident)
         for incident, events in by_incident.items():
-            self._index_text(events)
             header_events = [ev for ev in events if ev.type in summary.HEADER_TYPES]
             if header_events:
                 self._index(incident, header_events)
@@ -609,10 +668,18 @@ class SqliteEventLog:
     ) -> list[int]:
         if not terms:
             return []
-        one = "SELECT seq FROM event_terms WHERE incident = ? AND term = ? AND seq > ? AND seq < ?"
-        sql = " INTERSECT ".join([one] * len(terms)) + " ORDER BY seq DESC"
-        args = tuple(a for t in terms for a in (incident, t, after_seq, before_seq))
-        return [row[0] for row in await self._query(sql, args)]
+        found = await self._query("SELECT rowid FROM logs WHERE incident = ?", (incident,))
+        if not found:
+            return []
+        high = found[0][0] << SEQ_BITS  # this log's seqs: [high, high + _SEQ_LIMIT)
+        low = high + min(max(after_seq, -1), _SEQ_LIMIT - 1)
+        top = high + min(max(before_seq, 0), _SEQ_LIMIT)
+        rows = await self._query(
+            "SELECT rowid FROM event_words WHERE event_words MATCH ?"
+            " AND rowid > ? AND rowid < ? ORDER BY rowid DESC",
+            (_fts_query(terms), low, top),
+        )
+        return [row[0] & (_SEQ_LIMIT - 1) for row in rows]
 
     async def head(self, incident: str) -> LogHead | None:
         rows = await self._query("SELECT epoch, head_seq FROM logs WHERE incident = ?", (incident,))

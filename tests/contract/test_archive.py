@@ -66,3 +66,16 @@ async def test_tombstones_list_by_id_and_update(log: EventLog) -> None:
     assert (await log.tombstone("b") or {})["state"] == "purged"
     with pytest.raises(LogNotFound):
         await log.update_tombstone("zz", _tomb("zz", 1))
+
+
+async def test_an_archived_incidents_words_are_gone_from_the_index(log: EventLog) -> None:
+    """SQLite gives the next log the archived one's rowid, which keys its words
+    (the FTS index): an incident opened after the archive must not inherit them."""
+    await open_incident(log, "first")
+    await log.append(draft("first", "words", user="u1"))
+    assert await log.text_matches("first", ["words"], 0, 100) != []
+    head = await log.head("first")
+    assert head is not None
+    assert await log.archive("first", head.seq, _tomb("first", head.seq))
+    await open_incident(log, "second")
+    assert await log.text_matches("second", ["words"], 0, 100) == []

@@ -107,11 +107,18 @@ async def test_sqlite_indexes_the_words_of_an_older_log(tmp_path: Path) -> None:
     async with running(embedded_settings(tmp_path)) as first:
         await create(first.log, "old")
         await post(first.log, "old", "m", "older words")
-    with sqlite3.connect(tmp_path / "events.db") as db:
-        db.execute("DELETE FROM event_terms")
-        db.execute("DELETE FROM search_built")
+    with sqlite3.connect(tmp_path / "events.db") as db:  # as the B-tree index left it
+        db.execute("DELETE FROM event_words")
+        db.execute("CREATE TABLE event_terms (incident TEXT, term TEXT, seq INTEGER)")
+        db.execute("UPDATE search_built SET done = 1")
     async with running(embedded_settings(tmp_path)) as second:
         assert await second.log.text_matches("old", ["older"], 0, 99) == [2]
+        assert await second.log.text_matches("old", ["older", "words"], 0, 99) == [2]
+        assert await second.log.text_matches("old", ["older"], 2, 99) == []
+        assert await second.log.text_matches("old", ["older", "nope"], 0, 99) == []
+    with sqlite3.connect(tmp_path / "events.db") as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert "event_terms" not in tables
 
 
 async def test_redis_indexes_the_words_of_an_older_log(redis_server: RedisServer) -> None:
@@ -125,3 +132,13 @@ async def test_redis_indexes_the_words_of_an_older_log(redis_server: RedisServer
     await client.aclose()
     async with running(redis_settings(redis_server, "new")) as second:
         assert await second.log.text_matches("old", ["older"], 0, 99) == [2]
+
+
+async def test_words_of_any_script_are_found_as_cut(log: EventLog) -> None:  # noqa: F811
+    await create(log, "intl")
+    text = 'Café STRAßE مرحبا 東京 "quoted" AND OR NOT near* x_y'
+    seq = await post(log, "intl", "intl", text)
+    for word in ("café", "straße", "مرحبا", "東京", "quoted", "and", "or", "not", "near", "x", "y"):
+        assert await log.text_matches("intl", [word], 0, 99) == [seq], word
+    assert await log.text_matches("intl", ["cafe"], 0, 99) == []  # no accent folding
+    assert await log.text_matches("intl", ['"'], 0, 99) == []
