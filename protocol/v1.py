@@ -14,7 +14,7 @@ Server → client, Socket.IO event ``ev`` carrying a list of envelopes (see
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, ClassVar
 
@@ -31,6 +31,10 @@ TLP_LABELS = ("CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED")
 #: Labels an incident itself may carry: the stricter two need named readers,
 #: which a whole incident (every participant) cannot have.
 INCIDENT_LABELS = ("CLEAR", "GREEN", "AMBER")
+#: An incident's mode, after CAP's ``status`` (SPEC section 28): ``actual`` is
+#: live work; an ``exercise`` or a ``test`` never reaches a live counterpart.
+MODES = ("actual", "exercise", "test")
+LIVE_MODE = "actual"
 
 #: Each write command and the event type it appends.
 EVENT_OF_COMMAND = {
@@ -225,6 +229,10 @@ class Command:
     TYPE: ClassVar[str] = ""
     #: Commands that append an event need a client action id.
     WRITES: ClassVar[bool] = True
+    #: When the author wrote it, by the client's clock (ms): a post written
+    #: offline is stored later. Optional on every write (SPEC 8.0); the server
+    #: checks it against its own time (server/domain/modes.py).
+    written_at: int | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,12 +369,15 @@ class IncidentCreate(Command):
     source: Source | None = None
     #: The CAD number (or another system's id) for the incident (SPEC 18.3).
     external_ref: str | None = None
+    #: ``actual``, ``exercise`` or ``test``: fixed for the incident's life (SPEC 28).
+    mode: str = LIVE_MODE
 
     @classmethod
     def parse(cls, f: Fields) -> IncidentCreate:
         loc = f.sub("location")
         source = f.sub("source")
         return cls(
+            mode=f.choice("mode", MODES, required=False) or LIVE_MODE,
             source=Source.parse(source) if source else None,
             external_ref=_external_ref(f),
             tlp=f.choice("tlp", INCIDENT_LABELS, required=False),
@@ -399,11 +410,14 @@ class IncidentUpdate(IncidentCommand):
     subject: Subject | None = None
     #: A new external reference (absent: unchanged).
     external_ref: str | None = None
+    #: Only ever the incident's own mode: a mode is set at creation (SPEC 28).
+    mode: str | None = None
 
     @classmethod
     def parse(cls, f: Fields) -> IncidentUpdate:
         loc = f.sub("location")
         return cls(
+            mode=f.choice("mode", MODES, required=False),
             external_ref=_external_ref(f),
             subject=_subject(f),
             **_incident_base(f),
@@ -860,4 +874,6 @@ def parse_command(value: Any, limits: Limits = LIMITS) -> Command:
     if cls is None:
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind!r}")
     command: Command = cls.parse(f)
+    if cls.WRITES and f.obj.get("written_at") is not None:
+        command = replace(command, written_at=f.opt_int("written_at", minimum=1))
     return command
