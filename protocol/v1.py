@@ -377,7 +377,6 @@ class IncidentCreate(Command):
         loc = f.sub("location")
         source = f.sub("source")
         return cls(
-            mode=f.choice("mode", MODES, required=False) or LIVE_MODE,
             source=Source.parse(source) if source else None,
             external_ref=_external_ref(f),
             tlp=f.choice("tlp", INCIDENT_LABELS, required=False),
@@ -391,6 +390,7 @@ class IncidentCreate(Command):
             lead_org=f.opt_ident("lead_org"),
             liaisons=f.str_map("liaisons") or {},
             description=f.opt_str("description", max_chars=f.limits.max_text_chars),
+            mode=f.choice("mode", MODES, required=False) or LIVE_MODE,
         )
 
 
@@ -417,7 +417,6 @@ class IncidentUpdate(IncidentCommand):
     def parse(cls, f: Fields) -> IncidentUpdate:
         loc = f.sub("location")
         return cls(
-            mode=f.choice("mode", MODES, required=False),
             external_ref=_external_ref(f),
             subject=_subject(f),
             **_incident_base(f),
@@ -430,6 +429,7 @@ class IncidentUpdate(IncidentCommand):
             lead_org=f.opt_ident("lead_org"),
             liaisons=f.str_map("liaisons") or {},
             description=f.opt_str("description", max_chars=f.limits.max_text_chars),
+            mode=f.choice("mode", MODES, required=False),
         )
 
 
