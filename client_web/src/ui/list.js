@@ -5,6 +5,7 @@ import { h, reconcile, setText } from "../dom.js";
 import { PRIORITIES, INCIDENT_STATUSES } from "../protocol.js";
 import { STATUS_LABEL, PRIORITY_LABEL, ago, label } from "../format.js";
 import { tlpBadge } from "./tlp.js";
+import { modeTag } from "./modes.js";
 
 const PRIORITY_RANK = { critical: 0, high: 1, normal: 2, low: 3 };
 
@@ -183,6 +184,7 @@ export class IncidentList {
           h("span", { class: "row-title" }, s.title || "…"),
           s.external_ref ? h("span", { class: "ext-ref", title: "CAD number" }, s.external_ref) : null,
           tlpBadge(s.tlp),
+          modeTag(s.mode),
         ),
         h(
           "span",
