@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -50,7 +51,7 @@ async def test_an_exercise_reaches_only_a_receiver_that_opted_in(
 
         dispatcher = await connect(clients, server, "dispatch")
         began = int(time.time() * 1000)  # after the demo's own incidents
-        orgs = {"orgs": [POLICE, SHELTER]}
+        orgs: dict[str, Any] = {"orgs": [POLICE, SHELTER]}
         drill = await dispatcher.open_incident(
             "Drill: flooded underpass", "welfare", mode="exercise", external_ref="EX-7", **orgs
         )
