@@ -5,8 +5,10 @@
 //   0 safety     check-ins and duress alarms (a person may be in danger)
 //   1 ack        acknowledgements and receipts (someone is waiting on them)
 //   2 urgent     urgent messages
-//   3 task       task changes, responder status, incident changes
-//   4 chat       messages, edits, retractions, reviews
+//   3 task       task changes and incident changes
+//   4 chat       messages, edits, retractions, responder status, reviews
+//                (a status stays in order with the posts around it:
+//                "arrived, nobody answers" then "en route")
 //   5 position   position reports (coalesced: only the latest per incident)
 //
 // An urgent message queued behind 50 chat messages goes first. But causality
@@ -29,7 +31,7 @@ export function laneOf(cmd) {
   if (type.startsWith("checkin.")) return 0;
   if (type === "message.ack" || type === "receipt.mark") return 1;
   if (type === "message.post") return cmd.urgent ? 2 : 4;
-  if (type.startsWith("task.") || type.startsWith("incident.") || type === "responder.status") return 3;
+  if (type.startsWith("task.") || type.startsWith("incident.")) return 3;
   if (type === "responder.position") return 5;
   return 4;
 }

@@ -26,6 +26,7 @@ test("the lanes, first to last", () => {
   assert.equal(lane({ type: "task.accept" }), "task");
   assert.equal(lane({ type: "message.post" }), "chat");
   assert.equal(lane({ type: "message.edit" }), "chat");
+  assert.equal(lane({ type: "responder.status" }), "chat");
   assert.equal(lane({ type: "responder.position" }), "position");
 });
 

@@ -233,7 +233,7 @@ test("resync_required discards the position; not_found drops the incident", asyn
   sync.stop();
 });
 
-test("offline: commands wait in the outbox, then go by lane with their ids", async () => {
+test("offline: commands wait in the outbox, then go in order with their ids", async () => {
   const { server, sync, store, net } = setup({ online: false });
   await sync.start();
   assert.equal(sync.status, "offline");
@@ -247,9 +247,9 @@ test("offline: commands wait in the outbox, then go by lane with their ids", asy
   sync.goOnline();
   await until(() => sync.outbox.length === 0);
   const writes = server.frames.filter((f) => f.type !== "follow");
-  // A responder status is in a lane before chat (lanes.js); the posts keep their order.
-  assert.deepEqual(writes.map((f) => f.id), [c.id, a.id, b.id]);
-  assert.deepEqual(writes.map((f) => f.text ?? f.status), ["on_scene", "first", "second"]);
+  // Posts and a status share the chat lane (lanes.js): the person's order.
+  assert.deepEqual(writes.map((f) => f.id), [a.id, b.id, c.id]);
+  assert.deepEqual(writes.map((f) => f.text ?? f.status), ["first", "second", "on_scene"]);
   assert.ok(writes.every((f) => Number.isInteger(f.written_at)), "each carries when it was written");
   assert.equal((await store.loadOutbox()).length, 0);
   sync.stop();

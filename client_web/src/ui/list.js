@@ -184,12 +184,12 @@ export class IncidentList {
           h("span", { class: "row-title" }, s.title || "…"),
           s.external_ref ? h("span", { class: "ext-ref", title: "CAD number" }, s.external_ref) : null,
           tlpBadge(s.tlp),
-          modeTag(s.mode),
         ),
         h(
           "span",
           { class: "row-meta" },
           h("span", { class: ["status", "st-" + s.status] }, label(STATUS_LABEL, s.status)),
+          modeTag(s.mode),
           s.location?.address ? h("span", { class: "row-place" }, s.location.address) : null,
           h("time", { class: "row-time" }, ago(r.updated, now)),
         ),
