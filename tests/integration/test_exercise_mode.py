@@ -102,3 +102,30 @@ async def test_an_exercise_reaches_only_a_receiver_that_opted_in(
     finally:
         await live_only.stop()
         await opted_in.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "known gap: the CAD-number mode rule is checked only among the author's"
+        " organisation's incidents, so adding an organisation to a drill whose CAD"
+        " number that organisation's live incident carries is not refused"
+    ),
+)
+async def test_adding_an_org_never_puts_a_drill_under_its_live_cad_number(
+    server: LiaisonServer, clients: list[LiaisonClient]
+) -> None:
+    dispatcher = await connect(clients, server, "dispatch")
+    lead = await connect(clients, server, "shelter-lead")
+    ref = f"CAD-{time.time_ns()}"
+    live = await dispatcher.open_incident("Person on the bridge", "welfare", external_ref=ref)
+    # The shelter cannot see the police's incident: its drill may carry the number.
+    drill = await lead.open_incident(
+        "Drill: bridge", "welfare", mode="exercise", external_ref=ref, orgs=[SHELTER]
+    )
+    assert [s["id"] for s in await dispatcher.incidents(f"ref={ref}")] == [live]
+    with pytest.raises(CommandFailed) as refused:
+        await lead.send({"type": "incident.update", "incident": drill, "add_orgs": [POLICE]})
+    assert refused.value.code == "conflict"
+    # The police's CAD lookup still finds only its live incident.
+    assert [s["id"] for s in await dispatcher.incidents(f"ref={ref}")] == [live]
