@@ -14,5 +14,6 @@ with the same id, so a retry is never stored twice.
 """
 
 from liaison_client.client import CommandFailed, LiaisonClient
+from liaison_client.modes import is_exercise, mode_of, written_note
 
-__all__ = ["CommandFailed", "LiaisonClient"]
+__all__ = ["CommandFailed", "LiaisonClient", "is_exercise", "mode_of", "written_note"]

@@ -227,9 +227,16 @@ class LiaisonClient:
         query = f"at_seq={seq}" if seq is not None else f"at={at}"
         return dict(await self.request("GET", f"/api/v1/incidents/{incident}/view?{query}"))
 
-    async def kpis(self, start: int | str, end: int | str) -> dict[str, Any]:
-        """KPIs of joint operations over incidents created in ``[start, end)`` (SPEC 18.2)."""
-        return dict(await self.request("GET", f"/api/v1/kpis?from={start}&to={end}"))
+    async def kpis(
+        self, start: int | str, end: int | str, *, include_exercises: bool = False
+    ) -> dict[str, Any]:
+        """KPIs of joint operations over incidents created in ``[start, end)`` (SPEC 18.2).
+
+        Exercise and test incidents are left out (counted in ``exercises_excluded``);
+        ``include_exercises`` adds their own figures under ``exercises`` (SPEC 28).
+        """
+        query = f"from={start}&to={end}" + ("&include_exercises=true" if include_exercises else "")
+        return dict(await self.request("GET", f"/api/v1/kpis?{query}"))
 
     async def kpis_csv(self, start: int | str, end: int | str) -> str:
         """The same KPIs as CSV rows ``kpi,group,metric,value``."""
@@ -241,6 +248,18 @@ class LiaisonClient:
             if resp.status >= 400:
                 raise CommandFailed((await resp.json()).get("error", {"code": "internal"}))
             return await resp.text()
+
+    async def open_incident(
+        self, title: str, category: str, *, mode: str = "actual", **fields: Any
+    ) -> str:
+        """Open an incident; ``mode`` ``exercise`` or ``test`` for a drill (SPEC 28,
+        fixed for the incident's life). Returns its id."""
+        cmd = {"type": "incident.create", "title": title, "category": category, **fields}
+        if mode != "actual":
+            cmd["mode"] = mode
+        ack = await self.send(cmd)
+        incident: str = ack["incident"]
+        return incident
 
     # ------------------------------------------------------------------ live
 
@@ -422,6 +441,8 @@ class LiaisonClient:
         return result
 
     async def post(self, incident: str, text: str, **fields: Any) -> dict[str, Any]:
+        """Post a message. ``written_at`` (ms, your clock) says when it was written,
+        if that was earlier (queued offline, SPEC 8.0)."""
         return await self.send(
             {"type": "message.post", "incident": incident, "text": text, **fields}
         )

@@ -14,7 +14,7 @@ Server → client, Socket.IO event ``ev`` carrying a list of envelopes (see
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, ClassVar
 
@@ -32,6 +32,10 @@ TLP_LABELS = ("CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED")
 #: Labels an incident itself may carry: the stricter two need named readers,
 #: which a whole incident (every participant) cannot have.
 INCIDENT_LABELS = ("CLEAR", "GREEN", "AMBER")
+#: An incident's mode, after CAP's ``status`` (SPEC section 28): ``actual`` is
+#: live work; an ``exercise`` or a ``test`` never reaches a live counterpart.
+MODES = ("actual", "exercise", "test")
+LIVE_MODE = "actual"
 
 #: Each write command and the event type it appends.
 EVENT_OF_COMMAND = {
@@ -229,6 +233,10 @@ class Command:
     TYPE: ClassVar[str] = ""
     #: Commands that append an event need a client action id.
     WRITES: ClassVar[bool] = True
+    #: When the author wrote it, by the client's clock (ms): a post written
+    #: offline is stored later. Optional on every write (SPEC 8.0); the server
+    #: checks it against its own time (server/domain/modes.py).
+    written_at: int | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,6 +373,8 @@ class IncidentCreate(Command):
     source: Source | None = None
     #: The CAD number (or another system's id) for the incident (SPEC 18.3).
     external_ref: str | None = None
+    #: ``actual``, ``exercise`` or ``test``: fixed for the incident's life (SPEC 28).
+    mode: str = LIVE_MODE
     #: Expertise tags the incident needs (SPEC 27.1); None = none given.
     needs: tuple[str, ...] | None = None
 
@@ -387,6 +397,7 @@ class IncidentCreate(Command):
             lead_org=f.opt_ident("lead_org"),
             liaisons=f.str_map("liaisons") or {},
             description=f.opt_str("description", max_chars=f.limits.max_text_chars),
+            mode=f.choice("mode", MODES, required=False) or LIVE_MODE,
         )
 
 
@@ -406,6 +417,8 @@ class IncidentUpdate(IncidentCommand):
     subject: Subject | None = None
     #: A new external reference (absent: unchanged).
     external_ref: str | None = None
+    #: Only ever the incident's own mode: a mode is set at creation (SPEC 28).
+    mode: str | None = None
     #: The needs replaced (SPEC 27.1); absent: unchanged, ``[]``: none.
     needs: tuple[str, ...] | None = None
 
@@ -426,6 +439,7 @@ class IncidentUpdate(IncidentCommand):
             lead_org=f.opt_ident("lead_org"),
             liaisons=f.str_map("liaisons") or {},
             description=f.opt_str("description", max_chars=f.limits.max_text_chars),
+            mode=f.choice("mode", MODES, required=False),
         )
 
 
@@ -923,4 +937,6 @@ def parse_command(value: Any, limits: Limits = LIMITS) -> Command:
     if cls is None:
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind!r}")
     command: Command = cls.parse(f)
+    if cls.WRITES and f.obj.get("written_at") is not None:
+        command = replace(command, written_at=f.opt_int("written_at", minimum=1))
     return command

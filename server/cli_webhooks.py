@@ -70,6 +70,7 @@ def webhook_command(args: argparse.Namespace, settings: Settings) -> int:
                 "incidents": _csv(args.incidents),
                 "categories": _csv(args.categories),
                 "types": _csv(args.types),
+                "modes": None if args.modes is None else _csv(args.modes),
                 "description": args.description or "",
             }
             sub, secret = await webhooks.create(actor, args.org, parse_request(body))
@@ -105,6 +106,9 @@ def add_webhook_parsers(
     add.add_argument("--incidents", help="'all' (default) or incident ids, comma-separated")
     add.add_argument("--categories", help="'all' (default) or incident categories")
     add.add_argument("--types", help="'all' (default) or event types (restricted: placeholders)")
+    add.add_argument(
+        "--modes", help="'actual' (default), 'all', or incident modes: actual,exercise,test"
+    )
     add.add_argument("--description", help="what the subscription is for")
     listing = webhook.add_parser("list", help="list subscriptions and whether they are enabled")
     listing.add_argument("--org", help="only this organisation's")

@@ -46,6 +46,15 @@ export function clock(ts, withSeconds = false) {
   return `${pad(d.getHours())}:${pad(d.getMinutes())}${withSeconds ? ":" + pad(d.getSeconds()) : ""}`;
 }
 
+/** Written and stored further apart than this: it waited in an outbox (SPEC 8.0). */
+export const WRITTEN_NOTE_AFTER_MS = 60_000;
+
+/** "written 19:05 · delivered 19:25 (offline)", or null when the two are close. */
+export function writtenNote(writtenAt, ts) {
+  if (!Number.isInteger(writtenAt) || ts - writtenAt <= WRITTEN_NOTE_AFTER_MS) return null;
+  return `written ${clock(writtenAt)} · delivered ${clock(ts)} (offline)`;
+}
+
 export function dateTime(ts) {
   if (!ts) return "";
   const d = new Date(ts);

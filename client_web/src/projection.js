@@ -36,6 +36,8 @@ export function emptyState(id, epoch = null) {
     subject: null,
     // The system that raised the incident (a CAP alert: SPEC 8.3), or null.
     source: null,
+    // actual | exercise | test (SPEC 28): fixed when the incident is opened.
+    mode: "actual",
     created_by: "",
     created: 0,
     updated: 0,
@@ -116,6 +118,7 @@ const HANDLERS = {
     s.tlp = b.tlp ?? "AMBER";
     s.subject = b.subject ?? null;
     s.source = b.source ?? null;
+    s.mode = b.mode || "actual";
     s.created_by = env.actor.user;
     s.created = env.ts;
     s.status = b.status || "reported";
@@ -150,6 +153,7 @@ const HANDLERS = {
       author: { user: env.actor.user, org: env.actor.org, name: env.actor.name },
       text: b.text,
       ts: env.ts,
+      written_at: b.written_at ?? null,
       visibility: env.visibility,
       urgent: !!b.urgent,
       reply_to: b.reply_to ?? null,

@@ -31,6 +31,8 @@ export const TASK_STATUSES = [
   "cancelled",
 ];
 export const TASK_FINAL = new Set(["completed", "cancelled"]);
+/** An incident's mode (SPEC 28), after CAP's status: fixed when it is opened. */
+export const MODES = ["actual", "exercise", "test"];
 export const COORDINATOR_ROLES = new Set(["dispatcher", "supervisor", "admin", "bot"]);
 
 /** Each write command and the event type it appends. */
@@ -345,6 +347,7 @@ const PARSERS = {
     f.strMap("liaisons");
     f.text("description", { required: false, maxChars: f.limits.max_text_chars });
     externalRef(f);
+    f.choice("mode", MODES, { required: false });
   },
   "incident.update"(f) {
     const loc = f.sub("location");
@@ -359,6 +362,7 @@ const PARSERS = {
     f.strMap("liaisons");
     f.text("description", { required: false, maxChars: f.limits.max_text_chars });
     externalRef(f);
+    f.choice("mode", MODES, { required: false });
   },
   "incident.status"(f) {
     incidentBase(f);
@@ -532,6 +536,10 @@ export function validateCommand(frame, limits = DEFAULT_LIMITS) {
   const parse = PARSERS[type];
   if (!parse) throw new CommandInvalid("unknown_type", `unknown message type '${type}'`, null);
   parse(f);
+  // When the author wrote it (SPEC 8.0): optional on every write.
+  if (type !== "follow" && type !== "unfollow" && !type.startsWith("feed.")) {
+    f.integer("written_at", { required: false, minimum: 1 });
+  }
   return type;
 }
 

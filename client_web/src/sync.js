@@ -10,10 +10,14 @@
 // - every write gets its client id once, when the person acts, is stored in the
 //   outbox (IndexedDB) before it is sent, and is resent with the same id until
 //   it is acknowledged; acknowledged or refused for good, it leaves the outbox.
-//   One command is in flight at a time, so the server stores them in the order
-//   the person made them.
+//   One command is in flight at a time, taken by priority lane (lanes.js:
+//   duress first, positions last), never ahead of one it depends on, and in
+//   the person's order within a lane.
+// - every write but a receipt carries `written_at`, when the person made it
+//   (SPEC 8.0): a post written offline shows when it was written.
 
 import { PROTOCOL_VERSION, DEFAULT_LIMITS, validateCommand, newClientId } from "./protocol.js";
+import { coalesced, nextToSend, resolveRefs } from "./lanes.js";
 
 export const ACK_TIMEOUT_MS = 10_000;
 const BACKOFF_MS = [200, 400, 800, 1600, 2000, 4000, 8000];
@@ -468,45 +472,45 @@ export class Sync extends Emitter {
   /**
    * Queue a write. The client id is assigned here, once; the item is stored
    * before anything is sent. Throws CommandInvalid if the frame would be refused.
+   *
+   * options.after: client ids of queued commands this one must follow;
+   * options.ref: {after, field}: this command is about what the queued
+   * command `after` creates; its `field` (message, task: the seq; incident:
+   * the id) is filled from that command's ack before it is sent.
    */
-  async enqueue(cmd) {
+  async enqueue(cmd, { after = [], ref = null } = {}) {
+    const now = Date.now();
     const frame = { ...cmd, id: cmd.id || newClientId() };
-    validateCommand(frame, this.limits);
+    if (frame.type !== "receipt.mark" && frame.written_at == null) frame.written_at = now;
+    // A subject still to be created is validated with a stand-in.
+    validateCommand(ref ? { ...frame, [ref.field]: ref.field === "incident" ? "inc_pending" : 1 } : frame, this.limits);
+    if (ref) frame[ref.field] = null;
     const item = {
       id: frame.id,
       user: this.user.id,
       incident: frame.incident ?? null,
       cmd: frame,
-      order: Date.now() * 1000 + (this.outbox.length % 1000),
-      created: Date.now(),
+      order: now * 1000 + (this.outbox.length % 1000),
+      created: now,
       attempts: 0,
       state: "queued",
       error: null,
+      after: [...new Set([...after, ...(ref ? [ref.after] : [])])],
+      ref,
     };
     const last = this.outbox[this.outbox.length - 1];
     if (last && item.order <= last.order) item.order = last.order + 1;
-    // A duress alarm goes ahead of everything queued (SPEC 8.14): it waits
-    // at most for the one command already on the wire.
-    const urgent = frame.type === "checkin.duress";
-    if (urgent && this.outbox.length) item.order = Math.min(...this.outbox.map((i) => i.order)) - 1;
+    // Positions are coalesced: only the latest per incident waits (lanes.js).
+    for (const stale of coalesced(this.outbox, frame)) await this.drop(stale.id);
     await this.persist("the outbox", () => this.store.putOutbox(item));
-    if (urgent) this.outbox.splice(this.outbox[0]?.state === "sending" ? 1 : 0, 0, item);
-    else this.outbox.push(item);
+    this.outbox.push(item);
     this.emit("outbox", this.outbox);
     this.pump();
     return item;
   }
 
-  /** Replace a queued, never-sent position report instead of piling them up offline. */
+  /** A position report: replaces a queued, never-sent one of the same incident. */
   async enqueuePosition(cmd) {
-    const stale = this.outbox.find(
-      (i) =>
-        i.cmd.type === "responder.position" &&
-        i.incident === cmd.incident &&
-        i.state === "queued" &&
-        i.attempts === 0,
-    );
-    if (stale) await this.drop(stale.id);
     return this.enqueue(cmd);
   }
 
@@ -530,8 +534,13 @@ export class Sync extends Emitter {
     try {
       for (;;) {
         if (!this.welcomed || !this.socket?.connected) return;
-        const item = this.outbox.find((i) => i.state === "queued" || i.state === "sending");
+        const item = nextToSend(this.outbox);
         if (!item) return;
+        if (item.ref) {
+          // What it is about was never created (refused, or dropped).
+          await this.refuse(item, { code: "conflict", retryable: false, message: "it depended on an action that was not sent" });
+          continue;
+        }
         item.state = "sending";
         item.attempts++;
         this.emit("outbox", this.outbox);
@@ -549,11 +558,23 @@ export class Sync extends Emitter {
         }
         if (ack?.ok) {
           failures = 0;
+          for (const next of resolveRefs(this.outbox, item, ack)) {
+            await this.persist("the outbox", () => this.store.putOutbox(next));
+          }
           await this.drop(item.id);
           this.emit("acked", item, ack);
           continue;
         }
         const error = ack?.error || { code: "internal", retryable: true, message: "no answer" };
+        if (error.detail?.field === "written_at" && item.cmd.written_at != null) {
+          // This device's clock is far off: send it again without the time it
+          // was written rather than lose it (SPEC 8.0). Same id.
+          const { written_at: _dropped, ...cmd } = item.cmd;
+          item.cmd = cmd;
+          item.state = "queued";
+          await this.persist("the outbox", () => this.store.putOutbox(item));
+          continue;
+        }
         if (error.retryable) {
           item.state = "queued";
           item.error = error;
@@ -561,17 +582,23 @@ export class Sync extends Emitter {
           await sleep(BACKOFF_MS[Math.min(failures++, BACKOFF_MS.length - 1)]);
           continue;
         }
-        // Refused for good: it will not succeed unchanged. Keep it visible
-        // (failed) so the person sees what was not sent and why.
-        item.state = "failed";
-        item.error = error;
-        await this.persist("the outbox", () => this.store.putOutbox(item));
-        this.emit("outbox", this.outbox);
-        this.emit("failed", item, error);
+        await this.refuse(item, error);
       }
     } finally {
       this.pumping = false;
     }
+  }
+
+  /**
+   * Refused for good: it will not succeed unchanged. Keep it visible
+   * (failed) so the person sees what was not sent and why.
+   */
+  async refuse(item, error) {
+    item.state = "failed";
+    item.error = error;
+    await this.persist("the outbox", () => this.store.putOutbox(item));
+    this.emit("outbox", this.outbox);
+    this.emit("failed", item, error);
   }
 }
 

@@ -9,7 +9,7 @@ import { Incidents, followWanted, MAX_FOLLOWED, STATE_SAVE_MS } from "../src/inc
 import { Session } from "../src/session.js";
 import { Persistence } from "../src/persist.js";
 import { Positions } from "../src/sync.js";
-import { isUrgentAlert, feedAlert, URGENT_FRESH_MS } from "../src/ui/alerts.js";
+import { isUrgentAlert, feedAlert, drillTitle, URGENT_FRESH_MS } from "../src/ui/alerts.js";
 
 const quiet = { error: () => {} };
 
@@ -324,4 +324,18 @@ test("a feed entry alerts a new critical incident and an urgent message, recent 
   assert.equal(feedAlert(task, now), null, "tasks and mentions show in the list, not as toasts");
   assert.equal(feedAlert({ ...urgent, reasons: ["mention"] }, now), null);
   assert.equal(feedAlert({ kind: "incident.changed", incident: "n", seq: 3, ts: now }, now), null);
+});
+
+test("an exercise's alerts say it is a drill, never a bare alarm (SPEC 24.1, 28)", () => {
+  const now = 100_000_000;
+  const urgent = {
+    kind: "needs_you", incident: "x", seq: 7, ts: now - 10, reasons: ["urgent"], mode: "exercise",
+    message: 7, text: "Inject 3: casualty at the gate", author: { name: "Dana" },
+  };
+  assert.equal(feedAlert(urgent, now).title, "EXERCISE — Urgent from Dana");
+  const critical = { kind: "incident.opened", incident: "t", seq: 1, ts: now - 10, mode: "test", summary: { title: "Fire", priority: "critical" } };
+  assert.equal(feedAlert(critical, now).title, "TEST — New critical incident — Fire");
+  assert.equal(feedAlert({ ...urgent, mode: undefined }, now).title, "Urgent from Dana");
+  assert.equal(drillTitle("actual", "Urgent"), "Urgent");
+  assert.equal(drillTitle(undefined, "Urgent"), "Urgent");
 });

@@ -247,8 +247,10 @@ test("offline: commands wait in the outbox, then go in order with their ids", as
   sync.goOnline();
   await until(() => sync.outbox.length === 0);
   const writes = server.frames.filter((f) => f.type !== "follow");
+  // Posts and a status share the chat lane (lanes.js): the person's order.
   assert.deepEqual(writes.map((f) => f.id), [a.id, b.id, c.id]);
   assert.deepEqual(writes.map((f) => f.text ?? f.status), ["first", "second", "on_scene"]);
+  assert.ok(writes.every((f) => Number.isInteger(f.written_at)), "each carries when it was written");
   assert.equal((await store.loadOutbox()).length, 0);
   sync.stop();
 });
@@ -468,7 +470,7 @@ test("a RED message keeps its label and recipients in the outbox, across a reloa
   await until(() => sync.outbox.length === 0, 3000);
   const posts = server.frames.filter((f) => f.type === "message.post");
   assert.equal(posts.length, 2);
-  for (const frame of posts) assert.deepEqual(frame, { ...cmd, id: item.id });
+  for (const frame of posts) assert.deepEqual(frame, { ...cmd, id: item.id, written_at: item.cmd.written_at });
   sync.stop();
 });
 

@@ -28,6 +28,7 @@ export function shapeOfState(s) {
   const rv = reviewsView(s);
   const message = (m) => ({
     seq: m.seq,
+    written_at: m.written_at,
     tlp: m.tlp,
     recipients: m.recipients,
     author: { user: m.author.user, org: m.author.org, name: m.author.name },
@@ -87,6 +88,7 @@ export function shapeOfState(s) {
     created_by: s.created_by,
     created: s.created,
     updated: s.updated,
+    mode: s.mode,
     description: s.description,
     needs: s.needs,
     subject: s.subject,

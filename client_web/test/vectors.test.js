@@ -52,9 +52,9 @@ for (const vector of ENVELOPES) {
   });
 }
 
-const SEQS = Array.from({ length: 18 }, (_, i) => i + 1);
+const SEQS = Array.from({ length: 20 }, (_, i) => i + 1);
 
-test("the vectors form one incident, seq 1-18, in the full and the shelter view", () => {
+test("the vectors form one incident, seq 1-20, in the full and the shelter view", () => {
   assert.deepEqual(fullView.map((e) => e.seq), SEQS);
   assert.deepEqual(shelterView.map((e) => e.seq), SEQS);
   assert.equal(shelterView[2].type, "restricted");
@@ -140,7 +140,12 @@ test("the projection follows SPEC 10 on the vectors", () => {
   assert.equal(checkin.status, "resolved");
   assert.deepEqual(checkin.alarm, { seq: 11, type: "checkin.duress", ts: fullView[10].ts });
   assert.equal(s.openCheckins.size, 0);
-  assert.equal(s.status, "closed");
+  // Closed at 13, reopened at 19 (SPEC 8.5); a post written offline keeps
+  // when it was written (SPEC 8.0).
+  assert.deepEqual(s.status_history.map((h) => h.status), ["reported", "closed", "active"]);
+  assert.equal(s.status, "active");
+  assert.equal(s.messages.get(20).written_at, fullView[19].body.written_at);
+  assert.ok(fullView[19].ts - s.messages.get(20).written_at > 60_000);
   const { reviews, open_actions } = reviewsView(s, fullView[14].ts);
   assert.equal(reviews.length, 1);
   assert.equal(reviews[0].org, fullView[13].body.org);

@@ -37,6 +37,7 @@ from server.domain.audience import EventMeta
 from server.domain.directory import DirectoryView
 from server.domain.events import EventDraft
 from server.domain.incident import TASK_TERMINAL, CheckinState, IncidentState, MessageState
+from server.domain.modes import stamped
 from server.domain.sharing import Label
 
 #: Who fired events name as their actor: the same on every node, so the
@@ -188,7 +189,7 @@ def _system_draft(
     meta: EventMeta,
     body: dict[str, Any],
 ) -> EventDraft:
-    return EventDraft(
+    draft = EventDraft(
         incident=state.id,
         type=kind,
         actor_user=SYSTEM_ACTOR,
@@ -200,6 +201,7 @@ def _system_draft(
         visibility=meta.visibility,
         body={**body, **_sharing_of(meta)},
     )
+    return stamped(draft, state.mode, None)  # an exercise's escalations are practice too
 
 
 def _escalation(

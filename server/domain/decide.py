@@ -29,6 +29,7 @@ from server.domain.incident import (
     TaskState,
 )
 from server.domain.model import Principal, Role
+from server.domain.modes import checked_written_at, stamped
 from server.domain.review_rules import decide_action_done, decide_review, review_of_action
 from server.domain.sharing import AgreementsView, Label
 
@@ -155,8 +156,12 @@ def _header_body(
     }
 
 
-def decide_create(who: Principal, cmd: v1.IncidentCreate, directory: DirectoryView) -> EventDraft:
+def decide_create(
+    who: Principal, cmd: v1.IncidentCreate, directory: DirectoryView, now_ms: int | None = None
+) -> EventDraft:
+    """``now_ms``: the server's time, to check ``written_at`` against (None: not given)."""
     _require_coordinator(who)
+    written = checked_written_at(cmd.written_at, now_ms) if now_ms is not None else None
     orgs = list(dict.fromkeys((who.org_id, *cmd.orgs)))
     _check_orgs(directory, orgs)
     body = {
@@ -175,7 +180,8 @@ def decide_create(who: Principal, cmd: v1.IncidentCreate, directory: DirectoryVi
     if cmd.needs:
         body["needs"] = list(check_tags(cmd.needs, "needs"))
     incident = incident_id_for(who.user_id, cmd.id)
-    return _draft(who, cmd, incident, "incident.created", body, None, new_epoch())
+    draft = _draft(who, cmd, incident, "incident.created", body, None, new_epoch())
+    return stamped(draft, cmd.mode, written)
 
 
 def _org_default(directory: DirectoryView, who: Principal) -> Label:
@@ -197,8 +203,9 @@ def decide(
     ``rules`` and ``now_ms`` say what ``who`` may see of the state (a
     newcomer's hidden history cannot be replied to or acknowledged).
     """
+    written = checked_written_at(cmd.written_at, now_ms)
     draft = _decide(state, who, cmd, directory, state.sight(_reader(who), rules, now_ms))
-    return _labelled(state, who, cmd, directory, draft)
+    return stamped(_labelled(state, who, cmd, directory, draft), state.mode, written)
 
 
 def _reader(who: Principal) -> Reader:
@@ -420,6 +427,14 @@ def _update(
         raise refuse(ErrorCode.INVALID, "incident updates are visible to every participant")
     if cmd.tlp is not None and cmd.tlp not in v1.INCIDENT_LABELS:
         raise _invalid("tlp", f"an incident is labelled one of {', '.join(v1.INCIDENT_LABELS)}")
+    if cmd.mode is not None and cmd.mode != state.mode:
+        # An exercise never becomes live (nor the reverse): its history was
+        # written as practice. Open a new incident to work it for real.
+        raise ProtocolError(
+            ErrorCode.INVALID,
+            f"mode: this incident is {state.mode}; a mode is set when an incident is opened",
+            {"field": "mode", "reason": "immutable", "mode": state.mode},
+        )
     if not _leads(state, who):
         _check_partner_update(who, cmd)
     _check_orgs(directory, cmd.add_orgs)

@@ -64,7 +64,9 @@ def index_entries(
     """
     if not aud.visible:
         return []
-    base = {"incident": ev.incident, "seq": ev.seq, "ts": ev.ts_ms}
+    base: dict[str, Any] = {"incident": ev.incident, "seq": ev.seq, "ts": ev.ts_ms}
+    if "mode" in ev.body:  # an exercise's or a test's entries say so (SPEC 28)
+        base["mode"] = ev.body["mode"]
     if opens(ev, reader, joined):
         kind = OPENED if ev.type == "incident.created" else ORG_ADDED
         return [{"kind": kind, **base, "summary": dict(summary or {})}]

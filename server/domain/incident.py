@@ -25,6 +25,7 @@ from server.domain.audience import (
     updated_orgs,
 )
 from server.domain.events import StoredEvent
+from server.domain.modes import mode_of
 from server.domain.review import Reviews, ReviewState, apply_action_done, apply_review
 from server.domain.sharing import UNLABELLED, AgreementsView, Label
 
@@ -70,10 +71,13 @@ class MessageState:
     receipts: dict[str, dict[str, int]] = field(default_factory=dict)
     #: The escalations stored about it, oldest first (SPEC "Deadlines").
     escalations: list[dict[str, Any]] = field(default_factory=list)
+    #: When its author wrote it (client clock, ms), if the post said (SPEC 8.0).
+    written_at: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
         return {
             "seq": self.seq,
+            "written_at": self.written_at,
             "tlp": self.meta.label.value,
             "recipients": list(self.meta.recipients),
             "author": {"user": self.author_user, "org": self.author_org, "name": self.author_name},
@@ -309,6 +313,8 @@ class IncidentState:
     subject: Stamped | None = None
     #: The system that raised it (``incident.created``'s ``source``), if any.
     source: dict[str, Any] | None = None
+    #: ``actual``, ``exercise`` or ``test`` (SPEC 28): set at creation, never changed.
+    mode: str = "actual"
     created_by: str = ""
     created_ms: int = 0
     #: ts of the last event of any visibility: only for unrestricted readers.
@@ -386,6 +392,7 @@ class IncidentState:
             "created_by": self.created_by,
             "created": self.created_ms,
             "updated": self.updated_for(org),
+            "mode": self.mode,
         }
 
     def view(self, sight: Sight) -> dict[str, Any]:
@@ -434,6 +441,7 @@ def _created(s: IncidentState, ev: StoredEvent) -> None:
     s.lead_org, s.liaisons = b.get("lead_org"), dict(b.get("liaisons") or {})
     s.created_by, s.created_ms = ev.actor_user, ev.ts_ms
     s.source = b.get("source")
+    s.mode = mode_of(b)
     s.label = _label(b, UNLABELLED)
     s.joined = dict.fromkeys(s.orgs, ev.seq)
     _set_subject(s, ev)
@@ -507,6 +515,7 @@ def _posted(s: IncidentState, ev: StoredEvent) -> None:
         reply_to=b.get("reply_to"),
         mentions=b.get("mentions") or {"users": [], "orgs": []},
         meta=event_meta(ev),
+        written_at=b.get("written_at"),
     )
 
 

@@ -16,6 +16,11 @@ police handled their police-only tasks.
 
 ``escalation.*`` and ``checkin.*`` events (rules that fire on due times)
 are counted by type prefix, whatever their exact types.
+
+**Exercises are not live work** (SPEC 28): ``by_mode`` keeps incidents
+opened as ``exercise`` or ``test`` out of the figures, and counts them
+separately only when asked, so a drill never improves a live time to
+acknowledge.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any
 
 from server.domain.audience import Audience, EventMeta, event_meta
 from server.domain.events import StoredEvent
+from server.domain.modes import is_live, mode_of
 
 ESCALATION_PREFIX = "escalation."
 CHECKIN_PREFIX = "checkin."
@@ -62,6 +68,8 @@ class IncidentFacts:
     assignments: list[Assignment] = field(default_factory=list)
     escalations: Counter[str] = field(default_factory=Counter)
     checkins: Counter[str] = field(default_factory=Counter)
+    #: ``actual``, ``exercise`` or ``test`` (from ``incident.created``).
+    mode: str = "actual"
 
 
 Seen = Callable[[EventMeta], Audience]
@@ -115,6 +123,7 @@ class _Folder:
         b = ev.body
         if ev.type == "incident.created":
             self.f.created_ms = ev.ts_ms
+            self.f.mode = mode_of(b)
             self.orgs = list(b.get("orgs") or ())
         self.orgs += [o for o in b.get("add_orgs") or () if o not in self.orgs]
         if self.f.resolved_ms is None:  # the category and priority it was resolved under
@@ -232,6 +241,23 @@ def aggregate(facts: Iterable[IncidentFacts]) -> dict[str, Any]:
     }
 
 
+def by_mode(facts: Iterable[IncidentFacts], include_exercises: bool = False) -> dict[str, Any]:
+    """The live KPIs; exercises and tests apart (SPEC 18.2, 28).
+
+    ``exercises_excluded`` counts the exercise and test incidents left out of
+    the live figures (always, so a reader sees a drill was not counted);
+    with ``include_exercises`` their own figures follow under ``exercises``.
+    """
+    live: list[IncidentFacts] = []
+    practice: list[IncidentFacts] = []
+    for f in facts:
+        (live if is_live(f.mode) else practice).append(f)
+    out = {**aggregate(live), "exercises_excluded": len(practice)}
+    if include_exercises:
+        out["exercises"] = aggregate(practice)
+    return out
+
+
 _TASK_COUNTS = ("assigned", "accepted", "declined", "completed", "cancelled", "reassigned")
 
 
@@ -277,4 +303,8 @@ def to_csv_rows(kpis: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
         section = kpis[name]
         rows += [(name, "", k, v) for k, v in section.items() if k != "by_type"]
         rows += [(name, kind, "count", c) for kind, c in section["by_type"].items()]
+    if "exercises_excluded" in kpis:
+        rows.append(("exercises_excluded", "", "count", kpis["exercises_excluded"]))
+    if "exercises" in kpis:  # the exercises' own figures, each row's kpi prefixed
+        rows += [(f"exercises.{k}", g, m, v) for k, g, m, v in to_csv_rows(kpis["exercises"])]
     return rows

@@ -52,6 +52,8 @@ def changes(ev: StoredEvent) -> list[tuple[str, Any]]:
             out.append(("tlp", b["tlp"]))
         if b.get("external_ref") is not None:
             out.append(("external_ref", b["external_ref"]))
+        if b.get("mode") is not None:
+            out.append(("mode", b["mode"]))
         out.append(("status", b.get("status", "reported")))
         out += [(_ORG + org, i) for i, org in enumerate(b["orgs"])]
         out += [(_LIAISON + o, u) for o, u in (b.get("liaisons") or {}).items()]
@@ -151,4 +153,5 @@ def summary(incident: str, header: Mapping[str, list[Any]], seq: int, ts_ms: int
         "created_by": get("created_by", ""),
         "created": get("created", 0),
         "updated": ts_ms,
+        "mode": get("mode", "actual"),
     }

@@ -299,6 +299,11 @@ def _category(info: CapInfo | None) -> str:
     return (info.categories[0] if info and info.categories else "Other").lower()
 
 
+#: CAP status -> Liaison incident mode (SPEC 28), and back for what we send.
+_MODE_OF_STATUS = {"Exercise": "exercise", "Test": "test"}
+_STATUS_OF_MODE = {mode: status for status, mode in _MODE_OF_STATUS.items()}
+
+
 def create_command(alert: CapAlert, limits: Limits) -> v1.Command:
     """``incident.create`` for an Alert (or an Update of nothing Liaison holds)."""
     info = _first_info(alert)
@@ -311,6 +316,8 @@ def create_command(alert: CapAlert, limits: Limits) -> v1.Command:
         "description": _description(alert, info, limits),
         "source": alert.source(),
     }
+    if alert.status in _MODE_OF_STATUS:  # an Exercise or a Test is never live (SPEC 28)
+        frame["mode"] = _MODE_OF_STATUS[alert.status]
     if alert.scope == "Public":
         frame["tlp"] = "CLEAR"  # a public alert is public information
     location = _location(info, limits)
@@ -374,11 +381,14 @@ def to_cap(view: Mapping[str, Any], *, sender: str, now_ms: int) -> bytes:
     """The CAP 1.2 ``<alert>`` of an incident ``view`` (already shaped for its reader).
 
     An incident raised from a CAP alert keeps that alert's status (an
-    Exercise stays an Exercise) and is sent as an Update referencing it.
+    Exercise stays an Exercise) and is sent as an Update referencing it; an
+    incident in exercise or test mode is sent as ``Exercise`` or ``Test``.
     """
     source = view.get("source") or {}
     from_cap = source.get("format") == FORMAT
     status = source.get("status") if from_cap and source.get("status") in STATUSES else "Actual"
+    # An exercise or a test goes out as one, whatever raised it (SPEC 28).
+    status = _STATUS_OF_MODE.get(str(view.get("mode")), status)
     alert = Element(_Q + "alert")
     _add(alert, "identifier", _cap_safe(f"{view['id']}.{view['seq']}"))
     _add(alert, "sender", _cap_safe(sender))

@@ -164,7 +164,9 @@ def to_eido(
         ),
         "incidentTypeInternalText": view.get("category"),
         "incidentStatusCommonRegistryText": _incident_statuses(view),
-        "incidentStatusInternalText": [view.get("status")],
+        # EIDO has no exercise flag: an exercise or a test says so here (SPEC 28).
+        "incidentStatusInternalText": [view.get("status")]
+        + ([str(view["mode"]).upper()] if view.get("mode", "actual") != "actual" else []),
         "internalIncidentId": view["id"],
         "incidentPriorityInternalText": view.get("priority"),
         "incidentCommonPriorityNumber": _PRIORITY.get(str(view.get("priority")), 5),

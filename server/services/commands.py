@@ -12,16 +12,18 @@ from typing import Any
 
 from protocol import v1
 from protocol.errors import ErrorCode, ProtocolError
+from protocol.v1 import LIVE_MODE
 from server.domain.decide import decide, decide_create
 from server.domain.directory import DirectoryView
 from server.domain.events import AppendResult, EventDraft
 from server.domain.model import Principal
+from server.domain.modes import mode_of
 from server.domain.sharing import AgreementsView
 from server.errors import ClientIdReused, LogNotFound, StorageOutcomeUnknown, StorageUnavailable
 from server.services.archived import refusal
 from server.services.keyed_locks import KeyedLocks
 from server.services.projections import Projections
-from server.storage.base import EventLog
+from server.storage.base import EventLog, IncidentQuery
 
 #: Commands whose validity depends on state another command may change at the
 #: same moment (task and incident transitions, message edits). They are decided
@@ -95,7 +97,10 @@ class CommandService:
         """Run a write command; the ack payload on success, ProtocolError otherwise."""
         _check_scope(who, cmd)
         if isinstance(cmd, v1.IncidentCreate):
-            result = await self._append(decide_create(who, cmd, self._directory))
+            now = int(time.time() * 1000)
+            draft = decide_create(who, cmd, self._directory, now)
+            await self._check_ref_mode(who, draft)
+            result = await self._append(draft)
             # Load the projection now so the creator can act on it at once.
             await self._projections.get(result.event.incident)
         elif isinstance(cmd, v1.IncidentCommand):
@@ -156,7 +161,35 @@ class CommandService:
         draft = await self._decide(who, cmd)
         if isinstance(draft, AppendResult):
             return draft
+        await self._check_ref_mode(who, draft)
         return await self._append(draft)
+
+    async def _check_ref_mode(self, who: Principal, draft: EventDraft) -> None:
+        """An external reference stays within one mode (SPEC 28): a CAD number an
+        exercise uses is never linked to a live incident, nor the reverse, or a
+        CAD lookup (``?ref=``) would hand a drill to live work.
+
+        Looked up among the incidents the author's organisation takes part in:
+        the answer tells nothing about incidents it cannot see.
+        """
+        ref = draft.body.get("external_ref")
+        if ref is None or draft.type not in ("incident.created", "incident.updated"):
+            return
+        mode = mode_of(draft.body)
+        page = await self._log.list_incidents(IncidentQuery(org=who.org_id, ref=ref, limit=20))
+        for other in page.incidents:
+            if other["id"] != draft.incident and other.get("mode", LIVE_MODE) != mode:
+                raise ProtocolError(
+                    ErrorCode.CONFLICT,
+                    f"external_ref {ref!r} belongs to {other['mode']} incident {other['id']};"
+                    f" this incident is {mode}",
+                    {
+                        "field": "external_ref",
+                        "reason": "mode",
+                        "mode": other["mode"],
+                        "incident": other["id"],
+                    },
+                )
 
     async def _append(self, draft: EventDraft) -> AppendResult:
         return await self._translated(self._log.enqueue(draft))

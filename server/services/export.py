@@ -25,6 +25,7 @@ from server.backends import Backends
 from server.domain.audience import Reader, event_meta
 from server.domain.incident import IncidentState
 from server.domain.model import Principal, Role
+from server.domain.modes import written_note
 from server.domain.sharing import AgreementsView
 from server.services.anchors import Anchorer, SignedHead
 from server.services.archived import refusal
@@ -223,4 +224,8 @@ def describe(env: dict[str, Any]) -> str:
             text = f"review by {body.get('org')}: rating {body.get('rating')}"
         case _:
             text = body.get("note") or body.get("title") or ""
-    return str(text if text is not None else "")
+    line = str(text if text is not None else "")
+    if "mode" in body:  # an exercise's or a test's every line says so (SPEC 28)
+        line = f"[{str(body['mode']).upper()}] {line}"
+    note = written_note(body.get("written_at"), int(env.get("ts") or 0))
+    return f"{line} ({note})" if note else line

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from server.domain.modes import banner
 from server.services.export import Exporter, Scope, describe
 
 #: Points kept per responder track: beyond it, every other point is dropped
@@ -108,6 +109,8 @@ class Digest:
     tracks: dict[str, Track] = field(default_factory=dict)
     reviews: list[dict[str, Any]] = field(default_factory=list)
     actions_done: set[str] = field(default_factory=set)
+    #: ``actual``, ``exercise`` or ``test`` (SPEC 28).
+    mode: str = "actual"
 
     def add(self, env: dict[str, Any]) -> None:
         self.events += 1
@@ -132,6 +135,7 @@ def _created(d: Digest, env: dict[str, Any], body: dict[str, Any], ts: int) -> N
     d.title, d.category = str(body.get("title", "")), str(body.get("category", ""))
     d.priority, d.status = str(body.get("priority", "")), str(body.get("status", "reported"))
     d.lead_org, d.created = str(body.get("lead_org") or ""), ts
+    d.mode = str(body.get("mode") or "actual")
     d.liaisons.update(body.get("liaisons") or {})
     for org in body.get("orgs") or ():
         d.people.setdefault(str(org), {})
@@ -289,6 +293,7 @@ table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}
 th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
 th{background:#eee}.restricted{color:#777;font-style:italic}
 h1{margin-bottom:0}.meta{color:#555}
+.banner{background:#ffd400;color:#000;font-weight:700;padding:.4em .8em;letter-spacing:.05em}
 @media print{body{margin:0}h2{page-break-after:avoid}tr{page-break-inside:avoid}}
 """
 
@@ -309,6 +314,7 @@ def summary_rows(d: Digest, scope: Scope) -> list[tuple[str, str]]:
         ("Title", d.title),
         ("Category / priority", f"{d.category} / {d.priority}"),
         ("Status", d.status),
+        ("Mode", d.mode),
         ("Lead organisation", d.lead_org),
         ("Created", when(d.created)),
         ("Closed", when(d.closed)),
@@ -391,6 +397,7 @@ async def html_chunks(exporter: Exporter, scope: Scope) -> AsyncIterator[bytes]:
     parts = [
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{esc(d.title)}"
         f" — incident report</title><style>{_STYLE}</style></head><body>",
+        *([f"<p class=banner>{esc(note)}</p>"] if (note := banner(d.mode)) else []),
         f"<h1>{esc(d.title)}</h1><p class=meta>Incident report, exported"
         f" {esc(when(int(time.time() * 1000)))}</p>",
         "<h2>Summary</h2>",
@@ -560,6 +567,8 @@ async def pdf_bytes(exporter: Exporter, scope: Scope, out: io.BufferedIOBase | i
     d = await digest_of(exporter, scope)
     pdf = PdfPages(out, f"Incident report {d.incident}")
     full = pdf.width - 2 * pdf.MARGIN
+    if note := banner(d.mode):
+        pdf.heading(note, 16)
     pdf.heading(d.title or d.incident, 18)
     pdf.heading("Summary")
     pdf.table(("", ""), summary_rows(d, scope), (140, full - 140))

@@ -17,7 +17,7 @@ from typing import Any
 from server.domain.audience import Reader
 from server.domain.events import StoredEvent
 from server.domain.incident import IncidentState, Sight
-from server.domain.kpis import IncidentFacts, aggregate, incident_facts
+from server.domain.kpis import IncidentFacts, by_mode, incident_facts
 from server.domain.sharing import AgreementsView
 from server.storage.base import EventLog, IncidentQuery, IndexCursor
 
@@ -116,6 +116,7 @@ async def kpis_for(
     to_ms: int,
     now_ms: int,
     cache: FactsCache | None = None,
+    include_exercises: bool = False,
 ) -> dict[str, Any]:
     facts = []
     sharing = sharing_key(rules, now_ms)
@@ -133,4 +134,5 @@ async def kpis_for(
             facts.append(fresh)
         elif events:
             facts.append(facts_for(events, reader, rules, now_ms))
-    return {"from": from_ms, "to": to_ms, "org": reader.org, **aggregate(facts)}
+    figures = by_mode(facts, include_exercises)
+    return {"from": from_ms, "to": to_ms, "org": reader.org, **figures}

@@ -293,6 +293,8 @@ class WebhookDispatcher:
                 continue
             if sub.categories is not None and summary["category"] not in sub.categories:
                 continue
+            if summary.get("mode", "actual") not in sub.modes:
+                continue  # an exercise reaches only a receiver that opted in (SPEC 28)
             cursor = cursors.get(incident)
             if cursor is None:
                 cursor = await self._start_at(sub, incident)

@@ -92,6 +92,7 @@ class WebhookRequest:
     categories: tuple[str, ...] | None = None
     types: tuple[str, ...] | None = None
     description: str = ""
+    modes: tuple[str, ...] = (v1.LIVE_MODE,)
 
 
 def _invalid(field: str, message: str) -> ProtocolError:
@@ -132,7 +133,19 @@ def parse_request(body: Any) -> WebhookRequest:
         categories=_filter(body.get("categories"), "categories"),
         types=_filter(body.get("types"), "types", FILTER_TYPES),
         description=description,
+        modes=_modes(body.get("modes")),
     )
+
+
+def _modes(value: Any) -> tuple[str, ...]:
+    """Which incident modes a subscription takes (SPEC 28): default live only."""
+    if value is None:
+        return (v1.LIVE_MODE,)
+    if value == "all":
+        return v1.MODES
+    if not isinstance(value, list) or not value or any(m not in v1.MODES for m in value):
+        raise _invalid("modes", f"modes must be 'all' or a non-empty list of {', '.join(v1.MODES)}")
+    return tuple(m for m in v1.MODES if m in value)
 
 
 class Webhooks:
@@ -172,6 +185,7 @@ class Webhooks:
             incidents=ask.incidents,
             categories=ask.categories,
             types=ask.types,
+            modes=ask.modes,
             secrets=(SigningSecret(secret, now),),
             created_ms=now,
             created_by=actor,

@@ -71,6 +71,9 @@ class Subscription:
     created_by: str
     description: str = ""
     state: DeliveryState = field(default_factory=DeliveryState)
+    #: Incident modes delivered (SPEC 28): live only unless the admin opts in,
+    #: so an exercise never reaches a live counterpart's system.
+    modes: tuple[str, ...] = ("actual",)
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))
@@ -90,6 +93,7 @@ class Subscription:
             created_by=value["created_by"],
             description=value.get("description", ""),
             state=DeliveryState(**value.get("state", {})),
+            modes=tuple(value.get("modes") or ("actual",)),
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -104,6 +108,7 @@ class Subscription:
                 "incidents": "all" if self.incidents is None else list(self.incidents),
                 "categories": "all" if self.categories is None else list(self.categories),
                 "types": "all" if self.types is None else list(self.types),
+                "modes": list(self.modes),
             },
             "created": self.created_ms,
             "created_by": self.created_by,

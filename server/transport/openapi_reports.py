@@ -49,6 +49,11 @@ SCHEMAS: dict[str, Schema] = {
             "joint": _rows({"orgs": {"type": "array"}, "incidents": _COUNT}),
             "escalations": _BY_TYPE,
             "checkins": _BY_TYPE,
+            "exercises_excluded": _COUNT,
+            "exercises": {
+                "type": "object",
+                "description": "include_exercises=true: the figures of exercises and tests",
+            },
         },
         "required": [
             "from",
@@ -78,6 +83,11 @@ def paths(op: Any, q: Any, ref: Any) -> dict[str, dict[str, Schema]]:
             q("from", when, "ms or ISO 8601; default `to` minus 30 days"),
             q("to", when, "ms or ISO 8601; default now"),
             q("format", {"enum": ["json", "csv"]}, "default json"),
+            q(
+                "include_exercises",
+                {"enum": ["true", "false"]},
+                "default false: exercise and test incidents are left out (SPEC 28)",
+            ),
         ),
     )
     kpis["responses"]["200"]["content"]["text/csv"] = {"schema": {"type": "string"}}

@@ -107,8 +107,22 @@ class ReportRoutes:
         now_ms = int(time.time() * 1000)
         from_ms, to_ms = time_range(request.query, now_ms)
         reader = Reader(org=who.org_id, user=who.user_id)
+        exercises = request.query.get("include_exercises", "false")
+        if exercises not in ("true", "false"):
+            raise ProtocolError(
+                ErrorCode.INVALID,
+                "include_exercises must be true or false",
+                {"field": "include_exercises"},
+            )
         kpis = await kpis_for(
-            self.rest.log, reader, self.rest.rules, from_ms, to_ms, now_ms, self.facts
+            self.rest.log,
+            reader,
+            self.rest.rules,
+            from_ms,
+            to_ms,
+            now_ms,
+            self.facts,
+            include_exercises=exercises == "true",
         )
         detail = {"from": from_ms, "to": to_ms, "format": fmt, "incidents": kpis["incidents"]}
         await self.rest.accounts.record(

@@ -5,7 +5,7 @@ GET /api/v1/incidents/{id}/timeline?types=&since=  (rest.py's route; the
     filtered read is here: ``filtered_timeline``)
 
 Both decide what a reader gets of each event through the one audience
-function, as every read path does (SPEC sections 9.4, 18.3 and 18.4). Search
+function, as every read path does (SPEC sections 9.4, 18.4 and 18.5). Search
 terms are never logged: the access log has no query strings
 (server/transport/http_log.py) and nothing here logs ``q``.
 """

@@ -24,6 +24,15 @@ export function isUrgentAlert(env, me, live, now = Date.now()) {
 }
 
 /**
+ * An alert's title as a drill when its incident is an exercise or a test
+ * (SPEC 24.1, 28): "EXERCISE — Urgent from …", never a bare alarm. `mode`
+ * is the feed entry's or the event body's (absent: live).
+ */
+export function drillTitle(mode, title) {
+  return mode && mode !== "actual" ? `${mode.toUpperCase()} — ${title}` : title;
+}
+
+/**
  * The alert a feed entry calls for, or null: a Critical incident opened or
  * shared with us, or a recent urgent message for us. Mentions and tasks are
  * not alerted (they show in the list's "Needs me"): a toast for each would
@@ -37,7 +46,7 @@ export function feedAlert(entry, now = Date.now()) {
     return {
       key: `${entry.incident}:${entry.seq}`,
       incident: entry.incident,
-      title: `New critical incident — ${entry.summary.title}`,
+      title: drillTitle(entry.mode, `New critical incident — ${entry.summary.title}`),
       body: entry.summary.location?.address || "",
     };
   }
@@ -45,7 +54,7 @@ export function feedAlert(entry, now = Date.now()) {
   return {
     key: `${entry.incident}:${entry.message}`,
     incident: entry.incident,
-    title: `Urgent from ${entry.author?.name || "someone"}`,
+    title: drillTitle(entry.mode, `Urgent from ${entry.author?.name || "someone"}`),
     body: entry.text || "",
     message: entry.message,
   };
@@ -83,7 +92,7 @@ export class Alerts {
     this.raise({
       key,
       incident: state.id,
-      title: `Urgent from ${env.actor.name} (${org}) — ${state.title}`,
+      title: drillTitle(env.body.mode || state.mode, `Urgent from ${env.actor.name} (${org}) — ${state.title}`),
       body: env.body.text,
       message: env.seq,
     });

@@ -8,6 +8,7 @@ import { h, setChildren, setText } from "../dom.js";
 import { ago } from "../format.js";
 import { explain } from "../errors.js";
 import { CAPACITY_COUNTS } from "../protocol.js";
+import { modeTag } from "./modes.js";
 
 const ITEM_LABEL = {
   beds: "Beds",
@@ -94,7 +95,8 @@ export class CapacityView {
   render() {
     const me = this.app.me;
     const incident = this.activeIncident();
-    setText(this.note, incident ? `Requests go to the open incident “${incident.title}”.` : "Open an incident to request capacity from it.");
+    const drill = incident && incident.mode && incident.mode !== "actual" ? ` (${incident.mode}: not a live incident)` : "";
+    setText(this.note, incident ? `Requests go to the open incident “${incident.title}”${drill}.` : "Open an incident to request capacity from it.");
     setChildren(this.rows, ...this.board.orgs.map((row) => this.renderRow(row, me, incident)));
     this.renderRequests(me);
   }
@@ -191,7 +193,9 @@ export class CapacityView {
       ...open.map(([state, r]) =>
         h(
           "div",
-          { class: "cap-asked", "data-request": String(r.seq) },
+          { class: "cap-asked", "data-request": String(r.seq), "data-mode": state.mode || "actual" },
+          // A drill's request says so: accepting it must never hold real beds by mistake (SPEC 28).
+          modeTag(state.mode),
           h("span", {}, `“${state.title}”: ${items(r)}${r.note ? ` — ${r.note}` : ""}`),
           h("button", { type: "button", class: "primary", on: { click: () => answer(state, r, true) } }, "Accept"),
           h("button", { type: "button", on: { click: () => answer(state, r, false) } }, "Decline"),

@@ -18,6 +18,7 @@ import {
   withLabel,
 } from "../labels.js";
 import { tlpBadge, recipientsLine } from "./tlp.js";
+import { writtenTag } from "./modes.js";
 import { escalationLine, receiptLine } from "./safety.js";
 
 function clip(text, n) {
@@ -531,6 +532,7 @@ export class Channel {
       h("span", { class: "author" }, m.author.name),
       orgBadge(app, m.author.org),
       h("time", { datetime: new Date(m.ts).toISOString(), title: new Date(m.ts).toLocaleString() }, clock(m.ts)),
+      writtenTag(m),
       tlpBadge(m.tlp),
       m.urgent ? h("span", { class: "tag urgent-tag" }, "URGENT") : null,
       restricted ? h("span", { class: "tag restricted-tag", title: "Restricted note: only these organisations see it" }, `Restricted · ${restricted}`) : null,

@@ -17,6 +17,14 @@ export class NewIncidentDialog {
     const title = h("input", { id: "ni-title", required: true, maxlength: 300, autocomplete: "off" });
     const category = h("input", { id: "ni-category", required: true, maxlength: 64, list: "ni-categories", value: "welfare" });
     const categories = h("datalist", { id: "ni-categories" }, CATEGORIES.map((c) => h("option", { value: c })));
+    // CAP's Actual / Exercise / Test (SPEC 28): fixed once the incident is opened.
+    const mode = h(
+      "select",
+      { id: "ni-mode" },
+      h("option", { value: "actual" }, "Live incident"),
+      h("option", { value: "exercise" }, "Exercise"),
+      h("option", { value: "test" }, "Test"),
+    );
     const priority = h("select", { id: "ni-priority" }, PRIORITIES.map((p) => h("option", { value: p, selected: p === "normal" }, PRIORITY_LABEL[p])));
     const address = h("input", { id: "ni-address", maxlength: 300, autocomplete: "off" });
     const lat = h("input", { id: "ni-lat", inputmode: "decimal", placeholder: "51.5055", autocomplete: "off" });
@@ -89,6 +97,7 @@ export class NewIncidentDialog {
                 cmd.external_ref = ref;
               }
               if (tlp.value) cmd.tlp = tlp.value;
+              if (mode.value !== "actual") cmd.mode = mode.value;
               const person = {};
               for (const [key, input] of Object.entries(subject)) if (input.value.trim()) person[key] = input.value.trim();
               if (Object.keys(person).length) cmd.subject = person;
@@ -118,6 +127,8 @@ export class NewIncidentDialog {
         description,
         h("label", { for: "ni-tlp" }, "Label (TLP): who may read it"),
         tlp,
+        h("label", { for: "ni-mode" }, "Mode (cannot be changed later)"),
+        mode,
         h(
           "fieldset",
           {},

@@ -5,6 +5,7 @@ import { h, reconcile, setText } from "../dom.js";
 import { PRIORITIES, INCIDENT_STATUSES } from "../protocol.js";
 import { STATUS_LABEL, PRIORITY_LABEL, ago, label } from "../format.js";
 import { tlpBadge } from "./tlp.js";
+import { modeTag } from "./modes.js";
 
 const PRIORITY_RANK = { critical: 0, high: 1, normal: 2, low: 3 };
 
@@ -188,6 +189,7 @@ export class IncidentList {
           "span",
           { class: "row-meta" },
           h("span", { class: ["status", "st-" + s.status] }, label(STATUS_LABEL, s.status)),
+          modeTag(s.mode),
           s.location?.address ? h("span", { class: "row-place" }, s.location.address) : null,
           h("time", { class: "row-time" }, ago(r.updated, now)),
         ),

@@ -13,6 +13,7 @@ import { ReviewSection } from "./reviews.js";
 import { powers, leadOnlyReason } from "../labels.js";
 import { tlpBadge, subjectList } from "./tlp.js";
 import { SafetyBar } from "./safety.js";
+import { modeText } from "./modes.js";
 
 const WIDE_MIN_PX = 820;
 
@@ -202,9 +203,12 @@ export class IncidentPane {
         ? "This incident is closed. Change its status to reopen it before posting."
         : "This incident is closed. A dispatcher can reopen it; until then nothing can be posted.",
     );
+    // An exercise or a test says so above everything else (SPEC 28).
+    this.modeBanner = h("div", { class: "mode-banner", role: "note", hidden: true });
     this.el = h(
       "article",
       { class: "pane", "data-incident": this.id, "aria-label": "Incident" },
+      this.modeBanner,
       this.head,
       this.closedNote,
       this.safety.el,
@@ -337,6 +341,9 @@ export class IncidentPane {
     }
     setText(this.title, state.title);
     this.el.dataset.status = state.status;
+    this.el.dataset.mode = state.mode;
+    this.modeBanner.hidden = !modeText(state.mode);
+    setText(this.modeBanner, modeText(state.mode) || "");
     const closed = state.status === "closed";
     this.closedNote.hidden = !closed;
     this.channel.setClosed(closed);

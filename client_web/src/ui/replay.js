@@ -14,6 +14,7 @@ import { Responders, MapView } from "./people.js";
 import { timelineRows, timelineRow } from "./timeline.js";
 import { tlpBadge } from "./tlp.js";
 import { ExportMenu } from "./export_menu.js";
+import { modeBanner } from "./modes.js";
 
 const SPEEDS = [1, 10, 60];
 
@@ -70,6 +71,7 @@ export class Replay {
     this.el = h(
       "section",
       { class: "replay", "aria-label": "Replay" },
+      modeBanner(summary?.mode), // an exercise replays as one (SPEC 28)
       h(
         "header",
         { class: "replay-head" },
