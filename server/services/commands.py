@@ -17,7 +17,13 @@ from server.domain.directory import DirectoryView
 from server.domain.events import AppendResult, EventDraft
 from server.domain.model import Principal
 from server.domain.sharing import AgreementsView
-from server.errors import ClientIdReused, LogNotFound, StorageOutcomeUnknown, StorageUnavailable
+from server.errors import (
+    ClientIdReused,
+    IncidentArchived,
+    LogNotFound,
+    StorageOutcomeUnknown,
+    StorageUnavailable,
+)
 from server.services.archived import refusal
 from server.services.keyed_locks import KeyedLocks
 from server.services.projections import Projections
@@ -95,7 +101,15 @@ class CommandService:
         """Run a write command; the ack payload on success, ProtocolError otherwise."""
         _check_scope(who, cmd)
         if isinstance(cmd, v1.IncidentCreate):
-            result = await self._append(decide_create(who, cmd, self._directory))
+            draft = decide_create(who, cmd, self._directory)
+            try:
+                result = await self._append(draft)
+            except ProtocolError as exc:
+                if not isinstance(exc.__cause__, IncidentArchived):
+                    raise
+                # A retry of a creation whose incident was archived since (its id
+                # comes from the client id): answered as a read of it (SPEC 25.4).
+                raise await refusal(self._log, draft.incident, who.org_id) from None
             # Load the projection now so the creator can act on it at once.
             await self._projections.get(result.event.incident)
         elif isinstance(cmd, v1.IncidentCommand):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from server.backends import Backends
-from server.errors import LogNotFound
+from server.errors import IncidentArchived, LogNotFound
 from server.storage.base import EventLog, IncidentQuery
 from tests.contract.test_event_log import draft, open_incident
 
@@ -66,3 +66,24 @@ async def test_tombstones_list_by_id_and_update(log: EventLog) -> None:
     assert (await log.tombstone("b") or {})["state"] == "purged"
     with pytest.raises(LogNotFound):
         await log.update_tombstone("zz", _tomb("zz", 1))
+
+
+async def test_a_retried_create_of_an_archived_incident_is_not_stored_again(
+    log: EventLog,
+) -> None:
+    """SPEC 12 and 25.4: one event per (user, id) forever, archiving included.
+
+    The incident's id is derived from the client id, so a retry names the
+    archived incident: it is refused with IncidentArchived and hot storage
+    stays without it (no second incident under the same id).
+    """
+    await open_incident(log, "gone")
+    assert await log.archive("gone", 1, _tomb("gone", 1))
+    with pytest.raises(IncidentArchived):
+        await log.append(draft("gone", "create-gone", kind="incident.created"))
+    with pytest.raises(IncidentArchived):  # another id for a create of it: still no
+        await log.append(draft("gone", "another", kind="incident.created"))
+    assert await log.head("gone") is None
+    assert await log.read("gone", 0, 10) == []
+    assert await log.incidents() == []
+    assert await log.tombstone("gone") == _tomb("gone", 1)
