@@ -44,6 +44,22 @@ Read paths, each checked against the oracle when the step uses it:
   placeholder), every envelope checked as the timeline's, and per incident
   no duplicate and, once a read reaches the head, no event it may see missed
   since its organisation joined;
+* suggested assignees (``/suggestions``, SPEC 27.4), for the incident or a
+  task: the organisations and people the reader may rank, each with only the
+  status and distance of what it may see (a hidden task: like a missing one);
+* archiving (SPEC 25): now and then an incident is closed and a retention run
+  archives it (policy ``default``, 0 days; the scheduled job is off); each
+  participating supervisor's live export is kept just before. Then: every read
+  and write answers ``archived`` to a participant and a missing incident's
+  answer to anyone else; its export (supervisors) is the live one, envelope
+  for envelope, under the same agreements; the creator's retried
+  ``incident.create`` is ``archived``, never a new incident; search finds
+  nothing of it; a supervisor's tombstone list holds exactly the archived
+  incidents its organisation took part in, without ``closed_ms`` and
+  ``archived_by``; the incident list no longer shows it;
+* the capacity board (SPEC 27.2): notes carry canaries, published by whoever
+  may; the board, its changes and an organisation's history as every partner
+  sees them, and a capacity note never on an incident's read path;
 * webhooks: each organisation has a subscription to a receiver of the test's
   (deploy/examples/webhook_receiver.py, signatures checked); what it gets is
   checked as for a reader of that organisation who is nobody's RED recipient,
