@@ -1259,18 +1259,17 @@ class LeakMachine(RuleBasedStateMachine):
         export must hold exactly that (under the same agreements).
         """
         incident = self.incident(data)
-        if (
-            data.draw(st.integers(0, 1), label="archive now")
-            or len(self.w.archived) >= MAX_ARCHIVED
-        ):
-            return
         coordinators = [
             u
             for u, seat in self.w.seats.items()
-            if seat.reader.org == incident.lead
-            and seat.reader.role in COORDINATORS  # SPEC 8: the lead
-        ]
+            if seat.reader.org == incident.lead and seat.reader.role in COORDINATORS
+        ]  # SPEC 8: only the lead changes the status
+        # Every draw first: which archives the world holds is state shared across
+        # Hypothesis's examples, and the same choices must make the same draws.
+        now = data.draw(st.integers(0, 1), label="archive now") == 0
         seat = self.w.seats[self.pick(data, coordinators, "closer")]
+        if not now or len(self.w.archived) >= MAX_ARCHIVED:
+            return
         await self.settle(list(self.w.seats.values()))
         for other in self.w.seats.values():
             if incident.id in other.client.positions:
