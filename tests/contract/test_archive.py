@@ -7,6 +7,7 @@ import pytest
 from server.backends import Backends
 from server.errors import IncidentArchived, LogNotFound
 from server.storage.base import EventLog, IncidentQuery
+from server.storage.redis_log import RedisEventLog
 from tests.contract.test_event_log import draft, open_incident
 
 
@@ -87,3 +88,23 @@ async def test_a_retried_create_of_an_archived_incident_is_not_stored_again(
     assert await log.read("gone", 0, 10) == []
     assert await log.incidents() == []
     assert await log.tombstone("gone") == _tomb("gone", 1)
+
+
+async def test_the_redis_append_script_refuses_an_archived_create_by_itself(
+    log: EventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check before the index writes can race an archive; append.lua checks again."""
+    if not isinstance(log, RedisEventLog):
+        pytest.skip("the script of the Redis backend")
+    await open_incident(log, "gone")
+    assert await log.archive("gone", 1, _tomb("gone", 1))
+
+    async def nothing_there(*_: object) -> int:
+        return 0  # as if the tombstone came after the check
+
+    monkeypatch.setattr(log.redis, "exists", nothing_there)
+    with pytest.raises(IncidentArchived):
+        await log.append(draft("gone", "create-gone", kind="incident.created"))
+    monkeypatch.undo()
+    assert await log.head("gone") is None
+    assert await log.read("gone", 0, 10) == []
