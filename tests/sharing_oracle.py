@@ -364,7 +364,14 @@ def lists_tombstone(incident: IncidentFacts, reader: Reader) -> bool:
     return incident.takes_part(reader.org)
 
 
-def sees_capacity(reader: Reader) -> bool:
-    """SPEC 27.2: every partner organisation's reader, except auditors (the test's
-    bots are not scoped to incidents); a webhook carries incident events only."""
-    return reader.role not in ("auditor", "webhook")
+#: The role the test gives a bot whose API key is scoped to some incidents.
+SCOPED_BOT = "scoped-bot"
+
+
+def sees_capacity(reader: Reader, org: str) -> bool:
+    """SPEC 27.2: whether ``reader`` may see ``org``'s capacity: every partner
+    organisation's reader, except auditors, and a bot scoped to some incidents
+    its own organisation's only; a webhook carries incident events only."""
+    if reader.role in ("auditor", "webhook"):
+        return False
+    return reader.role != SCOPED_BOT or org == reader.org

@@ -128,8 +128,10 @@ class World:
         self.deployment: LiaisonClient | None = None
         #: Incidents archived by the test (still in ``incidents``, for their canaries).
         self.archived: dict[str, Archived] = {}
-        #: Canaries of capacity notes (SPEC 27.2: no incident's, own rules).
-        self.capacity_canaries: set[str] = set()
+        #: Canaries of capacity notes, and whose (SPEC 27.2: no incident's, own rules).
+        self.capacity_canaries: dict[str, str] = {}
+        #: A police bot whose key is scoped to an incident: a capacity reader only.
+        self.scoped: Seat | None = None
         #: org -> the note it last published; user -> its ``/capacity/changes`` pos.
         self.capacity_notes: dict[str, str] = {}
         self.capacity_pos: dict[str, int] = {}
@@ -208,6 +210,8 @@ class World:
             await admin.close()
         if self.deployment is not None:
             await self.deployment.close()
+        if self.scoped is not None:
+            await self.scoped.client.close()
         set_agreements(DEMO_AGREEMENTS)  # the oracle's module state, as the next test expects
 
     # ------------------------------------------------------------- checks
@@ -297,7 +301,7 @@ class World:
             if token in own:
                 continue
             if token in self.capacity_canaries:
-                if not sees_capacity(reader):
+                if not sees_capacity(reader, self.capacity_canaries[token]):
                     raise Leak(f"{where}: {reader} got capacity note {token}: {text[:400]}")
                 if where in INCIDENT_PATHS or any(p in where for p in INCIDENT_ROUTES):
                     raise Leak(f"{where}: capacity note {token} on an incident path: {text[:400]}")
