@@ -287,6 +287,21 @@ class World:
         finally:
             set_agreements(current)
 
+    def seen_throughout(self, incident: IncidentFacts, seq: int, reader: Reader) -> bool:
+        """The reader sees the event under every agreement in force since it was
+        stored: only such an event must reach a reader that reads later (a feed
+        that passed it while an agreement hid it rightly gave nothing, SPEC 9.4)."""
+        since = self.generation_of.get((incident.id, seq), self.generation)
+        current = dict(AGREEMENTS)
+        try:
+            for generation in range(since, self.generation + 1):
+                set_agreements(self.rules[generation])
+                if not sees(incident.events[seq], reader, incident):
+                    return False
+            return True
+        finally:
+            set_agreements(current)
+
     def agreements_changed(self) -> None:
         """The oracle's agreements moved on (``set_agreements`` was called)."""
         self.generation += 1

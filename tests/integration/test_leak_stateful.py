@@ -1151,7 +1151,9 @@ class LeakMachine(RuleBasedStateMachine):
         # Before its organisation joined, an event may come or not (the feed
         # gives what the reader may see when it reads), never twice.
         since = max(last, incident.joined[reader.org] - 1)
-        missed = [s for s in range(since + 1, ev.seq) if sees(incident.events[s], reader, incident)]
+        missed = [
+            s for s in range(since + 1, ev.seq) if self.w.seen_throughout(incident, s, reader)
+        ]
         if ev.seq <= last or missed:
             raise Leak(
                 f"feed: {reader.user} got seq {ev.seq} of {incident.id} after {last},"
@@ -1172,7 +1174,7 @@ class LeakMachine(RuleBasedStateMachine):
             missed = [
                 s
                 for s in range(since + 1, incident.head + 1)
-                if sees(incident.events[s], reader, incident)
+                if self.w.seen_throughout(incident, s, reader)
             ]
             if missed:
                 raise Leak(f"feed: {reader.user} at the head never got {missed} of {incident.id}")
