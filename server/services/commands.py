@@ -24,7 +24,7 @@ from server.errors import (
     StorageOutcomeUnknown,
     StorageUnavailable,
 )
-from server.services.archived import refusal
+from server.services.archived import archived_for, refusal
 from server.services.keyed_locks import KeyedLocks
 from server.services.projections import Projections
 from server.storage.base import EventLog
@@ -154,7 +154,9 @@ class CommandService:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")
         try:
             return decide(state, who, cmd, self._directory, self._rules, int(time.time() * 1000))
-        except ProtocolError:
+        except ProtocolError as refused:
+            if state.status == "closed":
+                await self._unless_archived(who, cmd.incident, refused)
             # A retry of an action that was stored may now be refused by the
             # state it changed (a second "accept"): answer with the original.
             original = await self._log.find(cmd.incident, who.user_id, cmd.id)
@@ -170,7 +172,26 @@ class CommandService:
         draft = await self._decide(who, cmd)
         if isinstance(draft, AppendResult):
             return draft
-        return await self._append(draft)
+        try:
+            return await self._append(draft)
+        except ProtocolError as refused:
+            if isinstance(refused.__cause__, LogNotFound):
+                await self._unless_archived(who, cmd.incident, refused)
+            raise
+
+    async def _unless_archived(self, who: Principal, incident: str, refused: ProtocolError) -> None:
+        """Raise ``archived`` instead of ``refused`` if another node archived the incident.
+
+        Only the archiving node forgets its projection (Retention); another one
+        may still hold the closed incident's state and decide on it (``the
+        incident is closed``, or a reopening whose append finds no log). Only a
+        closed incident is archived, so only refusals of closed incidents pay
+        this lookup.
+        """
+        if await archived_for(self._log, incident, who.org_id) is None:
+            return
+        self._projections.forget(incident)
+        raise await refusal(self._log, incident, who.org_id) from refused
 
     async def _append(self, draft: EventDraft) -> AppendResult:
         return await self._translated(self._log.enqueue(draft))
