@@ -410,6 +410,14 @@ class RedisEventLog(RedisLogReader):
     async def _try_append(self, incident: str, run: list[Pending]) -> bool:
         head = await self._head_for_write(incident)
         creating = run[0][0].type == "incident.created"
+        if creating and await self.redis.exists(keys.tombstone_key(incident)):
+            # A retried creation of an archived incident (SPEC 12, 25.4): before
+            # the head check (another node's archive leaves this node's cached
+            # head behind) and the index writes below; append.lua checks again.
+            self._forget(incident)
+            for _, fut in run:
+                fail(fut, IncidentArchived(f"incident {incident} was archived"))
+            return True
         if creating and head is not None:
             for _, fut in run:
                 fail(fut, LogNotFound(f"incident {incident} exists already"))
@@ -417,12 +425,6 @@ class RedisEventLog(RedisLogReader):
         if head is None and not creating:
             for _, fut in run:
                 fail(fut, LogNotFound(f"no log for incident {incident}"))
-            return True
-        if creating and await self.redis.exists(keys.tombstone_key(incident)):
-            # A retried creation of an archived incident (SPEC 12, 25.4): before
-            # the index writes below; append.lua checks it again, atomically.
-            for _, fut in run:
-                fail(fut, IncidentArchived(f"incident {incident} was archived"))
             return True
         if head is None:
             epoch = run[0][0].epoch
