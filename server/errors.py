@@ -5,6 +5,7 @@ Exception
     ├── StorageUnavailable   the log could not be read or written (retryable)
     ├── StorageOutcomeUnknown  a write was sent but not answered: maybe stored
     ├── LogNotFound          no log for that incident
+    │   └── IncidentArchived  a creation of an incident that was archived
     └── ClientIdReused       a client id names a different, earlier action
 """
 
@@ -30,6 +31,16 @@ class StorageOutcomeUnknown(LiaisonError):
 
 class LogNotFound(LiaisonError):
     """An append or read named an incident whose log does not exist."""
+
+
+class IncidentArchived(LogNotFound):
+    """An ``incident.created`` names an incident that was archived (it has a tombstone).
+
+    Its id is derived from the creator's client id, so this is a retry of the
+    original creation: stored once, forever (SPEC 12), it must not start the
+    incident again in hot storage. A LogNotFound, so a caller that does not
+    tell them apart still refuses it.
+    """
 
 
 class ClientIdReused(LiaisonError):

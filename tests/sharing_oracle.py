@@ -31,6 +31,22 @@ Labels and agreements (SPEC section 9.4), on top of those:
   agreement grants ``position`` for the incident's category (``REDACTED``
   otherwise: the event, with the position replaced by the marker).
 
+Reads added with retention and capacity (SPEC 25 and 27):
+
+* suggested assignees (27.4): organisations a task could go to (a partner's
+  coordinator: its own only); people of the reader's own organisation, the
+  incident's liaisons, and responders whose status or position the reader
+  sees; each with only the status and position the reader sees
+  (:func:`suggestable`, :func:`distance_km`);
+* an archived incident (25.4): to a participant every read answers
+  ``archived``, to anyone else ``not_found``; its export (supervisors and
+  admins) is shaped for the reader as the live export was; the tombstones
+  listed to an organisation's supervisor are those of the incidents it took
+  part in (:func:`lists_tombstone`), without ``closed_ms`` and ``archived_by``;
+* the capacity board (27.2): every partner organisation's reader, except
+  auditors and bots scoped to incidents (:func:`sees_capacity`); never on an
+  incident's read paths, nor a webhook's.
+
 The agreements (``AGREEMENTS``) start as the demo's: police and shelter
 share names, phones and exact positions of welfare incidents both ways,
 with history; the wildlife trust has none. The test creates and revokes
@@ -39,6 +55,7 @@ more as it goes, and the oracle follows (``set_agreements``). Keep every rule in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -109,6 +126,10 @@ class IncidentFacts:
     title: str
     status: str = "reported"
     category: str = "welfare"
+    #: The lead organisation (SPEC 27.4: only its coordinators rank other organisations).
+    lead: str | None = None
+    #: (lat, lon) of the incident's location, for the suggestions' distances.
+    location: tuple[float, float] | None = None
     events: dict[int, EventMeta] = field(default_factory=dict)
     messages: dict[int, MessageFacts] = field(default_factory=dict)
     #: task id -> (visibility, assignee org or None)
@@ -295,3 +316,62 @@ def allowed_canaries(incident: IncidentFacts, reader: Reader) -> set[str]:
         if sees(ev, reader, incident)
         for token in ev.canaries
     }
+
+
+# ------------------------------------------------------ retention and capacity
+
+#: SPEC 27.4: the Earth radius of the suggestions' haversine distance, km.
+EARTH_RADIUS_KM = 6371.0088
+#: SPEC 27.4 (server: Role.RESPONDER, DISPATCHER, SUPERVISOR): who takes tasks.
+ASSIGNABLE_ROLES = frozenset({"responder", "dispatcher", "supervisor"})
+#: SPEC 25.4: who may export an archived incident (of a participating organisation).
+ARCHIVE_EXPORTERS = frozenset({"supervisor", "admin"})
+#: SPEC 25.2: what an organisation's reader does not get of a tombstone.
+TOMBSTONE_HIDDEN = frozenset({"closed_ms", "archived_by"})
+
+
+def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """SPEC 27.4: the haversine distance between two (lat, lon) points."""
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+def suggestion_orgs(incident: IncidentFacts, reader: Reader, task_vis: Visibility) -> set[str]:
+    """SPEC 27.4: the organisations a task could go to, as this reader may rank them."""
+    orgs = {o for o in incident.joined if task_vis is None or o in task_vis}
+    if reader.org != incident.lead:
+        orgs &= {reader.org}
+    return orgs
+
+
+def suggestable(
+    user: str, user_org: str, incident: IncidentFacts, reader: Reader, task_vis: Visibility
+) -> bool:
+    """SPEC 27.4: whether a person (of an assignable role) may be among the reader's candidates."""
+    if user_org not in suggestion_orgs(incident, reader, task_vis):
+        return False
+    if user_org == reader.org or user in incident.liaisons.values():
+        return True
+    return user in responders_for(incident, reader)
+
+
+def lists_tombstone(incident: IncidentFacts, reader: Reader) -> bool:
+    """SPEC 25.2 and 25.4: an organisation learns of an archived incident only if it took part."""
+    return incident.takes_part(reader.org)
+
+
+#: The role the test gives a bot whose API key is scoped to some incidents.
+SCOPED_BOT = "scoped-bot"
+
+
+def sees_capacity(reader: Reader, org: str) -> bool:
+    """SPEC 27.2: whether ``reader`` may see ``org``'s capacity: every partner
+    organisation's reader, except auditors, and a bot scoped to some incidents
+    its own organisation's only; a webhook carries incident events only."""
+    if reader.role in ("auditor", "webhook"):
+        return False
+    return reader.role != SCOPED_BOT or org == reader.org

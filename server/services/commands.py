@@ -19,8 +19,14 @@ from server.domain.events import AppendResult, EventDraft
 from server.domain.model import Principal
 from server.domain.modes import mode_of
 from server.domain.sharing import AgreementsView
-from server.errors import ClientIdReused, LogNotFound, StorageOutcomeUnknown, StorageUnavailable
-from server.services.archived import refusal
+from server.errors import (
+    ClientIdReused,
+    IncidentArchived,
+    LogNotFound,
+    StorageOutcomeUnknown,
+    StorageUnavailable,
+)
+from server.services.archived import archived_for, refusal
 from server.services.keyed_locks import KeyedLocks
 from server.services.projections import Projections
 from server.storage.base import EventLog, IncidentQuery
@@ -100,7 +106,14 @@ class CommandService:
             now = int(time.time() * 1000)
             draft = decide_create(who, cmd, self._directory, now)
             await self._check_ref_mode(who, draft)
-            result = await self._append(draft)
+            try:
+                result = await self._append(draft)
+            except ProtocolError as exc:
+                if not isinstance(exc.__cause__, IncidentArchived):
+                    raise
+                # A retry of a creation whose incident was archived since (its id
+                # comes from the client id): answered as a read of it (SPEC 25.4).
+                raise await refusal(self._log, draft.incident, who.org_id) from None
             # Load the projection now so the creator can act on it at once.
             await self._projections.get(result.event.incident)
         elif isinstance(cmd, v1.IncidentCommand):
@@ -145,7 +158,9 @@ class CommandService:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")
         try:
             return decide(state, who, cmd, self._directory, self._rules, int(time.time() * 1000))
-        except ProtocolError:
+        except ProtocolError as refused:
+            if state.status == "closed":
+                await self._unless_archived(who, cmd.incident, refused)
             # A retry of an action that was stored may now be refused by the
             # state it changed (a second "accept"): answer with the original.
             original = await self._log.find(cmd.incident, who.user_id, cmd.id)
@@ -162,7 +177,26 @@ class CommandService:
         if isinstance(draft, AppendResult):
             return draft
         await self._check_ref_mode(who, draft)
-        return await self._append(draft)
+        try:
+            return await self._append(draft)
+        except ProtocolError as refused:
+            if isinstance(refused.__cause__, LogNotFound):
+                await self._unless_archived(who, cmd.incident, refused)
+            raise
+
+    async def _unless_archived(self, who: Principal, incident: str, refused: ProtocolError) -> None:
+        """Raise ``archived`` instead of ``refused`` if another node archived the incident.
+
+        Only the archiving node forgets its projection (Retention); another one
+        may still hold the closed incident's state and decide on it (``the
+        incident is closed``, or a reopening whose append finds no log). Only a
+        closed incident is archived, so only refusals of closed incidents pay
+        this lookup.
+        """
+        if await archived_for(self._log, incident, who.org_id) is None:
+            return
+        self._projections.forget(incident)
+        raise await refusal(self._log, incident, who.org_id) from refused
 
     async def _check_ref_mode(self, who: Principal, draft: EventDraft) -> None:
         """An external reference stays within one mode (SPEC 28): a CAD number an

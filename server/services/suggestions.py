@@ -10,7 +10,8 @@ through the reader's ``Sight`` (the audience function of every read path):
   never another organisation's staff list (the rule of presence,
   domain/presence_view.py);
 * status and position: ``ResponderState.to_wire(sight)``, so a position the
-  reader may not see (or only coarsened, by an agreement) is never used.
+  reader may not see (or only coarsened, by an agreement) is never used; a
+  redacted one (the marker, no coordinates) counts as unknown.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def candidates(
             seen: dict[str, Any] | None = responders.get(user.id)
             if org_id != who.org_id and user.id not in liaisons and seen is None:
                 continue  # another organisation's staff: not the reader's to list
-            position = (seen or {}).get("position")
+            position = _where(seen)
             out.append(
                 Candidate(
                     "user",
@@ -101,10 +102,19 @@ def candidates(
                     frozenset((*user.tags, *org.tags)),
                     (seen or {}).get("status"),
                     user.id in shown_online,
-                    (position["lat"], position["lon"]) if position else None,
+                    position,
                 )
             )
     return out
+
+
+def _where(seen: dict[str, Any] | None) -> tuple[float, float] | None:
+    """The position the reader sees, if it has one: a redacted position (SPEC 9.4,
+    ``{"redacted": true}``) is an unknown one, not an error."""
+    position = (seen or {}).get("position")
+    if not isinstance(position, dict) or "lat" not in position or "lon" not in position:
+        return None
+    return float(position["lat"]), float(position["lon"])
 
 
 def suggest(

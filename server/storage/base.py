@@ -136,7 +136,8 @@ class EventLog(Protocol):
 
         The future fails with StorageUnavailable, StorageOutcomeUnknown,
         LogNotFound (no such incident; or, for ``incident.created``, one that
-        exists already) or ClientIdReused.
+        exists already; its IncidentArchived for one that was archived, checked
+        atomically with the store) or ClientIdReused.
         """
         ...
 

@@ -67,7 +67,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from server.domain import chain, summary
 from server.domain.chain import ChainHead
 from server.domain.events import AppendResult, EventDraft, StoredEvent
-from server.errors import ClientIdReused, LogNotFound, StorageOutcomeUnknown, StorageUnavailable
+from server.errors import (
+    ClientIdReused,
+    IncidentArchived,
+    LogNotFound,
+    StorageOutcomeUnknown,
+    StorageUnavailable,
+)
 from server.storage import redis_connect, redis_search
 from server.storage import redis_keys as keys
 from server.storage.base import (
@@ -404,6 +410,14 @@ class RedisEventLog(RedisLogReader):
     async def _try_append(self, incident: str, run: list[Pending]) -> bool:
         head = await self._head_for_write(incident)
         creating = run[0][0].type == "incident.created"
+        if creating and await self.redis.exists(keys.tombstone_key(incident)):
+            # A retried creation of an archived incident (SPEC 12, 25.4): before
+            # the head check (another node's archive leaves this node's cached
+            # head behind) and the index writes below; append.lua checks again.
+            self._forget(incident)
+            for _, fut in run:
+                fail(fut, IncidentArchived(f"incident {incident} was archived"))
+            return True
         if creating and head is not None:
             for _, fut in run:
                 fail(fut, LogNotFound(f"incident {incident} exists already"))
@@ -453,8 +467,12 @@ class RedisEventLog(RedisLogReader):
             for (_, fut), ev in zip(run, events, strict=True):
                 settle(fut, AppendResult(ev, duplicate=False))
             return True
-        self._forget(incident)  # "moved" or "dup": look again
-        return False
+        self._forget(incident)
+        if reply[0] == b"archived":  # archived between the check above and the script
+            for _, fut in run:
+                fail(fut, IncidentArchived(f"incident {incident} was archived"))
+            return True
+        return False  # "moved" or "dup": look again
 
     def _forget(self, incident: str) -> None:
         self._heads.pop(incident, None)
@@ -779,13 +797,14 @@ def _answer(
 
 
 def _script_keys(incident: str) -> list[str]:
-    """append.lua's keys: the incident's log, head and idempotency, then the feed's."""
+    """append.lua's keys: the incident's log, head and idempotency, the feed's, the tombstone."""
     return [
         keys.log_key(incident),
         keys.head_key(incident),
         keys.idem_key(incident),
         keys.FEED,
         keys.FEED_POS,
+        keys.tombstone_key(incident),
     ]
 
 

@@ -34,7 +34,7 @@ from server.domain import chain, summary
 from server.domain.chain import ChainHead
 from server.domain.events import STORED_FIELDS, AppendResult, EventDraft, StoredEvent
 from server.domain.search_text import index_terms
-from server.errors import ClientIdReused, LogNotFound, StorageUnavailable
+from server.errors import ClientIdReused, IncidentArchived, LogNotFound, StorageUnavailable
 from server.storage import feed
 from server.storage.base import (
     Deliver,
@@ -520,6 +520,10 @@ class _Writer:
             assert draft.epoch is not None
             if self._head(draft.incident) is not None:
                 return LogNotFound(f"incident {draft.incident} exists already")
+            archived = "SELECT 1 FROM archived WHERE incident = ?"
+            if self.db.execute(archived, (draft.incident,)).fetchone():
+                # A retried creation (the id comes from its client id): SPEC 12, 25.4.
+                return IncidentArchived(f"incident {draft.incident} was archived")
             self.db.execute(
                 "INSERT INTO logs VALUES (?, ?, 0, ?, ?, ?)",
                 (draft.incident, draft.epoch, chain.GENESIS, now, now),

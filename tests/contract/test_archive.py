@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from server.backends import Backends
-from server.errors import LogNotFound
+from server.errors import IncidentArchived, LogNotFound
 from server.storage.base import EventLog, IncidentQuery
+from server.storage.redis_log import RedisEventLog
 from tests.contract.test_event_log import draft, open_incident
 
 
@@ -79,3 +80,44 @@ async def test_an_archived_incidents_words_are_gone_from_the_index(log: EventLog
     assert await log.archive("first", head.seq, _tomb("first", head.seq))
     await open_incident(log, "second")
     assert await log.text_matches("second", ["words"], 0, 100) == []
+
+
+async def test_a_retried_create_of_an_archived_incident_is_not_stored_again(
+    log: EventLog,
+) -> None:
+    """SPEC 12 and 25.4: one event per (user, id) forever, archiving included.
+
+    The incident's id is derived from the client id, so a retry names the
+    archived incident: it is refused with IncidentArchived and hot storage
+    stays without it (no second incident under the same id).
+    """
+    await open_incident(log, "gone")
+    assert await log.archive("gone", 1, _tomb("gone", 1))
+    with pytest.raises(IncidentArchived):
+        await log.append(draft("gone", "create-gone", kind="incident.created"))
+    with pytest.raises(IncidentArchived):  # another id for a create of it: still no
+        await log.append(draft("gone", "another", kind="incident.created"))
+    assert await log.head("gone") is None
+    assert await log.read("gone", 0, 10) == []
+    assert await log.incidents() == []
+    assert await log.tombstone("gone") == _tomb("gone", 1)
+
+
+async def test_the_redis_append_script_refuses_an_archived_create_by_itself(
+    log: EventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check before the index writes can race an archive; append.lua checks again."""
+    if not isinstance(log, RedisEventLog):
+        pytest.skip("the script of the Redis backend")
+    await open_incident(log, "gone")
+    assert await log.archive("gone", 1, _tomb("gone", 1))
+
+    async def nothing_there(*_: object) -> int:
+        return 0  # as if the tombstone came after the check
+
+    monkeypatch.setattr(log.redis, "exists", nothing_there)
+    with pytest.raises(IncidentArchived):
+        await log.append(draft("gone", "create-gone", kind="incident.created"))
+    monkeypatch.undo()
+    assert await log.head("gone") is None
+    assert await log.read("gone", 0, 10) == []

@@ -32,6 +32,7 @@ from tests.sharing_oracle import (
     entitled,
     responders_for,
     sees,
+    sees_capacity,
     set_agreements,
     updated_for,
     visible_online,
@@ -40,6 +41,9 @@ from tests.sharing_oracle import (
 T = TypeVar("T")
 PLACEHOLDER_KEYS = {"v", "type", "incident", "seq", "epoch", "digest", "hash"}
 CANARY = re.compile(r"cnry-\d{7}")
+#: Read paths of incident events, where a capacity note never goes (SPEC 27.2).
+INCIDENT_PATHS = frozenset({"socket", "webhook"})
+INCIDENT_ROUTES = ("/api/v1/incidents", "/api/v1/search", "/api/v1/feed", "/api/v1/commands")
 
 
 class Leak(AssertionError):
@@ -80,6 +84,16 @@ class Hook:
     delivered: dict[str, list[int]] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class Archived:
+    """An incident the test had archived (SPEC 25.3), and what was read of it before."""
+
+    #: reader user -> the envelopes of its live export just before archiving.
+    exports: dict[str, list[dict[str, Any]]]
+    #: The agreements' generation then: the archive is shaped under today's (SPEC 9.4).
+    generation: int
+
+
 class World:
     """Servers, one connected client per principal, and the oracle's records."""
 
@@ -110,6 +124,17 @@ class World:
         self.feed_cursors: dict[str, str] = {}
         self.feed_seen: dict[tuple[str, str], int] = {}
         self.stats: collections.Counter[str] = collections.Counter()
+        #: The deployment's administrator: retention policies and runs (SPEC 25.2).
+        self.deployment: LiaisonClient | None = None
+        #: Incidents archived by the test (still in ``incidents``, for their canaries).
+        self.archived: dict[str, Archived] = {}
+        #: Canaries of capacity notes, and whose (SPEC 27.2: no incident's, own rules).
+        self.capacity_canaries: dict[str, str] = {}
+        #: A police bot whose key is scoped to an incident: a capacity reader only.
+        self.scoped: Seat | None = None
+        #: org -> the note it last published; user -> its ``/capacity/changes`` pos.
+        self.capacity_notes: dict[str, str] = {}
+        self.capacity_pos: dict[str, int] = {}
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         try:
@@ -183,6 +208,10 @@ class World:
             await hook.endpoint.stop()
         for admin in self.admins.values():
             await admin.close()
+        if self.deployment is not None:
+            await self.deployment.close()
+        if self.scoped is not None:
+            await self.scoped.client.close()
         set_agreements(DEMO_AGREEMENTS)  # the oracle's module state, as the next test expects
 
     # ------------------------------------------------------------- checks
@@ -258,6 +287,21 @@ class World:
         finally:
             set_agreements(current)
 
+    def seen_throughout(self, incident: IncidentFacts, seq: int, reader: Reader) -> bool:
+        """The reader sees the event under every agreement in force since it was
+        stored: only such an event must reach a reader that reads later (a feed
+        that passed it while an agreement hid it rightly gave nothing, SPEC 9.4)."""
+        since = self.generation_of.get((incident.id, seq), self.generation)
+        current = dict(AGREEMENTS)
+        try:
+            for generation in range(since, self.generation + 1):
+                set_agreements(self.rules[generation])
+                if not sees(incident.events[seq], reader, incident):
+                    return False
+            return True
+        finally:
+            set_agreements(current)
+
     def agreements_changed(self) -> None:
         """The oracle's agreements moved on (``set_agreements`` was called)."""
         self.generation += 1
@@ -270,6 +314,13 @@ class World:
         """Every canary in ``text`` must be one ``reader`` may read (or wrote itself)."""
         for token in CANARY.findall(text):
             if token in own:
+                continue
+            if token in self.capacity_canaries:
+                if not sees_capacity(reader, self.capacity_canaries[token]):
+                    raise Leak(f"{where}: {reader} got capacity note {token}: {text[:400]}")
+                if where in INCIDENT_PATHS or any(p in where for p in INCIDENT_ROUTES):
+                    raise Leak(f"{where}: capacity note {token} on an incident path: {text[:400]}")
+                self.stats["capacity canaries seen"] += 1
                 continue
             place = self.owner.get(token)
             if place is None:
@@ -389,6 +440,16 @@ async def rest(seat: Seat, path: str) -> tuple[int, Any]:
         text = await resp.text()
         status = resp.status
     return status, text
+
+
+async def rest_post(seat: Seat, path: str, body: dict[str, Any]) -> tuple[int, str]:
+    """POST ``body`` to ``path`` as ``seat``: (status, raw body)."""
+    client = seat.client
+    await client.fresh_token()
+    http = await client._session()
+    headers = {"Authorization": f"Bearer {client.token}"}
+    async with http.post(client.base_url + path, json=body, headers=headers) as resp:
+        return resp.status, await resp.text()
 
 
 def blank_numbers(answer: dict[str, Any] | None) -> str:

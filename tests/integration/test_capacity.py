@@ -132,3 +132,39 @@ async def test_the_board_history_live_changes_and_a_request_from_an_incident(
     # Nothing of the board in the incident index or search.
     listed = await dispatch.request("GET", "/api/v1/search?q=18-08")
     assert listed["hits"] == []
+
+
+async def test_a_redacted_position_is_no_distance_and_no_error(
+    server: LiaisonServer, clients: list[LiaisonClient]
+) -> None:
+    """A responder's position another organisation may not see (no agreement for the
+    category) reaches it as ``{"redacted": true}`` (SPEC 9.4): the suggestions rank
+    that responder without a distance. It was a 500 (a KeyError on ``lat``), found
+    by the leak test (tests/integration/test_leak_stateful.py)."""
+    dispatch = await connect(clients, server, "dispatch")
+    outreach = await connect(clients, server, "outreach")
+    ack = await dispatch.send(
+        {
+            "type": "incident.create",
+            "title": "No agreement covers this category",
+            "category": "traffic",
+            "orgs": ["metro-police", "harbour-shelter"],
+            "location": {"lat": 51.5, "lon": -0.07},
+        }
+    )
+    incident = ack["incident"]
+    await outreach.follow(incident)
+    await outreach.send(
+        {
+            "type": "responder.status",
+            "incident": incident,
+            "status": "available",
+            "position": {"lat": 51.51, "lon": -0.07},
+        }
+    )
+    view = await dispatch.incident(incident)
+    [seen] = [r for r in view["responders"] if r["user"] == "u_outreach"]
+    assert seen["position"] == {"redacted": True}
+    by_id = {s["id"]: s for s in await dispatch.suggestions(incident)}
+    assert by_id["u_outreach"]["status"] == "available"
+    assert by_id["u_outreach"]["distance_km"] is None

@@ -44,6 +44,22 @@ Read paths, each checked against the oracle when the step uses it:
   placeholder), every envelope checked as the timeline's, and per incident
   no duplicate and, once a read reaches the head, no event it may see missed
   since its organisation joined;
+* suggested assignees (``/suggestions``, SPEC 27.4), for the incident or a
+  task: the organisations and people the reader may rank, each with only the
+  status and distance of what it may see (a hidden task: like a missing one);
+* archiving (SPEC 25): now and then an incident is closed and a retention run
+  archives it (policy ``default``, 0 days; the scheduled job is off); each
+  participating supervisor's live export is kept just before. Then: every read
+  and write answers ``archived`` to a participant and a missing incident's
+  answer to anyone else; its export (supervisors) is the live one, envelope
+  for envelope, under the same agreements; the creator's retried
+  ``incident.create`` is ``archived``, never a new incident; search finds
+  nothing of it; a supervisor's tombstone list holds exactly the archived
+  incidents its organisation took part in, without ``closed_ms`` and
+  ``archived_by``; the incident list no longer shows it;
+* the capacity board (SPEC 27.2): notes carry canaries, published by whoever
+  may; the board, its changes and an organisation's history as every partner
+  sees them, and a capacity note never on an incident's read path;
 * webhooks: each organisation has a subscription to a receiver of the test's
   (deploy/examples/webhook_receiver.py, signatures checked); what it gets is
   checked as for a reader of that organisation who is nobody's RED recipient,
@@ -83,6 +99,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from liaison_client import CommandFailed, LiaisonClient
 from tests.conftest import ADMIN_PASSWORD, DEMO_PASSWORD, LiaisonServer
 from tests.integration.leak_world import (
+    Archived,
     Hook,
     Leak,
     Seat,
@@ -92,6 +109,7 @@ from tests.integration.leak_world import (
     check_view,
     login,
     rest,
+    rest_post,
     same_shape,
 )
 from tests.integration.test_multinode import start_nodes
@@ -99,17 +117,27 @@ from tests.integration.webhook_endpoint import Endpoint
 from tests.redis_server import RedisServer
 from tests.sharing_oracle import (
     AGREEMENTS,
+    ARCHIVE_EXPORTERS,
+    ASSIGNABLE_ROLES,
+    REDACTED_MARK,
+    SCOPED_BOT,
+    TOMBSTONE_HIDDEN,
     EventMeta,
     Grant,
     IncidentFacts,
     MessageFacts,
     Reader,
     Visibility,
+    distance_km,
+    lists_tombstone,
     mention_outsiders,
     normalise,
     reply_visibility,
+    responders_for,
     sees,
     set_agreements,
+    suggestable,
+    suggestion_orgs,
     updated_for,
     visible_online,
 )
@@ -149,13 +177,24 @@ TRANSITIONS = ("task.accept", "task.decline", "task.start", "task.complete", "ta
 STEPS_PER_RUN = 150
 #: Incidents per run: enough to mix participants, few enough to share history.
 MAX_INCIDENTS = 6
+#: Archived incidents per run (the run's own count: a bound on the world's
+#: would make a run's draws depend on earlier runs, which Hypothesis refuses).
+MAX_ARCHIVED = 2
 #: The suite's run takes well under a minute; a soak takes what it takes.
 TIMEOUT_S = 0 if os.environ.get("LIAISON_SOAK_STEPS") else 600
 #: The oracle models what the test's commands store, not what the server's
 #: deadline rules append by themselves (escalations, missed check-ins): a
 #: day's deadlines keep them out of a run. Their sharing is the subject's
 #: (tests/unit/test_deadlines.py, tests/integration/test_deadlines.py).
-NO_DEADLINES = {"LIAISON_DEADLINE_URGENT_ACK_S": "86400", "LIAISON_DEADLINE_TASK_ACK_S": "86400"}
+NO_DEADLINES = {
+    "LIAISON_DEADLINE_URGENT_ACK_S": "86400",
+    "LIAISON_DEADLINE_TASK_ACK_S": "86400",
+    # Retention runs only when the test asks (``_archive``): the default policy
+    # archives a closed incident at once, and ``_closed`` reopens its own.
+    "LIAISON_RETENTION_POLL_S": "0",
+}
+#: The incidents' location (``_create``), from which suggestions measure distance.
+LOCATION = (51.5, -0.07)
 #: Weighted actions: writes mostly, a read in about one step of three, the
 #: expensive ones (reconnect, waiting for every follower) rarely.
 ACTIONS = (
@@ -186,6 +225,10 @@ ACTIONS = (
     + ["resume"]
     + ["sync"]
     + ["agreement"]
+    + ["suggestions"] * 2
+    + ["archive"]
+    + ["archived_read"] * 2
+    + ["capacity"]
 )
 
 
@@ -203,6 +246,7 @@ class LeakMachine(RuleBasedStateMachine):
         self.w.runs += 1
         self.prefix = f"{TITLE_PREFIX} r{self.w.runs} "  # what the list's q finds
         self.mine: list[str] = []  # incidents of this run
+        self.gone: list[str] = []  # incidents of this run it had archived
         #: This step's writes go over ``POST /api/v1/commands``, not Socket.IO.
         self.via_rest = False
 
@@ -385,14 +429,19 @@ class LeakMachine(RuleBasedStateMachine):
             "lead_org": lead,
             "liaisons": liaisons,
             "description": f"details {desc}",
-            "location": {"lat": 51.5, "lon": -0.07, "address": f"at {addr}"},
+            "location": {"lat": LOCATION[0], "lon": LOCATION[1], "address": f"at {addr}"},
         }
         ack, _ = await self.send(seat, command, {title, desc, addr})
         if ack is None:
             assert seat.reader.role not in COORDINATORS, "a coordinator's create was refused"
             return
         incident = IncidentFacts(
-            ack["incident"], dict.fromkeys(joined, 1), liaisons, f"{self.prefix}{title}"
+            ack["incident"],
+            dict.fromkeys(joined, 1),
+            liaisons,
+            f"{self.prefix}{title}",
+            lead=lead,
+            location=LOCATION,
         )
         self.w.incidents[incident.id] = incident
         self.mine.append(incident.id)
@@ -1102,7 +1151,9 @@ class LeakMachine(RuleBasedStateMachine):
         # Before its organisation joined, an event may come or not (the feed
         # gives what the reader may see when it reads), never twice.
         since = max(last, incident.joined[reader.org] - 1)
-        missed = [s for s in range(since + 1, ev.seq) if sees(incident.events[s], reader, incident)]
+        missed = [
+            s for s in range(since + 1, ev.seq) if self.w.seen_throughout(incident, s, reader)
+        ]
         if ev.seq <= last or missed:
             raise Leak(
                 f"feed: {reader.user} got seq {ev.seq} of {incident.id} after {last},"
@@ -1116,15 +1167,369 @@ class LeakMachine(RuleBasedStateMachine):
         for incident in self.w.incidents.values():
             if not incident.takes_part(reader.org) or not seat.client.token:
                 continue
+            if incident.id in self.w.archived:  # its runs point to no events (SPEC 25.4)
+                continue
             last = self.w.feed_seen.get((reader.user, incident.id), 0)
             since = max(last, incident.joined[reader.org] - 1)
             missed = [
                 s
                 for s in range(since + 1, incident.head + 1)
-                if sees(incident.events[s], reader, incident)
+                if self.w.seen_throughout(incident, s, reader)
             ]
             if missed:
                 raise Leak(f"feed: {reader.user} at the head never got {missed} of {incident.id}")
+
+    # ------------------------------------------- suggestions, archive, capacity
+
+    async def _suggestions(self, data: st.DataObject) -> None:
+        """SPEC 27.4: candidates, their status and distance only as the reader may see them."""
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        task: int | None = None
+        for_task = data.draw(st.booleans(), label="for a task")
+        if incident.tasks and for_task:
+            task = self.pick(data, sorted(incident.tasks), "task")
+        needs = data.draw(st.sampled_from(("", "shelter", "first_aid,lang:en")), label="needs")
+        query = (
+            "limit=100" + (f"&task={task}" if task else "") + (f"&needs={needs}" if needs else "")
+        )
+        path = f"/api/v1/incidents/{incident.id}/suggestions?{query}"
+        if not incident.takes_part(seat.reader.org):
+            await self.outsider_read(seat, path, incident.id)
+            return
+        if task is not None and not sees(incident.events[task], seat.reader, incident):
+            # A task the reader may not see: answered exactly like a missing one.
+            status, text = await rest(seat, path)
+            self.w.scan(seat, text, f"GET {path}")
+            m_status, m_text = await rest(seat, path.replace(f"task={task}", "task=999999"))
+            got, missing = blank_numbers(json.loads(text)), blank_numbers(json.loads(m_text))
+            if (status, got) != (m_status, missing) or status != 404:
+                raise Leak(f"GET {path}: hidden task {status} {text}, missing {m_status} {m_text}")
+            self.w.stats["suggestions for a hidden task"] += 1
+            return
+        body = await self.get(seat, path)
+        self.check_suggestions(seat.reader, incident, task, body)
+        self.w.stats["suggestions"] += 1
+
+    def check_suggestions(
+        self, reader: Reader, incident: IncidentFacts, task: int | None, body: dict[str, Any]
+    ) -> None:
+        where = f"suggestions for {reader} in {incident.id} (task {task})"
+        task_vis = incident.tasks[task][0] if task is not None else None
+        got = body["suggestions"]
+        orgs = {s["id"] for s in got if s["kind"] == "org"}
+        if orgs != suggestion_orgs(incident, reader, task_vis):
+            raise Leak(
+                f"{where}: organisations {orgs},"
+                f" expected {suggestion_orgs(incident, reader, task_vis)}"
+            )
+        seen = responders_for(incident, reader)
+        liaisons = set(incident.liaisons.values())
+        people = {s["id"]: s for s in got if s["kind"] == "user"}
+        for user, s in people.items():
+            org = self.w.org_of.get(user)
+            if org is None:  # a person the test does not seat: only of the reader's organisation
+                if s["org"] != reader.org or (s["status"], s["distance_km"]) != (None, None):
+                    raise Leak(f"{where}: an unseated person {s}")
+                continue
+            if s["org"] != org or not suggestable(user, org, incident, reader, task_vis):
+                raise Leak(f"{where}: {user} may not be among them: {s}")
+            entry = seen.get(user) or {}
+            position = entry.get("position")
+            want = (
+                None
+                if position is None or position == REDACTED_MARK
+                else round(distance_km((position["lat"], position["lon"]), LOCATION), 3)
+            )
+            km = s["distance_km"]
+            if s["status"] != entry.get("status") or (km is None) != (want is None):
+                raise Leak(f"{where}: {s}, the reader sees {entry}")
+            if km is not None and want is not None and abs(km - want) > 0.002:
+                raise Leak(f"{where}: {user} at {km} km, the reader sees {want} km ({entry})")
+            if s["online"] and org != reader.org and user not in liaisons:
+                raise Leak(f"{where}: {user} shown online to another organisation: {s}")
+            self.w.stats["suggested people"] += 1
+        for user, org in self.w.org_of.items():
+            role = self.w.seats[user].reader.role
+            if role in ASSIGNABLE_ROLES and suggestable(user, org, incident, reader, task_vis):
+                if user not in people:
+                    raise Leak(f"{where}: {user} missing from {sorted(people)}")
+
+    async def _archive(self, data: st.DataObject) -> None:
+        """Close an incident and run retention (policy: archive at once, SPEC 25.3).
+
+        Each participating supervisor's live export is kept first: its archived
+        export must hold exactly that (under the same agreements).
+        """
+        incident = self.incident(data)
+        coordinators = [
+            u
+            for u, seat in self.w.seats.items()
+            if seat.reader.org == incident.lead and seat.reader.role in COORDINATORS
+        ]  # SPEC 8: only the lead changes the status
+        # Every draw first: which archives the world holds is state shared across
+        # Hypothesis's examples, and the same choices must make the same draws.
+        now = data.draw(st.integers(0, 1), label="archive now") == 0
+        seat = self.w.seats[self.pick(data, coordinators, "closer")]
+        if not now or len(self.gone) >= MAX_ARCHIVED:
+            return
+        await self.settle(list(self.w.seats.values()))
+        for other in self.w.seats.values():
+            if incident.id in other.client.positions:
+                await other.client.unfollow(incident.id)
+        note = self.w.canary()
+        command = {"type": "incident.status", "status": "closed", "note": f"closed {note}"}
+        if await self.write(seat, incident, command, {note}, {"visibility": None}) is None:
+            raise AssertionError(f"{seat.reader} could not close {incident.id}")
+        incident.status = "closed"
+        exports = {
+            s.reader.user: await self.live_export(s, incident)
+            for s in self.w.seats.values()
+            if incident.takes_part(s.reader.org) and s.reader.role in ARCHIVE_EXPORTERS
+        }
+        assert self.w.deployment is not None
+        report = await self.w.deployment.request("POST", "/api/v1/retention/run")
+        if [a["incident"] for a in report["archived"]] != [incident.id] or report["failed"]:
+            raise AssertionError(f"retention run for {incident.id}: {report}")
+        self.mine.remove(incident.id)
+        self.gone.append(incident.id)
+        self.w.archived[incident.id] = Archived(exports, self.w.generation)
+        self.w.stats["archived"] += 1
+
+    async def live_export(self, seat: Seat, incident: IncidentFacts) -> list[dict[str, Any]]:
+        """The reader's JSONL export's envelopes, each checked against the oracle."""
+        path = f"/api/v1/incidents/{incident.id}/export?format=jsonl"
+        status, text = await rest(seat, path)
+        self.w.scan(seat, text, f"GET {path}")
+        assert status == 200, (status, text)
+        envelopes = [json.loads(line) for line in text.splitlines()][1:-1]
+        if [env["seq"] for env in envelopes] != list(range(1, incident.head + 1)):
+            raise Leak(f"export of {incident.id}: seqs {[e['seq'] for e in envelopes]}")
+        for env in envelopes:
+            self.w.check_envelope(seat.reader, env, "export")
+        return envelopes
+
+    async def _archived_read(self, data: st.DataObject) -> None:
+        """Reads of an archived incident (SPEC 25.4): ``archived`` to participants,
+        ``not_found`` to others; its export as the live one; the tombstones listed."""
+        if not self.gone:
+            return
+        incident = self.w.incidents[self.pick(data, self.gone, "archived incident")]
+        seat = self.seat(data, incident)
+        kinds = ("export", "read", "write", "recreate", "search", "follow", "tombstones")
+        kind = data.draw(st.sampled_from(kinds), label="archived read")
+        reads = ("", "/timeline", "/view?at_seq=1", "/suggestions", "/cap", "/export?format=csv")
+        sub = self.pick(data, reads, "archived path")
+        reader = seat.reader
+        inside = incident.takes_part(reader.org)
+        self.w.stats[f"archived reads ({kind})"] += 1
+        if kind == "tombstones":
+            await self.tombstones(seat)
+        elif kind == "search":
+            await self.archived_search(data, seat, incident)
+        elif kind in ("write", "recreate"):
+            await self.archived_write(seat, incident, kind)
+        elif kind == "follow":
+            result = await seat.client.follow(incident.id)
+            if inside and (result["status"], result.get("detail", {}).get("incident")) != (
+                "archived",
+                incident.id,
+            ):
+                raise Leak(f"follow of archived {incident.id} by {reader}: {result}")
+            missing = await seat.client.follow(MISSING)
+            if not inside and same_shape(result, incident.id) != same_shape(missing, MISSING):
+                raise Leak(f"follow: outsider told an archived one from missing: {result}")
+        elif not inside:
+            export = "/export?format=jsonl"
+            await self.outsider_read(
+                seat,
+                f"/api/v1/incidents/{incident.id}{export if kind == 'export' else sub}",
+                incident.id,
+            )
+        elif kind == "export":
+            await self.archived_export(seat, incident)
+        else:
+            path = f"/api/v1/incidents/{incident.id}{sub}"
+            status, text = await rest(seat, path)
+            self.w.scan(seat, text, f"GET {path}")
+            self.must_be_archived(status, text, incident, f"GET {path} by {reader}")
+
+    def must_be_archived(self, status: int, text: str, incident: IncidentFacts, where: str) -> None:
+        error = json.loads(text).get("error", {})
+        if (status, error.get("code"), error.get("detail", {}).get("incident")) != (
+            410,
+            "archived",
+            incident.id,
+        ):
+            raise Leak(f"{where}: {status} {text[:300]}, the SPEC says archived (410)")
+
+    async def archived_export(self, seat: Seat, incident: IncidentFacts) -> None:
+        """SPEC 25.4: shaped for the reader as a live export; only for supervisors and admins."""
+        path = f"/api/v1/incidents/{incident.id}/export?format=jsonl"
+        status, text = await rest(seat, path)
+        self.w.scan(seat, text, f"GET {path}")
+        if seat.reader.role not in ARCHIVE_EXPORTERS:
+            if status != 403 or json.loads(text)["error"]["code"] != "forbidden":
+                raise Leak(f"archived export by {seat.reader}: {status} {text[:300]}")
+            return
+        assert status == 200, (status, text)
+        lines = [json.loads(line) for line in text.splitlines()]
+        envelopes = lines[1:-1]
+        if [env["seq"] for env in envelopes] != list(range(1, incident.head + 1)):
+            raise Leak(f"archived export of {incident.id}: seqs {[e['seq'] for e in envelopes]}")
+        for env in envelopes:
+            self.w.check_envelope(seat.reader, env, "archived export")
+        facts = self.w.archived[incident.id]
+        before = facts.exports.get(seat.reader.user)
+        if before is not None and facts.generation == self.w.generation and envelopes != before:
+            changed = [a["seq"] for a, b in zip(envelopes, before, strict=True) if a != b]
+            raise Leak(f"archived export of {incident.id} for {seat.reader}: seqs {changed} differ")
+        self.w.stats["archived exports as before"] += before is not None
+
+    async def archived_write(self, seat: Seat, incident: IncidentFacts, kind: str) -> None:
+        """A write to it, and the creator's retried create (same id): ``archived`` (SPEC 25.4)."""
+        reader = seat.reader
+        if kind == "recreate":
+            created = incident.events[1]
+            seat = self.w.seats[created.actor]
+            command = {
+                "type": "incident.create",
+                "id": created.cid,
+                "title": "again",
+                "category": "welfare",
+                "orgs": [],
+            }
+        else:
+            token = self.w.canary()
+            command = {"type": "message.post", "incident": incident.id, "text": f"late {token}"}
+            seat.own.add(token)
+            if not incident.takes_part(reader.org):
+                await self.outsider(seat, command)
+                return
+        _, error = await self.send(seat, command, set())
+        if (
+            error is None
+            or error["code"] != "archived"
+            or error["detail"]["incident"] != incident.id
+        ):
+            raise Leak(f"{kind} of archived {incident.id} by {seat.reader}: {error}")
+
+    async def archived_search(
+        self, data: st.DataObject, seat: Seat, incident: IncidentFacts
+    ) -> None:
+        """Its words left the search index; a scoped search is a read of it."""
+        seq = self.pick(data, sorted(incident.events), "event")
+        tokens = sorted(incident.events[seq].canaries) or ["nothing"]
+        path = f"/api/v1/search?q={tokens[0]}"
+        if data.draw(st.booleans(), label="scoped"):
+            path += f"&incident={incident.id}"
+            if not incident.takes_part(seat.reader.org):
+                await self.outsider_read(seat, path, incident.id)
+                return
+            status, text = await rest(seat, path)
+            self.w.scan(seat, text, f"GET {path}")
+            self.must_be_archived(status, text, incident, f"GET {path} by {seat.reader}")
+            return
+        page = await self.get(seat, path)
+        if page["hits"]:
+            raise Leak(f"search {path}: hits in an archived incident: {page['hits']}")
+
+    async def tombstones(self, seat: Seat) -> None:
+        """SPEC 25.2: an organisation's supervisor lists the tombstones of what it took part in."""
+        reader = seat.reader
+        path = "/api/v1/retention/archived?limit=50"
+        if reader.role not in ARCHIVE_EXPORTERS:
+            status, text = await rest(seat, path)
+            self.w.scan(seat, text, f"GET {path}")
+            if status != 403:
+                raise Leak(f"tombstones listed to {reader}: {status} {text[:300]}")
+            return
+        listed: list[dict[str, Any]] = []
+        after = ""
+        while True:
+            page = await self.get(seat, path + (f"&after={after}" if after else ""))
+            listed += page["archived"]
+            if not page["next"]:
+                break
+            after = page["next"]
+        for t in listed:
+            if reader.org not in t["orgs"] or TOMBSTONE_HIDDEN & set(t):
+                raise Leak(f"tombstone listed to {reader}: {t}")
+        ours = {t["incident"] for t in listed if t["incident"] in self.w.incidents}
+        wanted = {i for i in self.w.archived if lists_tombstone(self.w.incidents[i], reader)}
+        if ours != wanted:
+            raise Leak(f"tombstones for {reader}: {sorted(ours)}, expected {sorted(wanted)}")
+        self.w.stats["tombstone lists"] += 1
+
+    async def _capacity(self, data: st.DataObject) -> None:
+        """The capacity board (SPEC 27.2): publish with a canary note, or read it."""
+        seat = self.seat(data)
+        org = self.pick(data, ORGS, "capacity org")
+        mode = data.draw(st.sampled_from(("publish", "board", "changes", "history")), label="cap")
+        if data.draw(st.integers(0, 3), label="scoped bot") == 0 and mode != "publish":
+            assert self.w.scoped is not None
+            await self.scoped_capacity(self.w.scoped, org, mode)
+            return
+        reader = seat.reader
+        if mode == "publish":
+            token = self.w.canary()
+            seat.own.add(token)
+            body = {"id": uuid.uuid4().hex, "items": {"beds": 3, "note": f"cap {token}"}}
+            path = f"/api/v1/orgs/{org}/capacity"
+            status, text = await rest_post(seat, path, body)
+            self.w.scan(seat, text, f"POST {path}")
+            may = org == reader.org and reader.role in ("dispatcher", "supervisor", "bot")
+            if (status == 200) != may:
+                raise Leak(f"capacity of {org} published by {reader}: {status} {text[:300]}")
+            if may:
+                self.w.capacity_canaries[token] = org
+                self.w.capacity_notes[org] = f"cap {token}"
+                self.w.stats["capacity published"] += 1
+            return
+        if mode == "board":
+            board = await self.get(seat, "/api/v1/capacity")
+            rows = {row["org"]: row for row in board["orgs"]}
+            if not set(ORGS) <= set(rows):
+                raise Leak(f"capacity board for {reader}: {sorted(rows)}, every partner expected")
+            for o, note in self.w.capacity_notes.items():
+                if rows[o]["items"].get("note", {}).get("value") != note:
+                    raise Leak(f"capacity board for {reader}: {o} {rows[o]}, expected {note}")
+            # Never an incident's: a search for the last note finds nothing.
+            last = self.w.capacity_notes.get(org)
+            if last:
+                word = last.split()[-1]
+                page = await self.get(seat, f"/api/v1/search?q={word}")
+                if page["hits"]:
+                    raise Leak(f"search for capacity note {word}: {page['hits']}")
+        elif mode == "changes":
+            after = self.w.capacity_pos.get(reader.user, 0)
+            page = await self.get(seat, f"/api/v1/capacity/changes?after={after}")
+            self.w.capacity_pos[reader.user] = page["pos"]
+        else:
+            history = await self.get(seat, f"/api/v1/orgs/{org}/capacity?limit=1000")
+            kept = self.w.capacity_notes.get(org)
+            if kept and history["current"]["items"].get("note", {}).get("value") != kept:
+                raise Leak(f"capacity of {org} for {reader}: {history['current']}, expected {kept}")
+        self.w.stats[f"capacity reads ({mode})"] += 1
+
+    async def scoped_capacity(self, seat: Seat, org: str, mode: str) -> None:
+        """SPEC 27.2: a bot scoped to some incidents sees its own organisation's capacity only."""
+        reader = seat.reader
+        if mode == "board":
+            rows = {row["org"] for row in (await self.get(seat, "/api/v1/capacity"))["orgs"]}
+            if rows - {reader.org}:
+                raise Leak(f"capacity board for {reader}: {sorted(rows)}, its own only")
+        elif mode == "changes":
+            page = await self.get(seat, "/api/v1/capacity/changes?after=0")
+            if {e["org"] for e in page["entries"]} - {reader.org}:
+                raise Leak(f"capacity changes for {reader}: {page['entries'][:3]}")
+        else:
+            path = f"/api/v1/orgs/{org}/capacity"
+            status, text = await rest(seat, path)
+            self.w.scan(seat, text, f"GET {path}")
+            if (status == 200) != (org == reader.org):
+                raise Leak(f"GET {path} for {reader}: {status} {text[:300]}")
+        self.w.stats[f"scoped bot capacity reads ({mode})"] += 1
 
     # ----------------------------------------------------------- REST plumbing
 
@@ -1238,7 +1643,11 @@ async def populate(world: World, admin_url: str) -> None:
     # path: SPEC 21) and, for the police, the CAD bot's API key (bots use
     # keys, SPEC 4.3; the key lets it coordinate, as a bot's password did).
     admins = {org: await org_admin(admin, org, world.urls[0]) for org in ORGS}
-    await admin.close()
+    # Retention (SPEC 25): a closed incident is archived at the next run, which
+    # only ``_archive`` asks for (the scheduled job is off: NO_DEADLINES).
+    policy = {"archive_after_days": 0, "note": "leak test: archive when asked"}
+    await admin.request("PUT", "/api/v1/retention/policies/default", policy)
+    world.deployment = admin
     for org in ORGS:
         await subscribe(world, admins[org])
     for i, (username, org, role) in enumerate(USERS):
@@ -1248,6 +1657,19 @@ async def populate(world: World, admin_url: str) -> None:
             key = (await admins[org].request("POST", "/api/v1/keys", body))["key"]
         await world.seat(username, org, role, world.urls[i % len(world.urls)], key)
     world.admins = admins
+    # A bot scoped to one incident (SPEC 4.3): a capacity reader of its own
+    # organisation's only (SPEC 27.2). Not seated: the oracle of incident reads
+    # does not model scopes.
+    body = {
+        "user": "cad-bot",
+        "name": "scoped",
+        "incidents": [MISSING],
+        "commands": ["message.post"],
+    }
+    key = (await admins[POLICE].request("POST", "/api/v1/keys", body))["key"]
+    scoped = LiaisonClient(world.urls[0], api_key=key)
+    scoped.user = await scoped.request("GET", "/api/v1/me")
+    world.scoped = Seat(Reader(scoped.user["id"], POLICE, SCOPED_BOT), scoped)
 
 
 async def org_admin(admin: LiaisonClient, org: str, url: str) -> LiaisonClient:

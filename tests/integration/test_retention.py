@@ -195,3 +195,42 @@ async def _auditor(admin: LiaisonClient) -> None:
                 "password": ADMIN_PASSWORD,
             },
         )
+
+
+async def test_a_retried_create_of_an_archived_incident_answers_archived(
+    srv: LiaisonServer,
+) -> None:
+    """SPEC 12 and 25.4: the retry (same client id, so the same incident id) is not
+    stored again: over Socket.IO and REST it answers ``archived``, and the
+    incident stays out of hot storage (not listed, reads still ``archived``)."""
+    opened: list[LiaisonClient] = []
+    try:
+        dispatch = await _login(srv, "dispatch")
+        await dispatch.connect()
+        admin = await _login(srv, "admin", ADMIN_PASSWORD)
+        opened += [dispatch, admin]
+        create = {
+            "type": "incident.create",
+            "id": "retry-after-archive-1",
+            "title": "Archived, then retried",
+            "category": "welfare",
+            "orgs": ["metro-police", "harbour-shelter"],
+        }
+        incident = (await dispatch.send(dict(create)))["incident"]
+        close = {"type": "incident.status", "incident": incident, "status": "closed"}
+        await dispatch.send(close)
+        body = {"archive_after_days": 0, "note": "test: archive at once"}
+        await admin.request("PUT", "/api/v1/retention/policies/default", body)
+        report = await admin.request("POST", "/api/v1/retention/run")
+        assert incident in [item["incident"] for item in report["archived"]]
+
+        with pytest.raises(CommandFailed) as info:
+            await dispatch.send(dict(create))
+        assert info.value.code == "archived"
+        assert info.value.error["detail"]["incident"] == incident
+        assert await _refused(dispatch, "POST", "/api/v1/commands", create) == "archived"
+        assert await _refused(dispatch, "GET", f"/api/v1/incidents/{incident}") == "archived"
+        assert incident not in [i["id"] for i in await dispatch.incidents()]
+    finally:
+        for client in opened:
+            await client.close()

@@ -9,6 +9,9 @@
 -- KEYS[1] log stream   KEYS[2] head hash   KEYS[3] idempotency hash
 -- KEYS[4] feed stream  KEYS[5] feed position counter (server/storage/feed.py:
 --         one entry per run, in commit order across incidents and nodes)
+-- KEYS[6] the incident's tombstone (EventLog.archive): a creation of an
+--         archived incident is a retry of the original (its id comes from the
+--         client id) and never starts it again (SPEC 12, 25.4)
 -- ARGV[1] expected head seq   ARGV[2] expected head hash
 -- ARGV[3] new head seq   ARGV[4] new head hash   ARGV[5] new head ts
 -- ARGV[6] epoch (set only when the log is created, else "")
@@ -17,6 +20,7 @@
 -- ARGV[9..] triples: idempotency field, seq, event (msgpack)
 --
 -- Returns {"ok"} | {"moved", head seq, head hash} | {"dup", idempotency field}
+--         | {"archived"}
 
 local head = redis.call('HMGET', KEYS[2], 'seq', 'hash')
 local seq = head[1] and tonumber(head[1]) or 0
@@ -26,6 +30,9 @@ if seq ~= tonumber(ARGV[1]) or hash ~= ARGV[2] then
 end
 if ARGV[6] == '' and seq == 0 then
   return {'moved', '0', hash}  -- no such log: only a creation may start one
+end
+if ARGV[6] ~= '' and redis.call('EXISTS', KEYS[6]) == 1 then
+  return {'archived'}
 end
 for i = 9, #ARGV, 3 do
   if redis.call('HEXISTS', KEYS[3], ARGV[i]) == 1 then
