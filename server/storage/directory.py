@@ -42,6 +42,10 @@ class User:
     role: Role
     password_hash: str
     disabled: bool
+    #: A number to call (tap-to-call for an incident's liaison): E.164 or as
+    #: dialled locally; None if not given. Shown to one's own organisation and,
+    #: for a liaison, to the incident's participants (services/contacts.py).
+    phone: str | None = None
 
     @property
     def principal(self) -> Principal:
@@ -59,6 +63,7 @@ class User:
             "name": self.name,
             "role": self.role.value,
             "disabled": self.disabled,
+            "phone": self.phone,
         }
 
     def to_row(self) -> list[Any]:
@@ -70,11 +75,14 @@ class User:
             self.role.value,
             self.password_hash,
             self.disabled,
+            self.phone,
         ]
 
     @classmethod
     def from_row(cls, row: Any) -> User:
-        return cls(row[0], row[1], row[2], row[3], Role(row[4]), row[5], bool(row[6]))
+        """Rows written before phone numbers existed have seven items."""
+        phone = row[7] if len(row) > 7 else None
+        return cls(row[0], row[1], row[2], row[3], Role(row[4]), row[5], bool(row[6]), phone)
 
 
 #: The password hash of a deleted account: no password matches it. The row is
@@ -261,7 +269,10 @@ CREATE TABLE IF NOT EXISTS users (
 """
 
 #: Columns added since the first schema, applied on open: (table, column, definition).
-MIGRATIONS = (("orgs", "default_label", f"TEXT NOT NULL DEFAULT '{DEFAULT_ORG_LABEL.value}'"),)
+MIGRATIONS = (
+    ("orgs", "default_label", f"TEXT NOT NULL DEFAULT '{DEFAULT_ORG_LABEL.value}'"),
+    ("users", "phone", "TEXT"),
+)
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -309,7 +320,8 @@ class SqliteDirectoryStorage:
             users = [
                 User.from_row(row)
                 for row in self._db.execute(
-                    "SELECT id, username, org_id, name, role, password_hash, disabled FROM users"
+                    "SELECT id, username, org_id, name, role, password_hash, disabled, phone"
+                    " FROM users"
                 )
             ]
             return orgs, users
@@ -335,8 +347,9 @@ class SqliteDirectoryStorage:
 
     async def add_user(self, user: User) -> None:
         await self._write(
-            "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (*user.to_row()[:6], int(user.disabled), int(time.time() * 1000)),
+            "INSERT INTO users (id, username, org_id, name, role, password_hash, disabled,"
+            " created_ms, phone) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*user.to_row()[:6], int(user.disabled), int(time.time() * 1000), user.phone),
         )
 
     async def version(self) -> object:
@@ -363,8 +376,16 @@ class SqliteDirectoryStorage:
 
     async def update_user(self, user: User) -> None:
         await self._write(
-            "UPDATE users SET name = ?, role = ?, password_hash = ?, disabled = ? WHERE id = ?",
-            (user.name, user.role.value, user.password_hash, int(user.disabled), user.id),
+            "UPDATE users SET name = ?, role = ?, password_hash = ?, disabled = ?, phone = ?"
+            " WHERE id = ?",
+            (
+                user.name,
+                user.role.value,
+                user.password_hash,
+                int(user.disabled),
+                user.phone,
+                user.id,
+            ),
         )
 
     async def update_org(self, org: Org) -> None:
