@@ -512,7 +512,7 @@ export class Channel {
       this.pendingList,
       posts,
       (i) => i.id,
-      (i) => `${i.state}|${i.error?.code || ""}|${this.app.sync?.status}`,
+      (i) => `${i.state}|${i.error?.code || ""}|${this.app.sync?.status}|${state.status}`,
       (i) => this.renderPending(i),
     );
     this.emptyNote.hidden = messages.length + posts.length > 0;

@@ -37,7 +37,13 @@ export class ContactsView {
           state.lead_org === o ? h("span", { class: "muted lead" }, " lead") : null,
           name ? h("span", { class: "liaison", "data-user": user }, ` ${name}`) : h("span", { class: "muted" }, " no liaison"),
           c?.phone
-            ? h("a", { class: "call", href: telHref(c.phone), "aria-label": `Call ${name}, ${app.orgName(o)}: ${c.phone}` }, `☎ ${c.phone}`)
+            ? h(
+                "a",
+                { class: "call", href: telHref(c.phone), title: c.phone, "aria-label": `Call ${name}, ${app.orgName(o)}: ${c.phone}` },
+                "☎ ",
+                h("span", { class: "call-number" }, c.phone),
+                h("span", { class: "call-word" }, "Call"),
+              )
             : null,
         );
       }),

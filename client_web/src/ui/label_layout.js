@@ -1,7 +1,8 @@
 // Where each map label goes: beside its marker, on the first side where it
 // overlaps no label already placed and stays inside the map; the incident
-// first, then the freshest positions. A label that fits nowhere is hidden
-// (its marker stays; tapping it shows the label as a popup).
+// first, then the freshest positions; markers on one spot get their labels
+// stacked. A label that fits nowhere is hidden (its marker stays; tapping
+// the marker puts its label first).
 
 /** Candidate centre offsets for a w×h label around a marker of radius r. */
 function candidates(w, h, r) {
@@ -15,6 +16,11 @@ function candidates(w, h, r) {
     [-(gap + w / 2), -(gap + h / 2)], // above left
     [gap + w / 2, gap + h / 2], // below right
     [-(gap + w / 2), gap + h / 2], // below left
+    // Markers on one spot (a team arriving together): labels stacked above and below.
+    ...[1, 2, 3].flatMap((k) => [
+      [0, -(gap + h / 2 + k * (h + 2))],
+      [0, gap + h / 2 + k * (h + 2)],
+    ]),
   ];
 }
 

@@ -5,6 +5,12 @@
 import { h } from "../dom.js";
 import { codePoints } from "../protocol.js";
 
+/** Re-render the pane of `channel` (its render skips unchanged panes). */
+function refresh(channel) {
+  channel.app.panes.get(channel.id)?.markDirty();
+  channel.app.schedule();
+}
+
 /** The edit queued for message `seq`, newest last (or null). */
 export function queuedEdit(pending, seq) {
   return pending.filter((i) => i.cmd.type === "message.edit" && i.cmd.message === seq).pop() || null;
@@ -19,7 +25,7 @@ export function messageEditor(channel, m) {
   const editing = channel.editing;
   const stop = () => {
     channel.editing = null;
-    app.schedule();
+    refresh(channel);
   };
   const save = async () => {
     const text = box.value;
@@ -29,8 +35,8 @@ export function messageEditor(channel, m) {
     }
     if (text === m.text) return stop();
     channel.editing = null;
+    refresh(channel);
     await app.send({ type: "message.edit", incident: channel.id, message: m.seq, text });
-    app.schedule();
   };
   const box = h("textarea", {
     class: "edit-text",
@@ -73,7 +79,7 @@ export function editButton(channel, m) {
       on: {
         click: () => {
           channel.editing = { seq: m.seq, draft: m.text };
-          channel.app.schedule();
+          refresh(channel);
         },
       },
     },
