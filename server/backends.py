@@ -42,18 +42,21 @@ from server.storage.agreements import AgreementStore, SqliteAgreementStore
 from server.storage.api_keys import ApiKeyStore, SqliteApiKeyStore
 from server.storage.audit import AuditLog, SqliteAuditLog
 from server.storage.base import Deliver, EventLog
+from server.storage.capacity import CapacityLog, SqliteCapacityLog
 from server.storage.directory import DirectoryStorage, SqliteDirectoryStorage
 from server.storage.feed import FeedLog, SqliteFeedLog
 from server.storage.leases import Leases, MemoryLeases
 from server.storage.redis_agreements import RedisAgreementStore
 from server.storage.redis_api_keys import RedisApiKeyStore
 from server.storage.redis_audit import RedisAuditLog
+from server.storage.redis_capacity import RedisCapacityLog
 from server.storage.redis_directory import RedisDirectoryStorage
 from server.storage.redis_feed import RedisFeedLog
 from server.storage.redis_leases import RedisLeases
 from server.storage.redis_log import RedisConfig, RedisEventLog, RedisLogReader, connect
 from server.storage.redis_sessions import RedisSessionStore
 from server.storage.redis_webhooks import RedisWebhookStore
+from server.storage.retention import RedisRetentionStore, RetentionStore, SqliteRetentionStore
 from server.storage.secret import FileSecret, FixedSecret, RedisSecret, SecretStore
 from server.storage.sessions import SessionStore, SqliteSessionStore
 from server.storage.sqlite import SqliteConfig, SqliteEventLog
@@ -75,7 +78,10 @@ AGREEMENTS_DB = "agreements.db"
 WEBHOOKS_DB = "webhooks.db"
 #: The embedded anchor log of signed chain heads, and the node's signing key (0600).
 ANCHORS_DB = "anchors.db"
+RETENTION_DB = "retention.db"
 NODE_KEY_FILE = "node-key"
+#: The embedded capacity log (SPEC 27.2).
+CAPACITY_DB = "capacity.db"
 
 
 @dataclass(slots=True)
@@ -115,6 +121,10 @@ class Backends:
     #: wake-up its readers wait on (set by every run this node commits).
     feed: FeedLog | None = None
     feed_signal: FeedSignal = field(default_factory=FeedSignal)
+    #: Retention policies and legal holds (server/services/retention.py).
+    retention: RetentionStore | None = None
+    #: Organisations' capacity changes (SPEC 27.2): a small log of its own.
+    capacity: CapacityLog | None = None
 
     async def start(self) -> None:
         """Broker first (a log's first commit may deliver), then log, then presence.
@@ -132,6 +142,10 @@ class Backends:
             await self.api_keys.open()
             if self.anchors is not None:
                 await self.anchors.open()
+            if self.retention is not None:
+                await self.retention.open()
+            if self.capacity is not None:
+                await self.capacity.open()
         except BaseException:
             await self.close()  # closing a part that never started is harmless
             raise
@@ -143,6 +157,8 @@ class Backends:
         after all of them ran.
         """
         steps = [
+            *([self.retention.close] if self.retention is not None else []),
+            *([self.capacity.close] if self.capacity is not None else []),
             *([self.anchors.close] if self.anchors is not None else []),
             self.api_keys.close,
             self.audit.close,
@@ -277,6 +293,8 @@ def _embedded(settings: Settings, metrics: Metrics | None = None) -> Backends:
         node_key=FileSecret(settings.data_dir / NODE_KEY_FILE),
         feed=SqliteFeedLog(events_db),
         feed_signal=signal,
+        retention=SqliteRetentionStore(settings.data_dir / RETENTION_DB),
+        capacity=SqliteCapacityLog(settings.data_dir / CAPACITY_DB),
     )
 
 
@@ -315,7 +333,9 @@ def _redis(settings: Settings, metrics: Metrics | None = None) -> Backends:
         anchors=RedisAuditLog(client, keys.ANCHOR_LOG, keys.ANCHOR_HEAD),
         node_key=RedisSecret(client, keys.NODE_KEY),
         feed=RedisFeedLog(client),
+        retention=RedisRetentionStore(client),
         feed_signal=signal,
+        capacity=RedisCapacityLog(client),
     )
 
 

@@ -144,6 +144,14 @@ class Settings:
     #: Seconds between sweeps that sign and anchor every moved chain head
     #: (server/services/anchors.py); 0: only at exports and shutdown.
     anchor_interval_s: float = 300.0
+    #: Retention (SPEC section 25): where archive files of closed incidents
+    #: are written (empty: ``<data_dir>/archive``; in Redis mode give a
+    #: directory every node sees the same, e.g. a shared mount); seconds
+    #: between runs of the retention job (0: only ``liaison retention run``);
+    #: how long the node running it holds its lease unless renewed.
+    archive_dir: str = ""
+    retention_poll_s: float = 3600.0
+    retention_lease_s: float = 900.0
 
     def __post_init__(self) -> None:
         if self.sqlite_synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):
@@ -215,6 +223,13 @@ class Settings:
             <= 0
         ):
             raise ValueError("LIAISON_DEADLINE_* must be positive")
+        if self.retention_poll_s < 0 or self.retention_lease_s <= 0:
+            raise ValueError("LIAISON_RETENTION_POLL_S must be >= 0, LIAISON_RETENTION_LEASE_S > 0")
+
+    @property
+    def archive_path(self) -> Path:
+        """The archive directory: ``archive_dir``, else ``<data_dir>/archive``."""
+        return Path(self.archive_dir) if self.archive_dir else self.data_dir / "archive"
 
     @classmethod
     def from_env(
@@ -318,6 +333,9 @@ HELP: dict[str, str] = {
     "deadline_poll_s": "seconds between looks at the deadlines due (the rules' resolution)",
     "deadline_lease_s": "seconds a dead node keeps the deadline rules before another runs them",
     "anchor_interval_s": "seconds between anchoring signed chain heads; 0: only at export",
+    "archive_dir": "where archives of closed incidents go; empty: <data_dir>/archive",
+    "retention_poll_s": "seconds between runs of the retention job; 0: only when asked",
+    "retention_lease_s": "seconds a dead node keeps the retention job before another runs it",
 }
 
 

@@ -12,7 +12,8 @@ incident's state, the index-level entries it makes (SPEC section 24):
 ``incident.changed`` title, status, priority, category, location, lead, label,
                     organisations or liaisons changed; carries the changes.
 ``needs_you``       an urgent message, a mention of the reader or its
-                    organisation, a task assigned to either; carries a preview.
+                    organisation, a task assigned to either, a capacity
+                    request to its organisation; carries a preview.
 ================== ==========================================================
 
 An event the reader may not see makes **no entry at all** (not even a
@@ -127,4 +128,11 @@ def _need(ev: StoredEvent, aud: Audience, reader: Reader) -> dict[str, Any] | No
             return None
         task = ev.seq if ev.type == "task.created" else body.get("task")
         return {"reasons": ["task"], "task": task, "title": body.get("title"), "author": author}
+    if ev.type == "capacity.requested" and body.get("org") == reader.org:
+        return {
+            "reasons": ["capacity"],
+            "request": ev.seq,
+            "items": body.get("items"),
+            "author": author,
+        }
     return None
