@@ -202,7 +202,7 @@ async def test_a_users_phone_is_stored_and_changed(settings: Settings) -> None:
             _, users = await second.load()
             assert sorted((u.id, u.tags, u.phone) for u in users) == [
                 ("u1", (), "112"),
-                ("u2", ("first-aid",), "+44 1"),
+                ("u2", ("first-aid",), "+44 20 7946 0000"),
             ]
 
 
