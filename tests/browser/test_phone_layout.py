@@ -123,6 +123,35 @@ def _box(page: Page, selector: str) -> dict[str, float]:
     return {"x": box["x"], "y": box["y"], "width": box["width"], "height": box["height"]}
 
 
+def _header_fits(page: Page) -> dict[str, Any]:
+    """The top bar at the viewport's width: every control inside it, on one line
+    (a wrapped "Share position: off" made the bar two lines tall), in one row."""
+    got: dict[str, Any] = page.evaluate(
+        """() => {
+          const bar = document.querySelector('.topbar');
+          const items = [...bar.querySelectorAll(
+            '.conn, .header-actions > button, .account-menu > summary')]
+            .filter((el) => el.offsetParent !== null)
+            .map((el) => {
+              const r = el.getBoundingClientRect();
+              return {cls: el.className || el.tagName, left: r.left, right: r.right,
+                      top: r.top, height: r.height, text: el.textContent};
+            });
+          return {width: innerWidth, bar: bar.getBoundingClientRect().height, items};
+        }"""
+    )
+    print("header", got)
+    for item in got["items"]:
+        assert item["left"] >= 0 and item["right"] <= got["width"], got
+        assert item["height"] <= 44, got  # one line of text
+    middles = [item["top"] + item["height"] / 2 for item in got["items"]]
+    assert max(middles) - min(middles) <= 4, got  # one row
+    conn = got["items"][0]
+    assert conn["right"] - conn["left"] >= 70, got  # "Online" whole, with its dot
+    assert got["bar"] <= 56, got
+    return got
+
+
 def _message_room(page: Page) -> float:
     """The channel's height in messages (of the median message's height)."""
     sizes = page.evaluate(
@@ -207,6 +236,7 @@ def test_the_phone_walk(people: People, web_server: LiaisonServer, artifacts: Pa
         " return s.scrollHeight - s.scrollTop - s.clientHeight < 4; }"
     )
     rest_room = _message_room(page)
+    _header_fits(page)  # Online, Share position, Capacity and the account menu
     page.screenshot(path=str(artifacts / "phone-portrait-rest.png"))
     page.locator(".pane.active .channel-scroll").hover()
     page.mouse.wheel(0, -600)
