@@ -237,6 +237,14 @@ def test_the_phone_walk(people: People, web_server: LiaisonServer, artifacts: Pa
     )
     rest_room = _message_room(page)
     _header_fits(page)  # Online, Share position, Capacity and the account menu
+    wide = page.evaluate(
+        """() => [...document.querySelectorAll('.pane.active .msg')]
+          .filter((m) => m.getBoundingClientRect().right > innerWidth)
+          .map((m) => m.textContent.slice(0, 40))"""
+    )
+    assert wide == [], wide  # no message wider than the phone
+    bot_tag = _box(page, ".pane.active .bot-tag")
+    assert bot_tag["width"] >= 24, bot_tag  # "BOT" whole, not "B…"
     page.screenshot(path=str(artifacts / "phone-portrait-rest.png"))
     page.locator(".pane.active .channel-scroll").hover()
     page.mouse.wheel(0, -600)
