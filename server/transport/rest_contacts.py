@@ -1,4 +1,4 @@
-"""REST routes for contact details (SPEC 18, "Contacts").
+"""REST routes for contact details (SPEC 18.6, "Contacts").
 
 GET  /api/v1/incidents/{id}/contacts  participants: liaisons with phone numbers, bots
 POST /api/v1/users/{id}/phone         admins: {"phone": "+44 ..." | null}, audited
