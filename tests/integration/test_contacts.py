@@ -1,4 +1,4 @@
-"""Contacts: a liaison's phone number for participants only, bots named (SPEC 18)."""
+"""Contacts: a liaison's phone number for participants only, bots named (SPEC 18.6)."""
 
 from __future__ import annotations
 
