@@ -274,6 +274,8 @@ def test_the_phone_walk(people: People, web_server: LiaisonServer, artifacts: Pa
     expect(page.locator(".sign-out")).to_be_visible()
     geo, out = _box(page, ".geo-toggle"), _box(page, ".sign-out")
     assert out["y"] >= geo["y"] + geo["height"] + 8, (geo, out)
+    expect(page.locator(".account-org")).to_have_text("Harbour Street Shelter")
+    page.screenshot(path=str(artifacts / "phone-account-menu.png"))
     page.mouse.click(20, 700)  # a tap elsewhere closes it
     expect(page.locator(".sign-out")).to_be_hidden()
 

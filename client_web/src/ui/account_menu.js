@@ -8,12 +8,18 @@ import { h } from "../dom.js";
 export function accountMenu(app, toggleHelp) {
   const menu = h("details", { class: "account-menu" });
   const close = () => menu.removeAttribute("open");
+  // Named when opened: the organisations' names arrive after the shell is built
+  // (built then, the menu showed "harbour-shelter").
+  const org = h("span", { class: "muted account-org" }, app.orgName(app.me.org));
+  menu.addEventListener("toggle", () => {
+    if (menu.open) org.textContent = app.orgName(app.me.org);
+  });
   menu.append(
     h("summary", { class: "account-toggle", "aria-label": `Account: ${app.me.name}` }, "☰", h("span", { class: "desk-only" }, " Menu")),
     h(
       "div",
       { class: "account-items" },
-      h("p", { class: "account-who" }, app.me.name, h("br"), h("span", { class: "muted" }, app.orgName(app.me.org))),
+      h("p", { class: "account-who" }, app.me.name, h("br"), org),
       h(
         "button",
         { type: "button", class: "desk-only", title: "Keyboard shortcuts (?)", on: { click: () => (close(), toggleHelp()) } },
