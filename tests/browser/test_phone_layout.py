@@ -142,7 +142,8 @@ def _header_fits(page: Page) -> dict[str, Any]:
     )
     print("header", got)
     for item in got["items"]:
-        assert item["left"] >= 0 and item["right"] <= got["width"], got
+        assert item["left"] >= 0, got
+        assert item["right"] <= got["width"], got
         assert item["height"] <= 44, got  # one line of text
     middles = [item["top"] + item["height"] / 2 for item in got["items"]]
     assert max(middles) - min(middles) <= 4, got  # one row
