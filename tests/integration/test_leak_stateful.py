@@ -1289,12 +1289,12 @@ async def populate(world: World, admin_url: str) -> None:
         await world.seat(username, org, role, world.urls[i % len(world.urls)], key)
     world.admins = admins
     # A unique phone number each (Ofcom's drama range), set by its organisation's admin.
-    for i, (user, seat) in enumerate(world.seats.items()):
+    for i, (user_id, seat) in enumerate(world.seats.items()):
         number = f"+44 20 7946 1{i:03d}"
         await admins[seat.reader.org].request(
-            "POST", f"/api/v1/users/{user}/phone", {"phone": number}
+            "POST", f"/api/v1/users/{user_id}/phone", {"phone": number}
         )
-        world.phones[user] = number
+        world.phones[user_id] = number
 
 
 async def org_admin(admin: LiaisonClient, org: str, url: str) -> LiaisonClient:
