@@ -304,7 +304,7 @@ def test_the_phone_walk(people: People, web_server: LiaisonServer, artifacts: Pa
     officer = pane.locator(".responder[data-user=u_officer] a.geo")
     geo_href = "geo:51.50552,-0.07538?q=51.50552,-0.07538(Omar%20Officer)"
     expect(officer).to_have_attribute("href", geo_href)
-    page.screenshot(path=str(artifacts / "phone-map.png"))
+    page.screenshot(path=str(artifacts / "phone-map-labels.png"))
     pane.locator(".section-tab[data-tab=channel]").click()
 
     # Back: the phone's Back returns to the list, and opens no keyboard.
