@@ -34,6 +34,7 @@ from server.logs import configure, event
 from server.services.accounts import Accounts, SessionGuard, SessionPolicy, cli_actor
 from server.services.admin import create_user
 from server.services.api_keys import ApiKeys, KeyRequest
+from server.services.contacts import set_phone
 from server.services.sharing_admin import FIELD_CLASSES, LABELS, PRECISIONS, SharingAdmin
 from server.services.sharing_rules import SharingRules, now_ms
 from server.settings import HELP, Settings, human_default
@@ -369,6 +370,20 @@ def cmd_user_lifecycle(args: argparse.Namespace) -> int:
         }
         await steps[args.user]()
         print(f"user {args.username}: {args.user} done")
+        return 0
+
+    return _accounts_action(args, action)
+
+
+def cmd_user_phone(args: argparse.Namespace) -> int:
+    """Set (or with "" remove) a user's phone number: audited as ``user.set_phone``."""
+
+    async def action(accounts: Accounts) -> int:
+        user = accounts.directory.by_username(args.username)
+        target = user.id if user is not None else args.username
+        entry = AuditEntry(cli_actor(), "user.set_phone", target, "ok", "")
+        await _audited(accounts, entry, lambda: set_phone(accounts.directory, target, args.phone))
+        print(f"user {args.username}: phone {'set' if args.phone.strip() else 'removed'}")
         return 0
 
     return _accounts_action(args, action)
@@ -786,6 +801,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_storage_parsers(sub, _settings)
     add_export_parsers(sub, data_dir, _settings)
     add_retention_parsers(sub)
+    user_phone = user.add_parser(
+        "set-phone", help="set a user's phone number (a liaison's tap-to-call); '' removes it"
+    )
+    user_phone.add_argument("username")
+    user_phone.add_argument("phone")
+    data_dir(user_phone)
+    user_phone.set_defaults(func=cmd_user_phone)
     user_list = user.add_parser("list", help="list users")
     data_dir(user_list)
     user_list.set_defaults(func=cmd_user_list)

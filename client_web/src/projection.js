@@ -6,6 +6,7 @@
 
 import { TASK_FINAL } from "./protocol.js";
 import { applyActionDone, applyReview } from "./reviews.js";
+import { waitsFor } from "./addressees.js";
 
 export const TASK_STATUS_AFTER = {
   "task.assigned": "assigned",
@@ -83,6 +84,7 @@ export function apply(s, env) {
 function touchTask(task, env) {
   task.updated_seq = env.seq;
   task.updated = env.ts;
+  task.updated_by = env.actor?.user ?? null;
   task.rev = (task.rev || 0) + 1;
 }
 
@@ -179,6 +181,7 @@ const HANDLERS = {
     const m = s.messages.get(b.message);
     if (m) {
       m.retracted = true;
+      m.retracted_ts = env.ts;
       m.text = null;
       m.rev++;
     }
@@ -434,7 +437,7 @@ export function counts(s, me, readSeq = 0) {
   for (const m of s.messages.values()) {
     if (!me || m.author.user === me.id || m.retracted) continue;
     if (m.seq > readSeq) unread++;
-    if (m.urgent && !(me.id in m.acks)) unacked++;
+    if (waitsFor(m, me, (u) => s.people.get(u)?.org)) unacked++;
   }
   let myTasks = 0;
   for (const t of s.tasks.values()) if (t.status === "assigned" && isMine(t, me)) myTasks++;

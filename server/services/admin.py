@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from dataclasses import replace
 from typing import Any
 
 from protocol import v1
@@ -90,6 +91,8 @@ DEMO_USERS = (
     ("cad-bot", "metro-police", "CAD integration", "bot"),
 )
 DEMO_PASSWORD = "liaison-demo"  # noqa: S105 - published demo credentials
+#: The demo liaisons' numbers (Ofcom's range for drama: never a real line).
+DEMO_PHONES = {"dispatch": "+44 20 7946 0101", "shelter-lead": "+44 20 7946 0202"}
 
 
 #: The demo's agreements, both ways between the police and the shelter: names,
@@ -153,6 +156,9 @@ async def seed_demo(
                 role=role,
                 password=secrets.token_urlsafe(16) if role == "bot" else DEMO_PASSWORD,
             )
+            if username in DEMO_PHONES:
+                user = directory.users["u_" + username]
+                await directory.update_user(replace(user, phone=DEMO_PHONES[username]))
     except (DirectoryConflict, ProtocolError):
         await directory.reload()  # another node is seeding: its incident id is ours too
     if sharing is not None:

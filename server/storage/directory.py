@@ -45,6 +45,10 @@ class User:
     disabled: bool
     #: Expertise tags (server/domain/expertise.py), set by an admin.
     tags: tuple[str, ...] = ()
+    #: A number to call (tap-to-call for an incident's liaison): E.164 or as
+    #: dialled locally; None if not given. Shown to one's own organisation and,
+    #: for a liaison, to the incident's participants (services/contacts.py).
+    phone: str | None = None
 
     @property
     def principal(self) -> Principal:
@@ -63,6 +67,7 @@ class User:
             "role": self.role.value,
             "disabled": self.disabled,
             "tags": list(self.tags),
+            "phone": self.phone,
         }
 
     def to_row(self) -> list[Any]:
@@ -75,13 +80,16 @@ class User:
             self.password_hash,
             self.disabled,
             list(self.tags),
+            self.phone,
         ]
 
     @classmethod
     def from_row(cls, row: Any) -> User:
-        """A row of ``to_row``; one stored before tags existed has seven items."""
+        """A row of ``to_row``: [..., disabled, tags, phone]. One stored before
+        tags existed has seven items, one stored before phone numbers eight."""
         tags = _tags_of(row[7]) if len(row) > 7 else ()
-        return cls(row[0], row[1], row[2], row[3], Role(row[4]), row[5], bool(row[6]), tags)
+        phone = row[8] if len(row) > 8 else None
+        return cls(row[0], row[1], row[2], row[3], Role(row[4]), row[5], bool(row[6]), tags, phone)
 
 
 def _tags_of(value: Any) -> tuple[str, ...]:
@@ -279,6 +287,7 @@ MIGRATIONS = (
     ("orgs", "default_label", f"TEXT NOT NULL DEFAULT '{DEFAULT_ORG_LABEL.value}'"),
     ("orgs", "tags", "TEXT NOT NULL DEFAULT '[]'"),
     ("users", "tags", "TEXT NOT NULL DEFAULT '[]'"),
+    ("users", "phone", "TEXT"),
 )
 
 
@@ -327,8 +336,8 @@ class SqliteDirectoryStorage:
             users = [
                 User.from_row(row)
                 for row in self._db.execute(
-                    "SELECT id, username, org_id, name, role, password_hash, disabled, tags"
-                    " FROM users"
+                    "SELECT id, username, org_id, name, role, password_hash, disabled, tags,"
+                    " phone FROM users"
                 )
             ]
             return orgs, users
@@ -363,12 +372,13 @@ class SqliteDirectoryStorage:
     async def add_user(self, user: User) -> None:
         await self._write(
             "INSERT INTO users (id, username, org_id, name, role, password_hash, disabled,"
-            " created_ms, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_ms, tags, phone) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 *user.to_row()[:6],
                 int(user.disabled),
                 int(time.time() * 1000),
                 json.dumps(list(user.tags)),
+                user.phone,
             ),
         )
 
@@ -396,14 +406,15 @@ class SqliteDirectoryStorage:
 
     async def update_user(self, user: User) -> None:
         await self._write(
-            "UPDATE users SET name = ?, role = ?, password_hash = ?, disabled = ?, tags = ?"
-            " WHERE id = ?",
+            "UPDATE users SET name = ?, role = ?, password_hash = ?, disabled = ?, tags = ?,"
+            " phone = ? WHERE id = ?",
             (
                 user.name,
                 user.role.value,
                 user.password_hash,
                 int(user.disabled),
                 json.dumps(list(user.tags)),
+                user.phone,
                 user.id,
             ),
         )

@@ -141,8 +141,21 @@ SCHEMAS: dict[str, Schema] = {
             "role": ROLE,
             "disabled": BOOL,
             "tags": STRS,
+            "phone": nullable(STR),
         },
         "tags",
+        "phone",
+    ),
+    "PhoneSet": obj({"phone": nullable({"type": "string", "maxLength": 32})}, extra=True),
+    "Contacts": obj(
+        {
+            "incident": STR,
+            "liaisons": {
+                "type": "array",
+                "items": obj({"org": STR, "user": STR, "name": STR, "phone": nullable(STR)}),
+            },
+            "bots": {"type": "array", "items": STR},
+        }
     ),
     "Session": obj(
         {
@@ -785,6 +798,16 @@ def _paths() -> dict[str, dict[str, Schema]]:
                 ("revoke-sessions", "End every session of a user (admin)", None),
             )
         },
+        "/api/v1/users/{id}/phone": {
+            "post": _op(
+                "Set or remove (null) a user's phone number (admin)",
+                "users",
+                (200, ref("User")),
+                (403, 404),
+                path_id=user,
+                body="PhoneSet",
+            )
+        },
         "/api/v1/users/{id}": {
             "delete": _op("Delete an account (admin)", "users", OK, (403, 404, 409), path_id=user)
         },
@@ -1020,6 +1043,16 @@ def _paths() -> dict[str, dict[str, Schema]]:
                 "The incident view (participants)",
                 "incidents",
                 (200, ref("IncidentView")),
+                (403, 404),
+                path_id="an incident id",
+            ),
+        },
+        "/api/v1/incidents/{id}/contacts": {
+            "get": _op(
+                "Each organisation's liaison with a phone number, and the bots you see act"
+                " (participants)",
+                "incidents",
+                (200, ref("Contacts")),
                 (403, 404),
                 path_id="an incident id",
             ),

@@ -44,6 +44,7 @@ from server.storage.base import EventLog, IncidentQuery, IndexCursor
 from server.storage.directory import Directory, DirectoryConflict
 from server.transport.login_guard import LoginGuard
 from server.transport.rest_agreements import AgreementsApi, org_wire
+from server.transport.rest_contacts import ContactRoutes
 from server.transport.rest_keys import KeyRoutes
 from server.transport.rest_openapi import openapi_routes
 from server.transport.rest_reports import ReportRoutes
@@ -218,6 +219,7 @@ class RestApi:
             *(KeyRoutes(self, self.api_keys).routes() if self.api_keys else []),
             *openapi_routes(),
             *SearchRoutes(self).routes(),
+            *ContactRoutes(self).routes(),
         ]
 
     # ------------------------------------------------------------- plumbing

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -170,5 +172,82 @@ async def test_a_redis_org_row_from_before_labels_reads_as_the_default(
         await client.hset(keys.ORGS, "o1", msgpack.packb(["o1", "Harbour Shelter", "ngo"]))
         orgs, _ = await RedisDirectoryStorage(client).load()
         assert orgs == [Org("o1", "Harbour Shelter", "ngo", DEFAULT_ORG_LABEL)]
+    finally:
+        await client.aclose()
+
+
+async def test_a_users_phone_is_stored_and_changed(settings: Settings) -> None:
+    async for first in opened(settings):
+        async for second in opened(settings):
+            await first.add_org(Org("o1", "Harbour Shelter", "ngo"))
+            await first.add_user(user("u1", "ana", "o1"))
+            await first.add_user(
+                User(
+                    "u2",
+                    "bo",
+                    "o1",
+                    "Bo",
+                    Role.RESPONDER,
+                    "h",
+                    False,
+                    ("first-aid",),
+                    "+44 20 7946 0000",
+                )
+            )
+            token = await second.version()
+            await first.update_user(
+                User("u1", "ana", "o1", "Name u1", Role.RESPONDER, "hash-u1", False, phone="112")
+            )
+            assert await second.version() != token
+            _, users = await second.load()
+            assert sorted((u.id, u.tags, u.phone) for u in users) == [
+                ("u1", (), "112"),
+                ("u2", ("first-aid",), "+44 20 7946 0000"),
+            ]
+
+
+async def test_user_rows_from_before_phones_read_without_one(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Rows of every older length load: seven items (before tags), eight (tags,
+    before phone numbers); a directory.db of either schema gains the columns."""
+    for with_tags in (False, True):
+        path = tmp_path / f"directory-{with_tags}.db"
+        old = sqlite3.connect(path)
+        old.executescript(
+            "CREATE TABLE orgs (id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL,"
+            " created_ms INTEGER NOT NULL);"
+            "CREATE TABLE users (id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE,"
+            " org_id TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL,"
+            " password_hash TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0,"
+            " created_ms INTEGER NOT NULL);"
+            "INSERT INTO orgs VALUES ('o1', 'Harbour Shelter', 'ngo', 1);"
+            "INSERT INTO users VALUES ('u1', 'ana', 'o1', 'Ana', 'responder', 'h', 0, 1);"
+        )
+        if with_tags:  # main's schema before phone numbers: the tags column, set
+            old.execute("ALTER TABLE users ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'")
+            old.execute("UPDATE users SET tags = ?", (json.dumps(["boat"]),))
+            old.commit()
+        old.close()
+        storage = SqliteDirectoryStorage(path)
+        await storage.open()
+        try:
+            (loaded,) = (await storage.load())[1]
+            assert (loaded.tags, loaded.phone) == ((("boat",) if with_tags else ()), None)
+            await storage.update_user(dataclasses.replace(loaded, phone="112"))
+            assert [u.phone for u in (await storage.load())[1]] == ["112"]
+        finally:
+            await storage.close()
+    redis_server.flush()
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        row = ["u1", "ana", "o1", "Ana", "responder", "h", False]
+        await client.hset(keys.USERS, "u1", msgpack.packb(row))
+        await client.hset(keys.USERS, "u2", msgpack.packb(["u2", "bo", *row[2:], ["boat"]]))
+        _, users = await RedisDirectoryStorage(client).load()
+        assert sorted((u.id, u.tags, u.phone) for u in users) == [
+            ("u1", (), None),
+            ("u2", ("boat",), None),
+        ]
     finally:
         await client.aclose()

@@ -135,6 +135,11 @@ class World:
         #: org -> the note it last published; user -> its ``/capacity/changes`` pos.
         self.capacity_notes: dict[str, str] = {}
         self.capacity_pos: dict[str, int] = {}
+        #: Each principal's phone number (user id -> number), unique to it: a
+        #: number may reach its own organisation (GET /api/v1/users) and, for
+        #: an incident's liaison, that incident's participants (GET .../contacts)
+        #: and nothing else; every other answer and frame is scanned for them.
+        self.phones: dict[str, str] = {}
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         try:
@@ -307,11 +312,22 @@ class World:
         self.generation += 1
         self.rules.append(dict(AGREEMENTS))
 
-    def scan(self, seat: Seat, text: str, where: str) -> None:
-        self.scan_as(seat.reader, seat.own, text, where)
+    def scan(self, seat: Seat, text: str, where: str, phones: frozenset[str] = frozenset()) -> None:
+        self.scan_as(seat.reader, seat.own, text, where, phones)
 
-    def scan_as(self, reader: Reader, own: set[str], text: str, where: str) -> None:
-        """Every canary in ``text`` must be one ``reader`` may read (or wrote itself)."""
+    def scan_as(
+        self,
+        reader: Reader,
+        own: set[str],
+        text: str,
+        where: str,
+        phones: frozenset[str] = frozenset(),
+    ) -> None:
+        """Every canary in ``text`` must be one ``reader`` may read (or wrote itself);
+        a phone number only one of ``phones``, the owners the read path may name."""
+        for user, number in self.phones.items():
+            if number in text and user not in phones:
+                raise Leak(f"{where}: {reader} got the phone of {user}: {text[:400]}")
         for token in CANARY.findall(text):
             if token in own:
                 continue

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import urllib.request
 from dataclasses import fields
 from importlib.metadata import version
 from pathlib import Path
+from typing import cast
 
 import orjson
 import pytest
@@ -182,3 +185,42 @@ def test_every_cli_admin_action_is_audited_as_over_rest(tmp_path: Path) -> None:
     ]
     assert records[0]["detail"] == {"kind": "ngo"}
     assert records[2]["detail"] == {"org": "rangers", "role": "responder"}
+
+
+def test_user_set_phone_stores_checks_removes_and_audits(tmp_path: Path) -> None:
+    """``user set-phone`` is the CLI's way to give a liaison a tap-to-call number:
+    stored trimmed, refused with the rule when not a number, removed with "",
+    and audited as ``user.set_phone`` like POST /api/v1/users/{id}/phone."""
+    data = ("--data-dir", str(tmp_path / "data"))
+    assert liaison("org", "add", "rangers", "Wildlife Rangers", *data, "--init").returncode == 0
+    nia = ("user", "add", "nia", "--org", "rangers", "--role", "responder")
+    assert liaison(*nia, "--password", "x" * 12, *data).returncode == 0
+
+    def stored() -> str | None:
+        with contextlib.closing(sqlite3.connect(tmp_path / "data" / "directory.db")) as db:
+            (phone,) = db.execute("SELECT phone FROM users WHERE id = 'u_nia'").fetchone()
+        return cast("str | None", phone)
+
+    ok = liaison("user", "set-phone", "nia", " +44 20 7946 0303 ", *data)
+    assert ok.returncode == 0, ok.stderr
+    assert "phone set" in ok.stdout
+    assert stored() == "+44 20 7946 0303"
+    bad = liaison("user", "set-phone", "nia", "call me", *data)
+    assert bad.returncode == 1
+    assert "digits" in bad.stderr
+    assert stored() == "+44 20 7946 0303"
+    assert liaison("user", "set-phone", "nobody", "112", *data).returncode == 1
+    removed = liaison("user", "set-phone", "nia", "", *data)
+    assert removed.returncode == 0, removed.stderr
+    assert "phone removed" in removed.stdout
+    assert stored() is None
+    out = liaison("audit", "export", *data)
+    records = [orjson.loads(line) for line in out.stdout.splitlines()]
+    assert [
+        (r["action"], r["target"], r["outcome"]) for r in records if r["action"] == "user.set_phone"
+    ] == [
+        ("user.set_phone", "u_nia", "ok"),
+        ("user.set_phone", "u_nia", "invalid"),
+        ("user.set_phone", "nobody", "not_found"),
+        ("user.set_phone", "u_nia", "ok"),
+    ]

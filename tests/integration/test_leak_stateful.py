@@ -30,6 +30,12 @@ Read paths, each checked against the oracle when the step uses it:
   times, per visibility), ``online`` (own organisation and liaisons only);
 * the view as of a seq (``/view?at_seq=``): every canary in it, and at the
   head the same checks as the view;
+* contacts (``GET /api/v1/incidents/{id}/contacts``): exactly each joined
+  organisation's liaison with its phone number, no other number; bots only
+  ones the reader's checked view shows acting; an outsider refused like a
+  missing incident. ``GET /api/v1/users``: numbers of one's own organisation
+  only. Every user has a unique number, and every other answer and frame is
+  scanned for all of them;
 * the exports of protocol/INTEGRATIONS.md (CAP, EIDO, CoT): every canary in
   them one the reader may read; an outsider refused like a missing incident;
 * the incident list: who is listed, ``updated`` as the reader's own, the
@@ -218,6 +224,7 @@ ACTIONS = (
     + ["export"] * 2
     + ["view"] * 4
     + ["view_at"] * 2
+    + ["contacts"]
     + ["standards_export"]
     + ["list"] * 2
     + ["feed"]
@@ -1038,6 +1045,39 @@ class LeakMachine(RuleBasedStateMachine):
             check_view({**view, "online": []}, incident, seat.reader, self.w.org_of)
         self.w.stats["views as of"] += 1
 
+    async def _contacts(self, data: st.DataObject) -> None:
+        """Phone numbers: a liaison's to the incident's participants, nobody else's."""
+        incident = self.incident(data)
+        seat = self.seat(data, incident)
+        reader = seat.reader
+        path = f"/api/v1/incidents/{incident.id}/contacts"
+        if not incident.takes_part(reader.org):
+            await self.outsider_read(seat, path, incident.id)
+            return
+        liaisons = {o: u for o, u in incident.liaisons.items() if o in incident.joined}
+        status, text = await rest(seat, path)
+        self.w.scan(seat, text, f"GET {path}", frozenset(liaisons.values()))
+        assert status == 200, (status, text)
+        answer = json.loads(text)
+        got = {(c["org"], c["user"], c["phone"]) for c in answer["liaisons"]}
+        want = {(o, u, self.w.phones.get(u)) for o, u in liaisons.items()}
+        if got != want:
+            raise Leak(f"contacts of {incident.id} for {reader}: {got}, expected {want}")
+        view = await self.view(seat, incident)
+        check_view(view, incident, reader, self.w.org_of)  # the bots' witness
+        acting = {m["author"]["user"] for m in view["messages"]}
+        acting |= {t["created_by"] for t in view["tasks"]}
+        acting |= {r["user"] for r in view["responders"]} | set(liaisons.values())
+        bots = {u for u in acting if self.w.seats.get(u) and self.w.seats[u].reader.role == "bot"}
+        if set(answer["bots"]) != bots:
+            raise Leak(f"contacts bots of {incident.id} for {reader}: {answer['bots']}, {bots}")
+        own = frozenset(u for u, org in self.w.org_of.items() if org == reader.org)
+        status, text = await rest(seat, "/api/v1/users")
+        self.w.scan(seat, text, "GET /api/v1/users", own)
+        assert status == 200, (status, text)
+        self.w.stats["contacts"] += 1
+        self.w.stats["contacts: numbers shown"] += sum(1 for *_, n in got if n)
+
     async def _standards_export(self, data: st.DataObject) -> None:
         """The standards' exports (CAP, EIDO, CoT): built from the reader's view, so
         they carry only canaries the reader may read; outsiders get the view's 404."""
@@ -1670,6 +1710,13 @@ async def populate(world: World, admin_url: str) -> None:
     scoped = LiaisonClient(world.urls[0], api_key=key)
     scoped.user = await scoped.request("GET", "/api/v1/me")
     world.scoped = Seat(Reader(scoped.user["id"], POLICE, SCOPED_BOT), scoped)
+    # A unique phone number each (Ofcom's drama range), set by its organisation's admin.
+    for i, (user_id, seat) in enumerate(world.seats.items()):
+        number = f"+44 20 7946 1{i:03d}"
+        await admins[seat.reader.org].request(
+            "POST", f"/api/v1/users/{user_id}/phone", {"phone": number}
+        )
+        world.phones[user_id] = number
 
 
 async def org_admin(admin: LiaisonClient, org: str, url: str) -> LiaisonClient:

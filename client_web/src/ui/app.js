@@ -26,6 +26,10 @@ import { Alerts } from "./alerts.js";
 import { Receipts } from "./safety.js";
 import { Workspace } from "./workspace.js";
 import { Shell } from "./shell.js";
+import { Contacts } from "../contacts.js";
+import { describeRefusal } from "../refusal.js";
+import { PhoneLayout } from "./phone_layout.js";
+import { clock } from "../format.js";
 
 const DESK_QUERY = "(min-width: 900px)";
 
@@ -42,9 +46,14 @@ export class App {
     this.toasts = new Toasts();
     this.workspace = new Workspace(this);
     this.shell = new Shell(this);
+    this.phoneLayout = new PhoneLayout(this);
     this.alerts = new Alerts(this);
     this.geo = new Geo(this);
     this.receipts = new Receipts(this);
+    this.contacts = new Contacts(this.api, () => {
+      for (const pane of this.panes.values()) pane.markDirty();
+      this.schedule();
+    });
     this.openOnAck = new Map(); // client id of an incident.create -> its "opening" toast
     this.persistence = new Persistence({ onChange: () => this.schedule() });
     if (store.memory) this.persistence.fail("everything", store.openError || "IndexedDB unavailable");
@@ -117,6 +126,7 @@ export class App {
       this.layout = e.matches ? "desk" : "phone";
       this.applyLayout();
     });
+    this.phoneLayout.install();
     window.addEventListener("online", () => this.sync?.goOnline());
     window.addEventListener("hashchange", () => {
       const id = this.workspace.linkedIncident();
@@ -374,13 +384,23 @@ export class App {
       this.sync.drop(item.id);
       return;
     }
-    const why = explain(error, item.cmd.type);
+    const why = this.refusal(item.cmd, error);
     this.toasts.error(why.title, why.action);
     // A message that was refused stays (marked "not sent") so its text is not
     // lost; other actions are dropped: the screen shows the current state.
     if (item.cmd.type !== "message.post") this.sync.drop(item.id);
     if (error.code === "unauthenticated") this.sessionEnded();
     this.schedule();
+  }
+
+  /** A refusal in words: who did what first, from this device's log, else the code. */
+  refusal(cmd, error) {
+    const state = this.states.get(cmd.incident);
+    return describeRefusal(state, cmd, error, {
+      name: (user) => this.personName(state, user),
+      clock,
+      me: this.me?.id,
+    });
   }
 
   handleApiError(err, quiet = false) {

@@ -20,6 +20,8 @@ import {
 import { tlpBadge, recipientsLine } from "./tlp.js";
 import { writtenTag } from "./modes.js";
 import { escalationLine, receiptLine } from "./safety.js";
+import { linkify } from "./linkify.js";
+import { editButton, messageEditor, queuedEdit } from "./message_edit.js";
 
 function clip(text, n) {
   const chars = [...String(text ?? "")];
@@ -500,8 +502,10 @@ export class Channel {
       this.list,
       messages,
       (m) => m.seq,
-      (m) => `${m.rev}|${pendingAcks.has(m.seq)}|${this.app.orgs.size}|${m.reply_to ? state.messages.get(m.reply_to)?.rev : ""}`,
-      (m) => this.renderMessage(state, m, pendingAcks.has(m.seq), me),
+      (m) =>
+        `${m.rev}|${pendingAcks.has(m.seq)}|${this.app.orgs.size}|${m.reply_to ? state.messages.get(m.reply_to)?.rev : ""}` +
+        `|${this.editing?.seq === m.seq}|${queuedEdit(pending, m.seq)?.id}|${this.app.contacts.isBot(m.author.user)}`,
+      (m) => this.renderMessage(state, m, pendingAcks.has(m.seq), me, queuedEdit(pending, m.seq)),
     );
     const seenCids = new Set(messages.map((m) => m.cid).filter(Boolean));
     const posts = pending.filter((i) => i.cmd.type === "message.post" && !seenCids.has(i.id));
@@ -509,7 +513,7 @@ export class Channel {
       this.pendingList,
       posts,
       (i) => i.id,
-      (i) => `${i.state}|${i.error?.code || ""}|${this.app.sync?.status}`,
+      (i) => `${i.state}|${i.error?.code || ""}|${this.app.sync?.status}|${state.status}`,
       (i) => this.renderPending(i),
     );
     this.emptyNote.hidden = messages.length + posts.length > 0;
@@ -518,7 +522,7 @@ export class Channel {
     this.stickToBottom = false;
   }
 
-  renderMessage(state, m, ackPending, me) {
+  renderMessage(state, m, ackPending, me, edit = null) {
     const app = this.app;
     const mentionsMe =
       m.mentions?.users?.includes(me.id) || m.mentions?.orgs?.includes(me.org);
@@ -530,6 +534,9 @@ export class Channel {
       { class: "msg-head" },
       h("span", { class: "avatar", "aria-hidden": "true" }, initials(m.author.name)),
       h("span", { class: "author" }, m.author.name),
+      app.contacts.isBot(m.author.user)
+        ? h("span", { class: "tag bot-tag", title: "Posted by an integration (a bot), not a person" }, "BOT")
+        : null,
       orgBadge(app, m.author.org),
       h("time", { datetime: new Date(m.ts).toISOString(), title: new Date(m.ts).toLocaleString() }, clock(m.ts)),
       writtenTag(m),
@@ -553,7 +560,9 @@ export class Channel {
       );
     }
     if (m.retracted) parts.push(h("div", { class: "msg-text withdrawn" }, "Message withdrawn."));
-    else parts.push(h("div", { class: "msg-text" }, m.text, m.edited_seq ? h("span", { class: "edited" }, " (edited)") : null));
+    else if (this.editing?.seq === m.seq && !this.readOnly) parts.push(messageEditor(this, m));
+    else if (edit) parts.push(h("div", { class: "msg-text" }, linkify(edit.cmd.text), h("span", { class: "edited pending-note" }, edit.state === "failed" ? " (edit not saved)" : " (saving edit…)")));
+    else parts.push(h("div", { class: "msg-text" }, linkify(m.text), m.edited_seq ? h("span", { class: "edited" }, " (edited)") : null));
     const mentionNames = [
       ...(m.mentions?.orgs || []).map((o) => app.orgName(o)),
       ...(m.mentions?.users || []).map((u) => app.personName(state, u)),
@@ -593,6 +602,7 @@ export class Channel {
       }
       actions.push(h("button", { type: "button", class: "link", on: { click: () => this.setReply(m) } }, "Reply"));
       if (mine) {
+        if (this.editing?.seq !== m.seq && !edit) actions.push(editButton(this, m));
         actions.push(
           h(
             "button",
@@ -616,7 +626,7 @@ export class Channel {
     return h(
       "li",
       {
-        class: ["msg", m.urgent && "urgent", mine && "mine", mentionsMe && "mentioned", (restricted || labelOf(m.tlp) === "RED") && "restricted", m.retracted && "retracted"],
+        class: ["msg", m.urgent && "urgent", mine && "mine", app.contacts.isBot(m.author.user) && "bot", mentionsMe && "mentioned", (restricted || labelOf(m.tlp) === "RED") && "restricted", m.retracted && "retracted"],
         "data-seq": m.seq,
         "data-author": m.author.user,
         "data-tlp": labelOf(m.tlp),
@@ -630,7 +640,7 @@ export class Channel {
     const cmd = item.cmd;
     let status;
     if (item.state === "failed") {
-      const why = explain(item.error, cmd.type);
+      const why = app.refusal ? app.refusal(cmd, item.error) : explain(item.error, cmd.type);
       status = h(
         "div",
         { class: "pending-status failed", role: "alert" },
@@ -681,7 +691,7 @@ export class Channel {
         restricted ? h("span", { class: "tag restricted-tag" }, `Restricted · ${restricted}`) : null,
       ),
       cmd.tlp === "RED" ? recipientsLine(app, app.states.get(this.id), cmd.recipients, app.me.id) : null,
-      h("div", { class: "msg-text" }, cmd.text),
+      h("div", { class: "msg-text" }, linkify(cmd.text)),
       status,
     );
   }

@@ -56,7 +56,7 @@ export class IncidentList {
     this.el = h(
       "aside",
       { class: "list-panel", "aria-label": "Incident list" },
-      h("div", { class: "list-head" }, h("h2", {}, "Incidents ", this.count), this.newButton),
+      h("div", { class: "list-head" }, (this.heading = h("h2", { tabindex: "-1" }, "Incidents ", this.count)), this.newButton),
       h(
         "div",
         { class: "filters" },
@@ -80,8 +80,9 @@ export class IncidentList {
     this.dirty = true;
   }
 
+  /** Focus the selected row, else the list's heading: never an input (a phone's keyboard would open). */
   focus() {
-    (this.ul.querySelector("li.selected button") || this.search).focus();
+    (this.ul.querySelector("li.selected button") || this.heading).focus({ preventScroll: true });
   }
 
   focusSearch() {

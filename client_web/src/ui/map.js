@@ -5,6 +5,7 @@
 
 import { map as leafletMap, tileLayer, control, layerGroup, circleMarker, circle, latLngBounds } from "leaflet/dist/leaflet-src.esm.js";
 import { h } from "../dom.js";
+import { placeLabels } from "./label_layout.js";
 
 const KIND_COLOUR = { police: "#1f5fbf", ngo: "#1b7f4b", other: "#6b5b95" };
 const FRESH_OPACITY = { fresh: 1, recent: 0.65, stale: 0.35, none: 0.35 };
@@ -41,21 +42,59 @@ export function createMap(container, { tileUrl }) {
   map.on("zoomstart", () => {
     if (!fitting) userMoved = true;
   });
-  const observer = new ResizeObserver(() => map.invalidateSize({ pan: false }));
+  const observer = new ResizeObserver(() => {
+    map.invalidateSize({ pan: false });
+    arrange();
+  });
   observer.observe(container);
+  map.on("zoomend moveend", () => arrange());
 
   // Markers are kept and updated in place (position, style, label text):
   // nothing is rebuilt on every event.
-  const markers = new Map(); // key -> {marker, label, accuracy}
+  const markers = new Map(); // key -> {marker, label, accuracy, priority}
+  // A tapped marker's label goes first, so a hidden one shows.
+  let chosen = null;
 
-  function upsert(key, ll, style, text, cls, tooltip, accuracyM) {
+  /**
+   * Labels beside their markers without overlapping or leaving the map
+   * (label_layout.js). Leaflet centres each tooltip on its marker; the
+   * placement moves it by a margin. Run after every change of view or data.
+   */
+  function arrange() {
+    const size = map.getSize();
+    const items = [];
+    for (const [key, m] of markers) {
+      const el = m.marker.getTooltip()?.getElement();
+      if (!el) continue;
+      const p = map.latLngToContainerPoint(m.marker.getLatLng());
+      const priority = key === chosen ? 1e9 : m.priority;
+      items.push({ key, x: p.x, y: p.y, w: el.offsetWidth, h: el.offsetHeight, r: m.marker.getRadius(), priority, el });
+    }
+    const placed = placeLabels(items, { width: size.x, height: size.y });
+    for (const it of items) {
+      const at = placed.get(it.key);
+      it.el.style.marginLeft = `${at.dx}px`;
+      it.el.style.marginTop = `${at.dy}px`;
+      it.el.style.visibility = at.hidden ? "hidden" : "";
+      it.el.dataset.placed = at.hidden ? "hidden" : "shown";
+    }
+  }
+
+  function upsert(key, ll, style, text, cls, tooltip, accuracyM, priority = 0) {
     let m = markers.get(key);
     if (!m) {
       const label = h("span", { class: cls }, text);
-      const marker = circleMarker(ll, style).bindTooltip(label, { permanent: true, ...tooltip }).addTo(layer);
-      m = { marker, label, accuracy: null };
+      const marker = circleMarker(ll, style)
+        .bindTooltip(label, { permanent: true, direction: "center", offset: [0, 0], className: "map-tip", ...tooltip })
+        .addTo(layer);
+      marker.on("click", () => {
+        chosen = key;
+        arrange();
+      });
+      m = { marker, label, accuracy: null, priority };
       markers.set(key, m);
     } else {
+      m.priority = priority;
       m.marker.setLatLng(ll);
       m.marker.setStyle(style);
       if (m.label.textContent !== text) m.label.textContent = text;
@@ -88,8 +127,9 @@ export function createMap(container, { tileUrl }) {
           { radius: 11, color: "#b3261e", weight: 3, fillColor: "#e5484d", fillOpacity: 0.85 },
           location.address ? `Incident: ${location.address}` : `Incident: ${title}`,
           "map-label incident",
-          { direction: "top", offset: [0, -10] },
+          {},
           null,
+          1e6,
         );
       }
       for (const p of people) {
@@ -116,8 +156,10 @@ export function createMap(container, { tileUrl }) {
           },
           `${p.name} · ${p.statusText} · ${p.age}${coarse ? " · approximate" : ""}`,
           `map-label person fresh-${p.fresh}${coarse ? " approximate" : ""}`,
-          { direction: "right", offset: [10, 0] },
+          {},
           coarse ? view.radius : view.accuracy && view.accuracy < 2000 ? view.accuracy : null,
+          // fresher positions first
+          -(p.position_ts ? Date.now() - p.position_ts : 1e12),
         );
       }
       for (const [key, m] of markers) {
@@ -135,9 +177,11 @@ export function createMap(container, { tileUrl }) {
         else map.fitBounds(latLngBounds(points), { padding: [40, 40], maxZoom: 17, animate: false });
         fitting = false;
       }
+      arrange();
     },
     resize() {
       map.invalidateSize({ pan: false });
+      arrange();
     },
     destroy() {
       observer.disconnect();

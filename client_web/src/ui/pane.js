@@ -5,7 +5,7 @@
 import { h, setText, setChildren } from "../dom.js";
 import { EXTERNAL_REF_MAX, INCIDENT_STATUSES, PRIORITIES, RESPONDER_STATUSES, externalRefProblem } from "../protocol.js";
 import { STATUS_LABEL, PRIORITY_LABEL, RESPONDER_LABEL, label } from "../format.js";
-import { Channel, orgBadge } from "./channel.js";
+import { Channel } from "./channel.js";
 import { TaskBoard } from "./tasks.js";
 import { Responders, MapView } from "./people.js";
 import { Timeline } from "./timeline.js";
@@ -14,6 +14,7 @@ import { powers, leadOnlyReason } from "../labels.js";
 import { tlpBadge, subjectList } from "./tlp.js";
 import { SafetyBar } from "./safety.js";
 import { modeText } from "./modes.js";
+import { ContactsView } from "./contacts_view.js";
 
 const WIDE_MIN_PX = 820;
 
@@ -43,7 +44,14 @@ export class IncidentPane {
     this.title = h("h2", { class: "pane-title", tabindex: "-1" });
     this.badges = h("div", { class: "pane-badges" });
     this.place = h("div", { class: "pane-place muted" });
-    this.orgsLine = h("div", { class: "pane-orgs" });
+    this.contactsView = new ContactsView(app, this.id);
+    this.orgsLine = this.contactsView.el;
+    // "What is known" (the description), in the header where a responder looks first.
+    this.known = h("p", {
+      class: "pane-known",
+      title: "What is known (tap to show all)",
+      on: { click: () => this.known.classList.toggle("expanded") },
+    });
     this.detailsBody = h("div", { class: "incident-details-body" });
     this.details = h(
       "details",
@@ -135,6 +143,7 @@ export class IncidentPane {
         this.title,
         this.badges,
         this.place,
+        this.known,
         this.orgsLine,
         this.refInput ? h("label", { class: "pane-ref muted" }, "CAD number ", this.refInput) : null,
         this.details,
@@ -357,10 +366,9 @@ export class IncidentPane {
       state.external_ref ? h("span", { class: "ext-ref", title: "CAD number" }, `CAD ${state.external_ref}`) : null,
     );
     setText(this.place, state.location?.address || (state.location ? `${state.location.lat.toFixed(5)}, ${state.location.lon.toFixed(5)}` : "No location"));
-    setChildren(
-      this.orgsLine,
-      state.orgs.map((o) => [orgBadge(app, o), state.lead_org === o ? h("span", { class: "muted lead" }, " lead ") : " "]),
-    );
+    this.contactsView.update(state);
+    setText(this.known, state.description ? `What is known: ${state.description}` : "");
+    this.known.hidden = !state.description;
     this.renderDetails(state);
     this.safety.update(state, pending);
     this.applyPowers(state);

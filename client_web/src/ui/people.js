@@ -5,6 +5,7 @@ import { h, reconcile, setText } from "../dom.js";
 import { RESPONDER_LABEL, ago, distanceM, distanceText, freshness, label } from "../format.js";
 import { orgBadge } from "./channel.js";
 import { drawable, positionView } from "../labels.js";
+import { mapLinkRow } from "./geo_links.js";
 
 /** " · position 2 min ago · 40 m from the incident", or why there is none. */
 export function whereText(r, location, now = Date.now()) {
@@ -44,6 +45,9 @@ export class Responders {
           " ",
           h("span", { class: ["rstatus", "rs-" + r.status] }, label(RESPONDER_LABEL, r.status) || "No status"),
           h("span", { class: ["muted", "where", kind === "redacted" && "redacted"] }, whereText(r, state.location, now)),
+          kind === "exact" || kind === "coarse"
+            ? mapLinkRow(drawable(r.position).lat, drawable(r.position).lon, r.name, "responder-links")
+            : null,
         );
       },
     );
@@ -57,11 +61,22 @@ export class MapView {
     this.map = null;
     this.loading = false;
     this.canvas = h("div", { class: "map-canvas", role: "img", "aria-label": "Map of the incident and the responders" });
-    this.note = h("p", { class: "map-note muted" });
-    this.el = h("section", { class: "map-section", "aria-label": "Map" }, this.canvas, this.note);
+    this.note = h("p", { class: "map-note muted", role: "note" });
+    this.links = h("div", { class: "incident-links" });
+    this.linksKey = "";
+    // The note first: below a tall map it would sit behind a phone's tab bar.
+    this.el = h("section", { class: "map-section", "aria-label": "Map" }, this.note, this.links, this.canvas);
   }
 
   update(state, now = Date.now()) {
+    const loc = state.location;
+    const linksKey = loc ? `${loc.lat},${loc.lon},${loc.address}` : "";
+    if (linksKey !== this.linksKey) {
+      this.linksKey = linksKey;
+      this.links.replaceChildren();
+      const row = loc ? mapLinkRow(loc.lat, loc.lon, loc.address || state.title, "incident-map-links") : null;
+      if (row) this.links.append(h("span", { class: "muted" }, "Incident: "), row);
+    }
     if (!this.map) {
       if (!this.loading) {
         this.loading = true;

@@ -7,6 +7,7 @@ import { h, setChildren, setText } from "../dom.js";
 import { IncidentList } from "./list.js";
 import { installShortcuts, ShortcutHelp } from "./shortcuts.js";
 import { KpiView } from "./kpis.js";
+import { accountMenu } from "./account_menu.js";
 import { CapacityView } from "./capacity.js";
 
 /** Roles the server serves KPIs to (SPEC 18.2). */
@@ -63,17 +64,7 @@ export class Shell {
         ? h("button", { type: "button", class: "open-kpis", on: { click: () => this.openKpis() } }, "KPIs")
         : null,
       h("button", { type: "button", class: "open-capacity", on: { click: () => this.openCapacity() } }, "Capacity"),
-      h(
-        "button",
-        {
-          type: "button",
-          class: "desk-only",
-          title: "Keyboard shortcuts (?)",
-          on: { click: () => this.help.toggle() },
-        },
-        "Shortcuts",
-      ),
-      h("button", { type: "button", on: { click: () => app.signOut() } }, "Sign out"),
+      accountMenu(app, () => this.help.toggle()),
     );
     this.header = h("header", { class: "topbar" }, h("span", { class: "brand" }, "Liaison"), this.connEl, userChip, menu);
     this.listView = new IncidentList(app);

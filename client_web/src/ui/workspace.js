@@ -42,9 +42,9 @@ export class Workspace {
       this.paneOrder = [...this.paneOrder.filter((p) => p !== id), id];
     }
     this.active = id;
+    app.phoneLayout.historyFor(`#/incident/${encodeURIComponent(id)}`);
     this.phoneView = "incident";
     this.replay?.close();
-    history.replaceState(null, "", `#/incident/${encodeURIComponent(id)}`);
     this.persist();
     app.applyLayout();
     if (focus) this.panes.get(id).focus();
@@ -64,8 +64,13 @@ export class Workspace {
   }
 
   backToList() {
+    this.app.phoneLayout.back();
+  }
+
+  /** The list again (phone); focus on the list, never in the search box (the keyboard would open). */
+  showList() {
     this.phoneView = "list";
-    history.replaceState(null, "", "#");
+    if (location.hash) history.replaceState(history.state?.liaison ? null : history.state, "", "#");
     this.app.applyLayout();
     this.app.listView.focus();
   }
