@@ -350,7 +350,7 @@ export class IncidentPane {
     }
     setText(this.title, state.title);
     this.el.dataset.status = state.status;
-    this.el.dataset.mode = state.mode;
+    this.el.dataset.incidentMode = state.mode; // not data-mode: that is the layout (tabs|columns)
     this.modeBanner.hidden = !modeText(state.mode);
     setText(this.modeBanner, modeText(state.mode) || "");
     const closed = state.status === "closed";

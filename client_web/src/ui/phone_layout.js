@@ -5,6 +5,10 @@
 //   and the composer's options (body.compact), so the messages get the room;
 //   scrolling back to the newest message, or leaving the composer, brings
 //   them back. Collapsing keeps the channel pinned to its newest message.
+//   The composer's options show while it holds the focus. Neither changes
+//   until a tap has ended (.keep-open holds the options): changing at the
+//   press moved the tapped button (Acknowledge) away between press and
+//   release, and the tap was lost.
 // - Back: opening an incident on a phone is a history entry, so the phone's
 //   Back button (popstate) returns to the list instead of leaving the app,
 //   and lands on the list, not in the search box (which would open the
@@ -19,13 +23,31 @@ export class PhoneLayout {
     this.app = app;
     this.scrolledUp = false;
     this.lastTop = new WeakMap();
+    this.pressed = false;
   }
 
   install() {
     document.addEventListener("scroll", (ev) => this.onScroll(ev.target), { capture: true, passive: true });
-    document.addEventListener("focusin", () => this.apply());
-    document.addEventListener("focusout", () => setTimeout(() => this.apply(), 0));
+    document.addEventListener("focusin", () => this.pressed || this.apply());
+    document.addEventListener("focusout", () => setTimeout(() => this.pressed || this.apply(), 0));
+    document.addEventListener("pointerdown", () => this.press(), { capture: true, passive: true });
+    const release = () => {
+      this.pressed = false;
+      setTimeout(() => {
+        // After the click this release completes.
+        for (const c of document.querySelectorAll(".composer.keep-open")) c.classList.remove("keep-open");
+        this.apply();
+      }, 0);
+    };
+    document.addEventListener("pointerup", release, { capture: true, passive: true });
+    document.addEventListener("pointercancel", release, { capture: true, passive: true });
     window.addEventListener("popstate", () => this.onBack());
+  }
+
+  /** A tap begins: what the focus would change waits until it ends. */
+  press() {
+    this.pressed = true;
+    for (const c of document.querySelectorAll(".composer:focus-within")) c.classList.add("keep-open");
   }
 
   get phone() {
