@@ -45,6 +45,7 @@ from server.storage.base import Deliver, EventLog
 from server.storage.directory import DirectoryStorage, SqliteDirectoryStorage
 from server.storage.feed import FeedLog, SqliteFeedLog
 from server.storage.leases import Leases, MemoryLeases
+from server.storage.push import PushStore, SqlitePushStore
 from server.storage.redis_agreements import RedisAgreementStore
 from server.storage.redis_api_keys import RedisApiKeyStore
 from server.storage.redis_audit import RedisAuditLog
@@ -52,11 +53,13 @@ from server.storage.redis_directory import RedisDirectoryStorage
 from server.storage.redis_feed import RedisFeedLog
 from server.storage.redis_leases import RedisLeases
 from server.storage.redis_log import RedisConfig, RedisEventLog, RedisLogReader, connect
+from server.storage.redis_push import RedisPushStore
 from server.storage.redis_sessions import RedisSessionStore
 from server.storage.redis_webhooks import RedisWebhookStore
 from server.storage.secret import FileSecret, FixedSecret, RedisSecret, SecretStore
 from server.storage.sessions import SessionStore, SqliteSessionStore
 from server.storage.sqlite import SqliteConfig, SqliteEventLog
+from server.storage.vapid import FileVapidKey, FixedVapidKey, RedisVapidKey, VapidKeyStore
 from server.storage.webhooks import SqliteWebhookStore, WebhookStore
 from server.throttle import LoginThrottle, MemoryLoginThrottle, RedisLoginThrottle
 
@@ -76,6 +79,9 @@ WEBHOOKS_DB = "webhooks.db"
 #: The embedded anchor log of signed chain heads, and the node's signing key (0600).
 ANCHORS_DB = "anchors.db"
 NODE_KEY_FILE = "node-key"
+#: The embedded push subscriptions, and the generated VAPID key (0600).
+PUSH_DB = "push.db"
+VAPID_KEY_FILE = "vapid-private.pem"
 
 
 @dataclass(slots=True)
@@ -115,6 +121,9 @@ class Backends:
     #: wake-up its readers wait on (set by every run this node commits).
     feed: FeedLog | None = None
     feed_signal: FeedSignal = field(default_factory=FeedSignal)
+    #: Web Push subscriptions and the VAPID key (opened and closed by the push service).
+    push: PushStore | None = None
+    vapid: VapidKeyStore | None = None
 
     async def start(self) -> None:
         """Broker first (a log's first commit may deliver), then log, then presence.
@@ -231,6 +240,8 @@ def build_backends(settings: Settings, metrics: Metrics | None = None) -> Backen
     backends = make(settings, metrics)
     if settings.secret:
         backends.secret = FixedSecret(settings.secret)
+    if settings.vapid_private_key:
+        backends.vapid = FixedVapidKey(settings.vapid_private_key)
     return backends
 
 
@@ -277,6 +288,8 @@ def _embedded(settings: Settings, metrics: Metrics | None = None) -> Backends:
         node_key=FileSecret(settings.data_dir / NODE_KEY_FILE),
         feed=SqliteFeedLog(events_db),
         feed_signal=signal,
+        push=SqlitePushStore(settings.data_dir / PUSH_DB),
+        vapid=FileVapidKey(settings.data_dir / VAPID_KEY_FILE),
     )
 
 
@@ -316,6 +329,8 @@ def _redis(settings: Settings, metrics: Metrics | None = None) -> Backends:
         node_key=RedisSecret(client, keys.NODE_KEY),
         feed=RedisFeedLog(client),
         feed_signal=signal,
+        push=RedisPushStore(client),
+        vapid=RedisVapidKey(client),
     )
 
 

@@ -144,6 +144,21 @@ class Settings:
     #: Seconds between sweeps that sign and anchor every moved chain head
     #: (server/services/anchors.py); 0: only at exports and shutdown.
     anchor_interval_s: float = 300.0
+    #: Web Push (SPEC section 26). The VAPID private key (PEM, or raw
+    #: base64url); empty: generated once into data_dir (embedded) or Redis.
+    #: The contact the push services see in every request's JWT (``sub``).
+    #: Push services a browser's subscription may name: host names (their
+    #: subdomains too), or origins (``https://push.example:8443``); ``*``:
+    #: any https one. Seconds a push service keeps an undelivered push.
+    vapid_private_key: str = ""
+    vapid_subject: str = "mailto:admin@localhost"
+    push_services: tuple[str, ...] = (
+        "fcm.googleapis.com",
+        "push.services.mozilla.com",
+        "push.apple.com",
+        "notify.windows.com",
+    )
+    push_ttl_s: int = 3600
 
     def __post_init__(self) -> None:
         if self.sqlite_synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):
@@ -215,6 +230,10 @@ class Settings:
             <= 0
         ):
             raise ValueError("LIAISON_DEADLINE_* must be positive")
+        if not self.vapid_subject.startswith(("mailto:", "https://")):
+            raise ValueError("LIAISON_VAPID_SUBJECT must be a mailto: or https:// URL")
+        if self.push_ttl_s < 0:
+            raise ValueError("LIAISON_PUSH_TTL_S must not be negative")
 
     @classmethod
     def from_env(
@@ -318,6 +337,10 @@ HELP: dict[str, str] = {
     "deadline_poll_s": "seconds between looks at the deadlines due (the rules' resolution)",
     "deadline_lease_s": "seconds a dead node keeps the deadline rules before another runs them",
     "anchor_interval_s": "seconds between anchoring signed chain heads; 0: only at export",
+    "vapid_private_key": "Web Push VAPID private key (PEM or base64url); empty: generated once",
+    "vapid_subject": "contact (mailto: or https:) push services see in every Web Push request",
+    "push_services": "push services subscriptions may use: hosts or origins, comma-separated",
+    "push_ttl_s": "seconds a push service keeps an undelivered push (RFC 8030 TTL)",
 }
 
 
