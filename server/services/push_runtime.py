@@ -88,6 +88,9 @@ class PushRuntime:
             created_ms=now,
             expires_ms=now + self.settings.refresh_ttl_s * 1000,
         )
+        if not await self.store.of_user(who.user_id):
+            # Pushes start now: not the backlog since an older subscription ended.
+            await self.store.set_cursor(who.user_id, (await self.feed.start_cursor()).encode())
         await self.store.add(sub)
         return sub
 
