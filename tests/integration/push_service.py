@@ -16,8 +16,8 @@ from __future__ import annotations
 import base64
 import os
 import time
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import http_ece
@@ -122,7 +122,8 @@ class PushService:
             body, private_key=browser.private_key, auth_secret=browser.auth, version="aes128gcm"
         )
         self.delivered.append(Delivery(browser.id, request.headers.copy(), orjson.loads(plain)))
-        return web.Response(status=201, headers={"Location": f"{self.origin}/m/{len(self.delivered)}"})
+        location = f"{self.origin}/m/{len(self.delivered)}"
+        return web.Response(status=201, headers={"Location": location})
 
     def _check(self, request: web.Request) -> str:
         """Why a push service would refuse this request ('' if it would not)."""

@@ -52,8 +52,8 @@ async def test_pushes_carry_only_what_each_recipient_may_see(
     shelter_browser, police_browser = push.subscribe(), push.subscribe()
     await phone.request("POST", "/api/v1/push/subscriptions", shelter_browser.to_json())
     await officer.request("POST", "/api/v1/push/subscriptions", police_browser.to_json())
+    elsewhere = {**shelter_browser.to_json(), "endpoint": "http://10.0.0.5/admin"}
     with pytest.raises(CommandFailed) as refused:  # not a push service this server allows
-        elsewhere = {**shelter_browser.to_json(), "endpoint": "http://10.0.0.5/admin"}
         await phone.request("POST", "/api/v1/push/subscriptions", elsewhere)
     assert refused.value.code == "invalid"
 
