@@ -17,7 +17,7 @@ from protocol.errors import ErrorCode
 from protocol.limits import LIMITS
 from server.domain.model import Role
 from server.domain.sharing import Label
-from server.transport import openapi_export, openapi_reports
+from server.transport import openapi_export, openapi_push, openapi_reports
 from server.transport.openapi_standards import standards_paths
 
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -543,7 +543,13 @@ SCHEMAS: dict[str, Schema] = {
             "cursor": STR,
             "summary": ANY_OBJ,
             "changes": ANY_OBJ,
-            "reasons": {"type": "array", "items": {"enum": ["urgent", "mention", "task"]}},
+            "reasons": {
+                "type": "array",
+                "items": {"enum": ["urgent", "mention", "task", "escalation", "checkin", "duress"]},
+            },
+            "type": {"type": "string", "description": "an alarm's event type"},
+            "checkin": INT,
+            "user": STR,
             "message": INT,
             "text": STR,
             "task": INT,
@@ -560,6 +566,9 @@ SCHEMAS: dict[str, Schema] = {
         "title",
         "author",
         "event",
+        "type",
+        "checkin",
+        "user",
     ),
     "IncidentCreate": obj(
         {
@@ -1064,6 +1073,7 @@ def _paths() -> dict[str, dict[str, Schema]]:
             ),
         },
         **openapi_export.paths(_op, _q, ref),
+        **openapi_push.paths(_op, _q, ref),
         OPENAPI_PATH: {
             "get": {
                 "summary": "This document",
@@ -1105,7 +1115,12 @@ def document() -> dict[str, Any]:
         },
         "paths": {**_paths(), **openapi_reports.paths(_op, _q, ref)},
         "components": {
-            "schemas": {**SCHEMAS, **openapi_reports.SCHEMAS, **openapi_export.SCHEMAS},
+            "schemas": {
+                **SCHEMAS,
+                **openapi_reports.SCHEMAS,
+                **openapi_export.SCHEMAS,
+                **openapi_push.SCHEMAS,
+            },
             "responses": _responses(),
             "securitySchemes": {
                 "bearer": {

@@ -68,6 +68,7 @@ def test_only_subscriptions_at_allowed_push_services_with_real_keys_are_taken() 
         "http://127.0.0.1:9001/push/a",
     ):
         assert not allowed(endpoint, services), endpoint
+    bad: object
     for bad in (
         {**good, "endpoint": "https://attacker.example/x"},
         {**good, "keys": {"p256dh": "AAAA", "auth": auth}},
