@@ -81,5 +81,5 @@ def payload(entry: Mapping[str, Any]) -> dict[str, Any]:
         "title": _TITLES[reason],
         "body": _body(entry, reason),
         "tag": f"{incident}:{seq}",
-        "url": f"/?incident={incident}",
+        "url": f"/#/incident/{incident}",
     }

@@ -29,7 +29,7 @@ def test_a_payload_is_short_and_says_why() -> None:
     note = push.payload(entry)
     assert note["title"] == "Urgent message"
     assert note["tag"] == "inc_1:7"
-    assert note["url"] == "/?incident=inc_1"
+    assert note["url"] == "/#/incident/inc_1"
     assert note["body"].startswith("Dana: word")
     assert len(note["body"]) <= push.BODY_CHARS + len("Dana: ")
     assert set(note) == {"v", "incident", "seq", "reason", "title", "body", "tag", "url"}
