@@ -6,7 +6,7 @@
 // what cannot work here (no Notification API, no push service, a refusal)
 // is said on screen, never only in the console.
 
-import { h, setText } from "../dom.js";
+import { h } from "../dom.js";
 
 /** Two short tones (Hz, start s): audible over a radio, no asset to load. */
 const TONES = [
@@ -55,7 +55,13 @@ export class Notifier {
   label() {
     const state = !("Notification" in window) ? "unavailable" : Notification.permission;
     this.button.dataset.state = state;
-    setText(this.button, state === "granted" ? "Notifications: on" : "Notifications: off");
+    const on = state === "granted" ? "on" : "off";
+    // The phone's top bar is narrow: "Alerts: on" there (styles.css).
+    this.button.replaceChildren(
+      h("span", { class: "desk-only" }, "Notifications"),
+      h("span", { class: "phone-only" }, "Alerts"),
+      `: ${on}`,
+    );
   }
 
   /** The button: permission (a user gesture), the sound unlocked, then push. */
