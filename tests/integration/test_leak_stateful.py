@@ -43,7 +43,9 @@ Read paths, each checked against the oracle when the step uses it:
   no entry at all for an event the reader may not see (not even a
   placeholder), every envelope checked as the timeline's, and per incident
   no duplicate and, once a read reaches the head, no event it may see missed
-  since its organisation joined;
+  since its organisation joined; the Web Push payload each ``needs_you``
+  entry makes (server/domain/push.py, SPEC 26: the dispatcher reads the same
+  feed) scanned for canaries the reader may not read;
 * webhooks: each organisation has a subscription to a receiver of the test's
   (deploy/examples/webhook_receiver.py, signatures checked); what it gets is
   checked as for a reader of that organisation who is nobody's RED recipient,
@@ -81,6 +83,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from liaison_client import CommandFailed, LiaisonClient
+from server.domain import push
 from tests.conftest import ADMIN_PASSWORD, DEMO_PASSWORD, LiaisonServer
 from tests.integration.leak_world import (
     Hook,
@@ -1095,6 +1098,8 @@ class LeakMachine(RuleBasedStateMachine):
             raise Leak(f"feed: {reader} got an entry for {ev}, which it may not see: {entry}")
         if entry["kind"] != "event":
             self.w.stats[f"feed {entry['kind']}"] += 1
+            if entry["kind"] == "needs_you":
+                self.w.scan(seat, json.dumps(push.payload(entry)), "push payload")
             return
         self.w.check_envelope(reader, entry["event"], "feed")
         key = (reader.user, incident.id)
