@@ -14,10 +14,10 @@ DATA   ?= $(or $(LIAISON_DATA_DIR),./data)
 .PHONY: install lock system-deps client wheel run demo test lint typecheck unit jstest soak bench clean
 
 # The tests start their own redis-server (and nginx) processes, and drive the
-# browser client in Debian's chromium; install them from Debian's packages when
+# browser client in Debian's chromium (and read the PDF report with poppler-utils' pdftotext); install them from Debian's packages when
 # the machine lacks them. Root, or sudo, needed.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SYSTEM_BINARIES := redis-server:redis-server nginx:nginx chromium:chromium
+SYSTEM_BINARIES := redis-server:redis-server nginx:nginx chromium:chromium pdftotext:poppler-utils
 
 # The browser client (client_web/): npm dependencies from the committed lock
 # file, bundled by esbuild into client_web/dist, which the server serves at /.

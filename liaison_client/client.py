@@ -494,6 +494,55 @@ class LiaisonClient:
             command["position"] = position
         return await self.send(command)
 
+    # ------------------------------------------------- expertise and capacity (SPEC 27)
+
+    async def suggestions(
+        self, incident: str, *, task: int | None = None, needs: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """People and organisations ranked for a task by the incident's needs
+        (or ``needs``), availability and distance; best first."""
+        params = [f"task={task}"] if task is not None else []
+        if needs is not None:
+            params.append("needs=" + quote(",".join(needs), safe=",:"))
+        path = f"/api/v1/incidents/{incident}/suggestions" + (
+            "?" + "&".join(params) if params else ""
+        )
+        return list((await self.request("GET", path))["suggestions"])
+
+    async def capacity_board(self) -> dict[str, Any]:
+        """Every organisation's current capacity you may see, and the position to follow from."""
+        return dict(await self.request("GET", "/api/v1/capacity"))
+
+    async def capacity_changes(self, after: int, wait_s: int = 0) -> dict[str, Any]:
+        """Capacity changes after position ``after`` (waiting up to ``wait_s`` for one)."""
+        return dict(
+            await self.request("GET", f"/api/v1/capacity/changes?after={after}&wait_s={wait_s}")
+        )
+
+    async def publish_capacity(
+        self, org: str, items: dict[str, Any], client_id: str | None = None
+    ) -> dict[str, Any]:
+        """Publish a change of ``org``'s capacity (None clears an item); idempotent."""
+        body = {"id": client_id or uuid.uuid4().hex, "items": items}
+        return dict(await self.request("POST", f"/api/v1/orgs/{org}/capacity", body))
+
+    async def capacity_history(self, org: str, after_seq: int = 0) -> dict[str, Any]:
+        return dict(await self.request("GET", f"/api/v1/orgs/{org}/capacity?after_seq={after_seq}"))
+
+    async def request_capacity(
+        self, incident: str, org: str, items: dict[str, Any], **fields: Any
+    ) -> dict[str, Any]:
+        """Ask a participating organisation for capacity from an incident (``capacity.request``)."""
+        return await self.send(
+            {"type": "capacity.request", "incident": incident, "org": org, "items": items, **fields}
+        )
+
+    async def answer_capacity(
+        self, incident: str, request: int, accept: bool, **fields: Any
+    ) -> dict[str, Any]:
+        kind = "capacity.accept" if accept else "capacity.decline"
+        return await self.send({"type": kind, "incident": incident, "request": request, **fields})
+
     async def next_event(self, timeout: float = 5.0) -> dict[str, Any]:
         """The next delivered event, in seq order.
 

@@ -60,6 +60,12 @@ class ErrorCode(Enum):
         True,
         "The server cannot tell whether this was stored; retry with the same id.",
     )
+    ARCHIVED = (
+        "archived",
+        False,
+        "This incident was closed and archived under a retention policy: "
+        "a supervisor or admin can export it.",
+    )
 
     @property
     def code(self) -> str:

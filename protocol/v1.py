@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, ClassVar
 
+from protocol.capacity import parse_request
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.external_ref import check_ref
 from protocol.fields import Fields
@@ -58,6 +59,9 @@ EVENT_OF_COMMAND = {
     "checkin.end": "checkin.ended",
     "checkin.duress": "checkin.duress",
     "checkin.resolve": "checkin.resolved",
+    "capacity.request": "capacity.requested",
+    "capacity.accept": "capacity.accepted",
+    "capacity.decline": "capacity.declined",
 }
 
 #: Events only the server's deadline rules append (SPEC "Deadlines and
@@ -361,12 +365,15 @@ class IncidentCreate(Command):
     source: Source | None = None
     #: The CAD number (or another system's id) for the incident (SPEC 18.3).
     external_ref: str | None = None
+    #: Expertise tags the incident needs (SPEC 27.1); None = none given.
+    needs: tuple[str, ...] | None = None
 
     @classmethod
     def parse(cls, f: Fields) -> IncidentCreate:
         loc = f.sub("location")
         source = f.sub("source")
         return cls(
+            needs=f.str_list("needs"),
             source=Source.parse(source) if source else None,
             external_ref=_external_ref(f),
             tlp=f.choice("tlp", INCIDENT_LABELS, required=False),
@@ -399,11 +406,14 @@ class IncidentUpdate(IncidentCommand):
     subject: Subject | None = None
     #: A new external reference (absent: unchanged).
     external_ref: str | None = None
+    #: The needs replaced (SPEC 27.1); absent: unchanged, ``[]``: none.
+    needs: tuple[str, ...] | None = None
 
     @classmethod
     def parse(cls, f: Fields) -> IncidentUpdate:
         loc = f.sub("location")
         return cls(
+            needs=f.str_list("needs"),
             external_ref=_external_ref(f),
             subject=_subject(f),
             **_incident_base(f),
@@ -817,6 +827,56 @@ class CheckinResolve(IncidentCommand):
         )
 
 
+# ------------------------------------------------------------------------ capacity
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityRequest(IncidentCommand):
+    """Ask a participating organisation for some of its capacity (SPEC 27.3).
+
+    Wire: ``{"type": "capacity.request", "id", "incident", "org": "<org>",
+    "items": {"beds": 2, "languages": ["ar"]}, "note"?}``.
+    """
+
+    TYPE: ClassVar[str] = "capacity.request"
+    org: str
+    items: dict[str, Any]
+    note: str | None
+
+    @classmethod
+    def parse(cls, f: Fields) -> CapacityRequest:
+        return cls(
+            **_incident_base(f),
+            org=f.ident("org"),
+            items=parse_request(f),
+            note=f.opt_str("note", max_chars=f.limits.max_text_chars),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityAnswer(IncidentCommand):
+    """The requested organisation accepts or declines a request (by its seq)."""
+
+    request: int
+    note: str | None
+
+    @classmethod
+    def parse(cls, f: Fields) -> CapacityAnswer:
+        return cls(
+            **_incident_base(f),
+            request=f.req_int("request", minimum=1),
+            note=f.opt_str("note", max_chars=f.limits.max_text_chars),
+        )
+
+
+class CapacityAccept(CapacityAnswer):
+    TYPE: ClassVar[str] = "capacity.accept"
+
+
+class CapacityDecline(CapacityAnswer):
+    TYPE: ClassVar[str] = "capacity.decline"
+
+
 COMMANDS: dict[str, Any] = {
     cls.TYPE: cls
     for cls in (
@@ -848,6 +908,9 @@ COMMANDS: dict[str, Any] = {
         CheckinEnd,
         CheckinDuress,
         CheckinResolve,
+        CapacityRequest,
+        CapacityAccept,
+        CapacityDecline,
     )
 }
 

@@ -24,6 +24,7 @@ from server.resources import client_dist
 from server.services.accounts import Accounts, SessionGuard, SessionPolicy
 from server.services.admin import ensure_admin, seed_demo
 from server.services.api_keys import ApiKeys
+from server.services.capacity import CapacityService
 from server.services.commands import CommandService
 from server.services.deadlines import DeadlineRunner, build_deadlines
 from server.services.export import build_exports
@@ -46,10 +47,12 @@ from server.transport.gateway import Gateway
 from server.transport.http_log import quiet_bad_http_requests
 from server.transport.login_guard import LoginGuard
 from server.transport.rest import RestApi, errors_middleware
+from server.transport.rest_capacity import CapacityRoutes
 from server.transport.rest_export import ExportRoutes, exports_ctx
 from server.transport.rest_feed import FeedRoutes
 from server.transport.rest_ops import OpsRoutes
 from server.transport.rest_push import PushRoutes
+from server.transport.rest_retention import install_retention
 from server.transport.rest_standards import StandardsRoutes
 from server.transport.rest_webhooks import WebhookRoutes
 from server.transport.sio_seam import install_engineio_hooks
@@ -78,6 +81,8 @@ class Components:
     deadlines: DeadlineRunner | None = None
     #: Web Push (SPEC section 26): subscriptions and the dispatcher.
     push: PushRuntime | None = None
+    #: The capacity board (SPEC 27.2).
+    capacity: CapacityService | None = None
 
 
 COMPONENTS = web.AppKey("components", Components)
@@ -168,6 +173,9 @@ def create_app(settings: Settings) -> web.Application:
             metrics=metrics,
         )
         app.add_routes(PushRoutes(rest, components.push).routes())
+    assert backends.capacity is not None
+    components.capacity = CapacityService(backends.capacity, directory)
+    app.add_routes(CapacityRoutes(rest, components.capacity).routes())
     hub.metrics = gateway.metrics = admission.metrics = rest.login_guard.metrics = metrics
     _watch(metrics, backends, gateway, hub)
     ready = partial(_not_ready, backends, gateway)
@@ -181,11 +189,15 @@ def create_app(settings: Settings) -> web.Application:
         settings, backends.log, projections, directory, backends.leases
     )
     anchorer, exporter = build_exports(settings, backends, projections, sharing, accounts.record)
-    app.add_routes(ExportRoutes(rest, exporter, anchorer).routes())
+    exports = ExportRoutes(rest, exporter, anchorer)
+    app.add_routes(exports.routes())
     add_api_headers(app)
     _add_client_routes(app)
     app.cleanup_ctx.append(partial(_storage_ctx, backends, components))
     app.cleanup_ctx.append(partial(exports_ctx, anchorer))  # after storage, closed before it
+    install_retention(  # its job runs after the anchorer started
+        app, settings, backends, rest, projections, anchorer, exports, sharing, accounts.record
+    )
 
     async def send_clients_away(_: web.Application) -> None:
         await gateway.shut_down()
@@ -303,6 +315,9 @@ async def _bootstrap(c: Components) -> None:
         print(f"\n  Created user 'admin' with generated password: {generated}{kept}\n", flush=True)
     sharing = SharingAdmin(c.sharing, c.directory, c.accounts.audit)
     if c.settings.demo and await seed_demo(c.directory, c.commands, c.projections, sharing):
+        lead = c.directory.user("u_shelter-lead")
+        if c.capacity is not None and lead is not None:
+            await c.capacity.seed_demo(lead)
         print(
             "  Demo data seeded: users dispatch, officer, sergeant, outreach, shelter-lead,"
             " shelter-super; password 'liaison-demo'. The bot cad-bot uses an API key:"

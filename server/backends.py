@@ -42,6 +42,7 @@ from server.storage.agreements import AgreementStore, SqliteAgreementStore
 from server.storage.api_keys import ApiKeyStore, SqliteApiKeyStore
 from server.storage.audit import AuditLog, SqliteAuditLog
 from server.storage.base import Deliver, EventLog
+from server.storage.capacity import CapacityLog, SqliteCapacityLog
 from server.storage.directory import DirectoryStorage, SqliteDirectoryStorage
 from server.storage.feed import FeedLog, SqliteFeedLog
 from server.storage.leases import Leases, MemoryLeases
@@ -49,6 +50,7 @@ from server.storage.push import PushStore, SqlitePushStore
 from server.storage.redis_agreements import RedisAgreementStore
 from server.storage.redis_api_keys import RedisApiKeyStore
 from server.storage.redis_audit import RedisAuditLog
+from server.storage.redis_capacity import RedisCapacityLog
 from server.storage.redis_directory import RedisDirectoryStorage
 from server.storage.redis_feed import RedisFeedLog
 from server.storage.redis_leases import RedisLeases
@@ -56,6 +58,7 @@ from server.storage.redis_log import RedisConfig, RedisEventLog, RedisLogReader,
 from server.storage.redis_push import RedisPushStore
 from server.storage.redis_sessions import RedisSessionStore
 from server.storage.redis_webhooks import RedisWebhookStore
+from server.storage.retention import RedisRetentionStore, RetentionStore, SqliteRetentionStore
 from server.storage.secret import FileSecret, FixedSecret, RedisSecret, SecretStore
 from server.storage.sessions import SessionStore, SqliteSessionStore
 from server.storage.sqlite import SqliteConfig, SqliteEventLog
@@ -78,10 +81,13 @@ AGREEMENTS_DB = "agreements.db"
 WEBHOOKS_DB = "webhooks.db"
 #: The embedded anchor log of signed chain heads, and the node's signing key (0600).
 ANCHORS_DB = "anchors.db"
+RETENTION_DB = "retention.db"
 NODE_KEY_FILE = "node-key"
 #: The embedded push subscriptions, and the generated VAPID key (0600).
 PUSH_DB = "push.db"
 VAPID_KEY_FILE = "vapid-private.pem"
+#: The embedded capacity log (SPEC 27.2).
+CAPACITY_DB = "capacity.db"
 
 
 @dataclass(slots=True)
@@ -124,6 +130,10 @@ class Backends:
     #: Web Push subscriptions and the VAPID key (opened and closed by the push service).
     push: PushStore | None = None
     vapid: VapidKeyStore | None = None
+    #: Retention policies and legal holds (server/services/retention.py).
+    retention: RetentionStore | None = None
+    #: Organisations' capacity changes (SPEC 27.2): a small log of its own.
+    capacity: CapacityLog | None = None
 
     async def start(self) -> None:
         """Broker first (a log's first commit may deliver), then log, then presence.
@@ -141,6 +151,10 @@ class Backends:
             await self.api_keys.open()
             if self.anchors is not None:
                 await self.anchors.open()
+            if self.retention is not None:
+                await self.retention.open()
+            if self.capacity is not None:
+                await self.capacity.open()
         except BaseException:
             await self.close()  # closing a part that never started is harmless
             raise
@@ -152,6 +166,8 @@ class Backends:
         after all of them ran.
         """
         steps = [
+            *([self.retention.close] if self.retention is not None else []),
+            *([self.capacity.close] if self.capacity is not None else []),
             *([self.anchors.close] if self.anchors is not None else []),
             self.api_keys.close,
             self.audit.close,
@@ -290,6 +306,8 @@ def _embedded(settings: Settings, metrics: Metrics | None = None) -> Backends:
         feed_signal=signal,
         push=SqlitePushStore(settings.data_dir / PUSH_DB),
         vapid=FileVapidKey(settings.data_dir / VAPID_KEY_FILE),
+        retention=SqliteRetentionStore(settings.data_dir / RETENTION_DB),
+        capacity=SqliteCapacityLog(settings.data_dir / CAPACITY_DB),
     )
 
 
@@ -328,9 +346,11 @@ def _redis(settings: Settings, metrics: Metrics | None = None) -> Backends:
         anchors=RedisAuditLog(client, keys.ANCHOR_LOG, keys.ANCHOR_HEAD),
         node_key=RedisSecret(client, keys.NODE_KEY),
         feed=RedisFeedLog(client),
+        retention=RedisRetentionStore(client),
         feed_signal=signal,
         push=RedisPushStore(client),
         vapid=RedisVapidKey(client),
+        capacity=RedisCapacityLog(client),
     )
 
 

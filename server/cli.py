@@ -18,16 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiohttp import web
 
 from protocol.errors import ErrorCode, ProtocolError
 from server import __version__
-from server.app import COMPONENTS, create_app
 from server.auth import TokenSigner
 from server.backends import build_account_backends
 from server.cli_export import add_export_parsers
+from server.cli_retention import add_retention_parsers
 from server.cli_storage import add_storage_parsers, prepare_layout
 from server.cli_webhooks import add_webhook_parsers, webhook_command
+from server.domain.expertise import check_tags
 from server.domain.model import Org, Role
 from server.domain.sharing import Agreement
 from server.logs import configure, event
@@ -47,7 +47,6 @@ from server.storage.directory import (
 )
 from server.storage.redis_directory import RedisDirectoryStorage
 from server.storage.sessions import POLL_S
-from server.transport.http_log import PathOnlyAccessLogger
 
 #: How long a stopping server waits for HTTP requests still open once every
 #: Socket.IO client was sent away (aiohttp's default is 60 s, twice systemd's
@@ -99,6 +98,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         backend="redis" if settings.redis_url else "sqlite",
     )
+    from aiohttp import web  # the server's imports, only for the commands that serve
+
+    from server.app import create_app
+    from server.transport.http_log import PathOnlyAccessLogger
+
     web.run_app(
         create_app(settings),
         host=settings.host,
@@ -114,6 +118,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _with_app(settings: Settings, action: Callable[[Any], Awaitable[int]]) -> int:
     """Run ``action`` with a started (but not listening) app, for offline admin."""
+    from aiohttp import web
+
+    from server.app import COMPONENTS, create_app
 
     async def run() -> int:
         app = create_app(settings)
@@ -592,6 +599,37 @@ def cmd_org_set_label(args: argparse.Namespace) -> int:
     return _sharing_action(args, action)
 
 
+def cmd_tags(args: argparse.Namespace) -> int:
+    """Set an organisation's or a user's expertise tags (SPEC 27.1), audited."""
+
+    async def action(accounts: Accounts) -> int:
+        directory = accounts.directory
+        target = args.id if args.kind == "org" else f"u_{args.id}"
+        entry = AuditEntry(cli_actor(), f"{args.kind}.tags", target, "ok", "")
+        try:
+            tags = check_tags(args.tags)
+        except ProtocolError as err:
+            await accounts.record(replace(entry, outcome=err.code.code))
+            print(f"error: {err.message}", file=sys.stderr)
+            return 2
+        entry = replace(entry, detail={"tags": list(tags)})
+        org = directory.org(target) if args.kind == "org" else None
+        user = directory.users.get(target) if args.kind == "user" else None
+        if org is None and (user is None or user.deleted):
+            await accounts.record(replace(entry, outcome=ErrorCode.NOT_FOUND.code))
+            print(f"error: no {args.kind} {args.id!r}", file=sys.stderr)
+            return 1
+        if org is not None:
+            await directory.update_org(replace(org, tags=tags))
+        elif user is not None:
+            await directory.update_user(replace(user, tags=tags))
+        await accounts.record(entry)
+        print(f"{args.kind} {args.id}: tags {' '.join(tags) or '(none)'}")
+        return 0
+
+    return _accounts_action(args, action)
+
+
 def _agreement_parsers(sub: Any, data_dir: Callable[[argparse.ArgumentParser], None]) -> None:
     agreement = sub.add_parser(
         "agreement", help="sharing agreements between organisations"
@@ -678,6 +716,12 @@ def build_parser() -> argparse.ArgumentParser:
     org_label.add_argument("label", choices=LABELS)
     data_dir(org_label)
     org_label.set_defaults(func=cmd_org_set_label)
+    tags = sub.add_parser("tags", help="set expertise tags of an organisation or a user")
+    tags.add_argument("kind", choices=("org", "user"))
+    tags.add_argument("id", help="organisation id, or username")
+    tags.add_argument("tags", nargs="*", help="e.g. first_aid lang:ar (none: clear them)")
+    data_dir(tags)
+    tags.set_defaults(func=cmd_tags)
     _agreement_parsers(sub, data_dir)
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="user", required=True)
@@ -741,6 +785,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_webhook_parsers(sub, data_dir, cmd_webhook)
     add_storage_parsers(sub, _settings)
     add_export_parsers(sub, data_dir, _settings)
+    add_retention_parsers(sub)
     user_list = user.add_parser("list", help="list users")
     data_dir(user_list)
     user_list.set_defaults(func=cmd_user_list)

@@ -159,6 +159,14 @@ class Settings:
         "notify.windows.com",
     )
     push_ttl_s: int = 3600
+    #: Retention (SPEC section 25): where archive files of closed incidents
+    #: are written (empty: ``<data_dir>/archive``; in Redis mode give a
+    #: directory every node sees the same, e.g. a shared mount); seconds
+    #: between runs of the retention job (0: only ``liaison retention run``);
+    #: how long the node running it holds its lease unless renewed.
+    archive_dir: str = ""
+    retention_poll_s: float = 3600.0
+    retention_lease_s: float = 900.0
 
     def __post_init__(self) -> None:
         if self.sqlite_synchronous.upper() not in ("FULL", "EXTRA", "NORMAL"):
@@ -234,6 +242,13 @@ class Settings:
             raise ValueError("LIAISON_VAPID_SUBJECT must be a mailto: or https:// URL")
         if self.push_ttl_s < 0:
             raise ValueError("LIAISON_PUSH_TTL_S must not be negative")
+        if self.retention_poll_s < 0 or self.retention_lease_s <= 0:
+            raise ValueError("LIAISON_RETENTION_POLL_S must be >= 0, LIAISON_RETENTION_LEASE_S > 0")
+
+    @property
+    def archive_path(self) -> Path:
+        """The archive directory: ``archive_dir``, else ``<data_dir>/archive``."""
+        return Path(self.archive_dir) if self.archive_dir else self.data_dir / "archive"
 
     @classmethod
     def from_env(
@@ -341,6 +356,9 @@ HELP: dict[str, str] = {
     "vapid_subject": "contact (mailto: or https:) push services see in every Web Push request",
     "push_services": "push services subscriptions may use: hosts or origins, comma-separated",
     "push_ttl_s": "seconds a push service keeps an undelivered push (RFC 8030 TTL)",
+    "archive_dir": "where archives of closed incidents go; empty: <data_dir>/archive",
+    "retention_poll_s": "seconds between runs of the retention job; 0: only when asked",
+    "retention_lease_s": "seconds a dead node keeps the retention job before another runs it",
 }
 
 

@@ -224,6 +224,15 @@ async def run_script(execute: Execute, observe: Observe = _noop, *, tag: str = "
     await do("dispatch", "resolve-police", {**resolve, "user": "u_officer", "note": "Safe"})
     await on("outreach", "duress-public", type="checkin.duress")
     await do("shelter-lead", "resolve-public", {**resolve, "user": "u_outreach"})
+    # ---- capacity requests (SPEC 27.3): one accepted, one declined
+    beds = await on(
+        "dispatch", "capacity-beds", type="capacity.request", org=SHELTER, items={"beds": 2}
+    )
+    await on("shelter-lead", "capacity-ok", type="capacity.accept", request=beds, note="Held")
+    van = await on(
+        "dispatch", "capacity-van", type="capacity.request", org=SHELTER, items={"vehicles": 1}
+    )
+    await on("shelter-lead", "capacity-no", type="capacity.decline", request=van)
     # ---- the incident changes and closes
     await on("dispatch", "update-lead", type="incident.update", lead_org=SHELTER)
     await on("shelter-lead", "status-resolved", type="incident.status", status="resolved")

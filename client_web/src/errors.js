@@ -150,6 +150,12 @@ export function explain(error, commandType) {
           "Nothing is lost and nothing is saved twice: it stays queued on this device and is sent again until the server confirms it.",
         retryable: true,
       };
+    case "archived":
+      return {
+        title: "This incident is archived.",
+        action: "It was closed long ago and moved out of live storage. A supervisor can export it.",
+        retryable: false,
+      };
     case "out_of_range":
     case "resync_required":
       return {

@@ -47,6 +47,9 @@ export function emptyState(id, epoch = null) {
     people: new Map(),
     reviews: new Map(),
     actionsDone: new Map(),
+    // Expertise the incident needs, and capacity requests by seq (SPEC 27).
+    needs: [],
+    capacityRequests: new Map(),
     restricted: 0,
     rev: 0,
   };
@@ -116,6 +119,7 @@ const HANDLERS = {
     s.created_by = env.actor.user;
     s.created = env.ts;
     s.status = b.status || "reported";
+    s.needs = [...(b.needs || [])];
     s.status_history = [{ status: s.status, by: env.actor.user, ts: env.ts, seq: env.seq }];
   },
   "incident.updated"(s, env, b) {
@@ -126,6 +130,7 @@ const HANDLERS = {
     Object.assign(s.liaisons, b.liaisons || {});
     if (b.tlp) s.tlp = b.tlp;
     if (b.subject) s.subject = b.subject;
+    if (b.needs) s.needs = [...b.needs];
   },
   "incident.status_changed"(s, env, b) {
     s.status = b.status;
@@ -257,7 +262,30 @@ const HANDLERS = {
   },
   "review.submit": applyReview,
   "review.action_done": applyActionDone,
+  "capacity.requested"(s, env, b) {
+    s.capacityRequests.set(env.seq, {
+      seq: env.seq,
+      org: b.org,
+      items: b.items || {},
+      note: b.note ?? null,
+      by: env.actor.user,
+      ts: env.ts,
+      tlp: b.tlp,
+      visibility: env.visibility ?? null,
+      status: "requested",
+      answer: null,
+    });
+  },
+  "capacity.accepted": answerCapacity,
+  "capacity.declined": answerCapacity,
 };
+
+function answerCapacity(s, env, b) {
+  const r = s.capacityRequests.get(b.request);
+  if (!r || r.status !== "requested") return;
+  r.status = env.type === "capacity.accepted" ? "accepted" : "declined";
+  r.answer = { by: env.actor.user, ts: env.ts, seq: env.seq, note: b.note ?? null };
+}
 
 /** The message or task a receipt or an escalation is about. */
 function followed(s, b) {

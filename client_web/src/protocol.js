@@ -59,6 +59,9 @@ export const EVENT_OF_COMMAND = {
   "checkin.end": "checkin.ended",
   "checkin.duress": "checkin.duress",
   "checkin.resolve": "checkin.resolved",
+  "capacity.request": "capacity.requested",
+  "capacity.accept": "capacity.accepted",
+  "capacity.decline": "capacity.declined",
 };
 
 /** Receipt states a device reports; acknowledging is `message.ack` (SPEC 22.1). */
@@ -467,7 +470,42 @@ const PARSERS = {
     f.ident("user");
     f.text("note", { required: false, maxChars: f.limits.max_text_chars });
   },
+  "capacity.request"(f) {
+    incidentBase(f);
+    f.ident("org");
+    capacityItems(f.sub("items", { required: true }));
+    f.text("note", { required: false, maxChars: f.limits.max_text_chars });
+  },
+  "capacity.accept": capacityAnswer,
+  "capacity.decline": capacityAnswer,
 };
+
+// SPEC 27.3 (protocol/capacity.py): counts of at least 1, or languages.
+export const CAPACITY_COUNTS = ["beds", "staff_on_duty", "vehicles"];
+export const CAPACITY_ITEMS = [...CAPACITY_COUNTS, "opening_hours", "languages", "note"];
+
+function capacityItems(items) {
+  const keys = Object.keys(items.obj);
+  if (!keys.length) throw invalid("items", "name at least one item");
+  for (const key of keys) {
+    const v = items.obj[key];
+    if (key === "languages") {
+      if (!Array.isArray(v) || v.length > 20 || !v.every((c) => typeof c === "string" && /^[a-z]{2,3}$/.test(c))) {
+        throw invalid(items.name(key), "must be a list of ISO 639 codes");
+      }
+    } else if (!CAPACITY_COUNTS.includes(key)) {
+      throw invalid(items.name(key), "not requestable");
+    } else if (!isInt(v) || v < 1 || v > 100000) {
+      throw invalid(items.name(key), "must be a whole number from 1 to 100000");
+    }
+  }
+}
+
+function capacityAnswer(f) {
+  incidentBase(f);
+  f.integer("request", { minimum: 1 });
+  f.text("note", { required: false, maxChars: f.limits.max_text_chars });
+}
 
 /** Latest due time of a review's follow-up action (Unix seconds, year 9999). */
 export const MAX_DUE_S = 253402300799;

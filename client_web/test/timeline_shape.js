@@ -88,6 +88,7 @@ export function shapeOfState(s) {
     created: s.created,
     updated: s.updated,
     description: s.description,
+    needs: s.needs,
     subject: s.subject,
     source: s.source,
     status_history: s.status_history,
@@ -99,5 +100,6 @@ export function shapeOfState(s) {
     reviews: rv.reviews.sort(byOrg).map((r) => ({ ...r, actions: r.actions.map(withoutOverdue) })),
     open_actions: rv.open_actions.map(withoutOverdue),
     checkins: checkinList(s).map(({ ...c }) => c),
+    capacity_requests: [...s.capacityRequests.values()].map((r) => ({ ...r })),
   };
 }

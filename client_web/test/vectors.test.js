@@ -52,9 +52,9 @@ for (const vector of ENVELOPES) {
   });
 }
 
-const SEQS = Array.from({ length: 15 }, (_, i) => i + 1);
+const SEQS = Array.from({ length: 18 }, (_, i) => i + 1);
 
-test("the vectors form one incident, seq 1-15, in the full and the shelter view", () => {
+test("the vectors form one incident, seq 1-18, in the full and the shelter view", () => {
   assert.deepEqual(fullView.map((e) => e.seq), SEQS);
   assert.deepEqual(shelterView.map((e) => e.seq), SEQS);
   assert.equal(shelterView[2].type, "restricted");
@@ -148,4 +148,10 @@ test("the projection follows SPEC 10 on the vectors", () => {
   assert.equal(reviews[0].actions[0].done, true);
   assert.equal(reviews[0].actions[0].done_by, fullView[14].actor.user);
   assert.deepEqual(open_actions, []);
+  // SPEC 27.3: a capacity request, accepted; the later decline projects as nothing.
+  const request = s.capacityRequests.get(16);
+  assert.equal(request.org, "harbour-shelter");
+  assert.deepEqual(request.items, fullView[15].body.items);
+  assert.equal(request.status, "accepted");
+  assert.equal(request.answer.seq, 17);
 });

@@ -14,10 +14,12 @@ from typing import Any
 
 from protocol import v1
 from protocol.errors import ErrorCode, ProtocolError
+from server.domain import capacity_rules
 from server.domain.audience import EventMeta, Reader
 from server.domain.deadlines import concerned
 from server.domain.directory import DirectoryView
 from server.domain.events import EventDraft
+from server.domain.expertise import check_tags
 from server.domain.incident import (
     CHECKIN_ALARMS,
     TASK_TERMINAL,
@@ -170,6 +172,8 @@ def decide_create(who: Principal, cmd: v1.IncidentCreate, directory: DirectoryVi
         body["source"] = cmd.source.to_wire()
     if cmd.external_ref is not None:
         body["external_ref"] = cmd.external_ref
+    if cmd.needs:
+        body["needs"] = list(check_tags(cmd.needs, "needs"))
     incident = incident_id_for(who.user_id, cmd.id)
     return _draft(who, cmd, incident, "incident.created", body, None, new_epoch())
 
@@ -215,6 +219,7 @@ _SUBJECTS = (
     v1.ReviewSubmit,
     v1.CheckinStart,
     v1.CheckinDuress,
+    v1.CapacityRequest,
 )
 #: Commands of the post-incident review: only once the incident is closed.
 _REVIEWS = (v1.ReviewSubmit, v1.ReviewActionDone)
@@ -326,6 +331,8 @@ def _subject_meta(state: IncidentState, draft: EventDraft) -> EventMeta:
         return state.messages[draft.body["message"]].meta
     if "checkin" in draft.body:
         return state.checkins[draft.body["checkin"]].meta
+    if "request" in draft.body:
+        return state.capacity_requests[draft.body["request"]].meta
     return state.tasks[draft.body["task"]].meta
 
 
@@ -394,6 +401,10 @@ def _decide(
             | v1.CheckinResolve()
         ):
             return decide_checkin(state, who, cmd, vis, sight)
+        case v1.CapacityRequest():
+            return capacity_rules.decide_request(state, who, cmd, vis)
+        case v1.CapacityAnswer():
+            return capacity_rules.decide_answer(state, who, cmd, vis, sight)
     raise refuse(ErrorCode.UNKNOWN_TYPE, f"{cmd.TYPE} is not an incident command")
 
 
@@ -423,7 +434,9 @@ def _update(
         body["tlp"] = cmd.tlp
     if cmd.external_ref is not None and cmd.external_ref != state.external_ref:
         body["external_ref"] = cmd.external_ref
-    if all(v in (None, [], {}) for v in body.values()):
+    if cmd.needs is not None and (needs := list(check_tags(cmd.needs, "needs"))) != state.needs:
+        body["needs"] = needs  # [] clears them: kept, unlike the other empty values
+    if "needs" not in body and all(v in (None, [], {}) for v in body.values()):
         raise refuse(ErrorCode.INVALID, "nothing to update")
     return _draft(who, cmd, state.id, "incident.updated", body, None)
 
@@ -454,6 +467,7 @@ def _check_partner_update(who: Principal, cmd: v1.IncidentUpdate) -> None:
                 cmd.subject,
                 cmd.tlp,
                 cmd.external_ref,
+                cmd.needs,
             )
         )
         or cmd.add_orgs

@@ -12,8 +12,9 @@ incident's state, the index-level entries it makes (SPEC section 24):
 ``incident.changed`` title, status, priority, category, location, lead, label,
                     organisations or liaisons changed; carries the changes.
 ``needs_you``       an urgent message, a mention of the reader or its
-                    organisation, a task assigned to either, an escalation,
-                    missed check-in or duress alarm that names either in its
+                    organisation, a task assigned to either, a capacity
+                    request to its organisation, an escalation, missed
+                    check-in or duress alarm that names either in its
                     ``notify``; carries a preview.
 ================== ==========================================================
 
@@ -129,6 +130,13 @@ def _need(ev: StoredEvent, aud: Audience, reader: Reader) -> dict[str, Any] | No
             return None
         task = ev.seq if ev.type == "task.created" else body.get("task")
         return {"reasons": ["task"], "task": task, "title": body.get("title"), "author": author}
+    if ev.type == "capacity.requested" and body.get("org") == reader.org:
+        return {
+            "reasons": ["capacity"],
+            "request": ev.seq,
+            "items": body.get("items"),
+            "author": author,
+        }
     if ev.type in ALARMS:
         return _alarm(ev, body, reader, author)
     return None

@@ -256,6 +256,35 @@ class CheckinState:
 
 
 @dataclass(slots=True)
+class CapacityRequestState:
+    """A request for an organisation's capacity (SPEC 27.3), and its answer."""
+
+    seq: int
+    org: str
+    items: dict[str, Any]
+    note: str | None
+    by: str
+    ts_ms: int
+    meta: EventMeta
+    status: str = "requested"
+    answer: dict[str, Any] | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "org": self.org,
+            "items": self.items,
+            "note": self.note,
+            "by": self.by,
+            "ts": self.ts_ms,
+            "tlp": self.meta.label.value,
+            "visibility": list(self.meta.visibility) if self.meta.visibility else None,
+            "status": self.status,
+            "answer": self.answer,
+        }
+
+
+@dataclass(slots=True)
 class IncidentState:
     id: str
     epoch: str
@@ -300,6 +329,10 @@ class IncidentState:
     checkins: dict[int, CheckinState] = field(default_factory=dict)
     #: user -> id of their open check-in.
     open_checkins: dict[str, int] = field(default_factory=dict)
+    #: Expertise tags the incident needs (SPEC 27.1), as last set.
+    needs: list[str] = field(default_factory=list)
+    #: Capacity requests to organisations (SPEC 27.3), by the request's seq.
+    capacity_requests: dict[int, CapacityRequestState] = field(default_factory=dict)
 
     def participates(self, org: str) -> bool:
         return org in self.orgs
@@ -360,6 +393,7 @@ class IncidentState:
         org = sight.reader.org if sight.reader is not None else None
         out = self.summary(org)
         out["description"] = self.description
+        out["needs"] = self.needs
         out["source"] = self.source
         subject = self.subject
         out["subject"] = (
@@ -378,6 +412,9 @@ class IncidentState:
             c.to_wire(sight)
             for c in self.checkins.values()
             if (c.open or c.alarm is not None) and sight.of(c.meta).visible
+        ]
+        out["capacity_requests"] = [
+            r.to_wire() for r in self.capacity_requests.values() if sight.of(r.meta).visible
         ]
         return out
 
@@ -401,6 +438,7 @@ def _created(s: IncidentState, ev: StoredEvent) -> None:
     s.joined = dict.fromkeys(s.orgs, ev.seq)
     _set_subject(s, ev)
     s.status = b.get("status", "reported")
+    s.needs = list(b.get("needs") or ())
     s.status_history = [{"status": s.status, "by": ev.actor_user, "ts": ev.ts_ms, "seq": ev.seq}]
 
 
@@ -422,6 +460,8 @@ def _updated(s: IncidentState, ev: StoredEvent) -> None:
             s.orgs.append(org)
             s.joined[org] = ev.seq
     s.liaisons.update(b.get("liaisons") or {})
+    if b.get("needs") is not None:
+        s.needs = list(b["needs"])
     if b.get("tlp") is not None:
         s.label = _label(b, s.label)
     _set_subject(s, ev)
@@ -658,6 +698,28 @@ def _checkin_closed(s: IncidentState, ev: StoredEvent) -> None:
         del s.open_checkins[c.user]
 
 
+def _capacity_requested(s: IncidentState, ev: StoredEvent) -> None:
+    b = ev.body
+    s.capacity_requests[ev.seq] = CapacityRequestState(
+        seq=ev.seq,
+        org=b["org"],
+        items=dict(b.get("items") or {}),
+        note=b.get("note"),
+        by=ev.actor_user,
+        ts_ms=ev.ts_ms,
+        meta=event_meta(ev),
+    )
+
+
+def _capacity_answered(s: IncidentState, ev: StoredEvent) -> None:
+    """The first answer counts (a concurrent second one projects the same everywhere)."""
+    r = s.capacity_requests.get(ev.body["request"])
+    if r is None or r.status != "requested":
+        return
+    r.status = "accepted" if ev.type == "capacity.accepted" else "declined"
+    r.answer = {"by": ev.actor_user, "ts": ev.ts_ms, "seq": ev.seq, "note": ev.body.get("note")}
+
+
 _APPLY = {
     "incident.created": _created,
     "incident.updated": _updated,
@@ -681,4 +743,7 @@ _APPLY = {
     "checkin.duress": _checkin_duress,
     "checkin.missed": _checkin_missed,
     "checkin.resolved": _checkin_closed,
+    "capacity.requested": _capacity_requested,
+    "capacity.accepted": _capacity_answered,
+    "capacity.declined": _capacity_answered,
 }

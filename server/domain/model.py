@@ -32,6 +32,8 @@ class Org:
     #: The TLP label its people's new incidents and events get unless they
     #: choose one (SPEC section 9.4).
     default_label: Label = DEFAULT_ORG_LABEL
+    #: Expertise tags (server/domain/expertise.py), set by an admin.
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

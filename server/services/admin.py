@@ -70,7 +70,12 @@ async def ensure_admin(directory: Directory, password: str) -> str | None:
 
 DEMO_ORGS = (
     Org(id="metro-police", name="Metro Police Dispatch", kind="police"),
-    Org(id="harbour-shelter", name="Harbour Street Shelter", kind="ngo"),
+    Org(
+        id="harbour-shelter",
+        name="Harbour Street Shelter",
+        kind="ngo",
+        tags=("shelter", "homelessness", "lang:ar"),
+    ),
 )
 #: username, org, display name, role. Every demo password is "liaison-demo",
 #: but the bot's: bots authenticate with an API key (``liaison key create

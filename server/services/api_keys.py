@@ -39,6 +39,7 @@ from typing import Any
 from protocol import v1
 from protocol.errors import ErrorCode, ProtocolError
 from server.auth import AccessClaims
+from server.domain.capacity import CAPACITY_PUBLISH
 from server.domain.model import Principal, Role, Scope
 from server.errors import StorageUnavailable
 from server.services.accounts import API_KEY_PREFIX, Accounts
@@ -49,8 +50,8 @@ from server.storage.sessions import Revocation
 log = logging.getLogger(__name__)
 
 #: The write command types a key may be given (``follow`` and ``unfollow`` are
-#: reads, governed by the incident scope).
-WRITE_TYPES = frozenset(t for t, cls in v1.COMMANDS.items() if cls.WRITES)
+#: reads, governed by the incident scope), and ``capacity.publish`` (SPEC 27.2).
+WRITE_TYPES = frozenset(t for t, cls in v1.COMMANDS.items() if cls.WRITES) | {CAPACITY_PUBLISH}
 #: Last use is written at most this often per key and node: the hot path
 #: (every request, every command) must not write.
 TOUCH_EVERY_MS = 60_000

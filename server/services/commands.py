@@ -18,6 +18,7 @@ from server.domain.events import AppendResult, EventDraft
 from server.domain.model import Principal
 from server.domain.sharing import AgreementsView
 from server.errors import ClientIdReused, LogNotFound, StorageOutcomeUnknown, StorageUnavailable
+from server.services.archived import refusal
 from server.services.keyed_locks import KeyedLocks
 from server.services.projections import Projections
 from server.storage.base import EventLog
@@ -133,7 +134,7 @@ class CommandService:
         in_scope = who.sees(cmd.incident)
         if not (in_scope and self._projections.known_participant(cmd.incident, who.org_id)):
             if not await self._log.participates(cmd.incident, who.org_id) or not in_scope:
-                raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")
+                raise await refusal(self._log, cmd.incident, who.org_id, in_scope)
         state = await self._projections.get(cmd.incident)
         if state is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")

@@ -27,6 +27,7 @@ from server.domain.incident import IncidentState
 from server.domain.model import Principal, Role
 from server.domain.sharing import AgreementsView
 from server.services.anchors import Anchorer, SignedHead
+from server.services.archived import refusal
 from server.services.envelope import shaped
 from server.services.projections import Projections
 from server.settings import Settings
@@ -117,7 +118,7 @@ class Exporter:
         if who.role is Role.AUDITOR:  # separation of duties: the audit log only
             raise ProtocolError(ErrorCode.FORBIDDEN, "auditors read the audit log, not incidents")
         if not await self.log.participates(incident, who.org_id) or not who.sees(incident):
-            raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")
+            raise await refusal(self.log, incident, who.org_id, who.sees(incident))
         head = await self.log.head(incident)
         state = await self.projections.at_least(incident, head.seq) if head else None
         if head is None or state is None or not state.participates(who.org_id):

@@ -50,6 +50,7 @@ from server.domain.sharing import AgreementsView, Label
 from server.errors import StorageUnavailable
 from server.fanout.base import Broker, Listener, Presence
 from server.metrics import Metrics, unregistered
+from server.services.archived import refusal
 from server.services.envelope import shaped
 from server.services.projections import Projections
 from server.services.read_audit import RestrictedReadAudit, is_restricted
@@ -218,7 +219,11 @@ class Hub:
         # not shared with the reader is refused with the same work, and so in
         # the same time, as one that does not exist (RestApi._visible_state).
         if not await self._log.participates(incident, sub.org) or not sub.sees(incident):
-            return {"status": ErrorCode.NOT_FOUND.code}
+            refused = await refusal(self._log, incident, sub.org, sub.sees(incident))
+            return {
+                "status": refused.code.code,
+                **({"detail": refused.detail} if refused.detail else {}),
+            }
         state = await self._projections.get(incident)
         if state is None or not state.participates(sub.org):
             return {"status": ErrorCode.NOT_FOUND.code}

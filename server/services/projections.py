@@ -117,6 +117,12 @@ class Projections:
         for incident in victims:
             self._drop(incident)
 
+    def forget(self, incident: str) -> None:
+        """Drop an incident taken out of the log (retention), pinned or not."""
+        if incident in self._states:
+            self._drop(incident)
+        self._pins.pop(incident, None)
+
     def _drop(self, incident: str) -> None:
         del self._states[incident]
         self._stale.discard(incident)

@@ -80,6 +80,13 @@ class IncidentQuery:
         )
 
 
+#: What stays of an archived incident in hot storage (server/services/retention.py
+#: writes it): JSON-safe, with at least ``incident``, ``orgs``, ``seq``,
+#: ``last_hash`` and ``state``; the rest (file, sha256, policy...) is the
+#: retention service's.
+Tombstone = dict[str, Any]
+
+
 @dataclass(frozen=True, slots=True)
 class IncidentPage:
     #: Summaries, most recently updated first.
@@ -196,4 +203,44 @@ class EventLog(Protocol):
         to nothing. ``query.limit`` bounds the page; a page may come short and
         still have a ``next``.
         """
+        ...
+
+    async def archive(self, incident: str, expect_seq: int, tombstone: Tombstone) -> bool:
+        """Take an incident out of hot storage, leaving ``tombstone`` in its place.
+
+        The retention service calls it once the incident's log is written to
+        a verified archive file, up to ``expect_seq``.
+
+        * **Compare and remove.** Only if the head is still ``expect_seq``: an
+          event appended after the archive was written is never lost; the
+          answer is then False and nothing changes (archive again).
+        * **Everything goes.** Events, head, idempotency entries of the
+          incident, its index summary, organisation orders, references, search
+          terms: afterwards ``head``, ``read``, ``participates``, ``find``,
+          ``text_matches`` and ``list_incidents`` answer as for an incident that
+          never was, and an append to it fails with LogNotFound. What stays:
+          the tombstone, and the change feed's runs (positions in a gapless
+          order, no content; a feed reader finds no events behind them). In
+          Redis the per-user client-id claims stay too (small; a reuse of an
+          old id for another action is still refused).
+        * **Atomic.** SQLite: one transaction. Redis: one script removes the
+          incident's own keys and writes the tombstone; the cross-slot index
+          entries are removed right after, and again by any later ``archive``
+          of the same incident (a crash between leaves entries the index
+          already skips, as their summary is gone).
+        * **Idempotent.** With the incident already archived, True, and the
+          stored tombstone is kept. LogNotFound if there is neither log nor tombstone.
+        """
+        ...
+
+    async def tombstone(self, incident: str) -> Tombstone | None:
+        """The tombstone of an archived incident, or None."""
+        ...
+
+    async def tombstones(self, after: str, limit: int) -> list[Tombstone]:
+        """Up to ``limit`` tombstones of incidents with ids greater than ``after``, by id."""
+        ...
+
+    async def update_tombstone(self, incident: str, tombstone: Tombstone) -> None:
+        """Replace an existing tombstone (a purge marks it); LogNotFound if there is none."""
         ...

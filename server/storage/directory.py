@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import sqlite3
 import time
@@ -42,6 +43,8 @@ class User:
     role: Role
     password_hash: str
     disabled: bool
+    #: Expertise tags (server/domain/expertise.py), set by an admin.
+    tags: tuple[str, ...] = ()
 
     @property
     def principal(self) -> Principal:
@@ -59,6 +62,7 @@ class User:
             "name": self.name,
             "role": self.role.value,
             "disabled": self.disabled,
+            "tags": list(self.tags),
         }
 
     def to_row(self) -> list[Any]:
@@ -70,11 +74,21 @@ class User:
             self.role.value,
             self.password_hash,
             self.disabled,
+            list(self.tags),
         ]
 
     @classmethod
     def from_row(cls, row: Any) -> User:
-        return cls(row[0], row[1], row[2], row[3], Role(row[4]), row[5], bool(row[6]))
+        """A row of ``to_row``; one stored before tags existed has seven items."""
+        tags = _tags_of(row[7]) if len(row) > 7 else ()
+        return cls(row[0], row[1], row[2], row[3], Role(row[4]), row[5], bool(row[6]), tags)
+
+
+def _tags_of(value: Any) -> tuple[str, ...]:
+    """Stored tags: a list (msgpack) or its JSON text (SQLite)."""
+    if isinstance(value, str):
+        value = json.loads(value or "[]")
+    return tuple(str(tag) for tag in value or ())
 
 
 #: The password hash of a deleted account: no password matches it. The row is
@@ -118,11 +132,11 @@ class DirectoryStorage(Protocol):
         ...
 
     async def update_user(self, user: User) -> None:
-        """Replace the row of ``user.id`` (name, role, hash, disabled); the
+        """Replace the row of ``user.id`` (name, role, hash, disabled, tags); the
         id, username and organisation never change. Durable like an add."""
 
     async def update_org(self, org: Org) -> None:
-        """Replace the row of ``org.id`` (name, kind, default label); the id
+        """Replace the row of ``org.id`` (name, kind, default label, tags); the id
         never changes. Durable like an add."""
 
     async def close(self) -> None: ...
@@ -261,7 +275,11 @@ CREATE TABLE IF NOT EXISTS users (
 """
 
 #: Columns added since the first schema, applied on open: (table, column, definition).
-MIGRATIONS = (("orgs", "default_label", f"TEXT NOT NULL DEFAULT '{DEFAULT_ORG_LABEL.value}'"),)
+MIGRATIONS = (
+    ("orgs", "default_label", f"TEXT NOT NULL DEFAULT '{DEFAULT_ORG_LABEL.value}'"),
+    ("orgs", "tags", "TEXT NOT NULL DEFAULT '[]'"),
+    ("users", "tags", "TEXT NOT NULL DEFAULT '[]'"),
+)
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -273,15 +291,15 @@ def _migrate(db: sqlite3.Connection) -> None:
 
 
 def org_from_row(row: Any) -> Org:
-    """[id, name, kind, label?]; a missing label (an older row) or one this
-    version does not know reads as the default."""
+    """[id, name, kind, label?, tags?]; a missing label (an older row) or one
+    this version does not know reads as the default, missing tags as none."""
     label = DEFAULT_ORG_LABEL
     if len(row) > 3:
         try:
             label = Label(row[3])
         except ValueError:
             log.warning("organisation %s: unknown default label %r", row[0], row[3])
-    return Org(row[0], row[1], row[2], label)
+    return Org(row[0], row[1], row[2], label, _tags_of(row[4]) if len(row) > 4 else ())
 
 
 class SqliteDirectoryStorage:
@@ -304,12 +322,13 @@ class SqliteDirectoryStorage:
             assert self._db is not None
             orgs = [
                 org_from_row(row)
-                for row in self._db.execute("SELECT id, name, kind, default_label FROM orgs")
+                for row in self._db.execute("SELECT id, name, kind, default_label, tags FROM orgs")
             ]
             users = [
                 User.from_row(row)
                 for row in self._db.execute(
-                    "SELECT id, username, org_id, name, role, password_hash, disabled FROM users"
+                    "SELECT id, username, org_id, name, role, password_hash, disabled, tags"
+                    " FROM users"
                 )
             ]
             return orgs, users
@@ -329,14 +348,28 @@ class SqliteDirectoryStorage:
 
     async def add_org(self, org: Org) -> None:
         await self._write(
-            "INSERT INTO orgs (id, name, kind, created_ms, default_label) VALUES (?, ?, ?, ?, ?)",
-            (org.id, org.name, org.kind, int(time.time() * 1000), org.default_label.value),
+            "INSERT INTO orgs (id, name, kind, created_ms, default_label, tags)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                org.id,
+                org.name,
+                org.kind,
+                int(time.time() * 1000),
+                org.default_label.value,
+                json.dumps(list(org.tags)),
+            ),
         )
 
     async def add_user(self, user: User) -> None:
         await self._write(
-            "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (*user.to_row()[:6], int(user.disabled), int(time.time() * 1000)),
+            "INSERT INTO users (id, username, org_id, name, role, password_hash, disabled,"
+            " created_ms, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                *user.to_row()[:6],
+                int(user.disabled),
+                int(time.time() * 1000),
+                json.dumps(list(user.tags)),
+            ),
         )
 
     async def version(self) -> object:
@@ -363,14 +396,22 @@ class SqliteDirectoryStorage:
 
     async def update_user(self, user: User) -> None:
         await self._write(
-            "UPDATE users SET name = ?, role = ?, password_hash = ?, disabled = ? WHERE id = ?",
-            (user.name, user.role.value, user.password_hash, int(user.disabled), user.id),
+            "UPDATE users SET name = ?, role = ?, password_hash = ?, disabled = ?, tags = ?"
+            " WHERE id = ?",
+            (
+                user.name,
+                user.role.value,
+                user.password_hash,
+                int(user.disabled),
+                json.dumps(list(user.tags)),
+                user.id,
+            ),
         )
 
     async def update_org(self, org: Org) -> None:
         await self._write(
-            "UPDATE orgs SET name = ?, kind = ?, default_label = ? WHERE id = ?",
-            (org.name, org.kind, org.default_label.value, org.id),
+            "UPDATE orgs SET name = ?, kind = ?, default_label = ?, tags = ? WHERE id = ?",
+            (org.name, org.kind, org.default_label.value, json.dumps(list(org.tags)), org.id),
         )
 
     async def close(self) -> None:

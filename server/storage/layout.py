@@ -50,6 +50,7 @@ SQLITE_FILES = (
     "audit.db",
     "agreements.db",
     "webhooks.db",
+    "retention.db",
 )
 #: Keys whose presence means a Redis holds Liaison data (an admin user, at least).
 REDIS_MARKERS = (keys.USERS, keys.ORGS, keys.INCIDENTS, keys.SECRET, keys.AUDIT_LOG)

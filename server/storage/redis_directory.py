@@ -15,8 +15,11 @@ from server.storage.directory import DirectoryConflict, User, org_from_row
 
 
 def _packed_org(org: Org) -> bytes:
-    """[id, name, kind, default label]; rows of older versions have three items."""
-    packed: bytes = msgpack.packb([org.id, org.name, org.kind, org.default_label.value])
+    """[id, name, kind, default label, tags]; rows of older versions have three
+    or four items."""
+    packed: bytes = msgpack.packb(
+        [org.id, org.name, org.kind, org.default_label.value, list(org.tags)]
+    )
     return packed
 
 

@@ -30,6 +30,8 @@ SEARCH_BUILT = PREFIX + "search:built"
 FEED = PREFIX + "feed:runs"
 FEED_POS = PREFIX + "feed:pos"
 FEED_EPOCH = PREFIX + "feed:epoch"
+#: ZSET of archived incident ids, all scored 0: listed in id order (ZRANGEBYLEX).
+ARCHIVED = PREFIX + "archived"
 #: Token secret shared by every node when none is configured.
 SECRET = PREFIX + "secret"
 #: Directory hashes: org id -> msgpack, user id -> msgpack, username -> user id.
@@ -102,6 +104,22 @@ def summary_key(incident: str) -> str:
 def term_key(incident: str, term: str) -> str:
     """ZSET: seqs of the incident's events that have the word ``term``, scored by seq."""
     return f"{PREFIX}{{{incident}}}:term:{term}"
+
+
+def retention_key(kind: str) -> str:
+    """Retention policies or legal holds (server/storage/retention.py): a hash of JSON."""
+    return f"{PREFIX}retention:{kind}"
+
+
+def tombstone_key(incident: str) -> str:
+    """What stays of an archived incident (EventLog.archive): JSON."""
+    return f"{PREFIX}{{{incident}}}:archived"
+
+
+def term_pattern(incident: str) -> str:
+    """A SCAN pattern for every term ZSET of one incident (glob characters escaped)."""
+    escaped = "".join("\\" + c if c in "*?[]\\" else c for c in incident)
+    return f"{PREFIX}{{{escaped}}}:term:*"
 
 
 def channel(incident: str) -> str:
@@ -218,3 +236,17 @@ PUSH_USER_PREFIX = PREFIX + "push:user:"
 def push_user_key(user: str) -> str:
     """The endpoints of one user's push subscriptions."""
     return PUSH_USER_PREFIX + user
+
+
+# Capacity board (redis_capacity.py): one hash slot ``{capacity}`` for all of
+# it, since one script writes the log, the counters and the current items.
+CAPACITY_LOG = PREFIX + "{capacity}:log"
+CAPACITY_POS = PREFIX + "{capacity}:pos"
+CAPACITY_SEQS = PREFIX + "{capacity}:seqs"
+CAPACITY_IDS = PREFIX + "{capacity}:ids"
+CAPACITY_ORGS = PREFIX + "{capacity}:orgs"
+
+
+def capacity_current_key(org: str) -> str:
+    """Hash item -> ``<seq> <ts> <msgpack value>`` of one organisation's current items."""
+    return PREFIX + "{capacity}:current:" + org

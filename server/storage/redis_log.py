@@ -76,10 +76,12 @@ from server.storage.base import (
     IncidentQuery,
     IndexCursor,
     LogHead,
+    Tombstone,
     is_same_action,
 )
 from server.storage.codec import pack_event, pack_events, unpack_event
 from server.storage.group_commit import GroupCommitQueue, Pending, fail, settle
+from server.storage.redis_archive import RedisArchive
 from server.storage.redis_replicas import ReplicaWait
 
 log = logging.getLogger(__name__)
@@ -201,6 +203,7 @@ class RedisEventLog(RedisLogReader):
         self._script = self.redis.register_script(APPEND_LUA)
         self._header_script = self.redis.register_script(HEADER_LUA)
         self._terms_script = self.redis.register_script(redis_search.TERMS_LUA)
+        self._archive = RedisArchive(self.redis, _decode_header)
         self._heads: dict[str, ChainHead] = {}
         #: Participating organisations per incident, cached beside the head and
         #: forgotten with it: an append that succeeded on the cached head saw
@@ -714,6 +717,23 @@ class RedisEventLog(RedisLogReader):
         more = len(found) > query.limit
         page = found[: query.limit]
         return IncidentPage([e for _, e in page], page[-1][0] if more and page else None)
+
+    # -------------------------------------------------------------- archive
+
+    async def archive(self, incident: str, expect_seq: int, tombstone: Tombstone) -> bool:
+        done = await self._archive.archive(incident, expect_seq, tombstone)
+        if done:
+            self._forget(incident)
+        return done
+
+    async def tombstone(self, incident: str) -> Tombstone | None:
+        return await self._archive.tombstone(incident)
+
+    async def tombstones(self, after: str, limit: int) -> list[Tombstone]:
+        return await self._archive.tombstones(after, limit)
+
+    async def update_tombstone(self, incident: str, tombstone: Tombstone) -> None:
+        await self._archive.update_tombstone(incident, tombstone)
 
     async def _summaries(self, batch: list[IndexCursor]) -> list[dict[str, Any] | None]:
         """Summaries of a batch of one organisation's index entries, in one round

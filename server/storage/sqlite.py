@@ -41,6 +41,7 @@ from server.storage.base import (
     IncidentPage,
     IncidentQuery,
     LogHead,
+    Tombstone,
     is_same_action,
 )
 from server.storage.files import private_file, private_sqlite
@@ -112,7 +113,19 @@ CREATE TABLE IF NOT EXISTS event_terms (
     PRIMARY KEY (incident, term, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS search_built (done INTEGER NOT NULL);
+-- Archived incidents (EventLog.archive): what stays in hot storage.
+CREATE TABLE IF NOT EXISTS archived (
+    incident  TEXT PRIMARY KEY,
+    tombstone BLOB NOT NULL
+) WITHOUT ROWID;
 """
+
+#: The incident's rows in every table EventLog.archive empties.
+_ARCHIVE_TABLES = ("events", "event_terms", "incident_refs", "incident_orgs", "incident_index")
+_ARCHIVE_DELETES = (
+    *(f"DELETE FROM {t} WHERE incident = ?" for t in _ARCHIVE_TABLES),  # noqa: S608
+    "DELETE FROM logs WHERE incident = ?",
+)
 
 #: After the upgrade of an older file (``_Writer._add_updated_column``): an
 #: organisation's list in ``updated`` order, and an incident's organisations
@@ -225,6 +238,41 @@ class _Writer:
         self.db.execute(_BACKFILL_UPDATED)
         self.db.execute("COMMIT")
         log.info("incident index: per-organisation updated times filled in")
+
+    def archive(self, incident: str, expect_seq: int, tombstone: bytes) -> bool:
+        """EventLog.archive, in one transaction on the writer thread."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self.db.execute(
+                "SELECT head_seq FROM logs WHERE incident = ?", (incident,)
+            ).fetchone()
+            if row is None:
+                kept = self.db.execute(
+                    "SELECT 1 FROM archived WHERE incident = ?", (incident,)
+                ).fetchone()
+                self.db.execute("COMMIT")
+                if kept is None:
+                    raise LogNotFound(f"no log for incident {incident}")
+                return True
+            if row[0] != expect_seq:
+                self.db.execute("COMMIT")
+                return False
+            for sql in _ARCHIVE_DELETES:
+                self.db.execute(sql, (incident,))
+            self.db.execute("INSERT OR REPLACE INTO archived VALUES (?, ?)", (incident, tombstone))
+            self.db.execute("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(Exception):
+                self.db.execute("ROLLBACK")
+            raise
+        self.heads.pop(incident, None)
+        return True
+
+    def update_tombstone(self, incident: str, tombstone: bytes) -> bool:
+        cur = self.db.execute(
+            "UPDATE archived SET tombstone = ? WHERE incident = ?", (tombstone, incident)
+        )
+        return cur.rowcount == 1
 
     def _index_missing(self) -> None:
         """Index incidents stored before the index existed (a one-off on upgrade)."""
@@ -625,3 +673,37 @@ class SqliteEventLog:
         page = page[: query.limit]
         last = page[-1] if more and page else None
         return IncidentPage(page, (last["updated"], last["id"]) if last else None)
+
+    # -------------------------------------------------------------- archive
+
+    async def _on_writer(self, fn: Any, *args: Any) -> Any:
+        assert self._writer is not None
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._write_pool, fn, *args)
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    async def archive(self, incident: str, expect_seq: int, tombstone: Tombstone) -> bool:
+        assert self._writer is not None
+        done: bool = await self._on_writer(
+            self._writer.archive, incident, expect_seq, orjson.dumps(tombstone)
+        )
+        return done
+
+    async def tombstone(self, incident: str) -> Tombstone | None:
+        rows = await self._query("SELECT tombstone FROM archived WHERE incident = ?", (incident,))
+        return dict(orjson.loads(rows[0][0])) if rows else None
+
+    async def tombstones(self, after: str, limit: int) -> list[Tombstone]:
+        rows = await self._query(
+            "SELECT tombstone FROM archived WHERE incident > ? ORDER BY incident LIMIT ?",
+            (after, max(1, limit)),
+        )
+        return [dict(orjson.loads(row[0])) for row in rows]
+
+    async def update_tombstone(self, incident: str, tombstone: Tombstone) -> None:
+        assert self._writer is not None
+        if not await self._on_writer(
+            self._writer.update_tombstone, incident, orjson.dumps(tombstone)
+        ):
+            raise LogNotFound(f"incident {incident} is not archived")

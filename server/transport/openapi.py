@@ -17,7 +17,13 @@ from protocol.errors import ErrorCode
 from protocol.limits import LIMITS
 from server.domain.model import Role
 from server.domain.sharing import Label
-from server.transport import openapi_export, openapi_push, openapi_reports
+from server.transport import (
+    openapi_capacity,
+    openapi_export,
+    openapi_push,
+    openapi_reports,
+    openapi_retention,
+)
 from server.transport.openapi_standards import standards_paths
 
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -37,6 +43,7 @@ ERROR_RESPONSES: dict[int, tuple[str, str]] = {
         " a feed cursor that can no longer be served",
     ),
     413: ("TooLarge", "`too_large`: the body exceeds `max_frame_bytes` (`detail.limit`)"),
+    410: ("Archived", "`archived`: the incident was archived under a retention policy (SPEC 25)"),
     416: ("OutOfRange", "`out_of_range`: `after_seq` beyond the head (`detail.head_seq`)"),
     429: ("RateLimited", "`rate_limited`: wait `Retry-After` (= `detail.retry_after`) seconds"),
     503: ("Unavailable", "`unavailable`, `shutdown` or `outcome_unknown` (retryable)"),
@@ -127,7 +134,16 @@ SCHEMAS: dict[str, Schema] = {
         extra=True,
     ),
     "User": obj(
-        {"id": STR, "username": STR, "org": STR, "name": STR, "role": ROLE, "disabled": BOOL}
+        {
+            "id": STR,
+            "username": STR,
+            "org": STR,
+            "name": STR,
+            "role": ROLE,
+            "disabled": BOOL,
+            "tags": STRS,
+        },
+        "tags",
     ),
     "Session": obj(
         {
@@ -152,7 +168,7 @@ SCHEMAS: dict[str, Schema] = {
             "org_default_label": nullable(LABEL),
         }
     ),
-    "Org": obj({"id": STR, "name": STR, "kind": STR, "default_label": LABEL}),
+    "Org": obj({"id": STR, "name": STR, "kind": STR, "default_label": LABEL, "tags": STRS}, "tags"),
     "NewOrg": obj(
         {"id": ID, "name": SHORT, "kind": {"type": "string", "maxLength": 32}}, extra=True
     ),
@@ -545,8 +561,20 @@ SCHEMAS: dict[str, Schema] = {
             "changes": ANY_OBJ,
             "reasons": {
                 "type": "array",
-                "items": {"enum": ["urgent", "mention", "task", "escalation", "checkin", "duress"]},
+                "items": {
+                    "enum": [
+                        "urgent",
+                        "mention",
+                        "task",
+                        "capacity",
+                        "escalation",
+                        "checkin",
+                        "duress",
+                    ]
+                },
             },
+            "request": INT,
+            "items": ANY_OBJ,
             "type": {"type": "string", "description": "an alarm's event type"},
             "checkin": INT,
             "user": STR,
@@ -566,6 +594,8 @@ SCHEMAS: dict[str, Schema] = {
         "title",
         "author",
         "event",
+        "request",
+        "items",
         "type",
         "checkin",
         "user",
@@ -1113,13 +1143,20 @@ def document() -> dict[str, Any]:
             ' (section 18; authentication in 4). Errors are `{"error": {code, message,'
             " retryable, detail?}}` with the stable codes of SPEC section 16.",
         },
-        "paths": {**_paths(), **openapi_reports.paths(_op, _q, ref)},
+        "paths": {
+            **_paths(),
+            **openapi_reports.paths(_op, _q, ref),
+            **openapi_retention.paths(_op, _q, ref),
+            **openapi_capacity.paths(_op, _q, ref),
+        },
         "components": {
             "schemas": {
                 **SCHEMAS,
                 **openapi_reports.SCHEMAS,
                 **openapi_export.SCHEMAS,
                 **openapi_push.SCHEMAS,
+                **openapi_retention.SCHEMAS,
+                **openapi_capacity.SCHEMAS,
             },
             "responses": _responses(),
             "securitySchemes": {

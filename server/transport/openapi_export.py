@@ -86,7 +86,7 @@ def paths(op: Any, q: Any, ref: Any) -> dict[str, dict[str, Schema]]:
                     "The incident's log as you may see it: JSONL, CSV, HTML or PDF (audited)",
                     "exports",
                     (200, {"type": "string"}),
-                    (400, 403, 404),
+                    (400, 403, 404, 410),
                     query=(q("format", {"enum": list(every)}, "default jsonl"),),
                     path_id="an incident id",
                 ),

@@ -34,6 +34,7 @@ from server.fanout.base import Presence
 from server.services.accounts import Accounts
 from server.services.admin import create_user
 from server.services.api_keys import ApiKeys
+from server.services.archived import refusal
 from server.services.commands import CommandService
 from server.services.envelope import shaped
 from server.services.projections import Projections
@@ -67,6 +68,7 @@ STATUS = {
     ErrorCode.INTERNAL: 500,
     ErrorCode.SHUTDOWN: 503,
     ErrorCode.OUTCOME_UNKNOWN: 503,
+    ErrorCode.ARCHIVED: 410,
 }
 
 log = logging.getLogger(__name__)
@@ -466,7 +468,7 @@ class RestApi:
         """
         incident = request.match_info["id"]
         if not await self.log.participates(incident, who.org_id) or not who.sees(incident):
-            raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")
+            raise await refusal(self.log, incident, who.org_id, who.sees(incident))
         state = await self.projections.get(incident)
         if state is None or not state.participates(who.org_id):
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")

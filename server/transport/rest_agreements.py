@@ -29,7 +29,13 @@ def agreement_wire(agreement: Agreement, at_ms: int) -> dict[str, Any]:
 
 def org_wire(org: Org) -> dict[str, Any]:
     label = org.default_label.value
-    return {"id": org.id, "name": org.name, "kind": org.kind, "default_label": label}
+    return {
+        "id": org.id,
+        "name": org.name,
+        "kind": org.kind,
+        "default_label": label,
+        "tags": list(org.tags),
+    }
 
 
 class AgreementsApi:

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from server.transport.rest import RestApi
 
 log = logging.getLogger(__name__)
+
+#: (request, principal, format, address) -> the streamed export of an archived incident.
+ArchivedExport = Callable[[web.Request, Principal, str, str], Awaitable[web.StreamResponse]]
 
 CONTENT_TYPES = {
     "jsonl": "application/x-ndjson",
@@ -88,6 +91,8 @@ def _format(request: web.Request, allowed: tuple[str, ...]) -> str:
 class ExportRoutes:
     def __init__(self, rest: RestApi, exporter: Exporter, anchorer: Anchorer) -> None:
         self.rest, self.exporter, self.anchorer = rest, exporter, anchorer
+        #: Exports of archived incidents (rest_retention.ArchivedExports.export).
+        self.archived: ArchivedExport | None = None
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -103,7 +108,12 @@ class ExportRoutes:
     async def export_incident(self, request: web.Request) -> web.StreamResponse:
         who = self.rest.principal(request)
         fmt = _format(request, FORMATS)
-        scope = await self.exporter.open(who, request.match_info["id"])
+        try:
+            scope = await self.exporter.open(who, request.match_info["id"])
+        except ProtocolError as exc:
+            if exc.code is ErrorCode.ARCHIVED and self.archived is not None:
+                return await self.archived(request, who, fmt, self.rest.address(request))
+            raise
 
         async def scopes() -> AsyncIterator[Scope]:
             yield scope

@@ -27,6 +27,7 @@ from server.domain.audience import Audience, Reader, event_meta
 from server.domain.events import StoredEvent
 from server.domain.model import Principal
 from server.domain.search_text import parse_query
+from server.services.archived import refusal
 from server.services.envelope import shaped
 from server.services.search import DEFAULT_HITS, MAX_HITS, Search, SearchPosition
 from server.storage.base import LogHead
@@ -220,12 +221,10 @@ class SearchRoutes:
 
     async def _participating(self, who: Principal, incident: str) -> LogHead:
         """The head of an incident the caller takes part in; one refusal otherwise."""
-        if (
-            len(incident) > 200
-            or not await self.api.log.participates(incident, who.org_id)
-            or not who.sees(incident)
-        ):
+        if len(incident) > 200:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")
+        if not await self.api.log.participates(incident, who.org_id) or not who.sees(incident):
+            raise await refusal(self.api.log, incident, who.org_id, who.sees(incident))
         head = await self.api.log.head(incident)
         if head is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")

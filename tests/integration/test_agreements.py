@@ -153,6 +153,7 @@ async def test_default_label_set_by_the_orgs_admin_only(
         "name": "Harbour Street Shelter",
         "kind": "ngo",
         "default_label": "GREEN",
+        "tags": ["shelter", "homelessness", "lang:ar"],  # the demo's tags, kept
     }
     orgs = {o["id"]: o for o in (await outreach.request("GET", "/api/v1/orgs"))["orgs"]}
     assert (orgs[SHELTER]["default_label"], orgs[POLICE]["default_label"]) == ("GREEN", "AMBER")

@@ -46,6 +46,7 @@ export function describe(app, state, env) {
       if (b.add_orgs?.length) parts.push(`added ${b.add_orgs.map((o) => app.orgName(o)).join(", ")}`);
       if (b.liaisons && Object.keys(b.liaisons).length) parts.push("contacts");
       if (b.subject) parts.push("the person it is about");
+      if (b.needs) parts.push(b.needs.length ? `needs ${b.needs.join(", ")}` : "no needs");
       return `updated the incident: ${parts.join(", ") || "details"}`;
     }
     case "incident.status_changed":
@@ -102,6 +103,11 @@ export function describe(app, state, env) {
       return `MISSED CHECK-IN: ${app.personName(state, b.user)}${POSITION_NOTE[positionView(b.position).kind]}`;
     case "checkin.resolved":
       return `resolved the alarm of ${app.personName(state, b.user)}${b.note ? ` — ${clip(b.note)}` : ""}`;
+    case "capacity.requested":
+      return `requested from ${app.orgName(b.org)}: ${Object.entries(b.items || {}).map(([k, v]) => `${k.replace(/_/g, " ")} ${Array.isArray(v) ? v.join(", ") : v}`).join(", ")}${b.note ? ` — ${clip(b.note)}` : ""}`;
+    case "capacity.accepted":
+    case "capacity.declined":
+      return `${env.type === "capacity.accepted" ? "accepted" : "declined"} capacity request #${b.request}${b.note ? ` — ${clip(b.note)}` : ""}`;
     default:
       return `did something this app does not know (${env.type})`;
   }

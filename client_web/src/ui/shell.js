@@ -7,6 +7,7 @@ import { h, setChildren, setText } from "../dom.js";
 import { IncidentList } from "./list.js";
 import { installShortcuts, ShortcutHelp } from "./shortcuts.js";
 import { KpiView } from "./kpis.js";
+import { CapacityView } from "./capacity.js";
 
 /** Roles the server serves KPIs to (SPEC 18.2). */
 const KPI_ROLES = new Set(["supervisor", "admin"]);
@@ -62,6 +63,7 @@ export class Shell {
       KPI_ROLES.has(app.me.role)
         ? h("button", { type: "button", class: "open-kpis", on: { click: () => this.openKpis() } }, "KPIs")
         : null,
+      h("button", { type: "button", class: "open-capacity", on: { click: () => this.openCapacity() } }, "Capacity"),
       h(
         "button",
         {
@@ -99,6 +101,13 @@ export class Shell {
     this.kpis = new KpiView(this.app, () => (this.kpis = null));
     this.app.root.append(this.kpis.el);
     requestAnimationFrame(() => this.kpis?.el.querySelector("h2").focus());
+  }
+
+  openCapacity() {
+    if (this.capacity) return;
+    this.capacity = new CapacityView(this.app, () => (this.capacity = null));
+    this.app.root.append(this.capacity.el);
+    requestAnimationFrame(() => this.capacity?.el.querySelector("h2").focus());
   }
 
   applyLayout() {
@@ -185,6 +194,7 @@ export class Shell {
     this.listView.update();
     for (const pane of app.panes.values()) pane.update();
     app.replay?.update();
+    this.capacity?.update();
     app.geo.render();
     if (!this.interactive) {
       // the shell is on screen with its handlers attached

@@ -11,6 +11,7 @@ import { assigneeText } from "./describe.js";
 import { visibilityText } from "./channel.js";
 import { TLP_LABELS, labelOf, powers, tlpText, withLabel } from "../labels.js";
 import { tlpBadge, recipientsLine, subjectList } from "./tlp.js";
+import { showSuggestions } from "./suggest.js";
 
 const COLUMNS = [
   ["todo", "To do", new Set(["open", "assigned", "declined"])],
@@ -98,6 +99,7 @@ export class TaskBoard {
     this.taskVisibility = h("select", { name: "visibility", "aria-label": "Who may see the task" });
     this.taskLabel = h("select", { name: "tlp", class: "task-tlp-pick", "aria-label": "Task label (TLP)" });
     this.taskError = h("p", { class: "task-form-warning", role: "alert", hidden: true });
+    this.suggestions = h("div", { class: "task-suggestions" });
     this.due = h(
       "select",
       { name: "due", class: "task-due-pick", "aria-label": "Due in" },
@@ -152,6 +154,7 @@ export class TaskBoard {
       this.title,
       this.details,
       h("div", { class: "form-row" }, this.assignee, this.taskLabel, this.taskVisibility, this.due),
+      this.suggestions,
       this.taskError,
       h(
         "div",
@@ -180,6 +183,7 @@ export class TaskBoard {
       );
       this.taskLabel.value = incidentTlp;
       this.taskError.hidden = true;
+      showSuggestions(this.app, this.id, this.suggestions, this.assignee);
     }
     this.form.hidden = false;
     this.title.focus();
