@@ -16,6 +16,9 @@ test("a mention, a task or an alarm notifies without a toast; urgent ones toast"
   assert.equal(needAlert({ ...base, reasons: ["checkin"] }, now).title, "Missed check-in");
   assert.equal(needAlert({ ...base, reasons: ["duress", "escalation"] }, now).title, "Duress alarm");
   assert.equal(needAlert({ ...base, reasons: ["urgent"] }, now), null);
+  const capacity = needAlert({ ...base, reasons: ["capacity"], author: { name: "Dana" }, items: { beds: 2 } }, now);
+  assert.equal(capacity.title, "Capacity request");
+  assert.equal(capacity.body, "Dana asks your organisation for capacity");
   assert.equal(needAlert({ ...base, reasons: ["task"], ts: 0 }, now), null, "a catch-up is old news");
   assert.equal(needAlert({ kind: "incident.changed", ...base }, now), null);
   assert.ok(feedAlert({ ...base, reasons: ["urgent"], message: 5 }, now));

@@ -26,6 +26,7 @@ _TITLES = {
     "escalation": "Escalation",
     "urgent": "Urgent message",
     "task": "Task for you",
+    "capacity": "Capacity request",
     "mention": "You were mentioned",
 }
 #: Reasons a push service should deliver at once, waking the device (RFC 8030 5.3).
@@ -62,6 +63,12 @@ def _body(entry: Mapping[str, Any], reason: str) -> str:
         return f"{author}: {preview}" if author and preview else preview or author
     if reason == "task":
         return _short(str(entry.get("title") or "A task was assigned to you"))
+    if reason == "capacity":
+        # The items asked for stay out: a count of beds says nothing a lock
+        # screen needs, and the organisation reads the request when it opens it.
+        if author:
+            return f"{author}: asks your organisation for capacity"
+        return "Your organisation is asked for capacity"
     if reason == "duress":
         return "A field worker raised a duress alarm"
     if reason == "checkin":

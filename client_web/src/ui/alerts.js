@@ -54,6 +54,7 @@ export function feedAlert(entry, now = Date.now()) {
 const NEED_TITLES = {
   mention: "You were mentioned",
   task: "Task for you",
+  capacity: "Capacity request",
   escalation: "Escalation",
   checkin: "Missed check-in",
   duress: "Duress alarm",
@@ -62,13 +63,22 @@ const NEED_TITLES = {
 /** A fresh `needs_you` entry that raises no toast: a mention, a task, an alarm. */
 export function needAlert(entry, now = Date.now()) {
   if (!entry || entry.kind !== "needs_you" || now - entry.ts >= URGENT_FRESH_MS) return null;
-  const reason = ["duress", "checkin", "escalation", "task", "mention"].find((r) => entry.reasons?.includes(r));
+  const reason = ["duress", "checkin", "escalation", "task", "capacity", "mention"].find((r) =>
+    entry.reasons?.includes(r),
+  );
   if (!reason) return null;
   return {
     key: `${entry.incident}:${entry.seq}`,
     incident: entry.incident,
     title: NEED_TITLES[reason],
-    body: reason === "task" ? entry.title || "" : reason === "mention" ? entry.text || "" : "",
+    body:
+      reason === "task"
+        ? entry.title || ""
+        : reason === "mention"
+          ? entry.text || ""
+          : reason === "capacity"
+            ? `${entry.author?.name || "Someone"} asks your organisation for capacity`
+            : "",
   };
 }
 
