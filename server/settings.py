@@ -150,6 +150,7 @@ class Settings:
     #: Push services a browser's subscription may name: host names (their
     #: subdomains too), or origins (``https://push.example:8443``); ``*``:
     #: any https one. Seconds a push service keeps an undelivered push.
+    #: Redis mode: seconds before another node sends the pushes of a dead one.
     vapid_private_key: str = ""
     vapid_subject: str = "mailto:admin@localhost"
     push_services: tuple[str, ...] = (
@@ -159,6 +160,7 @@ class Settings:
         "notify.windows.com",
     )
     push_ttl_s: int = 3600
+    push_lease_s: float = 15.0
     #: Retention (SPEC section 25): where archive files of closed incidents
     #: are written (empty: ``<data_dir>/archive``; in Redis mode give a
     #: directory every node sees the same, e.g. a shared mount); seconds
@@ -242,6 +244,8 @@ class Settings:
             raise ValueError("LIAISON_VAPID_SUBJECT must be a mailto: or https:// URL")
         if self.push_ttl_s < 0:
             raise ValueError("LIAISON_PUSH_TTL_S must not be negative")
+        if self.push_lease_s <= 0:
+            raise ValueError("LIAISON_PUSH_LEASE_S must be positive")
         if self.retention_poll_s < 0 or self.retention_lease_s <= 0:
             raise ValueError("LIAISON_RETENTION_POLL_S must be >= 0, LIAISON_RETENTION_LEASE_S > 0")
 
@@ -356,6 +360,7 @@ HELP: dict[str, str] = {
     "vapid_subject": "contact (mailto: or https:) push services see in every Web Push request",
     "push_services": "push services subscriptions may use: hosts or origins, comma-separated",
     "push_ttl_s": "seconds a push service keeps an undelivered push (RFC 8030 TTL)",
+    "push_lease_s": "seconds a dead node keeps sending the pushes before another takes over",
     "archive_dir": "where archives of closed incidents go; empty: <data_dir>/archive",
     "retention_poll_s": "seconds between runs of the retention job; 0: only when asked",
     "retention_lease_s": "seconds a dead node keeps the retention job before another runs it",

@@ -42,7 +42,7 @@ class PushRuntime:
     ) -> None:
         self.settings, self.store, self.keys, self.feed = settings, store, keys, feed
         self.accounts, self.leases, self.metrics = accounts, leases, metrics
-        self.config = config or PushConfig(ttl_s=settings.push_ttl_s)
+        self.config = config or PushConfig(ttl_s=settings.push_ttl_s, lease_s=settings.push_lease_s)
         self.dispatcher: PushDispatcher | None = None
         self.public_key = ""
 
