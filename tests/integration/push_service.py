@@ -72,6 +72,8 @@ class PushService:
     delivered: list[Delivery] = field(default_factory=list)
     #: Requests refused, with why (a test asserts this stays empty).
     refused: list[str] = field(default_factory=list)
+    #: The browser id of every request that reached the service, answered or not.
+    requests: list[str] = field(default_factory=list)
     #: browser id -> statuses to answer next instead of accepting (410, 429...).
     answers: dict[str, list[int]] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
@@ -107,6 +109,7 @@ class PushService:
             self._runner = None
 
     async def _handle(self, request: web.Request) -> web.Response:
+        self.requests.append(request.match_info["id"])
         browser = self.browsers.get(request.match_info["id"])
         if browser is None:
             return web.Response(status=404)
