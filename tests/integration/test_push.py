@@ -74,14 +74,19 @@ async def test_pushes_carry_only_what_each_recipient_may_see(
             "assignee": {"org": "harbour-shelter"},
         }
     )
-    await until(lambda: len(push.of(shelter_browser)) >= 2, 10, "the shelter's two pushes")
+    # A capacity request to the shelter: its push names who asks, not what.
+    await dispatcher.request_capacity(incident, "harbour-shelter", {"beds": 3}, note="Tonight")
+    await until(lambda: len(push.of(shelter_browser)) >= 3, 10, "the shelter's three pushes")
     await until(lambda: len(push.of(police_browser)) >= 2, 10, "the officer's two pushes")
     assert push.refused == []
     shelter = push.of(shelter_browser)
     assert [(p["reason"], p["title"], p["body"]) for p in shelter] == [
         ("urgent", "Urgent message", "Dana Dispatcher: Need a bed tonight"),
         ("task", "Task for you", "Bring blankets"),
+        ("capacity", "Capacity request", "Dana Dispatcher: asks your organisation for capacity"),
     ]
+    assert "Tonight" not in str(shelter)
+    assert "beds" not in str(shelter)
     assert "Quentin" not in str(shelter), "police-only text reached an NGO phone"
     assert all(p["incident"] == incident and p["url"].endswith(incident) for p in shelter)
     urgent = next(d for d in push.delivered if d.browser == shelter_browser.id)

@@ -37,6 +37,21 @@ def test_a_payload_is_short_and_says_why() -> None:
     assert push.urgency({**entry, "reasons": ["task"]}) == "normal"
     assert len(push.topic(entry)) == 32
     assert push.topic(entry) == push.topic(dict(entry))
+    asked = push.payload(
+        {
+            "incident": "i",
+            "seq": 4,
+            "reasons": ["capacity"],
+            "request": 4,
+            "items": {"beds": 3},
+            "author": {"name": "Dana", "user": "u_d", "org": "police"},
+        }
+    )
+    assert (asked["title"], asked["body"]) == (
+        "Capacity request",
+        "Dana: asks your organisation for capacity",
+    )
+    assert push.urgency({"reasons": ["capacity"]}) == "normal"
     missed = push.payload({"incident": "i", "seq": 3, "reasons": ["checkin"], "user": "u_w"})
     assert missed["title"] == "Missed check-in"
     assert "u_w" not in str(missed)
