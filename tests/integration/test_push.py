@@ -79,7 +79,8 @@ async def test_pushes_carry_only_what_each_recipient_may_see(
     await until(lambda: len(push.of(shelter_browser)) >= 3, 10, "the shelter's three pushes")
     await until(lambda: len(push.of(police_browser)) >= 2, 10, "the officer's two pushes")
     assert push.refused == []
-    shelter = push.of(shelter_browser)
+    # Sent by several workers at once: they may arrive in any order.
+    shelter = sorted(push.of(shelter_browser), key=lambda p: int(p["seq"]))
     assert [(p["reason"], p["title"], p["body"]) for p in shelter] == [
         ("urgent", "Urgent message", "Dana Dispatcher: Need a bed tonight"),
         ("task", "Task for you", "Bring blankets"),
@@ -89,10 +90,14 @@ async def test_pushes_carry_only_what_each_recipient_may_see(
     assert "beds" not in str(shelter)
     assert "Quentin" not in str(shelter), "police-only text reached an NGO phone"
     assert all(p["incident"] == incident and p["url"].endswith(incident) for p in shelter)
-    urgent = next(d for d in push.delivered if d.browser == shelter_browser.id)
+    urgent = next(
+        d
+        for d in push.delivered
+        if d.browser == shelter_browser.id and d.payload["reason"] == "urgent"
+    )
     assert urgent.headers["Urgency"] == "high"
     assert int(urgent.headers["TTL"]) == 3600
-    assert "Quentin" in push.of(police_browser)[0]["body"]  # police may read it
+    assert any("Quentin" in p["body"] for p in push.of(police_browser))  # police may read it
 
     # The browser's subscription is gone (410): the server deletes it.
     push.answers[shelter_browser.id] = [410]
