@@ -31,6 +31,7 @@ from server.services.export import build_exports
 from server.services.feed import FeedService
 from server.services.hub import Hub
 from server.services.projections import Projections
+from server.services.push_runtime import PushRuntime
 from server.services.read_audit import RestrictedReadAudit
 from server.services.sharing_admin import SharingAdmin
 from server.services.sharing_rules import SharingRules
@@ -50,6 +51,7 @@ from server.transport.rest_capacity import CapacityRoutes
 from server.transport.rest_export import ExportRoutes, exports_ctx
 from server.transport.rest_feed import FeedRoutes
 from server.transport.rest_ops import OpsRoutes
+from server.transport.rest_push import PushRoutes
 from server.transport.rest_retention import install_retention
 from server.transport.rest_standards import StandardsRoutes
 from server.transport.rest_webhooks import WebhookRoutes
@@ -77,6 +79,8 @@ class Components:
     deliveries: WebhookDispatcher | None = None
     #: The deadline rules (run by the node holding their lease).
     deadlines: DeadlineRunner | None = None
+    #: Web Push (SPEC section 26): subscriptions and the dispatcher.
+    push: PushRuntime | None = None
     #: The capacity board (SPEC 27.2).
     capacity: CapacityService | None = None
 
@@ -158,6 +162,17 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(StandardsRoutes(rest).routes())
     feed = _feed(backends, projections, sharing, reads, gateway)
     app.add_routes(FeedRoutes(rest, feed).routes())
+    if backends.push is not None and backends.vapid is not None:
+        components.push = PushRuntime(
+            settings=settings,
+            store=backends.push,
+            keys=backends.vapid,
+            feed=feed,
+            accounts=accounts,
+            leases=backends.leases,
+            metrics=metrics,
+        )
+        app.add_routes(PushRoutes(rest, components.push).routes())
     assert backends.capacity is not None
     components.capacity = CapacityService(backends.capacity, directory)
     app.add_routes(CapacityRoutes(rest, components.capacity).routes())
@@ -241,8 +256,12 @@ async def _storage_ctx(
                 await c.deliveries.start()
             if c.deadlines is not None:
                 await c.deadlines.start()
+            if c.push is not None:
+                await c.push.start()
             yield
         finally:
+            if c.push is not None:
+                await c.push.close()
             if c.deadlines is not None:
                 await c.deadlines.close()
             if c.deliveries is not None:

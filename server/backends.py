@@ -46,6 +46,7 @@ from server.storage.capacity import CapacityLog, SqliteCapacityLog
 from server.storage.directory import DirectoryStorage, SqliteDirectoryStorage
 from server.storage.feed import FeedLog, SqliteFeedLog
 from server.storage.leases import Leases, MemoryLeases
+from server.storage.push import PushStore, SqlitePushStore
 from server.storage.redis_agreements import RedisAgreementStore
 from server.storage.redis_api_keys import RedisApiKeyStore
 from server.storage.redis_audit import RedisAuditLog
@@ -54,12 +55,14 @@ from server.storage.redis_directory import RedisDirectoryStorage
 from server.storage.redis_feed import RedisFeedLog
 from server.storage.redis_leases import RedisLeases
 from server.storage.redis_log import RedisConfig, RedisEventLog, RedisLogReader, connect
+from server.storage.redis_push import RedisPushStore
 from server.storage.redis_sessions import RedisSessionStore
 from server.storage.redis_webhooks import RedisWebhookStore
 from server.storage.retention import RedisRetentionStore, RetentionStore, SqliteRetentionStore
 from server.storage.secret import FileSecret, FixedSecret, RedisSecret, SecretStore
 from server.storage.sessions import SessionStore, SqliteSessionStore
 from server.storage.sqlite import SqliteConfig, SqliteEventLog
+from server.storage.vapid import FileVapidKey, FixedVapidKey, RedisVapidKey, VapidKeyStore
 from server.storage.webhooks import SqliteWebhookStore, WebhookStore
 from server.throttle import LoginThrottle, MemoryLoginThrottle, RedisLoginThrottle
 
@@ -80,6 +83,9 @@ WEBHOOKS_DB = "webhooks.db"
 ANCHORS_DB = "anchors.db"
 RETENTION_DB = "retention.db"
 NODE_KEY_FILE = "node-key"
+#: The embedded push subscriptions, and the generated VAPID key (0600).
+PUSH_DB = "push.db"
+VAPID_KEY_FILE = "vapid-private.pem"
 #: The embedded capacity log (SPEC 27.2).
 CAPACITY_DB = "capacity.db"
 
@@ -121,6 +127,9 @@ class Backends:
     #: wake-up its readers wait on (set by every run this node commits).
     feed: FeedLog | None = None
     feed_signal: FeedSignal = field(default_factory=FeedSignal)
+    #: Web Push subscriptions and the VAPID key (opened and closed by the push service).
+    push: PushStore | None = None
+    vapid: VapidKeyStore | None = None
     #: Retention policies and legal holds (server/services/retention.py).
     retention: RetentionStore | None = None
     #: Organisations' capacity changes (SPEC 27.2): a small log of its own.
@@ -247,6 +256,8 @@ def build_backends(settings: Settings, metrics: Metrics | None = None) -> Backen
     backends = make(settings, metrics)
     if settings.secret:
         backends.secret = FixedSecret(settings.secret)
+    if settings.vapid_private_key:
+        backends.vapid = FixedVapidKey(settings.vapid_private_key)
     return backends
 
 
@@ -293,6 +304,8 @@ def _embedded(settings: Settings, metrics: Metrics | None = None) -> Backends:
         node_key=FileSecret(settings.data_dir / NODE_KEY_FILE),
         feed=SqliteFeedLog(events_db),
         feed_signal=signal,
+        push=SqlitePushStore(settings.data_dir / PUSH_DB),
+        vapid=FileVapidKey(settings.data_dir / VAPID_KEY_FILE),
         retention=SqliteRetentionStore(settings.data_dir / RETENTION_DB),
         capacity=SqliteCapacityLog(settings.data_dir / CAPACITY_DB),
     )
@@ -335,6 +348,8 @@ def _redis(settings: Settings, metrics: Metrics | None = None) -> Backends:
         feed=RedisFeedLog(client),
         retention=RedisRetentionStore(client),
         feed_signal=signal,
+        push=RedisPushStore(client),
+        vapid=RedisVapidKey(client),
         capacity=RedisCapacityLog(client),
     )
 

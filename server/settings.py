@@ -144,6 +144,23 @@ class Settings:
     #: Seconds between sweeps that sign and anchor every moved chain head
     #: (server/services/anchors.py); 0: only at exports and shutdown.
     anchor_interval_s: float = 300.0
+    #: Web Push (SPEC section 26). The VAPID private key (PEM, or raw
+    #: base64url); empty: generated once into data_dir (embedded) or Redis.
+    #: The contact the push services see in every request's JWT (``sub``).
+    #: Push services a browser's subscription may name: host names (their
+    #: subdomains too), or origins (``https://push.example:8443``); ``*``:
+    #: any https one. Seconds a push service keeps an undelivered push.
+    #: Redis mode: seconds before another node sends the pushes of a dead one.
+    vapid_private_key: str = ""
+    vapid_subject: str = "mailto:admin@localhost"
+    push_services: tuple[str, ...] = (
+        "fcm.googleapis.com",
+        "push.services.mozilla.com",
+        "push.apple.com",
+        "notify.windows.com",
+    )
+    push_ttl_s: int = 3600
+    push_lease_s: float = 15.0
     #: Retention (SPEC section 25): where archive files of closed incidents
     #: are written (empty: ``<data_dir>/archive``; in Redis mode give a
     #: directory every node sees the same, e.g. a shared mount); seconds
@@ -223,6 +240,12 @@ class Settings:
             <= 0
         ):
             raise ValueError("LIAISON_DEADLINE_* must be positive")
+        if not self.vapid_subject.startswith(("mailto:", "https://")):
+            raise ValueError("LIAISON_VAPID_SUBJECT must be a mailto: or https:// URL")
+        if self.push_ttl_s < 0:
+            raise ValueError("LIAISON_PUSH_TTL_S must not be negative")
+        if self.push_lease_s <= 0:
+            raise ValueError("LIAISON_PUSH_LEASE_S must be positive")
         if self.retention_poll_s < 0 or self.retention_lease_s <= 0:
             raise ValueError("LIAISON_RETENTION_POLL_S must be >= 0, LIAISON_RETENTION_LEASE_S > 0")
 
@@ -333,6 +356,11 @@ HELP: dict[str, str] = {
     "deadline_poll_s": "seconds between looks at the deadlines due (the rules' resolution)",
     "deadline_lease_s": "seconds a dead node keeps the deadline rules before another runs them",
     "anchor_interval_s": "seconds between anchoring signed chain heads; 0: only at export",
+    "vapid_private_key": "Web Push VAPID private key (PEM or base64url); empty: generated once",
+    "vapid_subject": "contact (mailto: or https:) push services see in every Web Push request",
+    "push_services": "push services subscriptions may use: hosts or origins, comma-separated",
+    "push_ttl_s": "seconds a push service keeps an undelivered push (RFC 8030 TTL)",
+    "push_lease_s": "seconds a dead node keeps sending the pushes before another takes over",
     "archive_dir": "where archives of closed incidents go; empty: <data_dir>/archive",
     "retention_poll_s": "seconds between runs of the retention job; 0: only when asked",
     "retention_lease_s": "seconds a dead node keeps the retention job before another runs it",

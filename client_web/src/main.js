@@ -21,6 +21,10 @@ async function main() {
   const store = await new BrowserStore().open();
   const app = new App(document.getElementById("app"), { store, io, tileUrl: tileUrl() });
   window.__liaison = app; // for diagnostics in the browser console
+  // A notification tapped (sw.js): open its incident in this window.
+  navigator.serviceWorker?.addEventListener("message", (event) => {
+    if (event.data?.type === "liaison.open" && event.data.incident) app.openIncident(event.data.incident);
+  });
   await app.boot();
 }
 

@@ -2,7 +2,9 @@
 // - the shell (index, scripts, styles, icons) is precached at install;
 // - navigations: network first, the cached shell when offline;
 // - /app/ assets: cache first (names carry a content hash);
-// - the API and the live channel are never cached or intercepted.
+// - the API and the live channel are never cached or intercepted;
+// - a push (SPEC 26) shows its notification; a tap focuses or opens the app
+//   on its incident.
 const VERSION = "__VERSION__";
 const SHELL = "liaison-shell-" + VERSION;
 const PRECACHE = __PRECACHE__;
@@ -60,4 +62,33 @@ self.addEventListener("fetch", (event) => {
       ),
     );
   }
+});
+
+self.addEventListener("push", (event) => {
+  let note = {};
+  try {
+    note = event.data ? event.data.json() : {};
+  } catch (err) {
+    console.warn("push payload unreadable", err); // still shown: userVisibleOnly
+  }
+  event.waitUntil(
+    self.registration.showNotification(note.title || "Liaison", {
+      body: note.body || "Something needs you",
+      tag: note.tag || "liaison",
+      data: { url: note.url || "/", incident: note.incident || null },
+    }),
+  );
+});
+
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  const { url, incident } = event.notification.data || {};
+  event.waitUntil(
+    self.clients.matchAll({ type: "window", includeUncontrolled: true }).then((windows) => {
+      const open = windows.find((w) => new URL(w.url).origin === self.location.origin);
+      if (!open) return self.clients.openWindow(url || "/");
+      if (incident) open.postMessage({ type: "liaison.open", incident });
+      return open.focus();
+    }),
+  );
 });

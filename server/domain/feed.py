@@ -13,7 +13,9 @@ incident's state, the index-level entries it makes (SPEC section 24):
                     organisations or liaisons changed; carries the changes.
 ``needs_you``       an urgent message, a mention of the reader or its
                     organisation, a task assigned to either, a capacity
-                    request to its organisation; carries a preview.
+                    request to its organisation, an escalation, missed
+                    check-in or duress alarm that names either in its
+                    ``notify``; carries a preview.
 ================== ==========================================================
 
 An event the reader may not see makes **no entry at all** (not even a
@@ -137,4 +139,35 @@ def _need(ev: StoredEvent, aud: Audience, reader: Reader) -> dict[str, Any] | No
             "items": body.get("items"),
             "author": author,
         }
+    if ev.type in ALARMS:
+        return _alarm(ev, body, reader, author)
     return None
+
+
+#: Events that name who they concern in ``notify`` ({users, orgs}), and the
+#: reason a ``needs_you`` entry gives for each.
+ALARMS = {
+    "escalation.unacknowledged": "escalation",
+    "escalation.overdue": "escalation",
+    "checkin.missed": "checkin",
+    "checkin.duress": "duress",
+}
+
+
+def _alarm(
+    ev: StoredEvent, body: Mapping[str, Any], reader: Reader, author: dict[str, Any]
+) -> dict[str, Any] | None:
+    """An escalation or alarm for the reader (named, or its organisation), by
+    subject only: the entry quotes nothing of the message or task it is about."""
+    notify = body.get("notify") or {}
+    if reader.user not in (notify.get("users") or ()) and reader.org not in (
+        notify.get("orgs") or ()
+    ):
+        return None
+    need: dict[str, Any] = {"reasons": [ALARMS[ev.type]], "type": ev.type, "author": author}
+    for key in ("message", "task", "checkin", "user"):
+        if body.get(key) is not None:
+            need[key] = body[key]
+    if ev.type.startswith("checkin."):
+        need["user"] = body.get("user", ev.actor_user)
+    return need

@@ -245,7 +245,8 @@ class FeedService:
             if e["kind"] in kinds
         ]
         for e in made:
-            if e["kind"] == entries.NEEDS_YOU and e.get("task") and e.get("title") is None:
+            is_task = e.get("reasons") == ["task"]  # an escalation quotes no title
+            if e["kind"] == entries.NEEDS_YOU and is_task and e.get("title") is None:
                 task = state.tasks.get(e["task"])
                 e["title"] = task.title if task is not None else None
         if entries.EVENT in kinds:

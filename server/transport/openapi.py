@@ -20,6 +20,7 @@ from server.domain.sharing import Label
 from server.transport import (
     openapi_capacity,
     openapi_export,
+    openapi_push,
     openapi_reports,
     openapi_retention,
 )
@@ -578,10 +579,23 @@ SCHEMAS: dict[str, Schema] = {
             "changes": ANY_OBJ,
             "reasons": {
                 "type": "array",
-                "items": {"enum": ["urgent", "mention", "task", "capacity"]},
+                "items": {
+                    "enum": [
+                        "urgent",
+                        "mention",
+                        "task",
+                        "capacity",
+                        "escalation",
+                        "checkin",
+                        "duress",
+                    ]
+                },
             },
             "request": INT,
             "items": ANY_OBJ,
+            "type": {"type": "string", "description": "an alarm's event type"},
+            "checkin": INT,
+            "user": STR,
             "message": INT,
             "text": STR,
             "task": INT,
@@ -600,6 +614,9 @@ SCHEMAS: dict[str, Schema] = {
         "event",
         "request",
         "items",
+        "type",
+        "checkin",
+        "user",
     ),
     "IncidentCreate": obj(
         {
@@ -1124,6 +1141,7 @@ def _paths() -> dict[str, dict[str, Schema]]:
             ),
         },
         **openapi_export.paths(_op, _q, ref),
+        **openapi_push.paths(_op, _q, ref),
         OPENAPI_PATH: {
             "get": {
                 "summary": "This document",
@@ -1174,6 +1192,7 @@ def document() -> dict[str, Any]:
                 **SCHEMAS,
                 **openapi_reports.SCHEMAS,
                 **openapi_export.SCHEMAS,
+                **openapi_push.SCHEMAS,
                 **openapi_retention.SCHEMAS,
                 **openapi_capacity.SCHEMAS,
             },

@@ -49,7 +49,9 @@ Read paths, each checked against the oracle when the step uses it:
   no entry at all for an event the reader may not see (not even a
   placeholder), every envelope checked as the timeline's, and per incident
   no duplicate and, once a read reaches the head, no event it may see missed
-  since its organisation joined;
+  since its organisation joined; the Web Push payload each ``needs_you``
+  entry makes (server/domain/push.py, SPEC 26: the dispatcher reads the same
+  feed) scanned for canaries the reader may not read;
 * suggested assignees (``/suggestions``, SPEC 27.4), for the incident or a
   task: the organisations and people the reader may rank, each with only the
   status and distance of what it may see (a hidden task: like a missing one);
@@ -103,6 +105,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from liaison_client import CommandFailed, LiaisonClient
+from server.domain import push
 from tests.conftest import ADMIN_PASSWORD, DEMO_PASSWORD, LiaisonServer
 from tests.integration.leak_world import (
     Archived,
@@ -1184,6 +1187,8 @@ class LeakMachine(RuleBasedStateMachine):
             raise Leak(f"feed: {reader} got an entry for {ev}, which it may not see: {entry}")
         if entry["kind"] != "event":
             self.w.stats[f"feed {entry['kind']}"] += 1
+            if entry["kind"] == "needs_you":
+                self.w.scan(seat, json.dumps(push.payload(entry)), "push payload")
             return
         self.w.check_envelope(reader, entry["event"], "feed")
         key = (reader.user, incident.id)

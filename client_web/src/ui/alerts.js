@@ -60,6 +60,37 @@ export function feedAlert(entry, now = Date.now()) {
   };
 }
 
+const NEED_TITLES = {
+  mention: "You were mentioned",
+  task: "Task for you",
+  capacity: "Capacity request",
+  escalation: "Escalation",
+  checkin: "Missed check-in",
+  duress: "Duress alarm",
+};
+
+/** A fresh `needs_you` entry that raises no toast: a mention, a task, an alarm. */
+export function needAlert(entry, now = Date.now()) {
+  if (!entry || entry.kind !== "needs_you" || now - entry.ts >= URGENT_FRESH_MS) return null;
+  const reason = ["duress", "checkin", "escalation", "task", "capacity", "mention"].find((r) =>
+    entry.reasons?.includes(r),
+  );
+  if (!reason) return null;
+  return {
+    key: `${entry.incident}:${entry.seq}`,
+    incident: entry.incident,
+    title: NEED_TITLES[reason],
+    body:
+      reason === "task"
+        ? entry.title || ""
+        : reason === "mention"
+          ? entry.text || ""
+          : reason === "capacity"
+            ? `${entry.author?.name || "Someone"} asks your organisation for capacity`
+            : "",
+  };
+}
+
 export class Alerts {
   constructor(app) {
     this.app = app;
@@ -77,12 +108,26 @@ export class Alerts {
     if (isUrgentAlert(env, me, live)) this.urgent(state, env);
   }
 
-  /** Feed entries (SPEC 22): alert what needs the person, once per subject. */
+  /** Feed entries (SPEC 22): alert what needs the person, once per subject;
+   * a mention, a task or an alarm counts in the title and notifies (no toast). */
   onFeed(entries) {
     for (const entry of entries) {
       const alert = feedAlert(entry);
       if (alert && !this.toasts.has(alert.key)) this.raise(alert);
+      else if (!alert) this.note(needAlert(entry));
     }
+  }
+
+  note(alert) {
+    if (!alert || this.unseen.has(alert.key) || this.looking(alert.incident)) return;
+    this.unseen.set(alert.key, alert.incident);
+    this.showTitle();
+    this.app.notifier?.notify(alert);
+  }
+
+  looking(incident) {
+    const pane = this.app.panes.get(incident);
+    return document.visibilityState === "visible" && pane?.visible && pane.channelShown();
   }
 
   urgent(state, env) {
@@ -102,9 +147,7 @@ export class Alerts {
   raise(alert) {
     const app = this.app;
     if (navigator.vibrate && app.layout === "phone") navigator.vibrate(VIBRATION);
-    const pane = app.panes.get(alert.incident);
-    const looking = document.visibilityState === "visible";
-    if (looking && pane?.visible && pane.channelShown()) return;
+    if (this.looking(alert.incident)) return;
     const actions = [{ label: "Open", run: () => app.openIncident(alert.incident) }];
     if (alert.message) {
       actions.push({
@@ -116,6 +159,7 @@ export class Alerts {
     this.toasts.set(alert.key, node);
     this.unseen.set(alert.key, alert.incident);
     this.showTitle();
+    app.notifier?.notify(alert);
   }
 
   /** The person opened an incident: its alerts are seen. */

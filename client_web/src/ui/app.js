@@ -23,6 +23,7 @@ import { NewIncidentDialog } from "./forms.js";
 import { Geo } from "./geo.js";
 import { showLogin } from "./login.js";
 import { Alerts } from "./alerts.js";
+import { Notifier } from "./notify.js";
 import { Receipts } from "./safety.js";
 import { Workspace } from "./workspace.js";
 import { Shell } from "./shell.js";
@@ -48,6 +49,7 @@ export class App {
     this.shell = new Shell(this);
     this.phoneLayout = new PhoneLayout(this);
     this.alerts = new Alerts(this);
+    this.notifier = new Notifier(this);
     this.geo = new Geo(this);
     this.receipts = new Receipts(this);
     this.contacts = new Contacts(this.api, () => {
@@ -264,6 +266,7 @@ export class App {
     ) {
       return;
     }
+    await this.notifier.forget();
     this.teardown();
     await this.flushPersistence();
     await this.session.logout();

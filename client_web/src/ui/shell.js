@@ -60,6 +60,7 @@ export class Shell {
       "div",
       { class: "header-actions" },
       this.geoButton,
+      app.notifier.button,
       KPI_ROLES.has(app.me.role)
         ? h("button", { type: "button", class: "open-kpis", on: { click: () => this.openKpis() } }, "KPIs")
         : null,
