@@ -60,8 +60,9 @@ MANIFEST = "manifest.json"
 #: Plain files of a data directory that a backup carries besides the databases:
 #: the session secret, the node's Ed25519 key (server/backends.py NODE_KEY_FILE;
 #: without it the restored node signs with a new key and the anchored heads no
-#: longer name it) and the layout number.
-SQLITE_EXTRAS = ("secret", "node-key", LAYOUT_FILE)
+#: longer name it), the VAPID key (NODE_KEY_FILE's neighbour VAPID_KEY_FILE:
+#: without it every browser's push subscription is void) and the layout number.
+SQLITE_EXTRAS = ("secret", "node-key", "vapid-private.pem", LAYOUT_FILE)
 REDIS_DUMP = "redis/keys.msgpack"
 #: Redis commands per pipeline round trip during a restore.
 PIPELINE = 500

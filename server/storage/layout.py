@@ -53,6 +53,7 @@ SQLITE_FILES = (
     "retention.db",
     "anchors.db",
     "capacity.db",
+    "push.db",
 )
 #: Keys whose presence means a Redis holds Liaison data (an admin user, at least).
 REDIS_MARKERS = (keys.USERS, keys.ORGS, keys.INCIDENTS, keys.SECRET, keys.AUDIT_LOG)
