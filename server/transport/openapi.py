@@ -1043,6 +1043,12 @@ def _paths() -> dict[str, dict[str, Schema]]:
                     _q("q", STR, "case-insensitive substring of the title"),
                     _q("updated_after", {"type": "integer", "minimum": 0, "maximum": 2**53}, "ms"),
                     _q("ref", EXTERNAL_REF, "exact external reference (CAD number)"),
+                    _q(
+                        "mode",
+                        {"type": "string", "enum": ["actual", "exercise", "test"]},
+                        "only incidents of this mode (SPEC 28); with `ref` and without"
+                        " `mode`: `actual`",
+                    ),
                     LIMIT_Q,
                     _q("cursor", STR, "the `next` of the previous page"),
                 ),

@@ -11,7 +11,7 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -444,10 +444,34 @@ class RestApi:
             after=decode_cursor(q["cursor"]) if q.get("cursor") else None,
             limit=self._int_query(request, "limit", LIST_PAGE, self.limits.max_page) or 1,
         )
+        mode = self._mode_filter(q)
         page = await self.log.list_incidents(query)
         nxt = encode_cursor(page.next) if page.next is not None else None
-        listed = [i for i in page.incidents if who.sees(i["id"])]  # an API key's scope
+        listed = [
+            i
+            for i in page.incidents
+            if who.sees(i["id"])  # an API key's scope
+            and (mode is None or i.get("mode", v1.LIVE_MODE) == mode)
+        ]
         return json_response({"incidents": listed, "next": nxt})
+
+    @staticmethod
+    def _mode_filter(q: Mapping[str, str]) -> str | None:
+        """The mode the list answers in (SPEC 18.3): ``mode``, else live for a
+        ``ref`` lookup, else every mode.
+
+        Organisations that cannot see each other's incidents may share a CAD
+        number across modes, so the lookup itself keeps a drill out of live
+        work: a bot that takes the first hit gets a live incident.
+        """
+        mode = q.get("mode") or (v1.LIVE_MODE if "ref" in q else None)
+        if mode is not None and mode not in v1.MODES:
+            raise ProtocolError(
+                ErrorCode.INVALID,
+                f"mode: one of {', '.join(v1.MODES)}",
+                {"field": "mode", "reason": "choice"},
+            )
+        return mode
 
     async def create_incident(self, request: web.Request) -> web.Response:
         who = self.principal(request)

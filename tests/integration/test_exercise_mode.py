@@ -104,14 +104,6 @@ async def test_an_exercise_reaches_only_a_receiver_that_opted_in(
         await opted_in.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known gap: the CAD-number mode rule is checked only among the author's"
-        " organisation's incidents, so adding an organisation to a drill whose CAD"
-        " number that organisation's live incident carries is not refused"
-    ),
-)
 async def test_adding_an_org_never_puts_a_drill_under_its_live_cad_number(
     server: LiaisonServer, clients: list[LiaisonClient]
 ) -> None:
@@ -124,8 +116,16 @@ async def test_adding_an_org_never_puts_a_drill_under_its_live_cad_number(
         "Drill: bridge", "welfare", mode="exercise", external_ref=ref, orgs=[SHELTER]
     )
     assert [s["id"] for s in await dispatcher.incidents(f"ref={ref}")] == [live]
-    with pytest.raises(CommandFailed) as refused:
-        await lead.send({"type": "incident.update", "incident": drill, "add_orgs": [POLICE]})
-    assert refused.value.code == "conflict"
-    # The police's CAD lookup still finds only its live incident.
+    # Adding the police is accepted: refusing it would tell the shelter that
+    # the police has an incident under that number (SPEC 18.3).
+    await lead.send({"type": "incident.update", "incident": drill, "add_orgs": [POLICE]})
+    # The police's CAD lookup (what a CAD bot takes the first hit of) still
+    # finds only its live incident; the drill only when asked for by mode.
     assert [s["id"] for s in await dispatcher.incidents(f"ref={ref}")] == [live]
+    assert [s["id"] for s in await dispatcher.incidents(f"ref={ref}&mode=actual")] == [live]
+    assert [s["id"] for s in await dispatcher.incidents(f"ref={ref}&mode=exercise")] == [drill]
+    assert {s["id"] for s in await dispatcher.incidents("limit=1000")} >= {live, drill}
+    assert drill not in {s["id"] for s in await dispatcher.incidents("mode=actual&limit=1000")}
+    with pytest.raises(CommandFailed) as refused:
+        await dispatcher.incidents(f"ref={ref}&mode=drill")
+    assert refused.value.code == "invalid"
