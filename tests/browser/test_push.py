@@ -104,7 +104,7 @@ def test_opt_in_title_count_sound_and_pushes_on_desk_and_phone(
     expect(d.locator(".pane.active .pane-title")).to_have_text(f"Desk is here {suffix}")
 
     # Opting in: permission granted, push unavailable here, and it says so.
-    button = d.locator("button.notify-toggle")
+    button = d.locator(".header-actions > button.notify-toggle")
     expect(button).to_have_text("Notifications: off", use_inner_text=True)
     button.click()
     expect(button).to_have_text("Notifications: on", use_inner_text=True)
@@ -144,11 +144,16 @@ def test_opt_in_title_count_sound_and_pushes_on_desk_and_phone(
     assert shown["tag"] == f"{elsewhere}:2"
     assert shown["data"]["incident"] == elsewhere
 
-    # The phone: the button in its header, a push shown by its worker.
+    # The phone: the button in its account menu (the top bar is full), a push
+    # shown by its worker.
     phone = people.signed_in("outreach", phone=True, hash=f"#/incident/{elsewhere}")
     phone.context.grant_permissions(["notifications"], origin=origin)
     p = phone.page
-    expect(p.locator("button.notify-toggle")).to_have_text("Alerts: off", use_inner_text=True)
+    expect(p.locator(".topbar > .header-actions > button.notify-toggle")).to_be_hidden()
+    p.click(".account-toggle")
+    alerts = p.locator(".account-menu button.notify-toggle")
+    expect(alerts).to_have_text("Alerts: off", use_inner_text=True)
+    p.click(".account-toggle")
     task = _deliver_push(phone, origin, {**note, "title": "Task for you", "body": "Bring blankets"})
     assert task["body"] == "Bring blankets"
     p.screenshot(path=str(artifacts / "push-phone.png"))

@@ -1397,7 +1397,12 @@ class LeakMachine(RuleBasedStateMachine):
             path = f"/api/v1/incidents/{incident.id}{sub}"
             status, text = await rest(seat, path)
             self.w.scan(seat, text, f"GET {path}")
-            self.must_be_archived(status, text, incident, f"GET {path} by {reader}")
+            if sub.startswith("/export"):  # from the archive, to its exporters only
+                expected = 200 if reader.role in ARCHIVE_EXPORTERS else 403
+                if status != expected:
+                    raise Leak(f"GET {path} by {reader}: {status} {text[:300]}")
+            else:
+                self.must_be_archived(status, text, incident, f"GET {path} by {reader}")
 
     def must_be_archived(self, status: int, text: str, incident: IncidentFacts, where: str) -> None:
         error = json.loads(text).get("error", {})
@@ -1782,7 +1787,10 @@ def test_no_content_reaches_the_unentitled_on_one_node(
 def test_no_content_reaches_the_unentitled_on_two_redis_nodes(
     own_redis: RedisServer, tmp_path: Path, loop: asyncio.AbstractEventLoop
 ) -> None:
-    nodes = start_nodes(own_redis, tmp_path, 2, NO_DEADLINES)
+    # One archive directory for both, as deploy/README.md asks of Redis mode
+    # (a node serves archived exports from files another node may have written).
+    shared = {**NO_DEADLINES, "LIAISON_ARCHIVE_DIR": str(tmp_path / "archive")}
+    nodes = start_nodes(own_redis, tmp_path, 2, shared)
     try:
         soak = os.environ.get("LIAISON_SOAK_STEPS")
         play(nodes, loop, target_steps(2_000) // (5 if soak else 1))

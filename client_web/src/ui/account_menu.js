@@ -20,6 +20,7 @@ export function accountMenu(app, toggleHelp) {
       "div",
       { class: "account-items" },
       h("p", { class: "account-who" }, app.me.name, h("br"), org),
+      app.notifier.menuButton,
       h(
         "button",
         { type: "button", class: "desk-only", title: "Keyboard shortcuts (?)", on: { click: () => (close(), toggleHelp()) } },

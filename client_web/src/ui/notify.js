@@ -35,16 +35,12 @@ export class Notifier {
   constructor(app) {
     this.app = app;
     this.audio = null;
-    this.button = h(
-      "button",
-      {
-        type: "button",
-        class: "notify-toggle",
-        title: "Notifications and a sound when something needs you, also while Liaison is closed",
-        on: { click: () => this.enable() },
-      },
-      "",
-    );
+    const title = "Notifications and a sound when something needs you, also while Liaison is closed";
+    const click = () => this.enable();
+    // The desk's top bar holds it; the phone's is full (Online, Share
+    // position, Capacity, the menu), so there it is an item of the account menu.
+    this.button = h("button", { type: "button", class: "notify-toggle desk-only", title, on: { click } }, "");
+    this.menuButton = h("button", { type: "button", class: "notify-toggle phone-only", title, on: { click } }, "");
     this.label();
   }
 
@@ -54,14 +50,10 @@ export class Notifier {
 
   label() {
     const state = !("Notification" in window) ? "unavailable" : Notification.permission;
-    this.button.dataset.state = state;
     const on = state === "granted" ? "on" : "off";
-    // The phone's top bar is narrow: "Alerts: on" there (styles.css).
-    this.button.replaceChildren(
-      h("span", { class: "desk-only" }, "Notifications"),
-      h("span", { class: "phone-only" }, "Alerts"),
-      `: ${on}`,
-    );
+    this.button.dataset.state = this.menuButton.dataset.state = state;
+    this.button.replaceChildren(`Notifications: ${on}`);
+    this.menuButton.replaceChildren(`Alerts: ${on}`);
   }
 
   /** The button: permission (a user gesture), the sound unlocked, then push. */
