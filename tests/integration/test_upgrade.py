@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
+import struct
 import subprocess
 import time
 import uuid
@@ -42,12 +43,44 @@ FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "layout0"
 EXPECTED: dict[str, Any] = orjson.loads((FIXTURE / "expected.json").read_bytes())
 
 
+#: What the RDB stores before a key with an expiry: this opcode, then the
+#: absolute expiry (ms, little-endian), the value's type and the key's length.
+RDB_EXPIRETIME_MS = 0xFC
+SESSION_KEYS = b"liaison:auth:fam:"
+
+
+def _sessions_unexpired(rdb: bytes) -> bytes:
+    """The fixture's RDB with its session families expiring 14 h from now.
+
+    An RDB keeps absolute expiry times, and the families were written with
+    the refresh lifetime (14 h) when the fixture was made, so from then on
+    redis-server would load them already expired: the test checks that an
+    upgrade keeps sessions, as it would for a store upgraded the day it was
+    written. The file's checksum is zeroed (redis-server then skips it).
+    """
+    out = bytearray(rdb)
+    expiry = struct.pack("<Q", int((time.time() + 14 * 3600) * 1000))
+    found, at = 0, out.find(SESSION_KEYS)
+    while at != -1:
+        name_len = out[at - 1]
+        assert out[at - 11] == RDB_EXPIRETIME_MS, "an RDB layout this test does not know"
+        assert out[at + len(SESSION_KEYS) : at + name_len].isascii()
+        out[at - 10 : at - 2] = expiry
+        found += 1
+        at = out.find(SESSION_KEYS, at + 1)
+    assert found >= 2, "the fixture's session families"
+    out[-8:] = bytes(8)
+    return bytes(out)
+
+
 class RdbRedis:
     """A redis-server that loads the fixture's RDB (with AOF on it would start empty)."""
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True)
-        shutil.copy2(FIXTURE / "redis" / "dump.rdb", directory / "dump.rdb")
+        (directory / "dump.rdb").write_bytes(
+            _sessions_unexpired((FIXTURE / "redis").joinpath("dump.rdb").read_bytes())
+        )
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc = subprocess.Popen(
