@@ -464,7 +464,7 @@ class _Writer:
             with contextlib.suppress(Exception):
                 self.db.execute("ROLLBACK")
             self.heads.clear()  # the cache may hold seqs that were rolled back
-            self.log_rowids.clear()  # and rowids of logs whose insert was
+            self.log_rowids.clear()  # and rowids of logs whose insert was undone
             raise
         return results
 
