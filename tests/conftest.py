@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -33,6 +34,24 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+_RECORD_START = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+
+
+def _error_records(log_text: str) -> list[str]:
+    """The log's ERROR records and tracebacks, each with its continuation lines."""
+    records: list[list[str]] = []
+    for line in log_text.splitlines():
+        if _RECORD_START.match(line) or not records:
+            records.append([line])
+        else:
+            records[-1].append(line)
+    return [
+        "\n".join(lines)
+        for lines in records
+        if " ERROR " in lines[0] or any("Traceback" in line for line in lines)
+    ]
 
 
 class LiaisonServer:
@@ -100,11 +119,8 @@ class LiaisonServer:
         self.proc = None
 
     def errors_logged(self) -> list[str]:
-        return [
-            line
-            for line in self.log_path.read_text().splitlines()
-            if " ERROR " in line or "Traceback" in line
-        ]
+        """Each ERROR record or traceback, whole: its exception line says what raised."""
+        return _error_records(self.log_path.read_text())
 
 
 @pytest.fixture(scope="session")

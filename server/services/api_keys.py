@@ -30,7 +30,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-import sqlite3
 import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, replace
@@ -175,7 +174,7 @@ class ApiKeys:
     async def _write_touch(self, key_id: str, now: int) -> None:
         try:
             await self.store.touch(key_id, now)
-        except (StorageUnavailable, sqlite3.Error) as exc:  # retried at the next use
+        except StorageUnavailable as exc:  # retried at the next use
             log.warning("recording the last use of API key %s failed: %s", key_id, exc)
             self._touched.pop(key_id, None)
 

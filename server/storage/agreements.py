@@ -16,7 +16,6 @@ can be answered afterwards (the audit log says who did it).
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +27,7 @@ import orjson
 
 from server.domain.sharing import Agreement
 from server.storage.files import connect_private_sqlite
+from server.storage.small_db import immediate, run_on
 
 #: Called by a store's feed when another process or node may have written:
 #: a wake-up only (the listener compares ``version`` and re-reads).
@@ -123,19 +123,11 @@ class SqliteAgreementStore:
         self._db: sqlite3.Connection | None = None
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        return await run_on(self._pool, fn, *args)
 
     def _tx(self, body: Callable[[sqlite3.Connection], Any]) -> Any:
         assert self._db is not None
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            result = body(db)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        return result
+        return immediate(self._db, body)
 
     async def open(self) -> None:
         self._db = await self._run(connect_private_sqlite, self.path, SCHEMA)

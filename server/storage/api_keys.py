@@ -14,7 +14,6 @@ learns of a new or revoked key from the session store's revocation feed
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ import orjson
 
 from server.storage.files import connect_private_sqlite
 from server.storage.sessions import SCHEMA as SESSIONS_SCHEMA
+from server.storage.small_db import immediate, run_on
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,19 +171,11 @@ class SqliteApiKeyStore:
         self._db: sqlite3.Connection | None = None
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        return await run_on(self._pool, fn, *args)
 
     def _tx(self, body: Callable[[sqlite3.Connection], Any]) -> Any:
         assert self._db is not None
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            result = body(db)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        return result
+        return immediate(self._db, body)
 
     @staticmethod
     def _announce(db: sqlite3.Connection, key: ApiKey, now_ms: int) -> None:

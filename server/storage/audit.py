@@ -12,7 +12,6 @@ checks an export offline. Nothing here updates or deletes a record.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ import orjson
 
 from server.domain.chain import GENESIS, chain, digest_of
 from server.storage.files import connect_private_sqlite
+from server.storage.small_db import immediate, run_on
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,31 +118,22 @@ class SqliteAuditLog:
         self._db: sqlite3.Connection | None = None
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        return await run_on(self._pool, fn, *args)
 
     async def open(self) -> None:
         self._db = await self._run(connect_private_sqlite, self.path, SCHEMA)
 
     async def append(self, entry: AuditEntry, ts_ms: int) -> AuditRecord:
-        def write() -> AuditRecord:
-            assert self._db is not None
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                last = db.execute("SELECT record FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-                prev = _record(last[0]) if last else None
-                record = seal(
-                    entry, prev.seq + 1 if prev else 1, ts_ms, prev.hash if prev else GENESIS
-                )
-                raw = orjson.dumps(asdict(record))
-                db.execute("INSERT INTO audit VALUES (?, ?)", (record.seq, raw))
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        def write(db: sqlite3.Connection) -> AuditRecord:
+            last = db.execute("SELECT record FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            prev = _record(last[0]) if last else None
+            record = seal(entry, prev.seq + 1 if prev else 1, ts_ms, prev.hash if prev else GENESIS)
+            raw = orjson.dumps(asdict(record))
+            db.execute("INSERT INTO audit VALUES (?, ?)", (record.seq, raw))
             return record
 
-        result: AuditRecord = await self._run(write)
+        assert self._db is not None
+        result: AuditRecord = await self._run(immediate, self._db, write)
         return result
 
     async def read(self, after_seq: int, limit: int) -> list[AuditRecord]:

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from server.domain.model import Org, Principal, Role
 from server.domain.sharing import DEFAULT_ORG_LABEL, Label
 from server.storage.files import connect_private_sqlite
+from server.storage.small_db import run_on
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +321,7 @@ class SqliteDirectoryStorage:
         self._db: sqlite3.Connection | None = None
 
     async def _run(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        return await run_on(self._pool, fn, *args)
 
     async def open(self) -> None:
         self._db = await self._run(connect_private_sqlite, self.path, SCHEMA)

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import orjson
 
 from server.storage.files import connect_private_sqlite
+from server.storage.small_db import run_on
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +120,7 @@ class SqlitePushStore:
             assert self._db is not None, "the push store is not open"
             return fn(self._db)
 
-        return await asyncio.get_running_loop().run_in_executor(self._pool, run)
+        return await run_on(self._pool, run)
 
     async def open(self) -> None:
         if self._db is None:

@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from server.errors import StorageUnavailable
 from server.storage.files import connect_private_sqlite
+from server.storage.small_db import immediate, run_on
 
 log = logging.getLogger(__name__)
 
@@ -168,19 +170,11 @@ class SqliteSessionStore:
         self._seen = 0
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        return await run_on(self._pool, fn, *args)
 
     def _tx(self, body: Callable[[sqlite3.Connection], Any]) -> Any:
         assert self._db is not None
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            result = body(db)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        return result
+        return immediate(self._db, body)
 
     async def open(self) -> None:
         self._db = await self._run(connect_private_sqlite, self.path, SCHEMA)
@@ -205,7 +199,7 @@ class SqliteSessionStore:
             await asyncio.sleep(self.poll_s)
             try:
                 rows = await self._run(self._read_since, self._seen)
-            except sqlite3.Error as exc:
+            except StorageUnavailable as exc:
                 log.warning("reading the revocation feed failed: %s", exc)
                 continue
             for row_id, kind, user, family, ts_ms in rows:

@@ -17,7 +17,6 @@ resumes from the log.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +27,7 @@ from typing import Any, Protocol
 import orjson
 
 from server.storage.files import connect_private_sqlite
+from server.storage.small_db import immediate, run_on
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,20 +240,12 @@ class SqliteWebhookStore:
         self._db: sqlite3.Connection | None = None
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        return await run_on(self._pool, fn, *args)
 
     async def _tx(self, body: Callable[[sqlite3.Connection], Any]) -> Any:
         def run() -> Any:
             assert self._db is not None, "the webhook store is not open"
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                result = body(db)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return result
+            return immediate(self._db, body)
 
         return await self._run(run)
 
