@@ -48,10 +48,14 @@ class LiaisonClient:
         ack_timeout: float = 10.0,
         retries: int = 5,
         api_key: str | None = None,
+        local_addr: str | None = None,
     ) -> None:
         """``api_key``: a bot's key (``lk_...``), used as is on REST and to connect;
-        bots cannot ``login`` with a password."""
+        bots cannot ``login`` with a password. ``local_addr``: the address to
+        connect from, on a host with several (a server's worker group picks a
+        worker by it)."""
         self.base_url = base_url.rstrip("/")
+        self.local_addr = local_addr
         self.encoding = encoding
         self.transports = transports or ["websocket"]
         self.ack_timeout = ack_timeout
@@ -82,6 +86,7 @@ class LiaisonClient:
             reconnection_delay=0.2,
             reconnection_delay_max=2.0,
             randomization_factor=0.2,
+            http_session=self._new_http,
         )
         self.sio.on("connect", self._on_connect)
         self.sio.on("welcome", self._on_welcome)
@@ -97,9 +102,16 @@ class LiaisonClient:
 
     # ------------------------------------------------------------------ REST
 
+    def _new_http(self) -> aiohttp.ClientSession:
+        """An HTTP session from ``local_addr`` if one is set (REST and engine.io alike)."""
+        if self.local_addr is None:
+            return aiohttp.ClientSession()
+        connector = aiohttp.TCPConnector(local_addr=(self.local_addr, 0))
+        return aiohttp.ClientSession(connector=connector)
+
     async def _session(self) -> aiohttp.ClientSession:
         if self._http is None:
-            self._http = aiohttp.ClientSession()
+            self._http = self._new_http()
         return self._http
 
     async def request(self, method: str, path: str, body: Any = None) -> Any:

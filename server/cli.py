@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from protocol.errors import ErrorCode, ProtocolError
-from server import __version__
+from server import __version__, workers
 from server.auth import TokenSigner
 from server.backends import build_account_backends
 from server.cli_export import add_export_parsers
@@ -75,6 +75,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "demo": True if getattr(args, "demo", False) else None,
         "redis_url": getattr(args, "redis_url", None),
         "node_id": getattr(args, "node_id", None),
+        "workers": getattr(args, "workers", None),
     }
     return Settings.from_env(overrides)
 
@@ -82,10 +83,14 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure(settings.log_level, settings.log_format)
-    if (refused := prepare_layout(settings)) is not None:
-        return refused
+    group = workers.group_size()
+    if not group and settings.workers != 1:
+        return _supervise(settings)
+    if not group and (refused := prepare_layout(settings)) is not None:
+        return refused  # a worker's supervisor checked the layout once
     where = f"Redis {settings.redis_url}" if settings.redis_url else f"data in {settings.data_dir}"
-    print(f"Liaison on http://{settings.host}:{settings.port} ({where})", flush=True)
+    if not group:
+        print(f"Liaison on http://{settings.host}:{settings.port} ({where})", flush=True)
     event(
         logging.getLogger("server"),
         logging.INFO,
@@ -103,18 +108,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from server.app import create_app
     from server.transport.http_log import PathOnlyAccessLogger
+    from server.transport.reuseport import shared_listener
 
+    listen: dict[str, Any] = {"host": settings.host, "port": settings.port}
+    if group:
+        listen = {"sock": shared_listener(settings.host, settings.port, group)}
     web.run_app(
         create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        print=None,
+        **listen,
+        print=workers.notify_ready if group else None,
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,
         access_log_class=PathOnlyAccessLogger,
         keepalive_timeout=settings.http_header_timeout_s,
     )
     event(logging.getLogger("server"), logging.INFO, "shutdown.done", "shutdown: done")
     return 0
+
+
+def _supervise(settings: Settings) -> int:
+    """``--workers``: several nodes on one port of this host (server/workers.py)."""
+    if not settings.redis_url:
+        print(
+            "error: --workers needs Redis (LIAISON_REDIS_URL): on the embedded default one"
+            " process holds the data dir and fans out in memory",
+            file=sys.stderr,
+        )
+        return 2
+    if (refused := prepare_layout(settings)) is not None:
+        return refused
+    count = workers.worker_count(settings.workers)
+    print(
+        f"Liaison on http://{settings.host}:{settings.port} (Redis {settings.redis_url},"
+        f" {count} workers)",
+        flush=True,
+    )
+    supervisor = workers.Supervisor(
+        workers.worker_argv(), count, workers.node_base(settings.node_id)
+    )
+    return supervisor.run()
 
 
 def _with_app(settings: Settings, action: Callable[[Any], Awaitable[int]]) -> int:
@@ -707,6 +738,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--redis-url", help="run as one node of many on this Redis (LIAISON_REDIS_URL)"
     )
     serve.add_argument("--node-id", help="this node's name (LIAISON_NODE_ID)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="processes sharing the port, one node each, Redis mode; 0: one per core"
+        " (LIAISON_WORKERS)",
+    )
     data_dir(serve)
     serve.set_defaults(func=cmd_serve)
 

@@ -25,6 +25,9 @@ class Settings:
     redis_url: str = ""
     #: Names this node in probes and logs; default hostname-pid.
     node_id: str = ""
+    #: Server processes on this host sharing the port (Redis mode only), each
+    #: a node of its own; 0: one per core (server/workers.py).
+    workers: int = 1
     #: Connections per node to Redis for commands (Redis mode). A caller beyond
     #: that waits (up to 5 s, then ``unavailable``) instead of failing at once.
     redis_max_connections: int = 64
@@ -311,6 +314,7 @@ HELP: dict[str, str] = {
     "redis_url": "redis://host:port/db or redis+sentinel://h:26379,h2:26379/master/db; "
     "empty: SQLite",
     "node_id": "this node's name in probes, presence and logs; empty: hostname-pid",
+    "workers": "processes on this host sharing the port, each a node (Redis mode); 0: one per core",
     "presence_ttl_s": "seconds a dead node's users still show as online (Redis mode)",
     "redis_max_connections": "Redis connections per node; callers wait up to 5 s for a free one",
     "redis_min_replicas": "replicas that must confirm an append (WAIT) before its ack; 0: none",

@@ -22,6 +22,11 @@ aiohttp's ``WebSocketWriter``         writes a frame's header and payload with n
                                       await between them, so a frame of ours written
                                       to the transport never splits one of its frames
 ``AsyncSocket.handle_post_request``   bad polling body → HTTP 400, no traceback
+``Payload.max_decode_packets``        a polling POST may carry a client's whole
+                                      outbox (:func:`_more_packets_per_post`)
+``AsyncSocket.poll``, ``.queue``      a poll answers at most 16 packets, all any
+                                      python-engineio client decodes
+                                      (:func:`_answer_polls_a_client_can_decode`)
 ``eio_aiohttp.WebSocket.wait``        undecodable WebSocket message → close
 ``AsyncSocket.receive``               nothing handled after a client's CLOSE, and
                                       its pending poll answered
@@ -60,6 +65,7 @@ import socketio
 from aiohttp import web
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
+from engineio import payload as eio_payload
 from engineio.async_drivers import aiohttp as eio_aiohttp
 from engineio.async_server import AsyncServer as EngineServer
 from engineio.async_socket import AsyncSocket
@@ -132,6 +138,8 @@ def install_engineio_hooks() -> None:
         return
     _record_websocket_transport()
     _refuse_undecodable_posts()
+    _more_packets_per_post()
+    _answer_polls_a_client_can_decode()
     _refuse_undecodable_messages()
     _receive_nothing_once_closed()
     _answer_posts_to_closed_sessions()
@@ -188,6 +196,57 @@ def _refuse_undecodable_posts() -> None:
             raise eio_exceptions.EngineIOError(str(exc)) from exc
 
     AsyncSocket.handle_post_request = checked_post
+
+
+#: Packets one polling POST may carry. engine.io's default, 16, ends the
+#: session of a long-polling client that sends a 17th packet before its POST
+#: is answered: both socket.io clients put every queued packet in one POST
+#: (the JS one splits by bytes only), so a phone on polling coming back with
+#: its offline outbox was cut off, reconnected and cut off again. The POST's
+#: bytes stay capped (``max_http_buffer_size``), which bounds the work too.
+MAX_PACKETS_PER_POST = 1024
+
+
+def _more_packets_per_post() -> None:
+    """Hook: ``engineio.payload.Payload.max_decode_packets`` (a class attribute)."""
+    eio_payload.Payload.max_decode_packets = MAX_PACKETS_PER_POST
+
+
+#: Packets in one answer to a poll: python-engineio's clients decode no more
+#: (their ``Payload.max_decode_packets``, 16) and drop the connection on a
+#: 17th, so 17 acks queued for a python bot on long-polling cut it off, and
+#: again after each reconnect. The rest wait for the next poll, which the
+#: client sends at once.
+POLL_ANSWER_PACKETS = 16
+
+
+def _answer_polls_a_client_can_decode() -> None:
+    """Hook: ``AsyncSocket.poll`` (its ``queue``), as in engineio 4.15 with a bound."""
+
+    async def bounded_poll(self: Any) -> list[Any]:
+        try:
+            first = await asyncio.wait_for(
+                self.queue.get(), self.server.ping_interval + self.server.ping_timeout
+            )
+            self.queue.task_done()
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            raise eio_exceptions.QueueEmpty() from exc
+        if first is None:
+            return []
+        packets = [first]
+        while len(packets) < POLL_ANSWER_PACKETS:
+            try:
+                pkt = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            self.queue.task_done()
+            if pkt is None:  # the close marker stays for the next poll
+                self.queue.put_nowait(None)
+                break
+            packets.append(pkt)
+        return packets
+
+    AsyncSocket.poll = bounded_poll
 
 
 def decodable(message: Any) -> bool:

@@ -56,6 +56,12 @@ HOOK_TESTS: dict[str, str] = {
         "test_wire_input.py::test_packets_before_connecting_close_the_connection"
     ),
     "_refuse_undecodable_posts": "test_wire_input.py::test_invalid_utf8_in_a_polling_post_is_a_400",
+    "_more_packets_per_post": (
+        "test_wire_input.py::test_a_polling_client_may_send_its_whole_outbox_in_one_post"
+    ),
+    "_answer_polls_a_client_can_decode": (
+        "test_wire_input.py::test_a_polling_client_may_send_its_whole_outbox_in_one_post"
+    ),
     "_refuse_undecodable_messages": (
         "test_wire_input.py::test_invalid_utf8_in_a_websocket_text_frame_closes_quietly"
     ),

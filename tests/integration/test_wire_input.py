@@ -266,6 +266,34 @@ async def test_invalid_utf8_in_a_polling_post_is_a_400(
     assert sid not in logged, "a session id is a credential: never logged"
 
 
+async def test_a_polling_client_may_send_its_whole_outbox_in_one_post(
+    server: LiaisonServer, clients: list[LiaisonClient], watch: LogWatch
+) -> None:
+    """engine.io's cap of 16 packets per POST cut such a client off, and again
+    after every reconnect, and so did 17 acks in one answer to a python client's
+    poll; 100 posts at once now go through one session, both ways."""
+    dispatcher = await connect(clients, server, "dispatch")
+    incident = await new_incident(dispatcher)
+    phone = LiaisonClient(server.url, transports=["polling"])
+    clients.append(phone)
+    await phone.login("outreach", "liaison-demo")
+    await phone.connect()
+    sid = phone.sio.sid
+    acks = await asyncio.gather(*(phone.post(incident, f"queued {i}") for i in range(100)))
+    assert sorted(ack["seq"] for ack in acks) == list(range(2, 102))
+    assert phone.sio.sid == sid, "the session was cut off and reconnected"
+    assert "refused a polling POST" not in watch.new_text()
+
+
+async def test_more_packets_than_a_post_may_carry_is_a_400(server: LiaisonServer) -> None:
+    base = server.url + "/socket.io/?EIO=4&transport=polling"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base) as resp:
+            sid = orjson.loads((await resp.text())[1:])["sid"]
+        async with http.post(f"{base}&sid={sid}", data="\x1e".join(["3"] * 1025)) as resp:
+            assert resp.status == 400
+
+
 async def test_undecodable_packet_in_a_polling_post_is_a_400(
     server: LiaisonServer, watch: LogWatch
 ) -> None:
