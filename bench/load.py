@@ -80,6 +80,10 @@ class LoadConfig:
     c_rate: float = 3000.0
     text_chars: int = 120
     settle_s: float = 10.0
+    #: Connections come from this many loopback addresses (127.0.0.2 on),
+    #: in turn, as clients of a real deployment come from many; 0: 127.0.0.1.
+    #: A worker group (``--workers``) deals connections out by address.
+    source_addresses: int = 0
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> LoadConfig:
@@ -178,11 +182,22 @@ async def open_connections(
     cfg = target.config
     to_port = cfg.port if port is None else port
 
-    async def one(user: str) -> SioConnection:
+    async def one(i: int, user: str) -> SioConnection:
+        # A latency sink checks each connection's order on a view of its own.
+        own = sink.for_connection() if isinstance(sink, LatencySink) else sink
         async with gate:
-            return await connect(cfg.host, to_port, target.auth(user), sink)
+            return await connect(
+                cfg.host, to_port, target.auth(user), own, local_addr=source_address(cfg, i)
+            )
 
-    return list(await asyncio.gather(*(one(u) for u in users)))
+    return list(await asyncio.gather(*(one(i, u) for i, u in enumerate(users))))
+
+
+def source_address(cfg: LoadConfig, i: int) -> str | None:
+    """The ``i``-th connection's source address, if the run spreads them."""
+    if cfg.source_addresses <= 0:
+        return None
+    return f"127.0.0.{2 + i % cfg.source_addresses}"
 
 
 async def follow(conn: SioConnection, incident: str, after_seq: int) -> None:
@@ -256,6 +271,9 @@ def health(stats: Stats) -> dict[str, Any]:
         "first_error": stats.first_error,
         "notices": stats.notices,
         "lost_connections": stats.lost_connections,
+        "duplicates": stats.duplicates,
+        "reordered": stats.reordered,
+        "gaps": stats.gaps,
     }
 
 

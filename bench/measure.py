@@ -41,6 +41,12 @@ class Stats:
     window_posts: int = 0
     samples_ns: list[int] = field(default_factory=list)
     pacer_max_lag_s: float = 0.0
+    #: Per connection and incident, checked by LatencySink views: an envelope
+    #: whose seq is not above the last one (doubled or out of order), and a
+    #: jump past the next seq (a lost event, in a log without holes).
+    duplicates: int = 0
+    reordered: int = 0
+    gaps: int = 0
 
     def on_ack(self, frame: bytes) -> None:
         """Count one post ack; ok/err is read off the raw frame (JSON with or without spaces)."""
@@ -97,6 +103,12 @@ class LatencySink(_BaseSink):
         self.window_end_ns = 0
 
     def on_ev(self, buf: bytearray, start: int, end: int, arrived_ns: int) -> None:
+        self.envelopes(buf, start, end, arrived_ns, None)
+
+    def envelopes(
+        self, buf: bytearray, start: int, end: int, arrived_ns: int, last: dict[str, int] | None
+    ) -> None:
+        """Sample each envelope; with ``last`` (one connection's), check its order too."""
         stats = self.stats
         stats.ev_frames += 1
         for env in orjson.loads(memoryview(buf)[start + 2 : end])[1]:
@@ -104,6 +116,38 @@ class LatencySink(_BaseSink):
             sent = _stamp(env)
             if sent is not None and self.window_start_ns <= sent < self.window_end_ns:
                 stats.samples_ns.append(arrived_ns - sent)
+            if last is not None:
+                _check_order(stats, last, env)
+
+    def for_connection(self) -> ConnectionSink:
+        return ConnectionSink(self)
+
+
+class ConnectionSink(_BaseSink):
+    """One connection's view of a LatencySink: its own last seq per incident."""
+
+    def __init__(self, shared: LatencySink) -> None:
+        super().__init__(shared.stats)
+        self.shared = shared
+        self.last: dict[str, int] = {}
+
+    def on_ev(self, buf: bytearray, start: int, end: int, arrived_ns: int) -> None:
+        self.shared.envelopes(buf, start, end, arrived_ns, self.last)
+
+
+def _check_order(stats: Stats, last: dict[str, int], env: Any) -> None:
+    incident, seq = env.get("incident"), env.get("seq")
+    if not isinstance(incident, str) or not isinstance(seq, int):
+        return
+    before = last.get(incident)
+    if before is not None:
+        if seq == before:
+            stats.duplicates += 1
+        elif seq < before:
+            stats.reordered += 1
+        elif seq > before + 1:
+            stats.gaps += 1
+    last[incident] = max(seq, before or seq)
 
 
 def _stamp(env: Any) -> int | None:

@@ -284,12 +284,23 @@ class SioConnection(asyncio.BufferedProtocol):
 
 
 async def connect(
-    host: str, port: int, auth: dict[str, Any], sink: EventSink, timeout: float = 10.0
+    host: str,
+    port: int,
+    auth: dict[str, Any],
+    sink: EventSink,
+    timeout: float = 10.0,
+    local_addr: str | None = None,
 ) -> SioConnection:
-    """Open a connection and wait for the Socket.IO connect to be accepted."""
+    """Open a connection and wait for the Socket.IO connect to be accepted.
+
+    ``local_addr``: the source address (a worker group deals clients out by it).
+    """
     loop = asyncio.get_running_loop()
     _, conn = await loop.create_connection(
-        lambda: SioConnection(host, port, auth, sink), host, port
+        lambda: SioConnection(host, port, auth, sink),
+        host,
+        port,
+        local_addr=None if local_addr is None else (local_addr, 0),
     )
     try:
         await asyncio.wait_for(conn.ready, timeout)
