@@ -29,8 +29,8 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from server.transport.outbox import ws_frame
 from server.transport.sio_seam import CONNECT, ConnectionRefused, MalformedPacket
+from server.transport.ws_frame import ws_frame
 
 log = logging.getLogger(__name__)
 

@@ -234,7 +234,7 @@ class Gateway:
             lambda: self._overflowed(sid),
             self.flusher,
         )
-        acks = self._pipeline(codec, eio_sid, "/")
+        acks = self._pipeline(codec, eio_sid, outbox)
         self.sessions[sid] = Session(sid, principal, codec, outbox, acks, claims)
         self.by_user.setdefault(principal.user_id, set()).add(sid)
         event(
@@ -415,9 +415,16 @@ class Gateway:
             payload = _error_ack(codec, ProtocolError(ErrorCode.INTERNAL))
         await session.acks.add(ack_id, payload)
 
-    def _pipeline(self, codec: Codec, eio_sid: str, namespace: str) -> AckPipeline:
+    def _pipeline(self, codec: Codec, eio_sid: str, outbox: Outbox) -> AckPipeline:
         async def send_ack(ack_id: int, payload: Any) -> None:
-            await self.sio.send_ack(eio_sid, ack_id, payload)
+            # JSON acks ride the outbox's write with the turn's events (no
+            # engine.io queue and writer task per ack); msgpack acks are
+            # binary packets with an attachment: engine.io's queue, always.
+            text = self.sio.ack_text(ack_id, payload) if codec.name == "json" else None
+            if text is None:
+                await self.sio.send_ack(eio_sid, ack_id, payload)
+            else:
+                outbox.ack(text)
 
         async def finish(pending: asyncio.Future[AppendResult]) -> Any:
             try:

@@ -26,22 +26,11 @@ from collections.abc import Callable
 from protocol.codec import msgpack_array_header
 from server.services.hub import Piece
 from server.transport.sio_seam import Connection
+from server.transport.ws_frame import ws_frame
 
 #: Socket.IO frame (without the engine.io type digit) announcing one binary attachment.
 BINARY_EV_HEADER = '51-["ev",{"_placeholder":true,"num":0}]'
 _JSON_OPEN, _JSON_CLOSE = b'42["ev",[', b"]]"
-
-
-def ws_frame(opcode: int, payload: bytes) -> bytes:
-    """An unmasked (server-to-client) WebSocket frame."""
-    n = len(payload)
-    if n < 126:
-        header = bytes((0x80 | opcode, n))
-    elif n < 0x10000:
-        header = bytes((0x80 | opcode, 126)) + n.to_bytes(2, "big")
-    else:
-        header = bytes((0x80 | opcode, 127)) + n.to_bytes(8, "big")
-    return header + payload
 
 
 _BINARY_HEADER_FRAME = ws_frame(0x1, ("4" + BINARY_EV_HEADER).encode())
@@ -54,6 +43,13 @@ def build_frame(binary: bool, pieces: list[Piece]) -> bytes:
             0x2, msgpack_array_header(len(pieces)) + b"".join(pieces)
         )
     return ws_frame(0x1, _JSON_OPEN + b",".join(pieces) + _JSON_CLOSE)
+
+
+def _ack_text(frame: bytes) -> str:
+    """The ACK text of an ack frame built by ``Outbox.ack`` (header, then ``4``)."""
+    n = frame[1] & 0x7F
+    start = 2 if n < 126 else 4 if n == 126 else 10
+    return frame[start + 1 :].decode()
 
 
 class Flusher:
@@ -118,6 +114,8 @@ class Outbox:
         #: Bytes in the open batch engine.io's writer has not taken yet (queued path).
         self._queued_bytes = 0
         self._open: Batch | None = None
+        #: Ack frames for this turn's flush, written after its events.
+        self._acks: list[bytes] = []
         self.closed = False
 
     # ------------------------------------------------------------------ push
@@ -153,6 +151,23 @@ class Outbox:
         else:
             self._queue(piece)
         return True
+
+    def ack(self, text: str) -> None:
+        """Send a Socket.IO ACK (``3<id>[...]``) in order with this connection's acks.
+
+        Straight to the transport in this turn's write, after the turn's events
+        (one write for both), unless an earlier ack still waits in engine.io's
+        queue or there is no direct transport (long-polling, upgrading): then
+        behind it on that queue. Acks are sent after a cut-off too: a command
+        received was stored and is acknowledged (SPEC, "Shutdown").
+        """
+        conn = self._conn
+        if self.closed or conn.acks_queued or conn.direct_transport() is None:
+            conn.queue_ack(text)
+            return
+        if not self._pending and not self._acks:
+            self._flusher.mark(self)
+        self._acks.append(ws_frame(0x1, ("4" + text).encode()))
 
     def _queue(self, piece: Piece) -> None:
         batch = self._open
@@ -196,19 +211,27 @@ class Outbox:
 
     def flush(self, frames: dict[tuple[bool, tuple[int, ...]], bytes]) -> None:
         pieces, self._pending = self._pending, []
+        acks, self._acks = self._acks, []
         self._pending_bytes = 0
-        if not pieces or self.closed:
+        if self.closed:
+            pieces = []
+        if not pieces and not acks:
             return
         transport = self._conn.direct_transport()
         if transport is None:  # the socket went away or is being upgraded again
             for piece in pieces:
                 self._queue(piece)
+            for ack in acks:
+                self._conn.queue_ack(_ack_text(ack))
+            return
+        if not pieces:
+            transport.write(acks[0] if len(acks) == 1 else b"".join(acks))
             return
         key = (self._binary, tuple(map(id, pieces)))
         frame = frames.get(key)
         if frame is None:
             frame = frames[key] = build_frame(self._binary, pieces)
-        transport.write(frame)
+        transport.write(b"".join((frame, *acks)) if acks else frame)
 
     def send_text(self, socketio_frame: str) -> None:
         """Queue a ready Socket.IO text frame (control notices), after pending events."""

@@ -398,6 +398,25 @@ class _LazyMessage(eio_packet.Packet):  # type: ignore[misc]
         return super().encode(b64)
 
 
+#: On an engine.io socket: its acks on the queue, not yet taken by the writer.
+_ACKS_QUEUED = "liaison_acks_queued"
+
+
+class _CountedAck(eio_packet.Packet):  # type: ignore[misc]
+    """An ACK on engine.io's queue that tells its socket when the writer takes it:
+    until then a later ack must queue behind it, not go straight to the transport."""
+
+    def __init__(self, socket: Any, text: str) -> None:
+        super().__init__(eio_packet.MESSAGE, text)
+        self._socket: Any = socket
+
+    def encode(self, b64: bool = False) -> Any:
+        if self._socket is not None:
+            setattr(self._socket, _ACKS_QUEUED, getattr(self._socket, _ACKS_QUEUED, 1) - 1)
+            self._socket = None
+        return super().encode(b64)
+
+
 class Connection:
     """One Engine.IO session, as the outbox and the gateway use it."""
 
@@ -429,6 +448,18 @@ class Connection:
         """Queue a ready Socket.IO text packet behind what engine.io has queued."""
         if not self._socket.closed:
             self._socket.queue.put_nowait(eio_packet.Packet(eio_packet.MESSAGE, socketio_frame))
+
+    @property
+    def acks_queued(self) -> int:
+        """Acks put on engine.io's queue that its writer has not taken yet."""
+        queued: int = getattr(self._socket, _ACKS_QUEUED, 0)
+        return queued
+
+    def queue_ack(self, text: str) -> None:
+        """Queue a Socket.IO ACK packet's text, counted until engine.io's writer takes it."""
+        if not self._socket.closed:
+            setattr(self._socket, _ACKS_QUEUED, self.acks_queued + 1)
+            self._socket.queue.put_nowait(_CountedAck(self._socket, text))
 
     def queue_lazy(self, binary: bool, render: Callable[[], str | bytes]) -> None:
         """Queue a MESSAGE whose payload ``render()`` gives when engine.io takes it."""
@@ -540,6 +571,13 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         await self._send_packet(
             eio_sid, self.packet_class(sio_packet.ACK, namespace="/", id=ack_id, data=[payload])
         )
+
+    def ack_text(self, ack_id: int, payload: Any) -> str | None:
+        """The Socket.IO ACK packet as text (``3<id>[payload]``); None if it is binary."""
+        encoded = self.packet_class(
+            sio_packet.ACK, namespace="/", id=ack_id, data=[payload]
+        ).encode()
+        return encoded if isinstance(encoded, str) else None
 
     async def send_connect_error(self, eio_sid: str, message: str, data: Any) -> None:
         """A CONNECT_ERROR for a CONNECT that never reached the connect handler."""

@@ -46,6 +46,15 @@ HOOK_TESTS: dict[str, str] = {
         "test_sio_seam.py::test_direct_writes_are_whole_frames_in_order_behind_no_ack"
     ),
     "Connection.queue_lazy": "test_sio_seam.py::test_events_queued_for_a_poll_are_one_message",
+    "Connection.queue_ack": (
+        "test_sio_seam.py::test_acks_queued_before_an_upgrade_stay_ahead_of_direct_ones"
+    ),
+    "Connection.acks_queued": (
+        "test_sio_seam.py::test_an_ack_queues_behind_an_ack_engineio_has_not_written"
+    ),
+    "SocketServer.ack_text": (
+        "test_sio_seam.py::test_direct_writes_are_whole_frames_in_order_behind_no_ack"
+    ),
     "Connection.queue_text": (
         "test_slow_consumer.py::test_slow_consumer_is_cut_off_and_catches_up_from_the_log"
     ),
@@ -228,13 +237,71 @@ async def test_permessage_deflate_is_never_negotiated(
         ws.close()
 
 
+async def test_acks_queued_before_an_upgrade_stay_ahead_of_direct_ones(
+    server: LiaisonServer, clients: list[LiaisonClient]
+) -> None:
+    """Hooks ``Connection.queue_ack``, ``acks_queued``: acks queued for a
+    long-polling session that no poll collected, then the upgrade to WebSocket,
+    then more commands. The queued acks leave through engine.io's writer, the
+    later ones straight to the transport; the client still gets 100..159 in order."""
+    login = await connect(clients, server, "dispatch")
+    incident = await new_incident(login)
+    await login.follow(incident, after_seq=1)
+    assert login.token is not None
+
+    def commands(first: int, count: int) -> list[str]:
+        return [
+            f"42{first + i}"
+            + '["cmd",'
+            + orjson.dumps(
+                {
+                    "type": "message.post",
+                    "incident": incident,
+                    "text": f"p{first + i}",
+                    "id": f"up{first + i}",
+                }
+            ).decode()
+            + "]"
+            for i in range(count)
+        ]
+
+    base = server.url + "/socket.io/?EIO=4&transport=polling"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base) as resp:
+            sid = orjson.loads((await resp.text())[1:])["sid"]
+        url = f"{base}&sid={sid}"
+        auth = {"token": login.token, "encoding": "json"}
+        async with http.post(url, data="40" + orjson.dumps(auth).decode()) as resp:
+            assert resp.status == 200
+        polled = ""
+        while '42["welcome"' not in polled:
+            async with http.get(url) as resp:
+                polled += await resp.text()
+        async with http.post(url, data="\x1e".join(commands(100, 30))) as resp:
+            assert resp.status == 200
+        # Stored: their acks are due (queued, as no poll is waiting for them).
+        await login.wait_seq(incident, 31)
+    ws = RawWebSocket("127.0.0.1", server.port, f"/socket.io/?EIO=4&transport=websocket&sid={sid}")
+    try:
+        ws.send_text("2probe")
+        assert ws.recv_text() == "3probe"
+        ws.send_text("5")
+        for text in commands(130, 30):
+            ws.send_text(text)
+        data = read_until(ws, lambda fs: any(p.startswith(b"43159[") for _, p, _ in fs))
+    finally:
+        ws.close()
+    acks = [p for _, p, _ in parse_frames(_whole(data)) if p.startswith(b"43")]
+    assert [int(p[2 : p.index(b"[")]) for p in acks] == list(range(100, 160))
+
+
 async def test_direct_writes_are_whole_frames_in_order_behind_no_ack(
     server: LiaisonServer, clients: list[LiaisonClient]
 ) -> None:
     """Hooks ``_record_websocket_transport``, ``direct_transport``, ``send_ack``.
 
-    ``ev`` frames are written straight to the TCP transport, acks through
-    engine.io's writer. 100 pipelined posts of mixed sizes on one connection:
+    ``ev`` frames and acks are written straight to the TCP transport, a
+    turn's acks after its events. 100 pipelined posts of mixed sizes on one connection:
     every byte parses as whole frames (a direct write never lands inside one
     of aiohttp's), each ``ev`` frame is exactly SPEC §9's, seqs only grow, acks
     keep their order, and (embedded backend) each ack follows its event.
@@ -364,6 +431,29 @@ async def test_websocket_sessions_write_directly(
     await connect(clients, srv, "dispatch")
     (session,) = inproc.parts.gateway.sessions.values()
     assert session.outbox._conn.direct_transport() is not None
+
+
+async def test_an_ack_queues_behind_an_ack_engineio_has_not_written(
+    inproc: _InProcess, clients: list[LiaisonClient]
+) -> None:
+    """Hooks ``Connection.queue_ack``, ``acks_queued``: while an ack waits in
+    engine.io's queue (queued during an upgrade, say), the next one queues
+    behind it instead of overtaking it on the direct path; once the writer has
+    taken it, acks go direct again."""
+    srv: Any = inproc
+    await connect(clients, srv, "dispatch")
+    (session,) = inproc.parts.gateway.sessions.values()
+    outbox, conn = session.outbox, session.outbox._conn
+    assert conn.direct_transport() is not None
+    assert conn.acks_queued == 0
+    conn.queue_ack("39001[{}]")
+    outbox.ack("39002[{}]")  # no await in between: the writer has not run
+    assert conn.acks_queued == 2
+    assert outbox._acks == []
+    await until(lambda: conn.acks_queued == 0, 5, "engine.io's writer takes both")
+    outbox.ack("39003[{}]")
+    assert outbox._acks != []
+    assert conn.acks_queued == 0
 
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
