@@ -16,13 +16,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import WatchError
 
 from server.domain.sharing import Agreement
-from server.errors import StorageUnavailable
 from server.storage import redis_connect
 from server.storage import redis_keys as keys
 from server.storage.agreements import AgreementConflict, Wake, decode, encode, revoked
+from server.storage.redis_calls import redis_call
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,7 @@ class RedisAgreementStore:
         return None
 
     async def _call(self, step: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await step()
-        except (RedisError, OSError) as exc:
-            raise StorageUnavailable(str(exc)) from exc
+        return await redis_call(step)
 
     def _transaction(self) -> Any:
         """A MULTI/EXEC pipeline (typed Any: redis-py's pipeline stubs are partial)."""

@@ -13,11 +13,10 @@ from typing import Any, TypeVar
 
 import msgpack
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from server.errors import StorageUnavailable
 from server.storage import redis_keys as keys
 from server.storage.api_keys import ApiKey, ApiKeyConflict
+from server.storage.redis_calls import redis_call
 
 _LUA = Path(__file__).parent / "lua"
 CREATE_LUA = (_LUA / "api_key_create.lua").read_text()
@@ -45,10 +44,7 @@ class RedisApiKeyStore:
         return None
 
     async def _call(self, step: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await step()
-        except (RedisError, OSError) as exc:
-            raise StorageUnavailable(str(exc)) from exc
+        return await redis_call(step)
 
     async def create(self, key: ApiKey, now_ms: int) -> None:
         async def run() -> Any:

@@ -14,9 +14,7 @@ from typing import Any, TypeVar
 
 import msgpack
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from server.errors import StorageUnavailable
 from server.storage import redis_keys as keys
 from server.storage.capacity import (
     MAX_READ,
@@ -25,6 +23,7 @@ from server.storage.capacity import (
     Current,
     CurrentItem,
 )
+from server.storage.redis_calls import redis_call
 
 APPEND_LUA = (Path(__file__).parent / "lua" / "capacity_append.lua").read_text()
 T = TypeVar("T")
@@ -66,10 +65,7 @@ class RedisCapacityLog:
         return None
 
     async def _call(self, step: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await step()
-        except (RedisError, OSError) as exc:
-            raise StorageUnavailable(str(exc)) from exc
+        return await redis_call(step)
 
     async def append(self, draft: CapacityDraft) -> tuple[CapacityEntry, bool]:
         args: list[Any] = [

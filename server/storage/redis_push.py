@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from server.errors import StorageUnavailable
 from server.storage import redis_keys as keys
 from server.storage.push import PushSubscription
+from server.storage.redis_calls import redis_call
 
 _LUA = Path(__file__).parent / "lua"
 ADD_LUA = (_LUA / "push_add.lua").read_text()
@@ -38,10 +37,7 @@ class RedisPushStore:
         return None
 
     async def _call(self, step: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await step()
-        except (RedisError, OSError) as exc:
-            raise StorageUnavailable(str(exc)) from exc
+        return await redis_call(step)
 
     async def add(self, sub: PushSubscription) -> None:
         async def run() -> Any:

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import WatchError
 
-from server.errors import StorageUnavailable
 from server.storage import redis_keys as keys
+from server.storage.redis_calls import redis_call
 from server.storage.webhooks import (
     DeliveryRecord,
     DeliveryState,
@@ -51,10 +51,7 @@ class RedisWebhookStore:
         return None
 
     async def _call(self, step: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await step()
-        except (RedisError, OSError) as exc:
-            raise StorageUnavailable(str(exc)) from exc
+        return await redis_call(step)
 
     def _transaction(self) -> Any:
         """A MULTI/EXEC pipeline (typed Any: redis-py's pipeline stubs are partial)."""
