@@ -208,6 +208,7 @@ async def posting(node: Node, args: argparse.Namespace) -> dict[str, float | int
         "rss_start_mib": points[0][1],
         "rss_end_mib": points[-1][1],
         "growth_mib_per_s_2nd_half": slope(half),
+        "growth_kib_per_post": slope(half) * 1024 / (posted / args.seconds) if posted else 0.0,
     }
 
 
