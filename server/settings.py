@@ -65,8 +65,9 @@ class Settings:
     ping_interval_s: float = 20.0
     ping_timeout_s: float = 15.0
     #: Incident projections kept in memory per node, least recently used out
-    #: first (followed incidents stay). Each holds its incident's messages and
-    #: tasks, so this bounds the memory reads and commands can make a node hold.
+    #: first (followed incidents stay). Each holds its incident's tasks and
+    #: newest messages, so this bounds the memory reads and commands can make a
+    #: node hold.
     projection_cache: int = 1_000
     #: Messages each cached projection keeps in memory, newest first (and
     #: urgent ones awaiting their acknowledgement); reads of older ones fold

@@ -366,7 +366,7 @@ class IncidentState:
     # ---------------------------------------------------------------- bounding
 
     def trim_messages(self, keep: int, kept: Callable[[IncidentState, MessageState], bool]) -> None:
-        """Drop the oldest messages beyond the newest ``keep``, except ``kept`` ones.
+        """Drop the oldest messages until ``keep`` are left, never ``kept`` ones.
 
         A cached projection would otherwise hold every message ever posted
         (services/projections.py). The dropped ones stay in the log, which

@@ -40,7 +40,8 @@ from server.storage.base import EventLog
 _PAGE = 1_000
 
 #: Default bound of cached projections (LIAISON_PROJECTION_CACHE). A busy
-#: incident's projection holds all its messages and tasks: tens of kB to MBs.
+#: incident's projection holds its tasks and its newest messages: up to about
+#: a MB with the default message bound.
 DEFAULT_MAX_CACHED = 1_000
 #: Default of messages each cached projection keeps (LIAISON_PROJECTION_MESSAGES).
 DEFAULT_MAX_MESSAGES = 1_000
@@ -170,12 +171,12 @@ class Projections:
         upto = state.seq
         whole = IncidentState(id=incident, epoch=state.epoch)
         while whole.seq < upto:
-            events = await self._log.read(incident, whole.seq, min(_PAGE, upto - whole.seq))
-            for ev in events:
+            before = whole.seq
+            for ev in await self._log.read(incident, whole.seq, min(_PAGE, upto - whole.seq)):
                 if ev.seq == whole.seq + 1 and ev.seq <= upto:
                     whole.apply(ev)
-            if not events:
-                break  # the log lost its head meanwhile (archived): what it had
+            if whole.seq == before:
+                break  # the log lost its events meanwhile (archived): what it had
         return whole
 
     async def at_least(self, incident: str, seq: int) -> IncidentState | None:
