@@ -9,6 +9,11 @@ Two scenarios, each on a fresh server (and a fresh redis-server in Redis mode):
 * **list**: ``--incidents`` incidents are created, the node is restarted (a
   fresh node on the same data), and one user lists every incident (all pages);
   RSS of the fresh node before and after.
+* **post**: steady posting. ``--live`` incidents, each followed by one socket;
+  another socket posts ``--text`` characters per message to them in turn,
+  ``--in-flight`` unacknowledged at most, for ``--seconds``. RSS is sampled every
+  second; the growth rate is the least-squares slope over the second half (the
+  first half is warm-up: caches filling, allocator arenas), in MiB/s.
 
 ``--source`` runs the server from another checkout (for example the main
 branch, to compare before/after a change): ``python -m server.cli`` is run
@@ -148,6 +153,65 @@ async def listing(node: Node, count: int) -> dict[str, float | int]:
     }
 
 
+def slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (t, rss) points: RSS growth per second."""
+    n = len(points)
+    mt = sum(t for t, _ in points) / n
+    mr = sum(r for _, r in points) / n
+    var = sum((t - mt) ** 2 for t, _ in points)
+    return sum((t - mt) * (r - mr) for t, r in points) / var if var else 0.0
+
+
+async def posting(node: Node, args: argparse.Namespace) -> dict[str, float | int]:
+    poster, follower = await client(node), await client(node)
+    try:
+        incidents = []
+        for i in range(args.live):
+            incidents.append(
+                await poster.open_incident(
+                    f"Steady {i}", "welfare", priority="normal",
+                    orgs=["metro-police", "harbour-shelter"],
+                )
+            )  # fmt: skip
+        for incident in incidents:
+            await follower.follow(incident)
+        filler = "x" * args.text
+        posted = 0
+        stop = asyncio.get_running_loop().time() + args.seconds
+
+        async def worker(k: int) -> None:
+            nonlocal posted
+            loop = asyncio.get_running_loop()
+            while loop.time() < stop:
+                await poster.post(incidents[(posted + k) % len(incidents)], f"{posted} {filler}")
+                posted += 1
+                while not follower.events.empty():
+                    follower.events.get_nowait()  # keep the client's own memory flat
+
+        async def sample(points: list[tuple[float, float]]) -> None:
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            while loop.time() < stop:
+                points.append((loop.time() - start, node.rss()))
+                await asyncio.sleep(1.0)
+
+        await asyncio.sleep(1.0)
+        points: list[tuple[float, float]] = []
+        await asyncio.gather(sample(points), *(worker(k) for k in range(args.in_flight)))
+    finally:
+        await poster.close()
+        await follower.close()
+    half = points[len(points) // 2 :]
+    return {
+        "posts": posted,
+        "posts_per_s": posted / args.seconds,
+        "rss_start_mib": points[0][1],
+        "rss_end_mib": points[-1][1],
+        "growth_mib_per_s_2nd_half": slope(half),
+        "growth_kib_per_post": slope(half) * 1024 / (posted / args.seconds) if posted else 0.0,
+    }
+
+
 async def scenario(backend: str, name: str, args: argparse.Namespace) -> dict[str, float | int]:
     with Processes() as procs, tempfile.TemporaryDirectory(prefix="liaison-mem-") as tmp:
         base = Path(tmp)
@@ -165,15 +229,21 @@ async def scenario(backend: str, name: str, args: argparse.Namespace) -> dict[st
         node.start()
         if name == "follows":
             return await follows(node, args.follows)
+        if name == "post":
+            return await posting(node, args)
         return await listing(node, args.incidents)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__)
     parser.add_argument("--backend", choices=("sqlite", "redis", "both"), default="both")
-    parser.add_argument("--scenario", choices=("follows", "list", "both"), default="both")
+    parser.add_argument("--scenario", choices=("follows", "list", "post", "both"), default="both")
     parser.add_argument("--follows", type=int, default=200_000)
     parser.add_argument("--incidents", type=int, default=10_000)
+    parser.add_argument("--live", type=int, default=20, help="post: incidents posted to")
+    parser.add_argument("--text", type=int, default=200, help="post: characters per message")
+    parser.add_argument("--in-flight", type=int, default=16, help="post: unacked posts at most")
+    parser.add_argument("--seconds", type=float, default=60.0, help="post: how long")
     parser.add_argument("--source", type=Path, default=REPO, help="checkout to run the server from")
     args = parser.parse_args()
     backends = ("sqlite", "redis") if args.backend == "both" else (args.backend,)

@@ -17,6 +17,7 @@ from aiohttp import web
 from protocol.limits import LIMITS
 from server.auth import TokenSigner
 from server.backends import Backends, build_backends
+from server.domain.deadlines import awaits_ack
 from server.fanout.base import Broker
 from server.logs import LoggedAudit, event
 from server.metrics import Metrics
@@ -26,7 +27,7 @@ from server.services.admin import ensure_admin, seed_demo
 from server.services.api_keys import ApiKeys
 from server.services.capacity import CapacityService
 from server.services.commands import CommandService
-from server.services.deadlines import DeadlineRunner, build_deadlines
+from server.services.deadlines import DeadlineRunner, RunnerConfig, build_deadlines
 from server.services.export import build_exports
 from server.services.feed import FeedService
 from server.services.hub import Hub
@@ -96,7 +97,13 @@ def create_app(settings: Settings) -> web.Application:
     backends = build_backends(settings, metrics)
     backends.audit = LoggedAudit(backends.audit)  # logins and admin actions: a line each
     directory = Directory(backends.directory, refresh_s=backends.directory_refresh_s)
-    projections = Projections(backends.log, backends.broker, settings.projection_cache)
+    projections = Projections(
+        backends.log,
+        backends.broker,
+        settings.projection_cache,
+        settings.projection_messages,
+        awaits_ack(RunnerConfig.from_settings(settings).rules, directory),
+    )
     sharing = SharingRules(backends.agreements)
     commands = CommandService(backends.log, projections, directory, sharing)
     signer = TokenSigner(settings.token_ttl_s)

@@ -68,9 +68,14 @@ class Settings:
     ping_interval_s: float = 20.0
     ping_timeout_s: float = 15.0
     #: Incident projections kept in memory per node, least recently used out
-    #: first (followed incidents stay). Each holds its incident's messages and
-    #: tasks, so this bounds the memory reads and commands can make a node hold.
+    #: first (followed incidents stay). Each holds its incident's tasks and
+    #: newest messages, so this bounds the memory reads and commands can make a
+    #: node hold.
     projection_cache: int = 1_000
+    #: Messages each cached projection keeps in memory, newest first (and
+    #: urgent ones awaiting their acknowledgement); reads of older ones fold
+    #: the log. 0: keep every message (memory then grows with every post).
+    projection_messages: int = 1_000
     #: Python logging level.
     log_level: str = "INFO"
     #: "text": human lines (``make run``); "json": one JSON object per line,
@@ -190,6 +195,8 @@ class Settings:
         redis_connect.validate(self.redis_url)
         if self.projection_cache < 1:
             raise ValueError("LIAISON_PROJECTION_CACHE must be at least 1")
+        if self.projection_messages < 0:
+            raise ValueError("LIAISON_PROJECTION_MESSAGES must be at least 0 (0: no bound)")
         if not 60 <= self.token_ttl_s <= self.idle_timeout_s <= self.refresh_ttl_s:
             raise ValueError(
                 "need 60 <= LIAISON_TOKEN_TTL_S <= LIAISON_IDLE_TIMEOUT_S <= LIAISON_REFRESH_TTL_S"
@@ -320,6 +327,8 @@ HELP: dict[str, str] = {
     "redis_min_replicas": "replicas that must confirm an append (WAIT) before its ack; 0: none",
     "redis_replica_timeout_ms": "ms an append waits for its replicas, then outcome_unknown",
     "projection_cache": "incident states kept in memory, least recently used out first",
+    "projection_messages": "newest messages each kept incident state holds; older ones are "
+    "read from the log; 0: all",
     "data_dir": "SQLite files, the token secret and the first admin password (embedded mode)",
     "secret": "HMAC key signing login tokens, shared by every node; empty: generated",
     "token_ttl_s": "lifetime of an access token, in seconds; clients refresh it silently",

@@ -30,6 +30,7 @@ for its escalation (server/domain/audience.py), whatever ``notify`` says.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,10 +86,9 @@ def pending(
         return []
     out: list[Deadline] = []
     for msg in state.messages.values():
-        if msg.urgent and not msg.retracted and _unacknowledged(state, msg, directory):
-            due = msg.ts_ms + int(config.urgent_ack_s * 1000)
-            if not _fired(msg.escalations, UNACKNOWLEDGED, due):
-                out.append(Deadline(due, state.id, "ack", msg.seq))
+        due = ack_due(state, msg, config, directory)
+        if due is not None:
+            out.append(Deadline(due, state.id, "ack", msg.seq))
     for task in state.tasks.values():
         if task.status in TASK_TERMINAL:
             continue
@@ -102,6 +102,21 @@ def pending(
         if c.status == "active" and c.due_ms is not None:
             out.append(Deadline(c.due_ms, state.id, "checkin", c.id))
     return out
+
+
+def ack_due(
+    state: IncidentState, msg: MessageState, config: DeadlineConfig, directory: DirectoryView
+) -> int | None:
+    """When an urgent message's acknowledgement is due, if it still awaits one.
+
+    Whatever the incident's status: a closed incident holds no deadlines, but
+    a reopened one has them again, so a projection keeps these messages in
+    memory while it trims the rest (IncidentState.trim_messages).
+    """
+    if not msg.urgent or msg.retracted or not _unacknowledged(state, msg, directory):
+        return None
+    due = msg.ts_ms + int(config.urgent_ack_s * 1000)
+    return None if _fired(msg.escalations, UNACKNOWLEDGED, due) else due
 
 
 def _unacknowledged(state: IncidentState, msg: MessageState, directory: DirectoryView) -> list[str]:
@@ -229,3 +244,11 @@ def _missed(state: IncidentState, deadline: Deadline, c: CheckinState) -> EventD
         "notify": concerned(state, [c.org]),
     }
     return _system_draft(state, deadline, MISSED, c.meta, body)
+
+
+def awaits_ack(
+    config: DeadlineConfig, directory: DirectoryView
+) -> Callable[[IncidentState, MessageState], bool]:
+    """What a bounded projection keeps beyond its newest messages: the urgent
+    ones whose acknowledgement is still due (``pending`` reads them without I/O)."""
+    return lambda state, msg: ack_due(state, msg, config, directory) is not None

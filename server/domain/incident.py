@@ -9,6 +9,7 @@ that organisation may not see.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -339,6 +340,9 @@ class IncidentState:
     needs: list[str] = field(default_factory=list)
     #: Capacity requests to organisations (SPEC 27.3), by the request's seq.
     capacity_requests: dict[int, CapacityRequestState] = field(default_factory=dict)
+    #: The highest seq of a message ``trim_messages`` dropped (0: ``messages``
+    #: is whole). A reader that needs one of those folds the log instead.
+    trimmed_upto: int = 0
 
     def participates(self, org: str) -> bool:
         return org in self.orgs
@@ -358,6 +362,34 @@ class IncidentState:
         else:
             for org in orgs:
                 self.restricted_ms[org] = ev.ts_ms
+
+    # ---------------------------------------------------------------- bounding
+
+    def trim_messages(self, keep: int, kept: Callable[[IncidentState, MessageState], bool]) -> None:
+        """Drop the oldest messages until ``keep`` are left, never ``kept`` ones.
+
+        A cached projection would otherwise hold every message ever posted
+        (services/projections.py). The dropped ones stay in the log, which
+        answers for them (``lacks_message``); ``kept`` ones are what the live
+        rules still need without I/O (an urgent message awaiting its ack).
+        """
+        excess = len(self.messages) - keep
+        if excess <= 0:
+            return
+        victims: list[int] = []
+        for seq, msg in self.messages.items():  # seq order: posts are applied in order
+            if not kept(self, msg):
+                victims.append(seq)
+                if len(victims) == excess:
+                    break
+        for seq in victims:
+            del self.messages[seq]
+        if victims:
+            self.trimmed_upto = max(self.trimmed_upto, victims[-1])
+
+    def lacks_message(self, seq: int) -> bool:
+        """Whether message ``seq`` may be in the log but was trimmed from ``messages``."""
+        return seq <= self.trimmed_upto and seq not in self.messages
 
     # ------------------------------------------------------------------- view
 

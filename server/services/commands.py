@@ -85,6 +85,17 @@ def _check_scope(who: Principal, cmd: v1.Command) -> None:
         )
 
 
+def _messages_named(cmd: v1.IncidentCommand) -> tuple[int, ...]:
+    """The messages a command is decided on (replied to, edited, acknowledged...)."""
+    if isinstance(cmd, v1.MessagePost):
+        return () if cmd.reply_to is None else (cmd.reply_to,)
+    if isinstance(cmd, v1.MessageEdit | v1.MessageRetract | v1.MessageAck):
+        return (cmd.message,)
+    if isinstance(cmd, v1.ReceiptMark) and cmd.message is not None:
+        return (cmd.message,)
+    return ()
+
+
 class CommandService:
     def __init__(
         self,
@@ -154,6 +165,9 @@ class CommandService:
             if not await self._log.participates(cmd.incident, who.org_id) or not in_scope:
                 raise await refusal(self._log, cmd.incident, who.org_id, in_scope)
         state = await self._projections.get(cmd.incident)
+        if state is not None and any(state.lacks_message(m) for m in _messages_named(cmd)):
+            # A message older than what the projection keeps: the log answers.
+            state = await self._projections.whole(cmd.incident, state.seq)
         if state is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")
         try:

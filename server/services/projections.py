@@ -16,16 +16,23 @@ that is one channel less for this node). Two kinds are never evicted:
 Memory kept per incident id is only that of cached projections: an id that
 has no log leaves nothing behind (no lock, no entry), so a client asking for
 made-up ids cannot grow the node.
+
+Each projection is bounded too: it keeps its newest ``max_messages`` messages
+(and the ones ``kept`` says the live rules still need: urgent ones awaiting
+their acknowledgement), so a followed incident posted to all day does not grow
+the node. Whatever needs an older message (the whole view, a reply to it, an
+edit, an acknowledgement or a receipt of it) asks ``whole``, which folds the
+log up to the cached state's seq: the same state, read from the truth.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 
 from server.domain.events import StoredEvent
-from server.domain.incident import IncidentState
+from server.domain.incident import IncidentState, MessageState
 from server.fanout.base import Broker, Listener
 from server.services.keyed_locks import KeyedLocks
 from server.storage.base import EventLog
@@ -33,17 +40,40 @@ from server.storage.base import EventLog
 _PAGE = 1_000
 
 #: Default bound of cached projections (LIAISON_PROJECTION_CACHE). A busy
-#: incident's projection holds all its messages and tasks: tens of kB to MBs.
+#: incident's projection holds its tasks and its newest messages: up to about
+#: a MB with the default message bound.
 DEFAULT_MAX_CACHED = 1_000
+#: Default of messages each cached projection keeps (LIAISON_PROJECTION_MESSAGES).
+DEFAULT_MAX_MESSAGES = 1_000
+
+#: Which messages a projection keeps beyond its bound (the app passes the
+#: deadline rule's exact test, domain/deadlines.py ``ack_due``).
+Kept = Callable[[IncidentState, MessageState], bool]
+
+
+def urgent_open(state: IncidentState, msg: MessageState) -> bool:
+    """Without the deadline rules at hand: every urgent message not retracted."""
+    return msg.urgent and not msg.retracted
 
 
 class Projections:
-    def __init__(self, log: EventLog, broker: Broker, max_cached: int = DEFAULT_MAX_CACHED) -> None:
-        if max_cached < 1:
-            raise ValueError("max_cached must be at least 1")
+    def __init__(
+        self,
+        log: EventLog,
+        broker: Broker,
+        max_cached: int = DEFAULT_MAX_CACHED,
+        max_messages: int = DEFAULT_MAX_MESSAGES,
+        kept: Kept = urgent_open,
+    ) -> None:
+        if max_cached < 1 or max_messages < 0:
+            raise ValueError("max_cached must be at least 1, max_messages at least 0")
         self._log = log
         self._broker = broker
         self._max = max_cached
+        #: 0: no bound. Trimmed once an eighth over it, so not on every post.
+        self._max_messages = max_messages
+        self._trim_at = max_messages + max_messages // 8
+        self._kept = kept
         #: Least recently used first.
         self._states: OrderedDict[str, IncidentState] = OrderedDict()
         self._listeners: dict[str, Listener] = {}
@@ -128,6 +158,27 @@ class Projections:
         self._stale.discard(incident)
         self._broker.unsubscribe(incident, self._listeners.pop(incident))
 
+    async def whole(self, incident: str, seq: int = 0) -> IncidentState | None:
+        """The state with every message, at least up to ``seq`` (None: no log).
+
+        The cached state itself while it has trimmed nothing; else a new one
+        folded from the log up to the cached state's seq: the same answer the
+        unbounded projection gave, not kept (it is the reader's to drop).
+        """
+        state = await self.at_least(incident, seq)
+        if state is None or not state.trimmed_upto:
+            return state
+        upto = state.seq
+        whole = IncidentState(id=incident, epoch=state.epoch)
+        while whole.seq < upto:
+            before = whole.seq
+            for ev in await self._log.read(incident, whole.seq, min(_PAGE, upto - whole.seq)):
+                if ev.seq == whole.seq + 1 and ev.seq <= upto:
+                    whole.apply(ev)
+            if whole.seq == before:
+                break  # the log lost its events meanwhile (archived): what it had
+        return whole
+
     async def at_least(self, incident: str, seq: int) -> IncidentState | None:
         """The state once it has applied every event up to ``seq`` (the log's
         events a reader is about to be shown: their audience is decided on a
@@ -166,6 +217,7 @@ class Projections:
             "pinned": len(self._pins),
             "locks": len(self._locks),
             "max": self._max,
+            "messages": sum(len(s.messages) for s in self._states.values()),
         }
 
     # ---------------------------------------------------------------- apply
@@ -176,8 +228,13 @@ class Projections:
             for ev in events:
                 if ev.seq == state.seq + 1:
                     state.apply(ev)
+            self._trim(state)
             if len(events) < _PAGE:
                 return
+
+    def _trim(self, state: IncidentState) -> None:
+        if self._max_messages and len(state.messages) > self._trim_at:
+            state.trim_messages(self._max_messages, self._kept)
 
     def _on_events(self, incident: str, events: Sequence[StoredEvent]) -> None:
         state = self._states.get(incident)
@@ -190,5 +247,6 @@ class Projections:
                 continue
             if ev.seq != state.seq + 1 or incident in self._stale:
                 self._stale.add(incident)
-                return
+                break
             state.apply(ev)
+        self._trim(state)

@@ -500,9 +500,14 @@ class RestApi:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such incident")
         return state
 
+    async def whole_state(self, request: web.Request, who: Principal) -> Any:
+        """The projection with every message (the log's, if trimmed), for a participant."""
+        state = await self._visible_state(request, who)
+        return await self.projections.whole(state.id, state.seq) or state
+
     async def get_incident(self, request: web.Request) -> web.Response:
         who = self.principal(request)
-        state = await self._visible_state(request, who)
+        state = await self.whole_state(request, who)
         view = state.view(state.sight(_reader(who), self.rules, int(time.time() * 1000)))
         online = await self.presence.online(state.id)
         view["online"] = visible_online(state, who.org_id, online, self.directory)

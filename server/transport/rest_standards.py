@@ -88,7 +88,7 @@ class StandardsRoutes:
 
     async def _view(self, request: web.Request, who: Principal) -> dict[str, object]:
         """The incident as ``who`` may see it: exactly GET /incidents/{id}'s rules."""
-        state = await self.rest.visible_state(request, who)
+        state = await self.rest.whole_state(request, who)
         reader = Reader(org=who.org_id, user=who.user_id)
         view: dict[str, object] = state.view(state.sight(reader, self.rest.rules, _now_ms()))
         return view

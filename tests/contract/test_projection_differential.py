@@ -62,8 +62,11 @@ class Node:
 
 @pytest.fixture
 def node(log_set: Backends) -> Node:
+    return node_of(log_set, Projections(log_set.log, log_set.broker))
+
+
+def node_of(log_set: Backends, projections: Projections) -> Node:
     log = log_set.log
-    projections = Projections(log, log_set.broker)
     directory = DemoDirectory()
     return Node(
         log, projections, CommandService(log, projections, directory, NoAgreements()), directory
@@ -124,3 +127,45 @@ async def test_live_projection_equals_a_rebuild_after_every_action(node: Node) -
     # Every event type the script is meant to cover did occur.
     kinds = {ev.type for ev in await node.log.read(live.id, 0, 1000)}
     assert kinds >= set(v1.EVENT_OF_COMMAND.values()), set(v1.EVENT_OF_COMMAND.values()) - kinds
+
+
+async def test_a_bounded_projection_answers_as_a_rebuild_after_every_action(
+    log_set: Backends,
+) -> None:
+    """One message kept in memory: every read and every decision about an older
+    one (replies, edits, acknowledgements, receipts) goes to the log, and what
+    readers get is what the unbounded projection gave them."""
+    node = node_of(log_set, Projections(log_set.log, log_set.broker, max_messages=1))
+    live: IncidentState | None = None
+    trimmed: list[str] = []
+
+    async def execute(username: str, command: dict[str, Any]) -> Ack:
+        who = node.directory.user(f"u_{username}")
+        assert who is not None
+        return await node.commands.execute(who, v1.parse_command(command))
+
+    async def verify(step: str, ack: Ack) -> None:
+        nonlocal live
+        if live is None:
+            live = await node.projections.get(ack["incident"])
+            assert live is not None
+        state = live
+        await until(lambda: state.seq >= ack["seq"], 10, f"{step}: seq {ack['seq']} live")
+        fresh = await rebuilt(node.log, state.id)
+        if state.seq != fresh.seq:
+            return
+        whole = await node.projections.whole(state.id)
+        assert whole is not None
+        assert views(whole) == views(fresh), f"after {step}:\n{readable_diff(whole, fresh)}"
+        # What stays in memory is the newest message, and urgent ones still open.
+        newest = max(fresh.messages, default=None)
+        for seq, msg in state.messages.items():
+            assert msg == fresh.messages[seq]
+            assert seq == newest or (msg.urgent and not msg.retracted), (step, seq)
+        if state.trimmed_upto:
+            trimmed.append(step)
+
+    await run_script(execute, verify)
+    assert live is not None
+    assert live is await node.projections.get(live.id)
+    assert len(trimmed) >= 10, trimmed

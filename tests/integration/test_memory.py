@@ -113,6 +113,31 @@ async def test_projections_are_evicted_beyond_the_bound_but_followed_ones_stay(
     assert projections.stats()["pinned"] == 0
 
 
+@pytest.mark.parametrize("inproc", [{"projection_messages": 8}], indirect=True)
+async def test_a_followed_incident_keeps_few_messages_and_the_view_has_them_all(
+    inproc: InProcess, clients: list[LiaisonClient]
+) -> None:
+    """Steady posting to a followed incident used to keep every message in memory."""
+    srv: Any = inproc
+    dispatcher = await connect(clients, srv, "dispatch")
+    watcher = await connect(clients, srv, "shelter-lead")
+    incident = await new_incident(dispatcher, "steady")
+    await watcher.follow(incident, after_seq=0)
+    posted = [(await dispatcher.post(incident, f"post {i}"))["seq"] for i in range(100)]
+    await watcher.wait_seq(incident, posted[-1])
+    projections = inproc.parts.projections
+    assert projections.stats()["messages"] <= 8 + 1 + 1
+    view = await dispatcher.incident(incident)  # from the log, past the bound
+    assert [m["text"] for m in view["messages"]] == [f"post {i}" for i in range(100)]
+    reply = await watcher.post(incident, "re: the first", reply_to=posted[0])
+    await dispatcher.send({"type": "message.ack", "incident": incident, "message": posted[0]})
+    await watcher.wait_seq(incident, reply["seq"] + 1)
+    first = (await watcher.incident(incident))["messages"][0]
+    assert first["seq"] == posted[0]
+    assert "u_dispatch" in first["acks"]
+    assert projections.stats()["messages"] <= 8 + 1 + 1
+
+
 async def test_incident_list_is_paged_and_filtered(
     fresh_server: LiaisonServer, clients: list[LiaisonClient]
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from protocol import v1
 from protocol.errors import ErrorCode
 from server.domain.audience import Reader, audience, event_meta
-from server.domain.deadlines import SYSTEM_ACTOR, DeadlineConfig, fire, pending
+from server.domain.deadlines import SYSTEM_ACTOR, DeadlineConfig, awaits_ack, fire, pending
 from server.domain.sharing import NoAgreements
 from tests.unit.test_domain import (
     DIRECTORY,
@@ -154,3 +154,26 @@ def test_duress_is_taken_at_once_and_resolved_by_someone_else(log: Log) -> None:
     log.do(DISPATCH, inc(log, type="checkin.resolve", user="u_n"))
     assert log.state is not None
     assert log.state.checkins[raised.seq].status == "resolved"
+
+
+def test_a_bounded_projection_keeps_exactly_the_messages_whose_ack_is_due(log: Log) -> None:
+    """Trimming old messages (services/projections.py) must not lose a deadline."""
+    keep = awaits_ack(CONFIG, DIRECTORY)
+    urgent = log.do(DISPATCH, inc(log, type="message.post", text="Send someone", urgent=True)).seq
+    met = log.do(DISPATCH, inc(log, type="message.post", text="Seen?", urgent=True)).seq
+    log.do(OUTREACH, inc(log, type="message.ack", message=met))
+    for i in range(5):
+        log.do(DISPATCH, inc(log, type="message.post", text=f"chatter {i}"))
+    state = log.state
+    assert state is not None
+    due_before = pending(state, CONFIG, DIRECTORY)
+    state.trim_messages(2, keep)
+    assert urgent in state.messages, "its acknowledgement is still due"
+    assert met not in state.messages
+    assert state.lacks_message(met)
+    assert len(state.messages) == 2  # the urgent one and the newest
+    assert pending(state, CONFIG, DIRECTORY) == due_before
+    log.do(OUTREACH, inc(log, type="message.ack", message=urgent))
+    state.trim_messages(1, keep)
+    assert urgent not in state.messages, "met: nothing needs it in memory any more"
+    assert pending(state, CONFIG, DIRECTORY) == []
