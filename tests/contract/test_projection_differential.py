@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import pprint
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,14 +99,22 @@ def readable_diff(live: IncidentState, fresh: IncidentState) -> str:
     return diff or f"views agree; the states differ:\n{live!r}\n!=\n{fresh!r}"
 
 
-async def test_live_projection_equals_a_rebuild_after_every_action(node: Node) -> None:
-    live: IncidentState | None = None
-    checked: list[str] = []
+def executor(node: Node) -> Callable[[str, dict[str, Any]], Awaitable[Ack]]:
+    """Runs a script's command as the demo user it names, on ``node``."""
 
     async def execute(username: str, command: dict[str, Any]) -> Ack:
         who = node.directory.user(f"u_{username}")
         assert who is not None
         return await node.commands.execute(who, v1.parse_command(command))
+
+    return execute
+
+
+async def test_live_projection_equals_a_rebuild_after_every_action(node: Node) -> None:
+    live: IncidentState | None = None
+    checked: list[str] = []
+
+    execute = executor(node)
 
     async def verify(step: str, ack: Ack) -> None:
         nonlocal live
@@ -139,10 +148,7 @@ async def test_a_bounded_projection_answers_as_a_rebuild_after_every_action(
     live: IncidentState | None = None
     trimmed: list[str] = []
 
-    async def execute(username: str, command: dict[str, Any]) -> Ack:
-        who = node.directory.user(f"u_{username}")
-        assert who is not None
-        return await node.commands.execute(who, v1.parse_command(command))
+    execute = executor(node)
 
     async def verify(step: str, ack: Ack) -> None:
         nonlocal live
