@@ -300,14 +300,20 @@ class LiaisonClient:
         if self._ending is not None:
             await self._ending
         # shutdown() also stops a reconnection in progress; the HTTP session of
-        # an aborted reconnection attempt is closed explicitly.
-        await self.sio.shutdown()
-        http = getattr(self.sio.eio, "http", None)
-        if http is not None and not http.closed:
-            await http.close()
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        # an aborted reconnection attempt is closed explicitly. One turn of the
+        # loop first: python-socketio 5.18 creates the event shutdown() sets
+        # in the reconnection task's first step, and a task created just now
+        # has not run it (shutdown() then raised AttributeError on None).
+        await asyncio.sleep(0)
+        try:
+            await self.sio.shutdown()
+        finally:
+            http = getattr(self.sio.eio, "http", None)
+            if http is not None and not http.closed:
+                await http.close()
+            if self._http is not None:
+                await self._http.close()
+                self._http = None
 
     async def _on_connect(self) -> None:
         # After a reconnect, resume every followed incident from our position.
