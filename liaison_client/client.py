@@ -300,13 +300,18 @@ class LiaisonClient:
         if self._ending is not None:
             await self._ending
         # shutdown() also stops a reconnection in progress; the HTTP session of
-        # an aborted reconnection attempt is closed explicitly. One turn of the
-        # loop first: python-socketio 5.18 creates the event shutdown() sets
-        # in the reconnection task's first step, and a task created just now
-        # has not run it (shutdown() then raised AttributeError on None).
-        await asyncio.sleep(0)
+        # an aborted reconnection attempt is closed explicitly. One more
+        # attempt at most: a reconnection task that had not started when
+        # shutdown() set its abort event clears it as it starts.
+        self.sio.reconnection_attempts = 1
         try:
-            await self.sio.shutdown()
+            try:
+                await self.sio.shutdown()
+            except AttributeError:
+                # python-socketio 5.18: a reconnection task created but not
+                # yet started has no abort event; after one loop turn it has.
+                await asyncio.sleep(0)
+                await self.sio.shutdown()
         finally:
             http = getattr(self.sio.eio, "http", None)
             if http is not None and not http.closed:

@@ -74,12 +74,15 @@ class Supervisor:
         signal.set_wakeup_fd(wake_w)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
+        failed = False
         try:
             self.workers = [Worker(i) for i in range(self.count)]
             for worker in self.workers:  # one at a time: worker 0 seeds first
-                if self.stopping or not self._start(worker):
-                    self.stopping = True
+                if self.stopping:
                     break
+                if not self._start(worker):
+                    failed = not self.stopping
+                    self.stopping = True
             if not self.stopping:
                 event(log, logging.INFO, "workers.ready", "%d workers ready", self.count)
             while not self.stopping:
@@ -89,7 +92,7 @@ class Supervisor:
             signal.set_wakeup_fd(-1)
             os.close(wake_r)
             os.close(wake_w)
-        return 0
+        return 1 if failed else 0
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self.stopping = True
@@ -131,8 +134,10 @@ class Supervisor:
                 worker=worker.index,
                 pid=worker.proc.pid,
             )
-        else:
+        elif not self.stopping:
             log.error("worker %d did not start (exit code %s)", worker.index, worker.proc.poll())
+        if not ready and worker.proc.poll() is None:
+            worker.proc.kill()  # it hangs before listening: _exited() reaps it
         return ready
 
     def _wait_ready(self, worker: Worker, ready_r: int) -> bool:

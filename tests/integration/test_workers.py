@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -179,3 +180,27 @@ def test_workers_need_redis(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "--workers needs Redis" in done.stderr
+
+
+def test_a_group_whose_worker_cannot_listen_exits_with_an_error(
+    own_redis: RedisServer, tmp_path: Path
+) -> None:
+    """Another program holds the port: worker 0 fails, the supervisor stops, exit 1."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "server.cli", "serve", "--workers", "2", "--port", str(port)],
+            env={
+                **os.environ,
+                "LIAISON_DATA_DIR": str(tmp_path),
+                "LIAISON_REDIS_URL": own_redis.url,
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "worker 0 did not start" in done.stderr
