@@ -499,6 +499,12 @@ def test_phone_weight_and_time_to_interactive(
     expect(p.locator("#conn")).to_have_attribute("data-saved", "saved")
     p.reload()
     expect(p.locator("#conn")).to_have_attribute("data-state", "online")
+    # "online" shows at the socket's connect; the welcome that marks
+    # liaison-online can come a moment later.
+    p.wait_for_function(
+        "['liaison-online', 'liaison-interactive']"
+        ".every((name) => performance.getEntriesByName(name).length > 0)"
+    )
     warm = p.evaluate(
         """() => ({
           first_contentful_paint_ms:
