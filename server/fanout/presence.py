@@ -112,7 +112,13 @@ class RedisPresence:
         while True:
             await asyncio.sleep(self.ttl_s / 3)
             expiry, now = self._expiry(), int(time.time() * 1000)
-            for incident, members in list(self._held.items()):
+            # Each incident's members as they are when its ZADD is sent: a
+            # leave during an earlier await may have emptied and dropped the
+            # set (and ZADD with no member is an error).
+            for incident in list(self._held):
+                members = self._held.get(incident)
+                if not members:
+                    continue
                 key = keys.presence_key(incident)
                 try:
                     await self._redis.zadd(key, dict.fromkeys(members, expiry))
