@@ -6,6 +6,7 @@ dependency order, so teardown runs in reverse even when start-up fails half way.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -305,6 +306,16 @@ def _watch(metrics: Metrics, backends: Backends, gateway: Gateway, hub: Hub) -> 
     metrics.watch("liaison_connections", "Live Socket.IO connections.", gateway.sessions.__len__)
     metrics.watch("liaison_follows", "Follows (connection, incident).", lambda: hub.counts()[1])
     metrics.watch("liaison_followed_incidents", "Incidents followed here.", lambda: hub.counts()[0])
+    metrics.watch(
+        "liaison_gc_frozen_objects",
+        "Objects frozen out of the garbage collector's passes at startup (LIAISON_GC_YOUNG).",
+        gc.get_freeze_count,
+    )
+    metrics.watch(
+        "liaison_gc_young_threshold",
+        "Net allocations between young-generation collections.",
+        lambda: gc.get_threshold()[0],
+    )
     backends.watch(metrics)
 
 

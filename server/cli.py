@@ -106,6 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     from aiohttp import web  # the server's imports, only for the commands that serve
 
+    from server import gc_tuning
     from server.app import create_app
     from server.transport.http_log import PathOnlyAccessLogger
     from server.transport.reuseport import shared_listener
@@ -113,8 +114,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     listen: dict[str, Any] = {"host": settings.host, "port": settings.port}
     if group:
         listen = {"sock": shared_listener(settings.host, settings.port, group)}
+    gc_tuning.set_thresholds(settings.gc_young)
+    app = create_app(settings)
+
+    async def freeze_startup_objects(_: web.Application) -> None:
+        gc_tuning.freeze_long_lived(settings.gc_young)  # seeded and migrated: ready
+
+    app.on_startup.append(freeze_startup_objects)  # after every component's start
     web.run_app(
-        create_app(settings),
+        app,
         **listen,
         print=workers.notify_ready if group else None,
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,

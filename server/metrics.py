@@ -23,7 +23,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    ProcessCollector,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -70,6 +76,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         if process:  # CPU, memory, open files of this process (Linux only)
             ProcessCollector(registry=self.registry)
+            GCCollector(registry=self.registry)  # collections and their yield, per generation
         r = self.registry
         self.events_appended = Counter(
             "liaison_events_appended", "Events stored by this node's writer.", registry=r

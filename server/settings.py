@@ -76,6 +76,10 @@ class Settings:
     #: urgent ones awaiting their acknowledgement); reads of older ones fold
     #: the log. 0: keep every message (memory then grows with every post).
     projection_messages: int = 1_000
+    #: Net allocations between collections of the garbage collector's young
+    #: generation, and what exists at startup is frozen out of its passes
+    #: (server/gc_tuning.py). 0: CPython's defaults (700), nothing frozen.
+    gc_young: int = 20_000
     #: Python logging level.
     log_level: str = "INFO"
     #: "text": human lines (``make run``); "json": one JSON object per line,
@@ -195,6 +199,8 @@ class Settings:
         redis_connect.validate(self.redis_url)
         if self.projection_cache < 1:
             raise ValueError("LIAISON_PROJECTION_CACHE must be at least 1")
+        if self.gc_young < 0:
+            raise ValueError("LIAISON_GC_YOUNG must be at least 0 (0: CPython's defaults)")
         if self.projection_messages < 0:
             raise ValueError("LIAISON_PROJECTION_MESSAGES must be at least 0 (0: no bound)")
         if not 60 <= self.token_ttl_s <= self.idle_timeout_s <= self.refresh_ttl_s:
@@ -329,6 +335,8 @@ HELP: dict[str, str] = {
     "projection_cache": "incident states kept in memory, least recently used out first",
     "projection_messages": "newest messages each kept incident state holds; older ones are "
     "read from the log; 0: all",
+    "gc_young": "allocations between young garbage collections, startup objects frozen; "
+    "0: CPython's defaults",
     "data_dir": "SQLite files, the token secret and the first admin password (embedded mode)",
     "secret": "HMAC key signing login tokens, shared by every node; empty: generated",
     "token_ttl_s": "lifetime of an access token, in seconds; clients refresh it silently",

@@ -206,3 +206,21 @@ async def test_readyz_goes_503_while_redis_is_down_and_back_after(
         assert back["liaison_redis_subscriber_reconnects_total"] >= 1
     finally:
         node.stop()
+
+
+async def test_the_collector_is_set_and_startup_frozen_as_settings_say(
+    server: LiaisonServer, tmp_path: Path
+) -> None:
+    """LIAISON_GC_YOUNG (default 20,000) reaches the served process; 0 keeps CPython's own."""
+    tuned = await scrape(server)
+    assert tuned["liaison_gc_young_threshold"] == 20_000
+    assert tuned["liaison_gc_frozen_objects"] > 10_000  # modules, code, the seed
+    assert 'python_gc_collections_total{generation="0"}' in tuned
+    plain = LiaisonServer(tmp_path / "plain", env={"LIAISON_GC_YOUNG": "0"})
+    plain.start()
+    try:
+        defaults = await scrape(plain)
+    finally:
+        plain.stop()
+    assert defaults["liaison_gc_young_threshold"] == 700
+    assert defaults["liaison_gc_frozen_objects"] == 0
