@@ -37,6 +37,7 @@ from server.services.hub import Hub, Piece
 from server.transport.admission import Admission
 from server.transport.feed_socket import FeedSockets
 from server.transport.http_log import sid_tag
+from server.transport.lean_async import Flag
 from server.transport.outbox import Flusher, Outbox
 from server.transport.pipeline import AckPipeline
 from server.transport.sio_seam import CONNECT, ConnectionRefused, MalformedPacket, SocketServer
@@ -82,7 +83,7 @@ class Session:
     #: The access token it connected with: re-checked on every command.
     claims: AccessClaims
     #: Set when the connection is gone (``on_disconnect``).
-    gone: asyncio.Event = field(default_factory=asyncio.Event)
+    gone: Flag = field(default_factory=Flag)
 
     @property
     def org(self) -> str:

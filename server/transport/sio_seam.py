@@ -72,6 +72,7 @@ from engineio.async_socket import AsyncSocket
 from socketio import packet as sio_packet
 
 from server.transport.admission import SLOT_KEY, Admission, Refusal
+from server.transport.lean_async import Flag, SocketQueue
 
 log = logging.getLogger(__name__)
 
@@ -157,21 +158,116 @@ def _no_compression() -> None:
 
 
 def _record_websocket_transport() -> None:
-    """Hook: ``AsyncSocket._websocket_handler``. Records the TCP transport of a
-    WebSocket session on the socket (``liaison_transport``), so a frame built
-    once for many recipients is written straight to it, instead of one queue
-    item, one writer wake-up and one frame build per recipient."""
-    original = AsyncSocket._websocket_handler
+    """Hook: ``AsyncSocket._websocket_handler``, replaced by :func:`_serve_websocket`.
+    Records the TCP transport of a WebSocket session on the socket
+    (``liaison_transport``), so a frame built once for many recipients is
+    written straight to it, instead of one queue item, one writer wake-up and
+    one frame build per recipient."""
 
     async def recording_handler(self: Any, ws: Any) -> Any:
         request = getattr(ws, "environ", {}).get("aiohttp.request")
         self.liaison_transport = request.transport if request is not None else None
         try:
-            return await original(self, ws)
+            return await _serve_websocket(self, ws)
         finally:
             self.liaison_transport = None
 
     AsyncSocket._websocket_handler = recording_handler
+
+
+async def _serve_websocket(sock: Any, ws: Any) -> None:
+    """engineio 4.15.1's ``AsyncSocket._websocket_handler``, reading without a task.
+
+    engineio wraps each read in a new task and ``asyncio.wait_for``: a task,
+    a future and a timer per inbound message, and one task kept per idle
+    connection. Here each read runs in this task under ``asyncio.timeout``,
+    with the same deadline (ping interval + timeout) and the same endings: a
+    read that fails, times out or is cancelled ends the loop, then the writer
+    and the socket are closed as engineio does. The rest is engineio's, line
+    for line.
+    """
+    server = sock.server
+
+    async def websocket_wait() -> Any:
+        data = await ws.wait()
+        if data and len(data) > server.max_http_buffer_size:
+            raise ValueError("packet is too large")
+        return data
+
+    if sock.connected:
+        # the socket was already connected, so this is an upgrade
+        sock.upgrading = True  # hold packet sends during the upgrade
+        try:
+            pkt = await websocket_wait()
+        except OSError:
+            return
+        decoded_pkt = eio_packet.Packet(encoded_packet=pkt)
+        if decoded_pkt.packet_type != eio_packet.PING or decoded_pkt.data != "probe":
+            server.logger.info("%s: Failed websocket upgrade, no PING packet", sock.sid)
+            sock.upgrading = False
+            return
+        await ws.send(eio_packet.Packet(eio_packet.PONG, data="probe").encode())
+        await sock.queue.put(eio_packet.Packet(eio_packet.NOOP))  # end poll
+        try:
+            pkt = await websocket_wait()
+        except OSError:
+            sock.upgrading = False
+            return
+        decoded_pkt = eio_packet.Packet(encoded_packet=pkt)
+        if decoded_pkt.packet_type != eio_packet.UPGRADE:
+            sock.upgraded = False
+            server.logger.info(
+                "%s: Failed websocket upgrade, expected UPGRADE packet, received %s instead.",
+                sock.sid,
+                pkt,
+            )
+            sock.upgrading = False
+            return
+        sock.upgraded = True
+        sock.upgrading = False
+    else:
+        sock.connected = True
+        sock.upgraded = True
+
+    async def writer() -> None:
+        while True:
+            try:
+                packets = await sock.poll()
+            except eio_exceptions.QueueEmpty:
+                break
+            if not packets:
+                break  # empty packet list returned -> connection closed
+            try:
+                for out in packets:
+                    await ws.send(out.encode())
+            except Exception:  # engineio: any failed send ends the writer
+                break
+        await ws.close()
+
+    writer_task = asyncio.ensure_future(writer())
+    server.logger.info("%s: Upgrade to websocket successful", sock.sid)
+    patience = server.ping_interval + server.ping_timeout
+    while True:
+        try:
+            async with asyncio.timeout(patience):
+                p = await websocket_wait()
+        except (Exception, asyncio.CancelledError):  # engineio: any read failure ends it
+            break
+        if p is None:
+            break  # connection closed by client
+        try:
+            await sock.receive(eio_packet.Packet(encoded_packet=p))
+        except eio_exceptions.UnknownPacketError:
+            pass
+        except eio_exceptions.SocketIsClosedError:
+            server.logger.info("Receive error -- socket is closed")
+            break
+        except Exception:  # engineio logs an unexpected error and reads on
+            server.logger.exception("Unknown receive error")
+
+    await sock.queue.put(None)  # unlock the writer task so it can exit
+    await writer_task
+    await sock.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
 
 
 def _refuse_undecodable_posts() -> None:
@@ -224,10 +320,9 @@ def _answer_polls_a_client_can_decode() -> None:
     """Hook: ``AsyncSocket.poll`` (its ``queue``), as in engineio 4.15 with a bound."""
 
     async def bounded_poll(self: Any) -> list[Any]:
-        try:
-            first = await asyncio.wait_for(
-                self.queue.get(), self.server.ping_interval + self.server.ping_timeout
-            )
+        try:  # a timeout, not wait_for: no task and no future per poll
+            async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
+                first = await self.queue.get()
             self.queue.task_done()
         except (TimeoutError, asyncio.CancelledError) as exc:
             raise eio_exceptions.QueueEmpty() from exc
@@ -466,6 +561,20 @@ class Connection:
         self._socket.queue.put_nowait(_LazyMessage(binary, render))
 
 
+class _EngineServer(EngineServer):  # type: ignore[misc]
+    """engineio's server, with a :class:`SocketQueue` per session.
+
+    Hook: ``create_queue`` (public; engineio's sockets call it for their
+    ``queue``). An ``asyncio.Queue`` costs about 3 KB per connection while
+    empty, which a WebSocket session's queue nearly always is.
+    """
+
+    def create_queue(self, *args: Any, **kwargs: Any) -> SocketQueue:
+        if args or kwargs:
+            raise TypeError("engine.io's session queues are unbounded")
+        return SocketQueue()
+
+
 class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     """python-socketio's server, narrowed to what protocol v1 allows on the wire.
 
@@ -493,6 +602,9 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         super().__init__(serializer=CheckedPacket, **kwargs)
         self.binary_allowed = set()
         self.admission: Admission | None = None
+
+    def _engineio_server_class(self) -> type[EngineServer]:
+        return _EngineServer
 
     def admit_with(self, admission: Admission) -> None:
         """New sessions pass ``admission`` (see :func:`_admit_new_sessions`)."""
@@ -625,7 +737,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         if transport is not None and not transport.is_closing():
             transport.abort()
 
-    async def end_transport(self, eio_sid: str, grace_s: float, gone: asyncio.Event) -> None:
+    async def end_transport(self, eio_sid: str, grace_s: float, gone: Flag) -> None:
         """End the transport so that the client reconnects by itself.
 
         Neither a Socket.IO DISCONNECT ("io server disconnect") nor an Engine.IO

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import threading
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from liaison_client import LiaisonClient
 from server.app import COMPONENTS, Components, create_app
 from server.settings import Settings
 from server.transport import sio_seam
+from server.transport.lean_async import SocketQueue
 from tests.conftest import (
     ADMIN_PASSWORD,
     LiaisonServer,
@@ -41,6 +43,9 @@ ROOT = Path(__file__).resolve().parents[2]
 HOOK_TESTS: dict[str, str] = {
     "_no_compression": "test_sio_seam.py::test_permessage_deflate_is_never_negotiated",
     "_record_websocket_transport": "test_sio_seam.py::test_websocket_sessions_write_directly",
+    "SocketServer._engineio_server_class": (
+        "test_sio_seam.py::test_an_idle_websocket_session_keeps_no_read_task_and_no_queue_buffers"
+    ),
     "Connection.direct_transport": "test_sio_seam.py::test_websocket_sessions_write_directly",
     "SocketServer.send_ack": (
         "test_sio_seam.py::test_direct_writes_are_whole_frames_in_order_behind_no_ack"
@@ -544,3 +549,65 @@ async def test_a_poll_of_a_closed_session_is_a_quiet_400(fresh_server: LiaisonSe
     assert sid not in logged
     assert "Session is disconnected" not in logged
     assert not watch.problems()
+
+
+async def test_an_idle_websocket_session_keeps_no_read_task_and_no_queue_buffers(
+    inproc: _InProcess, clients: list[LiaisonClient]
+) -> None:
+    """Hooks ``_record_websocket_transport`` (its ``_serve_websocket``) and
+    ``SocketServer._engineio_server_class``: engineio's loop kept a task per
+    idle connection for the pending read, and an ``asyncio.Queue`` with four
+    empty deques; both were most of what an idle connection cost."""
+    srv: Any = inproc
+    for name in ("dispatch", "officer", "outreach"):
+        await connect(clients, srv, name)
+    readers = [t for t in asyncio.all_tasks() if "websocket_wait" in repr(t.get_coro())]
+    assert readers == [], "a read runs in the session's own task"
+    sockets: list[Any] = list(inproc.parts.gateway.sio.eio.sockets.values())
+    assert len(sockets) == 3
+    for sock in sockets:
+        queue: SocketQueue = sock.queue
+        assert isinstance(queue, SocketQueue)
+        await until(queue.empty, 5, "the queue drains")
+        assert sock.queue._items is None
+        assert sock.queue._getters is not None  # the writer waits on it
+
+
+async def test_a_silent_websocket_client_is_closed_after_interval_plus_timeout(
+    tmp_path: Path, clients: list[LiaisonClient]
+) -> None:
+    """The read deadline of ``_serve_websocket``: a client that stops answering
+    pings is closed after ping interval + ping timeout, as engineio's own loop
+    did; one that answers them stays."""
+    srv = LiaisonServer(
+        tmp_path / "data", env={"LIAISON_PING_INTERVAL_S": "1", "LIAISON_PING_TIMEOUT_S": "1"}
+    )
+    srv.start()
+    try:
+        login = await connect(clients, srv, "outreach", live=False)
+        assert login.token is not None
+        answering, silent = connect_raw(srv, login.token), connect_raw(srv, login.token)
+        started = time.monotonic()
+
+        def answer_pings(seconds: float) -> int:
+            pings = 0
+            answering.sock.settimeout(5)
+            while time.monotonic() - started < seconds:
+                text = answering.recv_text()  # raises once closed by the server
+                assert text.startswith("2"), text  # only pings
+                answering.send_text("3")
+                pings += 1
+            return pings
+
+        answered = asyncio.create_task(asyncio.to_thread(answer_pings, 5.0))
+        # Until the close frame (FIN + opcode 8): aiohttp then waits for the
+        # client's own close frame before it drops the TCP connection.
+        seen = await asyncio.to_thread(silent.drain, b"\x88")
+        assert b"\x88" in seen
+        assert 1.5 < time.monotonic() - started < 8  # engineio: interval + timeout, 2 s
+        assert await answered >= 3, "the answering client was served throughout"
+        answering.close()
+        silent.close()
+    finally:
+        srv.stop()
+    assert srv.errors_logged() == []
