@@ -15,6 +15,8 @@ Hooks (private attribute relied on → what it is for):
                                       (:func:`_record_websocket_transport`); replaced
                                       by engineio's loop without a task, a timer and
                                       a ``receive`` per message (:func:`_serve_websocket`)
+``AsyncSocket.schedule_ping``         a timer, not a sleeping task, until the next ping
+                                      (:func:`_ping_from_a_timer`)
 ``AsyncServer.create_queue``,         a session queue that holds nothing while empty
 ``sio _engineio_server_class``        (:class:`_EngineServer`)
 ``AsyncSocket.upgraded/upgrading/``   when a direct write is safe
@@ -61,6 +63,7 @@ import contextlib
 import functools
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from importlib import metadata
 from typing import Any
@@ -146,6 +149,7 @@ def install_engineio_hooks() -> None:
     _more_packets_per_post()
     _answer_polls_a_client_can_decode()
     _refuse_undecodable_messages()
+    _ping_from_a_timer()
     _receive_nothing_once_closed()
     _answer_posts_to_closed_sessions()
     _answer_stale_sessions_quietly()
@@ -450,6 +454,41 @@ def _refuse_undecodable_messages() -> None:
         return message
 
     eio_aiohttp.WebSocket.wait = checked_wait
+
+
+#: Pings being sent, so the loop does not drop a running one (it keeps weak references).
+_PINGS: set[asyncio.Task[Any]] = set()
+
+
+def _ping_from_a_timer() -> None:
+    """Hook: ``AsyncSocket.schedule_ping`` (its ``last_ping``, ``_send_ping``).
+    engineio sleeps in a task of its own per connection until the next ping
+    is due: a task, its coroutine and a timer kept per idle connection. A
+    timer now starts engineio's send of the ping when it is due, as its
+    ``_send_ping`` did after its sleep."""
+
+    def schedule_ping(self: Any) -> None:
+        # only schedule a new ping if the previous ping wait cycle completed
+        if self.last_ping:
+            self.last_ping = None
+            asyncio.get_running_loop().call_later(self.server.ping_interval, _ping_due, self)
+
+    AsyncSocket.schedule_ping = schedule_ping
+
+
+def _ping_due(sock: Any) -> None:
+    if sock.closing or sock.closed:
+        return
+    sock.last_ping = time.time()
+    task = asyncio.ensure_future(sock.send(eio_packet.Packet(eio_packet.PING)))
+    _PINGS.add(task)
+    task.add_done_callback(_ping_sent)
+
+
+def _ping_sent(task: asyncio.Task[Any]) -> None:
+    _PINGS.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("an Engine.IO ping could not be queued", exc_info=task.exception())
 
 
 def _receive_nothing_once_closed() -> None:

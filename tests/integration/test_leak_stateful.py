@@ -150,6 +150,7 @@ from tests.sharing_oracle import (
     updated_for,
     visible_online,
 )
+from tests.waiting import until_true
 
 T = TypeVar("T")
 POLICE, SHELTER, WILDLIFE = "metro-police", "harbour-shelter", "city-wildlife"
@@ -1705,6 +1706,7 @@ async def populate(world: World, admin_url: str) -> None:
         if role == "bot":
             body = {"user": username, "name": "leak test", "coordinator": True}
             key = (await admins[org].request("POST", "/api/v1/keys", body))["key"]
+            await valid_everywhere(world.urls, key)
         await world.seat(username, org, role, world.urls[i % len(world.urls)], key)
     world.admins = admins
     # A bot scoped to one incident (SPEC 4.3): a capacity reader of its own
@@ -1727,6 +1729,27 @@ async def populate(world: World, admin_url: str) -> None:
             "POST", f"/api/v1/users/{user_id}/phone", {"phone": number}
         )
         world.phones[user_id] = number
+
+
+async def valid_everywhere(urls: list[str], key: str) -> None:
+    """Until a new key works on every node: the node that created it knows it at
+    once, the others once the revocation feed tells them (a few ms on Redis;
+    server/services/api_keys.py), and the bot may be seated on any of them."""
+
+    async def everywhere() -> bool:
+        for url in urls:
+            probe = LiaisonClient(url, api_key=key)
+            try:
+                await probe.request("GET", "/api/v1/me")
+            except CommandFailed as refused:
+                if refused.code != "unauthenticated":
+                    raise
+                return False
+            finally:
+                await probe.close()
+        return True
+
+    await until_true(everywhere, 10, "the new API key is valid on every node")
 
 
 async def org_admin(admin: LiaisonClient, org: str, url: str) -> LiaisonClient:

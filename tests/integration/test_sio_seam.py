@@ -43,6 +43,9 @@ ROOT = Path(__file__).resolve().parents[2]
 HOOK_TESTS: dict[str, str] = {
     "_no_compression": "test_sio_seam.py::test_permessage_deflate_is_never_negotiated",
     "_record_websocket_transport": "test_sio_seam.py::test_websocket_sessions_write_directly",
+    "_ping_from_a_timer": (
+        "test_sio_seam.py::test_an_idle_websocket_session_keeps_no_read_task_and_no_queue_buffers"
+    ),
     "SocketServer._engineio_server_class": (
         "test_sio_seam.py::test_an_idle_websocket_session_keeps_no_read_task_and_no_queue_buffers"
     ),
@@ -563,6 +566,8 @@ async def test_an_idle_websocket_session_keeps_no_read_task_and_no_queue_buffers
         await connect(clients, srv, name)
     readers = [t for t in asyncio.all_tasks() if "websocket_wait" in repr(t.get_coro())]
     assert readers == [], "a read runs in the session's own task"
+    sleepers = [t for t in asyncio.all_tasks() if "_send_ping" in repr(t.get_coro())]
+    assert sleepers == [], "the next ping waits on a timer, not in a task"
     sockets: list[Any] = list(inproc.parts.gateway.sio.eio.sockets.values())
     assert len(sockets) == 3
     for sock in sockets:
