@@ -86,6 +86,8 @@ def pending(
         return []
     out: list[Deadline] = []
     for msg in state.messages.values():
+        if not msg.urgent:  # most are not: no call for them (this runs on every new head)
+            continue
         due = ack_due(state, msg, config, directory)
         if due is not None:
             out.append(Deadline(due, state.id, "ack", msg.seq))
