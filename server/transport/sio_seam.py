@@ -172,15 +172,7 @@ def _record_websocket_transport() -> None:
     written straight to it, instead of one queue item, one writer wake-up and
     one frame build per recipient."""
 
-    async def recording_handler(self: Any, ws: Any) -> Any:
-        request = getattr(ws, "environ", {}).get("aiohttp.request")
-        self.liaison_transport = request.transport if request is not None else None
-        try:
-            return await _serve_websocket(self, ws)
-        finally:
-            self.liaison_transport = None
-
-    AsyncSocket._websocket_handler = recording_handler
+    AsyncSocket._websocket_handler = _serve_websocket
 
 
 class _ReadDeadline:
@@ -246,109 +238,118 @@ async def _serve_websocket(sock: Any, ws: Any) -> None:
     it, without their per-message overhead). The rest is engineio's, line for
     line.
     """
-    server = sock.server
-
-    async def websocket_wait() -> Any:
-        data = await ws.wait()
-        if data and len(data) > server.max_http_buffer_size:
-            raise ValueError("packet is too large")
-        return data
-
-    if sock.connected:
-        # the socket was already connected, so this is an upgrade
-        sock.upgrading = True  # hold packet sends during the upgrade
-        try:
-            pkt = await websocket_wait()
-        except OSError:
-            return
-        decoded_pkt = eio_packet.Packet(encoded_packet=pkt)
-        if decoded_pkt.packet_type != eio_packet.PING or decoded_pkt.data != "probe":
-            server.logger.info("%s: Failed websocket upgrade, no PING packet", sock.sid)
-            sock.upgrading = False
-            return
-        await ws.send(eio_packet.Packet(eio_packet.PONG, data="probe").encode())
-        await sock.queue.put(eio_packet.Packet(eio_packet.NOOP))  # end poll
-        try:
-            pkt = await websocket_wait()
-        except OSError:
-            sock.upgrading = False
-            return
-        decoded_pkt = eio_packet.Packet(encoded_packet=pkt)
-        if decoded_pkt.packet_type != eio_packet.UPGRADE:
-            sock.upgraded = False
-            server.logger.info(
-                "%s: Failed websocket upgrade, expected UPGRADE packet, received %s instead.",
-                sock.sid,
-                pkt,
-            )
-            sock.upgrading = False
-            return
-        sock.upgraded = True
-        sock.upgrading = False
-    else:
-        sock.connected = True
-        sock.upgraded = True
-
-    async def writer() -> None:
-        while True:
-            try:
-                packets = await sock.poll()
-            except eio_exceptions.QueueEmpty:
-                break
-            if not packets:
-                break  # empty packet list returned -> connection closed
-            try:
-                for out in packets:
-                    await ws.send(out.encode())
-            except Exception:  # engineio: any failed send ends the writer
-                break
-        await ws.close()
-
-    writer_task = asyncio.ensure_future(writer())
-    server.logger.info("%s: Upgrade to websocket successful", sock.sid)
-    handle_message = server.handlers.get("message")
-    deadline = _ReadDeadline(server.ping_interval + server.ping_timeout)
+    request = getattr(ws, "environ", {}).get("aiohttp.request")
+    sock.liaison_transport = request.transport if request is not None else None
     try:
-        while True:
-            deadline.reading()
+        server = sock.server
+
+        async def websocket_wait() -> Any:
+            data = await ws.wait()
+            if data and len(data) > server.max_http_buffer_size:
+                raise ValueError("packet is too large")
+            return data
+
+        if sock.connected:
+            # the socket was already connected, so this is an upgrade
+            sock.upgrading = True  # hold packet sends during the upgrade
             try:
-                p = await websocket_wait()
-            except (Exception, asyncio.CancelledError):  # engineio: any read failure ends it
-                deadline.forget_own_cancel()
-                break
-            deadline.handling()
-            if p is None:
-                break  # connection closed by client
-            pkt = eio_packet.Packet(encoded_packet=p)
-            if pkt.packet_type == eio_packet.MESSAGE and handle_message is not None:
-                # AsyncSocket.receive and _trigger_event for a MESSAGE, without
-                # their log call and coroutine check per message: the same
-                # handler, the same end after a CLOSE, the same logged failure.
-                if sock.closed:
+                pkt = await websocket_wait()
+            except OSError:
+                return
+            decoded_pkt = eio_packet.Packet(encoded_packet=pkt)
+            if decoded_pkt.packet_type != eio_packet.PING or decoded_pkt.data != "probe":
+                server.logger.info("%s: Failed websocket upgrade, no PING packet", sock.sid)
+                sock.upgrading = False
+                return
+            await ws.send(eio_packet.Packet(eio_packet.PONG, data="probe").encode())
+            await sock.queue.put(eio_packet.Packet(eio_packet.NOOP))  # end poll
+            try:
+                pkt = await websocket_wait()
+            except OSError:
+                sock.upgrading = False
+                return
+            decoded_pkt = eio_packet.Packet(encoded_packet=pkt)
+            if decoded_pkt.packet_type != eio_packet.UPGRADE:
+                sock.upgraded = False
+                server.logger.info(
+                    "%s: Failed websocket upgrade, expected UPGRADE packet, received %s instead.",
+                    sock.sid,
+                    pkt,
+                )
+                sock.upgrading = False
+                return
+            sock.upgraded = True
+            sock.upgrading = False
+        else:
+            sock.connected = True
+            sock.upgraded = True
+
+        async def writer() -> None:
+            while True:
+                try:
+                    packets = await sock.poll()
+                except eio_exceptions.QueueEmpty:
+                    break
+                if not packets:
+                    break  # empty packet list returned -> connection closed
+                try:
+                    for out in packets:
+                        await ws.send(out.encode())
+                except Exception:  # engineio: any failed send ends the writer
+                    break
+            await ws.close()
+
+        writer_task = asyncio.ensure_future(writer())
+        server.logger.info("%s: Upgrade to websocket successful", sock.sid)
+        handle_message = server.handlers.get("message")
+        receive = ws._sock.receive  # the driver's aiohttp WebSocketResponse, as its wait() reads
+        deadline = _ReadDeadline(server.ping_interval + server.ping_timeout)
+        try:
+            while True:
+                deadline.reading()
+                try:  # websocket_wait() inline: three coroutine frames fewer per message
+                    p = (await receive()).data
+                    p = _checked_message(p)
+                    if p and len(p) > server.max_http_buffer_size:
+                        raise ValueError("packet is too large")
+                except (Exception, asyncio.CancelledError):  # engineio: any read failure ends it
+                    deadline.forget_own_cancel()
+                    break
+                deadline.handling()
+                if p is None:
+                    break  # connection closed by client
+                pkt = eio_packet.Packet(encoded_packet=p)
+                if pkt.packet_type == eio_packet.MESSAGE and handle_message is not None:
+                    # AsyncSocket.receive and _trigger_event for a MESSAGE, without
+                    # their log call and coroutine check per message: the same
+                    # handler, the same end after a CLOSE, the same logged failure.
+                    if sock.closed:
+                        server.logger.info("Receive error -- socket is closed")
+                        break
+                    try:
+                        await handle_message(sock.sid, pkt.data)
+                    except asyncio.CancelledError:
+                        pass  # as engineio's run_async_handler
+                    except Exception:
+                        server.logger.exception("message async handler error")
+                    continue
+                try:
+                    await sock.receive(pkt)
+                except eio_exceptions.UnknownPacketError:
+                    pass
+                except eio_exceptions.SocketIsClosedError:
                     server.logger.info("Receive error -- socket is closed")
                     break
-                try:
-                    await handle_message(sock.sid, pkt.data)
-                except asyncio.CancelledError:
-                    pass  # as engineio's run_async_handler
-                except Exception:
-                    server.logger.exception("message async handler error")
-                continue
-            try:
-                await sock.receive(pkt)
-            except eio_exceptions.UnknownPacketError:
-                pass
-            except eio_exceptions.SocketIsClosedError:
-                server.logger.info("Receive error -- socket is closed")
-                break
-            except Exception:  # engineio logs an unexpected error and reads on
-                server.logger.exception("Unknown receive error")
-    finally:
-        deadline.cancel()
+                except Exception:  # engineio logs an unexpected error and reads on
+                    server.logger.exception("Unknown receive error")
+        finally:
+            deadline.cancel()
 
-    await sock.queue.put(None)  # unlock the writer task so it can exit
-    await writer_task
-    await sock.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+        await sock.queue.put(None)  # unlock the writer task so it can exit
+        await writer_task
+        await sock.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+    finally:
+        sock.liaison_transport = None
 
 
 def _refuse_undecodable_posts() -> None:
@@ -447,13 +448,20 @@ def _refuse_undecodable_messages() -> None:
     original = eio_aiohttp.WebSocket.wait
 
     async def checked_wait(self: Any) -> Any:
-        message = await original(self)
-        if not decodable(message):
-            log.warning("closed a WebSocket that sent an undecodable Engine.IO packet")
-            raise OSError("undecodable Engine.IO packet")  # what the driver raises on a close
-        return message
+        return _checked_message(await original(self))
 
     eio_aiohttp.WebSocket.wait = checked_wait
+
+
+def _checked_message(message: Any) -> Any:
+    """What the driver's ``wait`` and :func:`_refuse_undecodable_messages` make of
+    a message's data: itself, or OSError (a close, an error, an undecodable packet)."""
+    if not isinstance(message, bytes | str):
+        raise OSError()  # the driver's own answer to a close or an error frame
+    if not decodable(message):
+        log.warning("closed a WebSocket that sent an undecodable Engine.IO packet")
+        raise OSError("undecodable Engine.IO packet")  # what the driver raises on a close
+    return message
 
 
 #: Pings being sent, so the loop does not drop a running one (it keeps weak references).
