@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from protocol.v1 import FollowTarget
@@ -45,6 +46,10 @@ class CountingSubscriber:
     def push(self, piece: Piece) -> bool:
         self.pending.append(piece)
         return True
+
+    def push_many(self, pieces: Sequence[Piece]) -> int:
+        self.pending.extend(pieces)
+        return len(pieces)
 
     async def push_backlog(self, piece: Piece) -> bool:
         return self.push(piece)

@@ -105,6 +105,10 @@ class Subscriber(Protocol):
         because its buffer overflowed."""
         ...
 
+    def push_many(self, pieces: Sequence[Piece]) -> int:
+        """``push`` of each in order, stopping at the first refused: how many were queued."""
+        ...
+
     async def push_backlog(self, piece: Piece) -> bool:
         """Queue one envelope read from the log, waiting for room instead of
         overflowing; False if the connection is gone."""
@@ -366,26 +370,38 @@ class Hub:
         encoded: list[_Encoded],
         groups: dict[tuple[str, str], list[tuple[Subscriber, FollowState]]],
     ) -> None:
-        """Deliver a contiguous batch to followers that are all at its start."""
-        gone: set[Subscriber] = set()
-        for enc in encoded:
-            seq = enc.event.seq
-            per_person = enc.meta.label is Label.RED
-            for members in groups.values():
-                if not per_person:
-                    piece, restricted = enc.piece_for(members[0][0])
-                for sub, fs in members:
-                    if gone and sub in gone:
-                        continue
-                    if per_person:
-                        piece, restricted = enc.piece_for(sub)
-                    if not sub.push(piece):
-                        gone.add(sub)
-                        self.unfollow(sub, incident)
-                        continue
-                    fs.last = seq
-                    if restricted:
-                        self._note_read(sub, incident, seq)
+        """Deliver a contiguous batch to followers that are all at its start.
+
+        Follower by follower, the whole batch at once (``push_many``): one look
+        at a connection's transport per batch, not per event. A group's pieces
+        are looked up once; only RED events are shaped per person.
+        """
+        seqs = [enc.event.seq for enc in encoded]
+        red = [enc.meta.label is Label.RED for enc in encoded]
+        any_red = any(red)
+        for members in groups.values():
+            lead = members[0][0]
+            shared: list[tuple[Piece, bool] | None] = [
+                None if r else enc.piece_for(lead) for enc, r in zip(encoded, red, strict=True)
+            ]
+            group = [got for got in shared if got is not None]
+            group_pieces = [p for p, _ in group]
+            for sub, fs in members:
+                mine = group
+                if any_red:
+                    mine = [
+                        got if got is not None else enc.piece_for(sub)
+                        for got, enc in zip(shared, encoded, strict=True)
+                    ]
+                pieces = [p for p, _ in mine] if any_red else group_pieces
+                queued = sub.push_many(pieces)
+                if queued:
+                    fs.last = seqs[queued - 1]
+                for i in range(queued):
+                    if mine[i][1]:
+                        self._note_read(sub, incident, seqs[i])
+                if queued < len(pieces):
+                    self.unfollow(sub, incident)
 
     def _note_read(self, sub: Subscriber, incident: str, seq: int) -> None:
         if self._reads is not None:

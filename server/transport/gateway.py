@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +107,9 @@ class Session:
 
     def push(self, piece: Piece) -> bool:
         return self.outbox.push(piece)
+
+    def push_many(self, pieces: Sequence[Piece]) -> int:
+        return self.outbox.push_many(pieces)
 
     async def push_backlog(self, piece: Piece) -> bool:
         return await self.outbox.push_backlog(piece)

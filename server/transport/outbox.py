@@ -21,7 +21,7 @@ from its last seq when it reconnects, so one slow phone never stalls others.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from protocol.codec import msgpack_array_header
 from server.services.hub import Piece
@@ -144,6 +144,31 @@ class Outbox:
         self._pending.append(piece)
         self._pending_bytes += len(piece)
         return True
+
+    def push_many(self, pieces: Sequence[Piece]) -> int:
+        """``push`` of each in order, stopping at the first refused: how many were queued.
+
+        On the direct path what the peer has not taken (the transport's buffer)
+        does not change within a turn, so one check stands for all of them.
+        """
+        transport = self._conn.direct_transport() if self._open is None else None
+        if transport is None:  # queued: its byte count grows with each piece
+            queued = 0
+            for piece in pieces:
+                if not self.push(piece):
+                    break
+                queued += 1
+            return queued
+        if transport.get_write_buffer_size() > self._max:
+            self._overflow()
+            return 0
+        if self.closed or self._conn.closed:
+            return 0
+        if not self._pending:
+            self._flusher.mark(self)
+        self._pending.extend(pieces)
+        self._pending_bytes += sum(map(len, pieces))
+        return len(pieces)
 
     async def push_backlog(self, piece: Piece) -> bool:
         """Queue an event read from the log; wait for the peer rather than overflow."""

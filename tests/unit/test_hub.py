@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -50,6 +50,10 @@ class Phone:
     def push(self, piece: Piece) -> bool:
         self.pieces.append(piece)
         return True
+
+    def push_many(self, pieces: Sequence[Piece]) -> int:
+        self.pieces.extend(pieces)
+        return len(pieces)
 
     async def push_backlog(self, piece: Piece) -> bool:
         return self.push(piece)
