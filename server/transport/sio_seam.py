@@ -38,10 +38,8 @@ aiohttp's ``WebSocketWriter``         writes a frame's header and payload with n
                                       its pending poll answered
 ``AsyncServer.handle_request``        POST to a closed session → 400, not 500;
                                       a request for a closed or unknown session
-                                      → 400, no ERROR with its sid
-                                      (:func:`_answer_stale_sessions_quietly`);
-                                      new sessions admitted first
-                                      (:func:`_admit_new_sessions`)
+                                      → 400, no ERROR with its sid; new sessions
+                                      admitted first (:func:`_guard_requests`)
 ``sio _handle_eio_connect/disconnect``  a session's admission slot held until it
 ``AsyncServer.eio.sockets``           authenticates or goes; a late one closed
                                       (:meth:`SocketServer.expire_unauthenticated`)
@@ -151,9 +149,7 @@ def install_engineio_hooks() -> None:
     _refuse_undecodable_messages()
     _ping_from_a_timer()
     _receive_nothing_once_closed()
-    _answer_posts_to_closed_sessions()
-    _answer_stale_sessions_quietly()
-    _admit_new_sessions()
+    _guard_requests()
     setattr(AsyncSocket, _INSTALLED, True)
 
 
@@ -297,6 +293,9 @@ async def _serve_websocket(sock: Any, ws: Any) -> None:
                         await ws.send(out.encode())
                 except Exception:  # engineio: any failed send ends the writer
                     break
+                # Not held while waiting for the next: engineio's writer kept the
+                # last packets it sent (the welcome, say: ~0.8 KB per idle session).
+                packets = out = None
             await ws.close()
 
         writer_task = asyncio.ensure_future(writer())
@@ -524,39 +523,37 @@ def _receive_nothing_once_closed() -> None:
     AsyncSocket.receive = receive_while_open
 
 
-def _answer_posts_to_closed_sessions() -> None:
-    """Hook: ``AsyncServer.handle_request`` (its private ``_get_socket``). A polling
-    POST to a session that is closed but not yet forgotten (after the client's
-    own CLOSE, say) raised ``KeyError('Session is disconnected')`` out of
-    ``handle_request``: a 500 with a traceback. It is a stale session like any
-    other: HTTP 400, as engineio answers an unknown one. Must run before the
-    server is attached to the app (aiohttp binds ``handle_request`` then)."""
-    original = EngineServer.handle_request
+def _guard_requests() -> None:
+    """Hook: ``AsyncServer.handle_request`` (its ``sockets`` and private
+    ``_get_socket``), one wrapper for three rules, so a WebSocket's handler
+    chain (alive as long as the connection) holds one frame for them, not three.
+    Must run before the server is attached to the app (aiohttp binds
+    ``handle_request`` then).
 
-    async def handle_request(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await original(self, *args, **kwargs)
-        except KeyError as exc:
-            if exc.args != ("Session is disconnected",):
-                raise
-            log.warning("refused a request for a closed Engine.IO session")
-            return web.Response(status=400, text="Session is disconnected")
-
-    EngineServer.handle_request = handle_request
-
-
-def _answer_stale_sessions_quietly() -> None:
-    """Hook: ``AsyncServer.handle_request`` (its ``sockets``). A GET or POST
-    naming a session that is closed (the first poll after a server-side close,
-    say) or unknown made engineio log an ERROR with the sid in it
-    ("'Session is disconnected' <sid>", "Invalid session <sid>"): noise for
-    the operator, and a sid in a log can be replayed. It is a stale session
-    like any other: HTTP 400 as engineio answers it, logged at DEBUG without
-    the sid. Outside :func:`_answer_posts_to_closed_sessions`."""
+    * **New sessions are admitted first.** A GET without ``sid`` (a new polling
+      or WebSocket session) asks the server's :class:`Admission`
+      (``liaison_admission``, set by :meth:`SocketServer.admit_with`); a
+      refusal is an HTTP 429/503 with ``Retry-After`` and nothing is created.
+      An admitted request carries its :class:`Slot` (request[SLOT_KEY]) to
+      :meth:`SocketServer._handle_eio_connect`; if engine.io created no
+      session for it (a bad request) the slot is given back here.
+    * **Stale sessions are answered quietly.** A GET or POST naming a session
+      that is closed (the first poll after a server-side close, say) or
+      unknown made engineio log an ERROR with the sid in it ("'Session is
+      disconnected' <sid>", "Invalid session <sid>"): noise for the operator,
+      and a sid in a log can be replayed. It gets HTTP 400 as engineio answers
+      it, logged at DEBUG without the sid.
+    * **A POST to a session closing meanwhile is a 400.** One that became
+      closed while its request was under way (after the client's own CLOSE,
+      say) raised ``KeyError('Session is disconnected')`` out of
+      ``handle_request``: a 500 with a traceback.
+    """
     original = EngineServer.handle_request
 
     async def handle_request(self: Any, request: web.BaseRequest, *args: Any) -> Any:
         sid = request.query.get("sid")
+        slot = None
+        admission: Admission | None = None
         if sid is not None:
             socket = self.sockets.get(sid)
             if socket is None or socket.closed:
@@ -565,33 +562,22 @@ def _answer_stale_sessions_quietly() -> None:
                 log.debug("refused a request for a closed or unknown Engine.IO session")
                 stale = "Session is disconnected" if socket is not None else "Invalid session"
                 return web.Response(status=400, text=f'"{stale}"', content_type="text/plain")
-        return await original(self, request, *args)
-
-    EngineServer.handle_request = handle_request
-
-
-def _admit_new_sessions() -> None:
-    """Hook: ``AsyncServer.handle_request``, outermost. A GET without ``sid``
-    (a new polling or WebSocket session) asks the server's :class:`Admission`
-    (``liaison_admission``, set by :meth:`SocketServer.admit_with`) first; a
-    refusal is an HTTP 429/503 with ``Retry-After`` and nothing is created.
-    An admitted request carries its :class:`Slot` (request[SLOT_KEY]) to
-    :meth:`SocketServer._handle_eio_connect`; if engine.io created no session
-    for it (a bad request) the slot is given back here."""
-    original = EngineServer.handle_request
-
-    async def handle_request(self: Any, request: web.BaseRequest, *args: Any) -> Any:
-        admission: Admission | None = getattr(self, "liaison_admission", None)
-        if admission is None or request.method != "GET" or "sid" in request.query:
-            return await original(self, request, *args)
-        slot = admission.admit(admission.address_of(request))
-        if isinstance(slot, Refusal):
-            return slot.response()
-        request[SLOT_KEY] = slot
+        elif request.method == "GET":
+            admission = getattr(self, "liaison_admission", None)
+            if admission is not None:
+                slot = admission.admit(admission.address_of(request))
+                if isinstance(slot, Refusal):
+                    return slot.response()
+                request[SLOT_KEY] = slot
         try:
             return await original(self, request, *args)
+        except KeyError as exc:
+            if exc.args != ("Session is disconnected",):
+                raise
+            log.warning("refused a request for a closed Engine.IO session")
+            return web.Response(status=400, text="Session is disconnected")
         finally:
-            if slot.eio_sid is None:
+            if admission is not None and slot is not None and slot.eio_sid is None:
                 admission.release(slot)
 
     EngineServer.handle_request = handle_request
@@ -731,7 +717,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         return _EngineServer
 
     def admit_with(self, admission: Admission) -> None:
-        """New sessions pass ``admission`` (see :func:`_admit_new_sessions`)."""
+        """New sessions pass ``admission`` (see :func:`_guard_requests`)."""
         self.admission = admission
         self.eio.liaison_admission = admission
         admission.expire = self.expire_unauthenticated

@@ -41,6 +41,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: hook (a function or method of sio_seam) → the test that fails without it.
 HOOK_TESTS: dict[str, str] = {
+    # Its other two rules: test_a_poll_of_a_closed_session_is_a_quiet_400 (here)
+    # and test_wire_input.py::test_a_polling_post_after_the_clients_own_close_is_a_400.
+    "_guard_requests": (
+        "test_admission.py::test_new_sessions_per_address_are_rate_limited_on_both_transports"
+    ),
     "_no_compression": "test_sio_seam.py::test_permessage_deflate_is_never_negotiated",
     "_record_websocket_transport": "test_sio_seam.py::test_websocket_sessions_write_directly",
     "_ping_from_a_timer": (
@@ -85,9 +90,6 @@ HOOK_TESTS: dict[str, str] = {
     "_receive_nothing_once_closed": (
         "test_wire_input.py::test_packets_after_the_clients_own_engineio_close_end_the_connection"
     ),
-    "_answer_posts_to_closed_sessions": (
-        "test_wire_input.py::test_a_polling_post_after_the_clients_own_close_is_a_400"
-    ),
     "CheckedPacket.decode": (
         "test_wire_input.py::test_undecodable_event_with_ack_id_gets_malformed_ack"
     ),
@@ -104,9 +106,6 @@ HOOK_TESTS: dict[str, str] = {
         "test_wire_input.py::test_undecodable_connect_packet_gets_connect_error"
     ),
     "check_versions": "test_sio_seam_boundary.py::test_the_version_check_names_each_mismatch",
-    "_admit_new_sessions": (
-        "test_admission.py::test_new_sessions_per_address_are_rate_limited_on_both_transports"
-    ),
     "SocketServer.admit_with": (
         "test_admission.py::test_unauthenticated_sessions_per_address_are_capped_and_freed_by_connecting"
     ),
@@ -118,9 +117,6 @@ HOOK_TESTS: dict[str, str] = {
     ),
     "SocketServer.expire_unauthenticated": (
         "test_admission.py::test_a_session_that_does_not_authenticate_in_time_is_closed_quietly"
-    ),
-    "_answer_stale_sessions_quietly": (
-        "test_sio_seam.py::test_a_poll_of_a_closed_session_is_a_quiet_400"
     ),
 }
 
