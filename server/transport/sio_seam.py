@@ -685,6 +685,10 @@ class _EngineServer(EngineServer):  # type: ignore[misc]
         return SocketQueue()
 
 
+#: What a connected session's environ keeps (:meth:`SocketServer._keep_only_the_request`).
+KEPT_ENVIRON = ("aiohttp.request", "REMOTE_ADDR")
+
+
 class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     """python-socketio's server, narrowed to what protocol v1 allows on the wire.
 
@@ -779,12 +783,27 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         except MalformedPacket as exc:
             self._binary_packet.pop(eio_sid, None)
             await self.malformed_handler(eio_sid, exc)
-        if (
-            self.admission is not None
-            and data[:1] == "0"
-            and self.manager.sid_from_eio_sid(eio_sid, "/") is not None
-        ):
-            self.admission.authenticated(eio_sid)  # it leaves the unauthenticated caps
+        if data[:1] == "0" and self.manager.sid_from_eio_sid(eio_sid, "/") is not None:
+            if self.admission is not None:
+                self.admission.authenticated(eio_sid)  # it leaves the unauthenticated caps
+            self._keep_only_the_request(eio_sid)
+
+    def _keep_only_the_request(self, eio_sid: str) -> None:
+        """Once a session has connected, its environ keeps only what is read later.
+
+        python-socketio keeps the environ of a session's first request for as
+        long as the session lives: every header as an ``HTTP_*`` copy (about
+        1.2 KB from a small client, more from a browser), and, on a session
+        that began on long-polling, that finished request. After the CONNECT
+        only ``aiohttp.request`` is read (:meth:`_tcp_transport`, admission).
+        Cleared in place: engine.io's WebSocket handler shares the dict.
+        """
+        environ = self.environ.get(eio_sid)
+        if environ is None:
+            return
+        kept = {key: environ[key] for key in KEPT_ENVIRON if key in environ}
+        environ.clear()  # back to an empty table; deleting keys would not shrink it
+        environ.update(kept)
 
     # ------------------------------------------------------------ sending
 

@@ -51,6 +51,9 @@ HOOK_TESTS: dict[str, str] = {
     "_ping_from_a_timer": (
         "test_sio_seam.py::test_an_idle_websocket_session_keeps_no_read_task_and_no_queue_buffers"
     ),
+    "SocketServer._keep_only_the_request": (
+        "test_sio_seam.py::test_a_connected_session_keeps_only_its_request_of_the_environ"
+    ),
     "SocketServer._engineio_server_class": (
         "test_sio_seam.py::test_an_idle_websocket_session_keeps_no_read_task_and_no_queue_buffers"
     ),
@@ -612,3 +615,23 @@ async def test_a_silent_websocket_client_is_closed_after_interval_plus_timeout(
     finally:
         srv.stop()
     assert srv.errors_logged() == []
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_a_connected_session_keeps_only_its_request_of_the_environ(
+    inproc: _InProcess, transport: str
+) -> None:
+    """Hook ``SocketServer._keep_only_the_request``: python-socketio kept every
+    header of a session's first request for the session's life."""
+    client = LiaisonClient(inproc.url, transports=[transport])
+    try:
+        await client.login("dispatch", "liaison-demo")
+        await client.connect()
+        sio = inproc.parts.gateway.sio
+        (environ,) = sio.environ.values()
+        assert set(environ) <= set(sio_seam.KEPT_ENVIRON)
+        assert "aiohttp.request" in environ
+        incident = await new_incident(client)  # and it still serves
+        assert (await client.follow(incident))["status"] == "ok"
+    finally:
+        await client.close()
