@@ -793,8 +793,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
 
         python-socketio keeps the environ of a session's first request for as
         long as the session lives: every header as an ``HTTP_*`` copy (about
-        1.2 KB from a small client, more from a browser), and, on a session
-        that began on long-polling, that finished request. After the CONNECT
+        1.2 KB from a small client, more from a browser). After the CONNECT
         only ``aiohttp.request`` is read (:meth:`_tcp_transport`, admission).
         Cleared in place: engine.io's WebSocket handler shares the dict.
         """
