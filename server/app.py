@@ -48,7 +48,7 @@ from server.transport.feed_socket import FeedSockets
 from server.transport.gateway import Gateway
 from server.transport.http_log import quiet_bad_http_requests
 from server.transport.login_guard import LoginGuard
-from server.transport.rest import RestApi, errors_middleware
+from server.transport.rest import RestApi, errors_middleware, keys_middleware
 from server.transport.rest_capacity import CapacityRoutes
 from server.transport.rest_export import ExportRoutes, exports_ctx
 from server.transport.rest_feed import FeedRoutes
@@ -120,6 +120,7 @@ def create_app(settings: Settings) -> web.Application:
     reads = RestrictedReadAudit(accounts.record)
     hub = Hub(backends.log, backends.broker, projections, backends.presence, sharing, reads)
     api_keys = ApiKeys(backends.api_keys, accounts)  # checked by accounts from now on
+    app.middlewares.append(keys_middleware(accounts))  # inside errors_middleware
     admission = build_admission(settings, backends.throttle, signer)
     gateway = Gateway(
         admission=admission,

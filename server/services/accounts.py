@@ -59,6 +59,10 @@ class KeyChecker(Protocol):
 
     def authenticate(self, token: str, address: str) -> tuple[Principal, AccessClaims]: ...
 
+    async def learn(self, token: str) -> None:
+        """Read a key created elsewhere a moment ago before it is checked (never raises)."""
+        ...
+
     def still_valid(self, claims: AccessClaims) -> bool: ...
 
     async def close(self) -> None: ...
@@ -168,6 +172,12 @@ class Accounts:
         if principal is None or not self.guard.allows(claims):
             raise ProtocolError(ErrorCode.UNAUTHENTICATED, "the session has ended")
         return principal, claims
+
+    async def prepare(self, token: object) -> None:
+        """Before ``authenticate`` where a caller may await: an API key created on
+        another node (or by the CLI) a moment ago is read, not refused."""
+        if isinstance(token, str) and token.startswith(API_KEY_PREFIX) and self.keys is not None:
+            await self.keys.learn(token)
 
     def still_valid(self, claims: AccessClaims) -> bool:
         """For a live socket: on every command and after every revocation (no I/O)."""

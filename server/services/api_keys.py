@@ -19,6 +19,14 @@ session store, on which the key store announces every create and revoke
 revoked it at once and on the others when the feed tells them (a few ms on
 Redis, ``sessions.POLL_S`` embedded), and its live sockets are closed then.
 
+A key created elsewhere a moment ago (on another node, or by ``liaison key
+create`` beside a running server) is read through: before a request or a
+connection is checked, an unknown key id costs one store read (``learn``),
+so a bot handed a new key is not refused until the feed catches up. Ids
+found missing are remembered for ``UNKNOWN_FOR_S``, and at most
+``LEARN_READS_PER_S`` such reads run per second, so garbage keys cannot make
+a node read its store on every request.
+
 The scope a key carries becomes ``Principal.scope`` (server/domain/model.py):
 the domain and the read paths enforce it; nothing there knows about keys.
 """
@@ -31,6 +39,7 @@ import hmac
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -64,6 +73,13 @@ MAX_KEY_CHARS = 128
 MAX_SCOPE_INCIDENTS = 1000
 #: Claims expiry of a key (never: a key lasts until it is revoked).
 NEVER = 2**62
+
+#: Seconds an id found missing from the store is not looked up again.
+UNKNOWN_FOR_S = 30.0
+#: Ids remembered as missing, oldest forgotten first.
+MAX_UNKNOWN = 4096
+#: Store reads for unknown ids per second and node; past that they are refused as before.
+LEARN_READS_PER_S = 20
 
 _DUMMY_HASH = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
 
@@ -125,6 +141,9 @@ class ApiKeys:
         self._touched: dict[str, int] = {}
         self._failures = (0, 0, 0)  # minute, recorded in it, suppressed since last record
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: key id -> monotonic time it was found missing (learn's negative cache).
+        self._unknown: OrderedDict[str, float] = OrderedDict()
+        self._reads = (0, 0)  # second, reads in it
         accounts.keys = self
         accounts.guard.keep(self._on_feed)
 
@@ -146,6 +165,46 @@ class ApiKeys:
             raise ProtocolError(ErrorCode.UNAUTHENTICATED, "the API key is not valid")
         self._touch(key.id)
         return principal, AccessClaims(key.user_id, NEVER, key.created_ms, "", key=key.id)
+
+    async def learn(self, token: str) -> None:
+        """Read a key this node does not know yet from the store (module docstring).
+
+        Never raises: a key that cannot be read is refused by ``authenticate``
+        as an unknown one, exactly as without this step.
+        """
+        parsed = parse_key(token)
+        if parsed is None or parsed[0] in self._keys:
+            return
+        key_id = parsed[0]
+        now = time.monotonic()
+        missing_since = self._unknown.get(key_id)
+        if missing_since is not None and now - missing_since < UNKNOWN_FOR_S:
+            return
+        second, reads = self._reads
+        if second != int(now):
+            second, reads = int(now), 0
+        if reads >= LEARN_READS_PER_S:
+            return
+        self._reads = (second, reads + 1)
+        try:
+            key = await self.store.get(key_id)
+        except StorageUnavailable as exc:
+            log.warning("API key %s could not be looked up: %s", key_id, exc)
+            return
+        if key is None:
+            self._unknown[key_id] = now
+            self._unknown.move_to_end(key_id)
+            while len(self._unknown) > MAX_UNKNOWN:
+                self._unknown.popitem(last=False)
+            return
+        self._unknown.pop(key_id, None)
+        if key.id not in self._keys:  # the feed may have brought it meanwhile
+            self._cache([key])
+        if self.directory.user(key.user_id) is None:
+            try:  # a bot added just before its key, elsewhere: as the feed does
+                await self.directory.catch_up()
+            except StorageUnavailable as exc:
+                log.warning("directory not checked for API key %s: %s", key.id, exc)
 
     def still_valid(self, claims: AccessClaims) -> bool:
         """For a live socket, on every command and after every revocation (no I/O)."""

@@ -217,6 +217,8 @@ class Gateway:
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:
+            if isinstance(auth, dict):  # a key created elsewhere a moment ago is read first
+                await self.accounts.prepare(auth.get("token"))
             principal, claims, codec, version = self._negotiate(auth)
             self.admission.check_user(len(self.by_user.get(principal.user_id, ())))
         except ProtocolError as err:

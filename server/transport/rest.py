@@ -88,6 +88,20 @@ def error_response(err: ProtocolError) -> web.Response:
     return response
 
 
+def keys_middleware(accounts: Accounts) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Before a REST handler checks its caller (synchronously): an API key created
+    on another node or by the CLI a moment ago is read first (``Accounts.prepare``)."""
+
+    @web.middleware
+    async def learn_keys(request: web.Request, handler: Handler) -> web.StreamResponse:
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer lk_") and request.path.startswith("/api/"):
+            await accounts.prepare(header[7:])
+        return await handler(request)
+
+    return learn_keys
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Typed JSON errors for the REST API; Socket.IO and static files are left alone."""

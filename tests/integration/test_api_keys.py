@@ -11,7 +11,7 @@ import contextlib
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 
 from liaison_client import CommandFailed, LiaisonClient
+from server.services.api_keys import LEARN_READS_PER_S, ApiKeys, KeyRequest
 from tests.conftest import (
     ADMIN_PASSWORD,
     LiaisonServer,
@@ -28,6 +29,7 @@ from tests.conftest import (
     new_key,
     police_admin,
 )
+from tests.integration.inproc import InProcess, serve_inproc
 from tests.integration.test_accounts import (
     LIAISON,
     TARGET_S,
@@ -418,3 +420,70 @@ async def test_revoking_a_key_on_one_node_cuts_the_bot_off_on_both(
     # A key made on one node works on the other at once (the create is announced).
     _, key = await new_key(await police_admin(clients, pair[0]))
     await until_true(lambda: _accepted(pair[1], key), 1, "the other node accepts the new key")
+
+
+@pytest.fixture
+async def inproc(tmp_path: Path) -> AsyncIterator[InProcess]:
+    """A node in the test's loop: its key cache and its store are at hand."""
+    async with serve_inproc(tmp_path) as server:
+        yield server
+
+
+async def test_a_key_stored_elsewhere_a_moment_ago_is_read_not_refused(
+    inproc: InProcess, clients: list[LiaisonClient]
+) -> None:
+    """A key another node (or ``liaison key create``) has just written is accepted
+    at once, on REST and on a socket, before this node's feed brings it. It was
+    refused until then (CI found it once, on two Redis nodes)."""
+    keys = inproc.parts.accounts.keys
+    assert isinstance(keys, ApiKeys)
+    tokens = []
+    for name in ("REST", "socket"):
+        key, token = keys._new_key("test", None, KeyRequest(username="cad-bot", name=name))
+        await keys.store.create(key, key.created_ms)  # as elsewhere: not in this node's cache
+        assert key.id not in keys._keys
+        tokens.append(token)
+    rest_bot = LiaisonClient(inproc.url, api_key=tokens[0])
+    clients.append(rest_bot)
+    assert (await rest_bot.request("GET", "/api/v1/me"))["role"] == "bot"
+    socket_bot = LiaisonClient(inproc.url, api_key=tokens[1])
+    clients.append(socket_bot)
+    welcome = await socket_bot.connect()
+    assert welcome["user"]["role"] == "bot", welcome
+
+
+async def test_unknown_keys_cost_one_store_read_each_at_a_bounded_rate(
+    inproc: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Garbage keys cannot make a node read its store on every request: an id
+    found missing is not read again for a while, and such reads are capped."""
+    keys = inproc.parts.accounts.keys
+    assert isinstance(keys, ApiKeys)
+    reads: list[str] = []
+    real_get = keys.store.get
+
+    async def counted(key_id: str) -> Any:
+        reads.append(key_id)
+        return await real_get(key_id)
+
+    monkeypatch.setattr(keys.store, "get", counted)
+    garbage = "lk_" + "0" * 16 + "_" + "x" * 43
+    for _ in range(5):
+        await keys.learn(garbage)
+    assert reads == ["0" * 16]
+    for i in range(1, 200):
+        await keys.learn(f"lk_{i:016x}_{'y' * 43}")
+    # The budget is per second; the loop may straddle one boundary.
+    assert len(reads) <= 1 + 2 * LEARN_READS_PER_S
+    assert await refused_rest(inproc.url, garbage)
+
+
+async def refused_rest(url: str, token: str) -> bool:
+    probe = LiaisonClient(url, api_key=token)
+    try:
+        await probe.request("GET", "/api/v1/me")
+    except CommandFailed as exc:
+        return exc.code == "unauthenticated"
+    finally:
+        await probe.close()
+    return False

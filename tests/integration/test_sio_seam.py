@@ -13,26 +13,23 @@ import asyncio
 import threading
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
-from aiohttp import web
 
 from liaison_client import LiaisonClient
-from server.app import COMPONENTS, Components, create_app
-from server.settings import Settings
 from server.transport import sio_seam
 from server.transport.lean_async import SocketQueue
 from tests.conftest import (
-    ADMIN_PASSWORD,
     LiaisonServer,
     connect,
-    free_port,
     new_incident,
 )
+from tests.integration.inproc import InProcess, serve_inproc
 from tests.integration.rawws import RawWebSocket
 from tests.integration.wire import SOCKET_PATH, LogWatch, connect_raw
 from tests.waiting import until
@@ -408,28 +405,15 @@ async def test_shutdown_ends_the_websocket_without_a_close_packet(
     assert not any(t.startswith(b"41") for t in texts), "no Socket.IO DISCONNECT"
 
 
-class _InProcess:
-    def __init__(self, url: str, parts: Components) -> None:
-        self.url, self.parts = url, parts
-
-
 @pytest.fixture
-async def inproc(tmp_path: Path) -> Any:
+async def inproc(tmp_path: Path) -> AsyncIterator[InProcess]:
     """A server in the test's own event loop, so the test can look at its sessions."""
-    settings = Settings(
-        port=free_port(), data_dir=tmp_path, admin_password=ADMIN_PASSWORD, demo=True
-    )
-    runner = web.AppRunner(create_app(settings))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", settings.port).start()
-    try:
-        yield _InProcess(f"http://127.0.0.1:{settings.port}", runner.app[COMPONENTS])
-    finally:
-        await runner.cleanup()
+    async with serve_inproc(tmp_path) as server:
+        yield server
 
 
 async def test_websocket_sessions_write_directly(
-    inproc: _InProcess, clients: list[LiaisonClient]
+    inproc: InProcess, clients: list[LiaisonClient]
 ) -> None:
     """Hooks ``_record_websocket_transport`` and ``direct_transport``: a
     WebSocket session's events bypass engine.io's queue, which the fan-out's
@@ -441,7 +425,7 @@ async def test_websocket_sessions_write_directly(
 
 
 async def test_an_ack_queues_behind_an_ack_engineio_has_not_written(
-    inproc: _InProcess, clients: list[LiaisonClient]
+    inproc: InProcess, clients: list[LiaisonClient]
 ) -> None:
     """Hooks ``Connection.queue_ack``, ``acks_queued``: while an ack waits in
     engine.io's queue (queued during an upgrade, say), the next one queues
@@ -498,7 +482,7 @@ async def test_the_official_js_client_speaks_to_the_seam(
 
 
 async def test_a_polling_clients_own_close_answers_its_pending_poll(
-    inproc: _InProcess, clients: list[LiaisonClient]
+    inproc: InProcess, clients: list[LiaisonClient]
 ) -> None:
     """Hook ``_receive_nothing_once_closed``: after a long-polling client's own
     Engine.IO CLOSE, its GET waiting for packets is answered at once. It was
@@ -554,7 +538,7 @@ async def test_a_poll_of_a_closed_session_is_a_quiet_400(fresh_server: LiaisonSe
 
 
 async def test_an_idle_websocket_session_keeps_no_read_task_and_no_queue_buffers(
-    inproc: _InProcess, clients: list[LiaisonClient]
+    inproc: InProcess, clients: list[LiaisonClient]
 ) -> None:
     """Hooks ``_record_websocket_transport`` (its ``_serve_websocket``) and
     ``SocketServer._engineio_server_class``: engineio's loop kept a task per
@@ -619,7 +603,7 @@ async def test_a_silent_websocket_client_is_closed_after_interval_plus_timeout(
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
 async def test_a_connected_session_keeps_only_its_request_of_the_environ(
-    inproc: _InProcess, transport: str
+    inproc: InProcess, transport: str
 ) -> None:
     """Hook ``SocketServer._keep_only_the_request``: python-socketio kept every
     header of a session's first request for the session's life."""
