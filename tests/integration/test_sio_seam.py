@@ -13,7 +13,6 @@ import asyncio
 import threading
 import time
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from tests.conftest import (
     connect,
     new_incident,
 )
-from tests.integration.inproc import InProcess, serve_inproc
+from tests.integration.inproc import InProcess
 from tests.integration.rawws import RawWebSocket
 from tests.integration.wire import SOCKET_PATH, LogWatch, connect_raw
 from tests.waiting import until
@@ -403,13 +402,6 @@ async def test_shutdown_ends_the_websocket_without_a_close_packet(
     assert frames[-1][0] == 0x8, "the WebSocket is closed with a close frame"
     assert b"1" not in texts, "no Engine.IO CLOSE"
     assert not any(t.startswith(b"41") for t in texts), "no Socket.IO DISCONNECT"
-
-
-@pytest.fixture
-async def inproc(tmp_path: Path) -> AsyncIterator[InProcess]:
-    """A server in the test's own event loop, so the test can look at its sessions."""
-    async with serve_inproc(tmp_path) as server:
-        yield server
 
 
 async def test_websocket_sessions_write_directly(
