@@ -68,7 +68,6 @@ SINGLE_NODE_WORKLOADS = ("A", "B", "C", "D")
 CROSS_NODE_WORKLOADS = ("E",)
 #: Why a server has no E column: only these have a multi-node mode here.
 NO_CLUSTER = {
-    "node": "no cross-node mode: bench/node installs socket.io without a Redis adapter",
     "proto": "the bench-only prototype transport is measured on one node only",
 }
 #: Upper bound for one load run; a healthy one takes about 30 s (A-D) or 20 s (E).
@@ -249,6 +248,8 @@ def cluster_spec(
     if name == "liaison":
         node = role.replace("_", "-")
         return liaison_spec(port, root / f"{role}-data", redis_url, node, durable)
+    if name == "node":
+        return node_spec(port, redis_url)
     return baseline_redis_spec(port, redis_url)
 
 

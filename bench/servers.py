@@ -36,6 +36,9 @@ LIAISON_BENCH_LIMITS = {
     "LIAISON_MAX_UNAUTHENTICATED_SESSIONS": "0",
 }
 NPM_TIMEOUT_S = 120
+#: What bench/node needs in node_modules (package-lock.json pins them): an older
+#: install without the Redis adapter is installed again.
+NODE_PACKAGES = ("socket.io", "@socket.io/redis-adapter", "redis")
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -191,10 +194,12 @@ def _read_bulk(s: socket.socket) -> bytes:
     return rest[:size]
 
 
-def node_spec(port: int) -> ServerSpec:
+def node_spec(port: int, redis_url: str = "") -> ServerSpec:
+    """The Node reference; with ``redis_url``, one node of a cluster on @socket.io/redis-adapter."""
     node = shutil.which("node") or "node"
+    env = {"REDIS_URL": redis_url} if redis_url else {}
     return ServerSpec(
-        "node", "Node socket.io", "plain", (node, "server.js", str(port)), cwd=NODE_DIR
+        "node", "Node socket.io", "plain", (node, "server.js", str(port)), env, cwd=NODE_DIR
     )
 
 
@@ -202,7 +207,8 @@ def prepare_node() -> str | None:
     """Install the Node reference's dependencies if needed; None if ready, else why not."""
     if shutil.which("node") is None:
         return "node is not installed"
-    if (NODE_DIR / "node_modules" / "socket.io" / "package.json").exists():
+    modules = NODE_DIR / "node_modules"
+    if all((modules / name / "package.json").exists() for name in NODE_PACKAGES):
         return None
     npm = shutil.which("npm")
     if npm is None:

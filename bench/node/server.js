@@ -5,6 +5,10 @@
 // one room per incident; `cmd` {type:"message.post"} broadcasts one envelope to
 // the room with `io.to(room).emit("ev", [envelope])` and acks {ok, seq}. No
 // persistence, no validation: this is the ceiling a plain broadcast reaches.
+//
+// With REDIS_URL set (workload E), the node joins the others on that Redis
+// through the official @socket.io/redis-adapter: `io.to(room).emit` then
+// reaches the room's members on every node, as in a scaled-out deployment.
 "use strict";
 
 const http = require("node:http");
@@ -18,6 +22,18 @@ const httpServer = http.createServer((req, res) => {
   res.writeHead(404).end();
 });
 const io = new Server(httpServer, { serveClient: false });
+
+async function joinRedis(url) {
+  const { createClient } = require("redis");
+  const { createAdapter } = require("@socket.io/redis-adapter");
+  const pub = createClient({ url });
+  const sub = pub.duplicate();
+  for (const client of [pub, sub]) {
+    client.on("error", (err) => console.error(`redis client error: ${err.message}`));
+  }
+  await Promise.all([pub.connect(), sub.connect()]);
+  io.adapter(createAdapter(pub, sub));
+}
 
 function follow(socket, cmd) {
   const incidents = Array.isArray(cmd.incidents) ? cmd.incidents : [];
@@ -59,9 +75,18 @@ io.on("connection", (socket) => {
   });
 });
 
-httpServer.listen(port, host, () => {
-  console.log(`node socket.io reference on http://${host}:${httpServer.address().port}`);
-});
+const ready = process.env.REDIS_URL ? joinRedis(process.env.REDIS_URL) : Promise.resolve();
+ready.then(
+  () =>
+    httpServer.listen(port, host, () => {
+      const on = process.env.REDIS_URL ? ` (Redis adapter: ${process.env.REDIS_URL})` : "";
+      console.log(`node socket.io reference on http://${host}:${httpServer.address().port}${on}`);
+    }),
+  (err) => {
+    console.error(`could not join Redis: ${err.message}`);
+    process.exit(1);
+  },
+);
 
 function stop() {
   io.close();
