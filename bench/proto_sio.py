@@ -66,6 +66,12 @@ class ProtoConnection:
     def queue_text(self, socketio_frame: str) -> None:
         self.write(_text_frame("4" + socketio_frame))
 
+    #: Every write goes straight to the transport: no ack ever waits in a queue.
+    acks_queued = 0
+
+    def queue_ack(self, text: str) -> None:
+        self.queue_text(text)
+
     def queue_lazy(self, binary: bool, render: Callable[[], str | bytes]) -> None:
         data = render()
         if isinstance(data, bytes):
@@ -133,6 +139,16 @@ class ProtoSocketServer:
         else:
             conn.queue_text(f"3{ack_id}" + orjson.dumps([payload]).decode())
 
+    def ack_text(self, ack_id: int, payload: Any) -> str | None:
+        """``3<id>[payload]`` (what send_ack writes for JSON); None if it is binary."""
+        if isinstance(payload, bytes):
+            return None
+        return f"3{ack_id}" + orjson.dumps([payload]).decode()
+
+    def admit_with(self, admission: Any) -> None:
+        """Admission is not modelled here: every session is let in (a throughput yardstick)."""
+        self.admission = admission
+
     async def send_connect_error(self, eio_sid: str, message: str, data: Any) -> None:
         conn = self.conns.get(eio_sid)
         if conn is not None:
@@ -146,7 +162,7 @@ class ProtoSocketServer:
             conn.write(_text_frame("1"))
             conn.transport.abort()
 
-    async def end_transport(self, eio_sid: str, grace_s: float, gone: asyncio.Event) -> None:
+    async def end_transport(self, eio_sid: str, grace_s: float, gone: Any) -> None:
         conn = self.conns.get(eio_sid)
         if conn is None:
             return
