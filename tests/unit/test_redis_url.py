@@ -62,3 +62,16 @@ def test_any_url_is_accepted_or_refused_with_a_value_error(tail: str) -> None:
             validate(url)
         except ValueError:
             pass
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "redis+sentinel://127.0.0.1:1/m"])
+def test_redis_replies_are_parsed_by_hiredis(url: str) -> None:
+    """redis-py falls back to its pure-Python parser, silently, when hiredis
+    cannot be imported; the cross-node figures in bench/ assume the C one."""
+    from redis._parsers.hiredis import _AsyncHiredisParser
+
+    from server.storage.redis_connect import command_client, link
+
+    for client in (command_client(url, 4, 1.0), link(url)):
+        connection = client.connection_pool.make_connection()
+        assert isinstance(connection._parser, _AsyncHiredisParser)
