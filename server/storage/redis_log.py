@@ -60,6 +60,7 @@ from typing import Any
 
 import msgpack
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript as Script
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -501,28 +502,57 @@ class RedisEventLog(RedisLogReader):
         header: list[Any],
         terms: tuple[list[str], list[int]],
     ) -> list[bytes]:
-        """The append, the header merge and the words of its events in one MULTI (one slot)."""
+        """The append, the header merge and the words of its events in one MULTI (one slot).
+
+        The scripts go in as plain EVALSHA: a pipeline holding redis-py
+        ``Script`` objects first sends SCRIPT EXISTS for them, one more round
+        trip before every append. A script Redis has lost (a restart, a
+        promoted replica) answers NOSCRIPT inside the EXEC: those are loaded
+        and sent again. Nothing is applied twice: header.lua and terms.lua run
+        only when the head is the one this append produced, and both are
+        idempotent, while append.lua is a compare-and-set that a second time
+        finds the head moved.
+        """
         script_keys = _script_keys(incident)
+        calls: list[tuple[Script, list[Any]]] = [(self._script, [*script_keys, *args])]
+        if header:
+            header_keys = [keys.summary_key(incident), keys.head_key(incident)]
+            calls.append((self._header_script, [*header_keys, head_hash, *header]))
+        if terms[0]:
+            term_keys = [keys.head_key(incident), *terms[0]]
+            calls.append((self._terms_script, [*term_keys, head_hash, *terms[1]]))
+        numkeys = {
+            self._script: len(script_keys),
+            self._header_script: 2,
+            self._terms_script: 1 + len(terms[0]),
+        }
+        replies: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))  # indexes into calls of what to send
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                await self._script(keys=script_keys, args=args, client=pipe)
-                if header:
-                    await self._header_script(
-                        keys=[keys.summary_key(incident), keys.head_key(incident)],
-                        args=[head_hash, *header],
-                        client=pipe,
-                    )
-                if terms[0]:
-                    await self._terms_script(
-                        keys=[keys.head_key(incident), *terms[0]],
-                        args=[head_hash, *terms[1]],
-                        client=pipe,
-                    )
-                reply, *_ = await pipe.execute()
+            for _ in range(2):
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    for i in todo:
+                        script, values = calls[i]
+                        _ = pipe.evalsha(script.sha, numkeys[script], *values)
+                    answers: list[Any] = await pipe.execute(raise_on_error=False)
+                for i, answer in zip(todo, answers, strict=True):
+                    replies[i] = answer
+                lost = [i for i in todo if isinstance(replies[i], NoScriptError)]
+                if not lost:
+                    break
+                for i in lost:
+                    script = calls[i][0]
+                    script.sha = await self.redis.script_load(script.script)
+                # Without the append nothing of the MULTI was applied: all
+                # again; after it, only what was lost.
+                todo = list(range(len(calls))) if lost[0] == 0 else lost
         except (RedisTimeoutError, RedisConnectionError, OSError) as exc:
             # As in _eval: the MULTI may have been applied, only its reply lost.
             raise StorageOutcomeUnknown(f"no answer to the append on {incident}: {exc}") from exc
-        return list(reply)
+        for answer in replies:
+            if isinstance(answer, Exception):
+                raise answer
+        return list(replies[0])
 
     async def _touch_index(self, incident: str, events: list[StoredEvent]) -> None:
         """Move the incident up the index orders: the global one, and each

@@ -10,11 +10,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
 
 from server.backends import running
 from server.domain.search_text import MAX_TERMS_PER_EVENT
 from server.storage.base import EventLog, IncidentQuery
+from server.storage.redis_log import APPEND_LUA
 from tests.contract.conftest import embedded_settings, redis_settings
 from tests.contract.test_event_log import log  # noqa: F401  (fixture)
 from tests.contract.test_incident_index import create, make, projected
@@ -142,3 +144,33 @@ async def test_words_of_any_script_are_found_as_cut(log: EventLog) -> None:  # n
         assert await log.text_matches("intl", [word], 0, 99) == [seq], word
     assert await log.text_matches("intl", ["cafe"], 0, 99) == []  # no accent folding
     assert await log.text_matches("intl", ['"'], 0, 99) == []
+
+
+@pytest.mark.parametrize("kept", ["no script", "only append.lua"])
+async def test_an_append_after_redis_lost_its_scripts_is_stored_once_whole(
+    redis_server: RedisServer, kept: str
+) -> None:
+    """A restarted Redis, or a promoted replica, has no scripts: the append
+    (append.lua, header.lua, terms.lua in one MULTI) answers NOSCRIPT inside
+    the EXEC, loads what was lost and sends it again. With append.lua kept and
+    the others lost, the events are stored by the first EXEC and only the
+    header and the words follow: each event once, its words found, its title
+    in the index."""
+    redis_server.flush()
+    async with running(redis_settings(redis_server, "n")) as node:
+        await create(node.log, "inc")
+        client = aioredis.Redis.from_url(redis_server.url)
+        try:
+            await client.script_flush()
+            if kept == "only append.lua":
+                await client.script_load(APPEND_LUA)
+            update = {"title": "Kestrel lane"}
+            result = await node.log.append(make("inc", "u", "incident.updated", update))
+            assert (result.event.seq, result.duplicate) == (2, False)
+            assert await post(node.log, "inc", "m", "kestrel seen") == 3
+            assert await client.xlen("liaison:{inc}:log") == 3
+        finally:
+            await client.aclose()
+        assert await node.log.text_matches("inc", ["kestrel"], 0, 99) == [3, 2]
+        page = await node.log.list_incidents(IncidentQuery(org="o1"))
+        assert [i["title"] for i in page.incidents] == ["Kestrel lane"]
