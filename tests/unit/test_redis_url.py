@@ -73,5 +73,5 @@ def test_redis_replies_are_parsed_by_hiredis(url: str) -> None:
     from server.storage.redis_connect import command_client, link
 
     for client in (command_client(url, 4, 1.0), link(url)):
-        connection = client.connection_pool.make_connection()
+        connection = client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
         assert isinstance(connection._parser, _AsyncHiredisParser)
