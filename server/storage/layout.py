@@ -35,7 +35,7 @@ from server.storage.files import FILE_MODE, private_dir
 log = logging.getLogger(__name__)
 
 #: The layout this code reads and writes.
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 LAYOUT_FILE = "layout-version"
 LAYOUT_KEY = keys.PREFIX + "layout"
 #: Held (SET NX with an expiry) by the node that migrates a Redis.
@@ -108,7 +108,15 @@ def _fts_search_sqlite(data_dir: Path) -> None:
 
 
 async def _same_redis(_: Any) -> None:
-    """Layout 2 changes nothing in Redis (its search keys stay as they are)."""
+    """Layouts 2 and 3 change nothing in Redis (its search keys stay as they are)."""
+
+
+def _contentless_words_sqlite(data_dir: Path) -> None:
+    """Layout 3: ``event_words`` contentless, so it no longer holds a copy of
+    every event's words. Built again from the events when the writer opens
+    the file, as for layout 2; an older server would try to read the words
+    back (its archive deletes by rowid), so the number stops it."""
+    _fts_search_sqlite(data_dir)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -119,6 +127,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         _baseline_redis,
     ),
     Migration(2, "text search in an FTS5 table", _fts_search_sqlite, _same_redis),
+    Migration(
+        3, "the text index without a copy of the words", _contentless_words_sqlite, _same_redis
+    ),
 )
 assert [m.version for m in MIGRATIONS] == list(range(1, LAYOUT_VERSION + 1))
 

@@ -22,7 +22,7 @@ import fcntl
 import logging
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +49,22 @@ from server.storage.group_commit import GroupCommitQueue, Pending, fail, settle
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
+#: The text index. Contentless (``content=''``): FTS5 keeps its index and not
+#: a second copy of every document, which cost a quarter of the writer's time
+#: per event (bench/writer_cost.py: 122.7 against 91.8 µs); nothing ranks, so
+#: no column sizes either. Each word is stored hex-encoded (``_fts_doc``), so
+#: FTS5's tokenizer cuts exactly the words search_text cut, as the Redis
+#: backend stores them, and a word is never query syntax.
+_WORDS_TABLE = (
+    "event_words USING fts5(words, content='', columnsize=0, detail=none, tokenize='ascii')"
+)
+#: ``search_built.done`` once ``event_words`` (this form of it) covers every
+#: event: 1 was the B-tree ``event_terms``, 2 an FTS5 table with its content.
+#: A contentless table deletes a document only when given its words again, so
+#: a change to what ``index_terms`` returns must raise this too (a rebuild).
+_WORDS_BUILT = 3
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS logs (
     incident   TEXT PRIMARY KEY,
     epoch      TEXT NOT NULL,
@@ -102,13 +117,10 @@ CREATE TABLE IF NOT EXISTS incident_refs (
     PRIMARY KEY (ref, incident)
 ) WITHOUT ROWID;
 -- Text search (GET /api/v1/search): each event's words (search_text.index_terms),
--- written in the transaction that stores the event, in an FTS5 table: its
--- inserts cost about a seventh of a B-tree row per word (bench/writer_cost.py),
--- which was the writer's largest cost. The rowid is the log's rowid << 32 |
--- seq, so one incident's seqs are a rowid range that FTS5 seeks; each word is
--- stored hex-encoded (``_fts_doc``), so FTS5's tokenizer cuts exactly the words
--- search_text cut, as the Redis backend stores them, and a word is never syntax.
-CREATE VIRTUAL TABLE IF NOT EXISTS event_words USING fts5(words, detail=none, tokenize='ascii');
+-- written in the transaction that stores the event, in a contentless FTS5
+-- table (_WORDS_TABLE). The rowid is the log's rowid << 32 | seq, so one
+-- incident's seqs are a rowid range that FTS5 seeks.
+CREATE VIRTUAL TABLE IF NOT EXISTS {_WORDS_TABLE};
 CREATE TABLE IF NOT EXISTS search_built (done INTEGER NOT NULL);
 -- Archived incidents (EventLog.archive): what stays in hot storage.
 CREATE TABLE IF NOT EXISTS archived (
@@ -132,6 +144,15 @@ _SEQ_LIMIT = 1 << SEQ_BITS
 def _fts_doc(terms: Sequence[str]) -> str:
     """The words as ``event_words`` stores them: hex, so only our cut counts."""
     return " ".join(term.encode().hex() for term in terms)
+
+
+def _words_docs(events: Iterable[tuple[int, int, Mapping[str, Any]]]) -> list[tuple[int, str]]:
+    """``event_words`` rows of (log rowid, seq, body) triples: events without words have none."""
+    return [
+        ((rowid << SEQ_BITS) | seq, _fts_doc(terms))
+        for rowid, seq, body in events
+        if seq < _SEQ_LIMIT and (terms := index_terms(body))
+    ]
 
 
 def _fts_query(terms: Sequence[str]) -> str:
@@ -271,11 +292,7 @@ class _Writer:
             if row[0] != expect_seq:
                 self.db.execute("COMMIT")
                 return False
-            high = self._log_rowid(incident)
-            self.db.execute(
-                "DELETE FROM event_words WHERE rowid >= ? AND rowid < ?",
-                (high << SEQ_BITS, (high + 1) << SEQ_BITS),
-            )
+            self._unindex_text(incident)
             for sql in _ARCHIVE_DELETES:
                 self.db.execute(sql, (incident,))
             self.db.execute("INSERT OR REPLACE INTO archived VALUES (?, ?)", (incident, tombstone))
@@ -319,34 +336,47 @@ class _Writer:
         log.info("indexed %d incidents stored before the incident index", len(missing))
 
     def _index_terms_missing(self) -> None:
-        """Index the words of events stored before the FTS5 index (a one-off on upgrade).
+        """(Re)build the text index when it is not of this version (a one-off on upgrade).
 
-        ``search_built`` holds 2 once ``event_words`` covers every event; the
-        B-tree index of earlier versions (``event_terms``, marked 1) is dropped.
+        ``search_built`` holds ``_WORDS_BUILT`` once ``event_words`` is of this
+        form and covers every event; an older one (or the B-tree index of
+        earlier versions, ``event_terms``) is dropped and built again from the
+        events, in one transaction.
         """
-        if self.db.execute("SELECT 1 FROM search_built WHERE done = 2").fetchone():
+        built = f"SELECT 1 FROM search_built WHERE done = {_WORDS_BUILT}"  # noqa: S608
+        if self.db.execute(built).fetchone():
             return
         self.db.execute("BEGIN IMMEDIATE")
-        self.db.execute("DELETE FROM event_words")
+        self.db.execute("DROP TABLE IF EXISTS event_words")
+        self.db.execute(f"CREATE VIRTUAL TABLE {_WORDS_TABLE}")
         rows = self.db.execute(
             "SELECT l.rowid, e.seq, e.body FROM logs l JOIN events e ON e.incident = l.incident"
             " ORDER BY l.rowid, e.seq"
         )
         count = 0
         while batch := rows.fetchmany(1000):
-            docs = [
-                ((rowid << SEQ_BITS) | seq, _fts_doc(terms))
-                for rowid, seq, body in batch
-                if seq < _SEQ_LIMIT and (terms := index_terms(orjson.loads(body)))
-            ]
+            docs = _words_docs((rowid, seq, orjson.loads(body)) for rowid, seq, body in batch)
             self.db.executemany("INSERT INTO event_words(rowid, words) VALUES (?, ?)", docs)
             count += len(docs)
         self.db.execute("DROP TABLE IF EXISTS event_terms")
         self.db.execute("DELETE FROM search_built")
-        self.db.execute("INSERT INTO search_built VALUES (2)")
+        self.db.execute("INSERT INTO search_built VALUES (?)", (_WORDS_BUILT,))
         self.db.execute("COMMIT")
         if count:
             log.info("text search: indexed the words of %d older events", count)
+
+    def _unindex_text(self, incident: str) -> None:
+        """Take an incident's events out of the text index (inside the caller's transaction).
+
+        A contentless FTS5 table forgets a document when told its words
+        again: they are cut from the stored bodies as they were when indexed.
+        """
+        rowid = self._log_rowid(incident)
+        rows = self.db.execute("SELECT seq, body FROM events WHERE incident = ?", (incident,))
+        docs = _words_docs((rowid, seq, orjson.loads(body)) for seq, body in rows)
+        self.db.executemany(
+            "INSERT INTO event_words(event_words, rowid, words) VALUES ('delete', ?, ?)", docs
+        )
 
     def _log_rowid(self, incident: str) -> int:
         rowid = self.log_rowids.get(incident)
@@ -365,14 +395,11 @@ class _Writer:
         spread over many incidents, was once per event and cost more than
         the B-tree it replaced.
         """
-        docs: list[tuple[int, str]] = []
-        for incident, events in by_incident.items():
-            high = self._log_rowid(incident) << SEQ_BITS
-            docs.extend(
-                (high | ev.seq, _fts_doc(terms))
-                for ev in events
-                if ev.seq < _SEQ_LIMIT and (terms := index_terms(ev.body))
-            )
+        docs = _words_docs(
+            (self._log_rowid(incident), ev.seq, ev.body)
+            for incident, events in by_incident.items()
+            for ev in events
+        )
         docs.sort()
         self.db.executemany("INSERT INTO event_words(rowid, words) VALUES (?, ?)", docs)
 

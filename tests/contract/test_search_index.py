@@ -105,22 +105,42 @@ async def test_ref_pages_follow_the_cursor(log: EventLog) -> None:  # noqa: F811
     assert len(set(ids)) == 3
 
 
-async def test_sqlite_indexes_the_words_of_an_older_log(tmp_path: Path) -> None:
+#: The text index as earlier layouts left it: (SQL, search_built.done).
+EARLIER_INDEXES = {
+    "B-tree (layout 1)": (
+        "CREATE TABLE event_terms (incident TEXT, term TEXT, seq INTEGER)",
+        1,
+    ),
+    "FTS5 with content (layout 2)": (
+        "CREATE VIRTUAL TABLE event_words USING fts5(words, detail=none, tokenize='ascii');"
+        # A word the event does not hold: the rebuild must not keep it.
+        # (rowid: log 1, seq 2; the words hex-encoded, as _fts_doc stores them)
+        " INSERT INTO event_words(rowid, words) VALUES (4294967298, '7374616c65')",
+        2,
+    ),
+}
+
+
+@pytest.mark.parametrize("earlier", EARLIER_INDEXES)
+async def test_sqlite_indexes_the_words_of_an_older_log(tmp_path: Path, earlier: str) -> None:
     async with running(embedded_settings(tmp_path)) as first:
         await create(first.log, "old")
         await post(first.log, "old", "m", "older words")
-    with sqlite3.connect(tmp_path / "events.db") as db:  # as the B-tree index left it
-        db.execute("DELETE FROM event_words")
-        db.execute("CREATE TABLE event_terms (incident TEXT, term TEXT, seq INTEGER)")
-        db.execute("UPDATE search_built SET done = 1")
+    sql, done = EARLIER_INDEXES[earlier]
+    with sqlite3.connect(tmp_path / "events.db") as db:  # as that layout left it
+        db.execute("DROP TABLE event_words")
+        db.executescript(sql)
+        db.execute("UPDATE search_built SET done = ?", (done,))
     async with running(embedded_settings(tmp_path)) as second:
         assert await second.log.text_matches("old", ["older"], 0, 99) == [2]
         assert await second.log.text_matches("old", ["older", "words"], 0, 99) == [2]
         assert await second.log.text_matches("old", ["older"], 2, 99) == []
         assert await second.log.text_matches("old", ["older", "nope"], 0, 99) == []
+        assert await second.log.text_matches("old", ["stale"], 0, 99) == []
     with sqlite3.connect(tmp_path / "events.db") as db:
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        tables = dict(db.execute("SELECT name, sql FROM sqlite_master"))
     assert "event_terms" not in tables
+    assert "content=''" in tables["event_words"], "contentless: no copy of the words"
 
 
 async def test_redis_indexes_the_words_of_an_older_log(redis_server: RedisServer) -> None:
