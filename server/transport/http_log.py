@@ -25,7 +25,9 @@ import re
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.web_request import BaseRequest
-from aiohttp.web_response import StreamResponse
+from aiohttp.web_response import Response, StreamResponse
+
+log = logging.getLogger(__name__)
 
 
 class BadHttpAsWarning(logging.Filter):
@@ -41,6 +43,14 @@ class BadHttpAsWarning(logging.Filter):
                 record.args = (*record.args, type(exc).__name__, exc.message)
             record.exc_info, record.exc_text = None, None
         return True
+
+
+def peer_left(request: BaseRequest) -> Response:
+    """The answer (never sent) to a request whose client went away during a
+    handshake or poll (a phone losing signal): logged, not a server error,
+    which aiohttp would log with a traceback."""
+    log.info("%s %s: the client went away", request.method, request.path)
+    return Response(status=499)
 
 
 def quiet_bad_http_requests() -> None:

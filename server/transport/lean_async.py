@@ -27,13 +27,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 
 class SocketQueue:
-    __slots__ = ("_finished", "_getters", "_items", "_unfinished")
+    __slots__ = ("_finished", "_getters", "_items", "_unfinished", "on_put")
 
     def __init__(self) -> None:
+        #: Called after each put: a WebSocket session's writer starts then
+        #: (sio_seam's ``_OnDemandWriter``) instead of waiting in a ``get``.
+        self.on_put: Callable[[], None] | None = None
         self._items: deque[Any] | None = None
         #: A list: there is one getter (engine.io's writer) nearly always.
         self._getters: list[asyncio.Future[None]] | None = None
@@ -55,6 +59,8 @@ class SocketQueue:
         self._items.append(item)
         self._unfinished += 1
         self._wake_one_getter()
+        if self.on_put is not None:
+            self.on_put()
 
     async def put(self, item: Any) -> None:
         self.put_nowait(item)

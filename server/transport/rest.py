@@ -42,6 +42,7 @@ from server.services.sharing_rules import SharingRules
 from server.storage.audit import AuditEntry
 from server.storage.base import EventLog, IncidentQuery, IndexCursor
 from server.storage.directory import Directory, DirectoryConflict
+from server.transport.http_log import peer_left
 from server.transport.login_guard import LoginGuard
 from server.transport.rest_agreements import AgreementsApi, org_wire
 from server.transport.rest_contacts import ContactRoutes
@@ -90,29 +91,47 @@ def error_response(err: ProtocolError) -> web.Response:
 
 def keys_middleware(accounts: Accounts) -> Callable[..., Awaitable[web.StreamResponse]]:
     """Before a REST handler checks its caller (synchronously): an API key created
-    on another node or by the CLI a moment ago is read first (``Accounts.prepare``)."""
+    on another node or by the CLI a moment ago is read first (``Accounts.prepare``).
+
+    Not a coroutine: any other request is handed on as it is, so this leaves no
+    frame in the handler chain a WebSocket keeps for its whole life."""
+
+    async def learn_then_handle(request: web.Request, handler: Handler, key: str) -> Any:
+        await accounts.prepare(key)
+        return await handler(request)
 
     @web.middleware
-    async def learn_keys(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def learn_keys(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer lk_") and request.path.startswith("/api/"):
-            await accounts.prepare(header[7:])
-        return await handler(request)
+            return learn_then_handle(request, handler, header[7:])
+        return handler(request)
 
     return learn_keys
 
 
 @web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Typed JSON errors for the REST API; Socket.IO and static files are left alone."""
-    if not request.path.startswith("/api/"):
-        try:
-            return await handler(request)
-        except ConnectionResetError:
-            # The peer left during a handshake or poll (a phone losing signal):
-            # not a server error. aiohttp would log it with a traceback.
-            log.info("%s %s: the client went away", request.method, request.path)
-            return web.Response(status=499)
+def errors_middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+    """Typed JSON errors for the REST API; Socket.IO and static files are left alone.
+
+    Not a coroutine: a Socket.IO request is handed on as it is (the seam's
+    request guard answers one whose peer left), so a WebSocket's handler
+    chain, alive as long as the connection, holds no frame of this."""
+    if request.path.startswith("/api/"):
+        return _typed_errors(request, handler)
+    if request.path.startswith("/socket.io/"):
+        return handler(request)
+    return _peer_may_leave(request, handler)
+
+
+async def _peer_may_leave(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ConnectionResetError:
+        return peer_left(request)
+
+
+async def _typed_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ProtocolError as err:

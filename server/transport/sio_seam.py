@@ -77,6 +77,7 @@ from engineio.async_socket import AsyncSocket
 from socketio import packet as sio_packet
 
 from server.transport.admission import SLOT_KEY, Admission, Refusal
+from server.transport.http_log import peer_left
 from server.transport.lean_async import Flag, SocketQueue
 
 log = logging.getLogger(__name__)
@@ -221,6 +222,128 @@ class _ReadDeadline:
             self._timer = None
 
 
+class _OnDemandWriter:
+    """engineio's WebSocket writer, as a task that exists only while packets are queued.
+
+    engineio kept one writer task per session, waiting on the session's queue
+    with a timer (its poll): with its frames, about 1 KB of every idle
+    connection, although a WebSocket session queues little (pings, notices;
+    events and acks are written straight to the transport). Here
+    :class:`SocketQueue` calls :meth:`kick` on every put, and a task is
+    started if none runs; it sends what is queued, in order, and ends when
+    the queue is empty. The endings are engineio's: the close marker (None)
+    closes the WebSocket, and so does a failed send, after which nothing more
+    is sent.
+    """
+
+    __slots__ = ("_done", "_queue", "_task", "_ws")
+
+    def __init__(self, sock: Any, ws: Any) -> None:
+        self._queue: SocketQueue = sock.queue
+        self._ws = ws
+        self._task: asyncio.Task[None] | None = None
+        self._done = False
+
+    def start(self) -> None:
+        self._queue.on_put = self.kick
+        self.kick()  # what was queued during the upgrade
+
+    def kick(self) -> None:
+        if self._task is None and not self._done and not self._queue.empty():
+            self._task = asyncio.ensure_future(self._write_queued())
+
+    async def _write_queued(self) -> None:
+        try:
+            while not self._done:
+                try:
+                    packet = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                self._queue.task_done()
+                if packet is None:  # the end of the session
+                    await self._end()
+                    return
+                try:
+                    await self._ws.send(packet.encode())
+                except Exception:  # engineio: any failed send ends the writer
+                    await self._end()
+                    return
+                packet = None  # not held while the next is sent
+        finally:
+            self._task = None
+
+    async def _end(self) -> None:
+        self._done = True
+        self._queue.on_put = None
+        await self._ws.close()
+
+    async def finished(self) -> None:
+        """Until the writer has sent what was queued up to the close marker."""
+        while (task := self._task) is not None:
+            await task
+
+
+def _drop_http_parsing(protocol: Any) -> None:
+    """What aiohttp's connection (``RequestHandler``) keeps for parsing HTTP
+    requests, dropped once the WebSocket reader has taken it over: about
+    1.5 KB of every connection, for nothing.
+
+    * ``_parser``, the HTTP parser with its buffer: aiohttp 3.14 reads it
+      only before an upgrade (data then goes to ``_payload_parser``) and
+      checks it for None elsewhere, as after ``connection_lost``.
+    * ``_messages``, the queue of parsed requests (an empty deque holds a
+      760-byte block): after an upgrade aiohttp only asks whether it is empty
+      and how long it is, which an empty tuple answers; an ``append`` would
+      fail loudly, not lose a request.
+    """
+    protocol._parser = None
+    protocol._messages = ()
+
+
+async def _upgrade_from_polling(sock: Any, ws: Any) -> bool:
+    """engineio's probe and UPGRADE exchange of a polling session moving to the
+    WebSocket (its ``_websocket_handler``, line for line); False if it failed.
+    A function of its own, so its packets are not held for the session's life."""
+    server = sock.server
+
+    async def websocket_wait() -> Any:
+        data = await ws.wait()
+        if data and len(data) > server.max_http_buffer_size:
+            raise ValueError("packet is too large")
+        return data
+
+    sock.upgrading = True  # hold packet sends during the upgrade
+    try:
+        pkt = await websocket_wait()
+    except OSError:
+        return False
+    decoded_pkt = eio_packet.Packet(encoded_packet=pkt)
+    if decoded_pkt.packet_type != eio_packet.PING or decoded_pkt.data != "probe":
+        server.logger.info("%s: Failed websocket upgrade, no PING packet", sock.sid)
+        sock.upgrading = False
+        return False
+    await ws.send(eio_packet.Packet(eio_packet.PONG, data="probe").encode())
+    await sock.queue.put(eio_packet.Packet(eio_packet.NOOP))  # end poll
+    try:
+        pkt = await websocket_wait()
+    except OSError:
+        sock.upgrading = False
+        return False
+    decoded_pkt = eio_packet.Packet(encoded_packet=pkt)
+    if decoded_pkt.packet_type != eio_packet.UPGRADE:
+        sock.upgraded = False
+        server.logger.info(
+            "%s: Failed websocket upgrade, expected UPGRADE packet, received %s instead.",
+            sock.sid,
+            pkt,
+        )
+        sock.upgrading = False
+        return False
+    sock.upgraded = True
+    sock.upgrading = False
+    return True
+
+
 async def _serve_websocket(sock: Any, ws: Any) -> None:
     """engineio 4.15.1's ``AsyncSocket._websocket_handler``, reading without a task.
 
@@ -236,75 +359,28 @@ async def _serve_websocket(sock: Any, ws: Any) -> None:
     """
     request = getattr(ws, "environ", {}).get("aiohttp.request")
     sock.liaison_transport = request.transport if request is not None else None
+    if request is not None:
+        _drop_http_parsing(request.protocol)
     try:
         server = sock.server
 
-        async def websocket_wait() -> Any:
-            data = await ws.wait()
-            if data and len(data) > server.max_http_buffer_size:
-                raise ValueError("packet is too large")
-            return data
-
         if sock.connected:
             # the socket was already connected, so this is an upgrade
-            sock.upgrading = True  # hold packet sends during the upgrade
-            try:
-                pkt = await websocket_wait()
-            except OSError:
+            if not await _upgrade_from_polling(sock, ws):
                 return
-            decoded_pkt = eio_packet.Packet(encoded_packet=pkt)
-            if decoded_pkt.packet_type != eio_packet.PING or decoded_pkt.data != "probe":
-                server.logger.info("%s: Failed websocket upgrade, no PING packet", sock.sid)
-                sock.upgrading = False
-                return
-            await ws.send(eio_packet.Packet(eio_packet.PONG, data="probe").encode())
-            await sock.queue.put(eio_packet.Packet(eio_packet.NOOP))  # end poll
-            try:
-                pkt = await websocket_wait()
-            except OSError:
-                sock.upgrading = False
-                return
-            decoded_pkt = eio_packet.Packet(encoded_packet=pkt)
-            if decoded_pkt.packet_type != eio_packet.UPGRADE:
-                sock.upgraded = False
-                server.logger.info(
-                    "%s: Failed websocket upgrade, expected UPGRADE packet, received %s instead.",
-                    sock.sid,
-                    pkt,
-                )
-                sock.upgrading = False
-                return
-            sock.upgraded = True
-            sock.upgrading = False
         else:
             sock.connected = True
             sock.upgraded = True
 
-        async def writer() -> None:
-            while True:
-                try:
-                    packets = await sock.poll()
-                except eio_exceptions.QueueEmpty:
-                    break
-                if not packets:
-                    break  # empty packet list returned -> connection closed
-                try:
-                    for out in packets:
-                        await ws.send(out.encode())
-                except Exception:  # engineio: any failed send ends the writer
-                    break
-                # Not held while waiting for the next: engineio's writer kept the
-                # last packets it sent (the welcome, say: ~0.8 KB per idle session).
-                packets = out = None
-            await ws.close()
-
-        writer_task = asyncio.ensure_future(writer())
+        writer = _OnDemandWriter(sock, ws)
+        writer.start()
         server.logger.info("%s: Upgrade to websocket successful", sock.sid)
         handle_message = server.handlers.get("message")
         receive = ws._sock.receive  # the driver's aiohttp WebSocketResponse, as its wait() reads
         deadline = _ReadDeadline(server.ping_interval + server.ping_timeout)
         try:
             while True:
+                p = pkt = None  # the last message is not held while waiting (idle: the CONNECT)
                 deadline.reading()
                 try:  # websocket_wait() inline: three coroutine frames fewer per message
                     p = (await receive()).data
@@ -344,8 +420,8 @@ async def _serve_websocket(sock: Any, ws: Any) -> None:
         finally:
             deadline.cancel()
 
-        await sock.queue.put(None)  # unlock the writer task so it can exit
-        await writer_task
+        await sock.queue.put(None)  # the writer sends what is queued, then closes
+        await writer.finished()
         await sock.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
     finally:
         sock.liaison_transport = None
@@ -576,6 +652,8 @@ def _guard_requests() -> None:
                 raise
             log.warning("refused a request for a closed Engine.IO session")
             return web.Response(status=400, text="Session is disconnected")
+        except ConnectionResetError:  # a handshake or poll whose peer left
+            return peer_left(request)
         finally:
             if admission is not None and slot is not None and slot.eio_sid is None:
                 admission.release(slot)

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from engineio import packet as eio_packet
 
 from liaison_client import LiaisonClient
 from server.transport import sio_seam
@@ -532,10 +533,12 @@ async def test_a_poll_of_a_closed_session_is_a_quiet_400(fresh_server: LiaisonSe
 async def test_an_idle_websocket_session_keeps_no_read_task_and_no_queue_buffers(
     inproc: InProcess, clients: list[LiaisonClient]
 ) -> None:
-    """Hooks ``_record_websocket_transport`` (its ``_serve_websocket``) and
-    ``SocketServer._engineio_server_class``: engineio's loop kept a task per
-    idle connection for the pending read, and an ``asyncio.Queue`` with four
-    empty deques; both were most of what an idle connection cost."""
+    """Hooks ``_record_websocket_transport`` (its ``_serve_websocket`` and
+    ``_OnDemandWriter``) and ``SocketServer._engineio_server_class``:
+    engineio's loop kept a task per idle connection for the pending read,
+    another for its writer, and an ``asyncio.Queue`` with four empty deques;
+    aiohttp kept the connection's HTTP parser. Together they were most of what
+    an idle connection cost."""
     srv: Any = inproc
     for name in ("dispatch", "officer", "outreach"):
         await connect(clients, srv, name)
@@ -550,7 +553,21 @@ async def test_an_idle_websocket_session_keeps_no_read_task_and_no_queue_buffers
         assert isinstance(queue, SocketQueue)
         await until(queue.empty, 5, "the queue drains")
         assert sock.queue._items is None
-        assert sock.queue._getters is not None  # the writer waits on it
+        assert sock.queue._getters is None, "no writer waits on it"
+        request = inproc.parts.gateway.sio.environ[sock.sid]["aiohttp.request"]
+        assert request.protocol._parser is None, "no HTTP parser once upgraded"
+        assert request.protocol._messages == (), "nor a queue of HTTP requests"
+    writers = [t for t in asyncio.all_tasks() if "_write_queued" in repr(t.get_coro())]
+    await until(lambda: not any(not t.done() for t in writers), 5, "the writers end")
+    # A packet queued (a ping, a notice) starts a writer, which sends it and ends.
+    sock = sockets[0]
+    await sock.send(eio_packet.Packet(eio_packet.NOOP))
+    await until(lambda: sock.queue.empty() and sock.queue._unfinished == 0, 5, "sent")
+    await until(
+        lambda: not [t for t in asyncio.all_tasks() if "_write_queued" in repr(t.get_coro())],
+        5,
+        "the writer ended",
+    )
 
 
 async def test_a_silent_websocket_client_is_closed_after_interval_plus_timeout(
