@@ -275,7 +275,10 @@ class _OnDemandWriter:
     async def _end(self) -> None:
         self._done = True
         self._queue.on_put = None
-        await self._ws.close()
+        try:
+            await self._ws.close()
+        except Exception as exc:  # nobody may await this task: said here, not lost
+            log.info("closing a WebSocket failed (its peer is gone): %r", exc)
 
     async def finished(self) -> None:
         """Until the writer has sent what was queued up to the close marker."""
