@@ -3,8 +3,9 @@
 Write path::
 
     append() ─▶ pending ─▶ writer takes all, groups them per incident, and per
-                incident: claim each client id for its user and look it up in
-                the incident (one pipelined round trip), sequence and chain the
+                incident: claim each client id for its user (claim.lua, one
+                call per user) and look it up in the incident (one pipelined
+                round trip), sequence and chain the
                 drafts from the cached head, then one EVALSHA of append.lua
                 (compare-and-set on the head; XADD each; move the head; PUBLISH)
              ◀─ "ok": hand the run to the broker (deliver), then acknowledge
@@ -14,8 +15,9 @@ Write path::
 Client ids are scoped to the user across all incidents (SPEC §12). The
 append script touches one incident's slot only (Redis Cluster), so the user
 scope is a separate record: ``HSETNX`` of ``cids_key(user)[client id] =
-incident + type`` before the append. The first claim wins atomically; a
-later draft whose claim names another incident or type is refused with
+incident + type`` before the append (claim.lua, one key: one slot). The
+first claim wins atomically; a later draft whose claim names another
+incident or type is refused with
 ClientIdReused, one that names the same action is a retry and goes on to the
 per-incident check, where the script's HEXISTS keeps it stored once. A claim
 outlives a failed append: the id stays bound to its action, which is what a
@@ -95,6 +97,7 @@ log = logging.getLogger(__name__)
 
 APPEND_LUA = (Path(__file__).parent / "lua" / "append.lua").read_text()
 HEADER_LUA = (Path(__file__).parent / "lua" / "header.lua").read_text()
+CLAIM_LUA = (Path(__file__).parent / "lua" / "claim.lua").read_text()
 
 #: How often one run may lose the compare-and-set race before giving up.
 MAX_ATTEMPTS = 20
@@ -209,6 +212,7 @@ class RedisEventLog(RedisLogReader):
         self._deliver = deliver
         self._script = self.redis.register_script(APPEND_LUA)
         self._header_script = self.redis.register_script(HEADER_LUA)
+        self._claim_script = self.redis.register_script(CLAIM_LUA)
         self._terms_script = self.redis.register_script(redis_search.TERMS_LUA)
         self._archive = RedisArchive(self.redis, _decode_header)
         self._heads: dict[str, ChainHead] = {}
@@ -373,13 +377,7 @@ class RedisEventLog(RedisLogReader):
 
     async def _settle_retries(self, incident: str, run: list[Pending]) -> list[Pending]:
         """Claim each client id for its user, answer retries; return the drafts to append."""
-        pipe: Any = self.redis.pipeline(transaction=False)  # one round trip, not atomic
-        for draft, _ in run:
-            pipe.hsetnx(keys.cids_key(draft.actor_user), draft.client_id, _claim(draft))
-            pipe.hget(keys.cids_key(draft.actor_user), draft.client_id)
-        pipe.hmget(keys.idem_key(incident), [_idem_field(d) for d, _ in run])
-        replies: list[Any] = await pipe.execute()
-        claims, stored = replies[1:-1:2], replies[-1]
+        claims, stored = await self._claims_and_stored(incident, run)
         fresh: list[Pending] = []
         for (draft, fut), claim, seq in zip(run, claims, stored, strict=True):
             reused = ClientIdReused(f"id {draft.client_id!r} was used for another action")
@@ -398,6 +396,37 @@ class RedisEventLog(RedisLogReader):
                 else:
                     fail(fut, reused)
         return fresh
+
+    async def _claims_and_stored(
+        self, incident: str, run: list[Pending]
+    ) -> tuple[list[bytes | None], list[bytes | None]]:
+        """Per draft, the claim that holds its client id (claim.lua, one call per
+        user) and the seq the incident stored for it (HMGET): one round trip,
+        not atomic. A script Redis lost (NOSCRIPT: a restart, a promoted
+        replica) is loaded and the round trip made again; claiming is
+        idempotent (a claim of ours answers as ours)."""
+        by_user: dict[str, list[int]] = {}
+        for i, (draft, _) in enumerate(run):
+            by_user.setdefault(draft.actor_user, []).append(i)
+        fields = [_idem_field(d) for d, _ in run]
+        for _ in range(2):
+            pipe: Any = self.redis.pipeline(transaction=False)
+            for user, members in by_user.items():
+                pairs = [x for i in members for x in (run[i][0].client_id, _claim(run[i][0]))]
+                _ = pipe.evalsha(self._claim_script.sha, 1, keys.cids_key(user), *pairs)
+            _ = pipe.hmget(keys.idem_key(incident), fields)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+            if not any(isinstance(r, NoScriptError) for r in replies):
+                break
+            self._claim_script.sha = await self.redis.script_load(self._claim_script.script)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        claims: list[bytes | None] = [None] * len(run)
+        for members, held in zip(by_user.values(), replies[:-1], strict=True):
+            for i, claim in zip(members, held, strict=True):
+                claims[i] = claim if claim is not None else _claim(run[i][0]).encode()
+        return claims, list(replies[-1])
 
     async def _created_elsewhere(
         self, claim: bytes | None, draft: EventDraft

@@ -137,11 +137,14 @@ async def test_a_cancelled_first_of_two_connections_does_not_stall_the_second(
 async def test_a_lost_reply_to_an_append_is_outcome_unknown_and_the_retry_finds_it(
     proxy: FaultProxy, proxied: LiaisonServer, clients: list[LiaisonClient]
 ) -> None:
-    """Redis applied the append but its reply was lost: not "unavailable"."""
+    """Redis applied the append but its reply was lost: not "unavailable".
+
+    The append of a message is the MULTI of append.lua and terms.lua (the
+    EVALSHA before it is the client-id claim, claim.lua)."""
     dispatcher = await connect(clients, proxied, "dispatch")
     incident = await new_incident(dispatcher)
 
-    proxy.mute_reply_after(b"EVALSHA")
+    proxy.mute_reply_after(b"MULTI")
     ack = await dispatcher._call(post(incident, "lost-reply"))
     assert not ack["ok"]
     assert ack["error"]["code"] == "outcome_unknown"
@@ -150,7 +153,7 @@ async def test_a_lost_reply_to_an_append_is_outcome_unknown_and_the_retry_finds_
     assert retried["ok"]
     assert retried["duplicate"], "it was stored; the retry says so"
 
-    proxy.mute_reply_after(b"EVALSHA")
+    proxy.mute_reply_after(b"MULTI")
     headers = {"Authorization": f"Bearer {dispatcher.token}"}
     url = proxied.url + "/api/v1/commands"
     async with aiohttp.ClientSession(headers=headers) as http:
@@ -163,6 +166,28 @@ async def test_a_lost_reply_to_an_append_is_outcome_unknown_and_the_retry_finds_
         assert body["duplicate"]
     cids = [e["cid"] for e in await dispatcher.timeline(incident)]
     assert cids.count("lost-reply") == cids.count("lost-rest") == 1
+
+
+async def test_a_lost_reply_to_the_claim_is_unavailable_and_the_retry_stores_once(
+    proxy: FaultProxy, proxied: LiaisonServer, clients: list[LiaisonClient]
+) -> None:
+    """The client-id claim (claim.lua) runs before the append: with its reply
+    lost nothing was stored, so the answer is ``unavailable``; the claim it
+    may have left is the post's own, and the retry stores the post once."""
+    dispatcher = await connect(clients, proxied, "dispatch")
+    incident = await new_incident(dispatcher)
+
+    proxy.mute_reply_after(b"EVALSHA")
+    ack = await dispatcher._call(post(incident, "lost-claim"))
+    assert not ack["ok"]
+    assert ack["error"]["code"] == "unavailable"
+    retried = await dispatcher._call(post(incident, "lost-claim"))
+    assert retried["ok"]
+    assert not retried["duplicate"], "the first attempt stored nothing"
+    again = await dispatcher._call(post(incident, "lost-claim"))
+    assert again["duplicate"]
+    cids = [e["cid"] for e in await dispatcher.timeline(incident)]
+    assert cids.count("lost-claim") == 1
 
 
 async def test_positions_are_checked_against_the_log_not_a_lagging_projection(
