@@ -273,10 +273,27 @@ class RedisBroker:
                 log.warning("Redis subscriber lost (%s); reconnecting in %.1fs", exc, backoff)
             self.connected.clear()
             await self._drop_pubsub()
+            await self._drop_idle_commands()
             await self._pause(backoff)
             backoff = min(backoff * 2, self.config.backoff_max_s)
             if self.connected.is_set():
                 backoff = self.config.backoff_min_s
+
+    async def _drop_idle_commands(self) -> None:
+        """Close the idle connections of the node's shared command pool.
+
+        When Redis restarts (or fails over), every pooled connection that sat
+        idle through it is dead, and the first command sent on each failed
+        once after Redis was back: a login refused, an append answered
+        ``outcome_unknown``, an audit record not stored. The subscriber sees
+        the loss at once, so the idle ones are closed now and the next
+        commands connect afresh. Connections in use are left to their
+        commands, which close them on error (redis-py).
+        """
+        try:
+            await self._redis.connection_pool.disconnect(inuse_connections=False)
+        except (RedisError, OSError) as exc:
+            log.warning("closing the idle Redis connections failed: %s", exc)
 
     async def _listen(self) -> None:
         pubsub: Any = self._subscriber.pubsub()

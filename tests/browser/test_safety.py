@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import People, Rest
 from tests.conftest import LiaisonServer
@@ -31,6 +31,23 @@ def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiaisonServ
     yield srv
     srv.stop()
     assert srv.errors_logged() == [], "the server logged errors"
+
+
+def scroll_to(page: Page, selector: str, text: str) -> None:
+    """Scroll an element into view for a screenshot, in one step inside the page.
+
+    The client renders a message again when a receipt or a position arrives;
+    a locator action on an element replaced meanwhile fails ("not attached
+    to the DOM"), and once did in CI right after the receipts were checked.
+    """
+    page.evaluate(
+        """([selector, text]) => {
+            const found = [...document.querySelectorAll(selector)]
+                .find((el) => el.textContent.includes(text));
+            if (found) found.scrollIntoView({ block: "center" });
+        }""",
+        [selector, text],
+    )
 
 
 def test_receipts_escalations_check_ins_and_duress(
@@ -62,7 +79,7 @@ def test_receipts_escalations_check_ins_and_duress(
     expect(d_msg.locator(".receipts")).to_have_text(
         re.compile(r"delivered \d\d:\d\d · seen \d\d:\d\d · acknowledged \d\d:\d\d")
     )
-    d_msg.scroll_into_view_if_needed()
+    scroll_to(d, ".pane.active .msg.urgent", "north steps")
     d.screenshot(path=str(artifacts / "desk-receipts.png"))
 
     # Not acknowledged within its deadline: it escalates, in the channel and the log.
@@ -87,7 +104,7 @@ def test_receipts_escalations_check_ins_and_duress(
     d_task = pane.locator(".task", has_text="Debrief at the shelter")
     expect(d_task.locator(".task-due")).to_contain_text("Due")
     expect(d_task.locator(".escalated")).to_contain_text("Escalated")
-    d_task.scroll_into_view_if_needed()
+    scroll_to(d, ".pane.active .task", "Debrief at the shelter")
     d.screenshot(path=str(artifacts / "desk-task-escalated.png"))
 
     # The phone's check-in timer: start, check in, stop.

@@ -14,13 +14,18 @@ import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from liaison_client import CommandFailed, LiaisonClient
+from server.backends import running
 from tests.conftest import LiaisonServer, connect, new_incident
+from tests.contract.conftest import redis_settings
 from tests.integration.test_faults import Poster
 from tests.redis_sentinel import SentinelGroup
+from tests.redis_server import RedisServer
 from tests.waiting import until
 
 #: Short enough that a post refused during the failover is retried quickly,
@@ -158,3 +163,25 @@ async def test_master_killed_under_load_loses_no_acknowledged_event(
         f"{len(got)} delivered in order to a follower on the other node"
     )
     assert refused > 0, "the failover was visible to the posters as retryable refusals"
+
+
+async def test_idle_command_connections_are_closed_when_redis_goes(
+    own_redis: RedisServer, tmp_path: Path
+) -> None:
+    """Pooled connections left idle through a Redis restart are dead, and each
+    failed the first command sent on it afterwards (a login refused, an audit
+    record not stored). The broker's subscriber sees Redis go at once and
+    closes them, so the commands after the restart connect afresh."""
+    async with running(redis_settings(own_redis, "n")) as node:
+        broker: Any = node.broker
+        await until(broker.connected.is_set, 10, "subscribed")
+        client = broker._redis  # the node's shared command client
+        assert all(await asyncio.gather(*(client.ping() for _ in range(8))))
+        idle = list(client.connection_pool._available_connections)
+        assert len(idle) >= 2, "the pings left idle connections in the pool"
+        own_redis.kill()
+        await until(lambda: not broker.connected.is_set(), 10, "the subscriber sees it")
+        await until(lambda: not any(c.is_connected for c in idle), 5, "idle ones closed")
+        own_redis.start()
+        await until(broker.connected.is_set, 20, "subscribed again")
+        assert all(await asyncio.gather(*(client.ping() for _ in range(8))))
