@@ -16,4 +16,10 @@ Map (dependencies point inwards)::
     cli.py       the ``liaison`` command
 """
 
+from server import wait_for_backport
+
 __version__ = "0.1.0"
+
+# Before any of the server's code runs (server, tools, tests): on Python 3.11
+# the stock asyncio.wait_for can lose a cancellation (server/wait_for_backport.py).
+wait_for_backport.install()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import redis.asyncio as aioredis
 from server.backends import Backends, running
 from server.fanout.base import Presence
 from server.fanout.presence import MemoryPresence, RedisPresence
+from server.storage import redis_connect
 from tests.conftest import ROOT
 from tests.contract.conftest import PRESENCE_TTL_S, redis_settings
 from tests.processes import end_process
@@ -108,3 +110,26 @@ async def test_a_dead_nodes_claims_expire_after_the_ttl(
         end_process(node, kill=True)
         if node.stdout is not None:
             node.stdout.close()
+
+
+async def test_close_ends_even_when_the_cancel_lands_while_a_renewal_is_sent(
+    presence_set: Backends, request: pytest.FixtureRequest
+) -> None:
+    """CI once hung here: Python 3.11's wait_for (redis-py sends with it) lost the
+    cancellation, and the renewal loop outlived close() (server/wait_for_backport.py).
+
+    A renewal every millisecond, and close() at random points of it: each must end.
+    """
+    server = redis_only(presence_set, request)
+    client = redis_connect.command_client(server.url, 4, 5.0)
+    rng = random.Random(13)
+    try:
+        for attempt in range(150):
+            presence = RedisPresence(client, f"busy-{attempt}", ttl_s=0.003)
+            await presence.join("inc", "u1", "c1")
+            await presence.start()
+            await asyncio.sleep(rng.random() * 0.005)  # a point in the renewals, not a sync
+            async with asyncio.timeout(10):
+                await presence.close()
+    finally:
+        await client.aclose()
