@@ -76,6 +76,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "redis_url": getattr(args, "redis_url", None),
         "node_id": getattr(args, "node_id", None),
         "workers": getattr(args, "workers", None),
+        "archive_dir": getattr(args, "archive_dir", None),
     }
     return Settings.from_env(overrides)
 

@@ -142,25 +142,27 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {out} exists (pass --force to replace it)", file=sys.stderr)
         return 2
     started = time.monotonic()
+    archive_dir = None if args.without_archives else settings.archive_path
     try:
         if settings.redis_url:
 
             async def run(client: Any) -> Summary:
-                summary = await backup_redis(client, out, _progress)
+                summary = await backup_redis(client, out, _progress, archive_dir=archive_dir)
                 await _audit(RedisAuditLog(client), "storage.backup", str(out), summary)
                 return summary
 
             summary = asyncio.run(_on_redis(settings, run))
         else:
-            summary = backup_sqlite(settings.data_dir, out, _progress)
+            summary = backup_sqlite(settings.data_dir, out, _progress, archive_dir=archive_dir)
             log = SqliteAuditLog(settings.data_dir / AUDIT_DB)
             asyncio.run(_audit(log, "storage.backup", str(out), summary))
     except (BackupError, LayoutTooNew, StorageUnavailable, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    files = "left out" if archive_dir is None else f"{summary.archives} (sha256 checked)"
     print(
         f"backup {out}: {summary.incidents} incidents, {summary.events} events,"
-        f" {summary.audit_records} audit records, {summary.bytes} bytes,"
+        f" {summary.audit_records} audit records, archive files {files}, {summary.bytes} bytes,"
         f" in {time.monotonic() - started:.1f} s (every chain verified)"
     )
     return 0
@@ -173,7 +175,13 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
         if settings.redis_url:
 
             async def run(client: Any) -> Summary:
-                summary = await restore_redis(archive, client, force=args.force, progress=_progress)
+                summary = await restore_redis(
+                    archive,
+                    client,
+                    force=args.force,
+                    progress=_progress,
+                    archive_dir=settings.archive_path,
+                )
                 await _audit(RedisAuditLog(client), "storage.restore", str(archive), summary)
                 return summary
 
@@ -181,7 +189,11 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
         else:
             with _exclusive(settings.data_dir):
                 summary = restore_sqlite(
-                    archive, settings.data_dir, force=args.force, progress=_progress
+                    archive,
+                    settings.data_dir,
+                    force=args.force,
+                    progress=_progress,
+                    archive_dir=settings.archive_path,
                 )
                 log = SqliteAuditLog(settings.data_dir / AUDIT_DB)
                 asyncio.run(_audit(log, "storage.restore", str(archive), summary))
@@ -190,7 +202,8 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     print(
         f"restored {archive}: {summary.incidents} incidents, {summary.events} events,"
-        f" {summary.audit_records} audit records, in {time.monotonic() - started:.1f} s"
+        f" {summary.audit_records} audit records, {summary.archives} archive files,"
+        f" in {time.monotonic() - started:.1f} s"
         " (every chain verified)"
     )
     return 0
@@ -202,6 +215,11 @@ def add_storage_parsers(sub: Any, settings: Callable[[argparse.Namespace], Setti
     def where(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data-dir", type=Path, help="data directory (LIAISON_DATA_DIR)")
         p.add_argument("--redis-url", help="the Redis instead (LIAISON_REDIS_URL)")
+
+    def archive_dir_flag(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--archive-dir", help="archive files of archived incidents (LIAISON_ARCHIVE_DIR)"
+        )
 
     def bind(command: Callable[[argparse.Namespace, Settings], int]) -> Callable[..., int]:
         return lambda args: command(args, settings(args))
@@ -217,7 +235,14 @@ def add_storage_parsers(sub: Any, settings: Callable[[argparse.Namespace], Setti
     backup = sub.add_parser("backup", help="write a consistent online backup to a file")
     backup.add_argument("file", type=Path, help="the backup file to write (a .tar.gz)")
     backup.add_argument("--force", action="store_true", help="replace an existing file")
+    backup.add_argument(
+        "--without-archives",
+        action="store_true",
+        help="leave the archive files of archived incidents out (back LIAISON_ARCHIVE_DIR"
+        " up on its own)",
+    )
     where(backup)
+    archive_dir_flag(backup)
     backup.set_defaults(func=bind(cmd_backup))
     restore = sub.add_parser("restore", help="restore a backup into an empty data dir or Redis")
     restore.add_argument("file", type=Path, help="a file written by `liaison backup`")
@@ -225,4 +250,5 @@ def add_storage_parsers(sub: Any, settings: Callable[[argparse.Namespace], Setti
         "--force", action="store_true", help="replace the Liaison data already there"
     )
     where(restore)
+    archive_dir_flag(restore)
     restore.set_defaults(func=bind(cmd_restore))

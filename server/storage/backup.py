@@ -17,6 +17,9 @@ incident's head (seq, hash) at the backup point. Then:
   snapshot: its log ends exactly at its head. Streams are append-only, so
   every event acknowledged before the backup began is in the file.
 
+The archive files of archived incidents go with it, as ``archive/<file>``
+(server/storage/backup_archives.py), unless left out on purpose.
+
 A backup is verified as it is made (every chain, server/storage/integrity.py)
 and again after a restore, whose heads must be the manifest's. A restore
 goes only into an empty target unless forced (then the target's Liaison data
@@ -40,7 +43,9 @@ from typing import Any
 import msgpack
 import orjson
 
+from server.storage import backup_archives
 from server.storage import redis_keys as keys
+from server.storage.backup_archives import ArchiveFileError
 from server.storage.files import FILE_MODE, private_dir
 from server.storage.integrity import ChainBroken, Checked, check_redis, check_sqlite
 from server.storage.layout import (
@@ -80,9 +85,14 @@ class Summary:
     events: int
     audit_records: int
     bytes: int = 0
+    #: Archive files carried (a backup) or put back (a restore).
+    archives: int = 0
 
 
-def _manifest(backend: str, layout: int, checked: Checked) -> dict[str, Any]:
+def _manifest(
+    backend: str, layout: int, checked: Checked, archives: dict[str, str] | None
+) -> dict[str, Any]:
+    """``archives``: file name to sha256, or None when the backup leaves them out."""
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -92,6 +102,7 @@ def _manifest(backend: str, layout: int, checked: Checked) -> dict[str, Any]:
         "incidents": {i: list(head) for i, head in sorted(checked.incidents.items())},
         "events": checked.events,
         "audit_records": checked.audit_records,
+        "archives": archives,
     }
 
 
@@ -131,8 +142,11 @@ def _say(progress: Progress | None, line: str) -> None:
 # ------------------------------------------------------------------ embedded
 
 
-def backup_sqlite(data_dir: Path, out: Path, progress: Progress | None = None) -> Summary:
-    """Snapshot every SQLite file of ``data_dir`` (a server may be running) into ``out``."""
+def backup_sqlite(
+    data_dir: Path, out: Path, progress: Progress | None = None, *, archive_dir: Path | None
+) -> Summary:
+    """Snapshot every SQLite file of ``data_dir`` (a server may be running) into ``out``,
+    with the archive files in ``archive_dir`` (None: without them)."""
     if sqlite_layout(data_dir) is None:
         raise BackupError(f"{data_dir} holds no Liaison data")
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".liaison-backup-") as tmp:
@@ -159,8 +173,48 @@ def backup_sqlite(data_dir: Path, out: Path, progress: Progress | None = None) -
         _say(progress, "verifying the copies")
         checked = _verified(check_sqlite, copies, progress)
         layout = sqlite_layout(copies) or 0
-        size = _write_archive(out, _manifest("sqlite", layout, checked), members)
-    return Summary(len(checked.incidents), checked.events, checked.audit_records, size)
+        archives = _carried(_sqlite_tombstones(copies), archive_dir, members, progress)
+        size = _write_archive(out, _manifest("sqlite", layout, checked, archives), members)
+    return _summary(checked, size, archives)
+
+
+def _summary(checked: Checked, size: int, archives: dict[str, str] | None) -> Summary:
+    carried = len(archives or {})
+    return Summary(len(checked.incidents), checked.events, checked.audit_records, size, carried)
+
+
+def _sqlite_tombstones(copies: Path) -> list[dict[str, Any]]:
+    events = copies / "events.db"
+    if not events.exists():
+        return []
+    db = sqlite3.connect(f"file:{events}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT tombstone FROM archived").fetchall()
+    finally:
+        db.close()
+    return [dict(orjson.loads(row[0])) for row in rows]
+
+
+def _carried(
+    tombstones: list[dict[str, Any]],
+    archive_dir: Path | None,
+    members: list[tuple[str, Path]],
+    progress: Progress | None,
+) -> dict[str, str] | None:
+    """The archive files of the snapshot's tombstones, appended to ``members``."""
+    if archive_dir is None:
+        _say(progress, "leaving the archive files out (back the archive directory up on its own)")
+        return None
+    _say(progress, f"checking the archive files in {archive_dir}")
+    try:
+        listed, files = backup_archives.files_to_carry(tombstones, archive_dir)
+    except ArchiveFileError as exc:
+        raise BackupError(
+            f"{exc}: put it back, or pass --without-archives and back the archive"
+            " directory up on its own"
+        ) from exc
+    members.extend(files)
+    return listed
 
 
 def _verified(check: Callable[..., Checked], *args: Any) -> Checked:
@@ -175,9 +229,15 @@ def sqlite_is_empty(data_dir: Path) -> bool:
 
 
 def restore_sqlite(
-    archive: Path, data_dir: Path, *, force: bool, progress: Progress | None = None
+    archive: Path,
+    data_dir: Path,
+    *,
+    force: bool,
+    progress: Progress | None = None,
+    archive_dir: Path,
 ) -> Summary:
-    """Unpack ``archive`` into ``data_dir`` (empty, or ``force``); the caller holds its lock."""
+    """Unpack ``archive`` into ``data_dir`` (empty, or ``force``) and its archive files
+    into ``archive_dir``; the caller holds the data directory's lock."""
     manifest = read_manifest(archive)
     if manifest["backend"] != "sqlite":
         raise BackupError(f"{archive} is a backup of the {manifest['backend']} backend")
@@ -192,9 +252,13 @@ def restore_sqlite(
                 (data_dir / (name + suffix)).unlink(missing_ok=True)
     private_dir(data_dir)
     allowed = {f"sqlite/{n}" for n in (*SQLITE_FILES, *SQLITE_EXTRAS)}
+    files = _archive_restorer(manifest, archive_dir, force, progress)
     with tarfile.open(archive, "r:gz") as tar:
         for member in tar:
             if member.name == MANIFEST:
+                continue
+            if member.name.startswith(backup_archives.PREFIX):
+                _take_archive(files, tar, member, archive)
                 continue
             if member.name not in allowed or not member.isfile():
                 raise BackupError(f"{archive}: unexpected member {member.name!r}")
@@ -208,10 +272,40 @@ def restore_sqlite(
                 shutil.copyfileobj(source, file)
                 file.flush()
                 os.fsync(file.fileno())
+    _complete(files, archive)
     _say(progress, "verifying the restored data")
     checked = _verified(check_sqlite, data_dir, progress)
     _same_heads(manifest, checked)
-    return Summary(len(checked.incidents), checked.events, checked.audit_records)
+    return Summary(
+        len(checked.incidents), checked.events, checked.audit_records, archives=files.restored
+    )
+
+
+def _archive_restorer(
+    manifest: dict[str, Any], archive_dir: Path, force: bool, progress: Progress | None
+) -> backup_archives.Restorer:
+    if manifest.get("archives") is None:
+        _say(progress, "this backup holds no archive files (made --without-archives)")
+    return backup_archives.Restorer(manifest, archive_dir, force, lambda line: _say(progress, line))
+
+
+def _take_archive(
+    files: backup_archives.Restorer, tar: tarfile.TarFile, member: tarfile.TarInfo, archive: Path
+) -> None:
+    source = tar.extractfile(member)
+    if source is None:
+        raise BackupError(f"{archive}: unexpected member {member.name!r}")
+    try:
+        files.take(member, source)
+    except ArchiveFileError as exc:
+        raise BackupError(f"{archive}: {exc}") from exc
+
+
+def _complete(files: backup_archives.Restorer, archive: Path) -> None:
+    try:
+        files.check_complete()
+    except ArchiveFileError as exc:
+        raise BackupError(f"{archive}: {exc}") from exc
 
 
 def _same_heads(manifest: dict[str, Any], checked: Checked) -> None:
@@ -260,8 +354,11 @@ async def _liaison_keys(client: Any) -> list[bytes]:
     return sorted(k for k in found if k != LOCK_KEY.encode())
 
 
-async def backup_redis(client: Any, out: Path, progress: Progress | None = None) -> Summary:
-    """Dump every Liaison key of the Redis (nodes may be running) into ``out``."""
+async def backup_redis(
+    client: Any, out: Path, progress: Progress | None = None, *, archive_dir: Path | None
+) -> Summary:
+    """Dump every Liaison key of the Redis (nodes may be running) into ``out``, with
+    the archive files in ``archive_dir`` (None: without them)."""
     layout = await redis_layout(client)
     if layout is None:
         raise BackupError("this Redis holds no Liaison data")
@@ -287,8 +384,21 @@ async def backup_redis(client: Any, out: Path, progress: Progress | None = None)
                             _say(progress, f"dumped {written} of {len(names)} keys")
         _say(progress, "verifying the dump")
         checked = await _check_dump(dump, progress)
-        size = _write_archive(out, _manifest("redis", layout, checked), [(REDIS_DUMP, dump)])
-    return Summary(len(checked.incidents), checked.events, checked.audit_records, size)
+        carried: list[tuple[str, Path]] = [(REDIS_DUMP, dump)]
+        archives = _carried(_dump_tombstones(dump), archive_dir, carried, progress)
+        size = _write_archive(out, _manifest("redis", layout, checked, archives), carried)
+    return _summary(checked, size, archives)
+
+
+def _dump_tombstones(dump: Path) -> list[dict[str, Any]]:
+    """The tombstones (``keys.tombstone_key``: JSON strings) of a dump."""
+    return [
+        dict(orjson.loads(value))
+        for name, kind, _, value in _records(dump)
+        if kind == b"string"
+        and name.startswith(keys.PREFIX.encode() + b"{")
+        and name.endswith(b"}:archived")
+    ]
 
 
 async def _read_group(client: Any, names: list[bytes]) -> list[list[Any]]:
@@ -363,9 +473,15 @@ async def redis_is_empty(client: Any) -> bool:
 
 
 async def restore_redis(
-    archive: Path, client: Any, *, force: bool, progress: Progress | None = None
+    archive: Path,
+    client: Any,
+    *,
+    force: bool,
+    progress: Progress | None = None,
+    archive_dir: Path,
 ) -> Summary:
-    """Load ``archive`` into the Redis (no Liaison keys, or ``force``); no node may run."""
+    """Load ``archive`` into the Redis (no Liaison keys, or ``force``), and its archive
+    files into ``archive_dir``; no node may run."""
     manifest = read_manifest(archive)
     if manifest["backend"] != "redis":
         raise BackupError(f"{archive} is a backup of the {manifest['backend']} backend")
@@ -379,14 +495,23 @@ async def restore_redis(
         _say(progress, f"deleting {len(old)} existing Liaison keys")
         for start in range(0, len(old), PIPELINE):
             await client.unlink(*old[start : start + PIPELINE])
+    files = _archive_restorer(manifest, archive_dir, force, progress)
     with tempfile.TemporaryDirectory(prefix=".liaison-restore-") as tmp:
+        dump = Path(tmp) / "keys.msgpack"
         with tarfile.open(archive, "r:gz") as tar:
-            member = tar.getmember(REDIS_DUMP)
-            source = tar.extractfile(member)
-            assert source is not None
-            dump = Path(tmp) / "keys.msgpack"
-            with dump.open("wb") as file:
-                shutil.copyfileobj(source, file)
+            for member in tar:
+                if member.name.startswith(backup_archives.PREFIX):
+                    _take_archive(files, tar, member, archive)
+                elif member.name == REDIS_DUMP:
+                    source = tar.extractfile(member)
+                    assert source is not None
+                    with dump.open("wb") as file:
+                        shutil.copyfileobj(source, file)
+                elif member.name != MANIFEST:
+                    raise BackupError(f"{archive}: unexpected member {member.name!r}")
+        if not dump.exists():
+            raise BackupError(f"{archive} holds no {REDIS_DUMP}")
+        _complete(files, archive)
         restored = 0
         pipe = client.pipeline(transaction=False)
         for name, kind, pttl, value in _records(dump):
@@ -402,7 +527,9 @@ async def restore_redis(
     _say(progress, f"restored {restored} keys; verifying")
     checked = await _verified_async(client, progress)
     _same_heads(manifest, checked)
-    return Summary(len(checked.incidents), checked.events, checked.audit_records)
+    return Summary(
+        len(checked.incidents), checked.events, checked.audit_records, archives=files.restored
+    )
 
 
 def _write(pipe: Any, name: bytes, kind: str, value: Any) -> None:

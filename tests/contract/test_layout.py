@@ -10,7 +10,10 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import sqlite3
+import stat
+import tarfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,17 +149,21 @@ async def filled(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             await client.aclose()
 
 
-async def _backup(target: Target, archive: Path) -> None:
+async def _backup(target: Target, archive: Path, files: Path | None = None) -> Any:
+    """``files``: the archive directory, None to leave the archive files out."""
     if target.client is None:
-        backup_sqlite(target.settings.data_dir, archive)
-    else:
-        await backup_redis(target.client, archive)
+        return backup_sqlite(target.settings.data_dir, archive, archive_dir=files)
+    return await backup_redis(target.client, archive, archive_dir=files)
 
 
-async def _restore(target: Target, archive: Path, where: Any, force: bool = False) -> Any:
+async def _restore(
+    target: Target, archive: Path, where: Any, force: bool = False, files: Path | None = None
+) -> Any:
+    """``files``: where the archive files go (a directory of the test's own by default)."""
+    files = files or archive.with_name(archive.name + ".restored-archive")
     if target.client is None:
-        return restore_sqlite(archive, where, force=force)
-    return await restore_redis(archive, where, force=force)
+        return restore_sqlite(archive, where, force=force, archive_dir=files)
+    return await restore_redis(archive, where, force=force, archive_dir=files)
 
 
 async def test_a_backup_restores_into_an_empty_target_only(
@@ -204,3 +211,89 @@ async def test_a_backup_of_a_broken_chain_is_refused(filled: Target, tmp_path: P
     with pytest.raises(BackupError, match="does not verify: incident inc_b: event 2"):
         await _backup(filled, tmp_path / "backup.tar.gz")
     assert not (tmp_path / "backup.tar.gz").exists()
+
+
+async def _archive_one(target: Target, incident: str, archive_dir: Path, state: str) -> str:
+    """Archive ``incident`` as the retention job does: a file, then the tombstone."""
+    from server.backends import running
+
+    name = f"{incident}-test.jsonl"
+    body = f'{{"incident": "{incident}", "archived": "by the test"}}\n'.encode()
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    if state == "archived":
+        (archive_dir / name).write_bytes(body)
+    tombstone = {
+        "incident": incident,
+        "file": name,
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "state": state,
+    }
+    async with running(target.settings) as backends:
+        head = await backends.log.head(incident)
+        assert head is not None
+        assert await backends.log.archive(incident, head.seq, tombstone)
+    return name
+
+
+async def test_a_backup_carries_the_archive_files_and_the_restore_puts_them_back(
+    filled: Target, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """An archived incident lives only in its file: a backup without it loses it."""
+    archive_dir = tmp_path / "archive"
+    name = await _archive_one(filled, "inc_a", archive_dir, "archived")
+    await _archive_one(filled, "inc_b", archive_dir, "purged")  # no file: nothing to carry
+    archive = tmp_path / "backup.tar.gz"
+    made = await _backup(filled, archive, archive_dir)
+    assert made.archives == 1
+    with tarfile.open(archive, "r:gz") as tar:
+        carried = [n for n in tar.getnames() if n.startswith("archive/")]
+    assert carried == [f"archive/{name}"], "the purged incident has no file to carry"
+
+    empty: Any = tmp_path / "restored"
+    if filled.client is not None:
+        empty = aioredis.Redis.from_url(redis_server.url[: -len("/0")] + "/1")
+        await empty.flushdb()
+    restored_files = tmp_path / "restored-archive"
+    try:
+        restored = await _restore(filled, archive, empty, files=restored_files)
+        assert restored.archives == 1
+        assert (restored_files / name).read_bytes() == (archive_dir / name).read_bytes()
+        assert stat.S_IMODE((restored_files / name).stat().st_mode) == 0o600
+        assert [p.name for p in restored_files.iterdir()] == [name], "no .partial left"
+
+        # The same file there already is kept; a different one is replaced only if forced.
+        (restored_files / name).write_bytes(b"something else")
+        fresh: Any = tmp_path / "restored-again"
+        if filled.client is not None:
+            await empty.flushdb()
+            fresh = empty
+        with pytest.raises(BackupError, match="differs from the backup's: pass --force"):
+            await _restore(filled, archive, fresh, files=restored_files)
+        assert (await _restore(filled, archive, empty, force=True, files=restored_files)).archives
+        assert (restored_files / name).read_bytes() == (archive_dir / name).read_bytes()
+        assert (await _restore(filled, archive, empty, force=True, files=restored_files)).archives
+    finally:
+        if filled.client is not None:
+            await empty.flushdb()
+            await empty.aclose()
+
+
+async def test_a_backup_refuses_a_missing_or_altered_archive_file_unless_told_to_leave_them_out(
+    filled: Target, tmp_path: Path
+) -> None:
+    archive_dir = tmp_path / "archive"
+    name = await _archive_one(filled, "inc_a", archive_dir, "archived")
+    archive = tmp_path / "backup.tar.gz"
+    (archive_dir / name).write_bytes(b"altered")
+    with pytest.raises(BackupError, match=f"{name} of incident inc_a has sha256"):
+        await _backup(filled, archive, archive_dir)
+    (archive_dir / name).unlink()
+    missing = f"{name} of incident inc_a is not in .*--without-archives"
+    with pytest.raises(BackupError, match=missing):
+        await _backup(filled, archive, archive_dir)
+    assert not archive.exists(), "no half backup"
+
+    made = await _backup(filled, archive, None)
+    assert made.archives == 0
+    with tarfile.open(archive, "r:gz") as tar:
+        assert not [n for n in tar.getnames() if n.startswith("archive/")]

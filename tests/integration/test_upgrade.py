@@ -215,12 +215,14 @@ async def _backup_under_load(
     srv: LiaisonServer, backend: str, clients: list[LiaisonClient], tmp_path: Path
 ) -> None:
     tmp_path.mkdir()
+    files = tmp_path / "restored-archive"  # where the restore puts archive files
     if backend == "embedded":
         source, target = str(srv.data_dir), str(tmp_path / "restored")
-        where = ["--data-dir"]
+        where, source_files = ["--data-dir"], srv.data_dir / "archive"
     else:
         source = srv.env["LIAISON_REDIS_URL"]
         target, where = source[: -len("/0")] + "/1", ["--redis-url"]
+        source_files = tmp_path / "archive"  # the nodes' LIAISON_ARCHIVE_DIR: none archive here
     dispatcher = await connect(clients, srv, "dispatch")
     incident = await new_incident(dispatcher, f"Backed up under load ({backend})")
     acked: list[str] = []
@@ -243,7 +245,9 @@ async def _backup_under_load(
         archive = tmp_path / "backup.tar.gz"
         # The commands as `liaison backup` / `restore` run them, in a thread of this
         # process (not the server's: a CLI start costs seconds on a loaded machine).
-        backup = build_parser().parse_args(["backup", str(archive), *where, source])
+        backup = build_parser().parse_args(
+            ["backup", str(archive), *where, source, "--archive-dir", str(source_files)]
+        )
         assert await asyncio.to_thread(backup.func, backup) == 0
         # The writer went on through the backup (on a loaded machine a backup of
         # this size can end before the next acknowledgement, so none is required
@@ -253,7 +257,9 @@ async def _backup_under_load(
         stop.set()
         await writer
 
-    args = build_parser().parse_args(["restore", str(archive), *where, target])
+    args = build_parser().parse_args(
+        ["restore", str(archive), *where, target, "--archive-dir", str(files)]
+    )
     assert await asyncio.to_thread(args.func, args) == 0
     restored = {c for c in _restored_client_ids(backend, target, incident) if c.startswith("live-")}
     assert set(before_backup) <= restored
@@ -264,13 +270,15 @@ async def _backup_under_load(
     # A second restore onto what is now there is refused; --force replaces it.
     if backend == "embedded":
         with pytest.raises(BackupError, match="already holds Liaison data"):
-            restore_sqlite(archive, Path(target), force=False)
-        assert restore_sqlite(archive, Path(target), force=True).events >= len(before_backup)
+            restore_sqlite(archive, Path(target), force=False, archive_dir=files)
+        again = restore_sqlite(archive, Path(target), force=True, archive_dir=files)
+        assert again.events >= len(before_backup)
     else:
         client = aioredis.Redis.from_url(target)
         try:
             with pytest.raises(BackupError, match="already holds Liaison data"):
-                await restore_redis(archive, client, force=False)
-            assert (await restore_redis(archive, client, force=True)).events >= len(before_backup)
+                await restore_redis(archive, client, force=False, archive_dir=files)
+            again = await restore_redis(archive, client, force=True, archive_dir=files)
+            assert again.events >= len(before_backup)
         finally:
             await client.aclose()
