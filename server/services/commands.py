@@ -96,6 +96,14 @@ def _messages_named(cmd: v1.IncidentCommand) -> tuple[int, ...]:
     return ()
 
 
+def _ref_set_by(draft: EventDraft) -> str | None:
+    """The external reference a creation or an update sets, if any."""
+    if draft.type not in ("incident.created", "incident.updated"):
+        return None
+    ref = draft.body.get("external_ref")
+    return ref if isinstance(ref, str) else None
+
+
 class CommandService:
     def __init__(
         self,
@@ -116,9 +124,8 @@ class CommandService:
         if isinstance(cmd, v1.IncidentCreate):
             now = int(time.time() * 1000)
             draft = decide_create(who, cmd, self._directory, now)
-            await self._check_ref_mode(who, draft)
             try:
-                result = await self._append(draft)
+                result = await self._checked_append(who, draft)
             except ProtocolError as exc:
                 if not isinstance(exc.__cause__, IncidentArchived):
                     raise
@@ -190,9 +197,8 @@ class CommandService:
         draft = await self._decide(who, cmd)
         if isinstance(draft, AppendResult):
             return draft
-        await self._check_ref_mode(who, draft)
         try:
-            return await self._append(draft)
+            return await self._checked_append(who, draft)
         except ProtocolError as refused:
             if isinstance(refused.__cause__, LogNotFound):
                 await self._unless_archived(who, cmd.incident, refused)
@@ -212,7 +218,23 @@ class CommandService:
         self._projections.forget(incident)
         raise await refusal(self._log, incident, who.org_id) from refused
 
-    async def _check_ref_mode(self, who: Principal, draft: EventDraft) -> None:
+    async def _checked_append(self, who: Principal, draft: EventDraft) -> AppendResult:
+        """Append ``draft`` once its external reference's mode is checked.
+
+        A draft that sets a reference holds that reference's lock from the check
+        to the commit: two creations with one CAD number, one live and one an
+        exercise, sent at once, both passed the check before either was stored.
+        On one node the second now sees the first; across nodes the check is
+        still a read then a write (CHANGELOG).
+        """
+        ref = _ref_set_by(draft)
+        if ref is None:
+            return await self._append(draft)
+        async with self._locks.hold(f"external_ref\x00{ref}"):
+            await self._check_ref_mode(who, draft, ref)
+            return await self._append(draft)
+
+    async def _check_ref_mode(self, who: Principal, draft: EventDraft, ref: str) -> None:
         """An external reference stays within one mode (SPEC 28): a CAD number an
         exercise uses is never linked to a live incident, nor the reverse, or a
         CAD lookup (``?ref=``) would hand a drill to live work.
@@ -220,9 +242,6 @@ class CommandService:
         Looked up among the incidents the author's organisation takes part in:
         the answer tells nothing about incidents it cannot see.
         """
-        ref = draft.body.get("external_ref")
-        if ref is None or draft.type not in ("incident.created", "incident.updated"):
-            return
         mode = mode_of(draft.body)
         page = await self._log.list_incidents(IncidentQuery(org=who.org_id, ref=ref, limit=20))
         for other in page.incidents:

@@ -9,6 +9,7 @@ out, and a post written offline keeps its written-at.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -129,3 +130,28 @@ async def test_adding_an_org_never_puts_a_drill_under_its_live_cad_number(
     with pytest.raises(CommandFailed) as refused:
         await dispatcher.incidents(f"ref={ref}&mode=drill")
     assert refused.value.code == "invalid"
+
+
+async def test_a_live_incident_and_a_drill_created_at_once_never_share_a_reference(
+    server: LiaisonServer, clients: list[LiaisonClient]
+) -> None:
+    """Both creations checked the reference before either was stored, and both
+    were accepted; now the second to be checked sees the first (one node)."""
+    live_desk = await connect(clients, server, "dispatch")
+    drill_desk = await connect(clients, server, "dispatch")
+    orgs = [POLICE, SHELTER]
+    for attempt in range(12):
+        ref = f"CAD-RACE-{time.time_ns()}-{attempt}"
+        outcomes = await asyncio.gather(
+            live_desk.open_incident("Person on the bridge", "welfare", external_ref=ref, orgs=orgs),
+            drill_desk.open_incident(
+                "Drill: bridge", "welfare", mode="exercise", external_ref=ref, orgs=orgs
+            ),
+            return_exceptions=True,
+        )
+        created = [o for o in outcomes if isinstance(o, str)]
+        refused = [o for o in outcomes if isinstance(o, CommandFailed)]
+        assert len(created) == 1, f"attempt {attempt}: {outcomes}"
+        assert [(r.code, r.error["detail"]["reason"]) for r in refused] == [("conflict", "mode")]
+        listed = await live_desk.incidents(f"ref={ref}&limit=10")
+        assert [s["id"] for s in listed] == created
