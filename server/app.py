@@ -17,7 +17,7 @@ from aiohttp import web
 
 from protocol.limits import LIMITS
 from server.auth import TokenSigner
-from server.backends import Backends, build_backends
+from server.backends import Backends, build_backends, node_id
 from server.domain.deadlines import awaits_ack
 from server.fanout.base import Broker
 from server.logs import LoggedAudit, event
@@ -35,6 +35,7 @@ from server.services.hub import Hub
 from server.services.projections import Projections
 from server.services.push_runtime import PushRuntime
 from server.services.read_audit import RestrictedReadAudit
+from server.services.ref_claims import ReferenceClaims
 from server.services.sharing_admin import SharingAdmin
 from server.services.sharing_rules import SharingRules
 from server.services.webhook_delivery import WebhookDispatcher, build_webhooks
@@ -106,7 +107,10 @@ def create_app(settings: Settings) -> web.Application:
         awaits_ack(RunnerConfig.from_settings(settings).rules, directory),
     )
     sharing = SharingRules(backends.agreements)
-    commands = CommandService(backends.log, projections, directory, sharing)
+    claims = ReferenceClaims(
+        backends.leases, node_id(settings) if settings.redis_url else "embedded"
+    )
+    commands = CommandService(backends.log, projections, directory, sharing, claims)
     signer = TokenSigner(settings.token_ttl_s)
     guard = SessionGuard(backends.sessions, directory, settings.token_ttl_s)
     accounts = Accounts(

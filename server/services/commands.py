@@ -29,7 +29,9 @@ from server.errors import (
 from server.services.archived import archived_for, refusal
 from server.services.keyed_locks import KeyedLocks
 from server.services.projections import Projections
+from server.services.ref_claims import ReferenceClaims
 from server.storage.base import EventLog, IncidentQuery
+from server.storage.leases import MemoryLeases
 
 #: Commands whose validity depends on state another command may change at the
 #: same moment (task and incident transitions, message edits). They are decided
@@ -111,12 +113,16 @@ class CommandService:
         projections: Projections,
         directory: DirectoryView,
         rules: AgreementsView,
+        claims: ReferenceClaims | None = None,
     ) -> None:
+        """``claims``: the nodes' shared leases on external references (default:
+        this process only, as in the embedded mode)."""
         self._log = log
         self._projections = projections
         self._directory = directory
         self._rules = rules
         self._locks = KeyedLocks()  # held only while a command runs
+        self._claims = claims or ReferenceClaims(MemoryLeases(), "embedded", self._locks)
 
     async def execute(self, who: Principal, cmd: v1.Command) -> Ack:
         """Run a write command; the ack payload on success, ProtocolError otherwise."""
@@ -221,16 +227,15 @@ class CommandService:
     async def _checked_append(self, who: Principal, draft: EventDraft) -> AppendResult:
         """Append ``draft`` once its external reference's mode is checked.
 
-        A draft that sets a reference holds that reference's lock from the check
-        to the commit: two creations with one CAD number, one live and one an
-        exercise, sent at once, both passed the check before either was stored.
-        On one node the second now sees the first; across nodes the check is
-        still a read then a write (CHANGELOG).
+        A draft that sets a reference holds it from the check to the commit
+        (server/services/ref_claims.py): two creations with one CAD number, one
+        live and one an exercise, sent at once, both passed the check before
+        either was stored.
         """
         ref = _ref_set_by(draft)
         if ref is None:
             return await self._append(draft)
-        async with self._locks.hold(f"external_ref\x00{ref}"):
+        async with self._claims.hold(ref):
             await self._check_ref_mode(who, draft, ref)
             return await self._append(draft)
 

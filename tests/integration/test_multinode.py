@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -190,3 +191,26 @@ async def test_organisation_added_on_one_node_is_known_on_another(
                 if refused.code != "invalid":  # only "unknown organisation" is expected
                     raise
                 await asyncio.sleep(0.5)
+
+
+async def test_a_live_incident_and_a_drill_created_at_once_on_two_nodes_never_share_a_reference(
+    cluster: list[LiaisonServer], clients: list[LiaisonClient]
+) -> None:
+    """Each node checked the reference before the other's creation was stored;
+    the nodes' claim of the reference (a lease in Redis) now orders them."""
+    live_desk = await connect(clients, cluster[0], "dispatch")
+    drill_desk = await connect(clients, cluster[1], "dispatch")
+    orgs = ["metro-police", "harbour-shelter"]
+    for attempt in range(12):
+        ref = f"CAD-NODES-{time.time_ns()}-{attempt}"
+        outcomes = await asyncio.gather(
+            live_desk.open_incident("Person on the bridge", "welfare", external_ref=ref, orgs=orgs),
+            drill_desk.open_incident(
+                "Drill: bridge", "welfare", mode="exercise", external_ref=ref, orgs=orgs
+            ),
+            return_exceptions=True,
+        )
+        created = [o for o in outcomes if isinstance(o, str)]
+        refused = [o for o in outcomes if isinstance(o, CommandFailed)]
+        assert len(created) == 1, f"attempt {attempt}: {outcomes}"
+        assert [(r.code, r.error["detail"]["reason"]) for r in refused] == [("conflict", "mode")]
