@@ -9,7 +9,6 @@ out, and a post written offline keeps its written-at.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 
 from liaison_client import CommandFailed, LiaisonClient, is_exercise, written_note
 from tests.conftest import LiaisonServer, connect
+from tests.integration.ref_race import one_of_each_pair_is_stored
 from tests.integration.test_webhooks import FAST, POLICE, SHELTER, org_admin, subscribe
 from tests.integration.webhook_endpoint import Endpoint
 from tests.waiting import until
@@ -139,19 +139,4 @@ async def test_a_live_incident_and_a_drill_created_at_once_never_share_a_referen
     were accepted; now the second to be checked sees the first (one node)."""
     live_desk = await connect(clients, server, "dispatch")
     drill_desk = await connect(clients, server, "dispatch")
-    orgs = [POLICE, SHELTER]
-    for attempt in range(12):
-        ref = f"CAD-RACE-{time.time_ns()}-{attempt}"
-        outcomes = await asyncio.gather(
-            live_desk.open_incident("Person on the bridge", "welfare", external_ref=ref, orgs=orgs),
-            drill_desk.open_incident(
-                "Drill: bridge", "welfare", mode="exercise", external_ref=ref, orgs=orgs
-            ),
-            return_exceptions=True,
-        )
-        created = [o for o in outcomes if isinstance(o, str)]
-        refused = [o for o in outcomes if isinstance(o, CommandFailed)]
-        assert len(created) == 1, f"attempt {attempt}: {outcomes}"
-        assert [(r.code, r.error["detail"]["reason"]) for r in refused] == [("conflict", "mode")]
-        listed = await live_desk.incidents(f"ref={ref}&limit=10")
-        assert [s["id"] for s in listed] == created
+    await one_of_each_pair_is_stored(live_desk, drill_desk)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from liaison_client import CommandFailed, LiaisonClient
 from tests.conftest import LiaisonServer, connect, new_incident, resume_on
+from tests.integration.ref_race import one_of_each_pair_is_stored
 from tests.redis_server import RedisServer
 
 
@@ -200,17 +200,4 @@ async def test_a_live_incident_and_a_drill_created_at_once_on_two_nodes_never_sh
     the nodes' claim of the reference (a lease in Redis) now orders them."""
     live_desk = await connect(clients, cluster[0], "dispatch")
     drill_desk = await connect(clients, cluster[1], "dispatch")
-    orgs = ["metro-police", "harbour-shelter"]
-    for attempt in range(12):
-        ref = f"CAD-NODES-{time.time_ns()}-{attempt}"
-        outcomes = await asyncio.gather(
-            live_desk.open_incident("Person on the bridge", "welfare", external_ref=ref, orgs=orgs),
-            drill_desk.open_incident(
-                "Drill: bridge", "welfare", mode="exercise", external_ref=ref, orgs=orgs
-            ),
-            return_exceptions=True,
-        )
-        created = [o for o in outcomes if isinstance(o, str)]
-        refused = [o for o in outcomes if isinstance(o, CommandFailed)]
-        assert len(created) == 1, f"attempt {attempt}: {outcomes}"
-        assert [(r.code, r.error["detail"]["reason"]) for r in refused] == [("conflict", "mode")]
+    await one_of_each_pair_is_stored(live_desk, drill_desk)
