@@ -479,11 +479,10 @@ class _Writer:
                 f"INSERT INTO events ({_COLUMNS}) VALUES ({_MARKS})",  # noqa: S608
                 rows,
             )
-            for incident, head in touched.items():
-                self.db.execute(
-                    "UPDATE logs SET head_seq = ?, head_hash = ?, head_ts = ? WHERE incident = ?",
-                    (head.seq, head.hash, head.ts_ms, incident),
-                )
+            self.db.executemany(
+                "UPDATE logs SET head_seq = ?, head_hash = ?, head_ts = ? WHERE incident = ?",
+                [(h.seq, h.hash, h.ts_ms, incident) for incident, h in touched.items()],
+            )
             self._index_batch(results)
             feed.record_runs(self.db, results)
             self.db.execute("COMMIT")
@@ -503,30 +502,42 @@ class _Writer:
             if isinstance(r, AppendResult) and not r.duplicate:
                 by_incident.setdefault(r.event.incident, []).append(r.event)
         self._index_text(by_incident)
+        public: list[tuple[int, str]] = []
+        restricted: list[tuple[int, str, str]] = []
         for incident, events in by_incident.items():
             header_events = [ev for ev in events if ev.type in summary.HEADER_TYPES]
             if header_events:
                 self._index(incident, header_events)
-            self._touch_orgs(incident, events)
+            self._last_seen(incident, events, public, restricted)
+        # Two statements for the whole batch, after every incident's _index
+        # (a joining organisation's row exists by then), not two per incident.
+        self.db.executemany(
+            "UPDATE incident_orgs SET updated_ts = max(updated_ts, ?) WHERE incident = ?", public
+        )
+        self.db.executemany(
+            "UPDATE incident_orgs SET updated_ts = max(updated_ts, ?)"
+            " WHERE org = ? AND incident = ?",
+            restricted,
+        )
 
-    def _touch_orgs(self, incident: str, events: Sequence[StoredEvent]) -> None:
+    def _last_seen(
+        self,
+        incident: str,
+        events: Sequence[StoredEvent],
+        public: list[tuple[int, str]],
+        restricted: list[tuple[int, str, str]],
+    ) -> None:
+        """The ``updated`` of the organisations that see ``events``, as update rows."""
         joined: dict[str, int] = {}
         if summary.needs_joined(events):  # follow-ups only: one read of the header
             row = self.db.execute(
                 "SELECT header FROM incident_index WHERE incident = ?", (incident,)
             ).fetchone()
             joined = summary.joined_of(orjson.loads(row[0])) if row else {}
-        public, restricted = summary.last_seen(events, joined)
-        if public is not None:
-            self.db.execute(
-                "UPDATE incident_orgs SET updated_ts = max(updated_ts, ?) WHERE incident = ?",
-                (public, incident),
-            )
-        self.db.executemany(
-            "UPDATE incident_orgs SET updated_ts = max(updated_ts, ?)"
-            " WHERE org = ? AND incident = ?",
-            [(ts, org, incident) for org, ts in restricted.items()],
-        )
+        everyone, orgs = summary.last_seen(events, joined)
+        if everyone is not None:
+            public.append((everyone, incident))
+        restricted.extend((ts, org, incident) for org, ts in orgs.items())
 
     def _store(
         self,
