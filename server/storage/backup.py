@@ -189,6 +189,9 @@ def _sqlite_tombstones(copies: Path) -> list[dict[str, Any]]:
         return []
     db = sqlite3.connect(f"file:{events}?mode=ro", uri=True)
     try:
+        exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'archived'"
+        if db.execute(exists).fetchone() is None:  # a file from before retention
+            return []
         rows = db.execute("SELECT tombstone FROM archived").fetchall()
     finally:
         db.close()

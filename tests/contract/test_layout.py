@@ -27,6 +27,7 @@ from server.settings import Settings
 from server.storage import redis_keys as keys
 from server.storage.backup import (
     BackupError,
+    _sqlite_tombstones,
     backup_redis,
     backup_sqlite,
     restore_redis,
@@ -297,3 +298,15 @@ async def test_a_backup_refuses_a_missing_or_altered_archive_file_unless_told_to
     assert made.archives == 0
     with tarfile.open(archive, "r:gz") as tar:
         assert not [n for n in tar.getnames() if n.startswith("archive/")]
+
+
+def test_a_backup_of_an_events_file_from_before_retention_has_no_archive_files(
+    tmp_path: Path,
+) -> None:
+    """An events.db without the ``archived`` table (written before retention existed)."""
+    data = tmp_path / "old"
+    data.mkdir()
+    with sqlite3.connect(data / "events.db") as db:
+        db.execute("CREATE TABLE events (incident TEXT)")
+    write_sqlite_layout(data, 1)
+    assert _sqlite_tombstones(data) == []
