@@ -16,6 +16,7 @@ from functools import partial
 from aiohttp import web
 
 from protocol.limits import LIMITS
+from server import gc_tuning
 from server.auth import TokenSigner
 from server.backends import Backends, build_backends, node_id
 from server.domain.deadlines import awaits_ack
@@ -206,6 +207,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(exports.routes())
     add_api_headers(app)
     _add_client_routes(app)
+    app.cleanup_ctx.append(partial(_gc_pauses_ctx, metrics))
     app.cleanup_ctx.append(partial(_storage_ctx, backends, components))
     app.cleanup_ctx.append(partial(exports_ctx, anchorer))  # after storage, closed before it
     install_retention(  # its job runs after the anchorer started
@@ -251,6 +253,16 @@ def _feed(
 
     gateway.feeds = FeedSockets(feed, emit)
     return feed
+
+
+async def _gc_pauses_ctx(metrics: Metrics, _: web.Application) -> AsyncIterator[None]:
+    """Every garbage collection is timed while the node runs (liaison_gc_pause_seconds)."""
+    timer = gc_tuning.PauseTimer(metrics.gc_paused)
+    timer.install()
+    try:
+        yield
+    finally:
+        timer.remove()
 
 
 async def _storage_ctx(

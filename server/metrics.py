@@ -40,6 +40,7 @@ COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 #: microseconds for a few followers, milliseconds for thousands.
 FANOUT_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
+GC_PAUSE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 #: Follow outcomes (SPEC §11.2 statuses); "ok" is counted as "served".
 FOLLOW_OUTCOMES = ("served", "resync_required", "out_of_range", "unavailable", "not_found")
@@ -101,6 +102,15 @@ class Metrics:
             buckets=FANOUT_BUCKETS,
             registry=r,
         )
+        gc_pause = Histogram(
+            "liaison_gc_pause_seconds",
+            "Garbage collections by generation: how long each held the GIL (every"
+            " connection of the node waits that long).",
+            ["generation"],
+            buckets=GC_PAUSE_BUCKETS,
+            registry=r,
+        )
+        self._gc_pauses = tuple(gc_pause.labels(str(g)) for g in range(3))
         follows = Counter(
             "liaison_follow_outcomes",
             "Follow (and resume) targets by outcome.",
@@ -135,6 +145,10 @@ class Metrics:
     ) -> None:
         """Report ``read()`` as ``name`` at every scrape (a counter gets ``_total``)."""
         self._watcher.watched.append(_Watched(name, doc, counter, read))
+
+    def gc_paused(self, generation: int, seconds: float) -> None:
+        """One garbage collection of ``generation`` (0-2) took ``seconds``."""
+        self._gc_pauses[generation].observe(seconds)
 
     def committed(self, appends: int, seconds: float) -> None:
         """One group commit of ``appends`` whose oldest waited ``seconds`` for its ack."""

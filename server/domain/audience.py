@@ -31,7 +31,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
+
+import msgspec
 
 from server.domain.events import StoredEvent
 from server.domain.sharing import (
@@ -62,12 +64,18 @@ WHOLE = Audience(visible=True)
 PLACEHOLDER = Audience(visible=False)
 
 
-class EventMeta(NamedTuple):
+class EventMeta(msgspec.Struct, frozen=True, gc=False):
     """The facts about an event (or a state item it set) the rules look at.
 
-    A named tuple, not a frozen dataclass: one is built per event on every
-    read path (fan-out, resume, projection), and a frozen dataclass's
-    ``__init__`` (one ``object.__setattr__`` per field) cost several times more.
+    A msgspec Struct, neither a frozen dataclass nor a named tuple: one is
+    built per event on every read path (fan-out, resume, projection), where a
+    frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field)
+    cost several times more; and one is kept per message of every cached
+    projection, where a named tuple is an object the cyclic garbage collector
+    walks on every pass. ``gc=False`` keeps it out of those passes: it holds
+    only strings, numbers, tuples of strings, an enum member and a frozenset
+    of enum members, so it can never be part of a reference cycle (msgspec's
+    condition for ``gc=False``; tests/unit/test_gc_untracked.py checks it).
     """
 
     seq: int

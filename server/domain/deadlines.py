@@ -30,7 +30,7 @@ for its escalation (server/domain/audience.py), whatever ``notify`` says.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,7 +125,7 @@ def _unacknowledged(state: IncidentState, msg: MessageState, directory: Director
     return [o for o in addressed_orgs(state, msg, directory) if o not in msg.acked_orgs]
 
 
-def _fired(escalations: list[dict[str, Any]], kind: str, due: int) -> bool:
+def _fired(escalations: Sequence[dict[str, Any]], kind: str, due: int) -> bool:
     return any(e["type"] == kind and e["due"] == due for e in escalations)
 
 
@@ -159,8 +159,8 @@ def addressed_orgs(state: IncidentState, msg: MessageState, directory: Directory
     recipient is a colleague). An organisation has acknowledged once one of
     its people other than the author did.
     """
-    named: dict[str, None] = dict.fromkeys(msg.mentions.get("orgs") or ())
-    users = list(msg.mentions.get("users") or ())
+    named: dict[str, None] = dict.fromkeys(msg.mention_orgs)
+    users = list(msg.mention_users)
     if msg.meta.label is Label.RED:
         users += list(msg.meta.recipients)
     for user_id in users:

@@ -216,6 +216,9 @@ async def test_the_collector_is_set_and_startup_frozen_as_settings_say(
     assert tuned["liaison_gc_young_threshold"] == 20_000
     assert tuned["liaison_gc_frozen_objects"] > 10_000  # modules, code, the seed
     assert 'python_gc_collections_total{generation="0"}' in tuned
+    # The startup freeze's full collection ran while the pause timer was installed.
+    assert tuned['liaison_gc_pause_seconds_count{generation="2"}'] >= 1
+    assert 'liaison_gc_pause_seconds_bucket{generation="0",le="0.001"}' in tuned
     plain = LiaisonServer(tmp_path / "plain", env={"LIAISON_GC_YOUNG": "0"})
     plain.start()
     try:
