@@ -198,6 +198,7 @@ def create_app(settings: Settings) -> web.Application:
         webhooks, components.deliveries = build_webhooks(
             settings, backends.webhooks, backends.log, projections, sharing, accounts.record
         )
+        components.deliveries.watch(metrics)
         app.add_routes(WebhookRoutes(rest, webhooks).routes())
     components.deadlines = build_deadlines(
         settings, backends.log, projections, directory, backends.leases

@@ -14,8 +14,8 @@ Two kinds of values:
   (connections, follows, writer and feed health), computed only when
   Prometheus asks, so they cost nothing in between.
 
-Webhook queue depth and failures (issue 11 §5) are not here: there are no
-webhooks yet. They belong here when the webhook queue exists.
+Webhook delivery reports its own counters and gauges through ``watch``
+(server/services/webhook_delivery.py), as Web Push does.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 #: microseconds for a few followers, milliseconds for thousands.
 FANOUT_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
+WEBHOOK_LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 GC_PAUSE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 #: Follow outcomes (SPEC §11.2 statuses); "ok" is counted as "served".
@@ -111,6 +112,12 @@ class Metrics:
             registry=r,
         )
         self._gc_pauses = tuple(gc_pause.labels(str(g)) for g in range(3))
+        self.webhook_lag = Histogram(
+            "liaison_webhook_lag_seconds",
+            "Per webhook delivered: from its event's commit to the receiver's 2xx.",
+            buckets=WEBHOOK_LAG_BUCKETS,
+            registry=r,
+        )
         follows = Counter(
             "liaison_follow_outcomes",
             "Follow (and resume) targets by outcome.",

@@ -29,6 +29,10 @@ subscription's cursor for that incident (``WebhookStore``)::
   its organisation may not read (placeholders, redaction markers).
 * **Off the hot path.** Workers are tasks of their own reading the log; the
   hub and fan-out never wait for a receiver.
+* **Observable** (``watch``): attempts delivered and failed, subscriptions
+  disabled, the subscriptions this node delivers and how many of them are
+  failing, how old the oldest event a failing receiver holds up is, and the
+  lag from an event's commit to its receiver's 2xx.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from server.domain.audience import Audience, Reader, event_meta
 from server.domain.events import StoredEvent
 from server.domain.sharing import AgreementsView
 from server.errors import StorageUnavailable
+from server.metrics import Metrics
 from server.services.envelope import shaped
 from server.services.projections import Projections
 from server.services.webhooks import WebhookConfig, Webhooks, now_ms
@@ -78,6 +83,12 @@ OUTAGE_CAP_S = 10.0
 #: event, a RED one) does not move it; a placeholder that ends an incident's
 #: burst is delivered by the next full walk, at most ``FULL_EVERY`` polls late.
 FULL_EVERY = 10
+#: The counters ``watch`` reports (``liaison_webhook_<name>_total``).
+COUNTED = {
+    "delivered": "Webhook attempts its receiver accepted (2xx).",
+    "failed": "Webhook attempts that failed (no answer, a timeout, or not 2xx); retried.",
+    "disabled": "Webhook subscriptions disabled after failing for LIAISON_WEBHOOK_DISABLE_AFTER_S.",
+}
 #: Quick passes look this far below the watermark: nodes' clocks differ, and
 #: an append racing a walk may carry a ts a little older than what it saw.
 SKEW_MS = 5_000
@@ -105,6 +116,9 @@ class _Job:
     watermark: int | None = None
     #: When the next full pass is due (monotonic seconds).
     full_due: float = 0.0
+    #: The ts (ms) of the event its receiver last failed to take; None once
+    #: one was taken. What ``liaison_webhook_blocked_seconds`` reports.
+    blocked_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -133,6 +147,38 @@ class WebhookDispatcher:
         self._woken = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
+        self.counts = dict.fromkeys(COUNTED, 0)
+        self._observe_lag: Callable[[float], None] | None = None
+
+    def watch(self, metrics: Metrics) -> None:
+        """Report what delivery does in /metrics (deploy/README.md, "Health")."""
+        for name, doc in COUNTED.items():
+            metrics.watch(
+                f"liaison_webhook_{name}",
+                doc,
+                lambda n=name: float(self.counts[n]),  # type: ignore[misc]
+                counter=True,
+            )
+        metrics.watch(
+            "liaison_webhook_subscriptions_held",
+            "Enabled webhook subscriptions this node holds the lease of and delivers.",
+            lambda: float(sum(j.sub.state.enabled for j in self._jobs.values())),
+        )
+        metrics.watch(
+            "liaison_webhook_failing",
+            "Of those, the ones whose receiver is failing (backing off).",
+            lambda: float(sum(_failing(j) for j in self._jobs.values())),
+        )
+        metrics.watch(
+            "liaison_webhook_blocked_seconds",
+            "Age of the oldest event a failing receiver of this node holds up; 0 if none.",
+            self._blocked_s,
+        )
+        self._observe_lag = metrics.webhook_lag.observe
+
+    def _blocked_s(self) -> float:
+        blocked = [j.blocked_ms for j in self._jobs.values() if _failing(j) and j.blocked_ms]
+        return max(0.0, (now_ms() - min(blocked)) / 1000) if blocked else 0.0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -400,8 +446,14 @@ class WebhookDispatcher:
             attempt=sub.state.failures + 1,
         )
         if ok:
+            self.counts["delivered"] += 1
+            job.blocked_ms = None
+            if self._observe_lag is not None:
+                self._observe_lag(max(0.0, (now_ms() - ev.ts_ms) / 1000))
             await self._succeeded(job, entry, ev, aud)
         else:
+            self.counts["failed"] += 1
+            job.blocked_ms = ev.ts_ms
             await self._failed(job, entry)
         return ok
 
@@ -455,7 +507,14 @@ class WebhookDispatcher:
         detail = {"org": sub.org_id, "url": sub.url, "failures": state.failures}
         await self.record(AuditEntry(ACTOR, "webhook.disable", sub.id, "ok", "", detail))
         job.sub = replace(sub, state=disabled)
+        self.counts["disabled"] += 1
         log.warning("webhooks: %s disabled: %s", sub.id, reason)
+
+
+def _failing(job: _Job) -> bool:
+    """An enabled subscription backing off after a failed attempt."""
+    state = job.sub.state
+    return state.enabled and state.failures > 0
 
 
 def build_webhooks(

@@ -22,6 +22,7 @@ import redis
 
 from liaison_client import CommandFailed, LiaisonClient
 from tests.conftest import ADMIN_PASSWORD, ROOT, LiaisonServer, connect
+from tests.integration.test_metrics import scrape
 from tests.integration.test_multinode import start_nodes
 from tests.integration.webhook_endpoint import Endpoint
 from tests.redis_server import RedisServer
@@ -191,6 +192,49 @@ async def test_an_ngo_receiver_gets_every_event_once_in_order_across_outages_and
         await endpoint.stop()
 
 
+async def test_metrics_show_a_failing_receiver_and_its_recovery(
+    webhook_server: LiaisonServer, clients: list[LiaisonClient]
+) -> None:
+    """/metrics: attempts, the failing subscription, the event it holds up, then the lag."""
+    idle = await scrape(webhook_server)
+    assert idle["liaison_webhook_subscriptions_held"] == 0
+    assert idle["liaison_webhook_failing"] == 0
+    assert idle["liaison_webhook_blocked_seconds"] == 0
+    assert idle["liaison_webhook_lag_seconds_count"] == 0
+    endpoint = Endpoint()  # not started: connections are refused
+    admin = await org_admin(clients, webhook_server, SHELTER)
+    await subscribe(admin, endpoint)
+    dispatcher = await connect(clients, webhook_server, "dispatch")
+    await crime_incident(dispatcher)
+
+    async def failing() -> bool:
+        m = await scrape(webhook_server)
+        return (
+            m["liaison_webhook_subscriptions_held"] == 1
+            and m["liaison_webhook_failing"] == 1
+            and m["liaison_webhook_failed_total"] >= 2  # retried
+            and m["liaison_webhook_blocked_seconds"] > 0.2
+        )
+
+    await until_true(failing, 10, "the failing receiver in /metrics")
+    assert (await scrape(webhook_server))["liaison_webhook_delivered_total"] == 0
+    await endpoint.start()
+    try:
+
+        async def recovered() -> bool:
+            m = await scrape(webhook_server)
+            return m["liaison_webhook_delivered_total"] == 1 and m["liaison_webhook_failing"] == 0
+
+        await until_true(recovered, 10, "the delivery in /metrics")
+        m = await scrape(webhook_server)
+        assert m["liaison_webhook_blocked_seconds"] == 0
+        assert m["liaison_webhook_lag_seconds_count"] == 1
+        assert m["liaison_webhook_lag_seconds_sum"] > 0.2  # it waited out the outage
+        assert m["liaison_webhook_disabled_total"] == 0
+    finally:
+        await endpoint.stop()
+
+
 async def test_a_slow_receiver_does_not_stall_live_fanout(
     quick_disable_server: LiaisonServer, clients: list[LiaisonClient]
 ) -> None:
@@ -251,6 +295,7 @@ async def test_a_receiver_down_too_long_is_disabled_then_replayed(
     quick_disable_server: LiaisonServer, clients: list[LiaisonClient]
 ) -> None:
     srv = quick_disable_server
+    disabled_before = (await scrape(srv))["liaison_webhook_disabled_total"]
     endpoint = Endpoint()  # not started: connections are refused
     admin = await org_admin(clients, srv, SHELTER)
     sub = await subscribe(admin, endpoint)
@@ -262,6 +307,8 @@ async def test_a_receiver_down_too_long_is_disabled_then_replayed(
         return not (await admin.request("GET", f"/api/v1/webhooks/{sub['id']}"))["enabled"]
 
     await until_true(disabled, 15, "the failing subscription disabled")
+    # At least: the module's other subscriptions may give up on this server too.
+    assert (await scrape(srv))["liaison_webhook_disabled_total"] >= disabled_before + 1
     log = (await admin.request("GET", f"/api/v1/webhooks/{sub['id']}/deliveries"))["deliveries"]
     assert log[0]["kind"] == "notice"
     assert log[0]["error"].startswith("disabled")

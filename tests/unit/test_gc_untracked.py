@@ -76,7 +76,10 @@ def test_no_message_state_or_meta_can_reach_itself(log: Log) -> None:
     _, busy = _busy_incident(log)
     assert log.state is not None
     msg = log.state.messages[busy]
-    assert msg.mention_orgs == (NGO,) and msg.receipts and msg.escalations and msg.acks
+    assert msg.mention_orgs == (NGO,)
+    assert msg.receipts
+    assert msg.escalations
+    assert msg.acks
     wire: dict[str, Any] = msg.to_wire()
     assert wire["mentions"] == {"users": [], "orgs": [NGO]}
     assert wire["escalations"] == list(msg.escalations)
