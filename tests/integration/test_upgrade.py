@@ -143,6 +143,9 @@ async def test_layout_0_is_migrated_and_everything_is_still_readable(
     if backend == "embedded":
         assert (srv.data_dir / "layout-version").read_text().strip() == str(LAYOUT_VERSION)
         checked = check_sqlite(srv.data_dir)
+        with sqlite3.connect(f"file:{srv.data_dir}/events.db?mode=ro", uri=True) as db:
+            (table,) = db.execute("SELECT sql FROM sqlite_schema WHERE name = 'events'").fetchone()
+        assert "WITHOUT ROWID" not in table.upper()  # moved into a rowid table at start
         assert _families(srv.data_dir / "sessions.db") == _families(
             FIXTURE / "embedded" / "sessions.db"
         )
