@@ -167,8 +167,10 @@ class Anchorer:
     async def sweep(self) -> int:
         """Anchor every head that moved since this node last anchored it; how many."""
         count = 0
-        for incident in await self.log.incidents():
-            head = await self.log.head(incident)
+        incidents = await self.log.incidents()
+        heads = await self.log.heads(incidents)  # one read, not one per incident
+        for incident in incidents:
+            head = heads.get(incident)
             if head is None or self._anchored.get(incident) == (head.epoch, head.seq):
                 continue
             found = await self.head_of(incident)

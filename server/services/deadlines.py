@@ -155,10 +155,10 @@ class DeadlineRunner:
     async def _refresh(self) -> None:
         self._polls += 1
         closed_too = self._polls % CLOSED_EVERY == 1
-        for incident in await self._log.incidents():
-            if incident in self._closed and not closed_too:
-                continue
-            head = await self._log.head(incident)
+        looked = [i for i in await self._log.incidents() if closed_too or i not in self._closed]
+        heads = await self._log.heads(looked)  # one read, not one per incident
+        for incident in looked:
+            head = heads.get(incident)
             if head is not None and head.seq != self._seen.get(incident):
                 await self._index(incident, head.seq)
 

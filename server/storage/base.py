@@ -174,6 +174,14 @@ class EventLog(Protocol):
         """
         ...
 
+    async def heads(self, incidents: Sequence[str]) -> dict[str, LogHead]:
+        """``head`` of each of ``incidents`` in one read; those without a log are left out.
+
+        For rounds over many incidents (the deadline runner's, every second):
+        one query or one pipelined round trip, not one per incident.
+        """
+        ...
+
     async def find(self, incident: str, actor_user: str, client_id: str) -> StoredEvent | None:
         """The event this user's client id produced in this incident, if any."""
         ...

@@ -107,6 +107,8 @@ MAX_UNANNOUNCED = 10_000
 
 #: Index entries one ``list_incidents`` call reads at most.
 INDEX_SCAN = 1_000
+#: Heads asked for in one pipelined round trip by ``heads``.
+HEADS_PER_ROUND_TRIP = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +199,23 @@ class RedisLogReader:
         except (RedisError, OSError) as exc:
             raise StorageUnavailable(str(exc)) from exc
         return LogHead(epoch.decode(), int(seq)) if epoch is not None else None
+
+    async def heads(self, incidents: Sequence[str]) -> dict[str, LogHead]:
+        wanted = list(dict.fromkeys(incidents))
+        found: dict[str, LogHead] = {}
+        try:
+            for start in range(0, len(wanted), HEADS_PER_ROUND_TRIP):
+                chunk = wanted[start : start + HEADS_PER_ROUND_TRIP]
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for incident in chunk:
+                        _ = pipe.hmget(keys.head_key(incident), ["epoch", "seq"])
+                    replies: Any = await pipe.execute()
+                for incident, (epoch, seq) in zip(chunk, replies, strict=True):
+                    if epoch is not None:
+                        found[incident] = LogHead(epoch.decode(), int(seq))
+        except (RedisError, OSError) as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        return found
 
 
 class RedisEventLog(RedisLogReader):

@@ -779,6 +779,19 @@ class SqliteEventLog:
         rows = await self._query("SELECT epoch, head_seq FROM logs WHERE incident = ?", (incident,))
         return LogHead(rows[0][0], rows[0][1]) if rows else None
 
+    async def heads(self, incidents: Sequence[str]) -> dict[str, LogHead]:
+        wanted = list(dict.fromkeys(incidents))
+        found: dict[str, LogHead] = {}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start : start + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = await self._query(
+                f"SELECT incident, epoch, head_seq FROM logs WHERE incident IN ({marks})",  # noqa: S608
+                tuple(chunk),
+            )
+            found.update((incident, LogHead(epoch, seq)) for incident, epoch, seq in rows)
+        return found
+
     async def find(self, incident: str, actor_user: str, client_id: str) -> StoredEvent | None:
         rows = await self._query(
             f"SELECT {_COLUMNS} FROM events WHERE actor_user = ? AND client_id = ?"  # noqa: S608

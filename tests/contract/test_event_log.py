@@ -84,6 +84,17 @@ async def test_seqs_are_per_incident(log: EventLog) -> None:
     assert await log.incidents() == ["a", "b"]
 
 
+async def test_heads_of_many_incidents_in_one_read(log: EventLog) -> None:
+    for name in ("a", "b", "c"):
+        await open_incident(log, name)
+    await log.append(draft("b", "x1"))
+    many = [f"none-{i}" for i in range(1_200)]  # more than one chunk of a query or pipeline
+    heads = await log.heads(["a", "b", *many, "c", "a"])
+    assert heads == {name: await log.head(name) for name in ("a", "b", "c")}
+    assert heads["b"].seq == 2
+    assert await log.heads([]) == {}
+
+
 async def test_same_client_id_is_stored_once(log: EventLog) -> None:
     await open_incident(log)
     first, *retries = await asyncio.gather(*(log.append(draft("inc1", "same")) for _ in range(5)))
