@@ -29,6 +29,7 @@ Guarantees (the contract suite, tests/contract/test_feed_log.py):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import sqlite3
 from collections.abc import Sequence
@@ -85,24 +86,59 @@ def new_epoch() -> str:
 # ----------------------------------------------------------- SQLite writing
 
 #: In the events' database file: written by the log's writer, in its commit.
-SQLITE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS feed_runs (
-    pos      INTEGER PRIMARY KEY AUTOINCREMENT,
+#: ``pos`` is the rowid, so each run gets the highest so far plus one. Runs are
+#: never deleted, so a position is never handed out twice. (AUTOINCREMENT, as
+#: before, promised that even after deletes, at the price of its counter in
+#: ``sqlite_sequence``: one more page written by every commit.)
+_RUNS_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
+    pos      INTEGER PRIMARY KEY,
     incident TEXT NOT NULL,
     first    INTEGER NOT NULL,
     last     INTEGER NOT NULL
 );
+"""
+SQLITE_SCHEMA = (
+    _RUNS_TABLE.format(name="feed_runs")
+    + """
 CREATE TABLE IF NOT EXISTS feed_meta (
     id    INTEGER PRIMARY KEY CHECK (id = 1),
     epoch TEXT NOT NULL
 );
 """
+)
 
 
 def create_sqlite(db: sqlite3.Connection) -> None:
     """The feed's tables and epoch (the writer calls this when it opens the file)."""
     db.executescript(SQLITE_SCHEMA)
+    _runs_without_autoincrement(db)
     db.execute("INSERT OR IGNORE INTO feed_meta VALUES (1, ?)", (new_epoch(),))
+
+
+def _runs_without_autoincrement(db: sqlite3.Connection) -> None:
+    """Copy an older file's runs into ``_RUNS_TABLE``, every position kept (once, in one go)."""
+    (sql,) = db.execute(
+        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'feed_runs'"
+    ).fetchone()
+    if "AUTOINCREMENT" not in sql.upper():
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("DROP TABLE IF EXISTS feed_runs_plain")
+        db.execute(_RUNS_TABLE.format(name="feed_runs_plain"))
+        db.execute(
+            "INSERT INTO feed_runs_plain (pos, incident, first, last)"
+            " SELECT pos, incident, first, last FROM feed_runs"
+        )
+        db.execute("DROP TABLE feed_runs")
+        db.execute("ALTER TABLE feed_runs_plain RENAME TO feed_runs")
+        db.execute("DELETE FROM sqlite_sequence WHERE name = 'feed_runs'")
+        db.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        raise
 
 
 def record_runs(db: sqlite3.Connection, results: Sequence[AppendResult | Exception]) -> None:

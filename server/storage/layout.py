@@ -121,7 +121,8 @@ def _contentless_words_sqlite(data_dir: Path) -> None:
 
 def _rowid_events_sqlite(data_dir: Path) -> None:
     """Layout 4: the embedded events in a rowid table, not WITHOUT ROWID (a third
-    fewer pages written per commit: ``_EVENTS_TABLE`` in server/storage/sqlite.py).
+    fewer pages written per commit: ``_EVENTS_TABLE`` in server/storage/sqlite.py),
+    and the feed's runs without AUTOINCREMENT (``feed._RUNS_TABLE``).
     The writer moves the rows when it opens the file (``_Writer._events_with_rowids``,
     one transaction, idempotent), as for layouts 2 and 3; ``liaison migrate``
     does it before serving. An older server could read the table as it is;
