@@ -12,18 +12,28 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench.cold_start import _draft as _bench_draft
 from server.domain.events import STORED_FIELDS, EventDraft
 from server.storage import feed
 from server.storage.integrity import check_sqlite
-from server.storage.sqlite import SqliteConfig, _Writer
+from server.storage.sqlite import _EVENTS_TABLE, SqliteConfig, _Writer
+from tests.conftest import ROOT
+from tests.processes import end_process
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "layout0" / "embedded"
 COLUMNS = ", ".join(STORED_FIELDS)
+OPEN_WRITER = (
+    "import sys; from pathlib import Path; from server.storage.sqlite import SqliteConfig, _Writer;"
+    " _Writer(SqliteConfig(Path(sys.argv[1])))"
+)
 
 
 def _table_sql(db: Path) -> str:
@@ -132,3 +142,51 @@ def test_feed_runs_keep_their_positions_without_autoincrement(tmp_path: Path) ->
     feed.create_sqlite(db)  # again: nothing to move
     assert len(db.execute("SELECT * FROM feed_runs").fetchall()) == len(before) + 1
     db.close()
+
+
+def _old_layout(db: Path, events: int) -> None:
+    """``events`` events over 50 incidents, then the table rebuilt as 0.1.0 kept it."""
+    writer = _Writer(SqliteConfig(db, synchronous="OFF"))
+    names = [f"inc-{i}" for i in range(50)]
+    writer.commit([_bench_draft(name, 0, created=True) for name in names])
+    drafts = [_bench_draft(names[k % 50], k // 50 + 1) for k in range(events)]
+    for start in range(0, events, 1_000):
+        writer.commit(drafts[start : start + 1_000])
+    old_table = _EVENTS_TABLE.format(name="events_old").replace(");", ") WITHOUT ROWID;")
+    copy = f"INSERT INTO events_old SELECT {COLUMNS} FROM events;"  # noqa: S608
+    writer.db.executescript(
+        f"BEGIN; {old_table} {copy} DROP TABLE events; ALTER TABLE events_old RENAME TO events;"
+        " CREATE UNIQUE INDEX events_idempotency ON events (actor_user, client_id); COMMIT;"
+    )
+    writer.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    writer.db.close()
+    assert "WITHOUT ROWID" in _table_sql(db).upper()
+
+
+def test_a_kill_during_the_move_leaves_the_old_table_and_the_next_open_finishes_it(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "events.db"
+    _old_layout(db, 100_000)
+    before = _rows(db)
+    wal = db.with_name("events.db-wal")
+    opener = subprocess.Popen(  # the upgrade, in a process of its own
+        [sys.executable, "-c", OPEN_WRITER, str(db)], cwd=ROOT
+    )
+    try:
+        deadline = time.monotonic() + 60
+        # Mid-copy: the open transaction's pages spill into the WAL.
+        while not (wal.exists() and wal.stat().st_size > 4 * 1024 * 1024):
+            assert opener.poll() is None, "the move ended before it could be interrupted"
+            assert time.monotonic() < deadline, "the move did not start"
+            time.sleep(0.001)
+        end_process(opener, kill=True)
+    finally:
+        end_process(opener, kill=True)
+    assert "WITHOUT ROWID" in _table_sql(db).upper()  # nothing of the move committed
+    assert _rows(db) == before
+    writer = _Writer(SqliteConfig(db))  # the next start moves them
+    writer.db.close()
+    assert "WITHOUT ROWID" not in _table_sql(db).upper()
+    assert _rows(db) == before
+    assert check_sqlite(tmp_path).events == len(before)
